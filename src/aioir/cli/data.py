@@ -1,0 +1,77 @@
+"""``aioir data …``: check dataset layouts, list them, build the offline photo corpus."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def _check(args: argparse.Namespace) -> int:
+    from aioir.data.layouts import main_check
+
+    return main_check(args.root, args.layout, strict=not args.no_strict_counts)
+
+
+def _layouts(args: argparse.Namespace) -> int:
+    from aioir.data.layouts import LAYOUTS
+
+    for name, layout in LAYOUTS.items():
+        print(f"{name:16s} {layout.description}")
+    return 0
+
+
+def _photos(args: argparse.Namespace) -> int:
+    from aioir.data.photos import main_photos
+
+    return main_photos(
+        args.dest,
+        list_file=args.list,
+        max_side=args.max_side,
+        cache_dir=args.cache_dir,
+        progress=not args.no_progress,
+    )
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add the ``data`` command group."""
+    data = sub.add_parser("data", help="datasets: check layouts, build the offline photo corpus")
+    data.set_defaults(group_parser=data)
+    data_sub = data.add_subparsers(dest="data_command", metavar="DATA_COMMAND")
+
+    check = data_sub.add_parser(
+        "check",
+        help="validate a dataset folder against a standard layout",
+        description="Validate ROOT against a named layout and say exactly what is missing.",
+    )
+    check.add_argument("root", type=Path, help="dataset root folder")
+    check.add_argument("--layout", required=True, help="layout name (see `aioir data layouts`)")
+    check.add_argument(
+        "--no-strict-counts",
+        action="store_true",
+        help="report file-count mismatches as notes instead of problems",
+    )
+    check.set_defaults(handler=_check)
+
+    layouts = data_sub.add_parser("layouts", help="list the known dataset layouts")
+    layouts.set_defaults(handler=_layouts)
+
+    photos = data_sub.add_parser(
+        "photos",
+        help="build the offline photo corpus from Debian packages",
+        description=(
+            "Download the Debian packages that ship the photos in the list, extract them, "
+            "normalise names, write SOURCES.tsv with licences and a fixed train/val/test split."
+        ),
+    )
+    photos.add_argument("dest", type=Path, help="destination folder")
+    photos.add_argument(
+        "--list", type=Path, default=None, help="TSV of package/path/licence (default: shipped)"
+    )
+    photos.add_argument(
+        "--max-side", type=int, default=2048, help="down-scale larger photos (default 2048)"
+    )
+    photos.add_argument(
+        "--cache-dir", type=Path, default=None, help="where downloaded .deb files are kept"
+    )
+    photos.add_argument("--no-progress", action="store_true", help="no progress bar")
+    photos.set_defaults(handler=_photos)

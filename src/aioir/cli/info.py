@@ -1,0 +1,50 @@
+"""Listing commands: ``aioir models``, ``aioir degradations``, ``aioir protocols``."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def _models(args: argparse.Namespace) -> int:
+    from aioir.models import list_models
+
+    records = list_models()
+    print(f"{'name':24s} {'architecture':12s} {'preset':8s} {'params':>12s}  description")
+    for rec in records:
+        params = f"{rec.parameters:,}" if rec.parameters is not None else "?"
+        print(
+            f"{rec.name:24s} {rec.architecture:12s} {rec.preset:8s} {params:>12s}  "
+            f"{rec.description}"
+        )
+    return 0
+
+
+def _degradations(args: argparse.Namespace) -> int:
+    from aioir.degradations import available_degradations, degradation_class
+
+    for name in available_degradations(args.task):
+        cls = degradation_class(name)
+        doc = (cls.__doc__ or "").strip().splitlines()
+        print(f"{name:16s} task={cls.task:11s} {doc[0] if doc else ''}")
+    return 0
+
+
+def _protocols(args: argparse.Namespace) -> int:
+    from aioir.metrics import PROTOCOLS
+
+    for protocol in PROTOCOLS.values():
+        print(protocol.header())
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add the listing commands."""
+    models = sub.add_parser("models", help="list registered models and presets")
+    models.set_defaults(handler=_models)
+
+    degr = sub.add_parser("degradations", help="list the synthetic degradations")
+    degr.add_argument("--task", default=None, help="only this task's degradations")
+    degr.set_defaults(handler=_degradations)
+
+    protocols = sub.add_parser("protocols", help="list the named metric protocols")
+    protocols.set_defaults(handler=_protocols)

@@ -1,0 +1,490 @@
+"""The offline photo corpus: clean photographs taken from Debian wallpaper packages.
+
+Synthetic-degradation training (:mod:`aioir.data.synthetic`) needs clean, high-quality photos
+with a known licence that can be fetched without web scraping. Debian ships such photos in its
+wallpaper packages; a TSV list (columns ``package``, ``path_in_package``, ``license``; the
+default is the copy shipped as ``aioir/assets/photos.tsv``) names the files to use.
+
+:func:`build_photo_corpus` then
+
+1. downloads each package with ``apt-get download`` into a cache folder (kept, so rebuilds need
+   no network),
+2. extracts it with ``dpkg-deb -x`` and copies the listed files,
+3. names them ``<package>-<stem>.<ext>`` (lower case, ``[a-z0-9-]`` only; a generic stem such as
+   the plasma wallpapers' ``2560x1600`` is replaced by the wallpaper's folder name),
+4. down-scales images whose long side exceeds ``max_side`` (Lanczos; JPEG quality 95 with 4:4:4
+   chroma, or PNG); files that need no change are copied byte for byte,
+5. writes ``SOURCES.tsv`` with provenance, licence, checksum, size and a fixed split.
+
+**Split.** Files are ordered by ``u`` = the first 8 bytes of ``sha256(normalised name)``; the
+last ``round(0.15 n)`` are test, the ``round(0.15 n)`` before them val, the rest train (at least
+one each when n ≥ 3). So the split depends only on the set of names, never on listing order or
+platform, and is exactly ~70/15/15 even for a short list (a plain per-file hash threshold gave
+31/4/3 on the 38 shipped photos). Adding a photo moves at most the files at the split borders.
+
+Building is idempotent: a file already present with the recorded checksum and the size
+``max_side`` implies is reused; every write goes through a temporary file and ``os.replace``.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import hashlib
+import io
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterable, Sequence
+from importlib import resources
+from pathlib import Path
+
+from PIL import Image
+
+from aioir.errors import AioirError, ConfigError, DatasetLayoutError
+
+__all__ = [
+    "SPLITS",
+    "PhotoCorpus",
+    "PhotoEntry",
+    "PhotoRecord",
+    "build_photo_corpus",
+    "default_list_file",
+    "download_deb",
+    "load_corpus",
+    "main_photos",
+    "normalised_name",
+    "read_photo_list",
+    "split_of",
+]
+
+#: The corpus splits, with their target shares.
+SPLITS: dict[str, float] = {"train": 0.70, "val": 0.15, "test": 0.15}
+
+SOURCES_FILE = "SOURCES.tsv"
+_COLUMNS = (
+    "file",
+    "package",
+    "version",
+    "path_in_package",
+    "license",
+    "sha256",
+    "width",
+    "height",
+    "split",
+    "orig_width",
+    "orig_height",
+)
+_LIST_COLUMNS = ("package", "path_in_package", "license")
+_GENERIC_STEM = re.compile(r"^(\d+x\d+|screenshot|image|wallpaper|background)$", re.IGNORECASE)
+_SKIP_DIRS = {"images", "contents", "content"}
+
+
+@dataclasses.dataclass(frozen=True)
+class PhotoEntry:
+    """One line of the photo list: which file of which package, under which licence."""
+
+    package: str
+    path_in_package: str
+    license: str
+
+
+@dataclasses.dataclass(frozen=True)
+class PhotoRecord:
+    """One row of ``SOURCES.tsv``: a corpus file and where it came from."""
+
+    file: str
+    package: str
+    version: str
+    path_in_package: str
+    license: str
+    sha256: str
+    width: int
+    height: int
+    split: str
+    orig_width: int
+    orig_height: int
+
+
+@dataclasses.dataclass(frozen=True)
+class PhotoCorpus:
+    """A built photo corpus: its folder and the records of ``SOURCES.tsv``."""
+
+    root: Path
+    records: tuple[PhotoRecord, ...]
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    @property
+    def files(self) -> list[Path]:
+        """All photo paths, sorted by file name."""
+        return [self.root / r.file for r in sorted(self.records, key=lambda r: r.file)]
+
+    def split(self, name: str) -> list[Path]:
+        """The photo paths of split ``name`` (``train``, ``val`` or ``test``), sorted."""
+        if name not in SPLITS:
+            raise ConfigError(
+                f"photo corpus split {name!r} is unknown; expected one of {list(SPLITS)}"
+            )
+        return [
+            self.root / r.file
+            for r in sorted(self.records, key=lambda r: r.file)
+            if r.split == name
+        ]
+
+    def total_bytes(self) -> int:
+        """Total size of the photo files on disk."""
+        return sum((self.root / r.file).stat().st_size for r in self.records)
+
+
+def default_list_file() -> Path:
+    """The photo list shipped with aioir (``aioir/assets/photos.tsv``)."""
+    return Path(str(resources.files("aioir").joinpath("assets", "photos.tsv")))
+
+
+def read_photo_list(list_file: str | os.PathLike[str] | None = None) -> list[PhotoEntry]:
+    """Parse a photo list TSV (``package``, ``path_in_package``, ``license``; header required)."""
+    path = Path(list_file) if list_file is not None else default_list_file()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the photo list ({exc.strerror or exc})") from None
+    rows = list(csv.reader(io.StringIO(text), delimiter="\t"))
+    rows = [r for r in rows if r and any(c.strip() for c in r) and not r[0].startswith("#")]
+    if not rows or tuple(c.strip() for c in rows[0][:3]) != _LIST_COLUMNS:
+        header = " TAB ".join(_LIST_COLUMNS)
+        raise ConfigError(f"{path}: the photo list must start with the header {header}")
+    entries = []
+    for lineno, row in enumerate(rows[1:], start=2):
+        if len(row) < 3 or not all(c.strip() for c in row[:3]):
+            raise ConfigError(f"{path}: row {lineno} needs 3 tab-separated non-empty columns")
+        entries.append(PhotoEntry(*(c.strip() for c in row[:3])))
+    if not entries:
+        raise ConfigError(f"{path}: the photo list names no photos")
+    return entries
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+
+
+def normalised_name(package: str, path_in_package: str) -> str:
+    """The corpus file name of a packaged photo: ``<package>-<stem>.<ext>``, lower case, safe chars.
+
+    A generic stem (``2560x1600``, ``screenshot``, …) is replaced by the nearest meaningful parent
+    folder, so ``/usr/share/wallpapers/Kite/contents/images/2560x1600.jpg`` becomes ``…-kite.jpg``.
+    """
+    p = Path(path_in_package)
+    stem = p.stem
+    if _GENERIC_STEM.match(stem):
+        for parent in reversed(p.parent.parts):
+            if parent.lower() not in _SKIP_DIRS and parent != "/":
+                stem = parent
+                break
+    ext = p.suffix.lower()
+    ext = ".jpg" if ext in (".jpeg", ".jpg") else ext
+    return f"{_slug(package)}-{_slug(stem)}{ext}"
+
+
+def _fraction(name: str) -> float:
+    digest = hashlib.sha256(name.encode("utf-8")).digest()
+    return int.from_bytes(digest[:8], "big") / 2.0**64
+
+
+def split_of(names: Iterable[str]) -> dict[str, str]:
+    """The fixed split of each normalised file name (see the module docstring)."""
+    ordered = sorted(set(names), key=lambda n: (_fraction(n), n))
+    n = len(ordered)
+    shares = list(SPLITS.values())
+    n_val = max(1, round(shares[1] * n)) if n >= len(SPLITS) else 0
+    n_test = max(1, round(shares[2] * n)) if n >= len(SPLITS) else 0
+    n_train = n - n_val - n_test
+    labels = ["train"] * n_train + ["val"] * n_val + ["test"] * n_test
+    return dict(zip(ordered, labels))
+
+
+def download_deb(package: str, cache_dir: Path) -> Path:
+    """The ``.deb`` of ``package`` in ``cache_dir``, fetched with ``apt-get download`` if absent."""
+    cached = sorted(cache_dir.glob(f"{package}_*.deb"))
+    if cached:
+        return cached[-1]
+    if shutil.which("apt-get") is None:
+        raise AioirError(
+            "apt-get not found: building the photo corpus needs a Debian/Ubuntu system (apt-get, dpkg-deb)"
+        )
+    with tempfile.TemporaryDirectory(dir=cache_dir, prefix=".download-") as tmp:
+        proc = subprocess.run(
+            ["apt-get", "download", package], cwd=tmp, capture_output=True, text=True, check=False
+        )
+        debs = sorted(Path(tmp).glob(f"{package}_*.deb"))
+        if proc.returncode != 0 or not debs:
+            lines = [ln.strip() for ln in (proc.stderr or proc.stdout).splitlines() if ln.strip()]
+            errors = [ln for ln in lines if ln.startswith("E:")] or lines or ["no .deb produced"]
+            hint = ""
+            if any(
+                "Unable to locate" in ln or "has no installation candidate" in ln for ln in lines
+            ):
+                hint = "; the package lists may be missing: run `apt-get update` first"
+            raise AioirError(f"apt-get download {package} failed: {errors[0]}{hint}")
+        target = cache_dir / debs[0].name
+        os.replace(debs[0], target)
+    return target
+
+
+def _deb_version(deb: Path) -> str:
+    proc = subprocess.run(
+        ["dpkg-deb", "-f", str(deb), "Version"], capture_output=True, text=True, check=False
+    )
+    if proc.returncode != 0:
+        raise AioirError(f"{deb}: dpkg-deb cannot read the package ({proc.stderr.strip()})")
+    return proc.stdout.strip()
+
+
+def _extract(deb: Path, into: Path) -> None:
+    if shutil.which("dpkg-deb") is None:
+        raise AioirError(
+            "dpkg-deb not found: building the photo corpus needs a Debian/Ubuntu system"
+        )
+    proc = subprocess.run(
+        ["dpkg-deb", "-x", str(deb), str(into)], capture_output=True, text=True, check=False
+    )
+    if proc.returncode != 0:
+        raise AioirError(f"{deb}: dpkg-deb -x failed ({proc.stderr.strip().splitlines()[-1:]})")
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _scaled_size(width: int, height: int, max_side: int) -> tuple[int, int]:
+    long_side = max(width, height)
+    if long_side <= max_side:
+        return width, height
+    scale = max_side / long_side
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
+def _atomic_write_bytes(path: Path, data: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _convert(src: Path, dst: Path, max_side: int) -> tuple[int, int, int, int]:
+    """Copy or down-scale ``src`` into ``dst``; return (width, height, orig_width, orig_height)."""
+    try:
+        with Image.open(src) as img:
+            img.load()
+            orig_w, orig_h = img.size
+            w, h = _scaled_size(orig_w, orig_h, max_side)
+            ext = dst.suffix.lower()
+            fmt = {".jpg": "JPEG", ".png": "PNG"}.get(ext)
+            if (w, h) == (orig_w, orig_h) and img.format == fmt and img.mode in ("RGB", "L"):
+                _atomic_write_bytes(dst, src.read_bytes())
+                return w, h, orig_w, orig_h
+            rgb = img.convert("RGB")
+    except (OSError, Image.DecompressionBombError) as exc:
+        raise AioirError(f"{src}: cannot read the packaged image ({exc})") from None
+    if (w, h) != rgb.size:
+        rgb = rgb.resize((w, h), Image.Resampling.LANCZOS, reducing_gap=3.0)
+    buf = io.BytesIO()
+    if fmt == "JPEG":
+        rgb.save(buf, format="JPEG", quality=95, subsampling=0, optimize=True)
+    else:
+        rgb.save(buf, format="PNG", optimize=False)
+    _atomic_write_bytes(dst, buf.getvalue())
+    return w, h, orig_w, orig_h
+
+
+def _output_name(entry: PhotoEntry) -> str:
+    name = normalised_name(entry.package, entry.path_in_package)
+    if not name.endswith((".jpg", ".png")):
+        # Other formats (webp, svg-less rasters, …) are stored as PNG.
+        name = name.rsplit(".", 1)[0] + ".png"
+    return name
+
+
+def _read_sources(path: Path) -> list[PhotoRecord]:
+    with path.open(encoding="utf-8", newline="") as fh:
+        reader = csv.DictReader(fh, delimiter="\t")
+        if reader.fieldnames is None or not set(_COLUMNS) <= set(reader.fieldnames):
+            raise DatasetLayoutError(f"{path}: not a photo corpus SOURCES.tsv (columns {_COLUMNS})")
+        records = []
+        for row in reader:
+            try:
+                records.append(
+                    PhotoRecord(
+                        **{
+                            k: int(row[k])
+                            if k in ("width", "height", "orig_width", "orig_height")
+                            else row[k]
+                            for k in _COLUMNS
+                        }
+                    )
+                )
+            except (TypeError, ValueError):
+                raise DatasetLayoutError(f"{path}: malformed row for {row.get('file')!r}") from None
+    return records
+
+
+def _write_sources(path: Path, records: Sequence[PhotoRecord]) -> None:
+    buf = io.StringIO()
+    writer = csv.writer(buf, delimiter="\t", lineterminator="\n")
+    writer.writerow(_COLUMNS)
+    for r in sorted(records, key=lambda r: r.file):
+        writer.writerow([getattr(r, c) for c in _COLUMNS])
+    data = buf.getvalue().encode("utf-8")
+    if not (path.is_file() and path.read_bytes() == data):
+        _atomic_write_bytes(path, data)
+
+
+def load_corpus(dest: str | os.PathLike[str]) -> PhotoCorpus:
+    """Open a corpus built by :func:`build_photo_corpus` (reads ``DEST/SOURCES.tsv``)."""
+    root = Path(dest)
+    sources = root / SOURCES_FILE
+    if not sources.is_file():
+        raise DatasetLayoutError(
+            f"{sources}: missing; build the photo corpus first with `aioir data photos {root}`"
+        )
+    records = _read_sources(sources)
+    missing = [r.file for r in records if not (root / r.file).is_file()]
+    if missing:
+        raise DatasetLayoutError(
+            f"{root}: {len(missing)} photo(s) listed in {SOURCES_FILE} are missing (e.g. {missing[0]}); rebuild it"
+        )
+    return PhotoCorpus(root=root, records=tuple(sorted(records, key=lambda r: r.file)))
+
+
+def build_photo_corpus(
+    dest: str | os.PathLike[str],
+    list_file: str | os.PathLike[str] | None = None,
+    max_side: int = 2048,
+    cache_dir: str | os.PathLike[str] | None = None,
+    progress: bool = True,
+) -> PhotoCorpus:
+    """Build (or bring up to date) the photo corpus in ``dest``; see the module docstring.
+
+    ``cache_dir`` holds the downloaded ``.deb`` files (default ``DEST/.cache``).
+    """
+    from tqdm.auto import tqdm
+
+    if int(max_side) < 16:
+        raise ConfigError(f"max_side must be at least 16, got {max_side}")
+    entries = read_photo_list(list_file)
+    root = Path(dest)
+    cache = Path(cache_dir) if cache_dir is not None else root / ".cache"
+    root.mkdir(parents=True, exist_ok=True)
+    cache.mkdir(parents=True, exist_ok=True)
+
+    names = [_output_name(e) for e in entries]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        where = list_file if list_file is not None else default_list_file()
+        raise ConfigError(f"{where}: two photos map to the same corpus name {dupes[0]!r}")
+    splits = split_of(names)
+
+    sources = root / SOURCES_FILE
+    old = {r.file: r for r in _read_sources(sources)} if sources.is_file() else {}
+
+    by_package: dict[str, list[tuple[PhotoEntry, str]]] = {}
+    for entry, name in zip(entries, names):
+        by_package.setdefault(entry.package, []).append((entry, name))
+
+    records: list[PhotoRecord] = []
+    bar = tqdm(total=len(entries), desc="photos", unit="img", disable=not progress)
+    try:
+        for package, items in by_package.items():
+            bar.set_postfix_str(package)
+            deb = download_deb(package, cache)
+            version = _deb_version(deb)
+            todo = []
+            for entry, name in items:
+                prev = old.get(name)
+                if (
+                    prev is not None
+                    and prev.package == package
+                    and prev.version == version
+                    and prev.path_in_package == entry.path_in_package
+                    and (prev.width, prev.height)
+                    == _scaled_size(prev.orig_width, prev.orig_height, int(max_side))
+                    and (root / name).is_file()
+                    and _sha256(root / name) == prev.sha256
+                ):
+                    records.append(
+                        dataclasses.replace(prev, license=entry.license, split=splits[name])
+                    )
+                    bar.update(1)
+                else:
+                    todo.append((entry, name))
+            if not todo:
+                continue
+            with tempfile.TemporaryDirectory(dir=cache, prefix=".extract-") as tmp:
+                _extract(deb, Path(tmp))
+                for entry, name in todo:
+                    src = Path(tmp) / entry.path_in_package.lstrip("/")
+                    if not src.is_file():
+                        raise ConfigError(
+                            f"{list_file or default_list_file()}: {entry.path_in_package} is not in {package} {version}"
+                        )
+                    w, h, ow, oh = _convert(src, root / name, int(max_side))
+                    records.append(
+                        PhotoRecord(
+                            file=name,
+                            package=package,
+                            version=version,
+                            path_in_package=entry.path_in_package,
+                            license=entry.license,
+                            sha256=_sha256(root / name),
+                            width=w,
+                            height=h,
+                            split=splits[name],
+                            orig_width=ow,
+                            orig_height=oh,
+                        )
+                    )
+                    bar.update(1)
+    finally:
+        bar.close()
+
+    current = {r.file for r in records}
+    for stale in set(old) - current:  # files of an earlier list that are no longer wanted
+        (root / stale).unlink(missing_ok=True)
+    _write_sources(sources, records)
+    return load_corpus(root)
+
+
+def main_photos(
+    dest: str | os.PathLike[str],
+    list_file: str | os.PathLike[str] | None = None,
+    max_side: int = 2048,
+    cache_dir: str | os.PathLike[str] | None = None,
+    progress: bool = True,
+) -> int:
+    """CLI entry (``aioir data photos DEST``): build the corpus, print a summary, return 0 or 1."""
+    start = time.perf_counter()
+    try:
+        corpus = build_photo_corpus(dest, list_file, max_side, cache_dir, progress)
+    except AioirError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    counts = ", ".join(f"{s} {len(corpus.split(s))}" for s in SPLITS)
+    size_mb = corpus.total_bytes() / 1e6
+    print(
+        f"photo corpus: {len(corpus)} images ({counts}), {size_mb:.1f} MB in {corpus.root} "
+        f"[{time.perf_counter() - start:.1f} s]; provenance in {corpus.root / SOURCES_FILE}"
+    )
+    return 0

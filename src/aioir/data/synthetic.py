@@ -1,0 +1,338 @@
+"""Training/validation pairs synthesised on the fly from clean photos and registered degradations.
+
+:class:`SyntheticDegradationDataset` turns a set of clean images and a task specification into
+``(degraded, clean)`` patches. Indexing is stateless and seeded:
+
+* the index encodes the task explicitly: ``index = task_id * per_task + j`` with image
+  ``j % n_images`` (images sorted by file name), so ``task_indices`` can feed
+  :class:`aioir.data.samplers.TaskBalancedBatchSampler`;
+* ``deterministic=True`` (validation/test): everything random about item ``index`` — crop,
+  degradation type, severity, parameters, noise — comes from a generator seeded with
+  ``seed_from_name(f"{task}/{image name}/{repeat}", seed)``, so it does not depend on worker
+  count, access order or the order in which the images were listed;
+* training: a generator seeded from ``(seed, epoch, index)``; call :meth:`set_epoch` each epoch.
+
+Patches are cropped *before* degrading (cheap on large photos), with up to ``margin`` pixels of
+real context on each side that are cut away afterwards, so blur kernels and other neighbourhood
+operations do not see artificial borders. Images smaller than the patch are bicubic-upscaled.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import os
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, Literal, TypeAlias
+
+import torch
+from torch.utils.data import Dataset
+
+from aioir.data.transforms import ensure_min_size, random_crop_box, random_flip_rotate
+from aioir.degradations import (
+    TASKS,
+    TIERS,
+    Degradation,
+    available_degradations,
+    degradation_class,
+    degradation_cutmix,
+    seed_from_name,
+    severity_from_tier,
+)
+from aioir.degradations.base import uniform
+from aioir.errors import ConfigError, DatasetLayoutError
+
+__all__ = ["DegradationFactory", "Severity", "SyntheticDegradationDataset", "TaskSpec"]
+
+#: A severity: ``"random"`` (uniform in [0, 1]), a tier name, a float in [0, 1] or a range.
+Severity: TypeAlias = str | float | tuple[float, float]
+#: A custom sampler of degradations: ``(severity, generator) -> Degradation``.
+DegradationFactory: TypeAlias = Callable[[float, torch.Generator], Degradation]
+
+
+@dataclasses.dataclass(frozen=True)
+class TaskSpec:
+    """How one task's degradations are drawn.
+
+    ``degradations``: registered names and/or factories ``(severity, generator) -> Degradation``,
+    chosen uniformly per item; empty means every registered degradation of the task (the mapping
+    key must then be one of :data:`aioir.degradations.TASKS`). ``severity`` overrides the
+    dataset's severity for this task. Example — σ uniform in [0, 50] plus camera noise::
+
+        TaskSpec(("camera_noise", lambda s, g: GaussianNoise(sigma=50 * uniform(g, 0, 1))))
+    """
+
+    degradations: Sequence[str | DegradationFactory] = ()
+    severity: Severity | None = None
+
+
+def _check_severity(value: Severity, where: str) -> None:
+    if isinstance(value, str):
+        if value != "random" and value not in TIERS:
+            raise ConfigError(
+                f"{where}: severity {value!r} is unknown; use 'random', {', '.join(TIERS)}, a float or (lo, hi)"
+            )
+        return
+    if isinstance(value, (int, float)):
+        if not 0.0 <= float(value) <= 1.0:
+            raise ConfigError(f"{where}: severity {value} must lie in [0, 1]")
+        return
+    try:
+        lo, hi = (float(v) for v in value)
+    except (TypeError, ValueError):
+        raise ConfigError(
+            f"{where}: severity {value!r} is not a tier, a float or (lo, hi)"
+        ) from None
+    if not 0.0 <= lo <= hi <= 1.0:
+        raise ConfigError(f"{where}: severity range {value!r} must satisfy 0 ≤ lo ≤ hi ≤ 1")
+
+
+def _draw_severity(value: Severity, generator: torch.Generator) -> float:
+    if value == "random":
+        return uniform(generator, 0.0, 1.0)
+    if isinstance(value, (str, int, float)):
+        return severity_from_tier(value, generator)
+    lo, hi = (float(v) for v in value)
+    return uniform(generator, lo, hi)
+
+
+class SyntheticDegradationDataset(Dataset[dict[str, Any]]):
+    """Clean images + degradation spec → ``dict(input, target, task_id, task, name[, label_map])``.
+
+    Args:
+        images: a folder of clean images (not recursive) or a list of image paths. Images are
+            identified by file name, which must be unique; they are decoded once and cached in
+            memory as 8-bit tensors.
+        tasks: task names (all registered degradations of each) or ``{name: TaskSpec}``.
+            ``task_id`` is the position in this sequence/mapping (not in ``TASKS``).
+        patch_size: side of the square patches; ``None`` returns whole images.
+        severity: default severity for every task (see :data:`Severity`).
+        seed: base seed.
+        deterministic: derive everything from (seed, image name, task) — for validation/test.
+        cutmix: ABAIR degradation CutMix: the item's degradation plus 1–2 degradations of other
+            tasks share the patch by rectangles; ``label_map`` (H×W int64) holds 0 for clean
+            pixels and ``task_id + 1`` elsewhere. Needs at least two tasks.
+        length: items per task (default: the number of images; images are cycled).
+        augment: ``"d8"``, ``"udair"`` (:func:`random_flip_rotate`) or ``"none"``; default
+            ``"d8"`` when training and ``"none"`` when deterministic.
+        margin: context pixels kept around a patch while degrading.
+    """
+
+    def __init__(
+        self,
+        images: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
+        tasks: Sequence[str] | Mapping[str, TaskSpec | Sequence[str]],
+        patch_size: int | None = 128,
+        severity: Severity = "random",
+        seed: int = 0,
+        deterministic: bool = False,
+        cutmix: bool = False,
+        length: int | None = None,
+        *,
+        augment: Literal["d8", "udair", "none"] | None = None,
+        margin: int = 16,
+    ) -> None:
+        self.paths = self._resolve_images(images)
+        self.names = [p.name for p in self.paths]
+        self.specs = self._resolve_tasks(tasks)
+        self.task_names = list(self.specs)
+        if patch_size is not None and int(patch_size) < 1:
+            raise ConfigError(f"patch_size must be positive or None, got {patch_size}")
+        self.patch_size = None if patch_size is None else int(patch_size)
+        _check_severity(severity, "severity")
+        self.severity = severity
+        self.seed = int(seed)
+        self.deterministic = bool(deterministic)
+        if cutmix and len(self.task_names) < 2:
+            raise ConfigError("cutmix needs at least two tasks")
+        self.cutmix = bool(cutmix)
+        if length is not None and int(length) < 1:
+            raise ConfigError(f"length (items per task) must be positive, got {length}")
+        self.per_task = len(self.paths) if length is None else int(length)
+        mode = augment if augment is not None else ("none" if deterministic else "d8")
+        if mode not in ("d8", "udair", "none"):
+            raise ConfigError(f"augment must be 'd8', 'udair' or 'none', got {augment!r}")
+        self.augment = mode
+        if int(margin) < 0:
+            raise ConfigError(f"margin must be ≥ 0, got {margin}")
+        self.margin = int(margin)
+        self.epoch = 0
+        self._cache: dict[int, torch.Tensor] = {}
+
+    # ------------------------------------------------------------------ construction helpers
+    @staticmethod
+    def _resolve_images(
+        images: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
+    ) -> list[Path]:
+        from aioir.io import list_images
+
+        if isinstance(images, (str, os.PathLike)):
+            folder = Path(images)
+            if not folder.is_dir():
+                raise DatasetLayoutError(f"{folder}: clean-image folder does not exist")
+            paths = list_images(folder)
+            where = str(folder)
+        else:
+            paths = [Path(p) for p in images]
+            where = "images"
+        if not paths:
+            raise DatasetLayoutError(f"{where}: no clean images found")
+        paths = sorted(paths, key=lambda p: (p.name, str(p)))
+        names = [p.name for p in paths]
+        for a, b in itertools.pairwise(names):
+            if a == b:
+                raise DatasetLayoutError(f"{where}: two clean images share the file name {a!r}")
+        return paths
+
+    @staticmethod
+    def _resolve_tasks(
+        tasks: Sequence[str] | Mapping[str, TaskSpec | Sequence[str]],
+    ) -> dict[str, TaskSpec]:
+        if isinstance(tasks, str):
+            tasks = [tasks]
+        items = (
+            list(tasks.items()) if isinstance(tasks, Mapping) else [(t, TaskSpec()) for t in tasks]
+        )
+        if not items:
+            raise ConfigError("tasks: need at least one task")
+        specs: dict[str, TaskSpec] = {}
+        for name, spec in items:
+            if name in specs:
+                raise ConfigError(f"tasks: task {name!r} is given twice")
+            if not isinstance(spec, TaskSpec):
+                spec = TaskSpec(degradations=tuple(spec))
+            degs = tuple(spec.degradations)
+            if not degs:
+                if name not in TASKS:
+                    raise ConfigError(
+                        f"tasks: {name!r} is not a known task ({', '.join(TASKS)}); give its degradations"
+                    )
+                degs = tuple(available_degradations(name))
+                if not degs:
+                    raise ConfigError(f"tasks: no degradation is registered for task {name!r}")
+            for d in degs:
+                if isinstance(d, str):
+                    try:
+                        degradation_class(d)
+                    except KeyError as exc:
+                        raise ConfigError(f"tasks[{name!r}]: {exc.args[0]}") from None
+                elif not callable(d):
+                    raise ConfigError(f"tasks[{name!r}]: {d!r} is neither a name nor a factory")
+            if spec.severity is not None:
+                _check_severity(spec.severity, f"tasks[{name!r}].severity")
+            specs[name] = TaskSpec(degradations=degs, severity=spec.severity)
+        return specs
+
+    # ------------------------------------------------------------------ public API
+    def __len__(self) -> int:
+        return len(self.task_names) * self.per_task
+
+    @property
+    def task_indices(self) -> dict[int, list[int]]:
+        """``{task_id: [dataset indices of that task]}`` for a task-balanced sampler."""
+        n = self.per_task
+        return {t: list(range(t * n, (t + 1) * n)) for t in range(len(self.task_names))}
+
+    def set_epoch(self, epoch: int) -> None:
+        """Select the epoch (training mode draws fresh crops and degradations per epoch)."""
+        self.epoch = int(epoch)
+
+    def locate(self, index: int) -> tuple[int, int, int]:
+        """``(task_id, image index, repeat)`` of dataset item ``index``."""
+        if not 0 <= index < len(self):
+            raise IndexError(f"index {index} out of range for {len(self)} items")
+        task_id, j = divmod(index, self.per_task)
+        repeat, image_idx = divmod(j, len(self.paths))
+        return task_id, image_idx, repeat
+
+    def item_seed(self, index: int) -> int:
+        """The seed of item ``index``'s generator (see the module docstring)."""
+        task_id, image_idx, repeat = self.locate(index)
+        if self.deterministic:
+            key = f"{self.task_names[task_id]}/{self.names[image_idx]}/{repeat}"
+        else:
+            key = f"train/{self.epoch}/{index}"
+        return seed_from_name(key, self.seed)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        task_id, image_idx, _ = self.locate(int(index))
+        gen = torch.Generator().manual_seed(self.item_seed(int(index)))
+        clean = self._image(image_idx)
+        _, h, w = clean.shape
+        p = self.patch_size
+        if p is None:
+            top, left, ph, pw = 0, 0, h, w
+            region = clean
+            t0 = l0 = 0
+        else:
+            top, left = random_crop_box(h, w, p, gen)
+            ph = pw = p
+            t0, l0 = max(0, top - self.margin), max(0, left - self.margin)
+            t1, l1 = min(h, top + p + self.margin), min(w, left + p + self.margin)
+            region = clean[:, t0:t1, l0:l1]
+        region = region.float().div_(255.0)[None]
+
+        degradation = self._draw(task_id, gen)
+        label_map: torch.Tensor | None = None
+        if self.cutmix:
+            others = [t for t in range(len(self.task_names)) if t != task_id]
+            k = 1 + int(torch.randint(0, min(2, len(others)), (), generator=gen))
+            perm = torch.randperm(len(others), generator=gen)[:k].tolist()
+            extra = [others[i] for i in perm]
+            degs = [degradation] + [self._draw(t, gen) for t in extra]
+            result = degradation_cutmix(
+                region, degs, gen, classes=[t + 1 for t in [task_id, *extra]]
+            )
+            degraded, label_map = result.degraded[0], result.label_map[0]
+        else:
+            degraded = degradation.apply(region, gen)[0]
+        degraded = degraded.clamp(0.0, 1.0)
+
+        dt, dl = top - t0, left - l0
+        pair = [degraded[:, dt : dt + ph, dl : dl + pw], region[0, :, dt : dt + ph, dl : dl + pw]]
+        if label_map is not None:
+            pair.append(label_map[dt : dt + ph, dl : dl + pw])
+        if self.augment != "none":
+            pair = random_flip_rotate(pair, gen, mode=self.augment)  # type: ignore[arg-type]
+        item: dict[str, Any] = {
+            "input": pair[0].contiguous(),
+            "target": pair[1].contiguous(),
+            "task_id": task_id,
+            "task": self.task_names[task_id],
+            "name": self.names[image_idx],
+        }
+        if label_map is not None:
+            item["label_map"] = pair[2].contiguous()
+        return item
+
+    # ------------------------------------------------------------------ internals
+    def _draw(self, task_id: int, gen: torch.Generator) -> Degradation:
+        spec = self.specs[self.task_names[task_id]]
+        degs = spec.degradations
+        choice = degs[int(torch.randint(0, len(degs), (), generator=gen))]
+        severity = _draw_severity(
+            spec.severity if spec.severity is not None else self.severity, gen
+        )
+        if isinstance(choice, str):
+            return degradation_class(choice).sample(severity, gen)
+        out = choice(severity, gen)
+        if not isinstance(out, Degradation):
+            raise ConfigError(
+                f"tasks[{self.task_names[task_id]!r}]: a factory returned {type(out).__name__}, not a Degradation"
+            )
+        return out
+
+    def _image(self, image_idx: int) -> torch.Tensor:
+        """Clean image ``image_idx`` as a cached uint8 ``3×H×W`` tensor, at least patch-sized."""
+        cached = self._cache.get(image_idx)
+        if cached is not None:
+            return cached
+        from aioir.io import read_image
+
+        rgb = torch.from_numpy(read_image(self.paths[image_idx])).permute(2, 0, 1)
+        if self.patch_size is not None:
+            rgb = ensure_min_size(rgb.float(), self.patch_size)
+        img = rgb.mul(255.0).round_().clamp_(0, 255).to(torch.uint8).contiguous()
+        self._cache[image_idx] = img
+        return img

@@ -1,0 +1,135 @@
+"""Paired random crops and flips/rotations on ``C×H×W`` tensors.
+
+Every function takes a *list* of images (e.g. ``[degraded, clean]``) and applies the **same**
+random transform to all of them, with all randomness drawn from a ``torch.Generator``.
+
+Images smaller than the crop are bicubic-upscaled (keeping the aspect ratio) until both sides
+fit, as UDAIR's loaders do, instead of being reflect-padded: padding would teach the network
+mirrored borders that never occur in real inputs.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+
+__all__ = [
+    "apply_d8",
+    "ensure_min_size",
+    "random_crop",
+    "random_crop_box",
+    "random_flip_rotate",
+]
+
+
+def _pair(size: int | Sequence[int]) -> tuple[int, int]:
+    if isinstance(size, int):
+        h, w = size, size
+    else:
+        h, w = (int(s) for s in size)
+    if h < 1 or w < 1:
+        raise ValueError(f"crop size must be positive, got {size}")
+    return h, w
+
+
+def _check_same_size(images: Sequence[torch.Tensor]) -> tuple[int, int]:
+    if not images:
+        raise ValueError("expected at least one image")
+    shapes = {tuple(img.shape[-2:]) for img in images}
+    if len(shapes) != 1:
+        raise ValueError(f"paired images must share H×W, got {sorted(shapes)}")
+    h, w = shapes.pop()
+    return int(h), int(w)
+
+
+def ensure_min_size(image: torch.Tensor, size: int | Sequence[int]) -> torch.Tensor:
+    """Bicubic-upscale ``image`` (``…×H×W``), keeping its aspect ratio, until H, W ≥ ``size``.
+
+    Images already large enough are returned unchanged. Floating-point results are clamped to the
+    input's value range (bicubic overshoots); integer images (e.g. label maps) use nearest.
+    """
+    th, tw = _pair(size)
+    h, w = int(image.shape[-2]), int(image.shape[-1])
+    if h >= th and w >= tw:
+        return image
+    scale = max(th / h, tw / w)
+    nh, nw = max(th, math.ceil(h * scale - 1e-6)), max(tw, math.ceil(w * scale - 1e-6))
+    lead = image.shape[:-2]
+    flat = image.reshape(1, -1, h, w)
+    if image.is_floating_point():
+        out = F.interpolate(flat, size=(nh, nw), mode="bicubic", align_corners=False)
+        out = out.clamp_(float(image.min()), float(image.max()))
+    else:
+        out = F.interpolate(flat.float(), size=(nh, nw), mode="nearest").to(image.dtype)
+    return out.reshape(*lead, nh, nw)
+
+
+def random_crop_box(
+    height: int, width: int, size: int | Sequence[int], generator: torch.Generator
+) -> tuple[int, int]:
+    """A uniformly random top-left corner ``(top, left)`` of a ``size`` crop in ``height×width``."""
+    th, tw = _pair(size)
+    if th > height or tw > width:
+        raise ValueError(f"crop {th}×{tw} does not fit in {height}×{width}")
+    top = int(torch.randint(0, height - th + 1, (), generator=generator))
+    left = int(torch.randint(0, width - tw + 1, (), generator=generator))
+    return top, left
+
+
+def random_crop(
+    images: Sequence[torch.Tensor], size: int | Sequence[int], generator: torch.Generator
+) -> list[torch.Tensor]:
+    """The same random ``size`` crop of every image in ``images`` (all ``C×H×W``, same H×W).
+
+    Images smaller than the crop are first bicubic-upscaled (:func:`ensure_min_size`).
+    """
+    _check_same_size(images)
+    th, tw = _pair(size)
+    images = [ensure_min_size(img, (th, tw)) for img in images]
+    h, w = _check_same_size(images)
+    top, left = random_crop_box(h, w, (th, tw), generator)
+    return [img[..., top : top + th, left : left + tw] for img in images]
+
+
+def apply_d8(image: torch.Tensor, k: int) -> torch.Tensor:
+    """Element ``k`` (0–7) of the dihedral group D8 on the last two axes.
+
+    ``k % 4`` counter-clockwise quarter turns, preceded by a left-right flip when ``k >= 4``.
+    Odd quarter turns swap H and W.
+    """
+    if not 0 <= k < 8:
+        raise ValueError(f"D8 element must be in 0..7, got {k}")
+    out = image.flip(-1) if k >= 4 else image
+    return torch.rot90(out, k % 4, dims=(-2, -1)) if k % 4 else out
+
+
+def random_flip_rotate(
+    images: Sequence[torch.Tensor],
+    generator: torch.Generator,
+    mode: Literal["d8", "udair"] = "d8",
+) -> list[torch.Tensor]:
+    """The same random flip/rotation of every image.
+
+    * ``"d8"``: one of the 8 flips/rotations of the square, uniformly (PromptIR/AirNet style);
+    * ``"udair"``: top-bottom flip p=.5, then left-right flip p=.5, then 180° rotation p=.5
+      (UDAIR's loader; the three draws are always made).
+    """
+    _check_same_size(images)
+    if mode == "d8":
+        k = int(torch.randint(0, 8, (), generator=generator))
+        return [apply_d8(img, k) for img in images]
+    if mode == "udair":
+        tb, lr, rot = (bool(b) for b in (torch.rand(3, generator=generator) < 0.5))
+        out = list(images)
+        if tb:
+            out = [img.flip(-2) for img in out]
+        if lr:
+            out = [img.flip(-1) for img in out]
+        if rot:
+            out = [torch.rot90(img, 2, dims=(-2, -1)) for img in out]
+        return out
+    raise ValueError(f"unknown flip/rotate mode {mode!r}; expected 'd8' or 'udair'")

@@ -1,0 +1,141 @@
+"""SyntheticDegradationDataset: seeding, task indexing, small images, CutMix."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from aioir.data.synthetic import SyntheticDegradationDataset, TaskSpec
+from aioir.degradations import degradation_class
+from aioir.errors import ConfigError, DatasetLayoutError
+
+# cheap degradations keep the tests fast (camera noise is ~50 ms a patch)
+TASKS = {"noise": ["gaussian_noise"], "jpeg": ["jpeg"]}
+
+
+@pytest.fixture
+def photos(tmp_path: Path) -> list[Path]:
+    rng = np.random.default_rng(0)
+    paths = []
+    for name, (h, w) in {"b.png": (40, 48), "a.png": (44, 40), "c.png": (20, 24)}.items():
+        yy, xx = np.mgrid[0:h, 0:w]
+        img = np.stack([xx * 5 % 256, yy * 6 % 256, (xx + yy) * 3 % 256], -1)
+        img = (img + rng.integers(0, 20, img.shape)).clip(0, 255).astype(np.uint8)
+        Image.fromarray(img).save(tmp_path / name)
+        paths.append(tmp_path / name)
+    return paths
+
+
+def _same(x: dict, y: dict) -> None:
+    assert (x["task"], x["name"], x["task_id"]) == (y["task"], y["name"], y["task_id"])
+    torch.testing.assert_close(x["input"], y["input"], atol=0, rtol=0)
+    torch.testing.assert_close(x["target"], y["target"], atol=0, rtol=0)
+
+
+def test_deterministic_mode_is_reproducible_and_order_independent(photos: list[Path]) -> None:
+    a = SyntheticDegradationDataset(photos, TASKS, patch_size=16, seed=3, deterministic=True)
+    b = SyntheticDegradationDataset(photos[::-1], TASKS, 16, seed=3, deterministic=True)
+    c = SyntheticDegradationDataset(photos[0].parent, TASKS, 16, seed=3, deterministic=True)
+    b.set_epoch(5)  # epochs do not matter in deterministic mode
+    order = list(range(len(a)))
+    for i in order:
+        _same(a[i], b[i])
+    for i in reversed(order):  # access order (≈ worker split) does not matter either
+        _same(a[i], c[i])
+    other = SyntheticDegradationDataset(photos, TASKS, 16, seed=4, deterministic=True)
+    assert not torch.equal(a[0]["input"], other[0]["input"])
+    # the key is (seed, name, task): dropping an image does not change the others
+    d = SyntheticDegradationDataset(photos[:2], TASKS, 16, seed=3, deterministic=True)
+    by_key = {(a[i]["task"], a[i]["name"]): a[i] for i in order}
+    for i in range(len(d)):
+        _same(d[i], by_key[(d[i]["task"], d[i]["name"])])
+
+
+def test_training_items_change_with_epoch_but_not_with_access(photos: list[Path]) -> None:
+    ds = SyntheticDegradationDataset(photos, TASKS, patch_size=16, seed=1)
+    first = [ds[i] for i in range(len(ds))]
+    _same(ds[2], first[2])
+    ds.set_epoch(1)
+    second = [ds[i] for i in range(len(ds))]
+    assert all(not torch.equal(x["input"], y["input"]) for x, y in zip(first, second))
+    ds.set_epoch(0)
+    _same(ds[4], first[4])
+
+
+def test_items_tasks_and_small_images(photos: list[Path]) -> None:
+    ds = SyntheticDegradationDataset(photos, TASKS, patch_size=32, seed=0)
+    assert len(ds) == 6
+    assert ds.task_indices == {0: [0, 1, 2], 1: [3, 4, 5]}
+    assert [ds[i]["name"] for i in range(3)] == ["a.png", "b.png", "c.png"]  # sorted by name
+    for tid, idx in ds.task_indices.items():
+        for i in idx:
+            item = ds[i]
+            assert item["task_id"] == tid and item["task"] == list(TASKS)[tid]
+            assert item["input"].shape == item["target"].shape == (3, 32, 32)  # c.png is 20×24
+            assert item["input"].dtype == torch.float32
+            assert float(item["input"].min()) >= 0.0 and float(item["input"].max()) <= 1.0
+            assert not torch.equal(item["input"], item["target"])
+    whole = SyntheticDegradationDataset(photos, TASKS, patch_size=None, deterministic=True)
+    assert whole[0]["input"].shape == (3, 44, 40)
+    assert torch.equal(whole[0]["target"], whole[0]["target"].clamp(0, 1))
+
+
+def test_length_cycles_images_with_distinct_draws(photos: list[Path]) -> None:
+    ds = SyntheticDegradationDataset(photos, TASKS, 16, length=7, deterministic=True)
+    assert len(ds) == 14 and ds.task_indices[1] == list(range(7, 14))
+    assert ds[0]["name"] == ds[3]["name"] == "a.png"
+    assert not torch.equal(ds[0]["input"], ds[3]["input"])
+    with pytest.raises(IndexError):
+        ds[14]
+
+
+def test_cutmix_label_map(photos: list[Path]) -> None:
+    tasks = {**TASKS, "blur": ["gaussian_blur"]}
+    ds = SyntheticDegradationDataset(photos, tasks, 24, cutmix=True, seed=2)
+    labels = set()
+    for i in range(len(ds)):
+        item = ds[i]
+        lm = item["label_map"]
+        assert lm.shape == (24, 24) and lm.dtype == torch.int64
+        labels |= set(lm.unique().tolist())
+    assert labels <= {0, 1, 2, 3} and len(labels) >= 3
+    with pytest.raises(ConfigError, match="two tasks"):
+        SyntheticDegradationDataset(photos, ["noise"], cutmix=True)
+
+
+def test_task_specs_and_errors(photos: list[Path]) -> None:
+    gauss = degradation_class("gaussian_noise")
+    seen = []
+
+    def sigma25(severity: float, generator: torch.Generator):
+        seen.append(severity)
+        return gauss(sigma=25.0)
+
+    spec = {"denoise25": TaskSpec((sigma25,), severity=(0.2, 0.3)), "jpeg": ["jpeg"]}
+    ds = SyntheticDegradationDataset(photos, spec, 16, severity="mild")
+    item = ds[0]
+    assert item["task"] == "denoise25"
+    assert 0.05 < float((item["input"] - item["target"]).std()) < 0.15  # σ = 25/255 ≈ 0.098
+    assert seen and all(0.2 <= s <= 0.3 for s in seen)
+    with pytest.raises(ConfigError, match="not a known task"):
+        SyntheticDegradationDataset(photos, ["sharpen"])
+    with pytest.raises(ConfigError, match="unknown degradation"):
+        SyntheticDegradationDataset(photos, {"noise": ["no_such_thing"]})
+    with pytest.raises(ConfigError, match="severity"):
+        SyntheticDegradationDataset(photos, ["noise"], severity=1.5)
+    with pytest.raises(DatasetLayoutError, match="share the file name"):
+        SyntheticDegradationDataset([photos[0], photos[0]], ["noise"])
+
+
+def test_task_indices_feed_the_balanced_sampler(photos: list[Path]) -> None:
+    from aioir.data.samplers import TaskBalancedBatchSampler
+
+    ds = SyntheticDegradationDataset(photos, TASKS, 16, length=4)
+    sampler = TaskBalancedBatchSampler(ds.task_indices, 2, num_replicas=1, rank=0)
+    batch = next(iter(sampler))
+    assert [ds.locate(i)[0] for i in batch] == [0, 0, 1, 1]
+    assert [ds[i]["task_id"] for i in batch[1:3]] == [0, 1]

@@ -1,0 +1,77 @@
+"""Paired crops and flips/rotations."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from aioir.data.transforms import apply_d8, ensure_min_size, random_crop, random_flip_rotate
+
+
+def _pair(h: int = 20, w: int = 30) -> tuple[torch.Tensor, torch.Tensor]:
+    a = torch.arange(3 * h * w, dtype=torch.float32).view(3, h, w) / (3 * h * w)
+    return a, 1.0 - a
+
+
+def test_random_crop_is_identical_on_pairs() -> None:
+    a, b = _pair()
+    for seed in range(10):
+        ca, cb = random_crop([a, b], 8, torch.Generator().manual_seed(seed))
+        assert ca.shape == cb.shape == (3, 8, 8)
+        torch.testing.assert_close(cb, 1.0 - ca)
+        # the crop is a window of the original
+        flat = a.flatten()
+        i = int((flat == ca[0, 0, 0]).nonzero()[0])
+        top, left = divmod(i, a.shape[-1])
+        torch.testing.assert_close(ca, a[:, top : top + 8, left : left + 8])
+    corners = {
+        float(random_crop([a], (5, 7), torch.Generator().manual_seed(s))[0][0, 0, 0])
+        for s in range(20)
+    }
+    assert len(corners) > 5  # the position really is random
+
+
+def test_random_crop_rejects_mismatched_pairs() -> None:
+    with pytest.raises(ValueError, match="share"):
+        random_crop([torch.zeros(3, 10, 10), torch.zeros(3, 10, 12)], 4, torch.Generator())
+
+
+def test_small_images_are_bicubic_upscaled() -> None:
+    a, b = _pair(6, 12)
+    ca, cb = random_crop([a, b], 16, torch.Generator().manual_seed(0))
+    assert ca.shape == (3, 16, 16)
+    torch.testing.assert_close(cb, 1.0 - ca, atol=1e-5, rtol=0)
+    up = ensure_min_size(a, 16)
+    assert up.shape == (3, 16, 32)  # aspect ratio kept
+    assert float(up.min()) >= float(a.min()) and float(up.max()) <= float(a.max())
+    labels = torch.randint(0, 4, (6, 12))
+    assert ensure_min_size(labels, 16).unique().tolist() == labels.unique().tolist()
+    assert ensure_min_size(a, 4) is a
+
+
+def test_d8_gives_all_eight_distinct_transforms() -> None:
+    x = torch.arange(9.0).view(1, 3, 3)
+    outs = {tuple(apply_d8(x, k).flatten().tolist()) for k in range(8)}
+    assert len(outs) == 8
+    torch.testing.assert_close(apply_d8(x, 1), torch.rot90(x, 1, (-2, -1)))
+    torch.testing.assert_close(apply_d8(x, 4), x.flip(-1))
+    seen = set()
+    for seed in range(64):
+        a, b = random_flip_rotate([x, -x], torch.Generator().manual_seed(seed))
+        torch.testing.assert_close(b, -a)
+        seen.add(tuple(a.flatten().tolist()))
+    assert seen == outs
+
+
+def test_udair_mode_is_the_flip_group() -> None:
+    x = torch.arange(12.0).view(1, 3, 4)
+    allowed = {tuple(t.flatten().tolist()) for t in (x, x.flip(-1), x.flip(-2), x.flip(-1, -2))}
+    seen = set()
+    for seed in range(40):
+        a, b = random_flip_rotate([x, x * 2], torch.Generator().manual_seed(seed), mode="udair")
+        assert a.shape == x.shape
+        torch.testing.assert_close(b, a * 2)
+        seen.add(tuple(a.flatten().tolist()))
+    assert seen == allowed
+    with pytest.raises(ValueError, match="mode"):
+        random_flip_rotate([x], torch.Generator(), mode="nope")  # type: ignore[arg-type]

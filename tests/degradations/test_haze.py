@@ -1,0 +1,109 @@
+"""Tests for aioir.degradations.haze: atmospheric scattering model and synthetic depth."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from skimage import data
+
+from aioir.degradations import TIERS, degradation_class
+from aioir.degradations.haze import Haze, synthetic_depth
+
+MIDPOINTS = [0.5 * (lo + hi) for lo, hi in TIERS.values()]
+
+
+def _astronaut(size: int = 64) -> torch.Tensor:
+    img = Image.fromarray(data.astronaut()).resize((size, size), Image.BICUBIC)
+    x = torch.from_numpy(np.asarray(img).copy()).permute(2, 0, 1).float() / 255.0
+    return torch.stack([x, x.flip(-1)])
+
+
+def _psnr(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float(-10.0 * torch.log10(((a - b) ** 2).mean()))
+
+
+def test_registered() -> None:
+    assert degradation_class("haze") is Haze
+    assert Haze.task == "haze"
+
+
+def test_follows_scattering_model_for_given_depth() -> None:
+    x = _astronaut()
+    depth = torch.linspace(0.5, 12.0, 64).view(64, 1).expand(64, 64)
+    d = Haze(beta=0.15, airlight=0.85, tint=(1.02, 1.0, 0.97), depth_map=depth)
+    y = d.apply(x, torch.Generator().manual_seed(0))
+    t = torch.exp(-0.15 * depth)[None, None]
+    a = torch.tensor([0.85 * 1.02, 0.85, 0.85 * 0.97]).view(1, 3, 1, 1)
+    assert torch.allclose(y, (x * t + a * (1 - t)).clamp(0, 1), atol=1e-6)
+    # batched B×1×H×W depth maps work too
+    y2 = d.__class__(
+        beta=0.15, airlight=0.85, tint=(1.02, 1.0, 0.97), depth_map=depth.expand(2, 1, 64, 64)
+    ).apply(x, torch.Generator())
+    assert torch.allclose(y, y2)
+
+
+def test_beta_zero_is_identity() -> None:
+    x = _astronaut()
+    assert torch.equal(Haze(beta=0.0).apply(x, torch.Generator().manual_seed(0)), x)
+    depth = torch.full((64, 64), 5.0)
+    assert torch.equal(Haze(beta=0.0, depth_map=depth).apply(x, torch.Generator()), x)
+
+
+def test_shape_range_determinism() -> None:
+    x = _astronaut()
+    d = Haze.sample(0.5, torch.Generator().manual_seed(0))
+    a = d.apply(x, torch.Generator().manual_seed(1))
+    assert a.shape == x.shape
+    assert float(a.min()) >= 0.0 and float(a.max()) <= 1.0
+    assert torch.equal(a, d.apply(x, torch.Generator().manual_seed(1)))
+    assert not torch.equal(a, d.apply(x, torch.Generator().manual_seed(2)))
+    assert 0.04 * 0.9 <= d.beta <= 0.2 and 0.7 <= d.airlight <= 1.0
+
+
+def test_haze_reduces_contrast_toward_airlight() -> None:
+    x = _astronaut()
+    y = Haze(beta=0.2, airlight=0.9).apply(x, torch.Generator().manual_seed(0))
+    assert float(y.std()) < float(x.std())
+    assert float((y - 0.9).abs().mean()) < float((x - 0.9).abs().mean())
+
+
+def test_synthetic_depth_far_at_top() -> None:
+    x = torch.full((3, 3, 48, 64), 0.5)
+    d = synthetic_depth(x, torch.Generator().manual_seed(0))
+    assert d.shape == (3, 1, 48, 64)
+    assert float(d.min()) >= 0.0 and float(d.max()) <= 1.0
+    assert bool((d[..., :8, :].mean(dim=(1, 2, 3)) > d[..., -8:, :].mean(dim=(1, 2, 3))).all())
+    # smooth: neighbouring pixels differ little
+    assert float((d[..., 1:, :] - d[..., :-1, :]).abs().max()) < 0.1
+
+
+def test_severity_ordering() -> None:
+    x = _astronaut()
+    means = []
+    for s in MIDPOINTS:
+        vals = []
+        for seed in range(4):
+            d = Haze.sample(s, torch.Generator().manual_seed(seed))
+            vals.append(_psnr(d.apply(x, torch.Generator().manual_seed(100 + seed)), x))
+        means.append(sum(vals) / len(vals))
+    assert means[0] > means[1] > means[2]
+
+
+def test_depth_map_excluded_from_eq_hash_and_params() -> None:
+    a = Haze(beta=0.1, depth_map=torch.ones(8, 8))
+    b = Haze(beta=0.1, depth_map=torch.zeros(8, 8))
+    assert a == b and hash(a) == hash(b)
+    assert a.params()["depth_map"] == "given"
+    assert Haze().params()["depth_map"] is None
+    assert "beta" in a.params()
+
+
+def test_bad_depth_shape_and_params() -> None:
+    with pytest.raises(ValueError):
+        Haze(depth_map=torch.ones(10, 10)).apply(_astronaut(), torch.Generator())
+    with pytest.raises(ValueError):
+        Haze(beta=-1.0)
+    with pytest.raises(ValueError):
+        Haze(airlight=1.5)
