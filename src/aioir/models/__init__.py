@@ -1,0 +1,106 @@
+"""Restoration models and the registry that names them.
+
+>>> import aioir
+>>> model = aioir.load_model("udair-tiny")            # random weights, eval mode
+>>> model = aioir.load_model("promptir", checkpoint="model.ckpt")   # official Lightning ckpt
+>>> model = aioir.load_model("runs/udair-5task")       # our own save_pretrained() output
+>>> [m.name for m in aioir.list_models()]
+
+Every model is a plain ``nn.Module`` whose ``forward(x)`` maps a ``B×3×H×W`` image in [0, 1] of any
+size to the restored image of the same size (inputs are padded to ``model.size_multiple``
+internally).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+
+from aioir.errors import ConfigError
+from aioir.models import promptir as _promptir  # noqa: F401  (registers presets)
+from aioir.models import restormer as _restormer  # noqa: F401
+from aioir.models import udair as _udair  # noqa: F401
+from aioir.models.checkpoints import (
+    load_state_dict_into,
+    read_pretrained_config,
+    read_state_dict,
+    save_pretrained,
+)
+from aioir.models.promptir import PromptIR
+from aioir.models.registry import (
+    ModelInfo,
+    create_model,
+    get_model_info,
+    is_registered,
+    list_models,
+    register_model,
+)
+from aioir.models.restormer import Restormer
+from aioir.models.udair import UDAIR, UDAIROutput
+
+__all__ = [
+    "UDAIR",
+    "ModelInfo",
+    "PromptIR",
+    "Restormer",
+    "UDAIROutput",
+    "create_model",
+    "get_model_info",
+    "list_models",
+    "load_model",
+    "register_model",
+    "save_pretrained",
+]
+
+
+def load_model(
+    name_or_path: str | Path,
+    checkpoint: str | Path | None = None,
+    *,
+    strict: bool = True,
+    allow_pickle: bool = False,
+    **overrides: Any,
+) -> nn.Module:
+    """Build a model by registered name, optionally loading weights; or load a saved model.
+
+    Args:
+        name_or_path: a registered name (``"udair"`` = paper preset, ``"udair-tiny"``,
+            ``"promptir"``, ``"restormer-small"``, …; see :func:`list_models`) or the path of a
+            model saved with :func:`save_pretrained` (directory or ``.safetensors`` file).
+        checkpoint: weights for a *named* model: our safetensors, a raw state dict, a
+            PyTorch-Lightning ``.ckpt`` (``net.`` prefix, e.g. official PromptIR or the UDAIR
+            code) or a BasicSR file (``params``). Always read on the CPU.
+        strict: require every key to match (shape mismatches always raise).
+        allow_pickle: allow a full (unsafe) unpickle for trusted ``.ckpt``/``.pth`` files that
+            a weights-only load refuses.
+        **overrides: keyword arguments replacing the preset's constructor arguments.
+
+    Returns the model in eval mode. Raises :class:`aioir.ConfigError` for an unknown name or a
+    bad override and :class:`aioir.CheckpointError` for an unreadable or mismatched checkpoint.
+    """
+    name = str(name_or_path)
+    if is_registered(name):
+        info = get_model_info(name)
+        model = create_model(info.name, **overrides)
+        if checkpoint is not None:
+            state = read_state_dict(checkpoint, allow_pickle=allow_pickle)
+            load_state_dict_into(model, state, checkpoint, info.architecture, strict)
+        return model.eval()
+    path = Path(name_or_path)
+    if not path.exists():
+        # raises ConfigError with close matches
+        get_model_info(name)
+    if checkpoint is not None:
+        raise ConfigError(
+            f"{path}: a saved model carries its own weights; pass checkpoint= only with a name"
+        )
+    config = read_pretrained_config(path)
+    architecture, preset = config["architecture"], config.get("preset", "paper")
+    registered = architecture if preset == "paper" else f"{architecture}-{preset}"
+    model = create_model(registered, **{**config.get("overrides", {}), **overrides})
+    state = read_state_dict(path)
+    load_state_dict_into(model, state, path, architecture, strict)
+    model.aioir_metadata = dict(config.get("metadata", {}))
+    return model.eval()

@@ -1,0 +1,250 @@
+"""Checkpoint formats: our own (safetensors + JSON config) and the reference code bases'.
+
+**Our format** (:func:`save_pretrained`):
+
+* a directory with ``model.safetensors`` and ``config.json``, or
+* a single ``*.safetensors`` file whose header metadata holds the same JSON (key
+  ``aioir_config``).
+
+The config is ``{"format": "aioir", "format_version": 1, "architecture", "preset",
+"overrides", "metadata"}`` where ``metadata`` is free-form JSON (training data, metrics, …).
+
+**Foreign formats** read by :func:`read_state_dict` (always ``map_location="cpu"``, and
+``weights_only=True`` unless ``allow_pickle=True`` is passed for a trusted file):
+
+* raw state dicts (``.pth``/``.pt``), e.g. from the UDAIR code's ``net``;
+* PyTorch-Lightning checkpoints (``state_dict`` with the LightningModule's prefix: ``net.``
+  for both PromptIR's ``PromptIRModel`` and UDAIR's ``Supervision_Train``); other entries of the
+  LightningModule (losses, …) are ignored;
+* BasicSR checkpoints (``params`` / ``params_ema``, e.g. official Restormer weights);
+* a ``module.`` (DataParallel/DDP) prefix is stripped.
+
+Our modules use the reference attribute names, so no key renaming is needed; should an
+architecture ever need it, add an explicit ``old → new`` entry to :data:`KEY_MAPS`.
+"""
+
+from __future__ import annotations
+
+import json
+import pickle
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from aioir.errors import CheckpointError, ConfigError
+
+__all__ = [
+    "CONFIG_NAME",
+    "KEY_MAPS",
+    "WEIGHTS_NAME",
+    "is_pretrained_path",
+    "load_state_dict_into",
+    "read_pretrained_config",
+    "read_state_dict",
+    "save_pretrained",
+]
+
+WEIGHTS_NAME = "model.safetensors"
+CONFIG_NAME = "config.json"
+FORMAT_VERSION = 1
+
+#: Explicit key renames per architecture, applied before loading (``old key → new key``).
+#: Empty today: our attribute names equal the reference code's.
+KEY_MAPS: dict[str, dict[str, str]] = {"restormer": {}, "promptir": {}, "udair": {}}
+
+_PREFIXES = ("net.", "module.", "model.")
+
+
+# ------------------------------------------------------------------------------ our format
+def save_pretrained(
+    model: nn.Module, path: str | Path, metadata: Mapping[str, Any] | None = None
+) -> Path:
+    """Save ``model`` (built by :func:`aioir.load_model` / ``create_model``) in our format.
+
+    ``path`` ending in ``.safetensors`` writes one self-describing file; any other path is a
+    directory receiving ``model.safetensors`` + ``config.json``. Returns the weights file.
+    """
+    from safetensors.torch import save_file
+
+    base = getattr(model, "aioir_config", None)
+    if base is None:
+        raise ConfigError(
+            "model has no aioir_config; build it with aioir.load_model(name) or create_model(name)"
+        )
+    config = {
+        "format": "aioir",
+        "format_version": FORMAT_VERSION,
+        "architecture": base["architecture"],
+        "preset": base["preset"],
+        "overrides": dict(base.get("overrides", {})),
+        "metadata": dict(metadata or {}),
+    }
+    try:
+        text = json.dumps(config, indent=2, sort_keys=True)
+    except TypeError as exc:
+        raise ConfigError(f"config/metadata must be JSON-serialisable: {exc}") from exc
+    tensors = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    path = Path(path)
+    if path.suffix == ".safetensors":
+        path.parent.mkdir(parents=True, exist_ok=True)
+        weights = path
+    else:
+        path.mkdir(parents=True, exist_ok=True)
+        weights = path / WEIGHTS_NAME
+        (path / CONFIG_NAME).write_text(text + "\n", encoding="utf-8")
+    save_file(tensors, str(weights), metadata={"aioir_config": text})
+    return weights
+
+
+def _weights_file(path: Path) -> Path:
+    return path / WEIGHTS_NAME if path.is_dir() else path
+
+
+def is_pretrained_path(path: str | Path) -> bool:
+    """True if ``path`` is a directory or ``.safetensors`` file in our format."""
+    p = Path(path)
+    if p.is_dir():
+        return (p / WEIGHTS_NAME).is_file()
+    return p.is_file() and p.suffix == ".safetensors"
+
+
+def read_pretrained_config(path: str | Path) -> dict[str, Any]:
+    """The JSON config of a saved model (``config.json`` or the safetensors header)."""
+    from safetensors import safe_open
+
+    p = Path(path)
+    if p.is_dir() and (p / CONFIG_NAME).is_file():
+        try:
+            config = json.loads((p / CONFIG_NAME).read_text(encoding="utf-8"))
+        except json.JSONDecodeError as exc:
+            raise CheckpointError(f"{p / CONFIG_NAME}: invalid JSON ({exc})") from exc
+    else:
+        weights = _weights_file(p)
+        try:
+            with safe_open(str(weights), framework="pt") as f:
+                meta = f.metadata() or {}
+        except Exception as exc:
+            raise CheckpointError(f"{weights}: not a readable safetensors file ({exc})") from exc
+        if "aioir_config" not in meta:
+            raise CheckpointError(
+                f"{weights}: no aioir config (neither config.json nor header metadata); "
+                "load it as a checkpoint of a named model: load_model(name, checkpoint=path)"
+            )
+        config = json.loads(meta["aioir_config"])
+    if config.get("format") != "aioir" or "architecture" not in config:
+        raise CheckpointError(f"{p}: not an aioir model config")
+    return config
+
+
+# ------------------------------------------------------------------------------ reading
+def _numpy_safe_globals() -> list[Any]:
+    import numpy as np
+
+    core = getattr(np, "_core", None) or np.core
+    allowed: list[Any] = [
+        core.multiarray.scalar,
+        core.multiarray._reconstruct,
+        np.ndarray,
+        np.dtype,
+    ]
+    dtypes = getattr(np, "dtypes", None)
+    if dtypes is not None:
+        allowed += [getattr(dtypes, n) for n in dir(dtypes) if n.endswith("DType")]
+    return allowed
+
+
+def _torch_load(path: Path, allow_pickle: bool) -> Any:
+    try:
+        if allow_pickle:
+            return torch.load(path, map_location="cpu", weights_only=False)
+        with torch.serialization.safe_globals(_numpy_safe_globals()):
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        first = str(exc).strip().splitlines()[-1][:300]
+        raise CheckpointError(
+            f"{path}: holds Python objects a weights-only load refuses ({first}); "
+            "if you trust the file, pass allow_pickle=True"
+        ) from exc
+    except Exception as exc:
+        raise CheckpointError(f"{path}: cannot be read as a PyTorch checkpoint ({exc})") from exc
+
+
+def _unwrap(obj: Any, path: Path) -> dict[str, Tensor]:
+    if isinstance(obj, Mapping):
+        for key in ("state_dict", "params_ema", "params", "model_state_dict", "model"):
+            inner = obj.get(key)
+            if isinstance(inner, Mapping) and inner and all(isinstance(k, str) for k in inner):
+                return _unwrap(inner, path)
+        tensors = {k: v for k, v in obj.items() if isinstance(v, Tensor)}
+        if tensors:
+            return tensors
+    raise CheckpointError(f"{path}: no state dict found (expected a mapping of tensors)")
+
+
+def _strip_prefixes(state: dict[str, Tensor]) -> dict[str, Tensor]:
+    for prefix in _PREFIXES:
+        if any(k.startswith(prefix) for k in state):
+            # LightningModule: keep the network's entries only (losses etc. are not the model)
+            state = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
+    return state
+
+
+def read_state_dict(path: str | Path, allow_pickle: bool = False) -> dict[str, Tensor]:
+    """Read the model state dict from any supported file (see module docstring), on the CPU."""
+    p = Path(path)
+    if not p.exists():
+        raise CheckpointError(f"{p}: no such file or directory")
+    weights = _weights_file(p)
+    if weights.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        try:
+            return load_file(str(weights), device="cpu")
+        except Exception as exc:
+            raise CheckpointError(f"{weights}: not a readable safetensors file ({exc})") from exc
+    return _strip_prefixes(_unwrap(_torch_load(weights, allow_pickle), weights))
+
+
+# ------------------------------------------------------------------------------ loading
+def _listing(keys: list[str], n: int = 5) -> str:
+    shown = ", ".join(keys[:n])
+    return f"{shown}, … ({len(keys)} in all)" if len(keys) > n else shown
+
+
+def load_state_dict_into(
+    model: nn.Module,
+    state: Mapping[str, Tensor],
+    source: str | Path,
+    architecture: str | None = None,
+    strict: bool = True,
+) -> None:
+    """Load ``state`` into ``model``; raise :class:`CheckpointError` naming ``source`` and
+    listing a few missing / unexpected / wrongly shaped keys on a mismatch.
+
+    With ``strict=False`` missing and unexpected keys are tolerated; shape mismatches never are.
+    """
+    mapping = KEY_MAPS.get(architecture or "", {})
+    state = {mapping.get(k, k): v for k, v in state.items()}
+    own = model.state_dict()
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    shapes = sorted(
+        f"{k} {tuple(state[k].shape)}≠{tuple(own[k].shape)}"
+        for k in set(own) & set(state)
+        if state[k].shape != own[k].shape
+    )
+    problems = []
+    if shapes:
+        problems.append(f"shape mismatch: {_listing(shapes)}")
+    if strict and missing:
+        problems.append(f"missing keys: {_listing(missing)}")
+    if strict and unexpected:
+        problems.append(f"unexpected keys: {_listing(unexpected)}")
+    if problems:
+        raise CheckpointError(
+            f"{source}: does not fit {type(model).__name__} — " + "; ".join(problems)
+        )
+    model.load_state_dict({k: v for k, v in state.items() if k in own}, strict=False)

@@ -1,0 +1,113 @@
+"""Model registry: named presets of each architecture (timm-style).
+
+A *preset* is a named configuration of an architecture: ``paper`` (the published model, under the
+bare architecture name, e.g. ``"udair"``; also ``"udair-paper"``), ``small`` and ``tiny`` (same
+components, fewer channels/blocks; ``tiny`` is for tests and CPU smoke runs). Presets are
+registered with the :func:`register_model` decorator on a factory ``(**overrides) -> nn.Module``
+in the module that defines the architecture; :mod:`aioir.models` imports those modules.
+
+:func:`create_model` builds a registered model with keyword overrides and records
+``model.aioir_config = {"architecture", "preset", "overrides"}`` so it can be saved with
+:func:`aioir.models.checkpoints.save_pretrained` and rebuilt later.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from torch import nn
+
+from aioir.errors import ConfigError
+
+__all__ = ["ModelInfo", "create_model", "get_model_info", "list_models", "register_model"]
+
+F = TypeVar("F", bound=Callable[..., nn.Module])
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """A registered model: name, architecture, preset, parameter count, description."""
+
+    name: str
+    architecture: str
+    preset: str
+    parameters: int
+    description: str
+    factory: Callable[..., nn.Module] = field(repr=False, compare=False)
+    aliases: tuple[str, ...] = ()
+
+
+_REGISTRY: dict[str, ModelInfo] = {}
+_ALIASES: dict[str, str] = {}
+
+
+def register_model(
+    architecture: str, preset: str, *, parameters: int, description: str
+) -> Callable[[F], F]:
+    """Register the decorated factory as ``architecture`` / ``preset``.
+
+    The name is the architecture for the ``paper`` preset (alias ``<arch>-paper``) and
+    ``<arch>-<preset>`` otherwise. ``parameters`` is the declared count (checked by the tests).
+    """
+
+    def decorator(factory: F) -> F:
+        name = architecture if preset == "paper" else f"{architecture}-{preset}"
+        aliases = (f"{architecture}-paper",) if preset == "paper" else ()
+        if name in _REGISTRY:
+            raise ValueError(f"model {name!r} is already registered")
+        _REGISTRY[name] = ModelInfo(
+            name, architecture, preset, parameters, description, factory, aliases
+        )
+        for alias in aliases:
+            _ALIASES[alias] = name
+        return factory
+
+    return decorator
+
+
+def _canonical(name: str) -> str | None:
+    key = name.strip().lower().replace("_", "-")
+    if key in _REGISTRY:
+        return key
+    return _ALIASES.get(key)
+
+
+def get_model_info(name: str) -> ModelInfo:
+    """The :class:`ModelInfo` of a registered name or alias (``ConfigError`` if unknown)."""
+    canonical = _canonical(name)
+    if canonical is None:
+        close = difflib.get_close_matches(name.lower(), list(_REGISTRY) + list(_ALIASES), n=3)
+        hint = f"; did you mean {', '.join(close)}?" if close else ""
+        raise ConfigError(f"unknown model {name!r}{hint} (known: {', '.join(sorted(_REGISTRY))})")
+    return _REGISTRY[canonical]
+
+
+def is_registered(name: str) -> bool:
+    """True if ``name`` is a registered model name or alias."""
+    return _canonical(name) is not None
+
+
+def list_models(architecture: str | None = None) -> list[ModelInfo]:
+    """Registered models (optionally of one architecture), sorted by name."""
+    infos = sorted(_REGISTRY.values(), key=lambda i: i.name)
+    if architecture is not None:
+        infos = [i for i in infos if i.architecture == architecture]
+    return infos
+
+
+def create_model(name: str, **overrides: Any) -> nn.Module:
+    """Build a registered model (random weights) with keyword overrides of its preset."""
+    info = get_model_info(name)
+    try:
+        model = info.factory(**overrides)
+    except TypeError as exc:
+        raise ConfigError(f"invalid override for model {info.name!r}: {exc}") from exc
+    model.aioir_config = {
+        "architecture": info.architecture,
+        "preset": info.preset,
+        "overrides": dict(overrides),
+    }
+    return model

@@ -1,0 +1,75 @@
+"""Network building blocks shared by the models (they know nothing of papers).
+
+Restormer family: :class:`LayerNorm2d`, :class:`MDTA`, :class:`GDFN`, :class:`TransformerBlock`,
+:class:`BlockSequence`, :class:`OverlapPatchEmbed`, :class:`Downsample`, :class:`Upsample`.
+Codebooks: :class:`EMAVectorQuantizer`, :class:`VQVAE2`. Gates: :class:`GCT`. Prompts:
+:class:`PromptGenBlock` (+ routers), :class:`PromptInteraction`. Adapters:
+:class:`DistributionAdapter`, LoRA (:func:`inject_lora`, …). Guidance: :class:`FiLM`.
+"""
+
+from aioir.nn.adapters import (
+    DistributionAdapter,
+    LoRAConv2d,
+    LoRALinear,
+    SqueezeExcitation,
+    inject_lora,
+    lora_parameters,
+    lora_state_dict,
+    mark_only_lora_trainable,
+    merge_lora,
+    set_lora_enabled,
+    unmerge_lora,
+    wrap_lora,
+)
+from aioir.nn.attention import MDTA
+from aioir.nn.blocks import BlockSequence, Downsample, OverlapPatchEmbed, TransformerBlock, Upsample
+from aioir.nn.ffn import GDFN
+from aioir.nn.gates import GCT
+from aioir.nn.guidance import FiLM
+from aioir.nn.norm import BiasFreeLayerNorm, LayerNorm2d, WithBiasLayerNorm
+from aioir.nn.padding import pad_to_multiple, unpad
+from aioir.nn.prompts import (
+    PromptGenBlock,
+    PromptInteraction,
+    PromptRouter,
+    SoftmaxRouter,
+    TopKRouter,
+)
+from aioir.nn.quantize import EMAVectorQuantizer
+from aioir.nn.vqvae import VQVAE2
+
+__all__ = [
+    "GCT",
+    "GDFN",
+    "MDTA",
+    "VQVAE2",
+    "BiasFreeLayerNorm",
+    "BlockSequence",
+    "DistributionAdapter",
+    "Downsample",
+    "EMAVectorQuantizer",
+    "FiLM",
+    "LayerNorm2d",
+    "LoRAConv2d",
+    "LoRALinear",
+    "OverlapPatchEmbed",
+    "PromptGenBlock",
+    "PromptInteraction",
+    "PromptRouter",
+    "SoftmaxRouter",
+    "SqueezeExcitation",
+    "TopKRouter",
+    "TransformerBlock",
+    "Upsample",
+    "WithBiasLayerNorm",
+    "inject_lora",
+    "lora_parameters",
+    "lora_state_dict",
+    "mark_only_lora_trainable",
+    "merge_lora",
+    "pad_to_multiple",
+    "set_lora_enabled",
+    "unmerge_lora",
+    "unpad",
+    "wrap_lora",
+]

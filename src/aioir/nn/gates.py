@@ -1,0 +1,41 @@
+"""Gated Channel Transformation (GCT, Yang et al. 2020)."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+__all__ = ["GCT"]
+
+
+class GCT(nn.Module):
+    """Channel gate ``x ⊙ (1 + tanh(s·n + β))`` from global channel statistics.
+
+    ``"l2"`` mode: ``s_c = α_c·sqrt(Σ_hw x_c² + ε)``, ``n_c = γ_c / sqrt(mean_c(s_c²) + ε)``.
+    ``"l1"`` mode: ``s_c = α_c·Σ_hw |x_c|``, ``n_c = γ_c / (mean_c|s_c| + ε)``.
+    Initialised to ``α = 1, γ = 0, β = 0`` so the gate starts as the identity. Note the spatial
+    *sum*: the statistics depend on the input size.
+    """
+
+    def __init__(
+        self, num_channels: int, epsilon: float = 1e-5, mode: str = "l2", after_relu: bool = False
+    ) -> None:
+        super().__init__()
+        if mode not in ("l1", "l2"):
+            raise ValueError(f"GCT mode must be 'l1' or 'l2', got {mode!r}")
+        self.alpha = nn.Parameter(torch.ones(1, num_channels, 1, 1))
+        self.gamma = nn.Parameter(torch.zeros(1, num_channels, 1, 1))
+        self.beta = nn.Parameter(torch.zeros(1, num_channels, 1, 1))
+        self.epsilon = epsilon
+        self.mode = mode
+        self.after_relu = after_relu
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self.mode == "l2":
+            embedding = (x.pow(2).sum((2, 3), keepdim=True) + self.epsilon).sqrt() * self.alpha
+            norm = self.gamma * torch.rsqrt(embedding.pow(2).mean(1, keepdim=True) + self.epsilon)
+        else:
+            ax = x if self.after_relu else x.abs()
+            embedding = ax.sum((2, 3), keepdim=True) * self.alpha
+            norm = self.gamma / (embedding.abs().mean(1, keepdim=True) + self.epsilon)
+        return x * (1.0 + torch.tanh(embedding * norm + self.beta))
