@@ -22,7 +22,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from aioir.models.registry import register_model
+from aioir.models.registry import Preset, register_presets
 from aioir.models.restormer import Restormer
 from aioir.nn.blocks import TransformerBlock
 from aioir.nn.padding import pad_to_multiple, unpad
@@ -119,44 +119,35 @@ class PromptIR(Restormer):
 
 
 # ------------------------------------------------------------------------------ presets
-PROMPTIR_PRESETS: dict[str, dict[str, Any]] = {
-    "paper": {},
-    "small": {
-        "dim": 32, "num_blocks": (2, 3, 3, 4), "num_refinement_blocks": 2,
-        "prompt_dims": (32, 64, 160), "parity_layers": False,
-    },
-    "tiny": {
-        "dim": 16, "num_blocks": (1, 1, 1, 1), "num_refinement_blocks": 1,
-        "prompt_dims": (16, 32, 64), "prompt_sizes": (32, 16, 8), "parity_layers": False,
-    },
-}  # fmt: skip
+PROMPTIR_PRESETS: dict[str, Preset] = {
+    "paper": Preset(
+        {},
+        parameters=35_592_263,
+        description="PromptIR (NeurIPS 2023), dim 48, with the 6 unused reference 1x1 convs",
+    ),
+    "small": Preset(
+        {
+            "dim": 32,
+            "num_blocks": (2, 3, 3, 4),
+            "num_refinement_blocks": 2,
+            "prompt_dims": (32, 64, 160),
+            "parity_layers": False,
+        },
+        parameters=10_051_423,
+        description="PromptIR, dim 32, fewer blocks",
+    ),
+    "tiny": Preset(
+        {
+            "dim": 16,
+            "num_blocks": (1, 1, 1, 1),
+            "num_refinement_blocks": 1,
+            "prompt_dims": (16, 32, 64),
+            "prompt_sizes": (32, 16, 8),
+            "parity_layers": False,
+        },
+        parameters=1_395_670,
+        description="PromptIR, dim 16, one block per level (tests)",
+    ),
+}
 
-
-@register_model(
-    "promptir",
-    "paper",
-    parameters=35_592_263,
-    description="PromptIR (NeurIPS 2023), dim 48, with the 6 unused reference 1x1 convs",
-)
-def promptir(**overrides: Any) -> PromptIR:
-    """PromptIR, the published configuration (``decoder=True``)."""
-    return PromptIR(**{**PROMPTIR_PRESETS["paper"], **overrides})
-
-
-@register_model(
-    "promptir", "small", parameters=10_051_423, description="PromptIR, dim 32, fewer blocks"
-)
-def promptir_small(**overrides: Any) -> PromptIR:
-    """PromptIR at dim 32 with half-width prompts."""
-    return PromptIR(**{**PROMPTIR_PRESETS["small"], **overrides})
-
-
-@register_model(
-    "promptir",
-    "tiny",
-    parameters=1_395_670,
-    description="PromptIR, dim 16, one block per level (tests)",
-)
-def promptir_tiny(**overrides: Any) -> PromptIR:
-    """PromptIR at dim 16 with small prompt banks."""
-    return PromptIR(**{**PROMPTIR_PRESETS["tiny"], **overrides})
+register_presets("promptir", PromptIR, PROMPTIR_PRESETS)

@@ -22,7 +22,15 @@ from torch import nn
 
 from aioir.errors import ConfigError
 
-__all__ = ["ModelInfo", "create_model", "get_model_info", "list_models", "register_model"]
+__all__ = [
+    "ModelInfo",
+    "Preset",
+    "create_model",
+    "get_model_info",
+    "list_models",
+    "register_model",
+    "register_presets",
+]
 
 F = TypeVar("F", bound=Callable[..., nn.Module])
 
@@ -38,6 +46,15 @@ class ModelInfo:
     description: str
     factory: Callable[..., nn.Module] = field(repr=False, compare=False)
     aliases: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A named configuration of an architecture: constructor arguments plus what it is."""
+
+    kwargs: dict[str, Any]
+    parameters: int
+    description: str
 
 
 _REGISTRY: dict[str, ModelInfo] = {}
@@ -66,6 +83,21 @@ def register_model(
         return factory
 
     return decorator
+
+
+def register_presets(
+    architecture: str, cls: Callable[..., nn.Module], presets: dict[str, Preset]
+) -> None:
+    """Register every preset of ``architecture``: ``cls(**{**preset.kwargs, **overrides})``."""
+    for preset_name, preset in presets.items():
+
+        def factory(_kwargs: dict[str, Any] = preset.kwargs, **overrides: Any) -> nn.Module:
+            return cls(**{**_kwargs, **overrides})
+
+        factory.__doc__ = f"{architecture} ({preset_name} preset): {preset.description}"
+        register_model(
+            architecture, preset_name, parameters=preset.parameters, description=preset.description
+        )(factory)
 
 
 def _canonical(name: str) -> str | None:

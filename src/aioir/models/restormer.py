@@ -25,7 +25,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from aioir.models.registry import register_model
+from aioir.models.registry import Preset, register_presets
 from aioir.nn.blocks import Downsample, OverlapPatchEmbed, Upsample, make_blocks
 from aioir.nn.padding import pad_to_multiple, unpad
 
@@ -165,38 +165,22 @@ class Restormer(nn.Module):
 
 
 # ------------------------------------------------------------------------------ presets
-RESTORMER_PRESETS: dict[str, dict[str, Any]] = {
-    "paper": {},
-    "small": {"dim": 32, "num_blocks": (2, 3, 3, 4), "num_refinement_blocks": 2},
-    "tiny": {"dim": 16, "num_blocks": (1, 1, 1, 1), "num_refinement_blocks": 1},
+RESTORMER_PRESETS: dict[str, Preset] = {
+    "paper": Preset(
+        {},
+        parameters=26_126_644,
+        description="Restormer (CVPR 2022), dim 48, blocks [4,6,6,8]",
+    ),
+    "small": Preset(
+        {"dim": 32, "num_blocks": (2, 3, 3, 4), "num_refinement_blocks": 2},
+        parameters=6_714_262,
+        description="Restormer, dim 32, fewer blocks",
+    ),
+    "tiny": Preset(
+        {"dim": 16, "num_blocks": (1, 1, 1, 1), "num_refinement_blocks": 1},
+        parameters=800_547,
+        description="Restormer, dim 16, one block per level (tests)",
+    ),
 }
 
-
-@register_model(
-    "restormer",
-    "paper",
-    parameters=26_126_644,
-    description="Restormer (CVPR 2022), dim 48, blocks [4,6,6,8]",
-)
-def restormer(**overrides: Any) -> Restormer:
-    """Restormer, the published configuration."""
-    return Restormer(**{**RESTORMER_PRESETS["paper"], **overrides})
-
-
-@register_model(
-    "restormer", "small", parameters=6_714_262, description="Restormer, dim 32, fewer blocks"
-)
-def restormer_small(**overrides: Any) -> Restormer:
-    """Restormer at dim 32 with blocks [2,3,3,4]."""
-    return Restormer(**{**RESTORMER_PRESETS["small"], **overrides})
-
-
-@register_model(
-    "restormer",
-    "tiny",
-    parameters=800_547,
-    description="Restormer, dim 16, one block per level (tests)",
-)
-def restormer_tiny(**overrides: Any) -> Restormer:
-    """Restormer at dim 16 with one block per level."""
-    return Restormer(**{**RESTORMER_PRESETS["tiny"], **overrides})
+register_presets("restormer", Restormer, RESTORMER_PRESETS)

@@ -36,7 +36,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from aioir.models.registry import register_model
+from aioir.models.registry import Preset, register_presets
 from aioir.models.restormer import Restormer
 from aioir.nn.adapters import DistributionAdapter
 from aioir.nn.blocks import ConvMLP, TransformerBlock
@@ -263,40 +263,41 @@ class UDAIR(Restormer):
 
 
 # ------------------------------------------------------------------------------ presets
-UDAIR_PRESETS: dict[str, dict[str, Any]] = {
-    "paper": {},
-    "small": {
-        "dim": 16, "num_blocks": (2, 3, 3, 4), "num_refinement_blocks": 2,
-        "vq_channel": 64, "vq_res_blocks": 2, "embed_dim": 32, "n_embed": 256, "dam_hidden": 64,
-    },
-    "tiny": {
-        "dim": 8, "num_blocks": (1, 1, 1, 1), "num_refinement_blocks": 1,
-        "vq_channel": 32, "vq_res_blocks": 1, "vq_res_channel": 16, "embed_dim": 16,
-        "n_embed": 64, "dam_hidden": 32,
-    },
-}  # fmt: skip
+UDAIR_PRESETS: dict[str, Preset] = {
+    "paper": Preset(
+        {},
+        parameters=11_237_760,
+        description="UDAIR, official config (dim 24; incl. adapters and unused VQ decoder)",
+    ),
+    "small": Preset(
+        {
+            "dim": 16,
+            "num_blocks": (2, 3, 3, 4),
+            "num_refinement_blocks": 2,
+            "vq_channel": 64,
+            "vq_res_blocks": 2,
+            "embed_dim": 32,
+            "n_embed": 256,
+            "dam_hidden": 64,
+        },
+        parameters=3_508_074,
+        description="UDAIR, dim 16, smaller VQ-VAE",
+    ),
+    "tiny": Preset(
+        {
+            "dim": 8,
+            "num_blocks": (1, 1, 1, 1),
+            "num_refinement_blocks": 1,
+            "vq_channel": 32,
+            "vq_res_blocks": 1,
+            "vq_res_channel": 16,
+            "embed_dim": 16,
+            "n_embed": 64,
+            "dam_hidden": 32,
+        },
+        parameters=645_919,
+        description="UDAIR, dim 8, one block per level (tests)",
+    ),
+}
 
-
-@register_model(
-    "udair",
-    "paper",
-    parameters=11_237_760,
-    description="UDAIR, official config (dim 24; incl. adapters and unused VQ decoder)",
-)
-def udair(**overrides: Any) -> UDAIR:
-    """UDAIR, the official configuration of the released code."""
-    return UDAIR(**{**UDAIR_PRESETS["paper"], **overrides})
-
-
-@register_model("udair", "small", parameters=3_508_074, description="UDAIR, dim 16, smaller VQ-VAE")
-def udair_small(**overrides: Any) -> UDAIR:
-    """UDAIR at dim 16 with a half-width VQ-VAE (same components)."""
-    return UDAIR(**{**UDAIR_PRESETS["small"], **overrides})
-
-
-@register_model(
-    "udair", "tiny", parameters=645_919, description="UDAIR, dim 8, one block per level (tests)"
-)
-def udair_tiny(**overrides: Any) -> UDAIR:
-    """UDAIR at dim 8 with a tiny VQ-VAE (same components: DAM, 3 fusions, adapters)."""
-    return UDAIR(**{**UDAIR_PRESETS["tiny"], **overrides})
+register_presets("udair", UDAIR, UDAIR_PRESETS)
