@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 TORCH  := torch==2.13.0
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup test test-slow lint demo clean
+.PHONY: setup test test-slow lint demo sheet clean
 
 setup: $(STAMP)
 
@@ -30,6 +30,9 @@ demo: setup
 	@echo "make demo arrives with the shipped default model (issue: 'The shipped default model and make demo')."
 	@echo "Meanwhile: $(BIN)/aioir --help"
 	$(BIN)/aioir --help
+
+sheet: setup
+	$(BIN)/python scripts/make_degradation_sheet.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache outputs

@@ -123,14 +123,18 @@ def main() -> int:
             )
 
     print()
-    print(f"Machine: {platform.processor() or platform.machine()}, {args.device}, "
-          f"threads {rows[0]['threads'] if rows else '?'}; input 1×3×{args.size}×{args.size}")
+    print(
+        f"Machine: {platform.processor() or platform.machine()}, {args.device}, "
+        f"threads {rows[0]['threads'] if rows else '?'}; input 1×3×{args.size}×{args.size}"
+    )
     print()
     print("| model | dtype | params | GMACs | forward ms | peak memory MB |")
     print("|---|---|---:|---:|---:|---:|")
     for r in rows:
-        print(f"| {r['model']} | {r['dtype']} | {r['params']:,} | {r['gmacs']:.1f} | "
-              f"{r['ms']:.1f} | {r['peak_mb']:.0f} |")
+        print(
+            f"| {r['model']} | {r['dtype']} | {r['params']:,} | {r['gmacs']:.1f} | "
+            f"{r['ms']:.1f} | {r['peak_mb']:.0f} |"
+        )
     if args.json:
         with open(args.json, "w") as fh:
             json.dump(rows, fh, indent=2)

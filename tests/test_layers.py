@@ -23,6 +23,9 @@ FORBIDDEN: dict[str, tuple[str, ...]] = {
     "aioir.nn": ("aioir.data", "aioir.degradations", "aioir.metrics", "lightning"),
     "aioir.models": ("aioir.data", "aioir.degradations", "aioir.metrics", "lightning"),
     "aioir.data.layouts": ("aioir.models", "lightning"),
+    "aioir.restore": ("lightning", "aioir.engine", "aioir.evaluate", "aioir.data"),
+    "aioir.evaluate": ("lightning", "aioir.engine"),
+    "aioir.losses": ("aioir.models", "aioir.data", "lightning"),
 }
 
 
@@ -45,3 +48,12 @@ def test_layer_imports_nothing_above_it(module):
     loaded = _loaded_after_import(module)
     bad = [m for m in FORBIDDEN[module] if m in loaded]
     assert not bad, f"importing {module} also imported {bad}"
+
+
+def test_lazy_top_level_names_resolve():
+    import aioir
+
+    lazy = set(aioir._LAZY) | set(aioir._SUBPACKAGES)
+    assert lazy <= set(aioir.__all__), "every lazy name is public"
+    for name in sorted(lazy):
+        assert getattr(aioir, name) is not None

@@ -41,11 +41,25 @@ __all__ = [
     "ImageReadError",
     "ImageWriteError",
     "__version__",
-    *sorted(_LAZY),
+    "list_models",
+    "load_image",
+    "load_model",
+    "psnr",
+    "read_image",
+    "restore",
+    "save_image",
+    "ssim",
+    "write_image",
 ]
 
 
+#: public subpackages importable as attributes (``aioir.restore(image)`` — the package is callable)
+_SUBPACKAGES = frozenset({"restore"})
+
+
 def __getattr__(name: str) -> Any:
+    if name in _SUBPACKAGES:
+        return importlib.import_module(f"aioir.{name}")
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'aioir' has no attribute {name!r}")
@@ -55,7 +69,7 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
+    return sorted(set(globals()) | set(_LAZY) | _SUBPACKAGES)
 
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only

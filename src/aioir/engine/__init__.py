@@ -1,1 +1,11 @@
-"""aioir.engine"""
+"""Training engine: one LightningModule, callbacks, data module, YAML configs, the run loop.
+
+- :mod:`~aioir.engine.config` — YAML → validated dataclasses (``load_config``);
+- :mod:`~aioir.engine.module` — ``RestorationModule`` (losses, AdamW + schedules, validation);
+- :mod:`~aioir.engine.datamodule` — ``RestorationDataModule`` (synthetic, PromptIR, UDAIR data);
+- :mod:`~aioir.engine.callbacks` — ``EMACallback``, ``SourceBankCallback``;
+- :mod:`~aioir.engine.source_bank` — UDAIR's source bank (accumulate, final pass, file format);
+- :mod:`~aioir.engine.run` — ``train(config, output, resume=…)``: fit, checkpoints, export.
+
+Submodules are imported explicitly (importing this package imports nothing heavy).
+"""

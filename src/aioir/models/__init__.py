@@ -38,6 +38,7 @@ from aioir.models.registry import (
     register_model,
 )
 from aioir.models.restormer import Restormer
+from aioir.models.source_bank import SourceBank
 from aioir.models.udair import UDAIR, UDAIROutput
 
 __all__ = [
@@ -45,6 +46,7 @@ __all__ = [
     "ModelInfo",
     "PromptIR",
     "Restormer",
+    "SourceBank",
     "UDAIROutput",
     "create_model",
     "get_model_info",
@@ -77,7 +79,8 @@ def load_model(
             a weights-only load refuses.
         **overrides: keyword arguments replacing the preset's constructor arguments.
 
-    Returns the model in eval mode. Raises :class:`aioir.ConfigError` for an unknown name or a
+    A saved UDAIR model whose metadata names a source bank gets it as ``model.source_bank``
+    (:class:`~aioir.models.source_bank.SourceBank`). Returns the model in eval mode. Raises :class:`aioir.ConfigError` for an unknown name or a
     bad override and :class:`aioir.CheckpointError` for an unreadable or mismatched checkpoint.
     """
     name = str(name_or_path)
@@ -103,4 +106,7 @@ def load_model(
     state = read_state_dict(path)
     load_state_dict_into(model, state, path, architecture, strict)
     model.aioir_metadata = dict(config.get("metadata", {}))
+    bank_file = model.aioir_metadata.get("source_bank")
+    if bank_file:  # UDAIR exports carry their source bank next to the weights
+        model.source_bank = SourceBank.load((path if path.is_dir() else path.parent) / bank_file)
     return model.eval()

@@ -1,0 +1,84 @@
+"""Training speed on this machine: optimiser steps per second of the UDAIR presets.
+
+One step = forward_features + L1 + 0.2·CSCL + backward + AdamW, batch 8×3×128² by default
+(task-ordered: 4 tasks × 2), random tensors (the data pipeline is not measured). Variants:
+fp32 and bf16 autocast, each with and without channels_last.
+
+    python benchmarks/train_speed.py --models udair-tiny udair-small --steps 5 --threads 2
+
+Report the machine and its load with the numbers (``benchmarks/RESULTS.md``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import platform
+import time
+
+import torch
+
+
+def measure(name: str, batch: int, size: int, steps: int, bf16: bool, channels_last: bool) -> float:
+    """Steps per second (after one warm-up step)."""
+    from aioir.losses import CompositeLoss, LossInputs
+    from aioir.models import create_model
+
+    torch.manual_seed(0)
+    model = create_model(name).train()
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    model = model.to(memory_format=fmt)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    loss_fn = CompositeLoss({"l1": 1.0, "cscl": 0.2})
+    x = torch.rand(batch, 3, size, size).contiguous(memory_format=fmt)
+    y = torch.rand(batch, 3, size, size)
+
+    def step() -> None:
+        ctx = torch.autocast("cpu", dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
+        with ctx:
+            out = model.forward_features(x)
+            loss, _ = loss_fn(
+                LossInputs(out.image.float(), y, out.feature, out.logit_scale, batch // 2, 2)
+            )
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    step()
+    start = time.perf_counter()
+    for _ in range(steps):
+        step()
+    return steps / (time.perf_counter() - start)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", nargs="+", default=["udair-tiny", "udair-small"])
+    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--size", type=int, default=128)
+    parser.add_argument("--steps", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    print(
+        f"# {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+        f"{args.threads} threads, load {load:.1f}, torch {torch.__version__}; "
+        f"batch {args.batch}×3×{args.size}², {args.steps} timed steps"
+    )
+    print(f"{'model':12s} {'precision':10s} {'layout':14s} steps/s  images/s")
+    for name in args.models:
+        for bf16 in (False, True):
+            for cl in (False, True):
+                sps = measure(name, args.batch, args.size, args.steps, bf16, cl)
+                layout = "channels_last" if cl else "contiguous"
+                prec = "bf16-auto" if bf16 else "fp32"
+                print(
+                    f"{name:12s} {prec:10s} {layout:14s} {sps:7.3f}  {sps * args.batch:7.2f}",
+                    flush=True,
+                )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,141 @@
+"""``aioir evaluate``: score a model (or a classical method) on named benchmarks.
+
+Prints one markdown table per benchmark, each under its metric-protocol header; ``--json`` keeps
+every per-image number, ``--csv`` the summary rows.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from aioir.errors import ConfigError
+    from aioir.evaluate.benchmarks import get_benchmark
+    from aioir.evaluate.methods import load_method
+    from aioir.evaluate.report import to_markdown, write_csv, write_json
+    from aioir.evaluate.runner import evaluate
+    from aioir.metrics import get_protocol
+
+    if args.tile is not None and args.tile < 0:
+        raise ConfigError(f"--tile must be >= 0, not {args.tile}")
+    if args.protocol is not None:
+        get_protocol(args.protocol)
+    # validate every benchmark (names, data root) before loading a model
+    benchmarks = [get_benchmark(b, crop=args.crop) for b in args.benchmark]
+    for bench in benchmarks:
+        if bench.needs_root and args.data_root is None:
+            raise ConfigError(f"benchmark {bench.name} needs --data-root (the dataset root)")
+    if args.data_root is not None and not args.data_root.is_dir():
+        raise ConfigError(f"{args.data_root}: data root does not exist or is not a folder")
+    method = load_method(
+        args.model,
+        args.checkpoint,
+        device=args.device,
+        tile=args.tile,
+        tta=args.tta,
+        precision=args.precision,
+        allow_untrained=args.allow_untrained,
+    )
+    results = []
+    for bench in benchmarks:
+        result = evaluate(
+            method,
+            bench,
+            args.data_root,
+            protocol=args.protocol,
+            noise_rounding=args.noise_rounding,
+            limit=args.limit,
+            strict_counts=not args.no_strict_counts,
+            niqe_mode=args.niqe,
+            save_images=args.save_images,
+            progress=not args.no_progress,
+        )
+        results.append(result)
+        print(to_markdown(result))
+        sys.stdout.flush()
+    if args.json is not None:
+        print(f"wrote {write_json(args.json, results)}", file=sys.stderr)
+    if args.csv is not None:
+        print(f"wrote {write_csv(args.csv, results)}", file=sys.stderr)
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add the ``evaluate`` command."""
+    p = sub.add_parser(
+        "evaluate",
+        help="score a model or classical method on named benchmarks",
+        description=(
+            "Evaluate a model on benchmarks and print one table per benchmark, headed by its "
+            "metric protocol. Benchmarks: promptir-3task, promptir-5task, udair-source, "
+            "udair-target (need --data-root), paired:DIR[:TASK] (DIR/input <-> DIR/target), "
+            "synthetic:DIR[:TASKS] (clean photos degraded on the fly, seeded per image; a photo "
+            "corpus folder uses its test split). Relative DIRs are resolved against "
+            "--data-root when it is given."
+        ),
+    )
+    p.add_argument(
+        "--model",
+        required=True,
+        help="registered name, saved-model path, or classical:NAME "
+        "(auto, identity, cbm3d, dcp, lime, grayworld, unsharp, median-derain)",
+    )
+    p.add_argument("--checkpoint", type=Path, default=None, help="weights for a named model")
+    p.add_argument(
+        "--benchmark",
+        action="append",
+        required=True,
+        metavar="NAME",
+        help="benchmark to run (repeatable)",
+    )
+    p.add_argument("--data-root", type=Path, default=None, help="dataset root folder")
+    p.add_argument(
+        "--protocol",
+        default=None,
+        help="metric protocol: promptir, basicsr-y, udair or clean (default: the benchmark's)",
+    )
+    p.add_argument(
+        "--tta", action="store_true", help="test-time adaptation (models that support it)"
+    )
+    p.add_argument(
+        "--tile", type=int, default=None, help="restore in N×N tiles (default: one full pass)"
+    )
+    p.add_argument("--save-images", type=Path, default=None, metavar="DIR", help="keep outputs")
+    p.add_argument("--json", type=Path, default=None, metavar="FILE", help="write JSON results")
+    p.add_argument("--csv", type=Path, default=None, metavar="FILE", help="write CSV summary")
+    p.add_argument(
+        "--limit", type=int, default=None, metavar="N", help="first N images per dataset only"
+    )
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
+    p.add_argument("--precision", default="fp32", help="fp32 (default), bf16 or fp16 for networks")
+    p.add_argument(
+        "--noise-rounding",
+        choices=("round", "truncate"),
+        default=None,
+        help="8-bit snapping of seeded CBSD68 noise (default: truncate under the promptir "
+        "protocol, as PromptIR's code does; round otherwise)",
+    )
+    p.add_argument(
+        "--niqe",
+        choices=("auto", "all", "off"),
+        default="auto",
+        help="NIQE where there is no ground truth (auto), on every output (all), or never",
+    )
+    p.add_argument(
+        "--crop", type=int, default=None, help="synthetic: benchmarks: seeded N×N crop per image"
+    )
+    p.add_argument(
+        "--no-strict-counts",
+        action="store_true",
+        help="warn instead of failing when case counts differ from the protocol",
+    )
+    p.add_argument(
+        "--allow-untrained",
+        action="store_true",
+        help="allow a registered model without weights (smoke tests only)",
+    )
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(handler=_evaluate)

@@ -1,0 +1,157 @@
+"""``aioir restore``: restore image files and folders with a trained model.
+
+Exit status: 0 every input restored, 1 some inputs failed (the others are written), 2 usage
+error (an input that matches no image, bad option values, a model that cannot be used).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import traceback
+from pathlib import Path
+
+_DESCRIPTION = """\
+Restore images (noise, rain, haze, low light, blur, underwater colour cast) and write
+OUTPUT/<name>.png for each input, keeping bit depth, alpha and grayscale. INPUT may be files,
+folders (with --recursive, their sub-folders too; the sub-folder layout is kept) or glob
+patterns. Existing outputs are left alone unless --overwrite is given.
+
+exit status: 0 all restored, 1 some inputs failed (one line each on stderr), 2 usage error"""
+
+
+def _tile(value: str) -> int:
+    try:
+        n = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {value!r}") from None
+    if n < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, not {n}")
+    return n
+
+
+def _positive(value: str) -> int:
+    n = _tile(value)
+    if n == 0:
+        raise argparse.ArgumentTypeError("must be >= 1")
+    return n
+
+
+def _usage_error(message: str) -> int:
+    print(f"aioir restore: error: {message}", file=sys.stderr)
+    return 2
+
+
+def _restore(args: argparse.Namespace) -> int:
+    from aioir.errors import AioirError
+    from aioir.restore.batch import collect_inputs, plan_jobs, run_batch
+
+    debug = bool(getattr(args, "debug", False))
+    try:
+        items = collect_inputs(args.inputs, recursive=args.recursive, exclude=args.output)
+    except AioirError as exc:
+        return _usage_error(str(exc))
+    if args.output.exists() and not args.output.is_dir():
+        return _usage_error(f"{args.output}: exists and is not a folder")
+    jobs = plan_jobs(items, args.output, compare=args.compare)
+
+    from aioir.restore.api import Restorer
+
+    try:
+        restorer = Restorer(
+            args.model,
+            checkpoint=args.checkpoint,
+            device=args.device,
+            tile=args.tile,
+            tile_overlap=args.tile_overlap,
+            tile_batch_size=args.tile_batch_size,
+            precision=args.precision,
+            tta=args.tta,
+            allow_untrained=args.allow_untrained,
+        )
+    except AioirError as exc:
+        if debug:
+            traceback.print_exc()
+        return _usage_error(str(exc))
+    result = run_batch(
+        restorer,
+        jobs,
+        overwrite=args.overwrite,
+        progress=False if args.quiet else None,
+        debug=debug,
+    )
+    if not args.quiet or result.failures:
+        done = len(result.written)
+        print(
+            f"aioir restore: restored {done} of {len(jobs)} images into {args.output}",
+            file=sys.stderr,
+        )
+    return result.exit_status
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add the ``restore`` command."""
+    p = sub.add_parser(
+        "restore",
+        help="restore image files or folders with a trained model",
+        description=_DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders or globs")
+    p.add_argument("-o", "--output", type=Path, required=True, metavar="DIR", help="output folder")
+    p.add_argument(
+        "--model",
+        default="default",
+        metavar="NAME_OR_PATH",
+        help="registered model name or saved-model path (default: the shipped default model)",
+    )
+    p.add_argument("--checkpoint", type=Path, default=None, help="weights for a model name")
+    p.add_argument(
+        "--allow-untrained",
+        action="store_true",
+        help="allow a model name without weights (random weights; for tests only)",
+    )
+    p.add_argument(
+        "--tta", action="store_true", help="test-time adaptation (models that support it)"
+    )
+    p.add_argument(
+        "--tile",
+        type=_tile,
+        default=None,
+        metavar="N",
+        help="restore in N×N tiles (0: never tile; default: decide from size and free memory)",
+    )
+    p.add_argument(
+        "--tile-overlap", type=_tile, default=32, metavar="N", help="tile overlap (default 32)"
+    )
+    p.add_argument(
+        "--tile-batch-size",
+        type=_positive,
+        default=None,
+        metavar="N",
+        help="tiles per forward pass (default 1 on CPU, 4 on GPU)",
+    )
+    p.add_argument(
+        "--device",
+        default="auto",
+        help="auto (CUDA if available), cpu, cuda or cuda:N (default auto)",
+    )
+    p.add_argument(
+        "--precision",
+        choices=("auto", "fp32", "bf16", "fp16"),
+        default="auto",
+        help="autocast precision (auto: fp32 on CPU, bf16 or fp16 on GPU)",
+    )
+    p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    p.add_argument(
+        "--compare", action="store_true", help="also write <name>_compare.png (input | output)"
+    )
+    p.add_argument("-r", "--recursive", action="store_true", help="look into sub-folders")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
+    p.add_argument(
+        "--debug",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="show tracebacks of unexpected errors",
+    )
+    p.set_defaults(handler=_restore)

@@ -1,0 +1,100 @@
+"""``aioir train``: train a restoration model from a YAML config (see ``configs/``).
+
+Also runnable as ``python -m aioir.cli.train …`` (the same arguments), which multi-process
+(DDP) launches re-execute.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+
+def _devices(text: str) -> int | str:
+    if text == "auto":
+        return text
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a number of devices or 'auto', got {text!r}"
+        ) from None
+    if n < 1:
+        raise argparse.ArgumentTypeError("--devices must be ≥ 1")
+    return n
+
+
+def _train(args: argparse.Namespace) -> int:
+    from aioir.engine.config import load_config
+    from aioir.engine.run import train
+
+    overrides = list(args.set or [])
+    if args.max_steps is not None:
+        overrides.append(f"trainer.max_steps={args.max_steps}")
+    if args.devices is not None:
+        overrides.append(f"trainer.devices={args.devices}")
+    if args.accelerator is not None:
+        overrides.append(f"trainer.accelerator={args.accelerator}")
+    config = load_config(args.config, overrides)
+    output = args.output or Path("runs") / args.config.stem
+    result = train(config, output, resume=args.resume)
+    if result.export_dir is not None:
+        best = result.record.get("best_val_psnr")
+        score = f", best val PSNR {best:.2f} dB" if best is not None else ""
+        print(f"trained {result.steps} steps{score}; exported to {result.export_dir}")
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add the ``train`` command."""
+    p = sub.add_parser(
+        "train",
+        help="train a model from a YAML config",
+        description=(
+            "Train a restoration model as a YAML config describes (model, data, losses, "
+            "optimiser, schedule). Writes checkpoints (best by val PSNR + last), logs and a "
+            "final export (save_pretrained weights, UDAIR source bank, training.json)."
+        ),
+    )
+    p.add_argument("--config", type=Path, required=True, help="YAML config (see configs/)")
+    p.add_argument(
+        "--resume",
+        metavar="CKPT|auto",
+        default=None,
+        help="continue exactly from a checkpoint; 'auto' = OUTPUT/checkpoints/last.ckpt if any",
+    )
+    p.add_argument(
+        "--output", type=Path, default=None, help="run folder (default runs/<config name>)"
+    )
+    p.add_argument("--max-steps", type=int, default=None, help="override trainer.max_steps")
+    p.add_argument("--devices", type=_devices, default=None, help="devices per node (N or auto)")
+    p.add_argument("--accelerator", choices=("cpu", "gpu", "auto"), default=None)
+    p.add_argument(
+        "--set",
+        action="extend",
+        nargs="+",
+        metavar="KEY.PATH=VALUE",
+        help="override config values (YAML syntax), e.g. --set data.root=DIR trainer.max_steps=5",
+    )
+    p.set_defaults(handler=_train)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m aioir.cli.train``: the ``train`` command on its own."""
+    from aioir.errors import AioirError
+
+    parser = argparse.ArgumentParser(prog="aioir")
+    sub = parser.add_subparsers(dest="command")
+    register(sub)
+    args = parser.parse_args(["train", *(sys.argv[1:] if argv is None else argv)])
+    try:
+        return int(args.handler(args) or 0)
+    except AioirError as exc:
+        print(f"aioir: error: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,360 @@
+"""Training configuration: YAML → validated dataclasses (no code runs at load time).
+
+A config file has the sections of :class:`TrainConfig`; every key is checked, and an unknown
+or mistyped key raises :class:`~aioir.errors.ConfigError` naming the file and the dotted key.
+``overrides`` (``["data.root=/x", "trainer.max_steps=5"]``, the CLI's ``--set``) are applied to
+the raw mapping first; values are parsed as YAML (``5`` is an int, ``[1, 2]`` a list,
+``null`` None).
+
+Nothing is *built* here: :mod:`aioir.engine.run` constructs the model, data and trainer from
+the returned :class:`TrainConfig`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import types
+import typing
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, Union
+
+from aioir.errors import ConfigError
+
+__all__ = [
+    "DATA_ROOT_ENV",
+    "DataConfig",
+    "EMAConfig",
+    "ModelConfig",
+    "OptimizerConfig",
+    "SchedulerConfig",
+    "SourceBankConfig",
+    "TrainConfig",
+    "TrainerConfig",
+    "ValidationConfig",
+    "apply_overrides",
+    "config_from_dict",
+    "config_to_dict",
+    "load_config",
+]
+
+#: Environment variable giving ``data.root`` when the config leaves it empty.
+DATA_ROOT_ENV = "AIOIR_DATA_ROOT"
+
+DATA_KINDS = ("synthetic", "promptir-3task", "promptir-5task", "udair")
+
+
+@dataclasses.dataclass
+class ModelConfig:
+    """Which network to train.
+
+    ``name``: a registered model (``udair-tiny``, ``promptir``, …); ``overrides``: constructor
+    arguments replacing the preset's; ``checkpoint``: initial weights (fine-tuning);
+    ``sync_codebook``: all-reduce UDAIR's EMA codebook statistics across DDP ranks (``None`` =
+    yes when training on more than one process; ``False`` = per rank).
+    """
+
+    name: str = "udair-tiny"
+    overrides: dict[str, Any] = dataclasses.field(default_factory=dict)
+    checkpoint: str | None = None
+    sync_codebook: bool | None = None
+
+
+@dataclasses.dataclass
+class DataConfig:
+    """Training/validation data (see :mod:`aioir.engine.datamodule`)."""
+
+    kind: str = "synthetic"
+    root: str | None = None
+    tasks: Any = None
+    patch_size: int = 128
+    severity: Any = "random"
+    sampler: str = "task_balanced"
+    samples_per_task: int = 2
+    batch_size: int = 8
+    items_per_task: int | None = None
+    epoch_length: int | None = None
+    augment: str = "d8"
+    repeats: dict[str, int] = dataclasses.field(default_factory=dict)
+    noise_sigmas: list[float] = dataclasses.field(default_factory=lambda: [15.0, 25.0, 50.0])
+    val_items_per_task: int = 4
+    val_fraction: float = 0.05
+    val_split: str = "holdout"
+    val_mode: str = "center_crop"
+    val_size: int | None = 128
+    val_batch_size: int = 8
+    num_workers: int = 0
+
+
+@dataclasses.dataclass
+class OptimizerConfig:
+    """AdamW (the only optimiser the papers use)."""
+
+    name: str = "adamw"
+    lr: float = 1e-4
+    betas: list[float] = dataclasses.field(default_factory=lambda: [0.9, 0.999])
+    eps: float = 1e-8
+    weight_decay: float = 0.01
+
+
+@dataclasses.dataclass
+class SchedulerConfig:
+    """Learning-rate schedule.
+
+    ``name``: ``constant``; ``cosine_restarts`` (UDAIR: ``t_0``, ``t_mult``, ``eta_min``);
+    ``warmup_cosine`` (PromptIR: linear warm-up for ``warmup`` units from
+    ``warmup_start_factor·lr``, then cosine to ``eta_min`` at ``horizon``). ``unit``: ``epoch``
+    (stepped after every epoch, as both papers) or ``step``.
+    """
+
+    name: str = "constant"
+    unit: str = "epoch"
+    t_0: int = 15
+    t_mult: int = 2
+    eta_min: float = 0.0
+    warmup: int = 15
+    horizon: int = 150
+    warmup_start_factor: float = 0.0
+
+
+@dataclasses.dataclass
+class TrainerConfig:
+    """Loop, precision, devices, logging and checkpoint cadence."""
+
+    seed: int = 123
+    max_steps: int = -1
+    max_epochs: int | None = None
+    max_time: str | None = None  # wall-clock budget "DD:HH:MM:SS"; stops cleanly, then exports
+    val_every_n_steps: int | None = None
+    val_every_n_epochs: int = 1
+    checkpoint_every_n_steps: int | None = None
+    precision: str = "auto"
+    grad_clip: float | None = None
+    accumulate: int = 1
+    accelerator: str = "auto"
+    devices: Any = "auto"
+    num_nodes: int = 1
+    strategy: str = "auto"
+    num_threads: int | None = None
+    logger: str = "auto"
+    log_every_n_steps: int = 50
+    progress_bar: bool = True
+    channels_last: bool = False
+    deterministic: bool = False
+
+
+@dataclasses.dataclass
+class EMAConfig:
+    """Exponential moving average of the weights (validation and export use it when enabled)."""
+
+    enabled: bool = False
+    decay: float = 0.999
+
+
+@dataclasses.dataclass
+class SourceBankConfig:
+    """UDAIR's source bank (per-task mean embeddings g4/g3/g2).
+
+    ``enabled``: ``None`` = when the model is UDAIR. ``mode``: ``final_pass`` (default: one
+    eval-mode pass over fixed training crops with the exported weights) or ``epoch_mean`` (the
+    authors: mean over the training steps since the last validation, kept at the best one).
+    ``items_per_task``: crops per task in the final pass; ``patch_size``: their size (default
+    ``data.patch_size`` — the bank's spatial size is tied to it).
+    """
+
+    enabled: bool | None = None
+    mode: str = "final_pass"
+    items_per_task: int = 64
+    patch_size: int | None = None
+    batch_size: int = 8
+
+
+@dataclasses.dataclass
+class ValidationConfig:
+    """Validation metric protocol (``aioir.metrics.get_protocol``); best checkpoint by val PSNR."""
+
+    protocol: str = "clean"
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    """A whole training run."""
+
+    model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
+    data: DataConfig = dataclasses.field(default_factory=DataConfig)
+    losses: dict[str, Any] = dataclasses.field(default_factory=lambda: {"l1": 1.0})
+    optimizer: OptimizerConfig = dataclasses.field(default_factory=OptimizerConfig)
+    scheduler: SchedulerConfig = dataclasses.field(default_factory=SchedulerConfig)
+    trainer: TrainerConfig = dataclasses.field(default_factory=TrainerConfig)
+    ema: EMAConfig = dataclasses.field(default_factory=EMAConfig)
+    source_bank: SourceBankConfig = dataclasses.field(default_factory=SourceBankConfig)
+    validation: ValidationConfig = dataclasses.field(default_factory=ValidationConfig)
+    description: str = ""
+
+    def validate(self, where: str = "config") -> TrainConfig:
+        """Check values that types alone do not; returns ``self``."""
+        d, t, s = self.data, self.trainer, self.scheduler
+
+        def bad(key: str, msg: str) -> ConfigError:
+            return ConfigError(f"{where}: {key}: {msg}")
+
+        if d.kind not in DATA_KINDS:
+            raise bad(
+                "data.kind", f"{d.kind!r} is unknown; expected one of {', '.join(DATA_KINDS)}"
+            )
+        if d.sampler not in ("task_balanced", "random"):
+            raise bad("data.sampler", "expected 'task_balanced' or 'random'")
+        if d.augment not in ("d8", "udair", "none"):
+            raise bad("data.augment", "expected 'd8', 'udair' or 'none'")
+        if d.val_mode not in ("center_crop", "resize", "full"):
+            raise bad("data.val_mode", "expected 'center_crop', 'resize' or 'full'")
+        if d.val_split not in ("holdout", "val"):
+            raise bad("data.val_split", "expected 'holdout' or 'val'")
+        if not 0.0 < d.val_fraction < 1.0:
+            raise bad("data.val_fraction", "must lie in (0, 1)")
+        for key in ("patch_size", "samples_per_task", "batch_size", "val_batch_size"):
+            if getattr(d, key) < 1:
+                raise bad(f"data.{key}", "must be ≥ 1")
+        if s.name not in ("constant", "cosine_restarts", "warmup_cosine"):
+            raise bad("scheduler.name", "expected 'constant', 'cosine_restarts' or 'warmup_cosine'")
+        if s.unit not in ("epoch", "step"):
+            raise bad("scheduler.unit", "expected 'epoch' or 'step'")
+        if self.optimizer.name != "adamw":
+            raise bad("optimizer.name", "only 'adamw' is supported")
+        if len(self.optimizer.betas) != 2:
+            raise bad("optimizer.betas", "expected two numbers")
+        if t.precision not in ("auto", "32", "32-true", "bf16-mixed", "16-mixed", "bf16-true"):
+            raise bad("trainer.precision", "expected auto, 32, bf16-mixed, 16-mixed or bf16-true")
+        if t.logger not in ("auto", "csv", "tensorboard", "none"):
+            raise bad("trainer.logger", "expected auto, csv, tensorboard or none")
+        if t.max_steps == -1 and t.max_epochs is None:
+            raise bad("trainer", "set max_steps or max_epochs")
+        if self.source_bank.mode not in ("final_pass", "epoch_mean"):
+            raise bad("source_bank.mode", "expected 'final_pass' or 'epoch_mean'")
+        if not 0.0 < self.ema.decay < 1.0:
+            raise bad("ema.decay", "must lie in (0, 1)")
+        from aioir.losses import parse_loss_specs
+        from aioir.metrics import get_protocol
+
+        parse_loss_specs(self.losses, f"{where}: losses")
+        get_protocol(self.validation.protocol)
+        return self
+
+    def data_root(self) -> Path:
+        """``data.root``, else ``$AIOIR_DATA_ROOT`` (ConfigError if neither is set)."""
+        root = self.data.root or os.environ.get(DATA_ROOT_ENV)
+        if not root:
+            raise ConfigError(
+                f"data.root is not set: give it in the config, with --set data.root=DIR "
+                f"or in ${DATA_ROOT_ENV}"
+            )
+        return Path(root).expanduser()
+
+
+# ------------------------------------------------------------------------------ loading
+def _type_ok(value: Any, tp: Any) -> bool:
+    if tp is Any:
+        return True
+    origin = typing.get_origin(tp)
+    if origin in (Union, types.UnionType):
+        return any(_type_ok(value, a) for a in typing.get_args(tp))
+    if tp is type(None):
+        return value is None
+    if tp is bool:
+        return isinstance(value, bool)
+    if tp is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if tp is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if tp is str:
+        return isinstance(value, str)
+    if origin is dict:
+        return isinstance(value, Mapping)
+    if origin is list:
+        (inner,) = typing.get_args(tp)
+        return (
+            isinstance(value, Sequence)
+            and not isinstance(value, str)
+            and all(_type_ok(v, inner) for v in value)
+        )
+    return True
+
+
+def _build(cls: type, raw: Any, where: str, prefix: str) -> Any:
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"{where}: {prefix or 'config'}: expected a mapping, got {raw!r}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    kwargs: dict[str, Any] = {}
+    for key, value in raw.items():
+        dotted = f"{prefix}.{key}" if prefix else str(key)
+        if key not in fields:
+            raise ConfigError(
+                f"{where}: unknown key '{dotted}' (known: {', '.join(sorted(fields))})"
+            )
+        tp = hints[key]
+        if dataclasses.is_dataclass(tp):
+            kwargs[key] = _build(tp, value if value is not None else {}, where, dotted)
+            continue
+        if not _type_ok(value, tp):
+            raise ConfigError(f"{where}: '{dotted}' has a wrong type: {value!r}")
+        if tp is float or tp == (float | None):
+            value = float(value) if value is not None else None
+        kwargs[key] = value
+    return cls(**kwargs)
+
+
+def apply_overrides(raw: dict[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
+    """Apply ``key.path=value`` strings (values parsed as YAML) to a nested mapping, in place."""
+    import yaml
+
+    for item in overrides:
+        key, sep, text = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--set {item!r}: expected key.path=value")
+        try:
+            value = yaml.safe_load(text) if text.strip() else None
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"--set {item!r}: value is not valid YAML ({exc})") from None
+        node = raw
+        parts = key.strip().split(".")
+        for part in parts[:-1]:
+            child = node.get(part)
+            if child is None:
+                child = node[part] = {}
+            if not isinstance(child, dict):
+                raise ConfigError(f"--set {item!r}: '{part}' is not a section")
+            node = child
+        node[parts[-1]] = value
+    return raw
+
+
+def config_from_dict(
+    raw: Mapping[str, Any], where: str = "config", overrides: Sequence[str] = ()
+) -> TrainConfig:
+    """Build and validate a :class:`TrainConfig` from a mapping (+ ``--set`` overrides)."""
+    import copy
+
+    data = copy.deepcopy(dict(raw))
+    apply_overrides(data, overrides)
+    return _build(TrainConfig, data, where, "").validate(where)
+
+
+def load_config(path: str | os.PathLike[str], overrides: Sequence[str] = ()) -> TrainConfig:
+    """Read a YAML training config (see the module docstring)."""
+    import yaml
+
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"{p}: config file not found")
+    try:
+        raw = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{p}: not valid YAML ({exc})") from None
+    return config_from_dict(raw, str(p), overrides)
+
+
+def config_to_dict(config: TrainConfig) -> dict[str, Any]:
+    """Plain nested dict (YAML/JSON-serialisable) of a config."""
+    return dataclasses.asdict(config)

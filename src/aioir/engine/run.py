@@ -1,0 +1,328 @@
+"""Run a training from a :class:`~aioir.engine.config.TrainConfig` (what ``aioir train`` calls).
+
+``OUTPUT/`` receives ``config.yaml`` (the resolved config), ``checkpoints/{best,last}.ckpt``,
+``logs/`` (TensorBoard, or CSV when tensorboard is missing) and, at the end, ``export/`` with
+``model.safetensors`` + ``config.json`` (:func:`aioir.models.save_pretrained`; EMA weights when
+EMA is on), ``bank.safetensors`` for UDAIR and ``training.json`` (data, steps, wall time, val
+metrics, DDP checks).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from aioir.engine.config import TrainConfig, config_to_dict
+from aioir.errors import CheckpointError, ConfigError
+
+__all__ = ["TrainResult", "build_trainer", "export_run", "resolve_resume", "train"]
+
+
+@dataclasses.dataclass
+class TrainResult:
+    """Where things went and what came out."""
+
+    output: Path
+    best_checkpoint: Path | None
+    last_checkpoint: Path | None
+    export_dir: Path | None
+    steps: int
+    val_history: list[dict[str, float]]
+    record: dict[str, Any]
+
+
+def resolve_resume(resume: str | None, output: Path) -> Path | None:
+    """``None``; ``"auto"`` (``OUTPUT/checkpoints/last.ckpt`` if present); or a path."""
+    if resume is None:
+        return None
+    if resume == "auto":
+        last = output / "checkpoints" / "last.ckpt"
+        return last if last.is_file() else None
+    p = Path(resume)
+    if not p.is_file():
+        raise CheckpointError(f"{p}: checkpoint to resume from does not exist")
+    return p
+
+
+def _precision(config: TrainConfig, accelerator: str) -> str:
+    p = config.trainer.precision
+    if p != "auto":
+        return "32-true" if p == "32" else p
+    if accelerator == "gpu" or (accelerator == "auto" and torch.cuda.is_available()):
+        return (
+            "bf16-mixed"
+            if torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+            else "16-mixed"
+        )
+    return "32-true"
+
+
+def _logger(config: TrainConfig, output: Path) -> Any:
+    from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+
+    kind = config.trainer.logger
+    if kind == "none":
+        return False
+    if kind in ("auto", "tensorboard"):
+        try:
+            import tensorboard  # noqa: F401
+
+            return TensorBoardLogger(str(output), name="logs")
+        except ImportError:
+            if kind == "tensorboard":
+                raise ConfigError("trainer.logger: tensorboard is not installed") from None
+    return CSVLogger(str(output), name="logs")
+
+
+def build_trainer(
+    config: TrainConfig, output: Path, datamodule: Any, *, callbacks: list[Any] | None = None
+) -> Any:
+    """The Lightning ``Trainer`` of ``config`` (checkpoints best-by-val + last)."""
+    import lightning.pytorch as pl
+    from lightning.pytorch.callbacks import ModelCheckpoint, TQDMProgressBar
+
+    t = config.trainer
+    ckpt = ModelCheckpoint(
+        dirpath=str(output / "checkpoints"),
+        filename="best",
+        monitor="val/psnr",
+        mode="max",
+        save_top_k=1,
+        save_last=True,
+        every_n_train_steps=t.checkpoint_every_n_steps,
+        auto_insert_metric_name=False,
+        enable_version_counter=False,
+    )
+    cbs: list[Any] = [ckpt, *(callbacks or [])]
+    if t.progress_bar:
+        cbs.append(TQDMProgressBar(refresh_rate=max(1, min(20, t.log_every_n_steps))))
+    strategy: Any = t.strategy
+    multi = (isinstance(t.devices, int) and t.devices > 1) or t.num_nodes > 1
+    if (strategy == "auto" and multi) or strategy == "ddp":
+        from lightning.pytorch.strategies import DDPStrategy
+
+        # UDAIR's adapters and unused VQ decoder get no gradient: tolerate unused parameters
+        strategy = DDPStrategy(find_unused_parameters=True)
+    val_kwargs: dict[str, Any] = {"check_val_every_n_epoch": t.val_every_n_epochs}
+    if t.val_every_n_steps:
+        val_kwargs = {"val_check_interval": t.val_every_n_steps, "check_val_every_n_epoch": None}
+    return pl.Trainer(
+        default_root_dir=str(output),
+        max_steps=t.max_steps,
+        max_epochs=t.max_epochs if t.max_epochs is not None else -1,
+        max_time=t.max_time,
+        accelerator=t.accelerator,
+        devices=t.devices,
+        num_nodes=t.num_nodes,
+        strategy=strategy,
+        precision=_precision(config, t.accelerator),
+        gradient_clip_val=t.grad_clip,
+        accumulate_grad_batches=t.accumulate,
+        logger=_logger(config, output),
+        log_every_n_steps=t.log_every_n_steps,
+        callbacks=cbs,
+        enable_progress_bar=t.progress_bar,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        use_distributed_sampler=False,
+        deterministic=t.deterministic,
+        **val_kwargs,
+    )
+
+
+def _bank_enabled(config: TrainConfig, model: torch.nn.Module) -> bool:
+    enabled = config.source_bank.enabled
+    has = hasattr(model, "forward_features")
+    if enabled and not has:
+        raise ConfigError(f"source_bank.enabled: {type(model).__name__} has no source bank")
+    return has if enabled is None else bool(enabled)
+
+
+def train(
+    config: TrainConfig,
+    output: str | Path,
+    *,
+    resume: str | None = None,
+    export: bool = True,
+) -> TrainResult:
+    """Train as ``config`` says, writing everything under ``output`` (see the module docstring)."""
+    import lightning.pytorch as pl
+    import yaml
+
+    from aioir.engine.callbacks import EMACallback, SourceBankCallback
+    from aioir.engine.datamodule import RestorationDataModule
+    from aioir.engine.module import RestorationModule
+
+    t = config.trainer
+    if t.num_threads:
+        torch.set_num_threads(int(t.num_threads))
+    output = Path(output)
+    output.mkdir(parents=True, exist_ok=True)
+    ckpt_path = resolve_resume(resume, output)
+    (output / "config.yaml").write_text(
+        yaml.safe_dump(config_to_dict(config), sort_keys=False), encoding="utf-8"
+    )
+    pl.seed_everything(t.seed, workers=True, verbose=False)
+    dm = RestorationDataModule(config.data, config.data_root(), seed=t.seed)
+    world = (t.devices if isinstance(t.devices, int) else 1) * t.num_nodes
+    module = RestorationModule(
+        config.model, config.losses, config.optimizer, config.scheduler, dm.task_names,
+        dm.samples_per_task, config.validation.protocol, t.channels_last, world,
+    )  # fmt: skip
+    callbacks: list[Any] = []
+    ema = EMACallback(config.ema.decay) if config.ema.enabled else None
+    if ema is not None:
+        callbacks.append(ema)
+    bank_cb = None
+    if _bank_enabled(config, module.model):
+        bank_cb = SourceBankCallback(dm.task_names, config.source_bank.mode)
+        callbacks.append(bank_cb)
+    trainer = build_trainer(config, output, dm, callbacks=callbacks)
+    start = time.perf_counter()
+    with warnings.catch_warnings():
+        # the sampler position is restored by RestorationDataModule.load_state_dict
+        warnings.filterwarnings("ignore", message=".*your dataloader is not resumable.*")
+        trainer.fit(module, datamodule=dm, ckpt_path=str(ckpt_path) if ckpt_path else None)
+    wall = time.perf_counter() - start
+    last_path = output / "checkpoints" / "last.ckpt"
+    if trainer.global_step > 0 and (
+        not last_path.is_file()
+        or trainer.checkpoint_callback._last_global_step_saved != trainer.global_step
+    ):
+        trainer.save_checkpoint(last_path)  # the final state (periodic saves may be older)
+
+    ddp = _ddp_record(trainer, module)
+    ckpt_cb = trainer.checkpoint_callback
+    best = Path(ckpt_cb.best_model_path) if ckpt_cb and ckpt_cb.best_model_path else None
+    last = last_path if last_path.is_file() else None
+    record: dict[str, Any] = {
+        "description": config.description,
+        "data": dm.describe(),
+        "steps": int(trainer.global_step),
+        "epochs": int(trainer.current_epoch),
+        "wall_time_s": round(wall, 2),
+        "resumed_from": str(ckpt_path) if ckpt_path else None,
+        "protocol": module.protocol.header(),
+        "val_history": module.val_history,
+        "best_checkpoint": str(best) if best else None,
+        "best_val_psnr": float(ckpt_cb.best_model_score)
+        if ckpt_cb and ckpt_cb.best_model_score is not None
+        else None,
+        "precision": str(trainer.precision),
+        "world_size": int(trainer.world_size),
+        "ddp": ddp,
+    }
+    export_dir = None
+    if trainer.is_global_zero:
+        if export:
+            export_dir = export_run(config, output, best or last, dm, module, record, bank_cb)
+        (output / "training.json").write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+    return TrainResult(
+        output, best, last, export_dir, int(trainer.global_step), module.val_history, record
+    )
+
+
+def _ddp_record(trainer: Any, module: Any) -> dict[str, Any]:
+    """Per-rank batch counts and sample digests, and whether the weights ended identical."""
+    strategy = trainer.strategy
+    with torch.no_grad():
+        flat = torch.cat([p.detach().float().flatten() for p in module.model.parameters()])
+        checksum = torch.stack([flat.sum(), flat.abs().sum(), (flat * flat).sum()]).double()
+    digest = bytes.fromhex(module.batch_digest())
+    local = torch.tensor(
+        [float(module._batches_seen), *checksum.tolist(), *[float(b) for b in digest[:8]]],
+        dtype=torch.float64,
+        device=strategy.root_device,
+    )
+    if trainer.world_size > 1:
+        gathered = strategy.all_gather(local).cpu()
+    else:
+        gathered = local.cpu()[None]
+    ranks = [
+        {
+            "rank": i,
+            "batches": int(row[0]),
+            "digest": bytes(int(b) for b in row[4:]).hex(),
+            "checksum": [float(v) for v in row[1:4]],
+        }
+        for i, row in enumerate(gathered)
+    ]
+    same = all(r["checksum"] == ranks[0]["checksum"] for r in ranks)
+    return {"ranks": ranks, "weights_in_sync": same}
+
+
+def _load_best_model(config: TrainConfig, checkpoint: Path) -> tuple[torch.nn.Module, bool]:
+    """The network with the checkpoint's weights (EMA weights when the checkpoint has them)."""
+    from aioir.engine.callbacks import EMA_KEY
+    from aioir.engine.module import build_model
+
+    ckpt = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    state = {
+        k.removeprefix("model."): v for k, v in ckpt["state_dict"].items() if k.startswith("model.")
+    }
+    used_ema = EMA_KEY in ckpt
+    if used_ema:
+        state.update({k.removeprefix("model."): v for k, v in ckpt[EMA_KEY].items()})
+    model = build_model(dataclasses.replace(config.model, checkpoint=None, sync_codebook=False))
+    model.load_state_dict(state)
+    return model.eval(), used_ema
+
+
+def export_run(
+    config: TrainConfig,
+    output: Path,
+    checkpoint: Path | None,
+    datamodule: Any,
+    module: Any,
+    record: dict[str, Any],
+    bank_cb: Any,
+) -> Path | None:
+    """Write ``OUTPUT/export``: the best weights (EMA if any), the source bank, training.json."""
+    from aioir.engine.callbacks import SOURCE_BANK_KEY
+    from aioir.engine.source_bank import BANK_FILE, compute_final_pass, save_source_bank
+    from aioir.models import save_pretrained
+
+    if checkpoint is None:
+        return None
+    export_dir = output / "export"
+    model, used_ema = _load_best_model(config, checkpoint)
+    record["exported_checkpoint"] = str(checkpoint)
+    record["exported_ema"] = used_ema
+    if bank_cb is not None:
+        sb = config.source_bank
+        if sb.mode == "final_pass":
+            patch = sb.patch_size or config.data.patch_size
+            loader = datamodule.bank_dataloader(sb.items_per_task, patch, sb.batch_size)
+            bank, counts = compute_final_pass(model, loader, datamodule.task_names)
+            meta = {"mode": "final_pass", "patch_size": patch, "count": [int(c) for c in counts]}
+        else:
+            ckpt = torch.load(checkpoint, map_location="cpu", weights_only=False)
+            state = ckpt.get(SOURCE_BANK_KEY) or {}
+            bank = state.get("bank")
+            meta = {
+                "mode": "epoch_mean",
+                "patch_size": config.data.patch_size,
+                "step": state.get("best_step"),
+            }
+        if bank is not None:
+            save_source_bank(export_dir / BANK_FILE, bank, datamodule.task_names, meta)
+            record["source_bank"] = {"file": BANK_FILE, **meta}
+    metadata = {
+        "training": {k: v for k, v in record.items() if k not in ("val_history", "ddp")},
+        "val": max(record["val_history"], key=lambda r: r.get("val/psnr", -1.0))
+        if record["val_history"]
+        else None,
+        "task_names": list(datamodule.task_names),
+        "source_bank": BANK_FILE if "source_bank" in record else None,
+    }
+    save_pretrained(model, export_dir, metadata=json.loads(json.dumps(metadata, default=str)))
+    (export_dir / "training.json").write_text(
+        json.dumps(record, indent=2, default=str) + "\n", encoding="utf-8"
+    )
+    return export_dir

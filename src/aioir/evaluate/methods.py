@@ -1,0 +1,158 @@
+"""What the harness evaluates: trained networks and classical comparators behind one interface.
+
+A :class:`Method` restores one :class:`~aioir.evaluate.benchmarks.Case` at a time and returns a
+short note saying what it assumed (e.g. "cbm3d (σ given by the benchmark)"); the harness collects
+the notes per column into the table. :func:`load_method` parses ``--model``:
+
+* ``classical:NAME`` — a method of :mod:`aioir.evaluate.classical`; ``classical:auto`` applies
+  each case's task method (CBM3D for noise, DCP for haze, …);
+* anything else — a registered model name or saved-model path, run through
+  :class:`aioir.restore.Restorer` (padding, optional tiling, optional test-time adaptation).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+import torch
+from torch import nn
+
+from aioir.evaluate.benchmarks import Case
+from aioir.evaluate.classical import CLASSICAL_METHODS, TASK_METHODS, get_classical
+
+__all__ = ["ClassicalModel", "Method", "NetworkModel", "load_method"]
+
+
+@runtime_checkable
+class Method(Protocol):
+    """Anything the harness can evaluate."""
+
+    #: identifier printed in tables (``classical:dcp``, ``udair``, ``runs/x``)
+    name: str
+
+    def restore(self, image: torch.Tensor, case: Case) -> tuple[torch.Tensor, str]:
+        """Restore a 3×H×W float tensor in [0, 1]; return (3×H×W output, note)."""
+        ...
+
+    def settings(self) -> dict[str, Any]:
+        """JSON-able description of how it runs (device, tiling, …)."""
+        ...
+
+
+class ClassicalModel:
+    """``classical:NAME`` — a numpy method; ``auto`` picks the method of each case's task."""
+
+    def __init__(self, method: str) -> None:
+        if method != "auto":
+            get_classical(method)  # raises ConfigError listing the names
+        self.method = method
+        self.name = f"classical:{method}"
+
+    def _pick(self, task: str) -> tuple[str, str]:
+        if self.method != "auto":
+            return self.method, ""
+        chosen = TASK_METHODS.get(task)
+        if chosen is None:
+            return "identity", f"no classical method for task {task or '(unknown)'!r}"
+        return chosen, ""
+
+    def restore(self, image: torch.Tensor, case: Case) -> tuple[torch.Tensor, str]:
+        """Run the chosen classical method on the case's input (on the CPU)."""
+        name, why = self._pick(case.task)
+        method = CLASSICAL_METHODS[name]
+        array = image.detach().cpu().permute(1, 2, 0).numpy().astype(np.float64)
+        out, note = method.fn(array, case.meta)
+        tensor = torch.from_numpy(np.ascontiguousarray(out, dtype=np.float32)).permute(2, 0, 1)
+        details = "; ".join(x for x in (note, why) if x)
+        return tensor.clamp_(0.0, 1.0), f"{method.title}" + (f" ({details})" if details else "")
+
+    def settings(self) -> dict[str, Any]:
+        """The method name and the task → method mapping for ``auto``."""
+        out: dict[str, Any] = {"classical": self.method}
+        if self.method == "auto":
+            out["task_methods"] = dict(TASK_METHODS)
+        return out
+
+
+class NetworkModel:
+    """A restoration network run through :class:`aioir.restore.Restorer`.
+
+    ``tile=0`` (the default here) restores each image in one padded pass, as the papers do;
+    ``tile=N`` uses N×N tiles with overlap blending. ``precision`` defaults to fp32 so numbers
+    do not depend on autocast. ``tta`` runs the model's registered test-time adaptation.
+    """
+
+    def __init__(
+        self,
+        model: str | os.PathLike[str] | nn.Module,
+        *,
+        checkpoint: str | os.PathLike[str] | None = None,
+        device: str | torch.device = "auto",
+        tile: int = 0,
+        tile_overlap: int = 32,
+        tta: bool = False,
+        precision: str = "fp32",
+        allow_untrained: bool = False,
+    ) -> None:
+        from aioir.restore.api import Restorer
+
+        self.restorer = Restorer(
+            model,
+            checkpoint=checkpoint,
+            device=device,
+            tile=tile,
+            tile_overlap=tile_overlap,
+            tta=tta,
+            precision=precision,
+            allow_untrained=allow_untrained,
+        )
+        self.name = str(model) if not isinstance(model, nn.Module) else type(model).__name__
+        self.checkpoint = None if checkpoint is None else str(checkpoint)
+        self._settings = {
+            "device": str(self.restorer.device),
+            "tile": tile,
+            "tile_overlap": tile_overlap if tile else None,
+            "tta": tta,
+            "precision": precision,
+            "checkpoint": self.checkpoint,
+            "untrained": bool(allow_untrained and checkpoint is None),
+        }
+
+    def restore(self, image: torch.Tensor, case: Case) -> tuple[torch.Tensor, str]:
+        """One padded (or tiled) forward pass of the network."""
+        return self.restorer.restore_tensor(image[None])[0].cpu(), ""
+
+    def settings(self) -> dict[str, Any]:
+        """Device, tiling, precision, TTA and checkpoint."""
+        return dict(self._settings)
+
+
+def load_method(
+    spec: str | os.PathLike[str] | nn.Module,
+    checkpoint: str | os.PathLike[str] | None = None,
+    *,
+    device: str = "auto",
+    tile: int | None = None,
+    tta: bool = False,
+    precision: str = "fp32",
+    allow_untrained: bool = False,
+) -> Method:
+    """``--model`` → a :class:`Method` (see the module docstring)."""
+    from aioir.errors import ConfigError
+
+    text = spec if isinstance(spec, nn.Module) else str(spec)
+    if isinstance(text, str) and text.startswith("classical:"):
+        if checkpoint is not None or tta or tile:
+            raise ConfigError(f"{text}: --checkpoint, --tta and --tile apply to networks only")
+        return ClassicalModel(text.removeprefix("classical:"))
+    return NetworkModel(
+        spec,
+        checkpoint=checkpoint,
+        device=device,
+        tile=tile or 0,
+        tta=tta,
+        precision=precision,
+        allow_untrained=allow_untrained,
+    )

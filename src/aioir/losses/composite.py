@@ -1,0 +1,185 @@
+"""Loss composition from configuration: ``{l1: 1.0, cscl: {weight: 0.2, mode: faithful}}``.
+
+A loss *term* is a callable ``term(inputs: LossInputs) -> (value, logs)`` built by a factory
+registered under a name with :func:`register_loss`. :class:`CompositeLoss` sums the weighted
+terms and reports each one, so a new loss plugs in by registering a factory; the trainer asks
+:attr:`CompositeLoss.needs_features` to know whether the model must return its features.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol
+
+from torch import Tensor
+
+from aioir.errors import ConfigError
+from aioir.losses.contrastive import cscl_loss
+from aioir.losses.reconstruction import charbonnier_loss, l1_loss
+
+__all__ = [
+    "LOSSES",
+    "CompositeLoss",
+    "LossInputs",
+    "LossSpec",
+    "LossTerm",
+    "parse_loss_specs",
+    "register_loss",
+]
+
+
+@dataclasses.dataclass
+class LossInputs:
+    """Everything a loss term may need from one training step.
+
+    ``features`` and ``logit_scale`` come from a model's ``forward_features`` (UDAIR); the batch
+    is task-ordered with ``num_tasks × samples_per_task`` items when a term needs that.
+    """
+
+    pred: Tensor
+    target: Tensor
+    features: Tensor | None = None
+    logit_scale: Tensor | None = None
+    num_tasks: int = 1
+    samples_per_task: int = 1
+
+
+class LossTerm(Protocol):
+    """One loss: ``term(inputs) -> (scalar tensor, {name: float to log})``."""
+
+    needs_features: bool
+
+    def __call__(self, inputs: LossInputs) -> tuple[Tensor, dict[str, Tensor]]: ...
+
+
+LOSSES: dict[str, Callable[..., LossTerm]] = {}
+
+
+def register_loss(name: str) -> Callable[[Callable[..., LossTerm]], Callable[..., LossTerm]]:
+    """Register a loss-term factory ``(**params) -> LossTerm`` under ``name``."""
+
+    def wrap(factory: Callable[..., LossTerm]) -> Callable[..., LossTerm]:
+        if name in LOSSES:
+            raise ValueError(f"loss {name!r} is already registered")
+        LOSSES[name] = factory
+        return factory
+
+    return wrap
+
+
+@dataclasses.dataclass(frozen=True)
+class LossSpec:
+    """A configured loss: registered ``name``, ``weight`` and factory ``params``."""
+
+    name: str
+    weight: float = 1.0
+    params: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+
+
+def parse_loss_specs(config: Mapping[str, Any], where: str = "losses") -> list[LossSpec]:
+    """``{name: weight}`` or ``{name: {weight: w, **params}}`` → specs (validated)."""
+    if not isinstance(config, Mapping) or not config:
+        raise ConfigError(f"{where}: expected a non-empty mapping of loss name → weight")
+    specs = []
+    for name, value in config.items():
+        if name not in LOSSES:
+            raise ConfigError(
+                f"{where}.{name}: unknown loss; registered: {', '.join(sorted(LOSSES))}"
+            )
+        if isinstance(value, bool) or not isinstance(value, (int, float, Mapping)):
+            raise ConfigError(f"{where}.{name}: expected a weight or a mapping, got {value!r}")
+        params = dict(value) if isinstance(value, Mapping) else {"weight": value}
+        weight = params.pop("weight", 1.0)
+        if isinstance(weight, bool) or not isinstance(weight, (int, float)):
+            raise ConfigError(f"{where}.{name}.weight: expected a number, got {weight!r}")
+        specs.append(LossSpec(str(name), float(weight), params))
+    return specs
+
+
+class CompositeLoss:
+    """Weighted sum of configured loss terms; returns the total and every part for logging."""
+
+    def __init__(self, specs: list[LossSpec] | Mapping[str, Any]) -> None:
+        if isinstance(specs, Mapping):
+            specs = parse_loss_specs(specs)
+        self.specs = list(specs)
+        self.terms: list[LossTerm] = []
+        for spec in self.specs:
+            try:
+                self.terms.append(LOSSES[spec.name](**spec.params))
+            except TypeError as exc:
+                raise ConfigError(f"losses.{spec.name}: invalid parameter ({exc})") from exc
+
+    @property
+    def needs_features(self) -> bool:
+        """True if a term needs the model's features (``forward_features``)."""
+        return any(t.needs_features for t in self.terms)
+
+    def __call__(self, inputs: LossInputs) -> tuple[Tensor, dict[str, Tensor]]:
+        total: Tensor | None = None
+        logs: dict[str, Tensor] = {}
+        for spec, term in zip(self.specs, self.terms, strict=True):
+            value, extra = term(inputs)
+            logs[spec.name] = value.detach()
+            logs.update({f"{spec.name}_{k}": v for k, v in extra.items()})
+            weighted = spec.weight * value
+            total = weighted if total is None else total + weighted
+        assert total is not None
+        return total, logs
+
+
+# ------------------------------------------------------------------------------ built-ins
+class _Pixel:
+    needs_features = False
+
+    def __init__(self, fn: Callable[..., Tensor], **kwargs: Any) -> None:
+        self.fn, self.kwargs = fn, kwargs
+
+    def __call__(self, inputs: LossInputs) -> tuple[Tensor, dict[str, Tensor]]:
+        return self.fn(inputs.pred, inputs.target, **self.kwargs), {}
+
+
+@register_loss("l1")
+def _l1() -> LossTerm:
+    """Plain L1 (UDAIR, PromptIR)."""
+    return _Pixel(l1_loss)
+
+
+@register_loss("charbonnier")
+def _charbonnier(eps: float = 1e-3) -> LossTerm:
+    """Charbonnier (Restormer-style smooth L1)."""
+    return _Pixel(charbonnier_loss, eps=float(eps))
+
+
+class _CSCL:
+    needs_features = True
+
+    def __init__(self, mode: str = "faithful", positives: str = "permutation") -> None:
+        if mode not in ("faithful", "normalized"):
+            raise ConfigError(f"losses.cscl.mode must be 'faithful' or 'normalized', got {mode!r}")
+        if positives not in ("permutation", "derangement"):
+            raise ConfigError(
+                f"losses.cscl.positives must be 'permutation' or 'derangement', got {positives!r}"
+            )
+        self.mode, self.positives = mode, positives
+
+    def __call__(self, inputs: LossInputs) -> tuple[Tensor, dict[str, Tensor]]:
+        if inputs.features is None or inputs.logit_scale is None:
+            raise ConfigError("loss cscl needs a model with forward_features (UDAIR)")
+        out = cscl_loss(
+            inputs.features.float(),
+            inputs.logit_scale.float(),
+            inputs.num_tasks,
+            inputs.samples_per_task,
+            mode=self.mode,  # type: ignore[arg-type]
+            positives=self.positives,  # type: ignore[arg-type]
+        )
+        logs = {"logit_absmax": out.logits.abs().max(), "scale": out.scale}
+        return out.loss, logs
+
+
+@register_loss("cscl")
+def _cscl(mode: str = "faithful", positives: str = "permutation") -> LossTerm:
+    """UDAIR's cross-sample contrastive loss (see :mod:`aioir.losses.contrastive`)."""
+    return _CSCL(mode, positives)

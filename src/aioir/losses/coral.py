@@ -1,0 +1,52 @@
+"""CORAL: distance between the second-order statistics of two feature sets (methods.md §2.10).
+
+``Cov(X) = (XᵀX − (1ᵀX)ᵀ(1ᵀX)/n) / (n − 1)`` for ``X ∈ R^{n×C}`` (rows are samples), and
+
+* the UDAIR form (default): ``‖Cov_s − Cov_t‖_F / (4·C²)`` — the Frobenius norm itself;
+* ``squared=True``: Deep CORAL (Sun & Saenko 2016), ``‖Cov_s − Cov_t‖²_F / (4·C²)``.
+
+Everything is computed in float32 (or float64 if given), whatever the autocast state: the
+covariance of bf16 features loses most of its digits (methods.md §2.15 item 15).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+__all__ = ["coral_loss", "covariance"]
+
+
+def _as_rows(x: Tensor, name: str) -> Tensor:
+    if x.ndim != 2:
+        raise ValueError(f"{name}: expected an n×C matrix (rows = samples), got {tuple(x.shape)}")
+    if x.shape[0] < 2:
+        raise ValueError(f"{name}: need at least 2 rows for a covariance, got {x.shape[0]}")
+    return x if x.dtype == torch.float64 else x.float()
+
+
+def covariance(x: Tensor) -> Tensor:
+    """Unbiased ``C×C`` covariance of the rows of ``x`` (n×C), in float32 (float64 kept)."""
+    with torch.autocast(x.device.type, enabled=False):
+        x = _as_rows(x, "covariance")
+        n = x.shape[0]
+        s = x.sum(0, keepdim=True)
+        return (x.t() @ x - s.t() @ s / n) / (n - 1)
+
+
+def coral_loss(x_src: Tensor, x_tgt: Tensor, squared: bool = False) -> Tensor:
+    """CORAL distance between two n×C feature sets with the same C (n may differ).
+
+    ``squared=False`` is UDAIR's non-squared form; ``True`` is Deep CORAL.
+    """
+    if x_src.ndim != 2 or x_tgt.ndim != 2 or x_src.shape[1] != x_tgt.shape[1]:
+        raise ValueError(
+            f"coral_loss: expected n×C matrices with equal C, got {tuple(x_src.shape)} "
+            f"and {tuple(x_tgt.shape)}"
+        )
+    c = x_src.shape[1]
+    with torch.autocast(x_src.device.type, enabled=False):
+        diff = covariance(x_src) - covariance(x_tgt)
+        norm_sq = diff.pow(2).sum()
+        value = norm_sq if squared else norm_sq.sqrt()
+        return value / (4.0 * c * c)

@@ -1,0 +1,91 @@
+"""Restoring images with a trained model: the API, tiling, batches of files, export.
+
+>>> import aioir.restore
+>>> out = aioir.restore.restore(image, model="runs/udair-5task")   # numpy / PIL / torch
+>>> out = aioir.restore(image, model="runs/udair-5task")           # the package is callable
+>>> restorer = aioir.restore.Restorer("udair", checkpoint="udair.safetensors")
+
+Modules: :mod:`~aioir.restore.api` (:class:`Restorer`, :func:`restore`),
+:mod:`~aioir.restore.tiling` (tiled inference, memory heuristic),
+:mod:`~aioir.restore.resolve` (``--model`` / ``--checkpoint`` → model),
+:mod:`~aioir.restore.adaptation` (the test-time adaptation hook),
+:mod:`~aioir.restore.batch` (many files: inputs, output names, prefetch),
+:mod:`~aioir.restore.export` (ONNX / TorchScript).
+
+Names are imported lazily, so ``import aioir.restore`` costs nothing until one is used. Because
+``aioir.restore`` is this package as well as the function users call, the package module itself
+is callable: ``aioir.restore(image, ...)`` is :func:`aioir.restore.api.restore`.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+import types
+from typing import TYPE_CHECKING, Any
+
+_LAZY: dict[str, str] = {
+    "Restorer": "aioir.restore.api",
+    "restore": "aioir.restore.api",
+    "compare_image": "aioir.restore.api",
+    "resolve_device": "aioir.restore.api",
+    "resolve_model": "aioir.restore.resolve",
+    "shipped_weights": "aioir.restore.resolve",
+    "TestTimeAdapter": "aioir.restore.adaptation",
+    "register_test_time_adapter": "aioir.restore.adaptation",
+    "get_test_time_adapter": "aioir.restore.adaptation",
+    "tiled_forward": "aioir.restore.tiling",
+    "choose_tile": "aioir.restore.tiling",
+    "export_model": "aioir.restore.export",
+}
+
+__all__ = [
+    "Restorer",
+    "TestTimeAdapter",
+    "choose_tile",
+    "compare_image",
+    "export_model",
+    "get_test_time_adapter",
+    "register_test_time_adapter",
+    "resolve_device",
+    "resolve_model",
+    "restore",
+    "shipped_weights",
+    "tiled_forward",
+]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'aioir.restore' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
+
+class _CallablePackage(types.ModuleType):
+    """Makes ``aioir.restore(image, ...)`` call :func:`aioir.restore.api.restore`."""
+
+    def __call__(self, image: Any, *args: Any, **kwargs: Any) -> Any:
+        from aioir.restore.api import restore
+
+        return restore(image, *args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallablePackage
+
+if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
+    from aioir.restore.adaptation import (
+        TestTimeAdapter,
+        get_test_time_adapter,
+        register_test_time_adapter,
+    )
+    from aioir.restore.api import Restorer, compare_image, resolve_device, restore
+    from aioir.restore.export import export_model
+    from aioir.restore.resolve import resolve_model, shipped_weights
+    from aioir.restore.tiling import choose_tile, tiled_forward

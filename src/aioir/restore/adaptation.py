@@ -1,0 +1,96 @@
+"""The hook through which test-time adaptation (TTA) plugs into restoration.
+
+Restoration calls a :class:`TestTimeAdapter` instead of the plain forward when ``tta`` is asked
+for. Implementations register a factory per architecture with
+:func:`register_test_time_adapter`; the modules that hold them are listed by name in
+:data:`PROVIDER_MODULES` and imported on first need (no file-system scanning). When no factory
+exists for a model, asking for TTA raises :class:`~aioir.errors.ConfigError`
+("test-time adaptation is not available for model X") — there is no fallback that pretends to
+adapt.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+from collections.abc import Callable
+from typing import Protocol, runtime_checkable
+
+from torch import Tensor, nn
+
+from aioir.errors import ConfigError
+
+__all__ = [
+    "PROVIDER_MODULES",
+    "AdapterFactory",
+    "TestTimeAdapter",
+    "get_test_time_adapter",
+    "model_architecture",
+    "register_test_time_adapter",
+]
+
+#: Modules that register adapters when imported (imported by name, only if they exist).
+PROVIDER_MODULES: tuple[str, ...] = ("aioir.restore.tta",)
+
+
+@runtime_checkable
+class TestTimeAdapter(Protocol):
+    """Adapts a model to one input, restores it, and leaves the model as it found it.
+
+    ``image`` is B×3×H×W float32 in [0, 1] on the model's device. ``restore`` is the ordinary
+    (padded / tiled, no-grad) restoration of a tensor, to be called with the adapted model; an
+    adapter may instead return its own forward's output. The call happens outside
+    :func:`torch.inference_mode`, so the adapter may compute gradients. It must reset whatever it
+    changed before returning (episodic adaptation).
+    """
+
+    def __call__(
+        self, model: nn.Module, image: Tensor, restore: Callable[[Tensor], Tensor]
+    ) -> Tensor: ...
+
+
+AdapterFactory = Callable[[nn.Module], TestTimeAdapter]
+
+_FACTORIES: dict[str, AdapterFactory] = {}
+_providers_loaded = False
+
+
+def register_test_time_adapter(architecture: str) -> Callable[[AdapterFactory], AdapterFactory]:
+    """Register the decorated ``factory(model) -> TestTimeAdapter`` for ``architecture``."""
+
+    def decorator(factory: AdapterFactory) -> AdapterFactory:
+        key = architecture.lower()
+        if key in _FACTORIES and _FACTORIES[key] is not factory:
+            raise ValueError(f"a test-time adapter for {architecture!r} is already registered")
+        _FACTORIES[key] = factory
+        return factory
+
+    return decorator
+
+
+def model_architecture(model: nn.Module) -> str:
+    """The registered architecture of ``model`` (``aioir_config``), else its class name."""
+    config = getattr(model, "aioir_config", None)
+    if isinstance(config, dict) and config.get("architecture"):
+        return str(config["architecture"]).lower()
+    return type(model).__name__.lower()
+
+
+def _load_providers() -> None:
+    global _providers_loaded
+    if _providers_loaded:
+        return
+    for name in PROVIDER_MODULES:
+        if importlib.util.find_spec(name) is not None:
+            importlib.import_module(name)
+    _providers_loaded = True
+
+
+def get_test_time_adapter(model: nn.Module, name: str | None = None) -> TestTimeAdapter:
+    """The registered adapter for ``model``; ConfigError naming ``name`` when there is none."""
+    _load_providers()
+    factory = _FACTORIES.get(model_architecture(model))
+    if factory is None:
+        label = name or model_architecture(model)
+        raise ConfigError(f"test-time adaptation is not available for model {label}")
+    return factory(model)

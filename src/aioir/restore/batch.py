@@ -1,0 +1,259 @@
+"""Restore many files: expand the inputs, plan output names, prefetch, report per-file failures.
+
+Used by ``aioir restore``; usable from Python for the same behaviour.
+
+**Inputs** are files, folders (their images; sub-folders with ``recursive``) and glob patterns
+(expanded here too, for shells that do not; ``**`` matches sub-folders). Every argument must
+match at least one image, otherwise :class:`~aioir.errors.ConfigError` (a usage error): a
+missing path, a pattern that matches nothing, a folder without images. A file named explicitly
+is always attempted, whatever its suffix (it then fails if it is not an image).
+
+**Output names** are ``<output>/<stem>.png``; for images found inside a folder argument the
+sub-folder path below that folder is kept (``<output>/<sub>/<stem>.png``), so recursive trees
+do not collide. When two inputs still map to the same output (``a/x.jpg`` and ``b/x.png`` given
+as files, or ``x.jpg`` and ``x.png`` in one folder), the first keeps the name and the others fail
+with a one-line reason naming the winner; nothing is renamed behind the user's back. The same
+file given twice is restored once.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import queue
+import sys
+import threading
+import traceback
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TextIO
+
+from aioir.errors import AioirError, ConfigError, ImageReadError, ImageWriteError
+from aioir.io import ImageData, is_image_file, list_images, load_image
+
+__all__ = ["BatchResult", "Job", "collect_inputs", "plan_jobs", "prefetch", "run_batch"]
+
+_GLOB_CHARS = frozenset("*?[")
+
+
+@dataclass(frozen=True)
+class Job:
+    """One input file and where its outputs go; ``error`` is set when it must not run."""
+
+    source: Path
+    output: Path
+    compare: Path | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    """How a batch went: files written and one-line failure messages."""
+
+    written: list[Path]
+    failures: list[str]
+
+    @property
+    def exit_status(self) -> int:
+        """0 when every input was restored, 1 when some failed."""
+        return 1 if self.failures else 0
+
+
+def _images_in(folder: Path, recursive: bool, exclude: Path | None) -> list[tuple[Path, Path]]:
+    found = list_images(folder, recursive)
+    if exclude is not None:
+        found = [p for p in found if not p.resolve().is_relative_to(exclude)]
+    return [(p, p.relative_to(folder).with_suffix("")) for p in found]
+
+
+def collect_inputs(
+    inputs: Sequence[str | os.PathLike[str]],
+    recursive: bool = False,
+    exclude: str | os.PathLike[str] | None = None,
+) -> list[tuple[Path, Path]]:
+    """Expand ``inputs`` into ``(file, output stem relative to the output folder)`` pairs.
+
+    Images found by expanding folders or patterns inside ``exclude`` (the output folder) are
+    skipped, so restoring ``photos -o photos/restored --recursive`` twice does not restore the
+    first run's outputs. Raises ConfigError naming the first argument that matches no image
+    (see module doc).
+    """
+    if not inputs:
+        raise ConfigError("no inputs given")
+    skip = None if exclude is None else Path(exclude).expanduser().resolve()
+    found: list[tuple[Path, Path]] = []
+    for raw in inputs:
+        arg = os.fspath(raw)
+        path = Path(arg).expanduser()
+        if path.is_dir():
+            items = _images_in(path, recursive, skip)
+            if not items:
+                hint = "" if recursive else " (use --recursive for sub-folders)"
+                raise ConfigError(f"{path}: folder has no images{hint}")
+            found += items
+        elif path.exists():
+            found.append((path, Path(path.stem)))
+        elif _GLOB_CHARS & set(arg):
+            matches = sorted(glob.glob(os.path.expanduser(arg), recursive=True))
+            items = []
+            for m in map(Path, matches):
+                if m.is_dir():
+                    items += _images_in(m, recursive, skip)
+                elif (
+                    m.is_file()
+                    and is_image_file(m)
+                    and not m.name.startswith(".")
+                    and (skip is None or not m.resolve().is_relative_to(skip))
+                ):
+                    items.append((m, Path(m.stem)))
+            if not items:
+                raise ConfigError(f"{arg}: pattern matches no images")
+            found += items
+        else:
+            raise ConfigError(f"{arg}: no such file or folder")
+    return found
+
+
+def plan_jobs(
+    items: Sequence[tuple[Path, Path]], output: str | os.PathLike[str], compare: bool = False
+) -> list[Job]:
+    """Output paths for each input; later inputs colliding with an earlier name get an error."""
+    out_dir = Path(output)
+    claimed: dict[str, Path] = {}
+    seen: set[Path] = set()
+    jobs = []
+    for source, stem in items:
+        key_source = source.resolve()
+        if key_source in seen:
+            continue
+        seen.add(key_source)
+        target = out_dir / stem.with_name(stem.name + ".png")
+        side = out_dir / stem.with_name(stem.name + "_compare.png") if compare else None
+        error = None
+        for t in (target, side):
+            if t is None:
+                continue
+            owner = claimed.get(os.path.normcase(str(t)).casefold())
+            if owner is not None and error is None:
+                error = (
+                    f"{source}: output name {t.name} is already used by {owner}; "
+                    "rename one of them or restore them separately"
+                )
+        if error is None:
+            for t in (target, side):
+                if t is not None:
+                    claimed[os.path.normcase(str(t)).casefold()] = source
+        jobs.append(Job(source, target, side, error))
+    return jobs
+
+
+_DONE = object()
+
+
+def prefetch(
+    jobs: Sequence[Job], depth: int = 1, overwrite: bool = False
+) -> Iterator[tuple[Job, ImageData | Exception]]:
+    """Yield ``(job, loaded image or the exception loading raised)``, loading ahead in a thread.
+
+    At most ``depth`` images are decoded ahead of the one being handed out (each 24-megapixel
+    photo is ~300 MB as float32, so the default is one: the next image decodes while the current
+    one is restored). Jobs with an ``error``, and jobs whose output exists (unless
+    ``overwrite``), are passed through as errors without decoding. Stopping the iteration early
+    stops the thread.
+    """
+    q: queue.Queue[object] = queue.Queue()
+    slots = threading.Semaphore(max(1, depth))
+    stop = threading.Event()
+
+    def load(job: Job) -> ImageData | Exception:
+        if job.error is not None:
+            return ConfigError(job.error)
+        for target in (job.output, job.compare):
+            if target is not None and not overwrite and target.exists():
+                return ImageWriteError(f"{target}: exists; pass --overwrite to replace it")
+        try:
+            return load_image(job.source)
+        except Exception as exc:  # handed to the consumer, reported per file
+            return exc
+
+    def work() -> None:
+        for job in jobs:
+            while not slots.acquire(timeout=0.1):
+                if stop.is_set():
+                    return
+            if stop.is_set():
+                return
+            q.put((job, load(job)))
+        q.put(_DONE)
+
+    thread = threading.Thread(target=work, name="aioir-prefetch", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item = q.get()
+            if item is _DONE:
+                return
+            slots.release()  # the worker may decode the next image while this one is used
+            yield item  # type: ignore[misc]
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+
+
+def _one_line(source: Path, exc: BaseException) -> str:
+    if isinstance(exc, AioirError):
+        text = " ".join(str(exc).split())
+        return text if str(source) in text else f"{source}: {text}"
+    if isinstance(exc, MemoryError):
+        return f"{source}: out of memory (try a smaller --tile)"
+    detail = " ".join(str(exc).split()) or type(exc).__name__
+    if "out of memory" in detail.lower():
+        return f"{source}: out of memory (try a smaller --tile)"
+    return f"{source}: {type(exc).__name__}: {detail[:300]}"
+
+
+def run_batch(
+    restorer: object,
+    jobs: Sequence[Job],
+    *,
+    overwrite: bool = False,
+    progress: bool | None = None,
+    debug: bool = False,
+    stream: TextIO | None = None,
+) -> BatchResult:
+    """Restore every job with ``restorer`` (a :class:`~aioir.restore.Restorer`).
+
+    A failing input is reported as one line on ``stream`` (stderr), the others still run.
+    ``progress`` shows a tqdm bar (default: when ``stream`` is a terminal). ``debug`` adds the
+    traceback of unexpected errors.
+    """
+    from tqdm import tqdm
+
+    stream = sys.stderr if stream is None else stream
+    if progress is None:
+        progress = bool(getattr(stream, "isatty", lambda: False)())
+    written: list[Path] = []
+    failures: list[str] = []
+    with tqdm(total=len(jobs), unit="img", file=stream, disable=not progress, leave=False) as bar:
+        for job, loaded in prefetch(jobs, overwrite=overwrite):
+            try:
+                if isinstance(loaded, BaseException):
+                    raise loaded
+                written.append(
+                    restorer.restore_file(  # type: ignore[attr-defined]
+                        job.source,
+                        job.output,
+                        overwrite=overwrite,
+                        compare_path=job.compare,
+                        data=loaded,
+                    )
+                )
+            except Exception as exc:
+                message = _one_line(job.source, exc)
+                failures.append(message)
+                if debug and not isinstance(exc, (ImageReadError, ConfigError)):
+                    tqdm.write("".join(traceback.format_exception(exc)).rstrip(), file=stream)
+                tqdm.write(f"aioir: failed: {message}", file=stream)
+            bar.update(1)
+    return BatchResult(written, failures)

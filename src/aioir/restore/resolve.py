@@ -1,0 +1,101 @@
+"""Turn what the user typed after ``--model`` (and ``--checkpoint``) into a loaded model.
+
+Resolution order for ``spec``:
+
+1. an ``nn.Module`` is used as it is (Python API);
+2. ``"default"`` is the shipped default model, ``aioir/weights/default.safetensors`` (a
+   self-describing :func:`~aioir.models.save_pretrained` file); until one ships this is a
+   one-line :class:`~aioir.errors.ConfigError`;
+3. an existing path is a saved model (directory or ``.safetensors``);
+4. a registered name (``udair``, ``restormer-tiny``, …) needs trained weights: ``checkpoint``,
+   or shipped weights ``aioir/weights/<name>.safetensors``. Without them it is refused, unless
+   ``allow_untrained=True`` (tests, smoke runs): restoring with random weights is never silent;
+5. anything else is an unknown name (with close matches) or a missing path.
+"""
+
+from __future__ import annotations
+
+import importlib.resources
+import os
+from pathlib import Path
+
+from torch import nn
+
+from aioir.errors import ConfigError
+
+__all__ = ["DEFAULT_MODEL", "resolve_model", "shipped_weights"]
+
+DEFAULT_MODEL = "default"
+"""The name that means "the shipped default model"."""
+
+_WEIGHT_SUFFIXES = (".safetensors", ".pth", ".pt", ".ckpt", ".bin")
+
+
+def shipped_weights(name: str) -> Path | None:
+    """The file ``aioir/weights/<name>.safetensors`` inside the installed package, if any."""
+    try:
+        resource = importlib.resources.files("aioir") / "weights" / f"{name}.safetensors"
+    except (ModuleNotFoundError, TypeError):  # pragma: no cover - broken installs only
+        return None
+    if not resource.is_file():
+        return None
+    return Path(str(resource))
+
+
+def _looks_like_path(spec: str) -> bool:
+    return (
+        os.sep in spec
+        or (os.altsep is not None and os.altsep in spec)
+        or spec.lower().endswith(_WEIGHT_SUFFIXES)
+        or spec.startswith(".")
+    )
+
+
+def resolve_model(
+    spec: str | os.PathLike[str] | nn.Module = DEFAULT_MODEL,
+    checkpoint: str | os.PathLike[str] | None = None,
+    *,
+    allow_untrained: bool = False,
+) -> nn.Module:
+    """Load the model that ``spec`` names (see the module docstring), in eval mode, on the CPU.
+
+    Raises:
+        ConfigError: no default model shipped, an unknown name, a missing path, or a registered
+            name without weights (and ``allow_untrained`` not given).
+        CheckpointError: a weights file that cannot be read or does not fit.
+    """
+    if isinstance(spec, nn.Module):
+        if checkpoint is not None:
+            raise ConfigError("checkpoint= cannot be combined with a model object")
+        return spec.eval()
+    from aioir.models import load_model
+    from aioir.models.registry import is_registered
+
+    text = str(spec).strip()
+    if text == DEFAULT_MODEL:
+        weights = shipped_weights(DEFAULT_MODEL)
+        if weights is None:
+            raise ConfigError("no default model is shipped yet; pass --model NAME_OR_PATH")
+        if checkpoint is not None:
+            raise ConfigError(
+                "--checkpoint needs a model name (e.g. --model udair), not the default model"
+            )
+        return load_model(weights).eval()
+    path = Path(text).expanduser()
+    if not is_registered(text) and path.exists():
+        return load_model(path, checkpoint).eval()
+    if is_registered(text):
+        if checkpoint is not None:
+            return load_model(text, checkpoint).eval()
+        weights = shipped_weights(text.lower())
+        if weights is not None:
+            return load_model(weights).eval()
+        if not allow_untrained:
+            raise ConfigError(
+                f"model {text!r} has no trained weights; pass --checkpoint PATH or a saved "
+                "model path (or --allow-untrained to run it with random weights)"
+            )
+        return load_model(text).eval()
+    if _looks_like_path(text):
+        raise ConfigError(f"{text}: no such model file or folder")
+    return load_model(text)  # raises ConfigError: unknown model, with close matches

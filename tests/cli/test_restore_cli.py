@@ -1,0 +1,271 @@
+"""``aioir restore``: every input kind, exit codes, one-line failures, no partial outputs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from aioir import cli
+from aioir.cli import restore as restore_cli
+from aioir.io import load_image, write_image
+from aioir.models import load_model, save_pretrained
+
+
+@pytest.fixture(autouse=True)
+def _with_restore_command(monkeypatch):
+    """Register the command even before the lead adds it to COMMAND_MODULES."""
+    if restore_cli not in cli.COMMAND_MODULES:
+        monkeypatch.setattr(cli, "COMMAND_MODULES", (*cli.COMMAND_MODULES, restore_cli))
+
+
+@pytest.fixture(scope="module")
+def model_path(tmp_path_factory):
+    path = tmp_path_factory.mktemp("model") / "udair-tiny.safetensors"
+    save_pretrained(load_model("udair-tiny"), path)
+    return str(path)
+
+
+@pytest.fixture
+def run(model_path, capsys):
+    def _run(*argv: str, model: str | None = model_path) -> tuple[int, str]:
+        args = ["restore", *argv, "-q"]
+        if model is not None:
+            args += ["--model", model]
+        code = cli.main(args)
+        err = capsys.readouterr().err
+        return code, err
+
+    return _run
+
+
+def _rgb(path, w=12, h=10, seed=0):
+    rng = np.random.default_rng(seed)
+    return write_image(path, rng.random((h, w, 3)).astype(np.float32))
+
+
+def _failure_lines(err: str) -> list[str]:
+    return [line for line in err.splitlines() if line.startswith("aioir: failed:")]
+
+
+# ------------------------------------------------------------------ good inputs
+def test_restores_files_and_keeps_the_size(tmp_path, run):
+    a = _rgb(tmp_path / "a.png")
+    b = tmp_path / "b.jpg"
+    Image.new("RGB", (9, 7), (10, 200, 30)).save(b)
+    code, err = run(str(a), str(b), "-o", str(tmp_path / "out"))
+    assert code == 0, err
+    assert "Traceback" not in err
+    assert load_image(tmp_path / "out" / "a.png").rgb.shape == (10, 12, 3)
+    assert load_image(tmp_path / "out" / "b.png").rgb.shape == (7, 9, 3)
+
+
+def test_one_pixel_16_bit_gray_and_alpha(tmp_path, run):
+    rng = np.random.default_rng(1)
+    write_image(tmp_path / "one.png", np.full((1, 1, 3), 0.5, np.float32))
+    write_image(tmp_path / "deep.png", rng.random((9, 11, 3)), bit_depth=16)
+    write_image(tmp_path / "gray.png", rng.random((9, 11)), grayscale=True)
+    alpha = rng.random((9, 11)).astype(np.float32)
+    write_image(tmp_path / "rgba.png", rng.random((9, 11, 3)), alpha=alpha)
+    out = tmp_path / "out"
+    code, err = run(str(tmp_path), "-o", str(out))
+    assert code == 0, err
+    assert load_image(out / "one.png").rgb.shape == (1, 1, 3)
+    deep = load_image(out / "deep.png")
+    assert deep.bit_depth == 16 and not deep.grayscale
+    assert load_image(out / "gray.png").grayscale
+    assert Image.open(out / "gray.png").mode == "L"
+    rgba = load_image(out / "rgba.png")
+    np.testing.assert_array_equal(rgba.alpha, load_image(tmp_path / "rgba.png").alpha)
+
+
+def test_cmyk_and_exif_rotated_jpeg(tmp_path, run):
+    Image.new("CMYK", (8, 6), (0, 255, 255, 0)).save(tmp_path / "cmyk.jpg")
+    landscape = Image.new("RGB", (12, 6), (0, 0, 255))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90° clockwise for display
+    landscape.save(tmp_path / "rotated.jpg", exif=exif)
+    out = tmp_path / "out"
+    code, err = run(str(tmp_path / "*.jpg"), "-o", str(out))
+    assert code == 0, err
+    assert Image.open(out / "cmyk.png").mode == "RGB"
+    assert Image.open(out / "rotated.png").size == (6, 12)  # displayed orientation (W×H)
+
+
+def test_compare_output(tmp_path, run):
+    _rgb(tmp_path / "a.png", w=12, h=10)
+    out = tmp_path / "out"
+    code, err = run(str(tmp_path / "a.png"), "-o", str(out), "--compare")
+    assert code == 0, err
+    side = Image.open(out / "a_compare.png")
+    assert side.mode == "RGB" and side.size == (2 * 12 + 4, 10)
+    np.testing.assert_array_equal(
+        np.asarray(side)[:, :12], np.asarray(Image.open(tmp_path / "a.png").convert("RGB"))
+    )
+
+
+def test_glob_patterns_and_recursive_layout(tmp_path, run):
+    src = tmp_path / "src"
+    _rgb(src / "top.png")
+    _rgb(src / "rain" / "001.png", seed=1)
+    _rgb(src / "noise" / "001.png", seed=2)
+    (src / "notes.txt").write_text("not an image")
+    out = tmp_path / "flat"
+    code, err = run(str(src), "-o", str(out))
+    assert code == 0, err
+    assert sorted(p.name for p in out.rglob("*.png")) == ["top.png"]
+    out = tmp_path / "tree"
+    code, err = run(str(src), "-o", str(out), "--recursive")
+    assert code == 0, err
+    assert sorted(str(p.relative_to(out)) for p in out.rglob("*.png")) == [
+        "noise/001.png",
+        "rain/001.png",
+        "top.png",
+    ]
+    out = tmp_path / "globbed"
+    code, err = run(str(src / "**" / "0*.png"), "-o", str(out))
+    assert code == 1  # two inputs named 001: the second fails, the first is written
+    (line,) = _failure_lines(err)
+    assert "001.png" in line and "already used by" in line
+    assert (out / "001.png").is_file()
+
+
+# ------------------------------------------------------------------ bad inputs
+def test_bad_files_fail_one_line_each_and_good_ones_are_written(tmp_path, run):
+    _rgb(tmp_path / "good.png")
+    (tmp_path / "empty.png").write_bytes(b"")
+    _rgb(tmp_path / "whole.png", w=32, h=32, seed=5)
+    data = (tmp_path / "whole.png").read_bytes()
+    (tmp_path / "whole.png").unlink()
+    (tmp_path / "truncated.png").write_bytes(data[: len(data) // 2])
+    (tmp_path / "text.jpg").write_text("this is not a JPEG")
+    out = tmp_path / "out"
+    code, err = run(str(tmp_path), "-o", str(out))
+    assert code == 1
+    assert "Traceback" not in err
+    lines = _failure_lines(err)
+    assert len(lines) == 3
+    for name, reason in [("empty.png", "empty"), ("truncated.png", "truncated"), ("text.jpg", "")]:
+        (line,) = [line for line in lines if name in line]
+        assert reason in line
+    assert sorted(p.name for p in out.iterdir()) == ["good.png"]  # no partial outputs
+
+
+def test_usage_errors_exit_2(tmp_path, run):
+    (tmp_path / "empty_folder").mkdir()
+    (tmp_path / "empty_folder" / "readme.txt").write_text("x")
+    out = str(tmp_path / "out")
+    for argv in (
+        [str(tmp_path / "empty_folder")],
+        [str(tmp_path / "missing.png")],
+        [str(tmp_path / "*.png")],
+    ):
+        code, err = run(*argv, "-o", out)
+        assert code == 2, argv
+        assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    _rgb(tmp_path / "a.png")
+    with pytest.raises(SystemExit) as exc:
+        run(str(tmp_path / "a.png"), "-o", out, "--tile", "-5")
+    assert exc.value.code == 2
+    (tmp_path / "file_not_dir").write_text("x")
+    code, err = run(str(tmp_path / "a.png"), "-o", str(tmp_path / "file_not_dir"))
+    assert code == 2 and "not a folder" in err
+
+
+def test_existing_output_is_untouched_without_overwrite(tmp_path, run):
+    _rgb(tmp_path / "a.png")
+    _rgb(tmp_path / "b.png", seed=1)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "a.png").write_bytes(b"precious")
+    code, err = run(str(tmp_path / "a.png"), str(tmp_path / "b.png"), "-o", str(out))
+    assert code == 1
+    (line,) = _failure_lines(err)
+    assert "a.png" in line and "exists" in line and "--overwrite" in line
+    assert (out / "a.png").read_bytes() == b"precious"
+    assert load_image(out / "b.png").rgb.shape == (10, 12, 3)
+    code, err = run(str(tmp_path / "a.png"), "-o", str(out), "--overwrite")
+    assert code == 0, err
+    assert load_image(out / "a.png").rgb.shape == (10, 12, 3)
+
+
+def test_output_folder_equal_to_input_folder_never_overwrites_inputs(tmp_path, run):
+    src = _rgb(tmp_path / "a.png")
+    before = src.read_bytes()
+    code, err = run(str(src), "-o", str(tmp_path), "--overwrite")
+    assert code == 1 and "is the input file" in err
+    assert src.read_bytes() == before
+
+
+# ------------------------------------------------------------------ model options
+def test_default_model_not_shipped_is_a_usage_error(tmp_path, run, monkeypatch):
+    monkeypatch.setattr("aioir.restore.resolve.shipped_weights", lambda name: None)
+    _rgb(tmp_path / "a.png")
+    code, err = run(str(tmp_path / "a.png"), "-o", str(tmp_path / "out"), model=None)
+    assert code == 2
+    assert err.strip() == (
+        "aioir restore: error: no default model is shipped yet; pass --model NAME_OR_PATH"
+    )
+    assert not (tmp_path / "out").exists()
+
+
+def test_untrained_name_is_refused_unless_allowed(tmp_path, run, monkeypatch):
+    monkeypatch.setattr("aioir.restore.resolve.shipped_weights", lambda name: None)
+    _rgb(tmp_path / "a.png")
+    code, err = run(str(tmp_path / "a.png"), "-o", str(tmp_path / "out"), model="restormer-tiny")
+    assert code == 2 and "no trained weights" in err
+    code, err = run(
+        str(tmp_path / "a.png"), "-o", str(tmp_path / "out"), "--allow-untrained",
+        model="restormer-tiny",
+    )  # fmt: skip
+    assert code == 0, err
+
+
+def test_tta_without_adapter_is_a_clear_error(tmp_path, run, model_path):
+    _rgb(tmp_path / "a.png")
+    code, err = run(str(tmp_path / "a.png"), "-o", str(tmp_path / "out"), "--tta")
+    assert code == 2
+    assert f"test-time adaptation is not available for model {model_path}" in err
+
+
+def test_tiling_options(tmp_path, run):
+    _rgb(tmp_path / "a.png", w=40, h=30)
+    out = tmp_path / "out"
+    code, err = run(
+        str(tmp_path / "a.png"), "-o", str(out), "--tile", "16", "--tile-overlap", "4",
+        "--device", "cpu", "--precision", "fp32",
+    )  # fmt: skip
+    assert code == 0, err
+    assert load_image(out / "a.png").rgb.shape == (30, 40, 3)
+
+
+def test_unexpected_errors_are_one_line_unless_debug(tmp_path, run, monkeypatch):
+    from aioir.restore.api import Restorer
+
+    def boom(self, data):
+        raise RuntimeError("kaboom\nsecond line")
+
+    monkeypatch.setattr(Restorer, "restore_data", boom)
+    _rgb(tmp_path / "a.png")
+    code, err = run(str(tmp_path / "a.png"), "-o", str(tmp_path / "out"))
+    assert code == 1
+    (line,) = _failure_lines(err)
+    assert "a.png" in line and "RuntimeError: kaboom second line" in line
+    assert "Traceback" not in err
+    code, err = run(str(tmp_path / "a.png"), "-o", str(tmp_path / "out"), "--debug")
+    assert code == 1 and "Traceback" in err
+
+
+def test_summary_line_without_quiet(tmp_path, model_path, capsys):
+    _rgb(tmp_path / "a.png")
+    code = cli.main(["restore", str(tmp_path / "a.png"), "-o", str(tmp_path / "o"),
+                     "--model", model_path])  # fmt: skip
+    assert code == 0
+    assert "restored 1 of 1 images" in capsys.readouterr().err
+
+
+def test_help_mentions_exit_status(capsys):
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["restore", "--help"])
+    assert exc.value.code == 0
+    assert "exit status" in capsys.readouterr().out

@@ -1,0 +1,208 @@
+"""Engine: config loading, exact resume, source bank, a short learning run."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from aioir.engine.config import config_from_dict, load_config
+from aioir.engine.run import train
+from aioir.engine.source_bank import SourceBankAccumulator, load_source_bank, save_source_bank
+from aioir.errors import ConfigError
+
+TASKS = {
+    "noise": {"degradations": [{"name": "gaussian_noise", "sigma": [10, 40]}]},
+    "blur": None,
+    "haze": None,
+}
+
+
+def tiny_config(root: Path, **sections):
+    raw = {
+        "model": {"name": "udair-tiny"},
+        "data": {
+            "kind": "synthetic", "root": str(root), "tasks": TASKS, "patch_size": 32,
+            "samples_per_task": 2, "items_per_task": 12, "epoch_length": 3,
+            "val_items_per_task": 2, "val_size": 32, "val_batch_size": 6,
+        },
+        "losses": {"l1": 1.0, "cscl": {"weight": 0.2, "mode": "normalized"}},
+        "optimizer": {"lr": 1e-3},
+        "scheduler": {"name": "cosine_restarts", "t_0": 2, "t_mult": 2},
+        "trainer": {
+            "max_steps": 6, "progress_bar": False, "logger": "csv", "log_every_n_steps": 1,
+            "accelerator": "cpu", "devices": 1, "num_threads": 1,
+        },
+        "source_bank": {"mode": "final_pass", "items_per_task": 2, "batch_size": 6},
+    }  # fmt: skip
+    for key, value in sections.items():
+        raw[key] = {**raw.get(key, {}), **value} if isinstance(value, dict) else value
+    return config_from_dict(raw, "test")
+
+
+def test_config_errors_name_file_and_key(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("model:\n  name: udair-tiny\n  widht: 3\ntrainer: {max_steps: 1}\n")
+    with pytest.raises(ConfigError, match=r"bad\.yaml: unknown key 'model\.widht'"):
+        load_config(bad)
+    ok = tmp_path / "ok.yaml"
+    ok.write_text("trainer: {max_steps: 1}\n")
+    with pytest.raises(ConfigError, match="wrong type"):
+        load_config(ok, ["trainer.max_steps=abc"])
+    with pytest.raises(ConfigError, match=r"data\.kind"):
+        load_config(ok, ["data.kind=imagenet"])
+    cfg = load_config(ok, ["trainer.max_steps=7", "data.patch_size=48", "losses={l1: 1.0}"])
+    assert cfg.trainer.max_steps == 7 and cfg.data.patch_size == 48
+
+
+def test_shipped_configs_load():
+    configs = sorted(Path(__file__).parents[2].joinpath("configs").rglob("*.yaml"))
+    assert len(configs) >= 7
+    for path in configs:
+        load_config(path)
+
+
+def _ckpt(path: Path) -> dict:
+    return torch.load(path, map_location="cpu", weights_only=False)
+
+
+def test_resume_is_exact(corpus, tmp_path):
+    extra = {"ema": {"enabled": True, "decay": 0.9}, "source_bank": {"mode": "epoch_mean"}}
+    full = train(tiny_config(corpus, trainer={"max_steps": 6, "checkpoint_every_n_steps": 4}, **extra),
+                 tmp_path / "full", export=False)  # fmt: skip
+    part = train(tiny_config(corpus, trainer={"max_steps": 4, "checkpoint_every_n_steps": 4}, **extra),
+                 tmp_path / "part", export=False)  # fmt: skip
+    assert part.steps == 4
+    mid = _ckpt(tmp_path / "part/checkpoints/last.ckpt")
+    assert mid["global_step"] == 4 and mid["RestorationDataModule"]["sampler"]["position"] == 1
+    resumed = train(
+        tiny_config(corpus, trainer={"max_steps": 6, "checkpoint_every_n_steps": 4}, **extra),
+        tmp_path / "part",
+        resume="auto",
+        export=False,
+    )
+    assert resumed.steps == 6
+    a, b = _ckpt(full.last_checkpoint), _ckpt(resumed.last_checkpoint)
+    assert a["global_step"] == b["global_step"] == 6
+    for key in a["state_dict"]:
+        torch.testing.assert_close(a["state_dict"][key], b["state_dict"][key], rtol=0, atol=1e-6)
+    for key in a["ema_state_dict"]:
+        torch.testing.assert_close(
+            a["ema_state_dict"][key], b["ema_state_dict"][key], rtol=0, atol=1e-6
+        )
+    sa, sb = a["optimizer_states"][0]["state"], b["optimizer_states"][0]["state"]
+    for k in sa:
+        torch.testing.assert_close(sa[k]["exp_avg"], sb[k]["exp_avg"], rtol=0, atol=1e-6)
+    assert a["lr_schedulers"][0]["last_epoch"] == b["lr_schedulers"][0]["last_epoch"]
+    acc_a, acc_b = a["source_bank"]["accumulator"], b["source_bank"]["accumulator"]
+    torch.testing.assert_close(acc_a["counts"], acc_b["counts"])
+    for k in acc_a["sums"]:
+        torch.testing.assert_close(acc_a["sums"][k], acc_b["sums"][k], rtol=0, atol=1e-6)
+    # the interrupted run did not just replay the same batches: weights moved after step 4
+    assert not torch.equal(mid["state_dict"]["model.patch_embed.proj.weight"],
+                           b["state_dict"]["model.patch_embed.proj.weight"])  # fmt: skip
+
+
+def test_source_bank_epoch_mean_in_checkpoint_and_final_pass_export(corpus, tmp_path):
+    cfg = tiny_config(corpus, source_bank={"mode": "epoch_mean"}, trainer={"max_steps": 4})
+    res = train(cfg, tmp_path / "em")
+    state = _ckpt(res.last_checkpoint)["source_bank"]
+    assert state["task_names"] == ["noise", "blur", "haze"] and state["mode"] == "epoch_mean"
+    bank = state["bank"]
+    # udair-tiny: dim 8 → g4 64×(32/8)², g3 32×(32/4)², g2 16×(32/2)²
+    assert {k: tuple(v.shape) for k, v in bank.items()} == {
+        "g4": (3, 64, 4, 4), "g3": (3, 32, 8, 8), "g2": (3, 16, 16, 16)
+    }  # fmt: skip
+    exported, meta = load_source_bank(res.export_dir)
+    assert meta["task_names"] == ["noise", "blur", "haze"] and meta["mode"] == "epoch_mean"
+    torch.testing.assert_close(exported["g3"], bank["g3"])
+
+    res2 = train(tiny_config(corpus, trainer={"max_steps": 2}), tmp_path / "fp")
+    bank2, meta2 = load_source_bank(res2.export_dir / "bank.safetensors")
+    assert meta2["mode"] == "final_pass" and meta2["count"] == [2, 2, 2]
+    assert tuple(bank2["g2"].shape) == (3, 16, 16, 16)
+    config = json.loads((res2.export_dir / "config.json").read_text())
+    assert config["metadata"]["source_bank"] == "bank.safetensors"
+    assert config["metadata"]["task_names"] == ["noise", "blur", "haze"]
+    from aioir.models import load_model
+
+    model = load_model(res2.export_dir)
+    assert model(torch.rand(1, 3, 24, 24)).shape == (1, 3, 24, 24)
+    # the exported bank travels with the weights
+    assert model.source_bank.task_names == ["noise", "blur", "haze"]
+    torch.testing.assert_close(model.source_bank.levels["g2"], bank2["g2"])
+    assert model.source_bank.task_index("blur") == 1
+
+
+def test_source_bank_accumulator_round_trip(tmp_path):
+    acc = SourceBankAccumulator(["a", "b"])
+    g = [torch.arange(4.0).view(4, 1, 1, 1).expand(4, 2, 2, 2) for _ in range(3)]
+    acc.add_task_ordered(g)  # batch [a, a, b, b] → means 0.5 and 2.5
+    acc.add_task_ordered([x + 1 for x in g])
+    mean = acc.mean()
+    assert mean["g4"][:, 0, 0, 0].tolist() == [1.0, 3.0]
+    other = SourceBankAccumulator(["a", "b"])
+    other.load_state_dict(acc.state_dict())
+    torch.testing.assert_close(other.mean()["g2"], mean["g2"])
+    path = save_source_bank(tmp_path / "bank.safetensors", mean, ["a", "b"], {"mode": "x"})
+    loaded, meta = load_source_bank(path)
+    torch.testing.assert_close(loaded["g3"], mean["g3"])
+    assert meta == {"task_names": ["a", "b"], "mode": "x"}
+    with pytest.raises(ConfigError):
+        SourceBankAccumulator(["a", "b", "c"]).add_task_ordered(g)
+
+
+def test_tiny_run_lowers_loss_and_raises_val_psnr(corpus, tmp_path):
+    cfg = tiny_config(
+        corpus,
+        data={"epoch_length": 25, "items_per_task": 50, "val_items_per_task": 4},
+        trainer={"max_steps": 100, "val_every_n_steps": 20},
+        scheduler={"name": "constant"},
+        optimizer={"lr": 2e-3},
+        source_bank={"enabled": False},
+    )
+    res = train(cfg, tmp_path / "learn", export=False)
+    import csv
+
+    with open(tmp_path / "learn/logs/version_0/metrics.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    losses = [float(r["train/l1"]) for r in rows if r.get("train/l1")]
+    assert len(losses) >= 90
+    first, last = sum(losses[:10]) / 10, sum(losses[-10:]) / 10
+    history = [h["val/psnr"] for h in res.val_history]
+    print("l1", first, last, "val psnr", history)
+    assert last < 0.8 * first, (first, last)
+    assert len(history) == 5  # every 20 steps
+    assert history[-1] > history[0] + 0.5, history
+
+
+def test_udair_layout_datamodule_holdout_and_task_order(tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    from aioir.engine.datamodule import UDAIR_TASKS, RestorationDataModule
+
+    rng = np.random.default_rng(0)
+    folders = ("denoising", "dehazing", "deraining", "low-light", "underwater")
+    for folder in folders:
+        for sub in ("images", "labels"):
+            (tmp_path / "train" / folder / sub).mkdir(parents=True)
+        for i in range(5):
+            img = (rng.uniform(0, 1, (20, 24, 3)) * 255).astype(np.uint8)
+            for sub in ("images", "labels"):
+                Image.fromarray(img).save(tmp_path / "train" / folder / sub / f"{i}.png")
+    cfg = tiny_config(tmp_path, data={"kind": "udair", "tasks": None, "val_fraction": 0.2})
+    dm = RestorationDataModule(cfg.data, tmp_path, seed=1)
+    dm.setup()
+    assert dm.task_names == list(UDAIR_TASKS)
+    assert len(dm.train_set) == 5 * 4 and len(dm.val_set) == 5  # one held out per task
+    train_names = {dm.train_set[i]["name"] for i in dm.train_set.task_indices[0]}
+    val_names = {
+        dm.val_set[i]["name"] for i in range(len(dm.val_set)) if dm.val_set[i]["task_id"] == 0
+    }
+    assert not train_names & val_names
+    batch = next(iter(dm.train_dataloader()))
+    assert batch["input"].shape == (10, 3, 32, 32)  # small images are upscaled to the patch
+    assert batch["task_id"].tolist() == [0, 0, 1, 1, 2, 2, 3, 3, 4, 4]

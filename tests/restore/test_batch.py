@@ -1,0 +1,101 @@
+"""Batch helpers: input expansion, output planning, prefetching."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from aioir.errors import ConfigError, ImageReadError, ImageWriteError
+from aioir.io import ImageData, write_image
+from aioir.restore.batch import Job, collect_inputs, plan_jobs, prefetch
+
+
+def _img(path: Path) -> Path:
+    return write_image(path, np.zeros((2, 2, 3), np.float32))
+
+
+def test_collect_inputs_files_folders_globs(tmp_path):
+    a = _img(tmp_path / "a.png")
+    _img(tmp_path / "sub" / "b.jpg")
+    (tmp_path / "sub" / "c.txt").write_text("x")
+    (tmp_path / "sub" / ".hidden.png").write_bytes(b"")
+    assert collect_inputs([a]) == [(a, Path("a"))]
+    assert collect_inputs([tmp_path / "sub"]) == [(tmp_path / "sub" / "b.jpg", Path("b"))]
+    found = collect_inputs([tmp_path], recursive=True)
+    assert [rel for _, rel in found] == [Path("a"), Path("sub/b")]
+    assert [p.name for p, _ in collect_inputs([str(tmp_path / "*" / "*.*")])] == ["b.jpg"]
+    assert [p.name for p, _ in collect_inputs([str(tmp_path / "**" / "*.*")])] == ["a.png", "b.jpg"]
+
+
+def test_collect_inputs_usage_errors(tmp_path):
+    (tmp_path / "empty").mkdir()
+    _img(tmp_path / "empty" / "deep" / "x.png")
+    with pytest.raises(ConfigError, match="use --recursive"):
+        collect_inputs([tmp_path / "empty"])
+    assert len(collect_inputs([tmp_path / "empty"], recursive=True)) == 1
+    with pytest.raises(ConfigError, match="no such file"):
+        collect_inputs([tmp_path / "nope.png"])
+    with pytest.raises(ConfigError, match="matches no images"):
+        collect_inputs([str(tmp_path / "*.webp")])
+    with pytest.raises(ConfigError, match="no inputs"):
+        collect_inputs([])
+
+
+def test_outputs_inside_the_input_folder_are_not_inputs(tmp_path):
+    a = _img(tmp_path / "a.png")
+    _img(tmp_path / "restored" / "a.png")
+    assert collect_inputs([tmp_path], recursive=True, exclude=tmp_path / "restored") == [
+        (a, Path("a"))
+    ]
+    assert len(collect_inputs([str(tmp_path / "**" / "*.png")], exclude=tmp_path / "restored")) == 1
+
+
+def test_explicit_non_image_file_is_attempted(tmp_path):
+    (tmp_path / "notes.txt").write_text("x")
+    assert collect_inputs([tmp_path / "notes.txt"]) == [(tmp_path / "notes.txt", Path("notes"))]
+
+
+def test_plan_jobs_collisions_and_duplicates(tmp_path):
+    a = _img(tmp_path / "x" / "Photo.png")
+    b = _img(tmp_path / "y" / "photo.jpg")
+    c = _img(tmp_path / "y" / "photo_compare.png")
+    items = [(a, Path("Photo")), (a, Path("Photo")), (b, Path("photo")), (c, Path("photo_compare"))]
+    jobs = plan_jobs(items, tmp_path / "out", compare=True)
+    assert len(jobs) == 3  # the duplicate is dropped
+    assert jobs[0].error is None and jobs[0].output == tmp_path / "out" / "Photo.png"
+    assert jobs[0].compare == tmp_path / "out" / "Photo_compare.png"
+    assert "already used by" in jobs[1].error and str(a) in jobs[1].error  # case-insensitive
+    assert "already used by" in jobs[2].error  # collides with a's compare image
+    plain = plan_jobs(items[2:], tmp_path / "out")
+    assert [j.error for j in plain] == [None, None]
+
+
+def test_prefetch_keeps_order_passes_errors_and_stops_early(tmp_path):
+    good = _img(tmp_path / "good.png")
+    (tmp_path / "bad.png").write_bytes(b"")
+    jobs = [
+        Job(good, tmp_path / "o1.png"),
+        Job(tmp_path / "bad.png", tmp_path / "o2.png"),
+        Job(good, tmp_path / "o3.png", error="planned failure"),
+    ]
+    results = list(prefetch(jobs, depth=2))
+    assert [j for j, _ in results] == jobs
+    assert isinstance(results[0][1], ImageData)
+    assert isinstance(results[1][1], ImageReadError)
+    assert isinstance(results[2][1], ConfigError) and "planned failure" in str(results[2][1])
+
+    (tmp_path / "exists.png").write_bytes(b"x")
+    ((_, skipped),) = prefetch([Job(good, tmp_path / "exists.png")])
+    assert isinstance(skipped, ImageWriteError) and "exists" in str(skipped)
+    ((_, redo),) = prefetch([Job(good, tmp_path / "exists.png")], overwrite=True)
+    assert isinstance(redo, ImageData)
+
+    many = [Job(good, tmp_path / f"o{i}.png") for i in range(50)]
+    before = threading.active_count()
+    stream = prefetch(many, depth=1)
+    next(stream)
+    stream.close()  # the loader thread must stop, not decode the other 49 images
+    assert threading.active_count() == before

@@ -1,0 +1,203 @@
+"""Tiled inference: layout, blending weights, equivalence with whole-image inference, memory."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+import torch
+from torch import nn
+
+from aioir.restore import tiling
+from aioir.restore.tiling import (
+    CPU_BUDGET_CAP,
+    DEFAULT_BYTES_PER_PIXEL,
+    MIN_AUTO_TILE,
+    available_memory,
+    axis_weights,
+    choose_tile,
+    model_bytes_per_pixel,
+    pad_to_multiple,
+    round_tile,
+    run_padded,
+    tile_starts,
+    tiled_forward,
+)
+
+
+def _conv_net(seed: int = 0) -> nn.Module:
+    """Three 3×3 convolutions: translation-equivariant, receptive radius 3."""
+    torch.manual_seed(seed)
+    return nn.Sequential(
+        nn.Conv2d(3, 8, 3, padding=1),
+        nn.GELU(),
+        nn.Conv2d(8, 8, 3, padding=1),
+        nn.GELU(),
+        nn.Conv2d(8, 3, 3, padding=1),
+    ).eval()
+
+
+class _NeedsMultiple(nn.Module):
+    """Refuses inputs whose sides are not multiples of 8 (like a U-Net without its own padding)."""
+
+    size_multiple = 8
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.shapes: list[tuple[int, ...]] = []
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        assert x.shape[-2] % 8 == 0 and x.shape[-1] % 8 == 0, x.shape
+        self.shapes.append(tuple(x.shape))
+        return x * 0.5 + 0.25
+
+
+@pytest.mark.parametrize(
+    ("length", "tile", "overlap"),
+    [(100, 32, 8), (64, 32, 0), (33, 32, 16), (32, 32, 8), (5, 32, 8)],
+)
+def test_tile_starts_cover_the_axis_with_full_tiles(length, tile, overlap):
+    starts = tile_starts(length, tile, overlap)
+    covered = torch.zeros(max(length, tile), dtype=torch.int32)
+    for s in starts:
+        covered[s : s + tile] += 1
+        assert s + min(tile, length) <= length  # no tile reaches past the image
+    assert bool((covered[:length] > 0).all())
+    assert starts == sorted(set(starts))
+    if length > tile:
+        assert starts[-1] == length - tile
+        assert all(b - a <= tile - overlap for a, b in itertools.pairwise(starts))
+    else:
+        assert starts == [0]
+
+
+@pytest.mark.parametrize(
+    ("length", "tile", "overlap"),
+    [(100, 32, 8), (100, 32, 16), (77, 24, 7), (64, 32, 0), (40, 32, 31), (31, 32, 8)],
+)
+def test_axis_weights_sum_to_one_and_are_one_at_the_border(length, tile, overlap):
+    size = min(tile, length)
+    starts = tile_starts(length, tile, overlap)
+    weights = axis_weights(length, starts, size, overlap)
+    total = torch.zeros(length, dtype=torch.float64)
+    for s, w in zip(starts, weights):
+        assert bool((w >= 0).all())
+        total[s : s + size] += w[: length - s]
+    torch.testing.assert_close(total, torch.ones(length, dtype=torch.float64), atol=1e-12, rtol=0)
+    # the outer border of the image gets the first / last tile alone
+    assert weights[0][0] == 1.0 and weights[-1][-1] == 1.0
+
+
+def test_2d_weights_sum_to_one():
+    h, w, tile, overlap = 70, 50, 24, 8
+    ys, xs = tile_starts(h, tile, overlap), tile_starts(w, tile, overlap)
+    wy, wx = axis_weights(h, ys, tile, overlap), axis_weights(w, xs, tile, overlap)
+    total = torch.zeros(h, w, dtype=torch.float64)
+    for i, y0 in enumerate(ys):
+        for j, x0 in enumerate(xs):
+            total[y0 : y0 + tile, x0 : x0 + tile] += wy[i][:, None] * wx[j][None, :]
+    torch.testing.assert_close(total, torch.ones(h, w, dtype=torch.float64))
+
+
+def test_ramp_rises_smoothly_from_zero():
+    starts = tile_starts(64, 32, 16)
+    first, second = axis_weights(64, starts, 32, 16)[:2]
+    ramp = second[:16] * 1.0
+    assert ramp[0] == 0.0  # outer quarter of the overlap is ignored
+    assert bool((ramp[1:] >= ramp[:-1]).all())
+    assert first[:16].eq(1.0).all()
+
+
+@pytest.mark.parametrize(
+    ("shape", "tile", "overlap", "multiple"),
+    [((1, 3, 61, 83), 24, 8, 8), ((2, 3, 40, 40), 16, 4, 1), ((1, 3, 1, 1), 16, 4, 8),
+     ((1, 3, 7, 130), 32, 12, 8)],
+)  # fmt: skip
+def test_identity_model_gives_exactly_the_input(shape, tile, overlap, multiple):
+    x = torch.rand(*shape)
+    out = tiled_forward(lambda t: t, x, tile, overlap=overlap, multiple=multiple, batch_size=3)
+    assert out.shape == x.shape
+    assert torch.equal(out, x)
+
+
+@pytest.mark.parametrize("batch_size", [1, 4])
+def test_tiled_matches_whole_image_on_a_conv_net(batch_size):
+    net = _conv_net()
+    x = torch.rand(2, 3, 90, 70)
+    with torch.inference_mode():
+        whole = net(x)
+        tiled = tiled_forward(net, x, 32, overlap=16, multiple=1, batch_size=batch_size)
+    torch.testing.assert_close(tiled, whole, atol=1e-5, rtol=0)
+
+
+def test_tiled_differs_without_overlap_on_a_conv_net():
+    """Sanity check that the equivalence above depends on the overlap handling."""
+    net = _conv_net()
+    x = torch.rand(1, 3, 64, 64)
+    with torch.inference_mode():
+        whole = net(x)
+        seams = tiled_forward(net, x, 32, overlap=0)
+    assert (seams - whole).abs().max() > 1e-3
+
+
+def test_tiles_are_padded_to_the_model_multiple():
+    model = _NeedsMultiple()
+    x = torch.rand(1, 3, 45, 21)
+    out = tiled_forward(model, x, 20, overlap=4, multiple=8, batch_size=2)
+    torch.testing.assert_close(out, x * 0.5 + 0.25)
+    assert {s[-2:] for s in model.shapes} == {(24, 24)}  # tile 20 rounded to 24; W=21 → 24
+    assert max(s[0] for s in model.shapes) == 2  # batched
+
+
+def test_run_padded_and_pad_to_multiple_handle_a_single_pixel():
+    x = torch.rand(1, 3, 1, 1)
+    assert pad_to_multiple(x, 8).shape[-2:] == (8, 8)
+    torch.testing.assert_close(run_padded(_NeedsMultiple(), x, 8), x * 0.5 + 0.25)
+
+
+def test_round_tile():
+    assert round_tile(500, 8) == 504
+    assert round_tile(3, 8) == 8
+    with pytest.raises(ValueError):
+        round_tile(0, 8)
+
+
+def test_choose_tile_whole_image_when_it_fits():
+    assert choose_tile(64, 64, bytes_per_pixel=1000, available=1 << 30, multiple=8) is None
+
+
+def test_choose_tile_fits_the_budget():
+    avail = 1 << 30
+    tile = choose_tile(6000, 4000, bytes_per_pixel=8192, available=avail, multiple=8, batch_size=2)
+    assert tile is not None and tile % 8 == 0 and tile >= MIN_AUTO_TILE
+    assert tile * tile * 8192 * 2 <= avail * 0.5
+
+
+def test_choose_tile_caps_the_cpu_budget_but_not_the_gpu():
+    avail = 64 << 30
+    cpu = choose_tile(8000, 8000, bytes_per_pixel=8192, available=avail, multiple=8)
+    gpu = choose_tile(
+        8000, 8000, bytes_per_pixel=8192, available=avail, multiple=8, device_type="cuda"
+    )
+    assert cpu is not None and cpu * cpu * 8192 <= CPU_BUDGET_CAP
+    assert gpu is None or gpu > cpu
+
+
+def test_choose_tile_never_goes_below_the_minimum():
+    tile = choose_tile(4000, 4000, bytes_per_pixel=10**9, available=1 << 20, multiple=16)
+    assert tile == MIN_AUTO_TILE
+
+
+def test_available_memory_reads_meminfo(tmp_path, monkeypatch):
+    fake = tmp_path / "meminfo"
+    fake.write_text("MemTotal:  100 kB\nMemAvailable:   2048 kB\n")
+    assert tiling._meminfo_available(fake) == 2048 * 1024
+    assert tiling._meminfo_available(tmp_path / "missing") is None
+    assert available_memory("cpu") > 0
+
+
+def test_model_bytes_per_pixel_declared_or_default():
+    net = _conv_net()
+    assert model_bytes_per_pixel(net) == DEFAULT_BYTES_PER_PIXEL
+    net.inference_bytes_per_pixel = 1234
+    assert model_bytes_per_pixel(net) == 1234
