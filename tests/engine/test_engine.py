@@ -206,3 +206,17 @@ def test_udair_layout_datamodule_holdout_and_task_order(tmp_path):
     batch = next(iter(dm.train_dataloader()))
     assert batch["input"].shape == (10, 3, 32, 32)  # small images are upscaled to the patch
     assert batch["task_id"].tolist() == [0, 0, 1, 1, 2, 2, 3, 3, 4, 4]
+
+
+def test_validation_items_do_not_depend_on_the_training_seed(corpus):
+    from aioir.engine.datamodule import RestorationDataModule
+
+    cfg = tiny_config(corpus)
+
+    def val_items(seed: int):
+        dm = RestorationDataModule(cfg.data, corpus, seed=seed)
+        dm.setup("fit")
+        return [dm.val_set[i]["input"] for i in range(3)]
+
+    for a, b in zip(val_items(1), val_items(2)):
+        torch.testing.assert_close(a, b)

@@ -84,6 +84,7 @@ class DataConfig:
     val_mode: str = "center_crop"
     val_size: int | None = 128
     val_batch_size: int = 8
+    val_seed: int = 0  # validation items and hold-out splits: fixed, independent of trainer.seed
     num_workers: int = 0
 
 

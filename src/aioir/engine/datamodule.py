@@ -385,7 +385,7 @@ class RestorationDataModule(pl.LightningDataModule):
             length=c.items_per_task, augment=c.augment,
         )  # fmt: skip
         va = SyntheticDegradationDataset(
-            val, specs, c.val_size if c.val_mode != "full" else None, c.severity, self.seed + 1,
+            val, specs, c.val_size if c.val_mode != "full" else None, c.severity, c.val_seed,
             True, length=c.val_items_per_task,
         )  # fmt: skip
         return tr, va
@@ -395,12 +395,12 @@ class RestorationDataModule(pl.LightningDataModule):
     ) -> tuple[PairedPatchDataset, PairedPatchDataset]:
         c = self.config
         names = [str(p[0].name) for p in ds.pairs]
-        tr_idx, va_idx = _holdout(names, c.val_fraction, self.seed)
+        tr_idx, va_idx = _holdout(names, c.val_fraction, c.val_seed)
         self._holdout_train[task] = (ds, tr_idx)
         tr = PairedPatchDataset(
             ds, tr_idx, tid, task, c.patch_size, "random", c.augment, self.seed, repeats
         )
-        va = PairedPatchDataset(ds, va_idx, tid, task, c.val_size, c.val_mode, "none", self.seed)
+        va = PairedPatchDataset(ds, va_idx, tid, task, c.val_size, c.val_mode, "none", c.val_seed)
         return tr, va
 
     def _udair(self) -> tuple[Dataset, Dataset]:
@@ -426,7 +426,7 @@ class RestorationDataModule(pl.LightningDataModule):
                 )
                 vds = val_sets[task]
                 va = PairedPatchDataset(
-                    vds, range(len(vds)), tid, task, c.val_size, c.val_mode, "none", self.seed
+                    vds, range(len(vds)), tid, task, c.val_size, c.val_mode, "none", c.val_seed
                 )
             else:
                 tr, va = self._paired_part(train[task], tid, task, c.repeats.get(task, 1))
@@ -448,7 +448,7 @@ class RestorationDataModule(pl.LightningDataModule):
                 clean = list_images(self.root / "Train/Denoise", recursive=True)
                 if not clean:
                     raise DatasetLayoutError(f"{self.root / 'Train/Denoise'}: no clean images")
-                tr_idx, va_idx = _holdout([p.name for p in clean], c.val_fraction, self.seed)
+                tr_idx, va_idx = _holdout([p.name for p in clean], c.val_fraction, c.val_seed)
                 spec = {"noise": TaskSpec(tuple(_fixed_sigma(s) for s in c.noise_sigmas))}
                 n = len(tr_idx)
                 tr = SyntheticDegradationDataset(
@@ -457,7 +457,7 @@ class RestorationDataModule(pl.LightningDataModule):
                 )  # fmt: skip
                 va = SyntheticDegradationDataset(
                     [clean[i] for i in va_idx], spec, c.val_size if c.val_mode != "full" else None,
-                    "random", self.seed + 1, True, length=max(len(va_idx), c.val_items_per_task),
+                    "random", c.val_seed, True, length=max(len(va_idx), c.val_items_per_task),
                 )  # fmt: skip
                 self._holdout_train[task] = ([clean[i] for i in tr_idx], spec)
             else:
