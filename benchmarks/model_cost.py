@@ -31,12 +31,13 @@ def measure(name: str, size: int, dtype: str, device: str, warmup: int, repeats:
     from torch.utils.flop_counter import FlopCounterMode
 
     import aioir
+    from aioir.nn.memory_format import to_channels_last
 
     model = aioir.load_model(name).eval().to(device)
     params = sum(p.numel() for p in model.parameters())
     x = torch.rand(1, 3, size, size, device=device)
     if device == "cpu":
-        model = model.to(memory_format=torch.channels_last)
+        model = to_channels_last(model)
         x = x.contiguous(memory_format=torch.channels_last)
 
     with torch.inference_mode():

@@ -11,7 +11,7 @@ from PIL import Image
 from scipy import ndimage
 from skimage import data
 
-from aioir.degradations import TIERS, blur, degradation_class
+from aioir.degradations import blur, degradation_class
 from aioir.degradations.blur import (
     DefocusBlur,
     GaussianBlur,
@@ -21,19 +21,9 @@ from aioir.degradations.blur import (
     gaussian_kernel1d,
     motion_kernel,
 )
+from helpers import TIER_MIDPOINTS, astronaut_batch, psnr_db
 
-MIDPOINTS = [0.5 * (lo + hi) for lo, hi in TIERS.values()]
 NAMES = ["motion_blur", "gaussian_blur", "defocus_blur"]
-
-
-def _astronaut(size: int = 48) -> torch.Tensor:
-    img = Image.fromarray(data.astronaut()).resize((size, size), Image.BICUBIC)
-    x = torch.from_numpy(np.asarray(img).copy()).permute(2, 0, 1).float() / 255.0
-    return torch.stack([x, x.flip(-1)])
-
-
-def _psnr(a: torch.Tensor, b: torch.Tensor) -> float:
-    return float(-10.0 * torch.log10(((a - b) ** 2).mean()))
 
 
 def _spread(k: torch.Tensor) -> float:
@@ -98,7 +88,7 @@ def test_apply_kernel_is_true_convolution_with_reflect_padding() -> None:
 
 
 def test_fft_path_matches_direct(monkeypatch: pytest.MonkeyPatch) -> None:
-    x = _astronaut()
+    x = astronaut_batch(48)
     k = motion_kernel(25, torch.Generator().manual_seed(2), length=20.0)
     fft = apply_kernel(x, k)
     monkeypatch.setattr(blur, "_FFT_MIN_TAPS", 10**9)
@@ -106,7 +96,7 @@ def test_fft_path_matches_direct(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_gaussian_is_separable_equivalent() -> None:
-    x = _astronaut()
+    x = astronaut_batch(48)
     k1 = gaussian_kernel1d(1.5)
     assert float(k1.sum()) == pytest.approx(1.0, abs=1e-6) and k1.numel() == 11
     r = torch.arange(-5, 6).float()
@@ -129,12 +119,12 @@ def test_disk_kernel() -> None:
 
 @pytest.mark.parametrize("deg", [MotionBlur(15.0, 1e-3, 3), GaussianBlur(2.0), DefocusBlur(3.0)])
 def test_shape_range_constant_and_determinism(deg) -> None:
-    x = _astronaut()
+    x = astronaut_batch(48)
     y = deg(x, seed=0)
     assert y.shape == x.shape and y.dtype == torch.float32
     assert float(y.min()) >= 0.0 and float(y.max()) <= 1.0
     assert torch.equal(y, deg(x, seed=0))
-    assert _psnr(y, x) < 35.0
+    assert psnr_db(y, x) < 35.0
     flat = torch.full((1, 3, 40, 40), 0.37)
     assert torch.allclose(deg(flat), flat, atol=1e-5)  # normalised kernel keeps the mean
 
@@ -152,14 +142,14 @@ def test_numpy_inputs(name: str) -> None:
 
 @pytest.mark.parametrize("name", NAMES)
 def test_severity_ordering(name: str) -> None:
-    x = _astronaut()
+    x = astronaut_batch(48)
     cls = degradation_class(name)
     scores = []
-    for sev in MIDPOINTS:
+    for sev in TIER_MIDPOINTS:
         vals = []
         for seed in range(3):
             gen = torch.Generator().manual_seed(seed)
-            vals.append(_psnr(cls.sample(sev, gen).apply(x, gen), x))
+            vals.append(psnr_db(cls.sample(sev, gen).apply(x, gen), x))
         scores.append(sum(vals) / len(vals))
     assert scores[0] > scores[1] > scores[2], scores
 
@@ -176,7 +166,7 @@ def test_invalid_parameters() -> None:
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 @pytest.mark.parametrize("deg", [MotionBlur(20.0, 1e-3, 1), GaussianBlur(2.0), DefocusBlur(3.0)])
 def test_cuda_matches_cpu(deg) -> None:
-    x = _astronaut()
+    x = astronaut_batch(48)
     gpu = deg.apply(x.cuda(), torch.Generator())
     assert gpu.device.type == "cuda"
     assert torch.allclose(gpu.cpu(), deg.apply(x, torch.Generator()), atol=1e-4)

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 import torch
-from PIL import Image
-from skimage import data
 
 from aioir.degradations import (
     TASKS,
@@ -21,12 +18,7 @@ from aioir.degradations import (
 from aioir.degradations.compose import canonical_order
 from aioir.degradations.haze import Haze
 from aioir.degradations.rain import RainStreaks
-
-
-def _astronaut(size: int = 48) -> torch.Tensor:
-    img = Image.fromarray(data.astronaut()).resize((size, size), Image.BICUBIC)
-    x = torch.from_numpy(np.asarray(img).copy()).permute(2, 0, 1).float() / 255.0
-    return torch.stack([x, x.flip(-1)])
+from helpers import astronaut_batch
 
 
 def _sample(name: str, severity: float = 0.5, seed: int = 0) -> Degradation:
@@ -34,7 +26,7 @@ def _sample(name: str, severity: float = 0.5, seed: int = 0) -> Degradation:
 
 
 def test_compose_applies_in_order_and_is_deterministic() -> None:
-    x = _astronaut()
+    x = astronaut_batch(48)
     haze, rain = Haze(beta=0.15), RainStreaks(density=0.01)
     comp = Compose((haze, rain))
     y = comp.apply(x, torch.Generator().manual_seed(3))
@@ -88,7 +80,7 @@ def test_random_degradation_single_and_multi() -> None:
     assert d.tasks == ("haze", "noise", "jpeg")  # canonical order
     again = random_degradation(["jpeg", "noise", "haze"], "severe", 5)
     assert d == again
-    x = _astronaut()
+    x = astronaut_batch(48)
     y = d.apply(x, torch.Generator().manual_seed(0))
     assert y.shape == x.shape and float(y.min()) >= 0 and float(y.max()) <= 1
 
@@ -119,7 +111,7 @@ def test_random_degradation_tier_strength() -> None:
 
 
 def _cutmix_setup() -> tuple[torch.Tensor, list[Degradation]]:
-    x = _astronaut(32)
+    x = astronaut_batch(32)
     degs = [
         Haze(beta=0.2, airlight=0.95),
         RainStreaks(density=0.02, brightness=0.9),
@@ -176,7 +168,7 @@ def test_cutmix_task_classes() -> None:
 def test_cuda_matches_cpu() -> None:
     from aioir.degradations.underwater import UnderwaterCast
 
-    x = _astronaut(32)
+    x = astronaut_batch(32)
     degs = [RainStreaks(layers=2, veil=0.1), Haze(beta=0.15), UnderwaterCast()]
     for d in degs:
         cpu = d.apply(x, torch.Generator().manual_seed(0))

@@ -2,26 +2,12 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 import torch
-from PIL import Image
-from skimage import data
 
-from aioir.degradations import TIERS, degradation_class
+from aioir.degradations import degradation_class
 from aioir.degradations.haze import Haze, synthetic_depth
-
-MIDPOINTS = [0.5 * (lo + hi) for lo, hi in TIERS.values()]
-
-
-def _astronaut(size: int = 64) -> torch.Tensor:
-    img = Image.fromarray(data.astronaut()).resize((size, size), Image.BICUBIC)
-    x = torch.from_numpy(np.asarray(img).copy()).permute(2, 0, 1).float() / 255.0
-    return torch.stack([x, x.flip(-1)])
-
-
-def _psnr(a: torch.Tensor, b: torch.Tensor) -> float:
-    return float(-10.0 * torch.log10(((a - b) ** 2).mean()))
+from helpers import TIER_MIDPOINTS, astronaut_batch, psnr_db
 
 
 def test_registered() -> None:
@@ -30,7 +16,7 @@ def test_registered() -> None:
 
 
 def test_follows_scattering_model_for_given_depth() -> None:
-    x = _astronaut()
+    x = astronaut_batch(64)
     depth = torch.linspace(0.5, 12.0, 64).view(64, 1).expand(64, 64)
     d = Haze(beta=0.15, airlight=0.85, tint=(1.02, 1.0, 0.97), depth_map=depth)
     y = d.apply(x, torch.Generator().manual_seed(0))
@@ -45,14 +31,14 @@ def test_follows_scattering_model_for_given_depth() -> None:
 
 
 def test_beta_zero_is_identity() -> None:
-    x = _astronaut()
+    x = astronaut_batch(64)
     assert torch.equal(Haze(beta=0.0).apply(x, torch.Generator().manual_seed(0)), x)
     depth = torch.full((64, 64), 5.0)
     assert torch.equal(Haze(beta=0.0, depth_map=depth).apply(x, torch.Generator()), x)
 
 
 def test_shape_range_determinism() -> None:
-    x = _astronaut()
+    x = astronaut_batch(64)
     d = Haze.sample(0.5, torch.Generator().manual_seed(0))
     a = d.apply(x, torch.Generator().manual_seed(1))
     assert a.shape == x.shape
@@ -63,7 +49,7 @@ def test_shape_range_determinism() -> None:
 
 
 def test_haze_reduces_contrast_toward_airlight() -> None:
-    x = _astronaut()
+    x = astronaut_batch(64)
     y = Haze(beta=0.2, airlight=0.9).apply(x, torch.Generator().manual_seed(0))
     assert float(y.std()) < float(x.std())
     assert float((y - 0.9).abs().mean()) < float((x - 0.9).abs().mean())
@@ -80,13 +66,13 @@ def test_synthetic_depth_far_at_top() -> None:
 
 
 def test_severity_ordering() -> None:
-    x = _astronaut()
+    x = astronaut_batch(64)
     means = []
-    for s in MIDPOINTS:
+    for s in TIER_MIDPOINTS:
         vals = []
         for seed in range(4):
             d = Haze.sample(s, torch.Generator().manual_seed(seed))
-            vals.append(_psnr(d.apply(x, torch.Generator().manual_seed(100 + seed)), x))
+            vals.append(psnr_db(d.apply(x, torch.Generator().manual_seed(100 + seed)), x))
         means.append(sum(vals) / len(vals))
     assert means[0] > means[1] > means[2]
 
@@ -102,7 +88,7 @@ def test_depth_map_excluded_from_eq_hash_and_params() -> None:
 
 def test_bad_depth_shape_and_params() -> None:
     with pytest.raises(ValueError):
-        Haze(depth_map=torch.ones(10, 10)).apply(_astronaut(), torch.Generator())
+        Haze(depth_map=torch.ones(10, 10)).apply(astronaut_batch(64), torch.Generator())
     with pytest.raises(ValueError):
         Haze(beta=-1.0)
     with pytest.raises(ValueError):

@@ -5,26 +5,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from PIL import Image
-from skimage import data
 
-from aioir.degradations import TIERS, degradation_class
+from aioir.degradations import degradation_class
 from aioir.degradations.jpeg import JPEGCompression, jpeg_roundtrip
-
-MIDPOINTS = [0.5 * (lo + hi) for lo, hi in TIERS.values()]
-
-
-def _astronaut_u8(size: int = 48) -> np.ndarray:
-    return np.asarray(Image.fromarray(data.astronaut()).resize((size, size), Image.BICUBIC)).copy()
+from helpers import TIER_MIDPOINTS, astronaut_u8, psnr_db
 
 
 def _batch() -> torch.Tensor:
-    x = torch.from_numpy(_astronaut_u8()).permute(2, 0, 1).float() / 255.0
+    x = torch.from_numpy(astronaut_u8(48)).permute(2, 0, 1).float() / 255.0
     return torch.stack([x, x.flip(-1)])
-
-
-def _psnr(a: torch.Tensor, b: torch.Tensor) -> float:
-    return float(-10.0 * torch.log10(((a - b) ** 2).mean()))
 
 
 def test_registry() -> None:
@@ -45,7 +34,7 @@ def test_shape_range_levels_and_determinism() -> None:
 
 
 def test_matches_pillow_420() -> None:
-    img = _astronaut_u8()
+    img = astronaut_u8(48)
     x = torch.from_numpy(img).permute(2, 0, 1)[None].float() / 255.0
     out = JPEGCompression(40).apply(x, torch.Generator())
     out_u8 = (out[0].permute(1, 2, 0) * 255.0).round().to(torch.uint8).numpy()
@@ -55,7 +44,7 @@ def test_matches_pillow_420() -> None:
 
 
 def test_numpy_inputs() -> None:
-    img = _astronaut_u8()
+    img = astronaut_u8(48)
     out = JPEGCompression(20)(img)
     assert out.dtype == np.uint8 and out.shape == img.shape
     np.testing.assert_array_equal(out, jpeg_roundtrip(img, 20))
@@ -67,10 +56,10 @@ def test_numpy_inputs() -> None:
 def test_severity_ordering() -> None:
     x = _batch()
     gen = torch.Generator().manual_seed(0)
-    degs = [JPEGCompression.sample(s, gen) for s in MIDPOINTS]
+    degs = [JPEGCompression.sample(s, gen) for s in TIER_MIDPOINTS]
     qualities = [d.quality for d in degs]
     assert qualities[0] > qualities[1] > qualities[2] and 10 <= qualities[2] <= 95
-    scores = [_psnr(d.apply(x, gen), x) for d in degs]
+    scores = [psnr_db(d.apply(x, gen), x) for d in degs]
     assert scores[0] > scores[1] > scores[2], scores
     assert JPEGCompression.sample(0.0, gen).quality == 95
     assert JPEGCompression.sample(1.0, gen).quality == 10

@@ -8,22 +8,12 @@ import torch
 from PIL import Image
 from skimage import data
 
-from aioir.degradations import TIERS, degradation_class
+from aioir.degradations import degradation_class
 from aioir.degradations.lowlight import LowLight
 from aioir.degradations.noise import linear_to_srgb, srgb_to_linear
+from helpers import TIER_MIDPOINTS, astronaut_batch, psnr_db
 
-MIDPOINTS = [0.5 * (lo + hi) for lo, hi in TIERS.values()]
 NOISY = LowLight(0.1, gamma=1.2, shot=1e-3, read=1e-6, red_gain=1.05, blue_gain=0.95)
-
-
-def _astronaut(size: int = 48) -> torch.Tensor:
-    img = Image.fromarray(data.astronaut()).resize((size, size), Image.BICUBIC)
-    x = torch.from_numpy(np.asarray(img).copy()).permute(2, 0, 1).float() / 255.0
-    return torch.stack([x, x.flip(-1)])
-
-
-def _psnr(a: torch.Tensor, b: torch.Tensor) -> float:
-    return float(-10.0 * torch.log10(((a - b) ** 2).mean()))
 
 
 def test_registry() -> None:
@@ -32,7 +22,7 @@ def test_registry() -> None:
 
 
 def test_shape_range_determinism() -> None:
-    x = _astronaut()
+    x = astronaut_batch(48)
     a = NOISY(x, seed=0)
     assert a.shape == x.shape and a.dtype == torch.float32
     assert float(a.min()) >= 0.0 and float(a.max()) <= 1.0
@@ -44,14 +34,14 @@ def test_shape_range_determinism() -> None:
 
 
 def test_noise_free_pipeline_is_exposure_in_linear_light() -> None:
-    x = _astronaut()
+    x = astronaut_batch(48)
     deg = LowLight(0.2, gamma=1.3, quantize=False)
     expected = linear_to_srgb(0.2 * srgb_to_linear(x) ** 1.3)
     assert torch.allclose(deg.apply(x, torch.Generator()), expected, atol=1e-6)
 
 
 def test_lowers_brightness_and_noise_is_visible_in_darks() -> None:
-    x = _astronaut()
+    x = astronaut_batch(48)
     y = NOISY(x, seed=0)
     assert float(y.mean()) < 0.7 * float(x.mean())
     clean = LowLight(0.1, gamma=1.2, red_gain=1.05, blue_gain=0.95)(x, seed=0)
@@ -76,14 +66,14 @@ def test_numpy_inputs() -> None:
 
 
 def test_severity_ordering() -> None:
-    x = _astronaut()
+    x = astronaut_batch(48)
     psnr, brightness = [], []
-    for sev in MIDPOINTS:
+    for sev in TIER_MIDPOINTS:
         p, m = [], []
         for seed in range(4):
             gen = torch.Generator().manual_seed(seed)
             y = LowLight.sample(sev, gen).apply(x, gen)
-            p.append(_psnr(y, x))
+            p.append(psnr_db(y, x))
             m.append(float(y.mean()))
         psnr.append(sum(p) / len(p))
         brightness.append(sum(m) / len(m))
@@ -109,7 +99,7 @@ def test_invalid_parameters(kwargs) -> None:
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_cuda_matches_cpu() -> None:
-    x = _astronaut()
+    x = astronaut_batch(48)
     gpu = NOISY.apply(x.cuda(), torch.Generator().manual_seed(0))
     assert gpu.device.type == "cuda"
     assert torch.allclose(gpu.cpu(), NOISY.apply(x, torch.Generator().manual_seed(0)), atol=2 / 255)

@@ -10,7 +10,7 @@ import torch
 from PIL import Image
 from skimage import data
 
-from aioir.degradations import TIERS, degradation_class
+from aioir.degradations import degradation_class
 from aioir.degradations.noise import (
     CameraNoise,
     GaussianNoise,
@@ -21,18 +21,7 @@ from aioir.degradations.noise import (
     poisson_gaussian,
     srgb_to_linear,
 )
-
-MIDPOINTS = [0.5 * (lo + hi) for lo, hi in TIERS.values()]
-
-
-def _astronaut(size: int = 48) -> torch.Tensor:
-    img = Image.fromarray(data.astronaut()).resize((size, size), Image.BICUBIC)
-    x = torch.from_numpy(np.asarray(img).copy()).permute(2, 0, 1).float() / 255.0
-    return torch.stack([x, x.flip(-1)])  # 2×3×48×48
-
-
-def _psnr(a: torch.Tensor, b: torch.Tensor) -> float:
-    return float(-10.0 * torch.log10(((a - b) ** 2).mean()))
+from helpers import TIER_MIDPOINTS, astronaut_batch, psnr_db
 
 
 def _flat(level: float, shape: tuple[int, ...] = (1, 3, 64, 64)) -> torch.Tensor:
@@ -59,7 +48,7 @@ def test_registry_and_hashable() -> None:
     ],
 )
 def test_shape_range_determinism(deg) -> None:
-    x = _astronaut()
+    x = astronaut_batch(48)
     a = deg(x, seed=3)
     assert a.shape == x.shape and a.dtype == torch.float32
     assert float(a.min()) >= 0.0 and float(a.max()) <= 1.0
@@ -89,14 +78,14 @@ def test_numpy_inputs(name: str) -> None:
 
 @pytest.mark.parametrize("name", ["gaussian_noise", "camera_noise"])
 def test_severity_ordering(name: str) -> None:
-    x = _astronaut()
+    x = astronaut_batch(48)
     cls = degradation_class(name)
     scores = []
-    for sev in MIDPOINTS:
+    for sev in TIER_MIDPOINTS:
         vals = []
         for seed in range(4):
             gen = torch.Generator().manual_seed(seed)
-            vals.append(_psnr(cls.sample(sev, gen).apply(x, gen), x))
+            vals.append(psnr_db(cls.sample(sev, gen).apply(x, gen), x))
         scores.append(sum(vals) / len(vals))
     assert scores[0] > scores[1] > scores[2], scores
 
@@ -201,7 +190,7 @@ def test_camera_sample_follows_brooks() -> None:
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 @pytest.mark.parametrize("deg", [GaussianNoise(25.0), CameraNoise(3e-3, 2e-5, 2.0, 1.7, 0.5)])
 def test_cuda_matches_cpu(deg) -> None:
-    x = _astronaut()
+    x = astronaut_batch(48)
     cpu = deg.apply(x, torch.Generator().manual_seed(0))
     gpu = deg.apply(x.cuda(), torch.Generator().manual_seed(0))
     assert gpu.device.type == "cuda"

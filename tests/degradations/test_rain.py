@@ -5,23 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from PIL import Image
-from skimage import data
 
-from aioir.degradations import TIERS, degradation_class
+from aioir.degradations import degradation_class
 from aioir.degradations.rain import RainStreaks, streak_kernel
-
-MIDPOINTS = [0.5 * (lo + hi) for lo, hi in TIERS.values()]
-
-
-def _astronaut(size: int = 64) -> torch.Tensor:
-    img = Image.fromarray(data.astronaut()).resize((size, size), Image.BICUBIC)
-    x = torch.from_numpy(np.asarray(img).copy()).permute(2, 0, 1).float() / 255.0
-    return torch.stack([x, x.flip(-1)])
-
-
-def _psnr(a: torch.Tensor, b: torch.Tensor) -> float:
-    return float(-10.0 * torch.log10(((a - b) ** 2).mean()))
+from helpers import TIER_MIDPOINTS, astronaut_batch, psnr_db
 
 
 def test_registered() -> None:
@@ -31,7 +18,7 @@ def test_registered() -> None:
 
 
 def test_shape_range_determinism() -> None:
-    x = _astronaut()
+    x = astronaut_batch(64)
     d = RainStreaks.sample(0.6, torch.Generator().manual_seed(0))
     a = d.apply(x, torch.Generator().manual_seed(1))
     b = d.apply(x, torch.Generator().manual_seed(1))
@@ -45,7 +32,7 @@ def test_shape_range_determinism() -> None:
 
 
 def test_streaks_only_brighten_without_veil() -> None:
-    x = _astronaut()
+    x = astronaut_batch(64)
     d = RainStreaks(angle=15.0, density=0.01, length=15.0, width=1.5, brightness=0.9, layers=2)
     y = d.apply(x, torch.Generator().manual_seed(0))
     assert bool((y >= x - 1e-6).all())
@@ -67,13 +54,13 @@ def test_kernel_orientation_and_peak() -> None:
 
 
 def test_severity_ordering() -> None:
-    x = _astronaut()
+    x = astronaut_batch(64)
     means = []
-    for s in MIDPOINTS:
+    for s in TIER_MIDPOINTS:
         vals = []
         for seed in range(4):
             d = RainStreaks.sample(s, torch.Generator().manual_seed(seed))
-            vals.append(_psnr(d.apply(x, torch.Generator().manual_seed(100 + seed)), x))
+            vals.append(psnr_db(d.apply(x, torch.Generator().manual_seed(100 + seed)), x))
         means.append(sum(vals) / len(vals))
     assert means[0] > means[1] > means[2]
 

@@ -2,31 +2,17 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 import torch
-from PIL import Image
-from skimage import data
 
-from aioir.degradations import TIERS, degradation_class
+from aioir.degradations import degradation_class
 from aioir.degradations.underwater import (
     JERLOV_KD,
     SAMPLED_WATER_TYPES,
     UnderwaterCast,
     residual_energy_ratio,
 )
-
-MIDPOINTS = [0.5 * (lo + hi) for lo, hi in TIERS.values()]
-
-
-def _astronaut(size: int = 64) -> torch.Tensor:
-    img = Image.fromarray(data.astronaut()).resize((size, size), Image.BICUBIC)
-    x = torch.from_numpy(np.asarray(img).copy()).permute(2, 0, 1).float() / 255.0
-    return torch.stack([x, x.flip(-1)])
-
-
-def _psnr(a: torch.Tensor, b: torch.Tensor) -> float:
-    return float(-10.0 * torch.log10(((a - b) ** 2).mean()))
+from helpers import TIER_MIDPOINTS, astronaut_batch, psnr_db
 
 
 def test_registered() -> None:
@@ -45,7 +31,7 @@ def test_ocean_types_attenuate_red_fastest() -> None:
 
 
 def test_red_attenuated_more_than_blue() -> None:
-    x = _astronaut()
+    x = astronaut_batch(64)
     d = UnderwaterCast(water_type="II", distance=4.0, surface_depth=1.0, background=(0, 0, 0))
     y = d.apply(x, torch.Generator().manual_seed(0))
     ratio = y.mean(dim=(0, 2, 3)) / x.mean(dim=(0, 2, 3))
@@ -57,7 +43,7 @@ def test_red_attenuated_more_than_blue() -> None:
 
 
 def test_follows_model_for_given_depth() -> None:
-    x = _astronaut()
+    x = astronaut_batch(64)
     depth = torch.linspace(1.0, 6.0, 64).view(1, 64).expand(64, 64)
     bl = (0.1, 0.5, 0.6)
     d = UnderwaterCast(water_type="IB", surface_depth=2.0, background=bl, depth_map=depth)
@@ -69,13 +55,13 @@ def test_follows_model_for_given_depth() -> None:
 
 
 def test_zero_distance_is_identity() -> None:
-    x = _astronaut()
+    x = astronaut_batch(64)
     y = UnderwaterCast(distance=0.0, surface_depth=0.0).apply(x, torch.Generator())
     assert torch.allclose(y, x, atol=1e-6)
 
 
 def test_shape_range_determinism() -> None:
-    x = _astronaut()
+    x = astronaut_batch(64)
     d = UnderwaterCast.sample(0.5, torch.Generator().manual_seed(0))
     a = d.apply(x, torch.Generator().manual_seed(1))
     assert a.shape == x.shape
@@ -85,13 +71,13 @@ def test_shape_range_determinism() -> None:
 
 
 def test_severity_ordering() -> None:
-    x = _astronaut()
+    x = astronaut_batch(64)
     means = []
-    for s in MIDPOINTS:
+    for s in TIER_MIDPOINTS:
         vals = []
         for seed in range(4):
             d = UnderwaterCast.sample(s, torch.Generator().manual_seed(seed))
-            vals.append(_psnr(d.apply(x, torch.Generator().manual_seed(100 + seed)), x))
+            vals.append(psnr_db(d.apply(x, torch.Generator().manual_seed(100 + seed)), x))
         means.append(sum(vals) / len(vals))
     assert means[0] > means[1] > means[2]
 

@@ -124,6 +124,7 @@ PROMPTIR_PRESETS: dict[str, Preset] = {
         {},
         parameters=35_592_263,
         description="PromptIR (NeurIPS 2023), dim 48, with the 6 unused reference 1x1 convs",
+        inference_bytes_per_pixel=5160,
     ),
     "small": Preset(
         {

@@ -55,6 +55,9 @@ class Preset:
     kwargs: dict[str, Any]
     parameters: int
     description: str
+    #: measured CPU fp32 activation memory per input pixel (``benchmarks/restore_large.py
+    #: --bytes-per-pixel``); the tiling heuristic sizes tiles with it (``None``: a safe default)
+    inference_bytes_per_pixel: int | None = None
 
 
 _REGISTRY: dict[str, ModelInfo] = {}
@@ -91,8 +94,11 @@ def register_presets(
     """Register every preset of ``architecture``: ``cls(**{**preset.kwargs, **overrides})``."""
     for preset_name, preset in presets.items():
 
-        def factory(_kwargs: dict[str, Any] = preset.kwargs, **overrides: Any) -> nn.Module:
-            return cls(**{**_kwargs, **overrides})
+        def factory(_preset: Preset = preset, **overrides: Any) -> nn.Module:
+            model = cls(**{**_preset.kwargs, **overrides})
+            if _preset.inference_bytes_per_pixel is not None and not overrides:
+                model.inference_bytes_per_pixel = _preset.inference_bytes_per_pixel
+            return model
 
         factory.__doc__ = f"{architecture} ({preset_name} preset): {preset.description}"
         register_model(

@@ -170,6 +170,7 @@ RESTORMER_PRESETS: dict[str, Preset] = {
         {},
         parameters=26_126_644,
         description="Restormer (CVPR 2022), dim 48, blocks [4,6,6,8]",
+        inference_bytes_per_pixel=6509,
     ),
     "small": Preset(
         {"dim": 32, "num_blocks": (2, 3, 3, 4), "num_refinement_blocks": 2},
@@ -180,6 +181,7 @@ RESTORMER_PRESETS: dict[str, Preset] = {
         {"dim": 16, "num_blocks": (1, 1, 1, 1), "num_refinement_blocks": 1},
         parameters=800_547,
         description="Restormer, dim 16, one block per level (tests)",
+        inference_bytes_per_pixel=2156,
     ),
 }
 

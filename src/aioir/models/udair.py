@@ -268,6 +268,7 @@ UDAIR_PRESETS: dict[str, Preset] = {
         {},
         parameters=11_237_760,
         description="UDAIR, official config (dim 24; incl. adapters and unused VQ decoder)",
+        inference_bytes_per_pixel=3190,
     ),
     "small": Preset(
         {
@@ -297,6 +298,7 @@ UDAIR_PRESETS: dict[str, Preset] = {
         },
         parameters=645_919,
         description="UDAIR, dim 8, one block per level (tests)",
+        inference_bytes_per_pixel=1488,
     ),
 }
 

@@ -1,0 +1,29 @@
+"""Small shared test helpers (importable from any test: ``pythonpath = ["tests"]``)."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from PIL import Image
+from skimage import data
+
+from aioir.degradations import TIERS
+
+#: the centre of each severity tier (mild, moderate, severe)
+TIER_MIDPOINTS = [0.5 * (lo + hi) for lo, hi in TIERS.values()]
+
+
+def astronaut_u8(size: int = 48) -> np.ndarray:
+    """scikit-image's astronaut, bicubic-resized to ``size``², uint8 H×W×3."""
+    return np.asarray(Image.fromarray(data.astronaut()).resize((size, size), Image.BICUBIC)).copy()
+
+
+def astronaut_batch(size: int = 48) -> torch.Tensor:
+    """A 2×3×size×size float batch in [0, 1]: the astronaut and its mirror image."""
+    x = torch.from_numpy(astronaut_u8(size)).permute(2, 0, 1).float() / 255.0
+    return torch.stack([x, x.flip(-1)])
+
+
+def psnr_db(a: torch.Tensor, b: torch.Tensor) -> float:
+    """PSNR (data range 1) of the whole batch's pooled MSE."""
+    return float(-10.0 * torch.log10(((a - b) ** 2).mean()))
