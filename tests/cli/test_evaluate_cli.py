@@ -18,10 +18,8 @@ crops, paired_dir, promptir_tree = _trees.crops, _trees.paired_dir, _trees.promp
 
 
 @pytest.fixture
-def main(monkeypatch):
-    """``aioir.cli.main`` with the evaluate command registered (until the lead adds it)."""
-    if evaluate_cli not in cli.COMMAND_MODULES:
-        monkeypatch.setattr(cli, "COMMAND_MODULES", (*cli.COMMAND_MODULES, evaluate_cli))
+def main():
+    """``aioir.cli.main``."""
     return cli.main
 
 

@@ -7,14 +7,7 @@ import pytest
 import torch
 
 from aioir import cli
-from aioir.cli import export as export_cli
 from aioir.models import load_model, save_pretrained
-
-
-@pytest.fixture(autouse=True)
-def _with_export_command(monkeypatch):
-    if export_cli not in cli.COMMAND_MODULES:
-        monkeypatch.setattr(cli, "COMMAND_MODULES", (*cli.COMMAND_MODULES, export_cli))
 
 
 @pytest.fixture(scope="module")

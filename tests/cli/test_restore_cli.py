@@ -7,16 +7,8 @@ import pytest
 from PIL import Image
 
 from aioir import cli
-from aioir.cli import restore as restore_cli
 from aioir.io import load_image, write_image
 from aioir.models import load_model, save_pretrained
-
-
-@pytest.fixture(autouse=True)
-def _with_restore_command(monkeypatch):
-    """Register the command even before the lead adds it to COMMAND_MODULES."""
-    if restore_cli not in cli.COMMAND_MODULES:
-        monkeypatch.setattr(cli, "COMMAND_MODULES", (*cli.COMMAND_MODULES, restore_cli))
 
 
 @pytest.fixture(scope="module")
@@ -221,11 +213,22 @@ def test_untrained_name_is_refused_unless_allowed(tmp_path, run, monkeypatch):
     assert code == 0, err
 
 
-def test_tta_without_adapter_is_a_clear_error(tmp_path, run, model_path):
+def test_tta_without_adapter_is_a_clear_error(tmp_path, run):
+    _rgb(tmp_path / "a.png")
+    restormer = tmp_path / "restormer-tiny.safetensors"
+    save_pretrained(load_model("restormer-tiny"), restormer)
+    code, err = run(str(tmp_path / "a.png"), "-o", str(tmp_path / "out"), "--tta",
+                    model=str(restormer))  # fmt: skip
+    assert code == 2
+    assert f"test-time adaptation is not available for model {restormer}" in err
+    assert err.count("\n") == 1
+
+
+def test_tta_without_source_bank_is_a_clear_error(tmp_path, run):
     _rgb(tmp_path / "a.png")
     code, err = run(str(tmp_path / "a.png"), "-o", str(tmp_path / "out"), "--tta")
     assert code == 2
-    assert f"test-time adaptation is not available for model {model_path}" in err
+    assert "source bank" in err and err.count("\n") == 1
 
 
 def test_tiling_options(tmp_path, run):

@@ -10,6 +10,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from aioir.cli._tta import add_tta_arguments, tta_from_args
+
 
 def _evaluate(args: argparse.Namespace) -> int:
     from aioir.errors import ConfigError
@@ -35,7 +37,7 @@ def _evaluate(args: argparse.Namespace) -> int:
         args.checkpoint,
         device=args.device,
         tile=args.tile,
-        tta=args.tta,
+        tta=tta_from_args(args),
         precision=args.precision,
         allow_untrained=args.allow_untrained,
     )
@@ -97,9 +99,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=None,
         help="metric protocol: promptir, basicsr-y, udair or clean (default: the benchmark's)",
     )
-    p.add_argument(
-        "--tta", action="store_true", help="test-time adaptation (models that support it)"
-    )
+    add_tta_arguments(p)
     p.add_argument(
         "--tile", type=int, default=None, help="restore in N×N tiles (default: one full pass)"
     )

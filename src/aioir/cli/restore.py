@@ -11,6 +11,8 @@ import sys
 import traceback
 from pathlib import Path
 
+from aioir.cli._tta import add_tta_arguments, tta_from_args
+
 _DESCRIPTION = """\
 Restore images (noise, rain, haze, low light, blur, underwater colour cast) and write
 OUTPUT/<name>.png for each input, keeping bit depth, alpha and grayscale. INPUT may be files,
@@ -66,7 +68,7 @@ def _restore(args: argparse.Namespace) -> int:
             tile_overlap=args.tile_overlap,
             tile_batch_size=args.tile_batch_size,
             precision=args.precision,
-            tta=args.tta,
+            tta=tta_from_args(args),
             allow_untrained=args.allow_untrained,
         )
     except AioirError as exc:
@@ -111,9 +113,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="allow a model name without weights (random weights; for tests only)",
     )
-    p.add_argument(
-        "--tta", action="store_true", help="test-time adaptation (models that support it)"
-    )
+    add_tta_arguments(p)
     p.add_argument(
         "--tile",
         type=_tile,

@@ -92,7 +92,7 @@ class NetworkModel:
         device: str | torch.device = "auto",
         tile: int = 0,
         tile_overlap: int = 32,
-        tta: bool = False,
+        tta: bool | dict[str, Any] = False,
         precision: str = "fp32",
         allow_untrained: bool = False,
     ) -> None:
@@ -135,7 +135,7 @@ def load_method(
     *,
     device: str = "auto",
     tile: int | None = None,
-    tta: bool = False,
+    tta: bool | dict[str, Any] = False,
     precision: str = "fp32",
     allow_untrained: bool = False,
 ) -> Method:

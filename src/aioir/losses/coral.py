@@ -7,6 +7,9 @@
 
 Everything is computed in float32 (or float64 if given), whatever the autocast state: the
 covariance of bf16 features loses most of its digits (methods.md §2.15 item 15).
+
+The non-squared form uses a *safe* square root: its gradient at exactly equal covariances is 0
+(a subgradient) instead of ``0/0 = NaN``, so adapting from a perfect match stays finite.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-__all__ = ["coral_loss", "covariance"]
+__all__ = ["coral_loss", "covariance", "safe_sqrt"]
 
 
 def _as_rows(x: Tensor, name: str) -> Tensor:
@@ -34,6 +37,13 @@ def covariance(x: Tensor) -> Tensor:
         return (x.t() @ x - s.t() @ s / n) / (n - 1)
 
 
+def safe_sqrt(x: Tensor) -> Tensor:
+    """``sqrt(x)`` for ``x ≥ 0`` whose gradient is 0 (not NaN/inf) where ``x == 0``."""
+    positive = x > 0
+    safe = torch.where(positive, x, torch.ones_like(x))
+    return torch.where(positive, safe.sqrt(), torch.zeros_like(x))
+
+
 def coral_loss(x_src: Tensor, x_tgt: Tensor, squared: bool = False) -> Tensor:
     """CORAL distance between two n×C feature sets with the same C (n may differ).
 
@@ -48,5 +58,5 @@ def coral_loss(x_src: Tensor, x_tgt: Tensor, squared: bool = False) -> Tensor:
     with torch.autocast(x_src.device.type, enabled=False):
         diff = covariance(x_src) - covariance(x_tgt)
         norm_sq = diff.pow(2).sum()
-        value = norm_sq if squared else norm_sq.sqrt()
+        value = norm_sq if squared else safe_sqrt(norm_sq)
         return value / (4.0 * c * c)

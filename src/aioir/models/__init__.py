@@ -106,6 +106,8 @@ def load_model(
     state = read_state_dict(path)
     load_state_dict_into(model, state, path, architecture, strict)
     model.aioir_metadata = dict(config.get("metadata", {}))
+    if model.aioir_metadata.get("adapters_enabled"):  # a domain-adapted UDAIR (`aioir adapt`)
+        model.set_adapters(True)
     bank_file = model.aioir_metadata.get("source_bank")
     if bank_file:  # UDAIR exports carry their source bank next to the weights
         model.source_bank = SourceBank.load((path if path.is_dir() else path.parent) / bank_file)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 from collections.abc import Callable
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from torch import Tensor, nn
 
@@ -49,7 +49,7 @@ class TestTimeAdapter(Protocol):
     ) -> Tensor: ...
 
 
-AdapterFactory = Callable[[nn.Module], TestTimeAdapter]
+AdapterFactory = Callable[..., TestTimeAdapter]  # (model, **options) -> adapter
 
 _FACTORIES: dict[str, AdapterFactory] = {}
 _providers_loaded = False
@@ -86,11 +86,14 @@ def _load_providers() -> None:
     _providers_loaded = True
 
 
-def get_test_time_adapter(model: nn.Module, name: str | None = None) -> TestTimeAdapter:
-    """The registered adapter for ``model``; ConfigError naming ``name`` when there is none."""
+def get_test_time_adapter(
+    model: nn.Module, name: str | None = None, **options: Any
+) -> TestTimeAdapter:
+    """The registered adapter for ``model``, built with ``options`` (e.g. UDAIR's ``mode``,
+    ``task``); ConfigError naming ``name`` when the architecture has none."""
     _load_providers()
     factory = _FACTORIES.get(model_architecture(model))
     if factory is None:
         label = name or model_architecture(model)
         raise ConfigError(f"test-time adaptation is not available for model {label}")
-    return factory(model)
+    return factory(model, **options)

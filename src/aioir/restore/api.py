@@ -23,7 +23,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -249,7 +249,7 @@ class Restorer:
         tile_overlap: int = 32,
         tile_batch_size: int | None = None,
         precision: str = "auto",
-        tta: bool | TestTimeAdapter = False,
+        tta: bool | Mapping[str, Any] | TestTimeAdapter = False,
         allow_untrained: bool = False,
     ) -> None:
         if tile is not None and tile < 0:
@@ -275,6 +275,8 @@ class Restorer:
         self.bytes_per_pixel = model_bytes_per_pixel(self.model)
         if tta is True:
             self.adapter: TestTimeAdapter | None = get_test_time_adapter(self.model, self.name)
+        elif isinstance(tta, Mapping):  # options for the model's registered adapter
+            self.adapter = get_test_time_adapter(self.model, self.name, **tta)
         elif tta is False or tta is None:
             self.adapter = None
         else:
@@ -395,7 +397,7 @@ def _cached_restorer(model: Any, items: tuple[tuple[str, Any], ...]) -> Restorer
 def restore(
     image: Any,
     model: str | os.PathLike[str] | nn.Module = DEFAULT_MODEL,
-    tta: bool | TestTimeAdapter = False,
+    tta: bool | Mapping[str, Any] | TestTimeAdapter = False,
     tile: int | None = None,
     device: str | torch.device = "auto",
     **kwargs: Any,

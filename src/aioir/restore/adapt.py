@@ -1,0 +1,310 @@
+"""UDAIR domain adaptation over a folder of unlabelled target-domain images (arXiv v1's strategy).
+
+Unlike test-time adaptation (:mod:`aioir.restore.tta`, per image, reset afterwards) the three
+distribution adapters learn *once* from the whole folder and are saved with the model:
+
+1. every image is assigned a source cluster blindly (:func:`aioir.restore.tta.choose_reference`
+   on its working-resolution embedding), or all to ``task`` when given;
+2. the adapters are re-initialised as residual adapters with a zero last layer (the adapted
+   model starts as the trained one), the DAM stays in eval mode;
+3. each step draws a minibatch of random native-scale crops of the bank's patch size (so the
+   target maps have exactly the bank's spatial size, no pooling) and minimises the mean over
+   the crops of ``scale · Σ_ℓ CORAL(P^ℓ_r, A_ℓ(g_ℓ))`` with ``r`` the crop's image cluster
+   (AdamW on the adapters only);
+4. :func:`save_adapted` writes a normal saved model (``save_pretrained`` + the source bank) whose
+   config builds residual adapters and whose metadata says ``adapters_enabled: true``.
+
+``aioir adapt --model M --target DIR --output OUT`` runs this from the command line.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import os
+import shutil
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from aioir.errors import ConfigError, DatasetLayoutError
+from aioir.restore.tta import (
+    LEVELS,
+    _only_adapters_trainable,
+    _raw_maps,
+    _working_image,
+    bank_patch_size,
+    choose_reference,
+    coral_objective,
+    reinit_adapters,
+)
+
+__all__ = [
+    "AdaptConfig",
+    "AdaptResult",
+    "adapt_to_folder",
+    "apply_saved_adaptation",
+    "save_adapted",
+]
+
+
+@dataclasses.dataclass(frozen=True)
+class AdaptConfig:
+    """Settings of :func:`adapt_to_folder`.
+
+    Args:
+        task: assign every image to this bank task (default: blind per image).
+        steps: optimiser steps (minibatches).
+        lr, weight_decay: AdamW settings.
+        batch_size: random crops per step.
+        crop: crop side (default: the bank's training patch size).
+        chooser: blind cluster choice (see :data:`aioir.restore.tta.CHOOSERS`).
+        work_size: short side of the image used for the blind choice (as TTA's default).
+        loss_scale: factor of the CORAL objective (1e5, UDAIR's).
+        seed: seeds the adapter initialisation and the crop sampling.
+    """
+
+    task: str | None = None
+    steps: int = 200
+    lr: float = 1e-3
+    weight_decay: float = 0.01
+    batch_size: int = 8
+    crop: int | None = None
+    chooser: str = "centroid"
+    work_size: int | None = 256
+    loss_scale: float = 1e5
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.steps < 1 or self.batch_size < 1:
+            raise ConfigError("adapt: steps and batch size must be >= 1")
+        if self.lr <= 0:
+            raise ConfigError(f"adapt: lr must be > 0, not {self.lr}")
+        if self.crop is not None and self.crop < 8:
+            raise ConfigError(f"adapt: crop must be >= 8, not {self.crop}")
+
+
+@dataclasses.dataclass
+class AdaptResult:
+    """What :func:`adapt_to_folder` did: per-image clusters, loss curve, timing."""
+
+    assignments: dict[str, str]
+    losses: list[float]
+    initial_loss: float
+    final_loss: float
+    seconds: float
+    config: AdaptConfig
+    crop: int = 0
+
+    def summary(self) -> dict[str, Any]:
+        """JSON-able record (stored in the saved model's metadata)."""
+        counts: dict[str, int] = {}
+        for task in self.assignments.values():
+            counts[task] = counts.get(task, 0) + 1
+        return {
+            "images": len(self.assignments),
+            "clusters": counts,
+            "blind": self.config.task is None,
+            "steps": self.config.steps,
+            "lr": self.config.lr,
+            "batch_size": self.config.batch_size,
+            "crop": self.crop,
+            "chooser": self.config.chooser,
+            "seed": self.config.seed,
+            "initial_loss": self.initial_loss,
+            "final_loss": self.final_loss,
+            "seconds": round(self.seconds, 2),
+        }
+
+
+def _load_images(images: str | os.PathLike[str] | Sequence[Any]) -> list[tuple[str, Tensor]]:
+    """A folder, a list of paths or a list of ``(name, 3×H×W tensor)`` → named tensors."""
+    from aioir.io import list_images, load_image
+
+    if isinstance(images, (str, os.PathLike)):
+        folder = Path(images)
+        if not folder.is_dir():
+            raise DatasetLayoutError(f"{folder}: not a folder of target images")
+        items: Sequence[Any] = list_images(folder)
+    else:
+        items = images
+    out: list[tuple[str, Tensor]] = []
+    for item in items:
+        if isinstance(item, tuple):
+            name, tensor = item
+            out.append((str(name), tensor.float()))
+        else:
+            data = load_image(item)
+            out.append((Path(item).name, torch.from_numpy(data.rgb).permute(2, 0, 1).float()))
+    if not out:
+        raise DatasetLayoutError(f"{images}: no target images")
+    return out
+
+
+def _at_least(x: Tensor, side: int) -> Tensor:
+    """Bicubic-upscale a 3×H×W image whose short side is below ``side`` (aspect kept)."""
+    h, w = x.shape[-2:]
+    if min(h, w) >= side:
+        return x
+    scale = side / min(h, w)
+    size = (max(side, round(h * scale)), max(side, round(w * scale)))
+    up = torch.nn.functional.interpolate(x[None], size=size, mode="bicubic", align_corners=False)
+    return up[0].clamp(0.0, 1.0)
+
+
+def _crops(images: list[Tensor], indices: Tensor, side: int, gen: torch.Generator) -> Tensor:
+    out = []
+    for i in indices.tolist():
+        img = images[i]
+        h, w = img.shape[-2:]
+        top = int(torch.randint(0, h - side + 1, (), generator=gen))
+        left = int(torch.randint(0, w - side + 1, (), generator=gen))
+        out.append(img[:, top : top + side, left : left + side])
+    return torch.stack(out)
+
+
+def _batch_loss(
+    model: nn.Module, raw: dict[str, Tensor], bank: Any, refs: list[int], scale: float
+) -> Tensor:
+    adapters = model.adapters()  # type: ignore[operator]
+    maps = {k: adapters[k](raw[k]) for k in LEVELS}
+    terms = [
+        coral_objective({k: maps[k][b : b + 1] for k in LEVELS}, bank, r, scale)
+        for b, r in enumerate(refs)
+    ]
+    return torch.stack(terms).mean()
+
+
+def adapt_to_folder(
+    model: nn.Module,
+    images: str | os.PathLike[str] | Sequence[Any],
+    config: AdaptConfig | None = None,
+    *,
+    progress: Callable[[int, float], None] | None = None,
+) -> AdaptResult:
+    """Adapt ``model``'s distribution adapters to a target domain, in place (module docstring).
+
+    ``images``: a folder, image paths, or ``(name, 3×H×W tensor)`` pairs. The model must carry
+    its source bank (``model.source_bank``). Afterwards the model is in eval mode with its
+    adapters enabled and residual, and its ``aioir_config`` records ``adapter_residual=True``.
+    ``progress(step, loss)`` is called after every step.
+    """
+    cfg = config or AdaptConfig()
+    bank = getattr(model, "source_bank", None)
+    if bank is None or not hasattr(model, "forward_features"):
+        raise ConfigError(
+            "domain adaptation needs a UDAIR model saved with its source bank (bank.safetensors)"
+        )
+    start = time.perf_counter()
+    device = next(model.parameters()).device
+    side = cfg.crop or bank_patch_size(bank)
+    named = _load_images(images)
+    tensors = [_at_least(t, side).to(device) for _, t in named]
+    model.eval()
+    if cfg.task is not None:
+        fixed = bank.task_index(cfg.task)
+        refs = [fixed] * len(tensors)
+    else:
+        refs = []
+        for t in tensors:
+            raw = _raw_maps(model, _working_image(t[None], cfg.work_size, side))
+            refs.append(choose_reference(raw, bank, cfg.chooser)[0])
+    assignments = {name: bank.task_names[r] for (name, _), r in zip(named, refs)}
+
+    gen = torch.Generator().manual_seed(cfg.seed)
+    if not getattr(model, "adapters_enabled", False):
+        reinit_adapters(model, cfg.seed, residual=True)
+    params = _only_adapters_trainable(model)
+    model.set_adapters(True)  # type: ignore[operator]
+    optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+    # a fixed probe batch measures the objective before and after
+    probe_idx = torch.arange(len(tensors)).repeat(max(1, cfg.batch_size // len(tensors) + 1))
+    probe_idx = probe_idx[: max(cfg.batch_size, len(tensors))]
+    probe_gen = torch.Generator().manual_seed(cfg.seed + 1)
+    probe = _crops(tensors, probe_idx, side, probe_gen)
+    probe_raw = _raw_maps(model, probe)
+    probe_refs = [refs[i] for i in probe_idx.tolist()]
+    with torch.no_grad():
+        initial = float(_batch_loss(model, probe_raw, bank, probe_refs, cfg.loss_scale))
+
+    losses: list[float] = []
+    try:
+        for step in range(cfg.steps):
+            idx = torch.randint(0, len(tensors), (cfg.batch_size,), generator=gen)
+            raw = _raw_maps(model, _crops(tensors, idx, side, gen))
+            with torch.enable_grad():
+                loss = _batch_loss(
+                    model, raw, bank, [refs[i] for i in idx.tolist()], cfg.loss_scale
+                )
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+            losses.append(loss.detach().item())
+            if progress is not None:
+                progress(step + 1, losses[-1])
+    finally:
+        for p in model.parameters():
+            p.requires_grad_(True)
+            p.grad = None
+    with torch.no_grad():
+        final = float(_batch_loss(model, probe_raw, bank, probe_refs, cfg.loss_scale))
+    config = copy.deepcopy(getattr(model, "aioir_config", None))
+    if isinstance(config, dict):
+        config.setdefault("overrides", {})["adapter_residual"] = True
+        model.aioir_config = config
+    model.eval()
+    return AdaptResult(assignments, losses, initial, final, time.perf_counter() - start, cfg, side)
+
+
+def save_adapted(
+    model: nn.Module,
+    output: str | os.PathLike[str],
+    result: AdaptResult | None = None,
+    *,
+    overwrite: bool = False,
+) -> Path:
+    """Save an adapted model as a folder (``model.safetensors``, ``config.json``, the bank).
+
+    The metadata keeps the source model's (training record …) and adds ``adapters_enabled:
+    true`` and ``domain_adaptation`` (the :meth:`AdaptResult.summary`). Returns the folder.
+    """
+    from aioir.models import save_pretrained
+    from aioir.models.source_bank import BANK_FILE
+
+    bank = getattr(model, "source_bank", None)
+    if bank is None:
+        raise ConfigError("save_adapted: the model has no source bank")
+    out = Path(output)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        if not overwrite:
+            raise ConfigError(f"{out}: exists; pass --overwrite to replace it")
+        if out.is_dir():
+            shutil.rmtree(out)
+        else:
+            out.unlink()
+    metadata = dict(getattr(model, "aioir_metadata", {}) or {})
+    metadata["source_bank"] = BANK_FILE
+    metadata["adapters_enabled"] = bool(getattr(model, "adapters_enabled", False))
+    if result is not None:
+        metadata["domain_adaptation"] = result.summary()
+    save_pretrained(model, out, metadata)
+    bank.save(out / BANK_FILE)
+    return out
+
+
+def apply_saved_adaptation(model: nn.Module) -> nn.Module:
+    """Enable the adapters of a loaded model whose metadata says ``adapters_enabled: true``.
+
+    What :func:`aioir.load_model` should do itself (one line; see the adapt docs); harmless if
+    it already does.
+    """
+    if getattr(model, "aioir_metadata", {}).get("adapters_enabled") and hasattr(
+        model, "set_adapters"
+    ):
+        model.set_adapters(True)
+    return model

@@ -1,0 +1,72 @@
+"""Domain adaptation over a folder: loss goes down, saved model loads with adapters and differs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from aioir.errors import ConfigError
+from aioir.io import write_image
+from aioir.models import load_model, read_pretrained_config
+from aioir.restore.adapt import AdaptConfig, adapt_to_folder, apply_saved_adaptation, save_adapted
+from udair_helpers import build_tiny_udair, task_images
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory) -> Path:
+    return build_tiny_udair(tmp_path_factory.mktemp("udair") / "tiny", spread=1.0)
+
+
+@pytest.fixture(scope="module")
+def target_dir(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("target")
+    images = task_images(2, 40, seed=21)
+    for task in ("noise", "lowlight"):
+        for b in range(2):
+            x = (images[task][b] * 0.8 + 0.1).permute(1, 2, 0).numpy()  # shifted domain
+            write_image(folder / f"{task}{b}.png", x)
+    return folder
+
+
+def test_adapt_lowers_the_loss_saves_and_the_loaded_model_differs(model_dir, target_dir, tmp_path):
+    model = load_model(model_dir)
+    result = adapt_to_folder(model, target_dir, AdaptConfig(steps=12, lr=1e-2, batch_size=4))
+    assert result.final_loss < result.initial_loss
+    assert set(result.assignments) == {"noise0.png", "noise1.png", "lowlight0.png", "lowlight1.png"}
+    assert model.adapters_enabled and all(a.residual for a in model.adapters().values())
+    out = save_adapted(model, tmp_path / "adapted", result)
+    config = read_pretrained_config(out)
+    assert config["metadata"]["adapters_enabled"] is True
+    assert config["overrides"]["adapter_residual"] is True
+    assert config["metadata"]["domain_adaptation"]["steps"] == 12
+
+    loaded = apply_saved_adaptation(load_model(out))
+    original = load_model(model_dir)
+    assert (
+        loaded.adapters_enabled and loaded.source_bank.task_names == original.source_bank.task_names
+    )
+    x = torch.rand(1, 3, 40, 40, generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        assert torch.allclose(loaded(x), model(x), atol=1e-6)
+        assert (loaded(x) - original(x)).abs().max() > 1e-5
+    with pytest.raises(ConfigError, match="exists"):
+        save_adapted(model, out, result)
+
+
+def test_given_task_assigns_every_image_and_is_deterministic(model_dir, target_dir):
+    outputs = []
+    for _ in range(2):
+        model = load_model(model_dir)
+        result = adapt_to_folder(model, target_dir, AdaptConfig(task="haze", steps=3, batch_size=2))
+        assert set(result.assignments.values()) == {"haze"}
+        outputs.append({k: v.clone() for k, v in model.state_dict().items() if "distrib" in k})
+    assert all(torch.equal(outputs[0][k], outputs[1][k]) for k in outputs[0])
+
+
+def test_adapt_needs_a_bank_and_known_task(model_dir, target_dir):
+    with pytest.raises(ConfigError, match="source bank"):
+        adapt_to_folder(load_model("udair-tiny"), target_dir, AdaptConfig(steps=1))
+    with pytest.raises(ConfigError, match="no task"):
+        adapt_to_folder(load_model(model_dir), target_dir, AdaptConfig(task="snow", steps=1))
