@@ -1,7 +1,8 @@
 """Training speed on this machine: optimiser steps per second of the UDAIR presets.
 
-One step = forward_features + L1 + 0.2·CSCL + backward + AdamW, batch 8×3×128² by default
-(task-ordered: 4 tasks × 2), random tensors (the data pipeline is not measured). Variants:
+One step = forward + loss + backward + AdamW, batch 8×3×128² by default, random tensors (the
+data pipeline is not measured). UDAIR: forward_features + L1 + 0.2·CSCL (task-ordered: 4 tasks
+× 2); other models: L1. Variants:
 fp32 and bf16 autocast, each with and without channels_last.
 
     python benchmarks/train_speed.py --models udair-tiny udair-small --steps 5 --threads 2
@@ -24,23 +25,30 @@ def measure(name: str, batch: int, size: int, steps: int, bf16: bool, channels_l
     """Steps per second (after one warm-up step)."""
     from aioir.losses import CompositeLoss, LossInputs
     from aioir.models import create_model
+    from aioir.nn.memory_format import to_channels_last
 
     torch.manual_seed(0)
     model = create_model(name).train()
     fmt = torch.channels_last if channels_last else torch.contiguous_format
-    model = model.to(memory_format=fmt)
+    if channels_last:
+        to_channels_last(model)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
-    loss_fn = CompositeLoss({"l1": 1.0, "cscl": 0.2})
+    udair = hasattr(model, "forward_features")
+    loss_fn = CompositeLoss({"l1": 1.0, "cscl": 0.2} if udair else {"l1": 1.0})
     x = torch.rand(batch, 3, size, size).contiguous(memory_format=fmt)
     y = torch.rand(batch, 3, size, size)
 
     def step() -> None:
         ctx = torch.autocast("cpu", dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
         with ctx:
-            out = model.forward_features(x)
-            loss, _ = loss_fn(
-                LossInputs(out.image.float(), y, out.feature, out.logit_scale, batch // 2, 2)
-            )
+            if udair:
+                out = model.forward_features(x)
+                inputs = LossInputs(
+                    out.image.float(), y, out.feature, out.logit_scale, batch // 2, 2
+                )
+            else:
+                inputs = LossInputs(model(x).float(), y)
+            loss, _ = loss_fn(inputs)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

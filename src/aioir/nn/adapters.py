@@ -120,6 +120,32 @@ class LoRALayer:
         self.lora_enabled = True
         self.merged = False
 
+    @classmethod
+    def _wrap(
+        cls,
+        layer: nn.Module,
+        in_features: int,
+        out_features: int,
+        rank: int,
+        alpha: float | None,
+        dropout: float,
+    ) -> LoRALayer:
+        """A LoRA layer sharing ``layer``'s weight and bias (no copy), in ``layer``'s mode."""
+        new = cls(  # type: ignore[call-arg]
+            in_features,
+            out_features,
+            layer.bias is not None,
+            rank=rank,
+            alpha=alpha,
+            dropout=dropout,
+            device="meta",
+        )
+        new.weight = layer.weight
+        new.bias = layer.bias
+        new._init_lora(in_features, out_features, rank, alpha, dropout)
+        new.train(layer.training)
+        return new
+
     def delta_weight(self) -> Tensor:
         """``(α/r)·B·A`` shaped like ``weight``."""
         return (self.lora_B @ self.lora_A).mul(self.scaling).view_as(self.weight)
@@ -172,20 +198,7 @@ class LoRAConv2d(nn.Conv2d, LoRALayer):
         """Wrap ``layer`` sharing its parameters (no copy)."""
         if not is_lora_eligible(layer) or not isinstance(layer, nn.Conv2d):
             raise TypeError(f"LoRAConv2d needs a 1×1 groups=1 Conv2d, got {layer}")
-        new = cls(
-            layer.in_channels,
-            layer.out_channels,
-            layer.bias is not None,
-            rank=rank,
-            alpha=alpha,
-            dropout=dropout,
-            device="meta",
-        )
-        new.weight = layer.weight
-        new.bias = layer.bias
-        new._init_lora(layer.in_channels, layer.out_channels, rank, alpha, dropout)
-        new.train(layer.training)
-        return new
+        return cls._wrap(layer, layer.in_channels, layer.out_channels, rank, alpha, dropout)
 
     def forward(self, x: Tensor) -> Tensor:
         out = super().forward(x)
@@ -221,20 +234,7 @@ class LoRALinear(nn.Linear, LoRALayer):
         """Wrap ``layer`` sharing its parameters (no copy)."""
         if not isinstance(layer, nn.Linear):
             raise TypeError(f"LoRALinear needs an nn.Linear, got {layer}")
-        new = cls(
-            layer.in_features,
-            layer.out_features,
-            layer.bias is not None,
-            rank=rank,
-            alpha=alpha,
-            dropout=dropout,
-            device="meta",
-        )
-        new.weight = layer.weight
-        new.bias = layer.bias
-        new._init_lora(layer.in_features, layer.out_features, rank, alpha, dropout)
-        new.train(layer.training)
-        return new
+        return cls._wrap(layer, layer.in_features, layer.out_features, rank, alpha, dropout)
 
     def forward(self, x: Tensor) -> Tensor:
         out = super().forward(x)
