@@ -7,7 +7,16 @@ contract every degradation follows.
 
 from __future__ import annotations
 
-from aioir.degradations import blur, haze, jpeg, lowlight, noise, rain, underwater  # noqa: F401
+from aioir.degradations import (  # noqa: F401  (registers the degradations)
+    blur,
+    haze,
+    identity,
+    jpeg,
+    lowlight,
+    noise,
+    rain,
+    underwater,
+)
 from aioir.degradations.base import (
     TASKS,
     TIERS,

@@ -41,8 +41,11 @@ __all__ = [
     "uniform",
 ]
 
-#: The restoration tasks aioir knows, in its canonical order.
-TASKS: tuple[str, ...] = ("noise", "rain", "haze", "lowlight", "blur", "underwater", "jpeg")
+#: The restoration tasks aioir knows, in its canonical order. ``clean`` is the identity "task":
+#: clean inputs a blind model must leave alone (training samples and a "do no harm" benchmark).
+TASKS: tuple[str, ...] = (
+    "noise", "rain", "haze", "lowlight", "blur", "underwater", "jpeg", "clean",
+)  # fmt: skip
 
 #: Severity tiers as sub-intervals of [0, 1].
 TIERS: dict[str, tuple[float, float]] = {
