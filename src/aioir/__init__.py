@@ -7,9 +7,9 @@ is used, so the command line starts fast and no module has import-time side effe
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from aioir._lazy import lazy_attributes
 from aioir.errors import (
     AioirError,
     CheckpointError,
@@ -53,23 +53,12 @@ __all__ = [
 ]
 
 
-#: public subpackages importable as attributes (``aioir.restore(image)`` — the package is callable)
+#: public subpackages importable as attributes (``aioir.restore(image)``: the package is callable)
 _SUBPACKAGES = frozenset({"restore"})
 
-
-def __getattr__(name: str) -> Any:
-    if name in _SUBPACKAGES:
-        return importlib.import_module(f"aioir.{name}")
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'aioir' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY) | _SUBPACKAGES)
+__getattr__, __dir__ = lazy_attributes(
+    __name__, {**_LAZY, **{name: f"aioir.{name}" for name in _SUBPACKAGES}}
+)
 
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only

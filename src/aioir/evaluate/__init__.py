@@ -14,8 +14,9 @@ Names are imported lazily (``from aioir.evaluate import evaluate`` loads only wh
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from aioir._lazy import lazy_attributes
 
 _LAZY: dict[str, str] = {
     "BENCHMARKS": "aioir.evaluate.benchmarks",
@@ -52,17 +53,7 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'aioir.evaluate' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
+__getattr__, __dir__ = lazy_attributes(__name__, _LAZY)
 
 
 if TYPE_CHECKING:  # pragma: no cover

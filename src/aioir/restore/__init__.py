@@ -19,10 +19,11 @@ is callable: ``aioir.restore(image, ...)`` is :func:`aioir.restore.api.restore`.
 
 from __future__ import annotations
 
-import importlib
 import sys
 import types
 from typing import TYPE_CHECKING, Any
+
+from aioir._lazy import lazy_attributes
 
 _LAZY: dict[str, str] = {
     "Restorer": "aioir.restore.api",
@@ -55,17 +56,7 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'aioir.restore' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
+__getattr__, __dir__ = lazy_attributes(__name__, _LAZY)
 
 
 class _CallablePackage(types.ModuleType):
