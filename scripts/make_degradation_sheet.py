@@ -129,7 +129,7 @@ def main() -> None:
     image = load_image(args.image, args.cell)
 
     rows: list[tuple[str, list[tuple[np.ndarray, str]]]] = []
-    for task in TASKS:
+    for task in (t for t in TASKS if t != "clean"):  # the identity has nothing to show
         for name in available_degradations(task):
             rows.append((f"{name}\n({task})", render_row(name, image)))
     rows.append(("haze → rain\n→ noise", composition_row(image)))
