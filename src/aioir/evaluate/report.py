@@ -163,7 +163,11 @@ def to_markdown(result: BenchmarkResult) -> str:
         cells = " | ".join(_fmt(getattr(c, m), m) for m in metrics)
         lines.append(f"| {c.title} | {count} | {cells} |")
     for label, weighting, count in (
-        ("Average over datasets", "columns", f"{len(result.columns)} sets"),
+        (
+            "Average over datasets",
+            "columns",
+            f"{len(result.columns)} set{'s' if len(result.columns) != 1 else ''}",
+        ),
         ("Average over images", "images", f"{len(result.images):,}"),
     ):
         avg = result.average(weighting)
