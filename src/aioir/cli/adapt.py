@@ -9,6 +9,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from aioir.cli._types import positive_float, positive_int
+
 _DESCRIPTION = """\
 Domain adaptation (UDAIR, arXiv v1): learn the three distribution adapters once from a folder
 of unlabelled target-domain images, aligning their degradation-embedding statistics (CORAL)
@@ -17,26 +19,6 @@ enabled, bank) to OUTPUT. Each image is assigned its nearest source cluster blin
 --task is given. The saved model is used like any other: aioir restore --model OUTPUT ...
 
 exit status: 0 written, 1 failed, 2 usage error"""
-
-
-def _positive(value: str) -> int:
-    try:
-        n = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {value!r}") from None
-    if n < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, not {n}")
-    return n
-
-
-def _positive_float(value: str) -> float:
-    try:
-        x = float(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {value!r}") from None
-    if not x > 0:
-        raise argparse.ArgumentTypeError(f"must be > 0, not {x}")
-    return x
 
 
 def _adapt(args: argparse.Namespace) -> int:
@@ -93,10 +75,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--target", type=Path, required=True, metavar="DIR", help="target images")
     p.add_argument("-o", "--output", type=Path, required=True, metavar="DIR", help="output model")
     p.add_argument("--task", default=None, help="assign every image to this task (default: blind)")
-    p.add_argument("--steps", type=_positive, default=200, help="optimiser steps (default 200)")
-    p.add_argument("--lr", type=_positive_float, default=1e-3, help="AdamW lr (default 1e-3)")
-    p.add_argument("--batch-size", type=_positive, default=8, help="crops per step (default 8)")
-    p.add_argument("--crop", type=_positive, default=None, help="crop side (default: bank patch)")
+    p.add_argument("--steps", type=positive_int, default=200, help="optimiser steps (default 200)")
+    p.add_argument("--lr", type=positive_float, default=1e-3, help="AdamW lr (default 1e-3)")
+    p.add_argument("--batch-size", type=positive_int, default=8, help="crops per step (default 8)")
+    p.add_argument(
+        "--crop", type=positive_int, default=None, help="crop side (default: bank patch)"
+    )
     p.add_argument("--seed", type=int, default=0, help="seed (default 0)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output")

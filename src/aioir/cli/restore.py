@@ -12,6 +12,7 @@ import traceback
 from pathlib import Path
 
 from aioir.cli._tta import add_tta_arguments, tta_from_args
+from aioir.cli._types import non_negative_int, positive_int
 
 _DESCRIPTION = """\
 Restore images (noise, rain, haze, low light, blur, underwater colour cast) and write
@@ -20,23 +21,6 @@ folders (with --recursive, their sub-folders too; the sub-folder layout is kept)
 patterns. Existing outputs are left alone unless --overwrite is given.
 
 exit status: 0 all restored, 1 some inputs failed (one line each on stderr), 2 usage error"""
-
-
-def _tile(value: str) -> int:
-    try:
-        n = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {value!r}") from None
-    if n < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, not {n}")
-    return n
-
-
-def _positive(value: str) -> int:
-    n = _tile(value)
-    if n == 0:
-        raise argparse.ArgumentTypeError("must be >= 1")
-    return n
 
 
 def _usage_error(message: str) -> int:
@@ -116,17 +100,21 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_tta_arguments(p)
     p.add_argument(
         "--tile",
-        type=_tile,
+        type=non_negative_int,
         default=None,
         metavar="N",
         help="restore in N×N tiles (0: never tile; default: decide from size and free memory)",
     )
     p.add_argument(
-        "--tile-overlap", type=_tile, default=32, metavar="N", help="tile overlap (default 32)"
+        "--tile-overlap",
+        type=non_negative_int,
+        default=32,
+        metavar="N",
+        help="tile overlap (default 32)",
     )
     p.add_argument(
         "--tile-batch-size",
-        type=_positive,
+        type=positive_int,
         default=None,
         metavar="N",
         help="tiles per forward pass (default 1 on CPU, 4 on GPU)",

@@ -10,6 +10,8 @@ import json
 import sys
 from pathlib import Path
 
+from aioir.cli._types import positive_int
+
 _EMBED = """\
 Compute the degradation embeddings (pooled degradation map d, contrastive feature f, bottom
 codebook usage) of a labelled image set with a UDAIR model and write them to FILE.npz.
@@ -22,18 +24,8 @@ usage per task, and the k-NN accuracy (cross-validated, folds grouped by photo) 
 of the tasks. Reads --embeddings FILE.npz, or computes them from --model and --images."""
 
 
-def _positive(value: str) -> int:
-    try:
-        n = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {value!r}") from None
-    if n < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, not {n}")
-    return n
-
-
 def _crop(value: str) -> int | None:
-    return None if value in ("0", "none") else _positive(value)
+    return None if value in ("0", "none") else positive_int(value)
 
 
 def _severity(value: str) -> str | float:
@@ -47,7 +39,7 @@ def _add_source(p: argparse.ArgumentParser, required: bool) -> None:
     p.add_argument("--model", required=required, metavar="PATH", help="UDAIR model")
     p.add_argument("--images", required=required, metavar="SOURCE", help="labelled images")
     p.add_argument("--crop", type=_crop, default=128, help="crop side, 0 = whole (default 128)")
-    p.add_argument("--crops-per-image", type=_positive, default=4, help="synthetic crops (4)")
+    p.add_argument("--crops-per-image", type=positive_int, default=4, help="synthetic crops (4)")
     p.add_argument(
         "--severity", type=_severity, default="random", help="synthetic severity (random)"
     )
