@@ -135,16 +135,17 @@ def severity_from_tier(tier: str | float, generator: torch.Generator | None = No
 def _to_batch(image: Any) -> tuple[torch.Tensor, Callable[[torch.Tensor], Any]]:
     """Bring a tensor/array into B×3×H×W float form; return it and the inverse conversion."""
     if isinstance(image, np.ndarray):
-        was_uint8 = image.dtype == np.uint8
-        arr = image.astype(np.float32) / 255.0 if was_uint8 else image.astype(np.float32)
+        # integer images are scaled by their type's maximum (uint8 255, uint16 65535)
+        peak = float(np.iinfo(image.dtype).max) if image.dtype.kind == "u" else None
+        arr = image.astype(np.float32) / peak if peak else image.astype(np.float32)
         single = arr.ndim == 3
         t = torch.from_numpy(np.ascontiguousarray(arr[None] if single else arr)).permute(0, 3, 1, 2)
 
         def back_np(out: torch.Tensor) -> np.ndarray:
             res = out.permute(0, 2, 3, 1).cpu().numpy()
             res = res[0] if single else res
-            if was_uint8:
-                return np.round(res * 255.0).astype(np.uint8)
+            if peak:
+                return np.round(res * peak).astype(image.dtype)
             return res.astype(image.dtype if image.dtype.kind == "f" else np.float32)
 
         return t, back_np

@@ -58,7 +58,6 @@ __all__ = [
 
 #: UDAIR source tasks in index order (the layout's folder order).
 UDAIR_TASKS = ("noise", "haze", "rain", "lowlight", "underwater")
-PROMPTIR_PARTS = {"rain": "derain", "haze": "dehaze", "blur": "deblur", "lowlight": "enhance"}
 #: PromptIR/AdaIR repeat factors per epoch (noise: per σ).
 PROMPTIR_REPEATS = {"noise": 3, "rain": 120, "haze": 1, "blur": 5, "lowlight": 20}
 

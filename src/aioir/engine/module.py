@@ -25,6 +25,7 @@ from torch import Tensor, nn
 from aioir.engine.config import ModelConfig, OptimizerConfig, SchedulerConfig
 from aioir.errors import ConfigError
 from aioir.losses import CompositeLoss, LossInputs
+from aioir.nn.memory_format import to_channels_last
 
 __all__ = ["RestorationModule", "WarmupCosine", "build_model", "build_scheduler"]
 
@@ -34,12 +35,9 @@ PSNR_CAP = 100.0
 
 def build_model(config: ModelConfig, world_size: int = 1) -> nn.Module:
     """The network of ``config`` (registered name + overrides, optional initial weights)."""
-    from aioir.models import create_model, load_model
+    from aioir.models import load_model
 
-    if config.checkpoint:
-        model = load_model(config.name, checkpoint=config.checkpoint, **config.overrides)
-    else:
-        model = create_model(config.name, **config.overrides)
+    model = load_model(config.name, checkpoint=config.checkpoint, **config.overrides)
     sync = config.sync_codebook if config.sync_codebook is not None else world_size > 1
     from aioir.nn.quantize import EMAVectorQuantizer
 
@@ -146,10 +144,9 @@ class RestorationModule(pl.LightningModule):
         super().__init__()
         from aioir.metrics import get_protocol
 
-        self.model_config = model
         self.model = build_model(model, world_size)
-        if channels_last:
-            self.model = self.model.to(memory_format=torch.channels_last)
+        if channels_last:  # 4-D weights only: PromptIR's prompt banks are 5-D
+            to_channels_last(self.model)
         self.loss = CompositeLoss(dict(losses))
         self.optimizer_config = optimizer
         self.scheduler_config = scheduler
@@ -164,8 +161,7 @@ class RestorationModule(pl.LightningModule):
         self.val_history: list[dict[str, float]] = []
         self._batch_digest = hashlib.sha256()
         self._batches_seen = 0
-        needs = self.loss.needs_features
-        if needs and not hasattr(self.model, "forward_features"):
+        if self.loss.needs_features and not hasattr(self.model, "forward_features"):
             raise ConfigError(
                 f"losses {[s.name for s in self.loss.specs]} need forward_features, which "
                 f"{type(self.model).__name__} does not have"
@@ -217,9 +213,8 @@ class RestorationModule(pl.LightningModule):
 
     # ------------------------------------------------------------------ validation
     def on_validation_epoch_start(self) -> None:
-        self._val_sums = torch.zeros(
-            len(self.task_names), 3, dtype=torch.float64, device=self.device
-        )
+        # accumulated on the CPU (per-image scalars); moved to the device once, to reduce
+        self._val_sums = torch.zeros(len(self.task_names), 3, dtype=torch.float64)
 
     def validation_step(self, batch: Mapping[str, Any], batch_idx: int) -> None:
         pred = self.model(self._input(batch["input"])).float()
@@ -234,7 +229,7 @@ class RestorationModule(pl.LightningModule):
 
     def on_validation_epoch_end(self) -> None:
         assert self._val_sums is not None
-        sums = self.trainer.strategy.reduce(self._val_sums, reduce_op="sum")
+        sums = self.trainer.strategy.reduce(self._val_sums.to(self.device), reduce_op="sum")
         result: dict[str, float] = {}
         psnrs, ssims = [], []
         for i, name in enumerate(self.task_names):

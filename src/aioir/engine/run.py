@@ -257,12 +257,11 @@ def _ddp_record(trainer: Any, module: Any) -> dict[str, Any]:
     return {"ranks": ranks, "weights_in_sync": same}
 
 
-def _load_best_model(config: TrainConfig, checkpoint: Path) -> tuple[torch.nn.Module, bool]:
-    """The network with the checkpoint's weights (EMA weights when the checkpoint has them)."""
+def _load_best_model(config: TrainConfig, ckpt: dict[str, Any]) -> tuple[torch.nn.Module, bool]:
+    """The network with a loaded checkpoint's weights (EMA weights when it has them)."""
     from aioir.engine.callbacks import EMA_KEY
     from aioir.engine.module import build_model
 
-    ckpt = torch.load(checkpoint, map_location="cpu", weights_only=False)
     state = {
         k.removeprefix("model."): v for k, v in ckpt["state_dict"].items() if k.startswith("model.")
     }
@@ -291,7 +290,8 @@ def export_run(
     if checkpoint is None:
         return None
     export_dir = output / "export"
-    model, used_ema = _load_best_model(config, checkpoint)
+    ckpt = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    model, used_ema = _load_best_model(config, ckpt)
     record["exported_checkpoint"] = str(checkpoint)
     record["exported_ema"] = used_ema
     if bank_cb is not None:
@@ -302,7 +302,6 @@ def export_run(
             bank, counts = compute_final_pass(model, loader, datamodule.task_names)
             meta = {"mode": "final_pass", "patch_size": patch, "count": [int(c) for c in counts]}
         else:
-            ckpt = torch.load(checkpoint, map_location="cpu", weights_only=False)
             state = ckpt.get(SOURCE_BANK_KEY) or {}
             bank = state.get("bank")
             meta = {

@@ -47,7 +47,6 @@ __all__ = [
     "AdaptConfig",
     "AdaptResult",
     "adapt_to_folder",
-    "apply_saved_adaptation",
     "save_adapted",
 ]
 
@@ -295,16 +294,3 @@ def save_adapted(
     save_pretrained(model, out, metadata)
     bank.save(out / BANK_FILE)
     return out
-
-
-def apply_saved_adaptation(model: nn.Module) -> nn.Module:
-    """Enable the adapters of a loaded model whose metadata says ``adapters_enabled: true``.
-
-    What :func:`aioir.load_model` should do itself (one line; see the adapt docs); harmless if
-    it already does.
-    """
-    if getattr(model, "aioir_metadata", {}).get("adapters_enabled") and hasattr(
-        model, "set_adapters"
-    ):
-        model.set_adapters(True)
-    return model

@@ -32,8 +32,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
+
+from aioir.nn import padding
 
 __all__ = [
     "CPU_BUDGET_CAP",
@@ -66,22 +67,14 @@ Forward = Callable[[Tensor], Tensor]
 
 # ------------------------------------------------------------------------------ padding
 def pad_to_multiple(x: Tensor, multiple: int) -> Tensor:
-    """Pad ``…×H×W`` at the bottom/right to multiples of ``multiple``.
-
-    Reflect padding where the image is larger than the pad, replicate otherwise (e.g. 1×1).
-    """
-    h, w = x.shape[-2:]
-    ph, pw = (-h) % multiple, (-w) % multiple
-    if ph == 0 and pw == 0:
-        return x
-    mode = "reflect" if ph < h and pw < w else "replicate"
-    return F.pad(x, (0, pw, 0, ph), mode=mode)
+    """``x`` padded at the bottom/right to multiples of ``multiple`` (see :mod:`aioir.nn.padding`)."""
+    return padding.pad_to_multiple(x, multiple)[0]
 
 
 def run_padded(forward: Forward, x: Tensor, multiple: int = 1) -> Tensor:
     """``forward`` on ``x`` padded to ``multiple``, cropped back to ``x``'s size."""
-    h, w = x.shape[-2:]
-    return forward(pad_to_multiple(x, multiple))[..., :h, :w]
+    xp, size = padding.pad_to_multiple(x, multiple)
+    return padding.unpad(forward(xp), size)
 
 
 # ------------------------------------------------------------------------------ tile layout

@@ -46,6 +46,7 @@ from torch import Tensor, nn
 
 from aioir.errors import ConfigError
 from aioir.losses.coral import coral_loss
+from aioir.models.source_bank import LEVELS
 from aioir.restore.adaptation import register_test_time_adapter
 
 __all__ = [
@@ -63,7 +64,6 @@ __all__ = [
     "udair_tta",
 ]
 
-LEVELS: tuple[str, ...] = ("g4", "g3", "g2")
 TTA_MODES: tuple[str, ...] = ("default", "faithful")
 #: Blind reference choices: Σ CORAL distance (methods §2.15 item 3 B), nearest mean embedding
 #: ("centroid"), or the sum of both after normalisation ("combined").
@@ -431,7 +431,7 @@ class UDAIRTestTimeAdapter:
                 losses.append(value)
                 if value < best:
                     best = value
-                    best_state = {k: v.detach().clone() for k, v in _adapter_state(model).items()}
+                    best_state = model.adaptation_state()  # type: ignore[operator]
                 if step > 0:
                     previous = losses[-2]
                     gain = (previous - value) / max(abs(previous), 1e-30)
@@ -460,10 +460,6 @@ class UDAIRTestTimeAdapter:
             "work_size": tuple(work.shape[-2:]),
         }
         return out, report
-
-
-def _adapter_state(model: nn.Module) -> dict[str, Tensor]:
-    return {k: v for k, v in model.state_dict().items() if k.startswith("distrib_adapt")}
 
 
 def udair_tta(
