@@ -43,6 +43,7 @@ __all__ = [
     "save_image",
     "to_float",
     "to_uint8",
+    "write_bytes_atomically",
     "write_image",
 ]
 
@@ -773,7 +774,7 @@ def write_image(
         planes.append(_quantize(a, bit_depth))
     samples = np.concatenate([x if x.ndim == 3 else x[:, :, None] for x in planes], axis=2)
     encoded = _encode(samples, fmt, bit_depth, p)
-    _write_atomically(p, encoded, overwrite)
+    write_bytes_atomically(p, encoded, overwrite=overwrite)
     return p
 
 
@@ -813,8 +814,12 @@ def _encode(samples: np.ndarray, fmt: str, bit_depth: int, path: Path) -> bytes:
     return buffer.getvalue()
 
 
-def _write_atomically(path: Path, payload: bytes, overwrite: bool) -> None:
-    """Write ``payload`` to a temporary file beside ``path``, fsync it, then move it in place."""
+def write_bytes_atomically(path: Path, payload: bytes, *, overwrite: bool = False) -> None:
+    """Write ``payload`` to a temporary file beside ``path``, fsync it, then move it in place.
+
+    Never leaves a partial file; without ``overwrite`` an existing ``path`` (even one that
+    appears meanwhile) raises :class:`ImageWriteError`. Used for every file aioir writes.
+    """
     if path.is_dir():
         raise ImageWriteError(f"{path}: is a directory")
     if not overwrite and path.exists():

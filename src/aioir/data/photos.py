@@ -46,6 +46,7 @@ from pathlib import Path
 from PIL import Image
 
 from aioir.errors import AioirError, ConfigError, DatasetLayoutError
+from aioir.io import write_bytes_atomically
 
 __all__ = [
     "SPLITS",
@@ -273,17 +274,6 @@ def _scaled_size(width: int, height: int, max_side: int) -> tuple[int, int]:
     return max(1, round(width * scale)), max(1, round(height * scale))
 
 
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _convert(src: Path, dst: Path, max_side: int) -> tuple[int, int, int, int]:
     """Copy or down-scale ``src`` into ``dst``; return (width, height, orig_width, orig_height)."""
     try:
@@ -294,7 +284,7 @@ def _convert(src: Path, dst: Path, max_side: int) -> tuple[int, int, int, int]:
             ext = dst.suffix.lower()
             fmt = {".jpg": "JPEG", ".png": "PNG"}.get(ext)
             if (w, h) == (orig_w, orig_h) and img.format == fmt and img.mode in ("RGB", "L"):
-                _atomic_write_bytes(dst, src.read_bytes())
+                write_bytes_atomically(dst, src.read_bytes(), overwrite=True)
                 return w, h, orig_w, orig_h
             rgb = img.convert("RGB")
     except (OSError, Image.DecompressionBombError) as exc:
@@ -306,7 +296,7 @@ def _convert(src: Path, dst: Path, max_side: int) -> tuple[int, int, int, int]:
         rgb.save(buf, format="JPEG", quality=95, subsampling=0, optimize=True)
     else:
         rgb.save(buf, format="PNG", optimize=False)
-    _atomic_write_bytes(dst, buf.getvalue())
+    write_bytes_atomically(dst, buf.getvalue(), overwrite=True)
     return w, h, orig_w, orig_h
 
 
@@ -349,7 +339,7 @@ def _write_sources(path: Path, records: Sequence[PhotoRecord]) -> None:
         writer.writerow([getattr(r, c) for c in _COLUMNS])
     data = buf.getvalue().encode("utf-8")
     if not (path.is_file() and path.read_bytes() == data):
-        _atomic_write_bytes(path, data)
+        write_bytes_atomically(path, data, overwrite=True)
 
 
 def load_corpus(dest: str | os.PathLike[str]) -> PhotoCorpus:

@@ -18,6 +18,8 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from aioir.io import write_bytes_atomically
+
 __all__ = [
     "BenchmarkResult",
     "ColumnSummary",
@@ -226,10 +228,7 @@ def results_to_json(results: Sequence[BenchmarkResult], **extra: Any) -> str:
 
 
 def _atomic_write(path: Path, text: str) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    write_bytes_atomically(path, text.encode("utf-8"), overwrite=True)
     return path
 
 

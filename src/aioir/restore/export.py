@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import io
 import os
-import secrets
 import warnings
 from pathlib import Path
 
@@ -27,6 +26,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from aioir.errors import ConfigError, ImageWriteError
+from aioir.io import write_bytes_atomically
 
 __all__ = ["FORMATS", "PaddedForward", "export_model"]
 
@@ -49,38 +49,6 @@ class PaddedForward(nn.Module):
         pw = (m - w % m) % m
         y = self.model(F.pad(x, (0, pw, 0, ph), mode="reflect"))
         return y[:, :, :h, :w]
-
-
-def _write_atomically(path: Path, payload: bytes, overwrite: bool) -> None:
-    if path.is_dir():
-        raise ImageWriteError(f"{path}: is a directory")
-    if path.exists() and not overwrite:
-        raise ImageWriteError(f"{path}: exists; pass --overwrite to replace it")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    try:
-        with open(tmp, "xb") as handle:
-            handle.write(payload)
-            handle.flush()
-            os.fsync(handle.fileno())
-        if overwrite:
-            os.replace(tmp, path)
-        else:
-            try:
-                os.link(tmp, path)
-            except FileExistsError:
-                raise ImageWriteError(f"{path}: exists; pass --overwrite to replace it") from None
-            except OSError:
-                if path.exists():
-                    raise ImageWriteError(
-                        f"{path}: exists; pass --overwrite to replace it"
-                    ) from None
-                os.replace(tmp, path)
-    except OSError as exc:
-        raise ImageWriteError(f"{path}: cannot write file ({exc.strerror or exc})") from None
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 def export_model(
@@ -130,5 +98,5 @@ def export_model(
             with torch.no_grad():
                 traced = torch.jit.trace(wrapper, (example,), check_trace=False)
             torch.jit.save(traced, buffer)
-    _write_atomically(target, buffer.getvalue(), overwrite)
+    write_bytes_atomically(target, buffer.getvalue(), overwrite=overwrite)
     return target
