@@ -480,26 +480,26 @@ class SyntheticBenchmark(Benchmark):
         from aioir.data.synthetic import SyntheticDegradationDataset
 
         paths = self.images(root)
+        try:  # one dataset for every task: each photo is decoded and cached once
+            ds = SyntheticDegradationDataset(
+                paths,
+                list(self.tasks),
+                patch_size=self.crop,
+                severity=self.severity,
+                seed=self.seed,
+                deterministic=True,
+            )
+        except ConfigError as exc:
+            raise ConfigError(f"benchmark {self.name}: {exc}") from None
         out = []
-        for task in self.tasks:
-            try:
-                ds = SyntheticDegradationDataset(
-                    paths,
-                    [task],
-                    patch_size=self.crop,
-                    severity=self.severity,
-                    seed=self.seed,
-                    deterministic=True,
-                )
-            except ConfigError as exc:
-                raise ConfigError(f"benchmark {self.name}: {exc}") from None
-
-            def load(i: int, ds: SyntheticDegradationDataset = ds, task: str = task) -> Case:
-                item = ds[i]
-                meta = {"severity": self.severity, "seed": ds.item_seed(i)}
+        for t, task in enumerate(self.tasks):
+            # item seeds depend on (task, file name), not on the task's position
+            def load(i: int, task: str = task, offset: int = t * ds.per_task) -> Case:
+                item = ds[offset + i]
+                meta = {"severity": self.severity, "seed": ds.item_seed(offset + i)}
                 return Case(task, str(item["name"]), task, item["input"], item["target"], meta)
 
-            out.append(Column(task, task, task, len(ds), load, source=str(self.folder)))
+            out.append(Column(task, task, task, ds.per_task, load, source=str(self.folder)))
         return out
 
     def notes(self, noise_rounding: Rounding = "round") -> list[str]:
