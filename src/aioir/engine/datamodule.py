@@ -41,7 +41,7 @@ from aioir.data import (
     TaskBalancedBatchSampler,
     TaskSpec,
 )
-from aioir.data.transforms import ensure_min_size, random_crop_box, random_flip_rotate
+from aioir.data.transforms import ensure_min_size, random_crop, random_flip_rotate
 from aioir.degradations import degradation_class, seed_from_name
 from aioir.degradations.base import uniform
 from aioir.engine.config import DataConfig
@@ -174,9 +174,7 @@ class PairedPatchDataset(Dataset):
         if self.mode in ("random", "fixed"):
             key = f"train/{self.epoch}/{index}" if self.mode == "random" else f"fixed/{name}"
             gen = torch.Generator().manual_seed(seed_from_name(f"{self.task}/{key}", self.seed))
-            x, y = ensure_min_size(x, s), ensure_min_size(y, s)
-            top, left = random_crop_box(x.shape[-2], x.shape[-1], s, gen)
-            x, y = x[:, top : top + s, left : left + s], y[:, top : top + s, left : left + s]
+            x, y = random_crop([x, y], s, gen)
             if self.mode == "random" and self.augment != "none":
                 x, y = random_flip_rotate([x, y], gen, mode=self.augment)
         elif self.mode == "center_crop":
