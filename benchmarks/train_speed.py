@@ -6,6 +6,7 @@ data pipeline is not measured). UDAIR: forward_features + L1 + 0.2·CSCL (task-o
 fp32 and bf16 autocast, each with and without channels_last.
 
     python benchmarks/train_speed.py --models udair-tiny udair-small --steps 5 --threads 2
+    python benchmarks/train_speed.py --models udair-small --device cuda --batches 36 84 168 --bf16-only
 
 Report the machine and its load with the numbers (``benchmarks/RESULTS.md``).
 """
@@ -21,25 +22,34 @@ import time
 import torch
 
 
-def measure(name: str, batch: int, size: int, steps: int, bf16: bool, channels_last: bool) -> float:
-    """Steps per second (after one warm-up step)."""
+def measure(
+    name: str,
+    batch: int,
+    size: int,
+    steps: int,
+    bf16: bool,
+    channels_last: bool,
+    device: str = "cpu",
+) -> float:
+    """Steps per second (after one warm-up step) on ``device``."""
     from aioir.losses import CompositeLoss, LossInputs
     from aioir.models import create_model
     from aioir.nn.memory_format import to_channels_last
 
     torch.manual_seed(0)
-    model = create_model(name).train()
+    model = create_model(name).train().to(device)
     fmt = torch.channels_last if channels_last else torch.contiguous_format
     if channels_last:
         to_channels_last(model)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
     udair = hasattr(model, "forward_features")
     loss_fn = CompositeLoss({"l1": 1.0, "cscl": 0.2} if udair else {"l1": 1.0})
-    x = torch.rand(batch, 3, size, size).contiguous(memory_format=fmt)
-    y = torch.rand(batch, 3, size, size)
+    x = torch.rand(batch, 3, size, size, device=device).contiguous(memory_format=fmt)
+    y = torch.rand(batch, 3, size, size, device=device)
+    kind = torch.device(device).type
 
     def step() -> None:
-        ctx = torch.autocast("cpu", dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
+        ctx = torch.autocast(kind, dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
         with ctx:
             if udair:
                 out = model.forward_features(x)
@@ -54,9 +64,13 @@ def measure(name: str, batch: int, size: int, steps: int, bf16: bool, channels_l
         opt.step()
 
     step()
+    if kind == "cuda":
+        torch.cuda.synchronize()
     start = time.perf_counter()
     for _ in range(steps):
         step()
+    if kind == "cuda":
+        torch.cuda.synchronize()
     return steps / (time.perf_counter() - start)
 
 
@@ -67,25 +81,32 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=128)
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--device", default="cpu", help="cpu or cuda[:N]")
+    parser.add_argument(
+        "--batches", type=int, nargs="+", help="several batch sizes (overrides --batch)"
+    )
+    parser.add_argument("--bf16-only", action="store_true", help="skip the fp32 variants")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(
         f"# {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
         f"{args.threads} threads, load {load:.1f}, torch {torch.__version__}; "
-        f"batch {args.batch}×3×{args.size}², {args.steps} timed steps"
+        f"{args.size}² patches, {args.steps} timed steps, device {args.device}"
     )
-    print(f"{'model':12s} {'precision':10s} {'layout':14s} steps/s  images/s")
+    print(f"{'model':12s} {'batch':>5s} {'precision':10s} {'layout':14s} steps/s  images/s")
     for name in args.models:
-        for bf16 in (False, True):
-            for cl in (False, True):
-                sps = measure(name, args.batch, args.size, args.steps, bf16, cl)
-                layout = "channels_last" if cl else "contiguous"
-                prec = "bf16-auto" if bf16 else "fp32"
-                print(
-                    f"{name:12s} {prec:10s} {layout:14s} {sps:7.3f}  {sps * args.batch:7.2f}",
-                    flush=True,
-                )
+        for batch in args.batches or [args.batch]:
+            for bf16 in (True,) if args.bf16_only else (False, True):
+                for cl in (False, True):
+                    sps = measure(name, batch, args.size, args.steps, bf16, cl, args.device)
+                    layout = "channels_last" if cl else "contiguous"
+                    prec = "bf16-auto" if bf16 else "fp32"
+                    print(
+                        f"{name:12s} {batch:5d} {prec:10s} {layout:14s} {sps:7.3f}  "
+                        f"{sps * batch:7.2f}",
+                        flush=True,
+                    )
 
 
 if __name__ == "__main__":

@@ -52,6 +52,26 @@ def test_restores_files_and_keeps_the_size(tmp_path, run):
     assert load_image(tmp_path / "out" / "b.png").rgb.shape == (7, 9, 3)
 
 
+def test_output_folder_defaults_to_restored_in_the_working_directory(
+    tmp_path, run, monkeypatch
+):
+    _rgb(tmp_path / "a.png")
+    monkeypatch.chdir(tmp_path)
+    code, err = run("a.png")
+    assert code == 0, err
+    assert load_image(tmp_path / "restored" / "a.png").rgb.shape == (10, 12, 3)
+
+
+def test_shipped_default_model_restores_without_model_option(tmp_path, run):
+    """`aioir restore photo` with no --model uses aioir/weights/default and changes the image."""
+    src = _rgb(tmp_path / "a.png", w=40, h=32)
+    code, err = run(str(src), "-o", str(tmp_path / "out"), model=None)
+    assert code == 0, err
+    out = load_image(tmp_path / "out" / "a.png").rgb
+    assert out.shape == (32, 40, 3)
+    assert not np.array_equal(out, load_image(src).rgb)
+
+
 def test_one_pixel_16_bit_gray_and_alpha(tmp_path, run):
     rng = np.random.default_rng(1)
     write_image(tmp_path / "one.png", np.full((1, 1, 3), 0.5, np.float32))

@@ -139,3 +139,18 @@ def test_task_indices_feed_the_balanced_sampler(photos: list[Path]) -> None:
     batch = next(iter(sampler))
     assert [ds.locate(i)[0] for i in batch] == [0, 0, 1, 1]
     assert [ds[i]["task_id"] for i in batch[1:3]] == [0, 1]
+
+
+def test_photometric_jitter_changes_the_clean_patch_shared_by_input_and_target(
+    photos: list[Path],
+) -> None:
+    plain = SyntheticDegradationDataset(photos, ["clean"], 16, seed=2, length=6)
+    jittered = SyntheticDegradationDataset(photos, ["clean"], 16, seed=2, length=6, photometric=1.0)
+    changed = 0
+    for i in range(len(plain)):
+        a, b = plain[i], jittered[i]
+        torch.testing.assert_close(b["input"], b["target"], atol=0, rtol=0)  # identity task
+        changed += not torch.equal(a["target"], b["target"])
+    assert changed == len(plain)
+    with pytest.raises(ConfigError, match="photometric"):
+        SyntheticDegradationDataset(photos, ["clean"], 16, photometric=2.0)

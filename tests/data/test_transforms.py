@@ -5,7 +5,13 @@ from __future__ import annotations
 import pytest
 import torch
 
-from aioir.data.transforms import apply_d8, ensure_min_size, random_crop, random_flip_rotate
+from aioir.data.transforms import (
+    apply_d8,
+    ensure_min_size,
+    photometric_jitter,
+    random_crop,
+    random_flip_rotate,
+)
 
 
 def _pair(h: int = 20, w: int = 30) -> tuple[torch.Tensor, torch.Tensor]:
@@ -75,3 +81,26 @@ def test_udair_mode_is_the_flip_group() -> None:
     assert seen == allowed
     with pytest.raises(ValueError, match="mode"):
         random_flip_rotate([x], torch.Generator(), mode="nope")  # type: ignore[arg-type]
+
+
+def test_photometric_jitter_zero_strength_is_the_identity_and_draws_nothing() -> None:
+    x = torch.rand(2, 3, 8, 8, generator=torch.Generator().manual_seed(0))
+    gen = torch.Generator().manual_seed(5)
+    state = gen.get_state()
+    assert photometric_jitter(x, gen, 0.0) is x
+    assert torch.equal(gen.get_state(), state)
+
+
+def test_photometric_jitter_is_seeded_bounded_and_changes_the_look() -> None:
+    x = torch.rand(1, 3, 16, 16, generator=torch.Generator().manual_seed(1))
+    a = photometric_jitter(x, torch.Generator().manual_seed(3), 1.0)
+    b = photometric_jitter(x, torch.Generator().manual_seed(3), 1.0)
+    assert torch.equal(a, b) and a.shape == x.shape
+    assert a.min() >= 0.0 and a.max() <= 1.0
+    looks = {
+        round(float(photometric_jitter(x, torch.Generator().manual_seed(s), 1.0).mean()), 3)
+        for s in range(8)
+    }
+    assert len(looks) > 4  # exposure differs between draws
+    with pytest.raises(ValueError, match="photometric strength"):
+        photometric_jitter(x, torch.Generator(), 1.5)

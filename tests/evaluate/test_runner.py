@@ -193,3 +193,18 @@ def test_outputs_json_csv_markdown_and_saved_images(paired_dir, tmp_path):
     assert float(rows[0]["psnr"]) == pytest.approx(result.columns[0].psnr)
     table = comparison_markdown([result, ident])
     assert table.count("protocol clean:") == 1 and "| classical:identity |" in table
+
+
+def test_json_is_strict_when_an_output_equals_its_reference(tmp_path):
+    """Identity on clean inputs has PSNR +∞; the JSON report writes it as null (no traceback)."""
+    from aioir.io import write_image
+
+    rng = np.random.default_rng(0)
+    for name in ("a.png", "b.png"):
+        write_image(tmp_path / "clean" / name, rng.random((16, 16, 3)).astype(np.float32))
+    bench = f"synthetic:{tmp_path / 'clean'}:clean"
+    ident = evaluate(ClassicalModel("identity"), bench, progress=False)
+    assert all(im.psnr == float("inf") for im in ident.images)
+    doc = json.loads(write_json(tmp_path / "r.json", [ident]).read_text())
+    assert [im["psnr"] for im in doc["results"][0]["images"]] == [None, None]
+    assert doc["results"][0]["columns"][0]["ssim"] == pytest.approx(1.0)

@@ -84,7 +84,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders or globs")
-    p.add_argument("-o", "--output", type=Path, required=True, metavar="DIR", help="output folder")
+    p.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        default=Path("restored"),
+        metavar="DIR",
+        help="output folder (default: ./restored)",
+    )
     p.add_argument(
         "--model",
         default="default",

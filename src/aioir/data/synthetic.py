@@ -29,7 +29,12 @@ from typing import Any, Literal, TypeAlias
 import torch
 from torch.utils.data import Dataset
 
-from aioir.data.transforms import ensure_min_size, random_crop_box, random_flip_rotate
+from aioir.data.transforms import (
+    ensure_min_size,
+    photometric_jitter,
+    random_crop_box,
+    random_flip_rotate,
+)
 from aioir.degradations import (
     TASKS,
     TIERS,
@@ -117,6 +122,9 @@ class SyntheticDegradationDataset(Dataset[dict[str, Any]]):
         augment: ``"d8"``, ``"udair"`` (:func:`random_flip_rotate`) or ``"none"``; default
             ``"d8"`` when training and ``"none"`` when deterministic.
         margin: context pixels kept around a patch while degrading.
+        photometric: strength in [0, 1] of a random exposure/contrast/saturation change of the
+            clean patch before degrading (:func:`~aioir.data.transforms.photometric_jitter`;
+            input and target share it); 0 (default) draws nothing, so items stay as before.
     """
 
     def __init__(
@@ -132,6 +140,7 @@ class SyntheticDegradationDataset(Dataset[dict[str, Any]]):
         *,
         augment: Literal["d8", "udair", "none"] | None = None,
         margin: int = 16,
+        photometric: float = 0.0,
     ) -> None:
         self.paths = self._resolve_images(images)
         self.names = [p.name for p in self.paths]
@@ -157,6 +166,9 @@ class SyntheticDegradationDataset(Dataset[dict[str, Any]]):
         if int(margin) < 0:
             raise ConfigError(f"margin must be ≥ 0, got {margin}")
         self.margin = int(margin)
+        if not 0.0 <= float(photometric) <= 1.0:
+            raise ConfigError(f"photometric strength must lie in [0, 1], got {photometric}")
+        self.photometric = float(photometric)
         self.epoch = 0
         self._cache: dict[int, torch.Tensor] = {}
 
@@ -272,6 +284,8 @@ class SyntheticDegradationDataset(Dataset[dict[str, Any]]):
             t1, l1 = min(h, top + p + self.margin), min(w, left + p + self.margin)
             region = clean[:, t0:t1, l0:l1]
         region = region.float().div_(255.0)[None]
+        if self.photometric > 0.0:
+            region = photometric_jitter(region, gen, self.photometric)
 
         degradation = self._draw(task_id, gen)
         label_map: torch.Tensor | None = None

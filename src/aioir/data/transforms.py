@@ -20,6 +20,7 @@ import torch.nn.functional as F
 __all__ = [
     "apply_d8",
     "ensure_min_size",
+    "photometric_jitter",
     "random_crop",
     "random_crop_box",
     "random_flip_rotate",
@@ -133,3 +134,33 @@ def random_flip_rotate(
             out = [torch.rot90(img, 2, dims=(-2, -1)) for img in out]
         return out
     raise ValueError(f"unknown flip/rotate mode {mode!r}; expected 'd8' or 'udair'")
+
+
+def photometric_jitter(
+    images: torch.Tensor, generator: torch.Generator, strength: float
+) -> torch.Tensor:
+    """Random exposure (gamma), contrast and saturation change of *clean* ``B×3×H×W`` images.
+
+    Applied to the clean photo before it is degraded, so input and target share it: the model
+    meets bright, flat or desaturated scenes whose target is themselves, and learns that those
+    looks alone are not haze or a colour cast. ``strength`` in [0, 1] scales every range
+    (0 = unchanged, no random draws): gamma ``exp(U(−0.6, 0.6)·s)``, contrast about the image
+    mean ``1 + U(−0.5, 0.25)·s``, saturation about the luma ``1 + U(−0.6, 0.3)·s``; the result
+    is clipped to [0, 1]. One draw per call (the whole batch shares it).
+    """
+    s = float(strength)
+    if not 0.0 <= s <= 1.0:
+        raise ValueError(f"photometric strength must lie in [0, 1], got {strength}")
+    if s == 0.0:
+        return images
+    u = torch.rand(3, generator=generator, dtype=torch.float64).tolist()
+    gamma = math.exp((-0.6 + 1.2 * u[0]) * s)
+    contrast = 1.0 + (-0.5 + 0.75 * u[1]) * s
+    saturation = 1.0 + (-0.6 + 0.9 * u[2]) * s
+    x = images.clamp(0.0, 1.0).pow(gamma)
+    mean = x.mean(dim=(-3, -2, -1), keepdim=True)
+    x = mean + contrast * (x - mean)
+    weights = torch.tensor([0.299, 0.587, 0.114], dtype=x.dtype, device=x.device)
+    luma = (x * weights.view(3, 1, 1)).sum(dim=-3, keepdim=True)
+    x = luma + saturation * (x - luma)
+    return x.clamp(0.0, 1.0)

@@ -54,8 +54,10 @@ class EMACallback(pl.Callback):
         if self.ema is None or trainer.global_step == self._last_step:
             return  # no optimiser step happened (gradient accumulation)
         self._last_step = trainer.global_step
-        for k, p in self._params(pl_module).items():
-            self.ema[k].lerp_(p.detach().float(), 1.0 - self.decay)
+        params = self._params(pl_module)
+        ema = [self.ema[k] for k in params]
+        raw = [p.detach().float() for p in params.values()]  # no copy for fp32 parameters
+        torch._foreach_lerp_(ema, raw, 1.0 - self.decay)  # one fused update, not one per tensor
 
     def swap_in(self, pl_module: pl.LightningModule) -> None:
         """Replace the parameters by their EMA (keeps a backup; undo with :meth:`swap_out`)."""

@@ -379,7 +379,7 @@ class RestorationDataModule(pl.LightningDataModule):
         self._specs = specs
         tr = SyntheticDegradationDataset(
             train, specs, c.patch_size, c.severity, self.seed, False,
-            length=c.items_per_task, augment=c.augment,
+            length=c.items_per_task, augment=c.augment, photometric=c.photometric,
         )  # fmt: skip
         va = SyntheticDegradationDataset(
             val, specs, c.val_size if c.val_mode != "full" else None, c.severity, c.val_seed,
@@ -493,7 +493,8 @@ class RestorationDataModule(pl.LightningDataModule):
             _EpochIndexed(self.train_set),
             batch_sampler=self.batch_sampler,
             num_workers=c.num_workers,
-            persistent_workers=False,
+            # the epoch travels in each key, so workers can live across epochs
+            persistent_workers=c.num_workers > 0,
             generator=self._generator("train-loader"),
         )
 

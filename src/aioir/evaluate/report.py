@@ -219,12 +219,27 @@ def comparison_markdown(results: Sequence[BenchmarkResult]) -> str:
     return "\n".join(out)
 
 
+def _finite_or_none(value: Any) -> Any:
+    """``value`` with every non-finite float replaced by ``None`` (JSON has no ∞ or NaN)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite_or_none(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite_or_none(v) for v in value]
+    return value
+
+
 def results_to_json(results: Sequence[BenchmarkResult], **extra: Any) -> str:
-    """All results as one JSON document (``{"results": [...], **extra}``)."""
+    """All results as one JSON document (``{"results": [...], **extra}``).
+
+    Non-finite numbers — the PSNR of an output identical to its reference is +∞ — are written
+    as ``null``, so the document is strict JSON.
+    """
     from aioir import __version__
 
     doc = {"aioir_version": __version__, **extra, "results": [r.to_dict() for r in results]}
-    return json.dumps(doc, indent=2, ensure_ascii=False, allow_nan=False)
+    return json.dumps(_finite_or_none(doc), indent=2, ensure_ascii=False, allow_nan=False)
 
 
 def _atomic_write(path: Path, text: str) -> Path:

@@ -67,7 +67,9 @@ def save_pretrained(
     ``path`` ending in ``.safetensors`` writes one self-describing file; any other path is a
     directory receiving ``model.safetensors`` + ``config.json``. Returns the weights file.
     """
-    from safetensors.torch import save_file
+    from safetensors.torch import save as save_safetensors
+
+    from aioir.io import write_bytes_atomically
 
     base = getattr(model, "aioir_config", None)
     if base is None:
@@ -88,14 +90,12 @@ def save_pretrained(
         raise ConfigError(f"config/metadata must be JSON-serialisable: {exc}") from exc
     tensors = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
     path = Path(path)
-    if path.suffix == ".safetensors":
-        path.parent.mkdir(parents=True, exist_ok=True)
-        weights = path
-    else:
-        path.mkdir(parents=True, exist_ok=True)
-        weights = path / WEIGHTS_NAME
-        (path / CONFIG_NAME).write_text(text + "\n", encoding="utf-8")
-    save_file(tensors, str(weights), metadata={"aioir_config": text})
+    weights = path if path.suffix == ".safetensors" else path / WEIGHTS_NAME
+    # atomic, and with the usual permissions (safetensors' own writer creates 0600 files)
+    payload = save_safetensors(tensors, metadata={"aioir_config": text})
+    if weights is not path:
+        write_bytes_atomically(path / CONFIG_NAME, (text + "\n").encode(), overwrite=True)
+    write_bytes_atomically(weights, payload, overwrite=True)
     return weights
 
 

@@ -3,12 +3,11 @@
 Resolution order for ``spec``:
 
 1. an ``nn.Module`` is used as it is (Python API);
-2. ``"default"`` is the shipped default model, ``aioir/weights/default.safetensors`` (a
-   self-describing :func:`~aioir.models.save_pretrained` file); until one ships this is a
-   one-line :class:`~aioir.errors.ConfigError`;
+2. ``"default"`` is the shipped default model, the folder ``aioir/weights/default/`` (a
+   :func:`~aioir.models.save_pretrained` folder with its UDAIR source bank and model card);
 3. an existing path is a saved model (directory or ``.safetensors``);
 4. a registered name (``udair``, ``restormer-tiny``, …) needs trained weights: ``checkpoint``,
-   or shipped weights ``aioir/weights/<name>.safetensors``. Without them it is refused, unless
+   or shipped weights ``aioir/weights/<name>/`` (or ``<name>.safetensors``). Without them it is refused, unless
    ``allow_untrained=True`` (tests, smoke runs): restoring with random weights is never silent;
 5. anything else is an unknown name (with close matches) or a missing path.
 """
@@ -32,14 +31,20 @@ _WEIGHT_SUFFIXES = (".safetensors", ".pth", ".pt", ".ckpt", ".bin")
 
 
 def shipped_weights(name: str) -> Path | None:
-    """The file ``aioir/weights/<name>.safetensors`` inside the installed package, if any."""
+    """The shipped model ``name`` inside the installed package, if any.
+
+    Either a saved-model folder ``aioir/weights/<name>/`` (weights, config, the UDAIR source
+    bank and a model card) or one self-describing file ``aioir/weights/<name>.safetensors``.
+    """
     try:
-        resource = importlib.resources.files("aioir") / "weights" / f"{name}.safetensors"
+        root = importlib.resources.files("aioir") / "weights"
     except (ModuleNotFoundError, TypeError):  # pragma: no cover - broken installs only
         return None
-    if not resource.is_file():
-        return None
-    return Path(str(resource))
+    folder = root / name
+    if folder.is_dir() and (folder / "model.safetensors").is_file():
+        return Path(str(folder))
+    single = root / f"{name}.safetensors"
+    return Path(str(single)) if single.is_file() else None
 
 
 def _looks_like_path(spec: str) -> bool:
