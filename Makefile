@@ -26,10 +26,10 @@ test: setup lint
 test-slow: setup
 	$(BIN)/python -m pytest -q -m slow
 
+# Degrade the bundled sample photos, restore them with the shipped default model (with and
+# without test-time adaptation) and write outputs/demo/ (images, grid.png, index.html, metrics).
 demo: setup
-	@echo "make demo arrives with the shipped default model (issue: 'The shipped default model and make demo')."
-	@echo "Meanwhile: $(BIN)/aioir --help"
-	$(BIN)/aioir --help
+	$(BIN)/aioir demo --output outputs/demo --overwrite
 
 sheet: setup
 	$(BIN)/python scripts/make_degradation_sheet.py

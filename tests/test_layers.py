@@ -25,6 +25,7 @@ FORBIDDEN: dict[str, tuple[str, ...]] = {
     "aioir.data.layouts": ("aioir.models", "lightning"),
     "aioir.restore": ("lightning", "aioir.engine", "aioir.evaluate", "aioir.data"),
     "aioir.evaluate": ("lightning", "aioir.engine"),
+    "aioir.demo": ("lightning", "aioir.engine", "aioir.evaluate"),
     "aioir.losses": ("aioir.models", "aioir.data", "lightning"),
 }
 

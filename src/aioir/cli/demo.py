@@ -1,0 +1,122 @@
+"""``aioir demo``: restore the bundled sample photos and write a comparison page (``make demo``).
+
+Exit status: 0 written, 1 failed (bad model, existing folder without --overwrite, unwritable
+output), 2 usage error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from aioir.cli._types import positive_int
+
+# the same as aioir.demo's (not imported here: it needs torch; tests check they agree)
+DEFAULT_OUTPUT = Path("outputs/demo")
+DEFAULT_SIZE = 384
+DEFAULT_TASKS = ("noise", "rain", "haze", "lowlight", "blur", "underwater")
+
+
+def _tasks(value: str) -> tuple[str, ...]:
+    tasks = tuple(t.strip() for t in value.split(",") if t.strip())
+    if not tasks:
+        raise argparse.ArgumentTypeError(f"no task in {value!r}")
+    return tasks
+
+
+_DESCRIPTION = """\
+Degrade the bundled sample photos with each task's degradations (noise, rain, haze, low light,
+blur, underwater; seeded per task and photo, so every run is the same), restore them with the
+model, and with its test-time adaptation (TTA) where the model has one, then write under
+--output: clean/, degraded/<task>/, restored/<task>/, restored_tta/<task>/ (PNGs), grid.png (a
+comparison grid), index.html (grid, metrics, every image), metrics.json and metrics.csv.
+Prints a PSNR/SSIM table (protocol clean). An existing, non-empty output folder is refused
+unless --overwrite is given (then the demo's own files in it are replaced).
+
+exit status: 0 written, 1 failed (one line on stderr), 2 usage error"""
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from aioir.demo import run_demo
+    from aioir.errors import AioirError
+
+    try:
+        result = run_demo(
+            args.output,
+            model=args.model,
+            size=args.size,
+            tasks=args.tasks,
+            tta=not args.no_tta,
+            overwrite=args.overwrite,
+            device=args.device,
+            progress=not args.quiet,
+        )
+    except AioirError as exc:
+        if getattr(args, "debug", False):
+            raise
+        print(f"aioir demo: error: {exc}", file=sys.stderr)
+        return 1
+    print(result.table())
+    if not args.quiet:
+        total = result.seconds.get("total", 0.0)
+        print(
+            f"aioir demo: wrote {args.output} in {total:.0f} s (open {args.output / 'index.html'})",
+            file=sys.stderr,
+        )
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add the ``demo`` command."""
+    p = sub.add_parser(
+        "demo",
+        help="restore the bundled sample photos and write a comparison page",
+        description=_DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        default=DEFAULT_OUTPUT,
+        metavar="DIR",
+        help=f"output folder (default {DEFAULT_OUTPUT})",
+    )
+    p.add_argument(
+        "--model",
+        default="default",
+        metavar="NAME_OR_PATH",
+        help="registered model name or saved-model path (default: the shipped default model)",
+    )
+    p.add_argument(
+        "--size",
+        type=positive_int,
+        default=DEFAULT_SIZE,
+        metavar="N",
+        help=f"long side of the demo images in pixels (default {DEFAULT_SIZE})",
+    )
+    p.add_argument(
+        "--tasks",
+        type=_tasks,
+        default=DEFAULT_TASKS,
+        metavar="T1,T2",
+        help=f"degradation tasks, comma-separated (default {','.join(DEFAULT_TASKS)})",
+    )
+    p.add_argument("--no-tta", action="store_true", help="skip the test-time adaptation column")
+    p.add_argument(
+        "--overwrite", action="store_true", help="replace the demo's files in an existing folder"
+    )
+    p.add_argument(
+        "--device",
+        default="auto",
+        help="auto (CUDA if available), cpu, cuda or cuda:N (default auto)",
+    )
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or messages")
+    p.add_argument(
+        "--debug",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="show the traceback of errors",
+    )
+    p.set_defaults(handler=_demo)
