@@ -123,6 +123,14 @@ def test_source_bank_epoch_mean_in_checkpoint_and_final_pass_export(corpus, tmp_
     bank2, meta2 = load_source_bank(res2.export_dir / "bank.safetensors")
     assert meta2["mode"] == "final_pass" and meta2["count"] == [2, 2, 2]
     assert tuple(bank2["g2"].shape) == (3, 16, 16, 16)
+    # format 2: the final pass also stores the per-task row statistics
+    assert meta2["format_version"] == 2 and meta2["statistics"]["images"] == [2, 2, 2]
+    from aioir.models.source_bank import SourceBank
+
+    full = SourceBank.load(res2.export_dir)
+    assert full.has_statistics and tuple(full.covs["g4"].shape) == (3, 64, 64)
+    record = json.loads((res2.export_dir / "training.json").read_text())
+    assert record["source_bank"]["statistics"]["images"] == [2, 2, 2]
     config = json.loads((res2.export_dir / "config.json").read_text())
     assert config["metadata"]["source_bank"] == "bank.safetensors"
     assert config["metadata"]["task_names"] == ["noise", "blur", "haze"]
@@ -149,7 +157,7 @@ def test_source_bank_accumulator_round_trip(tmp_path):
     path = save_source_bank(tmp_path / "bank.safetensors", mean, ["a", "b"], {"mode": "x"})
     loaded, meta = load_source_bank(path)
     torch.testing.assert_close(loaded["g3"], mean["g3"])
-    assert meta == {"task_names": ["a", "b"], "mode": "x"}
+    assert meta == {"task_names": ["a", "b"], "mode": "x", "format_version": 2, "dtype": "float32"}
     with pytest.raises(ConfigError):
         SourceBankAccumulator(["a", "b", "c"]).add_task_ordered(g)
 

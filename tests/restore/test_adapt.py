@@ -70,3 +70,42 @@ def test_adapt_needs_a_bank_and_known_task(model_dir, target_dir):
         adapt_to_folder(load_model("udair-tiny"), target_dir, AdaptConfig(steps=1))
     with pytest.raises(ConfigError, match="no task"):
         adapt_to_folder(load_model(model_dir), target_dir, AdaptConfig(task="snow", steps=1))
+
+
+def test_adapt_with_statistics_uses_the_stored_covariance_and_lowers_the_loss(
+    stats_model_dir, target_dir, tmp_path
+):
+    from aioir.restore.tta import coral_objective
+
+    model = load_model(stats_model_dir)
+    config = AdaptConfig(steps=12, lr=1e-2, batch_size=4, reference="statistics")
+    result = adapt_to_folder(model, target_dir, config)
+    summary = result.summary()
+    assert summary["reference"] == "statistics" and summary["chooser"] == "mahalanobis"
+    assert result.final_loss < 0.9 * result.initial_loss
+    # the probe objective is the statistics one: its value differs from the mean-map objective
+    fresh = load_model(stats_model_dir)
+    x = torch.rand(1, 3, 32, 32, generator=torch.Generator().manual_seed(5))
+    with torch.no_grad():
+        o = fresh.forward_features(x, decode=False)
+    maps = {"g4": o.g4, "g3": o.g3, "g2": o.g2}
+    stats = float(coral_objective(maps, fresh.source_bank, 0))
+    mean_map = float(coral_objective(maps, fresh.source_bank, 0, reference="mean_map"))
+    assert stats == pytest.approx(float(coral_objective(maps, fresh.source_bank, 0, 1e5,
+                                                        "statistics")))  # fmt: skip
+    assert stats != pytest.approx(mean_map, rel=1e-3)
+    # saved with its (format-2) bank, statistics included
+    out = save_adapted(model, tmp_path / "adapted", result)
+    assert load_model(out).source_bank.has_statistics
+    # the default reference stays the authors' mean map (measured better for folders)
+    default = adapt_to_folder(load_model(stats_model_dir), target_dir, AdaptConfig(steps=1))
+    assert default.summary()["reference"] == "mean_map"
+    # same probe crops (same seed), other objective
+    assert default.initial_loss != pytest.approx(result.initial_loss, rel=1e-3)
+
+
+def test_adapt_config_rejects_unknown_chooser_and_reference():
+    with pytest.raises(ConfigError, match="chooser"):
+        AdaptConfig(chooser="magic")
+    with pytest.raises(ConfigError, match="reference"):
+        AdaptConfig(reference="magic")

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from aioir.engine.source_bank import RowStatisticsAccumulator
 from aioir.errors import ConfigError
 from aioir.models import load_model
 from aioir.models.source_bank import SourceBank
@@ -20,6 +21,7 @@ from aioir.restore.tta import (
     coral_objective,
     pooled_size,
     reinit_adapters,
+    resolve_chooser,
     udair_tta,
 )
 from udair_helpers import TASKS, build_tiny_udair, task_images
@@ -127,16 +129,64 @@ def _separated(k: int, seed: int, batch: bool) -> dict[str, torch.Tensor]:
     return out
 
 
-@pytest.mark.parametrize("chooser", CHOOSERS)
-def test_blind_choice_is_right_on_clearly_separated_cases(chooser):
+def _separated_bank(statistics: bool) -> SourceBank:
     levels = {lv: torch.stack([_separated(k, 100 + k, True)[lv] for k in range(3)]) for lv in
               ("g4", "g3", "g2")}  # fmt: skip
     bank = SourceBank(levels, TASKS, {"patch_size": 32})
+    if statistics:  # the row statistics of 8 draws per task
+        acc = RowStatisticsAccumulator(TASKS)
+        for k in range(3):
+            for seed in range(8):
+                acc.add_items(_separated(k, 200 + 10 * seed + k, False), torch.tensor([k]))
+        result = acc.result()
+        bank.means, bank.covs, bank.within = result["mean"], result["cov"], result["within"]
+    return bank
+
+
+@pytest.mark.parametrize("chooser", CHOOSERS)
+def test_blind_choice_is_right_on_clearly_separated_cases(chooser):
+    bank = _separated_bank(statistics=True)
     for k in range(3):
         for seed in range(3):
             index, dist = choose_reference(_separated(k, seed, False), bank, chooser)
             assert index == k, (chooser, k, dist)
             assert dist.shape == (3,) and torch.isfinite(dist).all()
+
+
+def test_auto_chooser_follows_the_bank_and_mahalanobis_needs_statistics():
+    with_stats, old = _separated_bank(True), _separated_bank(False)
+    maps = _separated(1, 7, False)
+    assert resolve_chooser("auto", with_stats) == "mahalanobis"
+    assert resolve_chooser("auto", old) == "centroid"
+    torch.testing.assert_close(
+        choose_reference(maps, with_stats)[1], choose_reference(maps, with_stats, "mahalanobis")[1]
+    )
+    torch.testing.assert_close(
+        choose_reference(maps, old)[1], choose_reference(maps, old, "centroid")[1]
+    )
+    with pytest.raises(ConfigError, match="statistics"):
+        choose_reference(maps, old, "mahalanobis")
+
+
+def test_mahalanobis_uses_the_stored_covariance_not_just_the_means():
+    """A mean row off along a low-variance direction is far, although Euclidean-near."""
+    c = 4
+    means = torch.zeros(2, c)
+    means[1, :2] = torch.tensor([0.2, 1.0])
+    cov = torch.diag(torch.tensor([0.01, 1.0, 1.0, 1.0])).expand(2, c, c).clone()
+    levels = {lv: torch.zeros(2, c, 2, 2) for lv in ("g4", "g3", "g2")}
+    bank = SourceBank(levels, ["a", "b"], {"patch_size": 8})
+    bank.means = {lv: means for lv in levels}
+    bank.covs = {lv: cov for lv in levels}
+    bank.within = {lv: cov for lv in levels}
+    # mean row (0.2, 0, 0, 0): Euclidean nearer a, but 0.2 along dim 0 (variance 0.01) is far
+    # from a in Mahalanobis terms, 1.0 along dim 1 (variance 1) is near b
+    g = torch.tensor([0.2, 0.0, 0.0, 0.0]).view(1, c, 1, 1).expand(1, c, 2, 2)
+    maps = {lv: g for lv in levels}
+    assert choose_reference(maps, bank, "mahalanobis")[0] == 1
+    centroid = SourceBank({lv: means.view(2, c, 1, 1).expand(2, c, 2, 2) for lv in levels},
+                          ["a", "b"], {"patch_size": 8})  # fmt: skip
+    assert choose_reference(maps, centroid, "centroid")[0] == 0
 
 
 def test_default_tta_tiles_at_full_resolution_and_reports_the_blind_choice(model):
@@ -169,3 +219,83 @@ def test_pooled_size_keeps_the_short_side_of_the_bank():
     assert pooled_size((64, 64), (32, 32)) == (32, 32)
     assert pooled_size((64, 128), (32, 32)) == (32, 64)
     assert pooled_size((8, 8), (16, 16)) == (16, 16)
+
+
+# ------------------------------------------------------------------ banks with statistics
+def _stats_loss(model, x: torch.Tensor, index: int, scale: float = 1e5) -> float:
+    """The statistics objective computed by hand: Σ ‖W_k − Cov(rows)‖_F / (4C²)."""
+    from aioir.losses.coral import covariance
+
+    bank = model.source_bank
+    with torch.no_grad():
+        out = model.forward_features(x, decode=False)
+    total = 0.0
+    for level, g in (("g4", out.g4), ("g3", out.g3), ("g2", out.g2)):
+        h, w = bank.levels[level].shape[-2:]
+        rows = torch.nn.functional.adaptive_avg_pool2d(g, (h, w))[0].flatten(1).t()
+        c = rows.shape[1]
+        total += float((bank.within[level][index] - covariance(rows)).norm()) / (4 * c * c)
+    return total * scale
+
+
+def test_default_tta_with_stored_covariance_starts_unchanged_and_lowers_the_loss(
+    stats_model_dir,
+):
+    model = load_model(stats_model_dir)
+    assert model.source_bank.has_statistics
+    x = task_images(1, 48, seed=4)["haze"]
+    plain = Restorer(model, device="cpu", tile=0).restore_tensor(x)
+    # an update too small to move any weight: the output is exactly the unadapted model's
+    still = udair_tta("default", task="noise", steps=1, lr=1e-30, weight_decay=0.0)
+    assert torch.equal(Restorer(model, device="cpu", tile=0, tta=still).restore_tensor(x), plain)
+    assert still.reports[0]["reference"] == "statistics"
+
+    tta = udair_tta("default", task="noise", steps=8, lr=1e-2, tol=-1.0, patience=100)
+    out = Restorer(model, device="cpu", tile=0, tta=tta).restore_tensor(x)
+    report = tta.reports[0]
+    assert report["reference"] == "statistics"
+    assert report["losses"][0] == pytest.approx(_stats_loss(model, x, 0), rel=1e-4)
+    assert report["best_loss"] < 0.9 * report["losses"][0]
+    assert out.shape == x.shape and not torch.equal(out, plain)
+    # the authors' reference gives another objective on the same bank
+    mm = udair_tta("default", task="noise", steps=1, reference="mean_map")
+    Restorer(model, device="cpu", tile=0, tta=mm).restore_tensor(x)
+    assert mm.reports[0]["reference"] == "mean_map"
+    assert mm.reports[0]["losses"][0] != pytest.approx(report["losses"][0], rel=1e-3)
+
+
+def test_blind_default_tta_uses_the_mahalanobis_chooser_with_statistics(stats_model_dir, model):
+    x = task_images(1, 32, seed=12)["lowlight"]
+    tta = udair_tta("default", steps=1)
+    Restorer(load_model(stats_model_dir), device="cpu", tile=0, tta=tta).restore_tensor(x)
+    assert tta.reports[0]["chooser"] == "mahalanobis" and tta.reports[0]["blind"]
+    old = udair_tta("default", steps=1)  # a bank without statistics: the old behaviour
+    Restorer(model, device="cpu", tile=0, tta=old).restore_tensor(x)
+    assert old.reports[0]["chooser"] == "centroid"
+    assert old.reports[0]["reference"] == "mean_map"
+
+
+def test_faithful_ignores_the_statistics(stats_model_dir):
+    """Faithful mode keeps the authors' mean-map objective: same output with or without them."""
+    with_stats = load_model(stats_model_dir)
+    without = load_model(stats_model_dir)
+    without.source_bank.means = without.source_bank.covs = without.source_bank.within = None
+    x = task_images(1, 32, seed=13)["noise"]
+    outs, losses = [], []
+    for m in (with_stats, without):
+        tta = udair_tta("faithful", task="haze", work_size=32)
+        outs.append(Restorer(m, device="cpu", tile=0, tta=tta).restore_tensor(x))
+        losses.append(tta.reports[0]["losses"])
+        assert tta.reports[0]["reference"] == "mean_map"
+    assert torch.equal(outs[0], outs[1]) and losses[0] == losses[1]
+
+
+def test_statistics_reference_needs_statistics(model):
+    x = task_images(1, 32, seed=14)["noise"]
+    tta = udair_tta("default", task="noise", steps=1, reference="statistics")
+    with pytest.raises(ConfigError, match="statistics"):
+        Restorer(model, device="cpu", tile=0, tta=tta).restore_tensor(x)
+    with pytest.raises(ConfigError, match="faithful"):
+        TTAConfig(mode="faithful", task="noise", reference="statistics")
+    with pytest.raises(ConfigError, match="reference"):
+        TTAConfig(reference="magic")

@@ -18,7 +18,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from aioir import __version__
-from aioir.cli import adapt, data, demo, evaluate, export, info, restore, train, viz
+from aioir.cli import adapt, bank, data, demo, evaluate, export, info, restore, train, viz
 from aioir.errors import AioirError
 
 __all__ = ["build_parser", "main"]
@@ -26,7 +26,7 @@ __all__ = ["build_parser", "main"]
 Handler = Callable[[argparse.Namespace], int]
 
 #: Command-group modules, in the order their commands appear in ``aioir --help``.
-COMMAND_MODULES = (restore, evaluate, train, adapt, viz, export, data, info, demo)
+COMMAND_MODULES = (restore, evaluate, train, adapt, bank, viz, export, data, info, demo)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -9,7 +9,10 @@
   each validation the sum is divided by the step count, kept if validation PSNR is a new best,
   and reset. The bank then mixes a changing model, with dropout on.
 * ``final_pass`` (our default): one pass in eval mode over fixed training crops with the final
-  (exported) weights — see :func:`compute_final_pass`.
+  (exported) weights — see :func:`compute_final_pass`; :func:`compute_source_bank` also
+  accumulates the per-task row statistics of format 2 (:class:`RowStatisticsAccumulator`:
+  mean, covariance and within-image covariance of the rows of each crop's map, pooled to the
+  bank's ``h×w``).
 
 The file format lives with the model (:mod:`aioir.models.source_bank`), so restoring and
 test-time adaptation read the bank without importing the training engine.
@@ -18,21 +21,34 @@ test-time adaptation read the bank without importing the training engine.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
 from aioir.errors import CheckpointError, ConfigError
-from aioir.models.source_bank import BANK_FILE, LEVELS, load_source_bank, save_source_bank
+from aioir.models.source_bank import (
+    BANK_FILE,
+    LEVELS,
+    SourceBank,
+    load_source_bank,
+    pooled_rows,
+    save_source_bank,
+)
 
 __all__ = [
     "BANK_FILE",
     "LEVELS",
+    "RowStatisticsAccumulator",
     "SourceBankAccumulator",
+    "build_source_bank",
     "compute_final_pass",
+    "compute_source_bank",
     "load_source_bank",
+    "replace_bank_in_place",
     "save_source_bank",
+    "write_model_with_bank",
 ]
 
 
@@ -129,26 +145,331 @@ def _levels(g: Mapping[str, Tensor] | Sequence[Tensor]) -> dict[str, Tensor]:
     return dict(zip(LEVELS, g, strict=True))
 
 
-@torch.no_grad()
-def compute_final_pass(
-    model: nn.Module, batches: Iterable[Mapping[str, Any]], task_names: Sequence[str]
-) -> tuple[dict[str, Tensor], Tensor]:
-    """The bank from one eval-mode pass: per-task mean of ``g4/g3/g2`` over the batches.
+class RowStatisticsAccumulator:
+    """Per-task float64 sums over the rows of per-image maps (format-2 bank statistics).
 
-    ``batches`` yield ``{"input": B×3×H×W, "task_id": B}`` (fixed crops of the training set).
-    Returns ``(bank, counts)``. The model's train/eval mode is restored afterwards.
+    Every item's ``C×H×W`` map is average-pooled to the bank's ``h×w`` (``sizes``, as TTA pools
+    a target map, :func:`aioir.models.source_bank.pooled_rows`) and its ``n = h·w`` rows are
+    added to its task: row count, ``Σx`` (C), ``Σxxᵀ`` (C×C), the item's own scatter
+    ``XᵢᵀXᵢ − sᵢsᵢᵀ/nᵢ`` (C×C) and the image count. Sums are exact to float64 rounding and
+    mergeable (:meth:`merge`, e.g. across DDP ranks or batches); :meth:`result` gives
+    ``{"mean": T×C, "cov": T×C×C, "within": T×C×C}`` per level with the unbiased convention of
+    :func:`aioir.losses.coral.covariance`: ``cov = (Σxxᵀ − ssᵀ/n)/(n − 1)`` over all rows of the
+    task, ``within = Σᵢ scatterᵢ / Σᵢ(nᵢ − 1)`` (the mean per-image covariance).
     """
+
+    _FIELDS = ("rows", "sum", "outer", "scatter", "images")
+
+    def __init__(
+        self, task_names: Sequence[str], sizes: Mapping[str, tuple[int, int]] | None = None
+    ) -> None:
+        if not task_names:
+            raise ConfigError("source bank: need at least one task")
+        self.task_names = list(task_names)
+        self.sizes = dict(sizes or {})
+        self.sums: dict[str, dict[str, Tensor]] = {}
+
+    @property
+    def empty(self) -> bool:
+        return not self.sums
+
+    def _level(self, level: str, channels: int) -> dict[str, Tensor]:
+        if level not in self.sums:
+            t = len(self.task_names)
+            f64 = torch.float64
+            self.sums[level] = {
+                "rows": torch.zeros(t, dtype=f64),
+                "sum": torch.zeros(t, channels, dtype=f64),
+                "outer": torch.zeros(t, channels, channels, dtype=f64),
+                "scatter": torch.zeros(t, channels, channels, dtype=f64),
+                "images": torch.zeros(t, dtype=f64),
+            }
+        return self.sums[level]
+
+    @torch.no_grad()
+    def add_items(self, g: Mapping[str, Tensor] | Sequence[Tensor], task_ids: Tensor) -> None:
+        """Per-item maps (``B×C×H×W`` per level) with their task ids (``B``)."""
+        maps = _levels(g)
+        ids = torch.as_tensor(task_ids).to(torch.int64).cpu()
+        t = len(self.task_names)
+        if ids.numel() and (int(ids.min()) < 0 or int(ids.max()) >= t):
+            raise ConfigError(f"source bank: task id out of range for {t} tasks")
+        for level, x in maps.items():
+            size = self.sizes.setdefault(level, (int(x.shape[-2]), int(x.shape[-1])))
+            rows = pooled_rows(x.detach().double(), size).cpu()  # B×n×C
+            b, n, c = rows.shape
+            acc = self._level(level, c)
+            s = rows.sum(1)  # B×C
+            outer = torch.einsum("bnc,bnd->bcd", rows, rows)
+            scatter = outer - s[:, :, None] * s[:, None, :] / n
+            acc["rows"].index_add_(0, ids, torch.full((b,), float(n), dtype=torch.float64))
+            acc["sum"].index_add_(0, ids, s)
+            acc["outer"].index_add_(0, ids, outer)
+            acc["scatter"].index_add_(0, ids, scatter)
+            acc["images"].index_add_(0, ids, torch.ones(b, dtype=torch.float64))
+
+    def merge(self, other: RowStatisticsAccumulator) -> None:
+        """Add another accumulator's sums (same tasks and pooled sizes)."""
+        if other.task_names != self.task_names:
+            raise ConfigError(f"source bank tasks {other.task_names} differ from {self.task_names}")
+        for level, acc in other.sums.items():
+            if (
+                level in self.sizes
+                and level in other.sizes
+                and (self.sizes[level] != other.sizes[level])
+            ):
+                raise ConfigError(f"source bank {level}: pooled sizes differ")
+            self.sizes.setdefault(level, other.sizes[level])
+            mine = self._level(level, acc["sum"].shape[1])
+            for key in self._FIELDS:
+                mine[key] += acc[key]
+
+    def result(self) -> dict[str, dict[str, Tensor]]:
+        """``{"mean"|"cov"|"within": {level: float32 tensor}}`` (ConfigError for a task with
+        no data or fewer than two rows)."""
+        if self.empty:
+            raise ConfigError("source bank statistics: nothing accumulated")
+        out: dict[str, dict[str, Tensor]] = {"mean": {}, "cov": {}, "within": {}}
+        for level in LEVELS:
+            acc = self.sums[level]
+            n, images = acc["rows"], acc["images"]
+            if bool((images == 0).any()) or bool((n < 2).any()):
+                missing = [name for name, c in zip(self.task_names, n.tolist()) if c < 2]
+                raise ConfigError(
+                    f"source bank statistics: fewer than two rows for task(s) "
+                    f"{', '.join(missing)} (no data, or {level} maps of one position)"
+                )
+            s = acc["sum"]
+            mean = s / n[:, None]
+            cov = (acc["outer"] - s[:, :, None] * s[:, None, :] / n[:, None, None]) / (
+                n[:, None, None] - 1
+            )
+            dof = (n - images).clamp_min(1.0)
+            out["mean"][level] = mean.float()
+            out["cov"][level] = cov.float()
+            out["within"][level] = (acc["scatter"] / dof[:, None, None]).float()
+        return out
+
+    def counts(self) -> dict[str, Any]:
+        """Rows and images per task (of the first level; equal images at every level)."""
+        first = self.sums[LEVELS[0]]
+        return {
+            "rows": {lv: [int(v) for v in self.sums[lv]["rows"].tolist()] for lv in LEVELS},
+            "images": [int(v) for v in first["images"].tolist()],
+        }
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "task_names": list(self.task_names),
+            "sizes": dict(self.sizes),
+            "sums": {lv: {k: v.clone() for k, v in acc.items()} for lv, acc in self.sums.items()},
+        }
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        if list(state["task_names"]) != self.task_names:
+            raise CheckpointError(
+                f"source bank tasks {list(state['task_names'])} differ from {self.task_names}"
+            )
+        self.sizes = {k: tuple(v) for k, v in state["sizes"].items()}
+        self.sums = {
+            lv: {k: v.clone().double() for k, v in acc.items()} for lv, acc in state["sums"].items()
+        }
+
+
+def _final_pass(
+    model: nn.Module,
+    batches: Iterable[Mapping[str, Any]],
+    task_names: Sequence[str],
+    statistics: bool,
+) -> tuple[SourceBankAccumulator, RowStatisticsAccumulator | None]:
     forward_features = getattr(model, "forward_features", None)
     if forward_features is None:
         raise ConfigError(f"{type(model).__name__} has no forward_features: no source bank")
     acc = SourceBankAccumulator(task_names)
+    stats = RowStatisticsAccumulator(task_names) if statistics else None
     was_training = model.training
     model.eval()
     try:
         device = next(model.parameters()).device
         for batch in batches:
             out = forward_features(batch["input"].to(device), decode=False)
-            acc.add_items((out.g4, out.g3, out.g2), torch.as_tensor(batch["task_id"]))
+            ids = torch.as_tensor(batch["task_id"])
+            maps = (out.g4, out.g3, out.g2)
+            acc.add_items(maps, ids)
+            if stats is not None:
+                stats.add_items(maps, ids)
     finally:
         model.train(was_training)
+    return acc, stats
+
+
+@torch.no_grad()
+def compute_final_pass(
+    model: nn.Module, batches: Iterable[Mapping[str, Any]], task_names: Sequence[str]
+) -> tuple[dict[str, Tensor], Tensor]:
+    """The bank's mean maps from one eval-mode pass: per-task mean of ``g4/g3/g2``.
+
+    ``batches`` yield ``{"input": B×3×H×W, "task_id": B}`` (fixed crops of the training set).
+    Returns ``(bank, counts)``. The model's train/eval mode is restored afterwards.
+    :func:`compute_source_bank` also gives the row statistics.
+    """
+    acc, _ = _final_pass(model, batches, task_names, statistics=False)
     return acc.mean(), acc.counts.clone()
+
+
+@torch.no_grad()
+def compute_source_bank(
+    model: nn.Module,
+    batches: Iterable[Mapping[str, Any]],
+    task_names: Sequence[str],
+    *,
+    statistics: bool = True,
+    metadata: Mapping[str, Any] | None = None,
+) -> SourceBank:
+    """A complete final-pass :class:`~aioir.models.SourceBank`: mean maps and (by default) the
+    per-task row statistics, from one eval-mode pass over ``batches`` (as
+    :func:`compute_final_pass`). ``metadata`` is added to ``{"mode": "final_pass", "count",
+    "statistics": {"rows", "images"}}``; the caller adds ``patch_size``."""
+    acc, stats = _final_pass(model, batches, task_names, statistics)
+    meta: dict[str, Any] = {
+        "mode": "final_pass",
+        "count": [int(c) for c in acc.counts.tolist()],
+    }
+    bank = SourceBank(acc.mean(), list(task_names), meta)
+    if stats is not None:
+        result = stats.result()
+        bank.means, bank.covs, bank.within = result["mean"], result["cov"], result["within"]
+        meta["statistics"] = stats.counts()
+    meta.update(dict(metadata or {}))
+    return bank
+
+
+def build_source_bank(
+    model: nn.Module,
+    config: Any,
+    *,
+    items_per_task: int | None = None,
+    patch_size: int | None = None,
+    batch_size: int | None = None,
+    statistics: bool = True,
+    expected_tasks: Sequence[str] | None = None,
+) -> SourceBank:
+    """(Re)build the final-pass bank of a trained ``model`` from a training ``config``
+    (:class:`~aioir.engine.config.TrainConfig`): the crops :func:`aioir.engine.run.export_run`
+    uses at the end of training (``RestorationDataModule.bank_dataloader`` seeded by
+    ``trainer.seed``), ``items_per_task``/``patch_size``/``batch_size`` defaulting to the
+    config's ``source_bank`` section (patch: ``source_bank.patch_size`` or
+    ``data.patch_size``). ``expected_tasks`` (the model's recorded task names) must equal the
+    config's tasks, in order. The model's device is used; it is left in eval mode."""
+    from aioir.engine.datamodule import RestorationDataModule
+
+    sb = config.source_bank
+    items = int(items_per_task or sb.items_per_task)
+    patch = int(patch_size or sb.patch_size or config.data.patch_size)
+    batch = int(batch_size or sb.batch_size)
+    if items < 1 or patch < 8 or batch < 1:
+        raise ConfigError("source bank: items per task and batch size must be >= 1, patch >= 8")
+    dm = RestorationDataModule(config.data, config.data_root(), seed=config.trainer.seed)
+    if expected_tasks is not None and list(expected_tasks) != list(dm.task_names):
+        raise ConfigError(
+            f"the config's tasks ({', '.join(dm.task_names)}) differ from the model's "
+            f"({', '.join(expected_tasks)})"
+        )
+    loader = dm.bank_dataloader(items, patch, batch)
+    bank = compute_source_bank(
+        model, loader, dm.task_names, statistics=statistics, metadata={"patch_size": patch}
+    )
+    model.eval()
+    return bank
+
+
+def _updated_config(folder: Path, bank: SourceBank) -> bytes:
+    import json
+
+    from aioir.models.checkpoints import CONFIG_NAME, read_pretrained_config
+
+    config = read_pretrained_config(folder)
+    if not (folder / CONFIG_NAME).is_file():
+        raise ConfigError(f"{folder}: not a saved-model folder (no {CONFIG_NAME})")
+    metadata = dict(config.get("metadata") or {})
+    metadata["source_bank"] = BANK_FILE
+    metadata["task_names"] = list(bank.task_names)
+    config["metadata"] = metadata
+    return (json.dumps(config, indent=2, sort_keys=True) + "\n").encode()
+
+
+def write_model_with_bank(
+    model_dir: str | Path,
+    bank: SourceBank,
+    output: str | Path,
+    *,
+    dtype: str = "float32",
+    overwrite: bool = False,
+) -> Path:
+    """Write a new saved-model folder ``output``: a copy of ``model_dir``'s files with ``bank``
+    as its ``bank.safetensors`` (``config.json`` metadata naming it and its tasks).
+
+    Built in a temporary sibling folder and renamed into place, so ``output`` is either the old
+    folder or the complete new one. An existing non-empty ``output`` needs ``overwrite``.
+    """
+    import os
+    import secrets
+    import shutil
+
+    from aioir.models.checkpoints import CONFIG_NAME
+
+    src, out = Path(model_dir), Path(output)
+    if not src.is_dir():
+        raise ConfigError(f"{src}: not a saved-model folder")
+    if out.exists() and out.resolve() == src.resolve():
+        raise ConfigError(f"{out}: is the model folder itself; use --in-place --overwrite")
+    occupied = out.exists() and (not out.is_dir() or any(out.iterdir()))
+    if occupied and not overwrite:
+        raise ConfigError(f"{out}: exists; pass --overwrite to replace it")
+    config = _updated_config(src, bank)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.{secrets.token_hex(4)}.tmp")
+    old = out.with_name(f".{out.name}.{secrets.token_hex(4)}.old")
+    try:
+        tmp.mkdir()
+        for item in sorted(src.iterdir()):
+            if item.is_file() and item.name not in (BANK_FILE, CONFIG_NAME):
+                shutil.copyfile(item, tmp / item.name)
+        (tmp / CONFIG_NAME).write_bytes(config)
+        bank.save(tmp / BANK_FILE, dtype=dtype)
+        if out.exists() or out.is_symlink():
+            os.rename(out, old)
+        os.rename(tmp, out)
+    except OSError as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if old.exists() and not out.exists():
+            os.rename(old, out)
+        raise ConfigError(f"{out}: cannot write the model folder ({exc.strerror or exc})") from None
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if old.exists() and not out.exists():
+            os.rename(old, out)
+        raise
+    if old.is_dir() and not old.is_symlink():
+        shutil.rmtree(old, ignore_errors=True)
+    elif old.exists() or old.is_symlink():
+        old.unlink()
+    return out
+
+
+def replace_bank_in_place(
+    model_dir: str | Path, bank: SourceBank, *, dtype: str = "float32"
+) -> Path:
+    """Replace the ``bank.safetensors`` of the saved-model folder ``model_dir`` (atomic
+    rename), and point its ``config.json`` metadata at it. Returns the bank file."""
+    from aioir.io import write_bytes_atomically
+    from aioir.models.checkpoints import CONFIG_NAME
+
+    folder = Path(model_dir)
+    if not folder.is_dir():
+        raise ConfigError(f"{folder}: not a saved-model folder")
+    config = _updated_config(folder, bank)
+    path = bank.save(folder / BANK_FILE, dtype=dtype, overwrite=True)
+    if (folder / CONFIG_NAME).read_bytes() != config:
+        write_bytes_atomically(folder / CONFIG_NAME, config, overwrite=True)
+    return path

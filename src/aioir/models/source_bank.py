@@ -1,14 +1,28 @@
 """UDAIR's source bank as a model artefact: per-task reference embeddings and their file format.
 
-``bank[level]`` is a ``T×C×h×w`` tensor (``level`` ∈ ``g4``, ``g3``, ``g2``; ``T`` tasks in
-``task_names`` order): the reference statistics of CORAL test-time adaptation (methods.md §2.8,
-§2.10). The bank travels with the weights (``bank.safetensors`` next to ``model.safetensors``),
-so restoring and adapting need nothing from the training engine, which computes it
-(:mod:`aioir.engine.source_bank`).
+``bank.levels[level]`` is a ``T×C×h×w`` *mean map* (``level`` ∈ ``g4``, ``g3``, ``g2``; ``T``
+tasks in ``task_names`` order): the average of the degradation embeddings over training crops,
+the authors' reference for CORAL test-time adaptation (methods.md §2.8, §2.10). Format 2 adds
+per-task *distribution statistics* of the rows (positions) of the per-image maps, accumulated
+over the same crops (:mod:`aioir.engine.source_bank`):
 
-File format: a safetensors file with tensors ``g4``, ``g3``, ``g2`` and header metadata
-``aioir_source_bank`` = JSON ``{"task_names", "mode", "patch_size", "count", …}``; readable with
-``safetensors`` alone.
+* ``bank.means[level]`` — ``T×C``: mean feature of the rows of every crop of the task;
+* ``bank.covs[level]`` — ``T×C×C``: unbiased covariance of all those rows stacked
+  (``(XᵀX − ssᵀ/n)/(n − 1)``, :func:`aioir.losses.coral.covariance`'s convention);
+* ``bank.within[level]`` — ``T×C×C``: the *within-image* covariance, i.e. the mean over crops
+  of each crop's own unbiased row covariance (pooled: ``Σᵢ(XᵢᵀXᵢ − sᵢsᵢᵀ/nᵢ) / Σᵢ(nᵢ − 1)``) —
+  the expected value of what CORAL computes for one training image.
+
+The bank travels with the weights (``bank.safetensors`` next to ``model.safetensors``), so
+restoring and adapting need nothing from the training engine, which computes it.
+
+File format: a safetensors file with tensors ``g4``, ``g3``, ``g2`` (mean maps) and, in format
+2 when statistics were computed, ``mean_g4``, ``cov_g4``, ``within_g4`` … for every level;
+header metadata ``aioir_source_bank`` = JSON ``{"format_version", "task_names", "mode",
+"patch_size", "count", "dtype", "statistics": {"rows", "images"}, …}``; readable with
+``safetensors`` alone. Files without ``format_version`` (mean maps only) are format 1 and load
+with no statistics. Tensors may be stored as float16 (``dtype=``, halves the file); loading
+always returns float32.
 """
 
 from __future__ import annotations
@@ -19,34 +33,118 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import torch
 from torch import Tensor
 
 from aioir.errors import CheckpointError, ConfigError
 
-__all__ = ["BANK_FILE", "LEVELS", "SourceBank", "load_source_bank", "save_source_bank"]
+__all__ = [
+    "BANK_DTYPES",
+    "BANK_FILE",
+    "BANK_FORMAT_VERSION",
+    "LEVELS",
+    "STAT_KINDS",
+    "SourceBank",
+    "load_source_bank",
+    "save_source_bank",
+]
 
 LEVELS = ("g4", "g3", "g2")
 BANK_FILE = "bank.safetensors"
+#: 1: mean maps only (no version field); 2: + optional per-task row statistics, dtype field.
+BANK_FORMAT_VERSION = 2
+#: the statistics stored per level (tensor names ``<kind>_<level>``)
+STAT_KINDS = ("mean", "cov", "within")
+#: storage dtypes by name
+BANK_DTYPES: dict[str, torch.dtype] = {"float32": torch.float32, "float16": torch.float16}
+
+
+def pooled_size(shape: tuple[int, int], bank_hw: tuple[int, int]) -> tuple[int, int]:
+    """Pooled size of a map of ``shape`` so its *short* side matches the bank's ``bank_hw``.
+
+    A square map gives exactly ``bank_hw`` (the authors' pooling); other aspect ratios keep their
+    aspect (the CORAL rows are positions, their number may differ from the bank's).
+    """
+    h, w = shape
+    bh, bw = bank_hw
+    if h == w:
+        return bh, bw
+    ratio = min(h, w) / min(bh, bw)
+    return max(1, round(h / ratio)), max(1, round(w / ratio))
+
+
+def pooled_rows(g: Tensor, bank_hw: tuple[int, int]) -> Tensor:
+    """B×C×H×W maps → ``B×n×C`` rows (positions) of their average-pooled versions
+    (:func:`pooled_size`; no pooling when the size already matches). Keeps the dtype of a
+    float64 input, float32 otherwise."""
+    import torch.nn.functional as F
+
+    x = g if g.dtype == torch.float64 else g.float()
+    size = pooled_size((x.shape[-2], x.shape[-1]), bank_hw)
+    if tuple(x.shape[-2:]) != size:
+        x = F.adaptive_avg_pool2d(x, size)
+    return x.flatten(2).transpose(1, 2)
 
 
 @dataclass
 class SourceBank:
-    """Per-task reference embeddings (``levels[g] = T×C×h×w``) with their task names."""
+    """Per-task reference embeddings (``levels[g] = T×C×h×w``) with their task names, and —
+    format 2 — per-task row statistics (``means[g] = T×C``, ``covs``/``within[g] = T×C×C``),
+    ``None`` for banks written without them (see the module docstring)."""
 
     levels: dict[str, Tensor]
     task_names: list[str]
     metadata: dict[str, Any] = field(default_factory=dict)
+    means: dict[str, Tensor] | None = None
+    covs: dict[str, Tensor] | None = None
+    within: dict[str, Tensor] | None = None
+
+    @property
+    def has_statistics(self) -> bool:
+        """Whether the per-task row statistics are present (format 2 with statistics)."""
+        return self.means is not None and self.covs is not None and self.within is not None
+
+    def statistics(self) -> dict[str, dict[str, Tensor]] | None:
+        """``{"mean": {level: …}, "cov": …, "within": …}`` or ``None``."""
+        if not self.has_statistics:
+            return None
+        return {"mean": self.means, "cov": self.covs, "within": self.within}  # type: ignore[dict-item]
 
     @classmethod
     def load(cls, path: str | Path) -> SourceBank:
         """Read a bank file (or the ``bank.safetensors`` inside a directory)."""
-        levels, meta = load_source_bank(path)
-        return cls(levels, list(meta.get("task_names", [])), meta)
+        levels, meta, stats = _read(path)
+        bank = cls(levels, list(meta.get("task_names", [])), meta)
+        if stats is not None:
+            bank.means, bank.covs, bank.within = stats["mean"], stats["cov"], stats["within"]
+        return bank
 
-    def save(self, path: str | Path) -> Path:
-        """Write the bank (see the module docstring for the format)."""
-        extra = {k: v for k, v in self.metadata.items() if k != "task_names"}
-        return save_source_bank(path, self.levels, self.task_names, extra)
+    def save(
+        self,
+        path: str | Path,
+        *,
+        dtype: str | torch.dtype | None = None,
+        overwrite: bool = True,
+    ) -> Path:
+        """Write the bank (see the module docstring for the format). ``dtype`` of the stored
+        tensors: ``"float32"`` or ``"float16"``; ``None`` keeps the dtype the bank was read
+        with (``metadata["dtype"]``), float32 for a new bank."""
+        if dtype is None:
+            dtype = str(self.metadata.get("dtype", "float32"))
+        extra = {
+            k: v
+            for k, v in self.metadata.items()
+            if k not in ("task_names", "format_version", "dtype")
+        }
+        return save_source_bank(
+            path,
+            self.levels,
+            self.task_names,
+            extra,
+            statistics=self.statistics(),
+            dtype=dtype,
+            overwrite=overwrite,
+        )
 
     def task_index(self, task: str) -> int:
         """Row of ``task`` in the bank (``ConfigError`` naming the known tasks otherwise)."""
@@ -58,30 +156,90 @@ class SourceBank:
             ) from None
 
 
+def _dtype(dtype: str | torch.dtype) -> tuple[str, torch.dtype]:
+    if isinstance(dtype, torch.dtype):
+        for name, value in BANK_DTYPES.items():
+            if value == dtype:
+                return name, value
+    elif dtype in BANK_DTYPES:
+        return str(dtype), BANK_DTYPES[dtype]
+    raise ConfigError(f"source bank dtype must be float32 or float16, not {dtype}")
+
+
+def _check_statistics(
+    statistics: Mapping[str, Mapping[str, Tensor]], maps: Mapping[str, Tensor], n_tasks: int
+) -> None:
+    for kind in STAT_KINDS:
+        if kind not in statistics:
+            raise ConfigError(f"source bank statistics: missing {kind!r}")
+        for level in LEVELS:
+            channels = maps[level].shape[1]
+            want = (n_tasks, channels) if kind == "mean" else (n_tasks, channels, channels)
+            got = tuple(statistics[kind][level].shape)
+            if got != want:
+                raise ConfigError(f"source bank {kind}_{level}: expected {want}, got {got}")
+
+
 def save_source_bank(
     path: str | Path,
     bank: Mapping[str, Tensor],
     task_names: Sequence[str],
     metadata: Mapping[str, Any] | None = None,
+    *,
+    statistics: Mapping[str, Mapping[str, Tensor]] | None = None,
+    dtype: str | torch.dtype = "float32",
+    overwrite: bool = True,
 ) -> Path:
-    """Write ``bank`` (``{g4, g3, g2}``, each ``T×C×h×w``) to a safetensors file (see above)."""
-    from safetensors.torch import save_file
+    """Write ``bank`` (``{g4, g3, g2}``, each ``T×C×h×w``) and, when given, ``statistics``
+    (``{"mean": {level: T×C}, "cov": {level: T×C×C}, "within": …}``) to a safetensors file.
 
-    tensors = {k: bank[k].detach().float().contiguous().cpu() for k in LEVELS}
-    for k, v in tensors.items():
+    ``dtype`` is the storage type of every tensor (``"float32"`` or ``"float16"``: half the
+    size; loading returns float32). The write is atomic (temporary file + rename) with the usual
+    file permissions; ``overwrite=False`` refuses an existing file.
+    """
+    from safetensors.torch import save
+
+    from aioir.io import write_bytes_atomically
+
+    name, store = _dtype(dtype)
+    maps = {k: bank[k].detach().float().cpu() for k in LEVELS}
+    for k, v in maps.items():
         if v.ndim != 4 or v.shape[0] != len(task_names):
             raise ConfigError(
                 f"source bank {k}: expected {len(task_names)}×C×h×w, got {tuple(v.shape)}"
             )
-    meta = {"task_names": list(task_names), **dict(metadata or {})}
+    tensors = dict(maps)
+    if statistics is not None:
+        _check_statistics(statistics, maps, len(task_names))
+        for kind in STAT_KINDS:
+            for level in LEVELS:
+                tensors[f"{kind}_{level}"] = statistics[kind][level].detach().float().cpu()
+    if store == torch.float16:
+        big = max(float(v.abs().max()) for v in tensors.values())
+        if big > float(torch.finfo(torch.float16).max):
+            raise ConfigError(f"source bank values up to {big:.3g} do not fit in float16")
+    tensors = {k: v.to(store).contiguous() for k, v in tensors.items()}
+    meta = {
+        "task_names": list(task_names),
+        **dict(metadata or {}),
+        "format_version": BANK_FORMAT_VERSION,
+        "dtype": name,
+    }
+    if statistics is None:
+        meta.pop("statistics", None)  # a description of statistics that are not stored
+    try:
+        text = json.dumps(meta, sort_keys=True)
+    except TypeError as exc:
+        raise ConfigError(f"source bank metadata must be JSON-serialisable: {exc}") from exc
+    payload = save(tensors, metadata={"aioir_source_bank": text})
     p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    save_file(tensors, str(p), metadata={"aioir_source_bank": json.dumps(meta, sort_keys=True)})
+    write_bytes_atomically(p, payload, overwrite=overwrite)
     return p
 
 
-def load_source_bank(path: str | Path) -> tuple[dict[str, Tensor], dict[str, Any]]:
-    """Read a bank file (or the ``bank.safetensors`` in a directory): ``(bank, metadata)``."""
+def _read(
+    path: str | Path,
+) -> tuple[dict[str, Tensor], dict[str, Any], dict[str, dict[str, Tensor]] | None]:
     from safetensors import safe_open
 
     p = Path(path)
@@ -92,9 +250,32 @@ def load_source_bank(path: str | Path) -> tuple[dict[str, Tensor], dict[str, Any
     try:
         with safe_open(str(p), framework="pt") as f:
             meta = json.loads((f.metadata() or {}).get("aioir_source_bank", "null"))
-            bank = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118
+            tensors = {k: f.get_tensor(k).float() for k in f.keys()}  # noqa: SIM118
     except (OSError, ValueError, RuntimeError) as exc:
         raise CheckpointError(f"{p}: not a readable source bank ({exc})") from exc
-    if meta is None or set(bank) != set(LEVELS):
+    if not isinstance(meta, dict) or not set(LEVELS) <= set(tensors):
         raise CheckpointError(f"{p}: not an aioir source bank (need g4, g3, g2 + metadata)")
-    return bank, meta
+    version = meta.get("format_version", 1)
+    if not isinstance(version, int) or version > BANK_FORMAT_VERSION:
+        raise CheckpointError(
+            f"{p}: source bank format {version!r} is newer than this aioir reads "
+            f"({BANK_FORMAT_VERSION}); upgrade aioir"
+        )
+    stat_names = {f"{kind}_{level}" for kind in STAT_KINDS for level in LEVELS}
+    unknown = set(tensors) - set(LEVELS) - stat_names
+    present = set(tensors) & stat_names
+    if unknown or (present and present != stat_names):
+        extra = sorted(unknown) or sorted(stat_names - present)
+        raise CheckpointError(f"{p}: malformed source bank (unexpected or missing {extra})")
+    levels = {k: tensors[k] for k in LEVELS}
+    stats = None
+    if present:
+        stats = {kind: {lv: tensors[f"{kind}_{lv}"] for lv in LEVELS} for kind in STAT_KINDS}
+    return levels, meta, stats
+
+
+def load_source_bank(path: str | Path) -> tuple[dict[str, Tensor], dict[str, Any]]:
+    """Read a bank file (or the ``bank.safetensors`` in a directory): ``(mean maps, metadata)``
+    — float32 whatever the stored dtype; :meth:`SourceBank.load` also returns the statistics."""
+    levels, meta, _ = _read(path)
+    return levels, meta

@@ -19,7 +19,8 @@ Two modes (:class:`TTAConfig`):
   (bicubic) so files and metrics keep their size (``resize=False`` adapts at native size).
 * ``default`` — blind and safe: residual adapters whose last 1×1 is re-initialised to zero
   (step 0 is exactly the trained model), DAM in eval mode (deterministic), the reference task
-  chosen blindly (:func:`choose_reference`) unless given, and a stopping rule (stop when the loss
+  chosen blindly (:func:`choose_reference`) unless given, the CORAL reference taken from the
+  bank's stored statistics when it has them (:data:`REFERENCES`), and a stopping rule (stop when the loss
   improves by less than ``tol`` relative for ``patience`` steps or after ``steps``; keep the
   adapters with the lowest loss, which may be the identity). Because the DAM is deterministic in
   eval mode, the unadapted ``g``'s are computed once and only the adapters run at each step; then
@@ -29,6 +30,15 @@ Two modes (:class:`TTAConfig`):
 
 The reference task is looked up in ``model.source_bank`` (:class:`aioir.models.SourceBank`),
 attached by :func:`aioir.load_model` to saved UDAIR models.
+
+**CORAL reference** (``reference=``). The authors compare the target rows with the rows of the
+task's *mean map* ``P^ℓ_r`` — the spatial covariance of an average over training crops, 3–12×
+smaller (Frobenius) than the covariance of one image's rows, recomputed at every step
+(``"mean_map"``, always used by ``faithful``). A format-2 bank stores per-task row statistics;
+``"statistics"`` uses its *within-image* covariance (the mean over training crops of each crop's
+own row covariance, the expected value of what CORAL computes for one source image) as a fixed
+reference. ``"auto"`` (the default mode's default) takes the statistics when the bank has them
+and the mean map otherwise (old banks).
 """
 
 from __future__ import annotations
@@ -45,13 +55,14 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from aioir.errors import ConfigError
-from aioir.losses.coral import coral_loss
-from aioir.models.source_bank import LEVELS
+from aioir.losses.coral import coral_loss, covariance, safe_sqrt
+from aioir.models.source_bank import LEVELS, pooled_rows, pooled_size
 from aioir.restore.adaptation import register_test_time_adapter
 
 __all__ = [
     "CHOOSERS",
     "LEVELS",
+    "REFERENCES",
     "TTA_MODES",
     "TTAConfig",
     "UDAIRTestTimeAdapter",
@@ -61,13 +72,22 @@ __all__ = [
     "pooled_size",
     "reference_distances",
     "reinit_adapters",
+    "resolve_chooser",
     "udair_tta",
+    "uses_statistics",
 ]
 
 TTA_MODES: tuple[str, ...] = ("default", "faithful")
-#: Blind reference choices: Σ CORAL distance (methods §2.15 item 3 B), nearest mean embedding
-#: ("centroid"), or the sum of both after normalisation ("combined").
-CHOOSERS: tuple[str, ...] = ("coral", "centroid", "combined")
+#: Blind reference choices: Σ CORAL distance to the mean maps (methods §2.15 item 3 B), nearest
+#: mean embedding ("centroid"), the sum of both after normalisation ("combined"), Mahalanobis
+#: distance of the image's mean row under the bank's stored covariance ("mahalanobis", needs a
+#: bank with statistics), or "auto": mahalanobis when the bank has statistics, else centroid.
+CHOOSERS: tuple[str, ...] = ("auto", "coral", "centroid", "combined", "mahalanobis")
+#: CORAL reference: the bank's stored within-image covariance ("statistics"), the covariance of
+#: the task's mean map ("mean_map", the authors'), or "auto" (statistics when the bank has them).
+REFERENCES: tuple[str, ...] = ("auto", "statistics", "mean_map")
+#: relative ridge added to the stored covariance by the mahalanobis chooser (× its mean variance)
+MAHALANOBIS_RIDGE = 1e-2
 
 
 @dataclasses.dataclass(frozen=True)
@@ -89,7 +109,10 @@ class TTAConfig:
             short side (a larger input is downscaled with antialiasing; ``None``: native size).
         resize: faithful only — resize to ``work_size``² (the authors); ``False`` adapts and
             restores at the native size.
-        chooser: blind reference choice (:data:`CHOOSERS`).
+        chooser: blind reference choice (:data:`CHOOSERS`; ``auto``: ``mahalanobis`` with a
+            bank that has statistics, else ``centroid``).
+        reference: CORAL reference (:data:`REFERENCES`; default mode only — ``faithful``
+            always uses the authors' mean maps).
         seed: seeds the adapter re-initialisation (default) and dropout (faithful).
     """
 
@@ -103,7 +126,8 @@ class TTAConfig:
     patience: int = 2
     work_size: int | None = 256
     resize: bool = True
-    chooser: str = "centroid"
+    chooser: str = "auto"
+    reference: str = "auto"
     seed: int = 42
 
     def __post_init__(self) -> None:
@@ -111,6 +135,12 @@ class TTAConfig:
             raise ConfigError(f"unknown TTA mode {self.mode!r} (use {', '.join(TTA_MODES)})")
         if self.chooser not in CHOOSERS:
             raise ConfigError(f"unknown TTA chooser {self.chooser!r} (use {', '.join(CHOOSERS)})")
+        if self.reference not in REFERENCES:
+            raise ConfigError(
+                f"unknown TTA reference {self.reference!r} (use {', '.join(REFERENCES)})"
+            )
+        if self.mode == "faithful" and self.reference == "statistics":
+            raise ConfigError("faithful TTA uses the authors' mean-map reference, not statistics")
         if self.mode == "faithful" and not self.task:
             raise ConfigError(
                 "faithful TTA needs the reference task (task=..., --tta-task): the authors' "
@@ -136,42 +166,90 @@ def bank_patch_size(bank: Any) -> int:
     return int(size) if size else int(bank.levels["g3"].shape[-1]) * 4
 
 
-def pooled_size(shape: tuple[int, int], bank_hw: tuple[int, int]) -> tuple[int, int]:
-    """Pooled size of a target map of ``shape`` so its *short* side matches the bank's.
-
-    A square map gives exactly ``bank_hw`` (the authors' pooling); other aspect ratios keep their
-    aspect (the CORAL rows are positions, their number may differ from the bank's).
-    """
-    h, w = shape
-    bh, bw = bank_hw
-    if h == w:
-        return bh, bw
-    ratio = min(h, w) / min(bh, bw)
-    return max(1, round(h / ratio)), max(1, round(w / ratio))
-
-
 def _rows(x: Tensor) -> Tensor:
     """C×h×w → (h·w)×C."""
     return x.flatten(1).t()
 
 
 def _target_rows(g: Tensor, bank_hw: tuple[int, int]) -> Tensor:
-    """1×C×H×W map → rows of its average-pooled version (fp32)."""
-    size = pooled_size((g.shape[-2], g.shape[-1]), bank_hw)
-    return _rows(F.adaptive_avg_pool2d(g.float(), size)[0])
+    """1×C×H×W map → rows of its average-pooled version (fp32; fp64 kept)."""
+    return pooled_rows(g, bank_hw)[0]
+
+
+def uses_statistics(bank: Any, reference: str = "auto") -> bool:
+    """Whether the CORAL reference comes from the bank's stored statistics (see
+    :data:`REFERENCES`); ``ConfigError`` for ``"statistics"`` with a bank that has none."""
+    if reference not in REFERENCES:
+        raise ConfigError(f"unknown TTA reference {reference!r} (use {', '.join(REFERENCES)})")
+    has = bool(getattr(bank, "has_statistics", False))
+    if reference == "statistics" and not has:
+        raise ConfigError(
+            "the source bank has no stored statistics (an old bank: rebuild it with `aioir bank`)"
+        )
+    return has and reference != "mean_map"
+
+
+def _coral_to_covariance(cov_src: Tensor, rows_tgt: Tensor) -> Tensor:
+    """UDAIR's CORAL with a given source covariance: ``‖Σ_s − Cov(X_t)‖_F / (4C²)``."""
+    c = rows_tgt.shape[1]
+    with torch.autocast(rows_tgt.device.type, enabled=False):
+        cov_tgt = covariance(rows_tgt)
+        diff = cov_src.to(device=cov_tgt.device, dtype=cov_tgt.dtype) - cov_tgt
+        return safe_sqrt(diff.pow(2).sum()) / (4.0 * c * c)
 
 
 def coral_objective(
-    maps: Mapping[str, Tensor], bank: Any, index: int, scale: float = 1e5
+    maps: Mapping[str, Tensor],
+    bank: Any,
+    index: int,
+    scale: float = 1e5,
+    reference: str = "auto",
 ) -> Tensor:
-    """``scale · Σ_ℓ CORAL(P^ℓ_index, pool(g_ℓ))`` for one image's maps (each 1×C×H×W)."""
+    """``scale · Σ_ℓ CORAL(ref^ℓ_index, pool(g_ℓ))`` for one image's maps (each 1×C×H×W).
+
+    ``ref`` is the bank's stored within-image covariance of task ``index`` or the covariance of
+    its mean map ``P^ℓ_index`` (the authors'), as ``reference`` and the bank decide
+    (:func:`uses_statistics`).
+    """
+    stats = uses_statistics(bank, reference)
     total = None
     for level in LEVELS:
-        ref = bank.levels[level][index].to(maps[level].device)
-        term = coral_loss(_rows(ref), _target_rows(maps[level], tuple(ref.shape[-2:])))
+        hw = tuple(bank.levels[level].shape[-2:])
+        rows = _target_rows(maps[level], hw)  # type: ignore[arg-type]
+        if stats:
+            term = _coral_to_covariance(bank.within[level][index], rows)
+        else:
+            ref = bank.levels[level][index].to(maps[level].device)
+            term = coral_loss(_rows(ref), rows)
         total = term if total is None else total + term
     assert total is not None
     return total * scale
+
+
+def resolve_chooser(chooser: str, bank: Any) -> str:
+    """The concrete chooser: ``auto`` → ``mahalanobis`` with bank statistics, else
+    ``centroid``; ``mahalanobis`` without statistics is a ``ConfigError``."""
+    if chooser not in CHOOSERS:
+        raise ConfigError(f"unknown TTA chooser {chooser!r} (use {', '.join(CHOOSERS)})")
+    has = bool(getattr(bank, "has_statistics", False))
+    if chooser == "auto":
+        return "mahalanobis" if has else "centroid"
+    if chooser == "mahalanobis" and not has:
+        raise ConfigError(
+            "the mahalanobis chooser needs a source bank with statistics (rebuild it with "
+            "`aioir bank`)"
+        )
+    return chooser
+
+
+def _mahalanobis(target: Tensor, means: Tensor, cov: Tensor) -> Tensor:
+    """``(m − μ_k)ᵀ (Σ + εI)⁻¹ (m − μ_k) / C`` for every task ``k`` (float64)."""
+    c = cov.shape[-1]
+    ridge = MAHALANOBIS_RIDGE * torch.diagonal(cov).mean().clamp_min(1e-30)
+    reg = cov + ridge * torch.eye(c, dtype=cov.dtype)
+    diff = (means - target).t()  # C×T
+    solved = torch.linalg.solve(reg, diff)
+    return (diff * solved).sum(0) / c
 
 
 @torch.no_grad()
@@ -181,16 +259,27 @@ def reference_distances(maps: Mapping[str, Tensor], bank: Any, chooser: str) -> 
     * ``coral``: ``Σ_ℓ CORAL(P^ℓ_k, pool(g_ℓ))`` (methods §2.15 item 3, option B);
     * ``centroid``: ``Σ_ℓ ‖mean(P^ℓ_k) − mean(g_ℓ)‖ / s_ℓ`` with ``s_ℓ`` the mean distance
       between the bank's task means at level ℓ (so every level weighs the same);
-    * ``combined``: both, each divided by its mean over tasks, summed.
+    * ``combined``: both, each divided by its mean over tasks, summed;
+    * ``mahalanobis``: ``Σ_ℓ (m_ℓ − μ^ℓ_k)ᵀ (Σ̄^ℓ + εI)⁻¹ (m_ℓ − μ^ℓ_k) / C_ℓ`` with ``m_ℓ`` the
+      mean row of the pooled map, ``μ^ℓ_k`` the task's stored mean and ``Σ̄^ℓ`` the stored
+      per-task covariance averaged over tasks (a linear discriminant; ``ε`` = 1 % of its mean
+      variance). Needs a bank with statistics;
+    * ``auto``: ``mahalanobis`` when the bank has statistics, else ``centroid``.
     """
-    if chooser not in CHOOSERS:
-        raise ConfigError(f"unknown TTA chooser {chooser!r} (use {', '.join(CHOOSERS)})")
+    chooser = resolve_chooser(chooser, bank)
     n_tasks = len(bank.task_names)
     coral = torch.zeros(n_tasks, dtype=torch.float64)
     centroid = torch.zeros(n_tasks, dtype=torch.float64)
+    maha = torch.zeros(n_tasks, dtype=torch.float64)
     for level in LEVELS:
         ref = bank.levels[level].double().cpu()
         g = maps[level].detach().double().cpu()
+        if chooser == "mahalanobis":
+            rows = _target_rows(g, tuple(ref.shape[-2:]))
+            means = bank.means[level].double().cpu()
+            pooled = bank.covs[level].double().cpu().mean(0)
+            maha += _mahalanobis(rows.mean(0), means, pooled)
+            continue
         if chooser in ("coral", "combined"):
             rows = _target_rows(g, tuple(ref.shape[-2:]))
             for k in range(n_tasks):
@@ -200,6 +289,8 @@ def reference_distances(maps: Mapping[str, Tensor], bank: Any, chooser: str) -> 
             target = g.mean(dim=(0, 2, 3))
             spread = torch.cdist(means, means).sum() / max(1, n_tasks * (n_tasks - 1))
             centroid += (means - target).norm(dim=1) / spread.clamp_min(1e-12)
+    if chooser == "mahalanobis":
+        return maha
     if chooser == "coral":
         return coral
     if chooser == "centroid":
@@ -208,7 +299,7 @@ def reference_distances(maps: Mapping[str, Tensor], bank: Any, chooser: str) -> 
 
 
 def choose_reference(
-    maps: Mapping[str, Tensor], bank: Any, chooser: str = "centroid"
+    maps: Mapping[str, Tensor], bank: Any, chooser: str = "auto"
 ) -> tuple[int, Tensor]:
     """Blind reference task: ``(argmin index, distances)`` (see :func:`reference_distances`)."""
     dist = reference_distances(maps, bank, chooser)
@@ -374,7 +465,7 @@ class UDAIRTestTimeAdapter:
             for _ in range(cfg.max_steps - 1):
                 o = model.forward_features(work, decode=False)  # type: ignore[operator]
                 loss = coral_objective(
-                    {"g4": o.g4, "g3": o.g3, "g2": o.g2}, bank, index, cfg.loss_scale
+                    {"g4": o.g4, "g3": o.g3, "g2": o.g2}, bank, index, cfg.loss_scale, "mean_map"
                 )
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
@@ -383,7 +474,7 @@ class UDAIRTestTimeAdapter:
             with torch.no_grad():
                 o = model.forward_features(work, decode=True)  # type: ignore[operator]
                 maps = {"g4": o.g4, "g3": o.g3, "g2": o.g2}
-                losses.append(float(coral_objective(maps, bank, index, cfg.loss_scale)))
+                losses.append(float(coral_objective(maps, bank, index, cfg.loss_scale, "mean_map")))
         out = o.image.clamp(0.0, 1.0)
         if out.shape[-2:] != size:
             out = F.interpolate(out, size=size, mode="bicubic", align_corners=False)
@@ -391,6 +482,7 @@ class UDAIRTestTimeAdapter:
             "mode": "faithful",
             "task": bank.task_names[index],
             "blind": False,
+            "reference": "mean_map",
             "losses": losses,
             "steps": cfg.max_steps - 1,
         }
@@ -412,8 +504,10 @@ class UDAIRTestTimeAdapter:
         raw = _raw_maps(model, work)
         distances = None
         blind = index is None
+        reference = "statistics" if uses_statistics(bank, cfg.reference) else "mean_map"
+        chooser = resolve_chooser(cfg.chooser, bank) if blind else None
         if index is None:
-            index, distances = choose_reference(raw, bank, cfg.chooser)
+            index, distances = choose_reference(raw, bank, chooser)  # type: ignore[arg-type]
         if not pre_adapted:  # untrained adapters: start from the identity
             reinit_adapters(model, cfg.seed, residual=True)
         params = _only_adapters_trainable(model)
@@ -426,7 +520,7 @@ class UDAIRTestTimeAdapter:
         with torch.enable_grad():
             for step in range(cfg.max_steps + 1):
                 maps = {k: adapters[k](raw[k]) for k in LEVELS}
-                loss = coral_objective(maps, bank, index, cfg.loss_scale)
+                loss = coral_objective(maps, bank, index, cfg.loss_scale, reference)
                 value = loss.detach().item()
                 losses.append(value)
                 if value < best:
@@ -453,6 +547,8 @@ class UDAIRTestTimeAdapter:
             "mode": "default",
             "task": bank.task_names[index],
             "blind": blind,
+            "chooser": chooser,
+            "reference": reference,
             "distances": None if distances is None else [float(d) for d in distances],
             "losses": losses,
             "best_loss": best,

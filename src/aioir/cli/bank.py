@@ -1,0 +1,187 @@
+"""``aioir bank``: (re)build the source bank of a saved UDAIR model without retraining.
+
+Exit status: 0 written, 1 failed (bad model, config or data; output exists), 2 usage error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from aioir.cli._types import positive_int
+
+_DESCRIPTION = """\
+(Re)build the source bank of a saved UDAIR model: one eval-mode pass over the fixed training
+crops that `aioir train` uses for its final-pass bank (the data section of --config, seeded by
+trainer.seed), giving per-task mean embedding maps and — unless --no-statistics — the per-task
+row statistics (mean, covariance, within-image covariance) that blind test-time adaptation and
+`aioir adapt` use. The config's model section is ignored; its tasks must match the model's.
+
+Writes a new saved-model folder (--output: a copy of the model with the new bank), or replaces
+the bank next to the model (--in-place --overwrite). Nothing is replaced without --overwrite;
+files are written atomically.
+
+examples:
+  aioir bank --model runs/x/export --config configs/udair/default.yaml \\
+      --set data.root=data/photos1024 --output models/x-newbank
+  aioir bank --model runs/x/export --config CFG --in-place --overwrite --dtype float32
+
+exit status: 0 written, 1 failed, 2 usage error"""
+
+
+def _model_folder(spec: str) -> Path:
+    from aioir.errors import ConfigError
+    from aioir.restore.resolve import DEFAULT_MODEL, shipped_weights
+
+    if spec == DEFAULT_MODEL:
+        folder = shipped_weights(DEFAULT_MODEL)
+        if folder is None or not folder.is_dir():
+            raise ConfigError("no shipped default model folder in this installation")
+        return folder
+    folder = Path(spec)
+    if not folder.exists():
+        raise ConfigError(f"{folder}: no such model folder")
+    if not folder.is_dir() or not (folder / "config.json").is_file():
+        raise ConfigError(
+            f"{folder}: not a saved-model folder (model.safetensors + config.json); the bank "
+            "lives beside the weights"
+        )
+    return folder
+
+
+def _recorded_patch(model: Any) -> int | None:
+    """The patch size the model's current bank (or its training record) was built with."""
+    bank = getattr(model, "source_bank", None)
+    if bank is not None and bank.metadata.get("patch_size"):
+        return int(bank.metadata["patch_size"])
+    training = (getattr(model, "aioir_metadata", {}) or {}).get("training") or {}
+    for section in ("source_bank", "data"):
+        value = (training.get(section) or {}).get("patch_size")
+        if value:
+            return int(value)
+    return None
+
+
+def _bank(args: argparse.Namespace) -> int:
+    from aioir.engine.config import load_config
+    from aioir.engine.source_bank import (
+        build_source_bank,
+        replace_bank_in_place,
+        write_model_with_bank,
+    )
+    from aioir.errors import ConfigError
+    from aioir.models import load_model
+    from aioir.restore.api import resolve_device
+
+    if (args.output is None) == (not args.in_place):
+        raise ConfigError("give either --output DIR or --in-place")
+    if args.in_place and not args.overwrite:
+        raise ConfigError("--in-place replaces the model's bank: pass --overwrite as well")
+    folder = _model_folder(args.model)
+    if args.output is not None:
+        out = Path(args.output)
+        if out.exists() and out.resolve() == folder.resolve():
+            raise ConfigError(f"{out}: is the model folder itself; use --in-place --overwrite")
+        if out.exists() and (not out.is_dir() or any(out.iterdir())) and not args.overwrite:
+            raise ConfigError(f"{out}: exists; pass --overwrite to replace it")
+    config = load_config(args.config, list(args.set or []))
+    model = load_model(folder)
+    if not hasattr(model, "forward_features"):
+        raise ConfigError(f"{folder}: a {type(model).__name__} has no source bank (UDAIR only)")
+    patch = args.patch_size or config.source_bank.patch_size or _recorded_patch(model)
+    tasks = (getattr(model, "aioir_metadata", {}) or {}).get("task_names")
+    device = resolve_device(args.device)
+    start = time.perf_counter()
+    bank = build_source_bank(
+        model.to(device),
+        config,
+        items_per_task=args.items_per_task,
+        patch_size=patch,
+        batch_size=args.batch_size,
+        statistics=not args.no_statistics,
+        expected_tasks=tasks,
+    )
+    bank.metadata.update(
+        {
+            "built_by": "aioir bank",
+            "config": str(args.config),
+            "seed": int(config.trainer.seed),
+        }
+    )
+    if args.in_place:
+        written = replace_bank_in_place(folder, bank, dtype=args.dtype)
+    else:
+        written = write_model_with_bank(
+            folder, bank, args.output, dtype=args.dtype, overwrite=args.overwrite
+        )
+    if not args.quiet:
+        counts = bank.metadata["count"]
+        print(
+            f"aioir bank: {len(bank.task_names)} tasks × {counts[0]} crops of "
+            f"{bank.metadata['patch_size']} px, statistics "
+            f"{'yes' if bank.has_statistics else 'no'}, {args.dtype}, "
+            f"{time.perf_counter() - start:.0f} s; wrote {written}",
+            file=sys.stderr,
+        )
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add the ``bank`` command."""
+    p = sub.add_parser(
+        "bank",
+        help="(re)build a UDAIR model's source bank without retraining",
+        description=_DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument(
+        "--model", required=True, metavar="DIR", help="saved UDAIR model folder, or 'default'"
+    )
+    p.add_argument(
+        "--config", type=Path, required=True, help="the training YAML config (data section)"
+    )
+    p.add_argument(
+        "--set",
+        action="extend",
+        nargs="+",
+        metavar="KEY.PATH=VALUE",
+        help="override config values, e.g. --set data.root=DIR trainer.seed=125",
+    )
+    where = p.add_mutually_exclusive_group()
+    where.add_argument(
+        "-o", "--output", type=Path, default=None, metavar="DIR", help="new model folder"
+    )
+    where.add_argument("--in-place", action="store_true", help="replace the bank next to the model")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing output / bank")
+    p.add_argument(
+        "--items-per-task",
+        type=positive_int,
+        default=None,
+        help="crops per task (default: the config's source_bank.items_per_task)",
+    )
+    p.add_argument(
+        "--patch-size",
+        type=positive_int,
+        default=None,
+        help="crop side (default: source_bank.patch_size, else the model's recorded bank "
+        "patch, else data.patch_size)",
+    )
+    p.add_argument("--batch-size", type=positive_int, default=None, help="crops per forward pass")
+    p.add_argument(
+        "--dtype",
+        choices=("float16", "float32"),
+        default="float16",
+        help="storage type of the bank tensors (default float16: half the size, "
+        "TTA results unchanged — docs/decisions.md)",
+    )
+    p.add_argument(
+        "--no-statistics",
+        action="store_true",
+        help="mean maps only (a format-1-like bank)",
+    )
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    p.add_argument("-q", "--quiet", action="store_true", help="no summary line")
+    p.set_defaults(handler=_bank)
