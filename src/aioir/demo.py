@@ -265,18 +265,12 @@ def _model_label(spec: str | os.PathLike[str] | nn.Module, model: nn.Module) -> 
 # ------------------------------------------------------------------------------ images
 def _downsize(path: Path, size: int) -> np.ndarray:
     """The photo as uint8 H×W×3 with its long side ``size`` (never up-scaled; Lanczos)."""
-    from PIL import Image
-
     from aioir.io import read_image, to_uint8
 
     pixels = to_uint8(read_image(path))
-    h, w = pixels.shape[:2]
-    scale = size / max(h, w)
-    if scale >= 1.0:
+    if max(pixels.shape[:2]) <= size:
         return pixels
-    new = (max(1, round(w * scale)), max(1, round(h * scale)))
-    image = Image.fromarray(pixels).resize(new, Image.Resampling.LANCZOS)
-    return np.asarray(image, dtype=np.uint8).copy()
+    return np.asarray(_fit(pixels, size), dtype=np.uint8).copy()
 
 
 def _float(pixels: np.ndarray) -> np.ndarray:
@@ -540,7 +534,7 @@ def run_demo(
 
     from aioir.data.samples import sample_images, sample_sources
     from aioir.data.synthetic import SyntheticDegradationDataset
-    from aioir.io import write_bytes_atomically, write_image
+    from aioir.io import to_uint8, write_bytes_atomically, write_image
     from aioir.metrics import get_protocol
     from aioir.restore.api import Restorer, resolve_device
     from aioir.restore.resolve import resolve_model
@@ -596,16 +590,16 @@ def run_demo(
                 bar.set_postfix_str(f"{task}/{photo}")
                 target_u8 = clean[photo]
                 reference = _float(target_u8)
-                degraded_u8 = _to_u8(item["input"].permute(1, 2, 0).numpy())
+                degraded_u8 = to_uint8(item["input"].permute(1, 2, 0).numpy())
                 files = {"clean": f"clean/{photo}.png"}
                 outputs = {"degraded": degraded_u8}
                 t0 = time.perf_counter()
-                outputs["restored"] = _to_u8(plain(_float(degraded_u8)))
+                outputs["restored"] = to_uint8(plain(_float(degraded_u8)))
                 seconds["restore"] += time.perf_counter() - t0
                 reference_task = None
                 if adapted is not None:
                     t0 = time.perf_counter()
-                    outputs["restored_tta"] = _to_u8(adapted(_float(degraded_u8)))
+                    outputs["restored_tta"] = to_uint8(adapted(_float(degraded_u8)))
                     seconds["tta"] += time.perf_counter() - t0
                     reference_task = _reported_reference(adapted)
                 scores: dict[str, Score] = {}
@@ -665,12 +659,6 @@ def run_demo(
         raise
     result.files = [display / rel for rel in written]
     return result
-
-
-def _to_u8(pixels: np.ndarray) -> np.ndarray:
-    from aioir.io import to_uint8
-
-    return to_uint8(pixels)
 
 
 def _reported_reference(restorer: Any) -> str | None:

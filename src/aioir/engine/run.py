@@ -284,8 +284,9 @@ def export_run(
 ) -> Path | None:
     """Write ``OUTPUT/export``: the best weights (EMA if any), the source bank, training.json."""
     from aioir.engine.callbacks import SOURCE_BANK_KEY
-    from aioir.engine.source_bank import BANK_FILE, compute_source_bank, save_source_bank
+    from aioir.engine.source_bank import BANK_FILE, compute_source_bank
     from aioir.models import save_pretrained
+    from aioir.models.source_bank import SourceBank
 
     if checkpoint is None:
         return None
@@ -296,28 +297,25 @@ def export_run(
     record["exported_ema"] = used_ema
     if bank_cb is not None:
         sb = config.source_bank
-        full_bank = None
+        bank: SourceBank | None = None
         if sb.mode == "final_pass":  # mean maps + the per-task row statistics (format 2)
             patch = sb.patch_size or config.data.patch_size
             loader = datamodule.bank_dataloader(sb.items_per_task, patch, sb.batch_size)
-            full_bank = compute_source_bank(
+            bank = compute_source_bank(
                 model, loader, datamodule.task_names, metadata={"patch_size": patch}
             )
-            bank = full_bank.levels
-            meta = {k: full_bank.metadata[k] for k in ("mode", "patch_size", "count", "statistics")}
+            meta = {k: bank.metadata[k] for k in ("mode", "patch_size", "count", "statistics")}
         else:
             state = ckpt.get(SOURCE_BANK_KEY) or {}
-            bank = state.get("bank")
             meta = {
                 "mode": "epoch_mean",
                 "patch_size": config.data.patch_size,
                 "step": state.get("best_step"),
             }
-        if full_bank is not None:
-            full_bank.save(export_dir / BANK_FILE)
-            record["source_bank"] = {"file": BANK_FILE, **meta}
-        elif bank is not None:
-            save_source_bank(export_dir / BANK_FILE, bank, datamodule.task_names, meta)
+            if state.get("bank") is not None:
+                bank = SourceBank(state["bank"], list(datamodule.task_names), meta)
+        if bank is not None:
+            bank.save(export_dir / BANK_FILE)
             record["source_bank"] = {"file": BANK_FILE, **meta}
     metadata = {
         "training": {k: v for k, v in record.items() if k not in ("val_history", "ddp")},

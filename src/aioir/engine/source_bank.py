@@ -440,15 +440,14 @@ def write_model_with_bank(
         if out.exists() or out.is_symlink():
             os.rename(out, old)
         os.rename(tmp, out)
-    except OSError as exc:
+    except BaseException as exc:  # roll back: the old folder stays as it was
         shutil.rmtree(tmp, ignore_errors=True)
         if old.exists() and not out.exists():
             os.rename(old, out)
-        raise ConfigError(f"{out}: cannot write the model folder ({exc.strerror or exc})") from None
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        if old.exists() and not out.exists():
-            os.rename(old, out)
+        if isinstance(exc, OSError):
+            raise ConfigError(
+                f"{out}: cannot write the model folder ({exc.strerror or exc})"
+            ) from None
         raise
     if old.is_dir() and not old.is_symlink():
         shutil.rmtree(old, ignore_errors=True)
