@@ -70,6 +70,16 @@ def test_debug_flag_shows_the_traceback(monkeypatch):
     monkeypatch.setattr(info, "_models", boom)
     with pytest.raises(ImageReadError):
         cli.main(["--debug", "models"])
+    with pytest.raises(ImageReadError):  # after the command too
+        cli.main(["models", "--debug"])
+    assert cli.main(["models"]) == 1  # and only when asked
+
+
+def test_debug_is_accepted_after_every_command_and_sub_command():
+    parser = cli.build_parser()
+    assert parser.parse_args(["data", "check", "ROOT", "--layout", "x", "--debug"]).debug is True
+    assert parser.parse_args(["--debug", "data", "check", "ROOT", "--layout", "x"]).debug is True
+    assert parser.parse_args(["data", "check", "ROOT", "--layout", "x"]).debug is False
 
 
 def test_console_script_runs_as_a_module():

@@ -80,7 +80,9 @@ def test_promptir_tree_with_protocol_and_limit(main, promptir_tree, capsys):
     assert "| GoPro | 1 (expected 1,111) |" in out
 
 
-def test_network_model_runs_through_the_restorer(main, paired_dir, capsys):
+@pytest.mark.parametrize("ensemble", [False, True])
+def test_network_model_runs_through_the_restorer(main, paired_dir, tmp_path, capsys, ensemble):
+    out_json = tmp_path / "r.json"
     argv = [
         "evaluate",
         "--model",
@@ -93,9 +95,16 @@ def test_network_model_runs_through_the_restorer(main, paired_dir, capsys):
         "--no-progress",
         "--limit",
         "1",
+        "--json",
+        str(out_json),
+        *(["--self-ensemble"] if ensemble else []),
     ]
     assert main(argv) == 0
-    assert "### paired:" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "### paired:" in out
+    assert ("geometric self-ensemble" in out) == ensemble
+    (result,) = json.loads(out_json.read_text())["results"]
+    assert result["settings"]["self_ensemble"] is ensemble
 
 
 @pytest.mark.parametrize(
@@ -109,6 +118,7 @@ def test_network_model_runs_through_the_restorer(main, paired_dir, capsys):
             ["--benchmark", "udair-source", "--data-root", ".", "--protocol", "psnr"],
             "unknown metric protocol",
         ),
+        (["--benchmark", "paired:.", "--self-ensemble"], "apply to networks only"),
     ],
 )
 def test_errors_are_one_line_with_exit_1(main, capsys, argv, message):

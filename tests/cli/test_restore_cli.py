@@ -52,9 +52,7 @@ def test_restores_files_and_keeps_the_size(tmp_path, run):
     assert load_image(tmp_path / "out" / "b.png").rgb.shape == (7, 9, 3)
 
 
-def test_output_folder_defaults_to_restored_in_the_working_directory(
-    tmp_path, run, monkeypatch
-):
+def test_output_folder_defaults_to_restored_in_the_working_directory(tmp_path, run, monkeypatch):
     _rgb(tmp_path / "a.png")
     monkeypatch.chdir(tmp_path)
     code, err = run("a.png")
@@ -260,6 +258,16 @@ def test_tiling_options(tmp_path, run):
     )  # fmt: skip
     assert code == 0, err
     assert load_image(out / "a.png").rgb.shape == (30, 40, 3)
+
+
+def test_self_ensemble_option_changes_the_output(tmp_path, run):
+    src = _rgb(tmp_path / "a.png", w=20, h=14)
+    assert run(str(src), "-o", str(tmp_path / "plain"))[0] == 0
+    code, err = run(str(src), "-o", str(tmp_path / "ens"), "--self-ensemble")
+    assert code == 0, err
+    plain, ens = (load_image(tmp_path / d / "a.png").rgb for d in ("plain", "ens"))
+    assert ens.shape == plain.shape == (14, 20, 3)
+    assert not np.array_equal(ens, plain)  # an untrained UDAIR is not flip-equivariant
 
 
 def test_unexpected_errors_are_one_line_unless_debug(tmp_path, run, monkeypatch):

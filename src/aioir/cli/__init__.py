@@ -19,6 +19,7 @@ from collections.abc import Callable, Sequence
 
 from aioir import __version__
 from aioir.cli import adapt, bank, data, demo, evaluate, export, info, restore, train, viz
+from aioir.cli._options import add_debug_everywhere
 from aioir.errors import AioirError
 
 __all__ = ["build_parser", "main"]
@@ -42,6 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for module in COMMAND_MODULES:
         module.register(sub)
+    add_debug_everywhere(parser)
     return parser
 
 

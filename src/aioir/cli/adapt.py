@@ -9,6 +9,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from aioir.cli._options import add_device_argument
 from aioir.cli._types import positive_float, positive_int
 
 _DESCRIPTION = """\
@@ -82,7 +83,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--crop", type=positive_int, default=None, help="crop side (default: bank patch)"
     )
     p.add_argument("--seed", type=int, default=0, help="seed (default 0)")
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    add_device_argument(p)
     p.add_argument("--overwrite", action="store_true", help="replace an existing output")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress")
     p.set_defaults(handler=_adapt)

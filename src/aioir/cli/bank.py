@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from aioir.cli._options import add_device_argument
 from aioir.cli._types import positive_int
 
 _DESCRIPTION = """\
@@ -182,6 +183,6 @@ def register(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="mean maps only (a format-1-like bank)",
     )
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    add_device_argument(p)
     p.add_argument("-q", "--quiet", action="store_true", help="no summary line")
     p.set_defaults(handler=_bank)

@@ -10,6 +10,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from aioir.cli._options import add_device_argument
 from aioir.cli._types import positive_int
 
 # the same as aioir.demo's (not imported here: it needs torch; tests check they agree)
@@ -107,16 +108,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--overwrite", action="store_true", help="replace the demo's files in an existing folder"
     )
-    p.add_argument(
-        "--device",
-        default="auto",
-        help="auto (CUDA if available), cpu, cuda or cuda:N (default auto)",
-    )
+    add_device_argument(p)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or messages")
-    p.add_argument(
-        "--debug",
-        action="store_true",
-        default=argparse.SUPPRESS,
-        help="show the traceback of errors",
-    )
     p.set_defaults(handler=_demo)

@@ -10,6 +10,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from aioir.cli._options import add_device_argument, add_self_ensemble_argument
 from aioir.cli._tta import add_tta_arguments, tta_from_args
 
 
@@ -38,6 +39,7 @@ def _evaluate(args: argparse.Namespace) -> int:
         device=args.device,
         tile=args.tile,
         tta=tta_from_args(args),
+        self_ensemble=args.self_ensemble,
         precision=args.precision,
         allow_untrained=args.allow_untrained,
     )
@@ -100,6 +102,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="metric protocol: promptir, basicsr-y, udair or clean (default: the benchmark's)",
     )
     add_tta_arguments(p)
+    add_self_ensemble_argument(p)
     p.add_argument(
         "--tile", type=int, default=None, help="restore in N×N tiles (default: one full pass)"
     )
@@ -109,7 +112,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--limit", type=int, default=None, metavar="N", help="first N images per dataset only"
     )
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
+    add_device_argument(p)
     p.add_argument("--precision", default="fp32", help="fp32 (default), bf16 or fp16 for networks")
     p.add_argument(
         "--noise-rounding",

@@ -11,6 +11,7 @@ import sys
 import traceback
 from pathlib import Path
 
+from aioir.cli._options import add_device_argument, add_self_ensemble_argument
 from aioir.cli._tta import add_tta_arguments, tta_from_args
 from aioir.cli._types import non_negative_int, positive_int
 
@@ -53,6 +54,7 @@ def _restore(args: argparse.Namespace) -> int:
             tile_batch_size=args.tile_batch_size,
             precision=args.precision,
             tta=tta_from_args(args),
+            self_ensemble=args.self_ensemble,
             allow_untrained=args.allow_untrained,
         )
     except AioirError as exc:
@@ -105,6 +107,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="allow a model name without weights (random weights; for tests only)",
     )
     add_tta_arguments(p)
+    add_self_ensemble_argument(p)
     p.add_argument(
         "--tile",
         type=non_negative_int,
@@ -126,11 +129,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="N",
         help="tiles per forward pass (default 1 on CPU, 4 on GPU)",
     )
-    p.add_argument(
-        "--device",
-        default="auto",
-        help="auto (CUDA if available), cpu, cuda or cuda:N (default auto)",
-    )
+    add_device_argument(p)
     p.add_argument(
         "--precision",
         choices=("auto", "fp32", "bf16", "fp16"),
@@ -143,10 +142,4 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("-r", "--recursive", action="store_true", help="look into sub-folders")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
-    p.add_argument(
-        "--debug",
-        action="store_true",
-        default=argparse.SUPPRESS,
-        help="show tracebacks of unexpected errors",
-    )
     p.set_defaults(handler=_restore)

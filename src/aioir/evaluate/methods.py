@@ -81,7 +81,8 @@ class NetworkModel:
 
     ``tile=0`` (the default here) restores each image in one padded pass, as the papers do;
     ``tile=N`` uses N×N tiles with overlap blending. ``precision`` defaults to fp32 so numbers
-    do not depend on autocast. ``tta`` runs the model's registered test-time adaptation.
+    do not depend on autocast. ``tta`` runs the model's registered test-time adaptation;
+    ``self_ensemble`` averages over the eight flips/rotations (the papers' "+" / ×8 results).
     """
 
     def __init__(
@@ -93,6 +94,7 @@ class NetworkModel:
         tile: int = 0,
         tile_overlap: int = 32,
         tta: bool | dict[str, Any] = False,
+        self_ensemble: bool = False,
         precision: str = "fp32",
         allow_untrained: bool = False,
     ) -> None:
@@ -105,6 +107,7 @@ class NetworkModel:
             tile=tile,
             tile_overlap=tile_overlap,
             tta=tta,
+            self_ensemble=self_ensemble,
             precision=precision,
             allow_untrained=allow_untrained,
         )
@@ -115,6 +118,7 @@ class NetworkModel:
             "tile": tile,
             "tile_overlap": tile_overlap if tile else None,
             "tta": tta,
+            "self_ensemble": bool(self_ensemble),
             "precision": precision,
             "checkpoint": self.checkpoint,
             "untrained": bool(allow_untrained and checkpoint is None),
@@ -136,6 +140,7 @@ def load_method(
     device: str = "auto",
     tile: int | None = None,
     tta: bool | dict[str, Any] = False,
+    self_ensemble: bool = False,
     precision: str = "fp32",
     allow_untrained: bool = False,
 ) -> Method:
@@ -144,8 +149,10 @@ def load_method(
 
     text = spec if isinstance(spec, nn.Module) else str(spec)
     if isinstance(text, str) and text.startswith("classical:"):
-        if checkpoint is not None or tta or tile:
-            raise ConfigError(f"{text}: --checkpoint, --tta and --tile apply to networks only")
+        if checkpoint is not None or tta or tile or self_ensemble:
+            raise ConfigError(
+                f"{text}: --checkpoint, --tta, --tile and --self-ensemble apply to networks only"
+            )
         return ClassicalModel(text.removeprefix("classical:"))
     return NetworkModel(
         spec,
@@ -153,6 +160,7 @@ def load_method(
         device=device,
         tile=tile or 0,
         tta=tta,
+        self_ensemble=self_ensemble,
         precision=precision,
         allow_untrained=allow_untrained,
     )

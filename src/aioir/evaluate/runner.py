@@ -158,6 +158,12 @@ def evaluate(
             f"inputs and targets centre-cropped to a multiple of {proto.crop_to_multiple} "
             "before restoration (PromptIR's crop_img)"
         )
+    if settings.get("self_ensemble"):
+        notes.append("geometric self-ensemble: outputs averaged over the 8 flips/rotations (×8)")
+    if settings.get("tta"):
+        tta = settings["tta"]
+        options = ", ".join(f"{k} {v}" for k, v in tta.items()) if isinstance(tta, dict) else ""
+        notes.append("test-time adaptation" + (f" ({options})" if options else ""))
     if any(c.niqe is not None for c in summaries):
         notes.append(
             "NIQE: pristine model fitted on aioir's photo corpus, not Mittal et al.'s; "

@@ -1,6 +1,6 @@
 """Training losses: reconstruction (L1, Charbonnier), UDAIR's CSCL, CORAL, and their composition.
 
-- :mod:`~aioir.losses.reconstruction` — ``l1_loss``, ``charbonnier_loss``;
+- :mod:`~aioir.losses.reconstruction` — ``l1_loss``, ``charbonnier_loss``, ``fft_l1_loss``;
 - :mod:`~aioir.losses.contrastive` — ``cscl_loss`` (``mode="faithful"`` / ``"normalized"``);
 - :mod:`~aioir.losses.coral` — ``covariance``, ``coral_loss`` (fp32; UDAIR's non-squared form);
 - :mod:`~aioir.losses.composite` — ``LossSpec``, ``CompositeLoss``, ``register_loss``: losses
@@ -19,7 +19,7 @@ from aioir.losses.composite import (
 )
 from aioir.losses.contrastive import CSCLOutput, cscl_loss, random_derangement
 from aioir.losses.coral import coral_loss, covariance
-from aioir.losses.reconstruction import charbonnier_loss, l1_loss
+from aioir.losses.reconstruction import charbonnier_loss, fft_l1_loss, l1_loss
 
 __all__ = [
     "LOSSES",
@@ -31,6 +31,7 @@ __all__ = [
     "coral_loss",
     "covariance",
     "cscl_loss",
+    "fft_l1_loss",
     "l1_loss",
     "parse_loss_specs",
     "random_derangement",

@@ -16,7 +16,7 @@ from torch import Tensor
 
 from aioir.errors import ConfigError
 from aioir.losses.contrastive import cscl_loss
-from aioir.losses.reconstruction import charbonnier_loss, l1_loss
+from aioir.losses.reconstruction import charbonnier_loss, fft_l1_loss, l1_loss
 
 __all__ = [
     "LOSSES",
@@ -150,6 +150,14 @@ def _l1() -> LossTerm:
 def _charbonnier(eps: float = 1e-3) -> LossTerm:
     """Charbonnier (Restormer-style smooth L1)."""
     return _Pixel(charbonnier_loss, eps=float(eps))
+
+
+@register_loss("fft")
+def _fft(norm: str = "ortho") -> LossTerm:
+    """L1 on the 2-D FFT (MIMO-UNet/AdaIR's frequency loss; ``norm`` ``ortho`` or ``backward``)."""
+    if norm not in ("ortho", "backward"):
+        raise ConfigError(f"losses.fft.norm must be 'ortho' or 'backward', got {norm!r}")
+    return _Pixel(fft_l1_loss, norm=norm)
 
 
 class _CSCL:

@@ -34,6 +34,7 @@ from torch import Tensor, nn
 from aioir.errors import ConfigError, ImageWriteError
 from aioir.io import ImageData, load_image, save_image, write_image
 from aioir.nn.memory_format import to_channels_last
+from aioir.restore import ensemble
 from aioir.restore.adaptation import TestTimeAdapter, get_test_time_adapter
 from aioir.restore.resolve import DEFAULT_MODEL, resolve_model
 from aioir.restore.tiling import (
@@ -237,6 +238,8 @@ class Restorer:
         precision: ``"auto"``, ``"fp32"``, ``"bf16"`` or ``"fp16"`` (autocast).
         tta: ``True`` to use the model's registered test-time adapter (ConfigError when it has
             none), or a :class:`~aioir.restore.adaptation.TestTimeAdapter` to use.
+        self_ensemble: average the outputs for the eight flips/rotations of the input
+            (:mod:`aioir.restore.ensemble`; eight times the work).
         allow_untrained: allow a registered name without weights (random weights; tests only).
     """
 
@@ -251,6 +254,7 @@ class Restorer:
         tile_batch_size: int | None = None,
         precision: str = "auto",
         tta: bool | Mapping[str, Any] | TestTimeAdapter = False,
+        self_ensemble: bool = False,
         allow_untrained: bool = False,
     ) -> None:
         if tile is not None and tile < 0:
@@ -278,6 +282,7 @@ class Restorer:
         default_batch = 1 if self.device.type == "cpu" else 4
         self.tile_batch_size = tile_batch_size or default_batch
         self.bytes_per_pixel = model_bytes_per_pixel(self.model)
+        self.self_ensemble = bool(self_ensemble)
         if tta is True:
             self.adapter: TestTimeAdapter | None = get_test_time_adapter(self.model, self.name)
         elif isinstance(tta, Mapping):  # options for the model's registered adapter
@@ -290,7 +295,8 @@ class Restorer:
     def __repr__(self) -> str:
         return (
             f"Restorer(model={self.name!r}, device={str(self.device)!r}, tile={self.tile}, "
-            f"precision={str(self.dtype).removeprefix('torch.')!r}, tta={self.adapter is not None})"
+            f"precision={str(self.dtype).removeprefix('torch.')!r}, tta={self.adapter is not None}, "
+            f"self_ensemble={self.self_ensemble})"
         )
 
     # ---------------------------------------------------------------- core
@@ -324,7 +330,13 @@ class Restorer:
         )
 
     def _run(self, x: Tensor) -> Tensor:
-        """Padded or tiled restoration under inference mode; float32 on ``x``'s device."""
+        """Padded or tiled restoration (self-ensembled if asked); float32 on ``x``'s device."""
+        if self.self_ensemble:
+            return ensemble.self_ensemble(self._forward, x)
+        return self._forward(x)
+
+    def _forward(self, x: Tensor) -> Tensor:
+        """One padded or tiled pass under inference mode; float32 on ``x``'s device."""
         tile = self.tile_for(x.shape[-2], x.shape[-1], batch=x.shape[0])
         with torch.inference_mode(), self._autocast():
             if tile is None:

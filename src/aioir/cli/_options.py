@@ -1,0 +1,44 @@
+"""Options several commands share, defined once so their spelling and help agree."""
+
+from __future__ import annotations
+
+import argparse
+
+__all__ = ["add_debug_everywhere", "add_device_argument", "add_self_ensemble_argument"]
+
+
+def add_device_argument(parser: argparse.ArgumentParser) -> None:
+    """``--device`` (``auto``: CUDA when available, else the CPU)."""
+    parser.add_argument(
+        "--device",
+        default="auto",
+        help="auto (CUDA if available), cpu, cuda or cuda:N (default auto)",
+    )
+
+
+def add_self_ensemble_argument(parser: argparse.ArgumentParser) -> None:
+    """``--self-ensemble``: average over the eight flips/rotations (:mod:`aioir.restore.ensemble`)."""
+    parser.add_argument(
+        "--self-ensemble",
+        action="store_true",
+        help="average each output over the 8 flips/rotations of its input (8× slower)",
+    )
+
+
+def add_debug_everywhere(parser: argparse.ArgumentParser) -> None:
+    """Accept ``--debug`` after every (sub-)command too, not only before it.
+
+    The sub-command flags default to "absent", so they never reset a ``--debug`` given before the
+    command; nested groups (``aioir data check``) are reached through their sub-parsers.
+    """
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in action.choices.values():
+                if "--debug" not in child._option_string_actions:
+                    child.add_argument(
+                        "--debug",
+                        action="store_true",
+                        default=argparse.SUPPRESS,
+                        help="show full tracebacks instead of one-line errors",
+                    )
+                add_debug_everywhere(child)
