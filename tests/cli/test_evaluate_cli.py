@@ -80,7 +80,7 @@ def test_promptir_tree_with_protocol_and_limit(main, promptir_tree, capsys):
     assert "| GoPro | 1 (expected 1,111) |" in out
 
 
-@pytest.mark.parametrize("ensemble", [False, True])
+@pytest.mark.parametrize("ensemble", [None, "flips", "all"])
 def test_network_model_runs_through_the_restorer(main, paired_dir, tmp_path, capsys, ensemble):
     out_json = tmp_path / "r.json"
     argv = [
@@ -97,14 +97,14 @@ def test_network_model_runs_through_the_restorer(main, paired_dir, tmp_path, cap
         "1",
         "--json",
         str(out_json),
-        *(["--self-ensemble"] if ensemble else []),
+        *(["--self-ensemble", ensemble] if ensemble else []),
     ]
     assert main(argv) == 0
     out = capsys.readouterr().out
     assert "### paired:" in out
-    assert ("geometric self-ensemble" in out) == ensemble
+    assert ("geometric self-ensemble" in out) == (ensemble is not None)
     (result,) = json.loads(out_json.read_text())["results"]
-    assert result["settings"]["self_ensemble"] is ensemble
+    assert result["settings"]["self_ensemble"] == ensemble
 
 
 @pytest.mark.parametrize(

@@ -6,8 +6,15 @@ import pytest
 import torch
 from torch import nn
 
+from aioir.errors import ConfigError
 from aioir.restore.api import Restorer
-from aioir.restore.ensemble import DIHEDRAL_SIZE, dihedral, inverse_dihedral, self_ensemble
+from aioir.restore.ensemble import (
+    DIHEDRAL_SIZE,
+    ENSEMBLE_MODES,
+    dihedral,
+    inverse_dihedral,
+    self_ensemble,
+)
 
 
 def test_the_eight_transforms_are_distinct_and_invertible():
@@ -37,6 +44,25 @@ def test_equivariant_forward_is_unchanged_and_others_are_averaged():
     out = self_ensemble(shift, x)
     assert torch.allclose(out, expected)
     assert not torch.allclose(out, shift(x))
+    with pytest.raises(ValueError, match="mode"):
+        self_ensemble(shift, x, "rotations")
+
+
+def test_flips_keep_the_axes_so_oriented_structure_stays_oriented():
+    x = torch.zeros(1, 1, 6, 8)
+    x[..., :, 3] = 1.0  # a vertical streak
+    for i in ENSEMBLE_MODES["flips"]:
+        y = dihedral(x, i)
+        assert y.shape == x.shape and torch.equal(y.sum(-2).amax(), torch.tensor(6.0))  # vertical
+    turned = [i for i in ENSEMBLE_MODES["all"] if i not in ENSEMBLE_MODES["flips"]]
+    assert all(dihedral(x, i).sum(-1).amax() == 6.0 for i in turned)  # horizontal
+
+    # a forward that only handles vertical streaks: flips keep it exact, 'all' does not
+    def vertical_only(t: torch.Tensor) -> torch.Tensor:
+        return t.amax(-2, keepdim=True).expand_as(t)
+
+    assert torch.equal(self_ensemble(vertical_only, x, "flips"), vertical_only(x))
+    assert not torch.allclose(self_ensemble(vertical_only, x, "all"), vertical_only(x))
 
 
 class Asymmetric(nn.Module):
@@ -55,16 +81,28 @@ class Asymmetric(nn.Module):
         return self.conv(x)
 
 
-@pytest.mark.parametrize("tile", [0, 8])
-def test_restorer_self_ensemble_pads_tiles_and_averages(tile):
+@pytest.mark.parametrize(("tile", "mode"), [(0, "all"), (8, "all"), (0, "flips")])
+def test_restorer_self_ensemble_pads_tiles_and_averages(tile, mode):
     g = torch.Generator().manual_seed(1)
     x = torch.rand(1, 3, 13, 10, generator=g) * 0.2
     model = Asymmetric()
     plain = Restorer(model, device="cpu", tile=tile, tile_overlap=2)
-    ens = Restorer(model, device="cpu", tile=tile, tile_overlap=2, self_ensemble=True)
+    ens = Restorer(model, device="cpu", tile=tile, tile_overlap=2, self_ensemble=mode)
     out = ens.restore_tensor(x)
     assert out.shape == x.shape
-    expected = sum(inverse_dihedral(plain.restore_tensor(dihedral(x, i)), i) for i in range(8)) / 8
+    elements = ENSEMBLE_MODES[mode]
+    expected = sum(
+        inverse_dihedral(plain.restore_tensor(dihedral(x, i)), i) for i in elements
+    ) / len(elements)
     assert torch.allclose(out, expected, atol=1e-6)
     assert not torch.allclose(out, plain.restore_tensor(x), atol=1e-3)
-    assert "self_ensemble=True" in repr(ens)
+    assert f"self_ensemble={mode!r}" in repr(ens)
+
+
+def test_restorer_self_ensemble_values():
+    model = Asymmetric()
+    assert Restorer(model, device="cpu", self_ensemble=True).self_ensemble == "flips"
+    assert Restorer(model, device="cpu", self_ensemble=False).self_ensemble is None
+    assert Restorer(model, device="cpu", self_ensemble=None).self_ensemble is None
+    with pytest.raises(ConfigError, match="flips, all"):
+        Restorer(model, device="cpu", self_ensemble="x16")

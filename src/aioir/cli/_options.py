@@ -17,11 +17,16 @@ def add_device_argument(parser: argparse.ArgumentParser) -> None:
 
 
 def add_self_ensemble_argument(parser: argparse.ArgumentParser) -> None:
-    """``--self-ensemble``: average over the eight flips/rotations (:mod:`aioir.restore.ensemble`)."""
+    """``--self-ensemble [flips|all]`` (:mod:`aioir.restore.ensemble`); bare = ``flips``."""
     parser.add_argument(
         "--self-ensemble",
-        action="store_true",
-        help="average each output over the 8 flips/rotations of its input (8× slower)",
+        nargs="?",
+        const="flips",
+        default=None,
+        choices=("flips", "all"),
+        metavar="flips|all",
+        help="average each output over flips of its input (4× slower), or 'all' 8 "
+        "flips/rotations (8×; turns rain streaks sideways)",
     )
 
 

@@ -82,7 +82,7 @@ class NetworkModel:
     ``tile=0`` (the default here) restores each image in one padded pass, as the papers do;
     ``tile=N`` uses N×N tiles with overlap blending. ``precision`` defaults to fp32 so numbers
     do not depend on autocast. ``tta`` runs the model's registered test-time adaptation;
-    ``self_ensemble`` averages over the eight flips/rotations (the papers' "+" / ×8 results).
+    ``self_ensemble`` (``"flips"`` or ``"all"``) averages over flips/rotations (the papers' "+").
     """
 
     def __init__(
@@ -94,7 +94,7 @@ class NetworkModel:
         tile: int = 0,
         tile_overlap: int = 32,
         tta: bool | dict[str, Any] = False,
-        self_ensemble: bool = False,
+        self_ensemble: bool | str = False,
         precision: str = "fp32",
         allow_untrained: bool = False,
     ) -> None:
@@ -118,7 +118,7 @@ class NetworkModel:
             "tile": tile,
             "tile_overlap": tile_overlap if tile else None,
             "tta": tta,
-            "self_ensemble": bool(self_ensemble),
+            "self_ensemble": self.restorer.self_ensemble,
             "precision": precision,
             "checkpoint": self.checkpoint,
             "untrained": bool(allow_untrained and checkpoint is None),
@@ -140,7 +140,7 @@ def load_method(
     device: str = "auto",
     tile: int | None = None,
     tta: bool | dict[str, Any] = False,
-    self_ensemble: bool = False,
+    self_ensemble: bool | str = False,
     precision: str = "fp32",
     allow_untrained: bool = False,
 ) -> Method:

@@ -159,7 +159,9 @@ def evaluate(
             "before restoration (PromptIR's crop_img)"
         )
     if settings.get("self_ensemble"):
-        notes.append("geometric self-ensemble: outputs averaged over the 8 flips/rotations (×8)")
+        what = {"flips": "the 4 flips (×4)", "all": "the 8 flips/rotations (×8)"}
+        mode = settings["self_ensemble"]
+        notes.append(f"geometric self-ensemble: outputs averaged over {what.get(mode, mode)}")
     if settings.get("tta"):
         tta = settings["tta"]
         options = ", ".join(f"{k} {v}" for k, v in tta.items()) if isinstance(tta, dict) else ""

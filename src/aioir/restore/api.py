@@ -238,8 +238,8 @@ class Restorer:
         precision: ``"auto"``, ``"fp32"``, ``"bf16"`` or ``"fp16"`` (autocast).
         tta: ``True`` to use the model's registered test-time adapter (ConfigError when it has
             none), or a :class:`~aioir.restore.adaptation.TestTimeAdapter` to use.
-        self_ensemble: average the outputs for the eight flips/rotations of the input
-            (:mod:`aioir.restore.ensemble`; eight times the work).
+        self_ensemble: average over flips/rotations of the input (:mod:`aioir.restore.ensemble`):
+            ``"flips"`` (or ``True``; 4 passes, orientation kept) or ``"all"`` (8 passes).
         allow_untrained: allow a registered name without weights (random weights; tests only).
     """
 
@@ -254,7 +254,7 @@ class Restorer:
         tile_batch_size: int | None = None,
         precision: str = "auto",
         tta: bool | Mapping[str, Any] | TestTimeAdapter = False,
-        self_ensemble: bool = False,
+        self_ensemble: bool | str = False,
         allow_untrained: bool = False,
     ) -> None:
         if tile is not None and tile < 0:
@@ -282,7 +282,12 @@ class Restorer:
         default_batch = 1 if self.device.type == "cpu" else 4
         self.tile_batch_size = tile_batch_size or default_batch
         self.bytes_per_pixel = model_bytes_per_pixel(self.model)
-        self.self_ensemble = bool(self_ensemble)
+        mode = "flips" if self_ensemble is True else (self_ensemble or None)
+        if mode is not None and mode not in ensemble.ENSEMBLE_MODES:
+            raise ConfigError(
+                f"self-ensemble must be one of {', '.join(ensemble.ENSEMBLE_MODES)}, not {mode!r}"
+            )
+        self.self_ensemble: str | None = mode
         if tta is True:
             self.adapter: TestTimeAdapter | None = get_test_time_adapter(self.model, self.name)
         elif isinstance(tta, Mapping):  # options for the model's registered adapter
@@ -296,7 +301,7 @@ class Restorer:
         return (
             f"Restorer(model={self.name!r}, device={str(self.device)!r}, tile={self.tile}, "
             f"precision={str(self.dtype).removeprefix('torch.')!r}, tta={self.adapter is not None}, "
-            f"self_ensemble={self.self_ensemble})"
+            f"self_ensemble={self.self_ensemble!r})"
         )
 
     # ---------------------------------------------------------------- core
@@ -331,8 +336,8 @@ class Restorer:
 
     def _run(self, x: Tensor) -> Tensor:
         """Padded or tiled restoration (self-ensembled if asked); float32 on ``x``'s device."""
-        if self.self_ensemble:
-            return ensemble.self_ensemble(self._forward, x)
+        if self.self_ensemble is not None:
+            return ensemble.self_ensemble(self._forward, x, self.self_ensemble)
         return self._forward(x)
 
     def _forward(self, x: Tensor) -> Tensor:
