@@ -16,6 +16,7 @@ import pytest
 FORBIDDEN: dict[str, tuple[str, ...]] = {
     "aioir": ("torch", "numpy", "PIL", "lightning"),
     "aioir.errors": ("torch", "numpy"),
+    "aioir.geometry": ("aioir.nn", "aioir.models", "aioir.data", "lightning"),
     "aioir.cli": ("torch", "lightning"),
     "aioir.io": ("torch", "aioir.models", "aioir.data", "lightning"),
     "aioir.metrics": ("aioir.models", "aioir.data", "aioir.degradations", "lightning"),

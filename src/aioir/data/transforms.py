@@ -17,6 +17,8 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 
+from aioir.geometry import apply_d8
+
 __all__ = [
     "apply_d8",
     "ensure_min_size",
@@ -94,18 +96,6 @@ def random_crop(
     h, w = _check_same_size(images)
     top, left = random_crop_box(h, w, (th, tw), generator)
     return [img[..., top : top + th, left : left + tw] for img in images]
-
-
-def apply_d8(image: torch.Tensor, k: int) -> torch.Tensor:
-    """Element ``k`` (0–7) of the dihedral group D8 on the last two axes.
-
-    ``k % 4`` counter-clockwise quarter turns, preceded by a left-right flip when ``k >= 4``.
-    Odd quarter turns swap H and W.
-    """
-    if not 0 <= k < 8:
-        raise ValueError(f"D8 element must be in 0..7, got {k}")
-    out = image.flip(-1) if k >= 4 else image
-    return torch.rot90(out, k % 4, dims=(-2, -1)) if k % 4 else out
 
 
 def random_flip_rotate(
