@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
-from aioir.losses.coral import coral_loss, covariance, safe_sqrt
+from aioir.losses.coral import coral_distance, coral_loss, covariance, safe_sqrt
 
 
 def test_zero_for_identical_statistics_positive_otherwise():
@@ -43,3 +44,14 @@ def test_safe_sqrt_matches_sqrt_and_has_zero_gradient_at_zero():
 def test_covariance_matches_torch_cov():
     x = torch.randn(50, 5, generator=torch.Generator().manual_seed(2))
     assert torch.allclose(covariance(x), torch.cov(x.t()), atol=1e-6)
+
+
+def test_coral_distance_of_covariances_is_coral_loss():
+    g = torch.Generator().manual_seed(3)
+    a, b = torch.randn(20, 4, generator=g), torch.randn(15, 4, generator=g) * 2
+    assert torch.allclose(coral_distance(covariance(a), covariance(b)), coral_loss(a, b))
+    assert torch.allclose(
+        coral_distance(covariance(a), covariance(b), squared=True), coral_loss(a, b, squared=True)
+    )
+    with pytest.raises(ValueError, match="C×C"):
+        coral_distance(covariance(a), covariance(b)[:3])

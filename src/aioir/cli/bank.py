@@ -35,6 +35,7 @@ exit status: 0 written, 1 failed, 2 usage error"""
 
 def _model_folder(spec: str) -> Path:
     from aioir.errors import ConfigError
+    from aioir.models.checkpoints import CONFIG_NAME
     from aioir.restore.resolve import DEFAULT_MODEL, shipped_weights
 
     if spec == DEFAULT_MODEL:
@@ -45,7 +46,7 @@ def _model_folder(spec: str) -> Path:
     folder = Path(spec)
     if not folder.exists():
         raise ConfigError(f"{folder}: no such model folder")
-    if not folder.is_dir() or not (folder / "config.json").is_file():
+    if not folder.is_dir() or not (folder / CONFIG_NAME).is_file():
         raise ConfigError(
             f"{folder}: not a saved-model folder (model.safetensors + config.json); the bank "
             "lives beside the weights"
@@ -70,6 +71,7 @@ def _bank(args: argparse.Namespace) -> int:
     from aioir.engine.config import load_config
     from aioir.engine.source_bank import (
         build_source_bank,
+        check_model_output,
         replace_bank_in_place,
         write_model_with_bank,
     )
@@ -82,12 +84,8 @@ def _bank(args: argparse.Namespace) -> int:
     if args.in_place and not args.overwrite:
         raise ConfigError("--in-place replaces the model's bank: pass --overwrite as well")
     folder = _model_folder(args.model)
-    if args.output is not None:
-        out = Path(args.output)
-        if out.exists() and out.resolve() == folder.resolve():
-            raise ConfigError(f"{out}: is the model folder itself; use --in-place --overwrite")
-        if out.exists() and (not out.is_dir() or any(out.iterdir())) and not args.overwrite:
-            raise ConfigError(f"{out}: exists; pass --overwrite to replace it")
+    if args.output is not None:  # before the (slow) bank is built
+        check_model_output(folder, args.output, args.overwrite)
     config = load_config(args.config, list(args.set or []))
     model = load_model(folder)
     if not hasattr(model, "forward_features"):

@@ -43,6 +43,7 @@ __all__ = [
     "RowStatisticsAccumulator",
     "SourceBankAccumulator",
     "build_source_bank",
+    "check_model_output",
     "compute_final_pass",
     "compute_source_bank",
     "load_source_bank",
@@ -233,7 +234,7 @@ class RowStatisticsAccumulator:
         for level in LEVELS:
             acc = self.sums[level]
             n, images = acc["rows"], acc["images"]
-            if bool((images == 0).any()) or bool((n < 2).any()):
+            if bool((n < 2).any()):  # also every task without images (n = 0)
                 missing = [name for name, c in zip(self.task_names, n.tolist()) if c < 2]
                 raise ConfigError(
                     f"source bank statistics: fewer than two rows for task(s) "
@@ -398,6 +399,17 @@ def _updated_config(folder: Path, bank: SourceBank) -> bytes:
     return (json.dumps(config, indent=2, sort_keys=True) + "\n").encode()
 
 
+def check_model_output(model_dir: str | Path, output: str | Path, overwrite: bool) -> None:
+    """``ConfigError`` unless ``output`` may receive a copy of the saved model ``model_dir``:
+    not the model folder itself, and not an existing non-empty path without ``overwrite``."""
+    src, out = Path(model_dir), Path(output)
+    if out.exists() and out.resolve() == src.resolve():
+        raise ConfigError(f"{out}: is the model folder itself; use --in-place --overwrite")
+    occupied = out.exists() and (not out.is_dir() or any(out.iterdir()))
+    if occupied and not overwrite:
+        raise ConfigError(f"{out}: exists; pass --overwrite to replace it")
+
+
 def write_model_with_bank(
     model_dir: str | Path,
     bank: SourceBank,
@@ -421,11 +433,7 @@ def write_model_with_bank(
     src, out = Path(model_dir), Path(output)
     if not src.is_dir():
         raise ConfigError(f"{src}: not a saved-model folder")
-    if out.exists() and out.resolve() == src.resolve():
-        raise ConfigError(f"{out}: is the model folder itself; use --in-place --overwrite")
-    occupied = out.exists() and (not out.is_dir() or any(out.iterdir()))
-    if occupied and not overwrite:
-        raise ConfigError(f"{out}: exists; pass --overwrite to replace it")
+    check_model_output(src, out, overwrite)
     config = _updated_config(src, bank)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.{secrets.token_hex(4)}.tmp")

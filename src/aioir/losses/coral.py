@@ -17,7 +17,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-__all__ = ["coral_loss", "covariance", "safe_sqrt"]
+__all__ = ["coral_distance", "coral_loss", "covariance", "safe_sqrt"]
 
 
 def _as_rows(x: Tensor, name: str) -> Tensor:
@@ -44,6 +44,23 @@ def safe_sqrt(x: Tensor) -> Tensor:
     return torch.where(positive, safe.sqrt(), torch.zeros_like(x))
 
 
+def coral_distance(cov_src: Tensor, cov_tgt: Tensor, squared: bool = False) -> Tensor:
+    """CORAL distance between two ``C×C`` covariances (e.g. a stored source covariance and
+    :func:`covariance` of target rows): ``‖Σ_s − Σ_t‖_F / (4·C²)``, squared for Deep CORAL.
+    Computed in ``cov_tgt``'s dtype and device, outside autocast."""
+    if cov_src.shape != cov_tgt.shape or cov_tgt.ndim != 2:
+        raise ValueError(
+            f"coral_distance: expected two C×C matrices, got {tuple(cov_src.shape)} "
+            f"and {tuple(cov_tgt.shape)}"
+        )
+    c = cov_tgt.shape[1]
+    with torch.autocast(cov_tgt.device.type, enabled=False):
+        diff = cov_src.to(device=cov_tgt.device, dtype=cov_tgt.dtype) - cov_tgt
+        norm_sq = diff.pow(2).sum()
+        value = norm_sq if squared else safe_sqrt(norm_sq)
+        return value / (4.0 * c * c)
+
+
 def coral_loss(x_src: Tensor, x_tgt: Tensor, squared: bool = False) -> Tensor:
     """CORAL distance between two n×C feature sets with the same C (n may differ).
 
@@ -54,9 +71,4 @@ def coral_loss(x_src: Tensor, x_tgt: Tensor, squared: bool = False) -> Tensor:
             f"coral_loss: expected n×C matrices with equal C, got {tuple(x_src.shape)} "
             f"and {tuple(x_tgt.shape)}"
         )
-    c = x_src.shape[1]
-    with torch.autocast(x_src.device.type, enabled=False):
-        diff = covariance(x_src) - covariance(x_tgt)
-        norm_sq = diff.pow(2).sum()
-        value = norm_sq if squared else safe_sqrt(norm_sq)
-        return value / (4.0 * c * c)
+    return coral_distance(covariance(x_src), covariance(x_tgt), squared)

@@ -36,12 +36,14 @@ def shipped_weights(name: str) -> Path | None:
     Either a saved-model folder ``aioir/weights/<name>/`` (weights, config, the UDAIR source
     bank and a model card) or one self-describing file ``aioir/weights/<name>.safetensors``.
     """
+    from aioir.models.checkpoints import WEIGHTS_NAME
+
     try:
         root = importlib.resources.files("aioir") / "weights"
     except (ModuleNotFoundError, TypeError):  # pragma: no cover - broken installs only
         return None
     folder = root / name
-    if folder.is_dir() and (folder / "model.safetensors").is_file():
+    if folder.is_dir() and (folder / WEIGHTS_NAME).is_file():
         return Path(str(folder))
     single = root / f"{name}.safetensors"
     return Path(str(single)) if single.is_file() else None

@@ -55,7 +55,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from aioir.errors import ConfigError
-from aioir.losses.coral import coral_loss, covariance, safe_sqrt
+from aioir.losses.coral import coral_distance, coral_loss, covariance
 from aioir.models.source_bank import LEVELS, pooled_rows, pooled_size
 from aioir.restore.adaptation import register_test_time_adapter
 
@@ -189,15 +189,6 @@ def uses_statistics(bank: Any, reference: str = "auto") -> bool:
     return has and reference != "mean_map"
 
 
-def _coral_to_covariance(cov_src: Tensor, rows_tgt: Tensor) -> Tensor:
-    """UDAIR's CORAL with a given source covariance: ``‖Σ_s − Cov(X_t)‖_F / (4C²)``."""
-    c = rows_tgt.shape[1]
-    with torch.autocast(rows_tgt.device.type, enabled=False):
-        cov_tgt = covariance(rows_tgt)
-        diff = cov_src.to(device=cov_tgt.device, dtype=cov_tgt.dtype) - cov_tgt
-        return safe_sqrt(diff.pow(2).sum()) / (4.0 * c * c)
-
-
 def coral_objective(
     maps: Mapping[str, Tensor],
     bank: Any,
@@ -217,7 +208,7 @@ def coral_objective(
         hw = tuple(bank.levels[level].shape[-2:])
         rows = _target_rows(maps[level], hw)  # type: ignore[arg-type]
         if stats:
-            term = _coral_to_covariance(bank.within[level][index], rows)
+            term = coral_distance(bank.within[level][index], covariance(rows))
         else:
             ref = bank.levels[level][index].to(maps[level].device)
             term = coral_loss(_rows(ref), rows)
