@@ -228,3 +228,16 @@ def test_validation_items_do_not_depend_on_the_training_seed(corpus):
 
     for a, b in zip(val_items(1), val_items(2)):
         torch.testing.assert_close(a, b)
+
+
+def test_task_weighted_loss_trains_and_unknown_tasks_fail_early(corpus, tmp_path):
+    weighted = {"l1": {"weight": 1.0, "task_weights": {"blur": 3.0, "noise": 0.5}}, "cscl": 0.2}
+    cfg = tiny_config(
+        corpus, losses=weighted, trainer={"max_steps": 2}, source_bank={"enabled": False}
+    )
+    res = train(cfg, tmp_path / "weighted", export=False)
+    assert res.steps == 2
+    cfg = tiny_config(corpus, losses={"l1": {"weight": 1.0, "task_weights": {"rain": 2.0}}})
+    with pytest.raises(ConfigError, match=r"task_weights: 'rain' not among the training tasks"):
+        train(cfg, tmp_path / "unknown", export=False)
+    assert not (tmp_path / "unknown" / "checkpoints").exists()

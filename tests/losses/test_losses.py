@@ -192,3 +192,55 @@ def test_composite_loss_and_specs():
         CompositeLoss({"cscl": {"mode": "clip"}})
     with pytest.raises(ConfigError, match="invalid parameter"):
         CompositeLoss({"l1": {"eps": 1}})
+
+
+def test_sample_reduction_is_each_samples_mean():
+    g = torch.Generator().manual_seed(2)
+    pred, target = torch.rand(3, 3, 8, 8, generator=g), torch.rand(3, 3, 8, 8, generator=g)
+    for fn in (l1_loss, charbonnier_loss, fft_l1_loss):
+        per = fn(pred, target, reduction="sample")
+        assert per.shape == (3,)
+        assert per[1].item() == pytest.approx(fn(pred[1:2], target[1:2]).item(), rel=1e-6)
+        assert per.mean().item() == pytest.approx(fn(pred, target).item(), rel=1e-6)
+        with pytest.raises(ValueError, match="reduction"):
+            fn(pred, target, reduction="sum")
+
+
+@pytest.mark.parametrize("name", ["l1", "charbonnier", "fft"])
+def test_task_weights_act_like_sampling_proportions(name):
+    g = torch.Generator().manual_seed(3)
+    pred, target = torch.rand(4, 3, 8, 8, generator=g), torch.rand(4, 3, 8, 8, generator=g)
+    ids, names = torch.tensor([0, 0, 1, 1]), ("noise", "blur")
+    per = CompositeLoss({name: 1.0}).terms[0]
+    plain, _ = per(LossInputs(pred, target))
+    # equal weights (explicit or by default) change nothing
+    for weights in ({"noise": 2.0, "blur": 2.0}, {"rain": 5.0}):
+        loss = CompositeLoss({name: {"weight": 1.0, "task_weights": weights}})
+        value, _ = loss(LossInputs(pred, target, task_ids=ids, task_names=(*names, "rain")))
+        assert value.item() == pytest.approx(plain.item(), rel=1e-6)
+    # blur 3: a blur sample counts three times
+    loss = CompositeLoss({name: {"weight": 1.0, "task_weights": {"blur": 3}}})
+    value, _ = loss(LossInputs(pred, target, task_ids=ids, task_names=names))
+    single = [
+        CompositeLoss({name: 1.0})(LossInputs(pred[i : i + 1], target[i : i + 1]))[0]
+        for i in range(4)
+    ]
+    expected = (single[0] + single[1] + 3 * single[2] + 3 * single[3]) / 8
+    assert value.item() == pytest.approx(expected.item(), rel=1e-5)
+    # weight 0: that task's samples get no gradient
+    p = pred.clone().requires_grad_(True)
+    loss = CompositeLoss({name: {"weight": 1.0, "task_weights": {"noise": 0}}})
+    loss(LossInputs(p, target, task_ids=ids, task_names=names))[0].backward()
+    assert p.grad[:2].abs().sum().item() == 0.0 and p.grad[2:].abs().sum().item() > 0.0
+
+
+def test_task_weights_are_checked():
+    loss = CompositeLoss({"l1": {"weight": 1.0, "task_weights": {"blur": 2.0, "fog": 1.0}}})
+    loss.check_tasks(["blur", "fog", "noise"])
+    with pytest.raises(ConfigError, match=r"losses\.l1\.task_weights: 'fog' not among"):
+        loss.check_tasks(["blur", "noise"])
+    with pytest.raises(ConfigError, match="no task ids"):
+        loss(LossInputs(torch.zeros(1, 3, 4, 4), torch.zeros(1, 3, 4, 4)))
+    for bad in ({"blur": -1.0}, {"blur": "x"}, {"blur": True}, [2.0]):
+        with pytest.raises(ConfigError, match=r"losses\.l1\.task_weights"):
+            CompositeLoss({"l1": {"weight": 1.0, "task_weights": bad}})

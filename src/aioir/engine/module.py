@@ -148,6 +148,7 @@ class RestorationModule(pl.LightningModule):
         if channels_last:  # 4-D weights only: PromptIR's prompt banks are 5-D
             to_channels_last(self.model)
         self.loss = CompositeLoss(dict(losses))
+        self.loss.check_tasks(task_names)
         self.optimizer_config = optimizer
         self.scheduler_config = scheduler
         self.task_names = list(task_names)
@@ -201,7 +202,11 @@ class RestorationModule(pl.LightningModule):
                 bank = (out.g4.detach(), out.g3.detach(), out.g2.detach())
         else:
             pred = self.model(x)
-        total, logs = self.loss(LossInputs(pred, y, features, scale, t, m))
+        inputs = LossInputs(
+            pred, y, features, scale, t, m, task_ids=batch.get("task_id"),
+            task_names=self.task_names,
+        )  # fmt: skip
+        total, logs = self.loss(inputs)
         bs = x.shape[0]
         self.log("train/loss", total.detach(), prog_bar=True, batch_size=bs)
         for k, v in logs.items():

@@ -4,14 +4,20 @@ A loss *term* is a callable ``term(inputs: LossInputs) -> (value, logs)`` built 
 registered under a name with :func:`register_loss`. :class:`CompositeLoss` sums the weighted
 terms and reports each one, so a new loss plugs in by registering a factory; the trainer asks
 :attr:`CompositeLoss.needs_features` to know whether the model must return its features.
+
+The pixel terms (``l1``, ``charbonnier``, ``fft``) take ``task_weights: {task: weight}``: each
+sample's loss is weighted by its task's weight (1 for tasks not named) and the sum divided by
+the sum of the weights, so the weights act like sampling proportions — ``{blur: 3}`` counts a
+blur sample as three — while a task-balanced batch (which CSCL needs) stays as it is.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
+import torch
 from torch import Tensor
 
 from aioir.errors import ConfigError
@@ -35,6 +41,7 @@ class LossInputs:
 
     ``features`` and ``logit_scale`` come from a model's ``forward_features`` (UDAIR); the batch
     is task-ordered with ``num_tasks × samples_per_task`` items when a term needs that.
+    ``task_ids`` (``B``, positions in ``task_names``) is what per-task weights read.
     """
 
     pred: Tensor
@@ -43,6 +50,8 @@ class LossInputs:
     logit_scale: Tensor | None = None
     num_tasks: int = 1
     samples_per_task: int = 1
+    task_ids: Tensor | None = None
+    task_names: Sequence[str] = ()
 
 
 class LossTerm(Protocol):
@@ -116,6 +125,17 @@ class CompositeLoss:
         """True if a term needs the model's features (``forward_features``)."""
         return any(t.needs_features for t in self.terms)
 
+    def check_tasks(self, task_names: Sequence[str]) -> None:
+        """Raise :class:`ConfigError` if a term's ``task_weights`` names a task not trained."""
+        known = set(task_names)
+        for spec, term in zip(self.specs, self.terms, strict=True):
+            unknown = sorted(set(getattr(term, "task_weights", None) or {}) - known)
+            if unknown:
+                raise ConfigError(
+                    f"losses.{spec.name}.task_weights: {', '.join(map(repr, unknown))} "
+                    f"not among the training tasks ({', '.join(task_names)})"
+                )
+
     def __call__(self, inputs: LossInputs) -> tuple[Tensor, dict[str, Tensor]]:
         total: Tensor | None = None
         logs: dict[str, Tensor] = {}
@@ -130,34 +150,72 @@ class CompositeLoss:
 
 
 # ------------------------------------------------------------------------------ built-ins
+TaskWeights = Mapping[str, float] | None
+
+
+def _check_task_weights(name: str, task_weights: TaskWeights) -> dict[str, float]:
+    if task_weights is None:
+        return {}
+    if not isinstance(task_weights, Mapping):
+        raise ConfigError(
+            f"losses.{name}.task_weights: expected {{task: weight}}, got {task_weights!r}"
+        )
+    out = {}
+    for task, w in task_weights.items():
+        if isinstance(w, bool) or not isinstance(w, (int, float)) or not w >= 0:
+            raise ConfigError(
+                f"losses.{name}.task_weights.{task}: expected a weight ≥ 0, got {w!r}"
+            )
+        out[str(task)] = float(w)
+    return out
+
+
 class _Pixel:
+    """A pixel loss ``fn(pred, target, reduction=…, **kwargs)``, optionally weighted per task."""
+
     needs_features = False
 
-    def __init__(self, fn: Callable[..., Tensor], **kwargs: Any) -> None:
-        self.fn, self.kwargs = fn, kwargs
+    def __init__(
+        self, name: str, fn: Callable[..., Tensor], task_weights: TaskWeights = None, **kwargs: Any
+    ) -> None:
+        self.name, self.fn, self.kwargs = name, fn, kwargs
+        self.task_weights = _check_task_weights(name, task_weights)
 
     def __call__(self, inputs: LossInputs) -> tuple[Tensor, dict[str, Tensor]]:
-        return self.fn(inputs.pred, inputs.target, **self.kwargs), {}
+        if not self.task_weights:
+            return self.fn(inputs.pred, inputs.target, **self.kwargs), {}
+        if inputs.task_ids is None or not inputs.task_names:
+            raise ConfigError(f"losses.{self.name}.task_weights: the batch has no task ids")
+        table = torch.tensor(
+            [self.task_weights.get(t, 1.0) for t in inputs.task_names],
+            dtype=torch.float32, device=inputs.pred.device,
+        )  # fmt: skip
+        weights = table[inputs.task_ids.to(inputs.pred.device).long()]
+        per_sample = self.fn(inputs.pred, inputs.target, reduction="sample", **self.kwargs)
+        total = weights.sum()
+        if total <= 0:  # every sample of this batch has weight 0
+            return per_sample.sum() * 0.0, {}
+        return (weights * per_sample.float()).sum() / total, {}
 
 
 @register_loss("l1")
-def _l1() -> LossTerm:
+def _l1(task_weights: TaskWeights = None) -> LossTerm:
     """Plain L1 (UDAIR, PromptIR)."""
-    return _Pixel(l1_loss)
+    return _Pixel("l1", l1_loss, task_weights)
 
 
 @register_loss("charbonnier")
-def _charbonnier(eps: float = 1e-3) -> LossTerm:
+def _charbonnier(eps: float = 1e-3, task_weights: TaskWeights = None) -> LossTerm:
     """Charbonnier (Restormer-style smooth L1)."""
-    return _Pixel(charbonnier_loss, eps=float(eps))
+    return _Pixel("charbonnier", charbonnier_loss, task_weights, eps=float(eps))
 
 
 @register_loss("fft")
-def _fft(norm: str = "ortho") -> LossTerm:
+def _fft(norm: str = "ortho", task_weights: TaskWeights = None) -> LossTerm:
     """L1 on the 2-D FFT (MIMO-UNet/AdaIR's frequency loss; ``norm`` ``ortho`` or ``backward``)."""
     if norm not in ("ortho", "backward"):
         raise ConfigError(f"losses.fft.norm must be 'ortho' or 'backward', got {norm!r}")
-    return _Pixel(fft_l1_loss, norm=norm)
+    return _Pixel("fft", fft_l1_loss, task_weights, norm=norm)
 
 
 class _CSCL:

@@ -9,20 +9,36 @@ which a pixel L1 alone leaves to last: it is what teaches a restorer to sharpen.
 
 from __future__ import annotations
 
+from typing import Literal
+
 import torch
 from torch import Tensor
 
-__all__ = ["charbonnier_loss", "fft_l1_loss", "l1_loss"]
+__all__ = ["Reduction", "charbonnier_loss", "fft_l1_loss", "l1_loss"]
+
+#: ``"mean"``: one scalar over the whole batch; ``"sample"``: a ``B`` vector, each sample's mean
+#: (the batch mean of which is the ``"mean"`` value, every sample having the same size).
+Reduction = Literal["mean", "sample"]
 
 
-def l1_loss(pred: Tensor, target: Tensor) -> Tensor:
+def _reduce(values: Tensor, reduction: Reduction, name: str) -> Tensor:
+    if reduction == "mean":
+        return values.mean()
+    if reduction == "sample":
+        return values.flatten(1).mean(dim=1)
+    raise ValueError(f"{name}: reduction must be 'mean' or 'sample', got {reduction!r}")
+
+
+def l1_loss(pred: Tensor, target: Tensor, reduction: Reduction = "mean") -> Tensor:
     """Mean absolute error over all elements (``pred`` is *not* clamped, as the papers do)."""
     if pred.shape != target.shape:
         raise ValueError(f"l1_loss: shapes differ: {tuple(pred.shape)} vs {tuple(target.shape)}")
-    return (pred - target).abs().mean()
+    return _reduce((pred - target).abs(), reduction, "l1_loss")
 
 
-def charbonnier_loss(pred: Tensor, target: Tensor, eps: float = 1e-3) -> Tensor:
+def charbonnier_loss(
+    pred: Tensor, target: Tensor, eps: float = 1e-3, reduction: Reduction = "mean"
+) -> Tensor:
     """Mean of ``sqrt((pred - target)² + eps²)`` (Charbonnier; MPRNet/Restormer use ε = 1e-3)."""
     if pred.shape != target.shape:
         raise ValueError(
@@ -31,10 +47,12 @@ def charbonnier_loss(pred: Tensor, target: Tensor, eps: float = 1e-3) -> Tensor:
     if eps <= 0:
         raise ValueError(f"charbonnier_loss: eps must be > 0, got {eps}")
     diff = pred - target
-    return torch.sqrt(diff * diff + eps * eps).mean()
+    return _reduce(torch.sqrt(diff * diff + eps * eps), reduction, "charbonnier_loss")
 
 
-def fft_l1_loss(pred: Tensor, target: Tensor, norm: str = "ortho") -> Tensor:
+def fft_l1_loss(
+    pred: Tensor, target: Tensor, norm: str = "ortho", reduction: Reduction = "mean"
+) -> Tensor:
     """Mean absolute difference of the real and imaginary parts of ``rfft2`` over the last two axes.
 
     ``norm="ortho"`` (the default) makes the loss independent of the image size (by Parseval, a
@@ -49,4 +67,4 @@ def fft_l1_loss(pred: Tensor, target: Tensor, norm: str = "ortho") -> Tensor:
     if norm not in ("ortho", "backward"):
         raise ValueError(f"fft_l1_loss: norm must be 'ortho' or 'backward', got {norm!r}")
     diff = torch.fft.rfft2((pred - target).float(), norm=norm)  # the FFT is linear
-    return torch.view_as_real(diff).abs().mean()
+    return _reduce(torch.view_as_real(diff).abs(), reduction, "fft_l1_loss")
