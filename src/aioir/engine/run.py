@@ -163,11 +163,7 @@ def train(
     if t.num_threads:
         torch.set_num_threads(int(t.num_threads))
     output = Path(output)
-    output.mkdir(parents=True, exist_ok=True)
     ckpt_path = resolve_resume(resume, output)
-    (output / "config.yaml").write_text(
-        yaml.safe_dump(config_to_dict(config), sort_keys=False), encoding="utf-8"
-    )
     pl.seed_everything(t.seed, workers=True, verbose=False)
     dm = RestorationDataModule(config.data, config.data_root(), seed=t.seed)
     world = (t.devices if isinstance(t.devices, int) else 1) * t.num_nodes
@@ -175,6 +171,11 @@ def train(
         config.model, config.losses, config.optimizer, config.scheduler, dm.task_names,
         dm.samples_per_task, config.validation.protocol, t.channels_last, world,
     )  # fmt: skip
+    # the output folder is made only once data, model and losses are known to be valid
+    output.mkdir(parents=True, exist_ok=True)
+    (output / "config.yaml").write_text(
+        yaml.safe_dump(config_to_dict(config), sort_keys=False), encoding="utf-8"
+    )
     callbacks: list[Any] = []
     ema = EMACallback(config.ema.decay) if config.ema.enabled else None
     if ema is not None:
