@@ -11,7 +11,7 @@ import torch
 from aioir.engine.config import config_from_dict, load_config
 from aioir.engine.run import train
 from aioir.engine.source_bank import SourceBankAccumulator, load_source_bank, save_source_bank
-from aioir.errors import ConfigError
+from aioir.errors import ConfigError, DatasetLayoutError
 
 TASKS = {
     "noise": {"degradations": [{"name": "gaussian_noise", "sigma": [10, 40]}]},
@@ -241,3 +241,7 @@ def test_task_weighted_loss_trains_and_unknown_tasks_fail_early(corpus, tmp_path
     with pytest.raises(ConfigError, match=r"task_weights: 'rain' not among the training tasks"):
         train(cfg, tmp_path / "unknown", export=False)
     assert not (tmp_path / "unknown").exists()  # nothing written for a config that cannot run
+    cfg = tiny_config(tmp_path / "nowhere")
+    with pytest.raises(DatasetLayoutError, match=r"nowhere: data folder does not exist"):
+        train(cfg, tmp_path / "no_data", export=False)
+    assert not (tmp_path / "no_data").exists()
