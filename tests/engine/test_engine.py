@@ -245,3 +245,8 @@ def test_task_weighted_loss_trains_and_unknown_tasks_fail_early(corpus, tmp_path
     with pytest.raises(DatasetLayoutError, match=r"nowhere: data folder does not exist"):
         train(cfg, tmp_path / "no_data", export=False)
     assert not (tmp_path / "no_data").exists()
+    (tmp_path / "empty").mkdir()
+    cfg = tiny_config(tmp_path / "empty")
+    with pytest.raises(DatasetLayoutError, match=r"empty: neither a photo corpus"):
+        train(cfg, tmp_path / "bad_layout", export=False)
+    assert not (tmp_path / "bad_layout").exists()

@@ -174,6 +174,7 @@ def train(
         config.model, config.losses, config.optimizer, config.scheduler, dm.task_names,
         dm.samples_per_task, config.validation.protocol, t.channels_last, world,
     )  # fmt: skip
+    dm.setup("fit")  # dataset layout errors surface here (Lightning's own call is then a no-op)
     # the output folder is made only once data, model and losses are known to be valid
     output.mkdir(parents=True, exist_ok=True)
     (output / "config.yaml").write_text(
