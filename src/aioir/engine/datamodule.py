@@ -309,6 +309,8 @@ class RestorationDataModule(pl.LightningDataModule):
     def __init__(self, config: DataConfig, root: Path, seed: int = 0) -> None:
         super().__init__()
         self.config, self.root, self.seed = config, Path(root), int(seed)
+        if not self.root.is_dir():
+            raise DatasetLayoutError(f"{self.root}: data folder does not exist (data.root)")
         self.task_names = self._task_names()
         self.train_set: Dataset | None = None
         self.val_set: Dataset | None = None

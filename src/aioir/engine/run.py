@@ -19,7 +19,7 @@ from typing import Any
 import torch
 
 from aioir.engine.config import TrainConfig, config_to_dict
-from aioir.errors import CheckpointError, ConfigError, DatasetLayoutError
+from aioir.errors import CheckpointError, ConfigError
 
 __all__ = ["TrainResult", "build_trainer", "export_run", "resolve_resume", "train"]
 
@@ -164,11 +164,8 @@ def train(
         torch.set_num_threads(int(t.num_threads))
     output = Path(output)
     ckpt_path = resolve_resume(resume, output)
-    root = config.data_root()
-    if not root.is_dir():
-        raise DatasetLayoutError(f"{root}: data folder does not exist (data.root)")
     pl.seed_everything(t.seed, workers=True, verbose=False)
-    dm = RestorationDataModule(config.data, root, seed=t.seed)
+    dm = RestorationDataModule(config.data, config.data_root(), seed=t.seed)
     world = (t.devices if isinstance(t.devices, int) else 1) * t.num_nodes
     module = RestorationModule(
         config.model, config.losses, config.optimizer, config.scheduler, dm.task_names,
