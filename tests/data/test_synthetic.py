@@ -154,3 +154,22 @@ def test_photometric_jitter_changes_the_clean_patch_shared_by_input_and_target(
     assert changed == len(plain)
     with pytest.raises(ConfigError, match="photometric"):
         SyntheticDegradationDataset(photos, ["clean"], 16, photometric=2.0)
+
+
+def test_white_balance_jitter_changes_the_clean_patch_shared_by_input_and_target(
+    photos: list[Path],
+) -> None:
+    plain = SyntheticDegradationDataset(photos, ["clean", "blur"], 16, seed=2, length=3)
+    tinted = SyntheticDegradationDataset(
+        photos, ["clean", "blur"], 16, seed=2, length=3, white_balance=1.0
+    )
+    for i in range(len(plain)):
+        a, b = plain[i], tinted[i]
+        if b["task"] == "clean":
+            torch.testing.assert_close(b["input"], b["target"], atol=0, rtol=0)
+        assert not torch.equal(a["target"], b["target"])
+        # the cast is a per-channel gain: channel means move in different directions
+        ratio = b["target"].mean(dim=(-2, -1)) / a["target"].mean(dim=(-2, -1)).clamp_min(1e-6)
+        assert float(ratio.max() - ratio.min()) > 1e-3
+    with pytest.raises(ConfigError, match="white_balance"):
+        SyntheticDegradationDataset(photos, ["clean"], 16, white_balance=1.5)

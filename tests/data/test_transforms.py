@@ -11,6 +11,7 @@ from aioir.data.transforms import (
     photometric_jitter,
     random_crop,
     random_flip_rotate,
+    white_balance_jitter,
 )
 
 
@@ -104,3 +105,29 @@ def test_photometric_jitter_is_seeded_bounded_and_changes_the_look() -> None:
     assert len(looks) > 4  # exposure differs between draws
     with pytest.raises(ValueError, match="photometric strength"):
         photometric_jitter(x, torch.Generator(), 1.5)
+
+
+def test_white_balance_jitter_zero_strength_is_the_identity_and_draws_nothing() -> None:
+    x = torch.rand(2, 3, 8, 8, generator=torch.Generator().manual_seed(0))
+    gen = torch.Generator().manual_seed(5)
+    state = gen.get_state()
+    assert white_balance_jitter(x, gen, 0.0) is x
+    assert torch.equal(gen.get_state(), state)
+    with pytest.raises(ValueError, match="white-balance strength"):
+        white_balance_jitter(x, torch.Generator(), -0.1)
+
+
+def test_white_balance_jitter_scales_channels_and_keeps_brightness() -> None:
+    x = torch.full((1, 3, 4, 4), 0.5)  # mid grey: no clipping, gains read off directly
+    luma = torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)
+    casts = set()
+    for seed in range(8):
+        y = white_balance_jitter(x, torch.Generator().manual_seed(seed), 1.0)
+        assert torch.equal(y, white_balance_jitter(x, torch.Generator().manual_seed(seed), 1.0))
+        gains = (y / x)[0, :, 0, 0]
+        assert torch.allclose((y * luma).sum(1), torch.full((1, 4, 4), 0.5), atol=1e-6)
+        # temperature moves red and blue in opposite directions, within exp(±0.25) before norm
+        r_over_b = float(gains[0] / gains[2])
+        assert 0.6 < r_over_b < 1.66
+        casts.add(r_over_b > 1.0)
+    assert casts == {True, False}  # both warm and cool draws occur

@@ -34,6 +34,7 @@ from aioir.data.transforms import (
     photometric_jitter,
     random_crop_box,
     random_flip_rotate,
+    white_balance_jitter,
 )
 from aioir.degradations import (
     TASKS,
@@ -125,6 +126,9 @@ class SyntheticDegradationDataset(Dataset[dict[str, Any]]):
         photometric: strength in [0, 1] of a random exposure/contrast/saturation change of the
             clean patch before degrading (:func:`~aioir.data.transforms.photometric_jitter`;
             input and target share it); 0 (default) draws nothing, so items stay as before.
+        white_balance: strength in [0, 1] of a random colour-temperature/tint change of the
+            clean patch, after ``photometric`` (:func:`~aioir.data.transforms.white_balance_jitter`;
+            input and target share it); 0 (default) draws nothing.
     """
 
     def __init__(
@@ -141,6 +145,7 @@ class SyntheticDegradationDataset(Dataset[dict[str, Any]]):
         augment: Literal["d8", "udair", "none"] | None = None,
         margin: int = 16,
         photometric: float = 0.0,
+        white_balance: float = 0.0,
     ) -> None:
         self.paths = self._resolve_images(images)
         self.names = [p.name for p in self.paths]
@@ -169,6 +174,9 @@ class SyntheticDegradationDataset(Dataset[dict[str, Any]]):
         if not 0.0 <= float(photometric) <= 1.0:
             raise ConfigError(f"photometric strength must lie in [0, 1], got {photometric}")
         self.photometric = float(photometric)
+        if not 0.0 <= float(white_balance) <= 1.0:
+            raise ConfigError(f"white_balance strength must lie in [0, 1], got {white_balance}")
+        self.white_balance = float(white_balance)
         self.epoch = 0
         self._cache: dict[int, torch.Tensor] = {}
 
@@ -286,6 +294,8 @@ class SyntheticDegradationDataset(Dataset[dict[str, Any]]):
         region = region.float().div_(255.0)[None]
         if self.photometric > 0.0:
             region = photometric_jitter(region, gen, self.photometric)
+        if self.white_balance > 0.0:
+            region = white_balance_jitter(region, gen, self.white_balance)
 
         degradation = self._draw(task_id, gen)
         label_map: torch.Tensor | None = None

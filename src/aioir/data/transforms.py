@@ -26,6 +26,7 @@ __all__ = [
     "random_crop",
     "random_crop_box",
     "random_flip_rotate",
+    "white_balance_jitter",
 ]
 
 
@@ -154,3 +155,31 @@ def photometric_jitter(
     luma = (x * weights.view(3, 1, 1)).sum(dim=-3, keepdim=True)
     x = luma + saturation * (x - luma)
     return x.clamp(0.0, 1.0)
+
+
+def white_balance_jitter(
+    images: torch.Tensor, generator: torch.Generator, strength: float
+) -> torch.Tensor:
+    """Random white-balance change (colour temperature and tint) of *clean* ``B×3×H×W`` images.
+
+    The companion of :func:`photometric_jitter` for colour: applied to the clean photo before it
+    is degraded, so input and target share it, and the model learns that a warm, cool, green or
+    magenta scene is its own target (a natural colour cast is not an underwater cast or haze's
+    airlight). ``strength`` in [0, 1] scales both ranges (0 = unchanged, no random draws): a
+    temperature ``t = U(−0.25, 0.25)·s`` multiplies red by ``exp(t)`` and blue by ``exp(−t)``, a
+    tint ``m = U(−0.12, 0.12)·s`` multiplies green by ``exp(m)``; the three gains are divided by
+    their luma-weighted mean (brightness is kept) and the result is clipped to [0, 1]. One draw
+    per call (the whole batch shares it).
+    """
+    s = float(strength)
+    if not 0.0 <= s <= 1.0:
+        raise ValueError(f"white-balance strength must lie in [0, 1], got {strength}")
+    if s == 0.0:
+        return images
+    u = torch.rand(2, generator=generator, dtype=torch.float64).tolist()
+    temperature = (-0.25 + 0.5 * u[0]) * s
+    tint = (-0.12 + 0.24 * u[1]) * s
+    gains = [math.exp(temperature), math.exp(tint), math.exp(-temperature)]
+    norm = 0.299 * gains[0] + 0.587 * gains[1] + 0.114 * gains[2]
+    scale = torch.tensor([g / norm for g in gains], dtype=images.dtype, device=images.device)
+    return (images.clamp(0.0, 1.0) * scale.view(3, 1, 1)).clamp(0.0, 1.0)

@@ -77,6 +77,7 @@ class DataConfig:
     epoch_length: int | None = None
     augment: str = "d8"
     photometric: float = 0.0  # synthetic data: exposure/contrast/saturation jitter (0–1)
+    white_balance: float = 0.0  # synthetic data: colour temperature/tint jitter (0–1)
     repeats: dict[str, int] = dataclasses.field(default_factory=dict)
     noise_sigmas: list[float] = dataclasses.field(default_factory=lambda: [15.0, 25.0, 50.0])
     val_items_per_task: int = 4
@@ -211,6 +212,8 @@ class TrainConfig:
             raise bad("data.augment", "expected 'd8', 'udair' or 'none'")
         if not 0.0 <= float(d.photometric) <= 1.0:
             raise bad("data.photometric", "expected a strength in [0, 1]")
+        if not 0.0 <= float(d.white_balance) <= 1.0:
+            raise bad("data.white_balance", "expected a strength in [0, 1]")
         if d.val_mode not in ("center_crop", "resize", "full"):
             raise bad("data.val_mode", "expected 'center_crop', 'resize' or 'full'")
         if d.val_split not in ("holdout", "val"):

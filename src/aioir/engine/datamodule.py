@@ -382,6 +382,7 @@ class RestorationDataModule(pl.LightningDataModule):
         tr = SyntheticDegradationDataset(
             train, specs, c.patch_size, c.severity, self.seed, False,
             length=c.items_per_task, augment=c.augment, photometric=c.photometric,
+            white_balance=c.white_balance,
         )  # fmt: skip
         va = SyntheticDegradationDataset(
             val, specs, c.val_size if c.val_mode != "full" else None, c.severity, c.val_seed,
