@@ -108,6 +108,40 @@ def test_resume_is_exact(corpus, tmp_path):
                            b["state_dict"]["model.patch_embed.proj.weight"])  # fmt: skip
 
 
+def test_last_checkpoint_follows_training_when_validation_plateaus(corpus, tmp_path, monkeypatch):
+    """A run killed after a plateau resumes from its latest state, not its last improvement."""
+    import lightning.pytorch as pl
+
+    import aioir.engine.run as run_module
+
+    seen: list[tuple[int, int]] = []
+
+    class Probe(pl.Callback):
+        def on_train_epoch_start(self, trainer, pl_module):
+            last = tmp_path / "flat/checkpoints/last.ckpt"
+            if trainer.current_epoch > 0:
+                seen.append((trainer.global_step, _ckpt(last)["global_step"]))
+
+    build = run_module.build_trainer
+    monkeypatch.setattr(
+        run_module, "build_trainer",
+        lambda config, output, dm, callbacks=None: build(
+            config, output, dm, callbacks=[*(callbacks or []), Probe()]
+        ),
+    )  # fmt: skip
+    # a model without running buffers at lr 1e-12: Adam's steps vanish under float32 rounding,
+    # val/psnr stays put and `best` is written once, after the first epoch
+    cfg = tiny_config(
+        corpus, model={"name": "restormer-tiny"}, optimizer={"lr": 1e-12},
+        source_bank={"enabled": False}, trainer={"max_steps": 9},
+    )  # fmt: skip
+    cfg.losses = {"l1": 1.0}  # Restormer has no degradation features for CSCL
+    res = train(cfg, tmp_path / "flat", export=False)
+    assert res.steps == 9
+    assert seen == [(3, 3), (6, 6)]
+    assert _ckpt(res.best_checkpoint)["global_step"] == 3
+
+
 def test_source_bank_epoch_mean_in_checkpoint_and_final_pass_export(corpus, tmp_path):
     cfg = tiny_config(corpus, source_bank={"mode": "epoch_mean"}, trainer={"max_steps": 4})
     res = train(cfg, tmp_path / "em")

@@ -23,6 +23,9 @@ from aioir.errors import CheckpointError, ConfigError
 
 __all__ = ["TrainResult", "build_trainer", "export_run", "resolve_resume", "train"]
 
+#: Stem of the latest-state checkpoint that ``resume="auto"`` continues from.
+LAST_CHECKPOINT = "last"
+
 
 @dataclasses.dataclass
 class TrainResult:
@@ -42,7 +45,7 @@ def resolve_resume(resume: str | None, output: Path) -> Path | None:
     if resume is None:
         return None
     if resume == "auto":
-        last = output / "checkpoints" / "last.ckpt"
+        last = output / "checkpoints" / f"{LAST_CHECKPOINT}.ckpt"
         return last if last.is_file() else None
     p = Path(resume)
     if not p.is_file():
@@ -83,23 +86,34 @@ def _logger(config: TrainConfig, output: Path) -> Any:
 def build_trainer(
     config: TrainConfig, output: Path, datamodule: Any, *, callbacks: list[Any] | None = None
 ) -> Any:
-    """The Lightning ``Trainer`` of ``config`` (checkpoints best-by-val + last)."""
+    """The Lightning ``Trainer`` of ``config`` (checkpoints best-by-val + the latest state)."""
     import lightning.pytorch as pl
     from lightning.pytorch.callbacks import ModelCheckpoint, TQDMProgressBar
 
     t = config.trainer
-    ckpt = ModelCheckpoint(
+    best = ModelCheckpoint(
         dirpath=str(output / "checkpoints"),
         filename="best",
         monitor="val/psnr",
         mode="max",
         save_top_k=1,
-        save_last=True,
         every_n_train_steps=t.checkpoint_every_n_steps,
         auto_insert_metric_name=False,
         enable_version_counter=False,
     )
-    cbs: list[Any] = [ckpt, *(callbacks or [])]
+    # `save_last=True` on the callback above writes last.ckpt only when `best` improves, so a run
+    # killed after a plateau would resume from its last improvement: the latest state gets its
+    # own callback (every validation, or every `checkpoint_every_n_steps`).
+    latest = ModelCheckpoint(
+        dirpath=str(output / "checkpoints"),
+        filename=LAST_CHECKPOINT,
+        monitor=None,
+        save_top_k=1,
+        every_n_train_steps=t.checkpoint_every_n_steps,
+        auto_insert_metric_name=False,
+        enable_version_counter=False,
+    )
+    cbs: list[Any] = [best, latest, *(callbacks or [])]
     if t.progress_bar:
         cbs.append(TQDMProgressBar(refresh_rate=max(1, min(20, t.log_every_n_steps))))
     strategy: Any = t.strategy
@@ -192,10 +206,10 @@ def train(
         warnings.filterwarnings("ignore", message=".*your dataloader is not resumable.*")
         trainer.fit(module, datamodule=dm, ckpt_path=str(ckpt_path) if ckpt_path else None)
     wall = time.perf_counter() - start
-    last_path = output / "checkpoints" / "last.ckpt"
+    last_path = output / "checkpoints" / f"{LAST_CHECKPOINT}.ckpt"
+    latest = next(cb for cb in trainer.checkpoint_callbacks if cb.monitor is None)
     if trainer.global_step > 0 and (
-        not last_path.is_file()
-        or trainer.checkpoint_callback._last_global_step_saved != trainer.global_step
+        not last_path.is_file() or latest._last_global_step_saved != trainer.global_step
     ):
         trainer.save_checkpoint(last_path)  # the final state (periodic saves may be older)
 
