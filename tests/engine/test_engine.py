@@ -223,6 +223,49 @@ def test_tiny_run_lowers_loss_and_raises_val_psnr(corpus, tmp_path):
     assert history[-1] > history[0] + 0.5, history
 
 
+def test_min_gain_monitor_selects_the_checkpoint_with_the_best_worst_task(corpus, tmp_path):
+    import math
+
+    from aioir.data.synthetic import SyntheticDegradationDataset
+    from aioir.engine.datamodule import _clean_photo_splits, parse_task_specs
+    from aioir.metrics import get_protocol
+
+    tasks = {**TASKS, "clean": None}
+    cfg = tiny_config(
+        corpus, data={"tasks": tasks}, validation={"monitor": "min_gain"},
+        trainer={"max_steps": 8, "val_every_n_steps": 2}, source_bank={"enabled": False},
+    )  # fmt: skip
+    res = train(cfg, tmp_path / "gain")
+    rows = res.val_history
+    assert len(rows) == 4
+    for row in rows:
+        gains = [row[f"val/{t}/psnr"] - row[f"val/{t}/input_psnr"] for t in TASKS]
+        assert [row[f"val/{t}/gain"] for t in TASKS] == pytest.approx(gains)
+        assert row["val/min_gain"] == pytest.approx(min(gains))
+        assert "val/clean/gain" not in row and "val/clean/input_psnr" not in row  # identity task
+    # the input PSNR is that of the validation items themselves
+    val = SyntheticDegradationDataset(
+        _clean_photo_splits(corpus)[1], parse_task_specs(tasks), 32, "random", 0, True, length=2
+    )
+    noise = [it for it in (val[i] for i in range(len(val))) if it["task"] == "noise"]
+    protocol = get_protocol("clean")
+    expected = sum(
+        min(float(protocol.score(it["input"][None], it["target"][None])["psnr"][0]), 100.0)
+        for it in noise
+    ) / len(noise)
+    assert rows[0]["val/noise/input_psnr"] == pytest.approx(expected, abs=1e-4)
+    best = max(rows, key=lambda r: r["val/min_gain"])
+    assert _ckpt(res.best_checkpoint)["global_step"] == best["step"]
+    assert res.record["monitor"] == "val/min_gain"
+    assert res.record["best_val_score"] == pytest.approx(best["val/min_gain"])
+    assert res.record["best_val_psnr"] == pytest.approx(best["val/psnr"])
+    meta = json.loads((res.export_dir / "config.json").read_text())["metadata"]
+    assert meta["val"]["step"] == best["step"]
+    assert not math.isnan(best["val/min_gain"])
+    with pytest.raises(ConfigError, match=r"validation\.monitor"):
+        tiny_config(corpus, validation={"monitor": "lpips"})
+
+
 def test_udair_layout_datamodule_holdout_and_task_order(tmp_path):
     import numpy as np
     from PIL import Image

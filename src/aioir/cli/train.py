@@ -43,6 +43,9 @@ def _train(args: argparse.Namespace) -> int:
     if result.export_dir is not None:
         best = result.record.get("best_val_psnr")
         score = f", best val PSNR {best:.2f} dB" if best is not None else ""
+        monitor, value = result.record.get("monitor"), result.record.get("best_val_score")
+        if monitor not in (None, "val/psnr") and value is not None:
+            score += f" ({monitor} {value:+.2f})"
         print(f"trained {result.steps} steps{score}; exported to {result.export_dir}")
     return 0
 

@@ -173,11 +173,22 @@ class SourceBankConfig:
     batch_size: int = 8
 
 
+#: The validation scores that can pick the best checkpoint (``validation.monitor``).
+VAL_MONITORS = ("psnr", "ssim", "min_gain")
+
+
 @dataclasses.dataclass
 class ValidationConfig:
-    """Validation metric protocol (``aioir.metrics.get_protocol``); best checkpoint by val PSNR."""
+    """How validation scores and which score picks ``best.ckpt`` (and so the exported weights).
+
+    ``protocol``: the metric protocol (``aioir.metrics.get_protocol``). ``monitor``: ``psnr``
+    (mean PSNR over the tasks), ``ssim`` (mean SSIM) or ``min_gain`` (the worst task's PSNR gain
+    over its own degraded input, identity tasks such as ``clean`` left out): the quality bar of a
+    blind all-in-one model, which must leave no task worse than it came in.
+    """
 
     protocol: str = "clean"
+    monitor: str = "psnr"
 
 
 @dataclasses.dataclass
@@ -246,6 +257,8 @@ class TrainConfig:
 
         parse_loss_specs(self.losses, f"{where}: losses")
         get_protocol(self.validation.protocol)
+        if self.validation.monitor not in VAL_MONITORS:
+            raise bad("validation.monitor", f"expected one of {', '.join(VAL_MONITORS)}")
         return self
 
     def data_root(self) -> Path:

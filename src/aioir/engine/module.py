@@ -5,7 +5,8 @@
 ``self.model``), computes the configured losses (:class:`aioir.losses.CompositeLoss`; models
 with ``forward_features`` — UDAIR — feed its contrastive feature to CSCL), configures AdamW and
 the paper's schedule, and validates with a named metric protocol, logging per-task and mean
-PSNR/SSIM (``val/psnr`` selects the best checkpoint). Exact resume: the global RNG states are
+PSNR/SSIM, each task's input PSNR and gain over it, and ``val/min_gain`` (the worst task's gain;
+``validation.monitor`` picks which score selects the best checkpoint). Exact resume: the global RNG states are
 stored in the checkpoint (``"rng_states"``) and restored on load.
 """
 
@@ -219,36 +220,46 @@ class RestorationModule(pl.LightningModule):
     # ------------------------------------------------------------------ validation
     def on_validation_epoch_start(self) -> None:
         # accumulated on the CPU (per-image scalars); moved to the device once, to reduce
-        self._val_sums = torch.zeros(len(self.task_names), 3, dtype=torch.float64)
+        # per task: output PSNR, output SSIM, count, input PSNR
+        self._val_sums = torch.zeros(len(self.task_names), 4, dtype=torch.float64)
 
     def validation_step(self, batch: Mapping[str, Any], batch_idx: int) -> None:
         pred = self.model(self._input(batch["input"])).float()
-        scores = self.protocol.score(pred, batch["target"].float())
+        target = batch["target"].float()
+        scores = self.protocol.score(pred, target)
+        before = self.protocol.score(batch["input"].float(), target)["psnr"]
         assert self._val_sums is not None
-        for tid, p, s in zip(
-            torch.as_tensor(batch["task_id"]).tolist(), scores["psnr"], scores["ssim"]
+        for tid, p, s, p0 in zip(
+            torch.as_tensor(batch["task_id"]).tolist(), scores["psnr"], scores["ssim"], before
         ):
             self._val_sums[tid, 0] += min(float(p), PSNR_CAP)
             self._val_sums[tid, 1] += float(s)
             self._val_sums[tid, 2] += 1
+            self._val_sums[tid, 3] += min(float(p0), PSNR_CAP)
 
     def on_validation_epoch_end(self) -> None:
         assert self._val_sums is not None
         sums = self.trainer.strategy.reduce(self._val_sums.to(self.device), reduce_op="sum")
         result: dict[str, float] = {}
-        psnrs, ssims = [], []
+        psnrs, ssims, gains = [], [], []
         for i, name in enumerate(self.task_names):
             n = float(sums[i, 2])
             if n == 0:
                 continue
-            p, s = float(sums[i, 0]) / n, float(sums[i, 1]) / n
+            p, s, p0 = float(sums[i, 0]) / n, float(sums[i, 1]) / n, float(sums[i, 3]) / n
             result[f"val/{name}/psnr"], result[f"val/{name}/ssim"] = p, s
             psnrs.append(p)
             ssims.append(s)
+            if p0 < PSNR_CAP:  # an identity task (input = target) has no gain to speak of
+                result[f"val/{name}/input_psnr"] = p0
+                result[f"val/{name}/gain"] = p - p0
+                gains.append(p - p0)
         if not psnrs:
             return
         result["val/psnr"] = sum(psnrs) / len(psnrs)
         result["val/ssim"] = sum(ssims) / len(ssims)
+        if gains:
+            result["val/min_gain"] = min(gains)
         for k, v in result.items():
             self.log(k, v, prog_bar=k == "val/psnr", sync_dist=False, rank_zero_only=False)
         if not self.trainer.sanity_checking:

@@ -53,6 +53,11 @@ def resolve_resume(resume: str | None, output: Path) -> Path | None:
     return p
 
 
+def _best_row(history: list[dict[str, float]], monitor: str) -> dict[str, float]:
+    """The validation record with the highest ``monitor`` (the first of equals, as Lightning)."""
+    return max(history, key=lambda r: r.get(monitor, float("-inf")))
+
+
 def _precision(config: TrainConfig, accelerator: str) -> str:
     p = config.trainer.precision
     if p != "auto":
@@ -94,7 +99,7 @@ def build_trainer(
     best = ModelCheckpoint(
         dirpath=str(output / "checkpoints"),
         filename="best",
-        monitor="val/psnr",
+        monitor=f"val/{config.validation.monitor}",
         mode="max",
         save_top_k=1,
         every_n_train_steps=t.checkpoint_every_n_steps,
@@ -197,7 +202,9 @@ def train(
         callbacks.append(ema)
     bank_cb = None
     if _bank_enabled(config, module.model):
-        bank_cb = SourceBankCallback(dm.task_names, config.source_bank.mode)
+        bank_cb = SourceBankCallback(
+            dm.task_names, config.source_bank.mode, f"val/{config.validation.monitor}"
+        )
         callbacks.append(bank_cb)
     trainer = build_trainer(config, output, dm, callbacks=callbacks)
     start = time.perf_counter()
@@ -227,8 +234,12 @@ def train(
         "protocol": module.protocol.header(),
         "val_history": module.val_history,
         "best_checkpoint": str(best) if best else None,
-        "best_val_psnr": float(ckpt_cb.best_model_score)
+        "monitor": ckpt_cb.monitor if ckpt_cb else None,
+        "best_val_score": float(ckpt_cb.best_model_score)
         if ckpt_cb and ckpt_cb.best_model_score is not None
+        else None,
+        "best_val_psnr": _best_row(module.val_history, ckpt_cb.monitor).get("val/psnr")
+        if ckpt_cb and module.val_history
         else None,
         "precision": str(trainer.precision),
         "world_size": int(trainer.world_size),
@@ -335,7 +346,7 @@ def export_run(
             record["source_bank"] = {"file": BANK_FILE, **meta}
     metadata = {
         "training": {k: v for k, v in record.items() if k not in ("val_history", "ddp")},
-        "val": max(record["val_history"], key=lambda r: r.get("val/psnr", -1.0))
+        "val": _best_row(record["val_history"], record.get("monitor") or "val/psnr")
         if record["val_history"]
         else None,
         "task_names": list(datamodule.task_names),
