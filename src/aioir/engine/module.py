@@ -5,9 +5,9 @@
 ``self.model``), computes the configured losses (:class:`aioir.losses.CompositeLoss`; models
 with ``forward_features`` — UDAIR — feed its contrastive feature to CSCL), configures AdamW and
 the paper's schedule, and validates with a named metric protocol, logging per-task and mean
-PSNR/SSIM, each task's input PSNR and gain over it, and ``val/min_gain`` (the worst task's gain;
-``validation.monitor`` picks which score selects the best checkpoint). Exact resume: the global RNG states are
-stored in the checkpoint (``"rng_states"``) and restored on load.
+PSNR/SSIM, each task's input PSNR and gain over it, and ``val/min_gain`` (the worst task's
+gain; ``validation.monitor`` picks the score that selects the best checkpoint). Exact resume:
+the global RNG states are stored in the checkpoint (``"rng_states"``) and restored on load.
 """
 
 from __future__ import annotations
