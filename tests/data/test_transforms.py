@@ -84,12 +84,21 @@ def test_udair_mode_is_the_flip_group() -> None:
         random_flip_rotate([x], torch.Generator(), mode="nope")  # type: ignore[arg-type]
 
 
-def test_photometric_jitter_zero_strength_is_the_identity_and_draws_nothing() -> None:
+@pytest.mark.parametrize(
+    ("jitter", "name"),
+    [(photometric_jitter, "photometric"), (white_balance_jitter, "white-balance")],
+)
+def test_clean_patch_jitter_at_zero_strength_is_the_identity_and_draws_nothing(
+    jitter, name
+) -> None:
     x = torch.rand(2, 3, 8, 8, generator=torch.Generator().manual_seed(0))
     gen = torch.Generator().manual_seed(5)
     state = gen.get_state()
-    assert photometric_jitter(x, gen, 0.0) is x
+    assert jitter(x, gen, 0.0) is x
     assert torch.equal(gen.get_state(), state)
+    for bad in (-0.1, 1.5):
+        with pytest.raises(ValueError, match=f"{name} strength"):
+            jitter(x, torch.Generator(), bad)
 
 
 def test_photometric_jitter_is_seeded_bounded_and_changes_the_look() -> None:
@@ -103,18 +112,6 @@ def test_photometric_jitter_is_seeded_bounded_and_changes_the_look() -> None:
         for s in range(8)
     }
     assert len(looks) > 4  # exposure differs between draws
-    with pytest.raises(ValueError, match="photometric strength"):
-        photometric_jitter(x, torch.Generator(), 1.5)
-
-
-def test_white_balance_jitter_zero_strength_is_the_identity_and_draws_nothing() -> None:
-    x = torch.rand(2, 3, 8, 8, generator=torch.Generator().manual_seed(0))
-    gen = torch.Generator().manual_seed(5)
-    state = gen.get_state()
-    assert white_balance_jitter(x, gen, 0.0) is x
-    assert torch.equal(gen.get_state(), state)
-    with pytest.raises(ValueError, match="white-balance strength"):
-        white_balance_jitter(x, torch.Generator(), -0.1)
 
 
 def test_white_balance_jitter_scales_channels_and_keeps_brightness() -> None:

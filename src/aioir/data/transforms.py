@@ -127,6 +127,18 @@ def random_flip_rotate(
     raise ValueError(f"unknown flip/rotate mode {mode!r}; expected 'd8' or 'udair'")
 
 
+def _jitter_draws(
+    strength: float, generator: torch.Generator, n: int, what: str
+) -> tuple[float, list[float]]:
+    """``(strength, n uniform draws)`` of a clean-patch jitter; no draws at strength 0."""
+    s = float(strength)
+    if not 0.0 <= s <= 1.0:
+        raise ValueError(f"{what} strength must lie in [0, 1], got {strength}")
+    if s == 0.0:
+        return s, []
+    return s, torch.rand(n, generator=generator, dtype=torch.float64).tolist()
+
+
 def photometric_jitter(
     images: torch.Tensor, generator: torch.Generator, strength: float
 ) -> torch.Tensor:
@@ -139,12 +151,9 @@ def photometric_jitter(
     mean ``1 + U(−0.5, 0.25)·s``, saturation about the luma ``1 + U(−0.6, 0.3)·s``; the result
     is clipped to [0, 1]. One draw per call (the whole batch shares it).
     """
-    s = float(strength)
-    if not 0.0 <= s <= 1.0:
-        raise ValueError(f"photometric strength must lie in [0, 1], got {strength}")
+    s, u = _jitter_draws(strength, generator, 3, "photometric")
     if s == 0.0:
         return images
-    u = torch.rand(3, generator=generator, dtype=torch.float64).tolist()
     gamma = math.exp((-0.6 + 1.2 * u[0]) * s)
     contrast = 1.0 + (-0.5 + 0.75 * u[1]) * s
     saturation = 1.0 + (-0.6 + 0.9 * u[2]) * s
@@ -171,12 +180,9 @@ def white_balance_jitter(
     their luma-weighted mean (brightness is kept) and the result is clipped to [0, 1]. One draw
     per call (the whole batch shares it).
     """
-    s = float(strength)
-    if not 0.0 <= s <= 1.0:
-        raise ValueError(f"white-balance strength must lie in [0, 1], got {strength}")
+    s, u = _jitter_draws(strength, generator, 2, "white-balance")
     if s == 0.0:
         return images
-    u = torch.rand(2, generator=generator, dtype=torch.float64).tolist()
     temperature = (-0.25 + 0.5 * u[0]) * s
     tint = (-0.12 + 0.24 * u[1]) * s
     gains = [math.exp(temperature), math.exp(tint), math.exp(-temperature)]
