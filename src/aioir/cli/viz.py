@@ -1,4 +1,5 @@
-"""``aioir embed`` and ``aioir viz clusters``: UDAIR's degradation embeddings and their clusters.
+"""``aioir embed``, ``aioir viz clusters`` (UDAIR's degradation embeddings and their clusters)
+and ``aioir viz training`` (the curves of a training run).
 
 Exit status: 0 written, 1 failed (bad model, images or file), 2 usage error.
 """
@@ -22,6 +23,13 @@ _CLUSTERS = """\
 Plot the degradation clusters: t-SNE of the pooled embedding coloured by task, the codebook
 usage per task, and the k-NN accuracy (cross-validated, folds grouped by photo) and silhouette
 of the tasks. Reads --embeddings FILE.npz, or computes them from --model and --images."""
+
+
+_TRAINING = """\
+Plot the curves of an `aioir train` run folder: the training loss terms, each task's validation
+PSNR (dotted: its degraded input) and each task's PSNR gain over its input with val/min_gain,
+the worst task, in bold. Reads RUN/logs/version_*/metrics.csv (the newest; trainer.logger=csv,
+readable while the run trains) or RUN/training.json (written when the run ends)."""
 
 
 def _crop(value: str) -> int | None:
@@ -87,6 +95,22 @@ def _clusters(args: argparse.Namespace) -> int:
     return 0
 
 
+def _training(args: argparse.Namespace) -> int:
+    from aioir.errors import ConfigError
+    from aioir.viz.training import plot_training, read_training_log
+
+    if args.output.exists() and not args.overwrite:
+        raise ConfigError(f"{args.output}: exists; pass --overwrite to replace it")
+    log = read_training_log(args.run)
+    path = plot_training(log, args.output, title=args.title or str(args.run),
+                         overwrite=args.overwrite)  # fmt: skip
+    worst = log.series("val/min_gain")
+    last = f"; last val/min_gain {worst[-1][1]:+.2f} dB at step {worst[-1][0]}" if worst else ""
+    print(f"aioir viz training: {len(log.val)} validations from {log.source}{last}; wrote {path}",
+          file=sys.stderr)  # fmt: skip
+    return 0
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the ``embed`` command and the ``viz`` group (``viz clusters``)."""
     p = sub.add_parser(
@@ -99,7 +123,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-o", "--output", type=Path, required=True, metavar="FILE.npz")
     p.set_defaults(handler=_embed)
 
-    viz = sub.add_parser("viz", help="figures (degradation clusters)")
+    viz = sub.add_parser("viz", help="figures (degradation clusters, training curves)")
     viz.set_defaults(group_parser=viz)
     vsub = viz.add_subparsers(dest="viz_command", metavar="FIGURE")
     c = vsub.add_parser(
@@ -113,3 +137,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     c.add_argument("-o", "--output", type=Path, required=True, metavar="FIG.png")
     c.add_argument("--title", default=None, help="figure title")
     c.set_defaults(handler=_clusters)
+    t = vsub.add_parser(
+        "training",
+        help="loss, validation PSNR and gain over the input of a training run",
+        description=_TRAINING,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    t.add_argument("run", type=Path, metavar="RUN", help="an `aioir train` output folder")
+    t.add_argument("-o", "--output", type=Path, required=True, metavar="FIG.png")
+    t.add_argument("--title", default=None, help="figure title (default: the folder)")
+    t.add_argument("--overwrite", action="store_true", help="replace an existing FIG.png")
+    t.set_defaults(handler=_training)
