@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import dataclasses
+import io
 import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -26,6 +27,7 @@ import torch
 from torch import Tensor, nn
 
 from aioir.errors import ConfigError, DatasetLayoutError
+from aioir.io import write_bytes_atomically
 
 __all__ = [
     "FOLDER_TASKS",
@@ -345,9 +347,9 @@ def plot_clusters(
     fig.colorbar(im, ax=hx, fraction=0.04)
     if title:
         fig.suptitle(title, fontsize=10)
-    out = Path(output)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=110)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=110)
+    write_bytes_atomically(Path(output), buffer.getvalue(), overwrite=True)
     return scores
 
 
