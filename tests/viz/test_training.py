@@ -72,6 +72,14 @@ def test_plot_draws_a_gain_panel_only_when_the_gain_was_logged(tmp_path):
     plot_training(read_training_log(tmp_path / "new"), tmp_path / "new.png", overwrite=True)
 
 
+def test_a_log_without_validation_yet_is_drawn(tmp_path, recwarn):
+    _write_csv(tmp_path / "early", 0, 10)  # the first validation comes at step 15
+    log = read_training_log(tmp_path / "early")
+    assert log.val == [] and len(log.train["loss"]) == 2
+    plot_training(log, tmp_path / "early.png")
+    assert not [w for w in recwarn if "artists" in str(w.message)]
+
+
 def test_training_json_fallback_and_errors(tmp_path):
     run = tmp_path / "run"
     run.mkdir()

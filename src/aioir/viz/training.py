@@ -175,7 +175,11 @@ def plot_training(
     psnr_ax.set_xlabel("step")
     psnr_ax.set_ylabel("PSNR (dB)")
     psnr_ax.set_title("validation PSNR (dotted: the degraded input)", fontsize=9)
-    psnr_ax.legend(fontsize=7, ncol=2)
+    if log.val:
+        psnr_ax.legend(fontsize=7, ncol=2)
+    else:
+        psnr_ax.text(0.5, 0.5, "no validation yet", ha="center", va="center",
+                     transform=psnr_ax.transAxes, fontsize=9)  # fmt: skip
 
     if has_gain:
         gain_ax = axes[2]
