@@ -19,6 +19,7 @@ $(STAMP): pyproject.toml Makefile
 
 lint: setup
 	$(BIN)/ruff check src tests benchmarks scripts
+	$(BIN)/ruff format --check src tests benchmarks scripts
 
 test: setup lint
 	$(BIN)/python -m pytest -q
