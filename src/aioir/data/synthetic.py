@@ -103,6 +103,13 @@ def _draw_severity(value: Severity, generator: torch.Generator) -> float:
     return uniform(generator, lo, hi)
 
 
+def _strength(name: str, value: float) -> float:
+    """A clean-patch jitter strength, checked to lie in [0, 1]."""
+    if not 0.0 <= float(value) <= 1.0:
+        raise ConfigError(f"{name} strength must lie in [0, 1], got {value}")
+    return float(value)
+
+
 class SyntheticDegradationDataset(Dataset[dict[str, Any]]):
     """Clean images + degradation spec → ``dict(input, target, task_id, task, name[, label_map])``.
 
@@ -171,12 +178,8 @@ class SyntheticDegradationDataset(Dataset[dict[str, Any]]):
         if int(margin) < 0:
             raise ConfigError(f"margin must be ≥ 0, got {margin}")
         self.margin = int(margin)
-        if not 0.0 <= float(photometric) <= 1.0:
-            raise ConfigError(f"photometric strength must lie in [0, 1], got {photometric}")
-        self.photometric = float(photometric)
-        if not 0.0 <= float(white_balance) <= 1.0:
-            raise ConfigError(f"white_balance strength must lie in [0, 1], got {white_balance}")
-        self.white_balance = float(white_balance)
+        self.photometric = _strength("photometric", photometric)
+        self.white_balance = _strength("white_balance", white_balance)
         self.epoch = 0
         self._cache: dict[int, torch.Tensor] = {}
 

@@ -221,10 +221,9 @@ class TrainConfig:
             raise bad("data.sampler", "expected 'task_balanced' or 'random'")
         if d.augment not in ("d8", "udair", "none"):
             raise bad("data.augment", "expected 'd8', 'udair' or 'none'")
-        if not 0.0 <= float(d.photometric) <= 1.0:
-            raise bad("data.photometric", "expected a strength in [0, 1]")
-        if not 0.0 <= float(d.white_balance) <= 1.0:
-            raise bad("data.white_balance", "expected a strength in [0, 1]")
+        for key in ("photometric", "white_balance"):
+            if not 0.0 <= float(getattr(d, key)) <= 1.0:
+                raise bad(f"data.{key}", "expected a strength in [0, 1]")
         if d.val_mode not in ("center_crop", "resize", "full"):
             raise bad("data.val_mode", "expected 'center_crop', 'resize' or 'full'")
         if d.val_split not in ("holdout", "val"):

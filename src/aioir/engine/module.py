@@ -227,7 +227,7 @@ class RestorationModule(pl.LightningModule):
         pred = self.model(self._input(batch["input"])).float()
         target = batch["target"].float()
         scores = self.protocol.score(pred, target)
-        before = self.protocol.score(batch["input"].float(), target)["psnr"]
+        before = self.protocol.score_psnr(batch["input"].float(), target)
         assert self._val_sums is not None
         for tid, p, s, p0 in zip(
             torch.as_tensor(batch["task_id"]).tolist(), scores["psnr"], scores["ssim"], before

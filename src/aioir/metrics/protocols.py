@@ -30,7 +30,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 from types import MappingProxyType
-from typing import Literal, TypeVar, overload
+from typing import Any, Literal, TypeVar, overload
 
 import numpy as np
 import torch
@@ -185,12 +185,22 @@ class MetricProtocol:
         to be averaged per image by the caller.
         """
         p, t = self.prepare(pred, target)
-        kwargs = {"data_range": 1.0, "y_channel": self.y_channel, "crop_border": self.crop_border}
-        psnr_v = psnr(p, t, **kwargs)
-        ssim_v = ssim(p, t, window=self.ssim_window, **kwargs)
+        psnr_v = psnr(p, t, **self._metric_kwargs())
+        ssim_v = ssim(p, t, window=self.ssim_window, **self._metric_kwargs())
         if isinstance(psnr_v, torch.Tensor):
             return {"psnr": psnr_v.detach().cpu().tolist(), "ssim": ssim_v.detach().cpu().tolist()}
         return {"psnr": psnr_v, "ssim": ssim_v}
+
+    def score_psnr(
+        self, pred: np.ndarray | torch.Tensor, target: np.ndarray | torch.Tensor
+    ) -> float | list[float]:
+        """PSNR alone under this protocol: :meth:`score`'s ``"psnr"`` entry, without the SSIM."""
+        p, t = self.prepare(pred, target)
+        value = psnr(p, t, **self._metric_kwargs())
+        return value.detach().cpu().tolist() if isinstance(value, torch.Tensor) else value
+
+    def _metric_kwargs(self) -> dict[str, Any]:
+        return {"data_range": 1.0, "y_channel": self.y_channel, "crop_border": self.crop_border}
 
     def header(self) -> str:
         """One line naming the convention, printed above/below every table of numbers."""
