@@ -57,4 +57,25 @@ def test_clusters_from_a_task_folder(model_path, tmp_path, capsys):
                      str(tmp_path / "set"), "--crop", "32", "-o", str(fig)])  # fmt: skip
     assert code == 0, capsys.readouterr().err
     assert json.loads(capsys.readouterr().out)["tasks"] == 2
-    assert cli.main(["viz", "clusters", "-o", str(fig)]) == 1  # nothing to plot
+    capsys.readouterr()
+    assert cli.main(["viz", "clusters", "-o", str(tmp_path / "new.png")]) == 1  # nothing to plot
+    assert "--embeddings" in capsys.readouterr().err
+
+
+def test_existing_outputs_are_refused_unless_overwrite(model_path, photos, tmp_path, capsys):
+    npz, fig = tmp_path / "e.npz", tmp_path / "fig.png"
+    npz.write_bytes(b"mine")
+    fig.write_bytes(b"mine too")
+    embed = ["embed", "--model", str(model_path), "--images", f"synthetic:{photos}:noise,haze",
+             "--crop", "32", "--crops-per-image", "1", "-o", str(npz)]  # fmt: skip
+    plot = ["viz", "clusters", "--embeddings", str(npz), "-o", str(fig)]
+    for argv, path, content in ((embed, npz, b"mine"), (plot, fig, b"mine too")):
+        capsys.readouterr()
+        assert cli.main(argv) == 1
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and str(path) in err and "--overwrite" in err
+        assert path.read_bytes() == content  # untouched
+        assert cli.main([*argv, "--overwrite"]) == 0, capsys.readouterr().err
+        assert path.read_bytes() != content
+    assert len(Embeddings.load(npz)) == 10 and fig.stat().st_size > 10_000
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["e.npz", "fig.png"]  # no temp files

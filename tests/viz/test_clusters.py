@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from aioir.errors import ConfigError
+from aioir.errors import ConfigError, ImageWriteError
 from aioir.models import load_model
 from aioir.viz.clusters import Embeddings, cluster_scores, compute_embeddings, plot_clusters
 
@@ -37,6 +37,14 @@ def test_round_trip_and_figure(tmp_path):
     assert back.names == emb.names
     scores = plot_clusters(back, tmp_path / "fig.png", title="blobs")
     assert (tmp_path / "fig.png").stat().st_size > 10_000 and scores["n"] == 60
+    with pytest.raises(ImageWriteError, match="exists"):
+        plot_clusters(back, tmp_path / "fig.png")
+    with pytest.raises(ImageWriteError, match="exists"):
+        emb.save(tmp_path / "e.npz")
+    moved = _blobs(1.0, seed=3)
+    assert moved.save(tmp_path / "e.npz", overwrite=True) == tmp_path / "e.npz"
+    assert np.array_equal(Embeddings.load(tmp_path / "e.npz").pooled, moved.pooled)
+    assert emb.save(tmp_path / "plain") == tmp_path / "plain.npz"  # numpy's naming kept
     with pytest.raises(ConfigError):
         Embeddings.load(tmp_path / "missing.npz")
 

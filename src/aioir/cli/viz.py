@@ -17,12 +17,14 @@ _EMBED = """\
 Compute the degradation embeddings (pooled degradation map d, contrastive feature f, bottom
 codebook usage) of a labelled image set with a UDAIR model and write them to FILE.npz.
 IMAGES is synthetic:DIR[:TASKS] (seeded crops of clean photos, a corpus uses its test split),
-another benchmark spec, or a folder with one sub-folder of images per task."""
+another benchmark spec, or a folder with one sub-folder of images per task. An existing
+FILE.npz is refused unless --overwrite is given."""
 
 _CLUSTERS = """\
 Plot the degradation clusters: t-SNE of the pooled embedding coloured by task, the codebook
 usage per task, and the k-NN accuracy (cross-validated, folds grouped by photo) and silhouette
-of the tasks. Reads --embeddings FILE.npz, or computes them from --model and --images."""
+of the tasks. Reads --embeddings FILE.npz, or computes them from --model and --images. An
+existing FIG.png is refused unless --overwrite is given."""
 
 
 _TRAINING = """\
@@ -69,9 +71,20 @@ def _compute(args: argparse.Namespace):
     )
 
 
+def _refuse_existing(path: Path, overwrite: bool) -> None:
+    """Fail before any work when ``path`` exists and ``--overwrite`` was not given."""
+    from aioir.errors import ConfigError
+
+    if path.exists() and not overwrite:
+        raise ConfigError(f"{path}: exists; pass --overwrite to replace it")
+
+
 def _embed(args: argparse.Namespace) -> int:
+    from aioir.viz.clusters import embeddings_path
+
+    _refuse_existing(embeddings_path(args.output), args.overwrite)
     emb = _compute(args)
-    path = emb.save(args.output)
+    path = emb.save(args.output, overwrite=args.overwrite)
     print(f"aioir embed: {len(emb)} embeddings ({', '.join(emb.task_names)}) -> {path}",
           file=sys.stderr)  # fmt: skip
     return 0
@@ -81,6 +94,7 @@ def _clusters(args: argparse.Namespace) -> int:
     from aioir.errors import ConfigError
     from aioir.viz.clusters import Embeddings, plot_clusters
 
+    _refuse_existing(args.output, args.overwrite)
     if args.embeddings is not None:
         if args.model is not None or args.images is not None:
             raise ConfigError("give either --embeddings or --model with --images, not both")
@@ -89,18 +103,17 @@ def _clusters(args: argparse.Namespace) -> int:
         emb = _compute(args)
     else:
         raise ConfigError("give --embeddings FILE.npz, or --model and --images")
-    scores = plot_clusters(emb, args.output, title=args.title, seed=args.seed)
+    scores = plot_clusters(emb, args.output, title=args.title, seed=args.seed,
+                           overwrite=args.overwrite)  # fmt: skip
     print(json.dumps(scores, indent=1))
     print(f"aioir viz clusters: wrote {args.output}", file=sys.stderr)
     return 0
 
 
 def _training(args: argparse.Namespace) -> int:
-    from aioir.errors import ConfigError
     from aioir.viz.training import plot_training, read_training_log
 
-    if args.output.exists() and not args.overwrite:
-        raise ConfigError(f"{args.output}: exists; pass --overwrite to replace it")
+    _refuse_existing(args.output, args.overwrite)
     log = read_training_log(args.run)
     path = plot_training(log, args.output, title=args.title or str(args.run),
                          overwrite=args.overwrite)  # fmt: skip
@@ -121,6 +134,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     _add_source(p, required=True)
     p.add_argument("-o", "--output", type=Path, required=True, metavar="FILE.npz")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing FILE.npz")
     p.set_defaults(handler=_embed)
 
     viz = sub.add_parser("viz", help="figures (degradation clusters, training curves)")
@@ -136,6 +150,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     _add_source(c, required=False)
     c.add_argument("-o", "--output", type=Path, required=True, metavar="FIG.png")
     c.add_argument("--title", default=None, help="figure title")
+    c.add_argument("--overwrite", action="store_true", help="replace an existing FIG.png")
     c.set_defaults(handler=_clusters)
     t = vsub.add_parser(
         "training",

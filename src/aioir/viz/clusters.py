@@ -35,6 +35,7 @@ __all__ = [
     "cluster_scores",
     "compute_embeddings",
     "embeddings_from_source",
+    "embeddings_path",
     "plot_clusters",
 ]
 
@@ -48,6 +49,12 @@ FOLDER_TASKS: dict[str, str] = {
     "deblurring": "blur",
     "underwater": "underwater",
 }
+
+
+def embeddings_path(path: str | os.PathLike[str]) -> Path:
+    """Where :meth:`Embeddings.save` writes ``path``: ``.npz`` appended unless present."""
+    p = Path(path)
+    return p if p.suffix == ".npz" else p.with_name(p.name + ".npz")
 
 
 @dataclasses.dataclass
@@ -73,12 +80,13 @@ class Embeddings:
     def __len__(self) -> int:
         return int(self.labels.shape[0])
 
-    def save(self, path: str | os.PathLike[str]) -> Path:
-        """Write a compressed ``.npz``."""
-        p = Path(path)
-        p.parent.mkdir(parents=True, exist_ok=True)
+    def save(self, path: str | os.PathLike[str], *, overwrite: bool = False) -> Path:
+        """Write a compressed ``.npz`` atomically (``.npz`` is appended to other names, as numpy
+        does); an existing file is replaced only with ``overwrite``. Returns the path written."""
+        p = embeddings_path(path)
+        buffer = io.BytesIO()
         np.savez_compressed(
-            p,
+            buffer,
             pooled=self.pooled,
             feature=self.feature,
             codes=self.codes,
@@ -86,6 +94,7 @@ class Embeddings:
             task_names=np.array(self.task_names),
             names=np.array(self.names),
         )
+        write_bytes_atomically(p, buffer.getvalue(), overwrite=overwrite)
         return p
 
     @classmethod
@@ -304,8 +313,10 @@ def plot_clusters(
     title: str | None = None,
     seed: int = 0,
     perplexity: float | None = None,
+    overwrite: bool = False,
 ) -> dict[str, Any]:
-    """Write the figure (t-SNE of the pooled embedding + codebook usage); returns the scores."""
+    """Write the figure (t-SNE of the pooled embedding + codebook usage; PNG, atomically, an
+    existing file replaced only with ``overwrite``); returns the scores."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
     from sklearn.manifold import TSNE
@@ -349,7 +360,7 @@ def plot_clusters(
         fig.suptitle(title, fontsize=10)
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=110)
-    write_bytes_atomically(Path(output), buffer.getvalue(), overwrite=True)
+    write_bytes_atomically(Path(output), buffer.getvalue(), overwrite=overwrite)
     return scores
 
 
