@@ -37,6 +37,7 @@ __all__ = [
     "embeddings_from_source",
     "embeddings_path",
     "plot_clusters",
+    "task_colors",
 ]
 
 #: Folder names → task names (UDAIR's source and target folders; ours map to themselves).
@@ -330,7 +331,7 @@ def plot_clusters(
     fig = Figure(figsize=(13, 5.2), layout="constrained")
     FigureCanvasAgg(fig)
     ax, hx = fig.subplots(1, 2, width_ratios=[1.0, 1.25])
-    cmap = _colors(len(emb.task_names))
+    cmap = task_colors(len(emb.task_names))
     for t, name in enumerate(emb.task_names):
         sel = emb.labels == t
         ax.scatter(xy[sel, 0], xy[sel, 1], s=18, color=cmap[t], label=name, alpha=0.85)
@@ -364,7 +365,9 @@ def plot_clusters(
     return scores
 
 
-def _colors(n: int) -> list[Any]:
+def task_colors(n: int) -> list[Any]:
+    """``n`` distinct matplotlib colours, one per task (tab10, tab20 beyond ten): every aioir
+    figure colours task ``i`` alike."""
     from matplotlib import colormaps
 
     cmap = colormaps["tab10" if n <= 10 else "tab20"]

@@ -129,7 +129,7 @@ def plot_training(
     from matplotlib.figure import Figure
 
     from aioir.io import write_bytes_atomically
-    from aioir.viz.clusters import _colors
+    from aioir.viz.clusters import task_colors
 
     if not log.train and not log.val:
         raise ConfigError(f"{log.source}: the log holds no training or validation values yet")
@@ -161,7 +161,7 @@ def plot_training(
         loss_ax.set_title("training loss", fontsize=9)
     loss_ax.set_xlabel("step")
 
-    colors = dict(zip(tasks, _colors(len(tasks)), strict=True))
+    colors = dict(zip(tasks, task_colors(len(tasks)), strict=True))
     for task in tasks:
         pts = log.series(f"val/{task}/psnr")
         if pts:
