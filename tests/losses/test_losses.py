@@ -18,6 +18,7 @@ from aioir.losses import (
     cscl_loss,
     fft_l1_loss,
     l1_loss,
+    mean_color_loss,
     parse_loss_specs,
     random_derangement,
 )
@@ -68,6 +69,36 @@ def test_fft_loss_is_configurable_by_name():
     assert total.item() == pytest.approx(expected.item(), rel=1e-6)
     with pytest.raises(ConfigError, match=r"losses\.fft\.norm"):
         CompositeLoss(parse_loss_specs({"fft": {"weight": 1.0, "norm": "sideways"}}))
+
+
+def test_mean_color_loss_sees_offsets_not_structure():
+    g = torch.Generator().manual_seed(2)
+    target = torch.rand(2, 3, 16, 12, generator=g)
+    offset = torch.tensor([0.01, -0.02, 0.005]).view(1, 3, 1, 1)
+    assert mean_color_loss(target + offset, target).item() == pytest.approx(0.035 / 3, rel=1e-5)
+    # a zero-mean change (noise minus its own mean) costs nothing, however large
+    noise = torch.randn(2, 3, 16, 12, generator=g)
+    noise = noise - noise.mean(dim=(2, 3), keepdim=True)
+    assert mean_color_loss(target + noise, target).item() == pytest.approx(0.0, abs=1e-6)
+    assert l1_loss(target + noise, target).item() > 0.5
+    per_sample = mean_color_loss(target + offset * torch.tensor([0.0, 2.0]).view(2, 1, 1, 1),
+                                 target, reduction="sample")  # fmt: skip
+    assert per_sample.tolist() == pytest.approx([0.0, 0.07 / 3], abs=1e-6)
+    with pytest.raises(ValueError, match="B×C×H×W"):
+        mean_color_loss(target[0], target[0])
+
+
+def test_mean_color_loss_is_configurable_with_task_weights():
+    spec = {"l1": 1.0, "mean_color": {"weight": 2.0, "task_weights": {"noise": 0}}}
+    loss = CompositeLoss(parse_loss_specs(spec))
+    g = torch.Generator().manual_seed(3)
+    pred, target = torch.rand(2, 3, 8, 8, generator=g), torch.rand(2, 3, 8, 8, generator=g)
+    inputs = LossInputs(pred=pred, target=target, task_ids=torch.tensor([0, 1]),
+                        task_names=("noise", "blur"))  # fmt: skip
+    total, logs = loss(inputs)
+    only_blur = mean_color_loss(pred[1:], target[1:])
+    assert "mean_color" in logs
+    assert total.item() == pytest.approx((l1_loss(pred, target) + 2 * only_blur).item(), rel=1e-5)
 
 
 def _hand_cscl(f: np.ndarray, s: float, t: int, m: int, perm: np.ndarray, normalize: bool):

@@ -1,6 +1,7 @@
 """Training losses: reconstruction (L1, Charbonnier), UDAIR's CSCL, CORAL, and their composition.
 
-- :mod:`~aioir.losses.reconstruction` — ``l1_loss``, ``charbonnier_loss``, ``fft_l1_loss``;
+- :mod:`~aioir.losses.reconstruction` — ``l1_loss``, ``charbonnier_loss``, ``fft_l1_loss``,
+  ``mean_color_loss``;
 - :mod:`~aioir.losses.contrastive` — ``cscl_loss`` (``mode="faithful"`` / ``"normalized"``);
 - :mod:`~aioir.losses.coral` — ``covariance``, ``coral_loss`` (fp32; UDAIR's non-squared form);
 - :mod:`~aioir.losses.composite` — ``LossSpec``, ``CompositeLoss``, ``register_loss``: losses
@@ -19,7 +20,7 @@ from aioir.losses.composite import (
 )
 from aioir.losses.contrastive import CSCLOutput, cscl_loss, random_derangement
 from aioir.losses.coral import coral_loss, covariance
-from aioir.losses.reconstruction import charbonnier_loss, fft_l1_loss, l1_loss
+from aioir.losses.reconstruction import charbonnier_loss, fft_l1_loss, l1_loss, mean_color_loss
 
 __all__ = [
     "LOSSES",
@@ -33,6 +34,7 @@ __all__ = [
     "cscl_loss",
     "fft_l1_loss",
     "l1_loss",
+    "mean_color_loss",
     "parse_loss_specs",
     "random_derangement",
     "register_loss",

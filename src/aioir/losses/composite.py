@@ -5,7 +5,7 @@ registered under a name with :func:`register_loss`. :class:`CompositeLoss` sums 
 terms and reports each one, so a new loss plugs in by registering a factory; the trainer asks
 :attr:`CompositeLoss.needs_features` to know whether the model must return its features.
 
-The pixel terms (``l1``, ``charbonnier``, ``fft``) take ``task_weights: {task: weight}``: each
+The pixel terms (``l1``, ``charbonnier``, ``fft``, ``mean_color``) take ``task_weights: {task: weight}``: each
 sample's loss is weighted by its task's weight (1 for tasks not named) and the sum divided by
 the sum of the weights, so the weights act like sampling proportions — ``{blur: 3}`` counts a
 blur sample as three — while a task-balanced batch (which CSCL needs) stays as it is.
@@ -22,7 +22,7 @@ from torch import Tensor
 
 from aioir.errors import ConfigError
 from aioir.losses.contrastive import cscl_loss
-from aioir.losses.reconstruction import charbonnier_loss, fft_l1_loss, l1_loss
+from aioir.losses.reconstruction import charbonnier_loss, fft_l1_loss, l1_loss, mean_color_loss
 
 __all__ = [
     "LOSSES",
@@ -216,6 +216,12 @@ def _fft(norm: str = "ortho", task_weights: TaskWeights = None) -> LossTerm:
     if norm not in ("ortho", "backward"):
         raise ConfigError(f"losses.fft.norm must be 'ortho' or 'backward', got {norm!r}")
     return _Pixel("fft", fft_l1_loss, task_weights, norm=norm)
+
+
+@register_loss("mean_color")
+def _mean_color(task_weights: TaskWeights = None) -> LossTerm:
+    """L1 between each image's per-channel means (a uniform tint or brightness offset)."""
+    return _Pixel("mean_color", mean_color_loss, task_weights)
 
 
 class _CSCL:
