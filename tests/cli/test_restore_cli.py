@@ -270,6 +270,24 @@ def test_self_ensemble_option_changes_the_output(tmp_path, run):
     assert not np.array_equal(ens, plain)  # an untrained UDAIR is not flip-equivariant
 
 
+def test_strength_blends_toward_the_input(tmp_path, run, capsys):
+    src = _rgb(tmp_path / "a.png", w=20, h=14)
+    outs = {}
+    for strength in ("0", "0.5", "1"):
+        code, err = run(str(src), "-o", str(tmp_path / strength), "--strength", strength)
+        assert code == 0, err
+        outs[strength] = load_image(tmp_path / strength / "a.png").rgb
+    full = load_image(src).rgb
+    assert np.abs(outs["0"] - full).max() <= 1 / 255  # the input, through 8-bit PNGs
+    assert not np.array_equal(outs["1"], full)
+    np.testing.assert_allclose(outs["0.5"], (full + outs["1"]) / 2, atol=1.5 / 255)
+    for bad in ("1.5", "-0.2", "strong"):
+        with pytest.raises(SystemExit) as exc:
+            run(str(src), "-o", str(tmp_path / "bad"), "--strength", bad)
+        assert exc.value.code == 2
+        assert "--strength" in capsys.readouterr().err
+
+
 def test_unexpected_errors_are_one_line_unless_debug(tmp_path, run, monkeypatch):
     from aioir.restore.api import Restorer
 

@@ -161,6 +161,33 @@ def test_option_validation():
         Restorer(Darken(), device="banana")
 
 
+@pytest.mark.parametrize("strength", [0.0, 0.25, 1.0])
+def test_strength_blends_the_restoration_into_the_input(strength):
+    image = np.random.default_rng(0).random((6, 7, 3)).astype(np.float32)
+    out = Restorer(Darken(), device="cpu", strength=strength)(image)
+    # Darken halves the image: input + s·(0.5·input − input) = (1 − s/2)·input
+    np.testing.assert_allclose(out, (1.0 - strength / 2) * image, atol=1e-6)
+    if strength == 0.0:
+        assert np.array_equal(out, image)  # exactly the input, not a rounding of it
+
+
+def test_strength_applies_after_test_time_adaptation():
+    class Adapter:
+        def __call__(self, model, image, run):
+            return image * 0 + 0.125
+
+    out = Restorer(Darken(), tta=Adapter(), strength=0.5, device="cpu")(
+        np.ones((4, 4, 3), np.float32)
+    )
+    np.testing.assert_allclose(out, 0.5 * 1.0 + 0.5 * 0.125)
+
+
+@pytest.mark.parametrize("strength", [-0.1, 1.5, float("nan")])
+def test_strength_outside_zero_one_is_refused(strength):
+    with pytest.raises(ConfigError, match="strength"):
+        Restorer(Darken(), strength=strength)
+
+
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the no-CUDA message")
 def test_cuda_without_cuda_is_a_clear_error():
     with pytest.raises(ConfigError, match="CUDA is not available"):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-__all__ = ["non_negative_int", "positive_float", "positive_int"]
+__all__ = ["non_negative_int", "positive_float", "positive_int", "unit_float"]
 
 
 def _number(value: str, kind: type[int] | type[float]) -> int | float:
@@ -36,4 +36,12 @@ def positive_float(value: str) -> float:
     x = float(_number(value, float))
     if not x > 0:
         raise argparse.ArgumentTypeError(f"must be > 0, not {x}")
+    return x
+
+
+def unit_float(value: str) -> float:
+    """A number in [0, 1] (e.g. ``--strength``)."""
+    x = float(_number(value, float))
+    if not 0.0 <= x <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1, not {x}")
     return x

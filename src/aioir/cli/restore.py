@@ -13,7 +13,7 @@ from pathlib import Path
 
 from aioir.cli._options import add_device_argument, add_self_ensemble_argument
 from aioir.cli._tta import add_tta_arguments, tta_from_args
-from aioir.cli._types import non_negative_int, positive_int
+from aioir.cli._types import non_negative_int, positive_int, unit_float
 
 _DESCRIPTION = """\
 Restore images (noise, rain, haze, low light, blur, underwater colour cast) and write
@@ -56,6 +56,7 @@ def _restore(args: argparse.Namespace) -> int:
             tta=tta_from_args(args),
             self_ensemble=args.self_ensemble,
             allow_untrained=args.allow_untrained,
+            strength=args.strength,
         )
     except AioirError as exc:
         if debug:
@@ -108,6 +109,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     add_tta_arguments(p)
     add_self_ensemble_argument(p)
+    p.add_argument(
+        "--strength",
+        type=unit_float,
+        default=1.0,
+        metavar="S",
+        help="apply this fraction of the restoration, 0–1: input + S·(restored − input) "
+        "(default 1; lower it when the model over-corrects a photo)",
+    )
     p.add_argument(
         "--tile",
         type=non_negative_int,

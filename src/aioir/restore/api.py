@@ -241,6 +241,9 @@ class Restorer:
         self_ensemble: average over flips/rotations of the input (:mod:`aioir.restore.ensemble`):
             ``"flips"`` (or ``True``; 4 passes, orientation kept) or ``"all"`` (8 passes).
         allow_untrained: allow a registered name without weights (random weights; tests only).
+        strength: how much of the restoration to apply, in [0, 1]: the output is
+            ``input + strength · (restored − input)`` (1, the default, is the model's output; 0
+            returns the input). A user's control over a model that over-corrects a photo.
     """
 
     def __init__(
@@ -256,7 +259,10 @@ class Restorer:
         tta: bool | Mapping[str, Any] | TestTimeAdapter = False,
         self_ensemble: bool | str = False,
         allow_untrained: bool = False,
+        strength: float = 1.0,
     ) -> None:
+        if not 0.0 <= strength <= 1.0:  # also refuses NaN
+            raise ConfigError(f"strength must be between 0 and 1, not {strength}")
         if tile is not None and tile < 0:
             raise ConfigError(f"tile must be >= 0 (0 = no tiling), not {tile}")
         if tile_overlap < 0:
@@ -288,6 +294,7 @@ class Restorer:
                 f"self-ensemble must be one of {', '.join(ensemble.ENSEMBLE_MODES)}, not {mode!r}"
             )
         self.self_ensemble: str | None = mode
+        self.strength = float(strength)
         if tta is True:
             self.adapter: TestTimeAdapter | None = get_test_time_adapter(self.model, self.name)
         elif isinstance(tta, Mapping):  # options for the model's registered adapter
@@ -301,7 +308,7 @@ class Restorer:
         return (
             f"Restorer(model={self.name!r}, device={str(self.device)!r}, tile={self.tile}, "
             f"precision={str(self.dtype).removeprefix('torch.')!r}, tta={self.adapter is not None}, "
-            f"self_ensemble={self.self_ensemble!r})"
+            f"self_ensemble={self.self_ensemble!r}, strength={self.strength:g})"
         )
 
     # ---------------------------------------------------------------- core
@@ -364,10 +371,15 @@ class Restorer:
             raise ValueError(f"expected a B×3×H×W tensor, got shape {tuple(x.shape)}")
         x = x.float()
         if self.adapter is None:
-            return self._run(x)
-        out = self.adapter(self.model, x.to(self.device), self._run)
+            out = self._run(x)
+        else:
+            out = self.adapter(self.model, x.to(self.device), self._run)
+            with torch.inference_mode():
+                out = out.detach().to(x.device, torch.float32).clamp(0.0, 1.0)
+        if self.strength == 1.0:
+            return out
         with torch.inference_mode():
-            return out.detach().to(x.device, torch.float32).clamp(0.0, 1.0)
+            return torch.lerp(x.clamp(0.0, 1.0), out, self.strength)
 
     def __call__(self, image: Any) -> Any:
         """Restore a numpy array, PIL image or tensor; returns the same kind (see module doc)."""
