@@ -26,7 +26,6 @@ textured (input < 36 dB) and flat validation crops: how fast *any* network learn
 from __future__ import annotations
 
 import argparse
-import math
 import platform
 import sys
 import time
@@ -40,9 +39,10 @@ TEXTURED_BELOW_DB = 36.0  # validation blur crops whose input scores less count 
 
 
 def psnr(a: Tensor, b: Tensor) -> float:
-    """RGB PSNR of two 3×H×W (or 1×3×H×W) images in [0, 1]; ∞ when identical."""
-    mse = float((a.double() - b.double()).pow(2).mean())
-    return math.inf if mse == 0.0 else -10.0 * math.log10(mse)
+    """RGB PSNR (:func:`aioir.metrics.psnr`) of two 3×H×W or 1×3×H×W images; ∞ when identical."""
+    from aioir.metrics import psnr as metric_psnr
+
+    return float(metric_psnr(a.reshape(1, *a.shape[-3:]), b.reshape(1, *b.shape[-3:]))[0])
 
 
 def level(x: Tensor) -> float:

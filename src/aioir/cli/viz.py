@@ -71,6 +71,13 @@ def _compute(args: argparse.Namespace):
     )
 
 
+def _add_figure_output(p: argparse.ArgumentParser, title_help: str) -> None:
+    """``-o FIG.png``, ``--title`` and ``--overwrite``: the output options of every figure."""
+    p.add_argument("-o", "--output", type=Path, required=True, metavar="FIG.png")
+    p.add_argument("--title", default=None, help=title_help)
+    p.add_argument("--overwrite", action="store_true", help="replace an existing FIG.png")
+
+
 def _refuse_existing(path: Path, overwrite: bool) -> None:
     """Fail before any work when ``path`` exists and ``--overwrite`` was not given."""
     from aioir.errors import ConfigError
@@ -148,9 +155,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     c.add_argument("--embeddings", type=Path, default=None, metavar="FILE.npz")
     _add_source(c, required=False)
-    c.add_argument("-o", "--output", type=Path, required=True, metavar="FIG.png")
-    c.add_argument("--title", default=None, help="figure title")
-    c.add_argument("--overwrite", action="store_true", help="replace an existing FIG.png")
+    _add_figure_output(c, "figure title")
     c.set_defaults(handler=_clusters)
     t = vsub.add_parser(
         "training",
@@ -159,7 +164,5 @@ def register(sub: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     t.add_argument("run", type=Path, metavar="RUN", help="an `aioir train` output folder")
-    t.add_argument("-o", "--output", type=Path, required=True, metavar="FIG.png")
-    t.add_argument("--title", default=None, help="figure title (default: the folder)")
-    t.add_argument("--overwrite", action="store_true", help="replace an existing FIG.png")
+    _add_figure_output(t, "figure title (default: the folder)")
     t.set_defaults(handler=_training)
