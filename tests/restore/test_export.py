@@ -73,6 +73,21 @@ def test_onnx_registered_tiny_models(tmp_path, name):
 
 
 @pytest.mark.filterwarnings("ignore")
+def test_filter_bank_model_exports_to_onnx_and_torchscript(tmp_path):
+    model = load_model("udair-tiny", filter_bank=3, filter_taps=5)
+    torch.manual_seed(0)
+    with torch.no_grad():  # a gate that mixes all candidates, so every path is exercised
+        nn.init.normal_(model.filter_bank.gate[-1].weight, std=0.5)
+    x = torch.rand(1, 3, 44, 37)
+    with torch.no_grad():
+        ref = model(x)
+    path = export_model(model, tmp_path / "m.onnx", "onnx", size=32)
+    np.testing.assert_allclose(_ort_run(path, x), ref.numpy(), atol=1e-4)
+    loaded = torch.jit.load(str(export_model(model, tmp_path / "m.pt", "torchscript", size=32)))
+    torch.testing.assert_close(loaded(x), ref, atol=1e-5, rtol=0)
+
+
+@pytest.mark.filterwarnings("ignore")
 def test_torchscript_registered_tiny_model(tmp_path):
     model = load_model("udair-tiny")
     loaded = torch.jit.load(str(export_model(model, tmp_path / "m.pt", "torchscript", size=32)))

@@ -51,6 +51,9 @@ class ModelConfig:
 
     ``name``: a registered model (``udair-tiny``, ``promptir``, …); ``overrides``: constructor
     arguments replacing the preset's; ``checkpoint``: initial weights (fine-tuning);
+    ``strict``: the checkpoint must fit every key (``False``: keys it lacks keep their
+    initialisation, e.g. a new filter-bank head; shapes must still match);
+    ``trainable``: parameter-name prefixes to train, the rest frozen (``None`` = all);
     ``sync_codebook``: all-reduce UDAIR's EMA codebook statistics across DDP ranks (``None`` =
     yes when training on more than one process; ``False`` = per rank).
     """
@@ -58,6 +61,8 @@ class ModelConfig:
     name: str = "udair-tiny"
     overrides: dict[str, Any] = dataclasses.field(default_factory=dict)
     checkpoint: str | None = None
+    strict: bool = True
+    trainable: list[str] | None = None
     sync_codebook: bool | None = None
 
 
@@ -173,6 +178,41 @@ class SourceBankConfig:
     batch_size: int = 8
 
 
+@dataclasses.dataclass
+class FilterBankConfig:
+    """Fitting the model's linear filter bank (``model.overrides.filter_bank``) before training.
+
+    One least-squares filter per (degradation of ``task``, severity bin): ``patches`` clean
+    training crops of ``patch_size`` px degraded by it at a severity drawn uniformly in the bin
+    (``severity_bins`` equal bins of [0, 1]), the data's photometric jitter included. The
+    model's filter count must equal ``len(degradations) × severity_bins``.
+
+    Then the gate: ``gate_items_per_task`` fixed training crops of every task
+    (``gate_patch_size``) are restored once; each crop's descriptor and the PSNR of every
+    candidate (capped at ``score_cap`` dB) are kept, the descriptor normalisation is set from
+    them, and the gate MLP is trained full-batch for ``gate_epochs`` AdamW steps (``gate_lr``,
+    ``gate_weight_decay``) to maximise the expected PSNR of its choice, the network's own output
+    counted ``output_margin`` dB better than it is (leave it only for a clear gain). A run with
+    ``trainer.max_steps: 0`` stops there (validated and exported as fitted).
+
+    Fitting happens when the model has a filter bank whose filters are not fitted yet
+    (``refit``: always), never on resume. Synthetic data only.
+    """
+
+    task: str = "blur"
+    severity_bins: int = 4
+    patches: int = 96
+    patch_size: int = 64
+    gate_items_per_task: int = 400
+    gate_patch_size: int = 96
+    gate_epochs: int = 3000
+    gate_lr: float = 1e-3
+    gate_weight_decay: float = 0.1
+    score_cap: float = 60.0
+    output_margin: float = 0.0
+    refit: bool = False
+
+
 #: The validation scores that can pick the best checkpoint (``validation.monitor``).
 VAL_MONITORS = ("psnr", "ssim", "min_gain")
 
@@ -203,6 +243,7 @@ class TrainConfig:
     trainer: TrainerConfig = dataclasses.field(default_factory=TrainerConfig)
     ema: EMAConfig = dataclasses.field(default_factory=EMAConfig)
     source_bank: SourceBankConfig = dataclasses.field(default_factory=SourceBankConfig)
+    filter_bank: FilterBankConfig = dataclasses.field(default_factory=FilterBankConfig)
     validation: ValidationConfig = dataclasses.field(default_factory=ValidationConfig)
     description: str = ""
 
@@ -245,10 +286,16 @@ class TrainConfig:
             raise bad("trainer.precision", "expected auto, 32, bf16-mixed, 16-mixed or bf16-true")
         if t.logger not in ("auto", "csv", "tensorboard", "none"):
             raise bad("trainer.logger", "expected auto, csv, tensorboard or none")
+        if t.max_steps < -1:
+            raise bad("trainer.max_steps", "expected -1 (no limit), 0 (fit only) or a step count")
         if t.max_steps == -1 and t.max_epochs is None:
             raise bad("trainer", "set max_steps or max_epochs")
         if self.source_bank.mode not in ("final_pass", "epoch_mean"):
             raise bad("source_bank.mode", "expected 'final_pass' or 'epoch_mean'")
+        fb = self.filter_bank
+        for key in ("severity_bins", "patches", "patch_size", "gate_items_per_task"):
+            if getattr(fb, key) < 1:
+                raise bad(f"filter_bank.{key}", "must be ≥ 1")
         if not 0.0 < self.ema.decay < 1.0:
             raise bad("ema.decay", "must lie in (0, 1)")
         from aioir.losses import parse_loss_specs

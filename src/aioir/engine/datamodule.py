@@ -512,6 +512,30 @@ class RestorationDataModule(pl.LightningDataModule):
             generator=self._generator("val-loader"),
         )  # fmt: skip
 
+    def synthetic_pairs(
+        self, specs: Mapping[str, TaskSpec], items_per_task: int, patch_size: int, salt: int
+    ) -> SyntheticDegradationDataset:
+        """Fixed crops of the training photos degraded as ``specs`` say (synthetic data only),
+        with the training data's photometric jitter; ``salt`` offsets the seed."""
+        self.setup("fit")
+        c = self.config
+        if c.kind != "synthetic":
+            raise ConfigError(f"data.kind {c.kind!r}: synthetic training pairs need kind synthetic")
+        return SyntheticDegradationDataset(
+            self._bank_images, dict(specs), patch_size, "random", self.seed + salt, True,
+            length=items_per_task, augment="none", photometric=c.photometric,
+            white_balance=c.white_balance,
+        )  # fmt: skip
+
+    def task_spec(self, task: str) -> TaskSpec:
+        """The training spec of one task (synthetic data only)."""
+        self.setup("fit")
+        if self.config.kind != "synthetic":
+            raise ConfigError(f"data.kind {self.config.kind!r}: task specs need kind synthetic")
+        if task not in self._specs:
+            raise ConfigError(f"data.tasks: no task {task!r} (have {', '.join(self._specs)})")
+        return self._specs[task]
+
     def bank_dataloader(self, items_per_task: int, patch_size: int, batch_size: int) -> DataLoader:
         """Fixed training crops (``items_per_task`` per task) for the final-pass source bank."""
         self.setup("fit")

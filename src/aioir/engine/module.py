@@ -38,7 +38,11 @@ def build_model(config: ModelConfig, world_size: int = 1) -> nn.Module:
     """The network of ``config`` (registered name + overrides, optional initial weights)."""
     from aioir.models import load_model
 
-    model = load_model(config.name, checkpoint=config.checkpoint, **config.overrides)
+    model = load_model(
+        config.name, checkpoint=config.checkpoint, strict=config.strict, **config.overrides
+    )
+    if config.trainable is not None:
+        freeze_except(model, config.trainable)
     sync = config.sync_codebook if config.sync_codebook is not None else world_size > 1
     from aioir.nn.quantize import EMAVectorQuantizer
 
@@ -46,6 +50,36 @@ def build_model(config: ModelConfig, world_size: int = 1) -> nn.Module:
         if isinstance(m, EMAVectorQuantizer):
             m.sync_distributed = bool(sync)
     return model.train()
+
+
+def freeze_except(model: nn.Module, prefixes: Sequence[str]) -> None:
+    """Train only the parameters whose names start with one of ``prefixes`` (ConfigError when
+    a prefix names no parameter)."""
+    names = [name for name, _ in model.named_parameters()]
+    unmatched = [p for p in prefixes if not any(n.startswith(p) for n in names)]
+    if unmatched:
+        raise ConfigError(
+            f"model.trainable: {unmatched[0]!r} names no parameter of {type(model).__name__}"
+        )
+    for name, param in model.named_parameters():
+        param.requires_grad_(name.startswith(tuple(prefixes)))
+
+
+def eval_frozen(model: nn.Module) -> None:
+    """Put every frozen part of ``model`` into eval mode: each largest submodule that holds
+    parameters or buffers, none of them trainable (its dropout, EMA codebooks and running
+    statistics then stay as loaded). Parameter-free modules inside trainable parts are left."""
+
+    def visit(module: nn.Module) -> None:
+        params = list(module.parameters())
+        holds_state = bool(params) or any(True for _ in module.buffers())
+        if holds_state and not any(p.requires_grad for p in params):
+            module.eval()
+            return
+        for child in module.children():
+            visit(child)
+
+    visit(model)
 
 
 class WarmupCosine:
@@ -168,6 +202,19 @@ class RestorationModule(pl.LightningModule):
                 f"losses {[s.name for s in self.loss.specs]} need forward_features, which "
                 f"{type(self.model).__name__} does not have"
             )
+
+    def train(self, mode: bool = True) -> RestorationModule:
+        """Train mode, except for frozen parts (``model.trainable``): a submodule without a
+        trainable parameter stays in eval mode, so its dropout is off and its EMA codebooks and
+        normalisation statistics do not drift."""
+        super().train(mode)
+        if mode:
+            eval_frozen(self.model)
+        return self
+
+    def on_train_start(self) -> None:
+        # Lightning keeps the modes it finds (and restores them after validation): set them here
+        self.train()
 
     # ------------------------------------------------------------------ forward
     def forward(self, x: Tensor) -> Tensor:

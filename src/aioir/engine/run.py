@@ -176,6 +176,7 @@ def train(
 
     from aioir.engine.callbacks import EMACallback, SourceBankCallback
     from aioir.engine.datamodule import RestorationDataModule
+    from aioir.engine.filter_bank import fit_filter_bank
     from aioir.engine.module import RestorationModule
 
     t = config.trainer
@@ -191,6 +192,8 @@ def train(
         dm.samples_per_task, config.validation.protocol, t.channels_last, world,
     )  # fmt: skip
     dm.setup("fit")  # dataset layout errors surface here (Lightning's own call is then a no-op)
+    if ckpt_path is None:  # a resumed run restores its fitted filters from the checkpoint
+        fit_filter_bank(module.model, config.filter_bank, dm, progress=t.progress_bar)
     # the output folder is made only once data, model and losses are known to be valid
     output.mkdir(parents=True, exist_ok=True)
     (output / "config.yaml").write_text(
@@ -211,9 +214,14 @@ def train(
     with warnings.catch_warnings():
         # the sampler position is restored by RestorationDataModule.load_state_dict
         warnings.filterwarnings("ignore", message=".*your dataloader is not resumable.*")
-        trainer.fit(module, datamodule=dm, ckpt_path=str(ckpt_path) if ckpt_path else None)
+        if t.max_steps == 0:  # fit-only run (e.g. a filter bank on a frozen network)
+            trainer.validate(module, datamodule=dm, verbose=False)
+        else:
+            trainer.fit(module, datamodule=dm, ckpt_path=str(ckpt_path) if ckpt_path else None)
     wall = time.perf_counter() - start
     last_path = output / "checkpoints" / f"{LAST_CHECKPOINT}.ckpt"
+    if t.max_steps == 0:
+        trainer.save_checkpoint(last_path)  # the fitted state, exported below
     latest = next(cb for cb in trainer.checkpoint_callbacks if cb.monitor is None)
     if trainer.global_step > 0 and (
         not last_path.is_file() or latest._last_global_step_saved != trainer.global_step

@@ -27,6 +27,7 @@ from torch import Tensor, nn
 
 from aioir.models.registry import Preset, register_presets
 from aioir.nn.blocks import Downsample, OverlapPatchEmbed, Upsample, make_blocks
+from aioir.nn.filter_bank import FilterBankHead
 from aioir.nn.padding import pad_to_multiple, unpad
 
 __all__ = ["FUSION_STAGES", "Restormer"]
@@ -50,6 +51,12 @@ class Restormer(nn.Module):
         latent_out_channels: channels leaving the latent fusion point (default ``8·dim``).
         fusions: optional modules keyed by :data:`FUSION_STAGES`, called as ``m(x, ctx)``; they
             must keep the channel count (``latent_out_channels`` at ``"latent"``).
+        filter_bank: ``K > 0`` adds a :class:`~aioir.nn.filter_bank.FilterBankHead` after the
+            output (a per-image choice among the network output, the input and ``K`` fixed
+            linear filters of the input); 0 (default) = the plain network.
+        filter_taps: side of those filters.
+        filter_context_channels: channels of :meth:`filter_bank_context`'s map (default: the
+            refinement features, ``2·dim``).
     """
 
     size_multiple: int = 8
@@ -67,6 +74,10 @@ class Restormer(nn.Module):
         layernorm_type: str = "WithBias",
         latent_out_channels: int | None = None,
         fusions: Mapping[str, nn.Module] | None = None,
+        *,
+        filter_bank: int = 0,
+        filter_taps: int = 15,
+        filter_context_channels: int | None = None,
     ) -> None:
         super().__init__()
         if len(num_blocks) != 4 or len(heads) != 4:
@@ -101,6 +112,11 @@ class Restormer(nn.Module):
         if unknown:
             raise ValueError(f"unknown fusion stages {sorted(unknown)}; use {FUSION_STAGES}")
         self.fusions = nn.ModuleDict(dict(fusions or {}))
+        self.filter_bank = (
+            FilterBankHead(c2, filter_context_channels or c2, filter_bank, filter_taps)
+            if filter_bank > 0
+            else None
+        )
 
     # ------------------------------------------------------------------ hooks for subclasses
     def context(self, x: Tensor) -> Any:
@@ -116,6 +132,10 @@ class Restormer(nn.Module):
         if stage in self.fusions:
             return self.fusions[stage](x, ctx)
         return x
+
+    def filter_bank_context(self, ctx: Any, features: Tensor) -> Tensor:
+        """The per-image context map of the filter-bank gates (default: the features)."""
+        return features
 
     def normalize_input(self, x: Tensor) -> Tensor:
         """Input to the patch embedding (identity; UDAIR subtracts a mean)."""
@@ -156,7 +176,10 @@ class Restormer(nn.Module):
         dec1 = torch.cat([self.up2_1(dec2), enc1], dim=1)
         dec1 = self._level("decoder_level1", dec1, ctx)
         dec1 = self._level("refinement", dec1, ctx)
-        return self.residual_output(self.output(dec1), xn)
+        out = self.residual_output(self.output(dec1), xn)
+        if self.filter_bank is not None:
+            out = self.filter_bank(out, x, dec1, self.filter_bank_context(ctx, dec1))
+        return out
 
     def forward(self, x: Tensor) -> Tensor:
         """Restore ``x`` (B×C×H×W, any H, W); returns the same shape."""

@@ -121,6 +121,9 @@ class UDAIR(Restormer):
             :class:`aioir.nn.adapters.DistributionAdapter`); the reference is ``False, False``.
         init_logit_scale: initial ``θ`` of the contrastive temperature (``ln(1/0.07)``).
         feature_size: pooled size of the contrastive feature (16).
+        filter_bank, filter_taps: an optional :class:`~aioir.nn.filter_bank.FilterBankHead`
+            (see :class:`~aioir.models.restormer.Restormer`); its per-image gate reads the
+            degradation map ``d`` (adapted when the adapters are on). Not in the paper.
     """
 
     mean: Tensor
@@ -147,10 +150,13 @@ class UDAIR(Restormer):
         adapter_zero_init: bool = False,
         init_logit_scale: float = math.log(1 / 0.07),
         feature_size: int = 16,
+        filter_bank: int = 0,
+        filter_taps: int = 15,
     ) -> None:
         super().__init__(
             3, 3, dim, num_blocks, num_refinement_blocks, heads, ffn_expansion_factor, bias,
-            layernorm_type,
+            layernorm_type, filter_bank=filter_bank, filter_taps=filter_taps,
+            filter_context_channels=dim * 4,
         )  # fmt: skip
         c2, c3, c4 = dim * 2, dim * 4, dim * 8
         fh = heads[2] if fusion_heads is None else fusion_heads
@@ -238,6 +244,10 @@ class UDAIR(Restormer):
     def context(self, x: Tensor) -> dict[str, Tensor]:
         _, _, g4, g3, g2 = self._degradation(x)
         return self._ctx(g4, g3, g2)
+
+    def filter_bank_context(self, ctx: Any, features: Tensor) -> Tensor:
+        """The degradation map ``d`` (``g3``) feeds the filter-bank's per-image gate."""
+        return ctx["decoder_level3"]
 
     def fuse(self, stage: str, x: Tensor, ctx: Any) -> Tensor:
         if stage == "latent":

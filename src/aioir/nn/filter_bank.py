@@ -1,0 +1,238 @@
+"""A bank of fixed linear restoration filters and a per-image choice among them.
+
+Why: a U-Net learns to invert blur slowly (hundreds of thousands of steps in the deblurring
+literature), while the best *linear* filter for a given blur is a closed-form least-squares fit.
+:class:`FilterBankHead` gives a restorer ``K`` such filters, fitted once on training pairs (one
+per blur kernel family and strength, :class:`LeastSquaresFilterFit`), and learns only *which*
+candidate each image should get — a recognition problem, not a deconvolution one. The
+candidates are the network's output ``y``, the input ``x`` itself (what a blind model should
+return for an input it would otherwise damage, a clean photo first of all) and ``hₖ ⋆ x``::
+
+    w = softmax(MLP(standardise(descriptor)))               # B×(K+2), one choice per image
+    out = w₀·y + w₁·x + Σₖ wₖ₊₁·(hₖ ⋆ x)
+
+The descriptor pools what the network already knows about the degradation (mean and standard
+deviation of a context map — UDAIR's degradation map ``d`` — and of the full-resolution
+features) and adds the input's detail profile (:func:`detail_profile`: detail energy at
+half-octave scales and its anisotropy), which shows how much fine detail is missing, i.e. how
+blurred the image is, and whether along one direction. The last layer is
+zero-initialised with a bias that gives ``y`` most of the weight, so a new head starts close to
+the network it is added to. Filters are buffers (saved with the weights, never trained by the
+optimiser); they are applied one at a time, so memory grows by a few images, not ``K``. Pure
+PyTorch (padding, ``conv2d``, no FFT): CPU, ONNX and TorchScript keep working.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+__all__ = ["FilterBankHead", "LeastSquaresFilterFit", "apply_filter", "detail_profile"]
+
+
+def apply_filter(images: Tensor, kernel: Tensor) -> Tensor:
+    """Correlate every channel of ``images`` (B×C×H×W) with one odd ``T×T`` ``kernel``.
+
+    Reflect padding (replicate when the image is smaller than the kernel's half-width), the same
+    convention :class:`LeastSquaresFilterFit` fits with.
+    """
+    taps = kernel.shape[-1]
+    b, c, h, w = images.shape
+    r = taps // 2
+    mode = "reflect" if r < h and r < w else "replicate"
+    padded = F.pad(images.reshape(b * c, 1, h, w), (r, r, r, r), mode=mode)
+    out = F.conv2d(padded, kernel.to(images.dtype).view(1, 1, taps, taps))
+    return out.view(b, c, h, w)
+
+
+#: Gaussian scales (px) of :func:`detail_profile`, half an octave apart.
+DETAIL_SIGMAS: tuple[float, ...] = (0.5, 0.71, 1.0, 1.41, 2.0, 2.83, 4.0, 5.66, 8.0)
+
+
+def _gaussian_blur(grey: Tensor, sigma: float) -> Tensor:
+    radius = max(1, math.ceil(3.0 * sigma))
+    t = torch.arange(-radius, radius + 1, dtype=grey.dtype, device=grey.device)
+    k = torch.exp(-0.5 * (t / sigma) ** 2)
+    k = k / k.sum()
+    out = F.conv2d(F.pad(grey, (radius, radius, 0, 0), mode="replicate"), k.view(1, 1, 1, -1))
+    return F.conv2d(F.pad(out, (0, 0, radius, radius), mode="replicate"), k.view(1, 1, -1, 1))
+
+
+def detail_profile(images: Tensor, sigmas: tuple[float, ...] = DETAIL_SIGMAS) -> Tensor:
+    """How much detail each image has at each scale, and how anisotropic it is: B×(S+2).
+
+    For each Gaussian scale σ, the log mean energy of the grey level minus its σ-blur (the
+    detail finer than σ), taken relative to the coarsest scale (so the profile's shape, not the
+    image's contrast); a blurred image has little energy at the small scales. Then the absolute
+    log ratios of horizontal/vertical and of the two diagonal gradient energies (large for
+    motion blur). Convolutions and pooling only (ONNX- and TorchScript-friendly, any size).
+    """
+    grey = images.float().mean(dim=1, keepdim=True)
+    energies = [(grey - _gaussian_blur(grey, s)).pow(2).mean(dim=(1, 2, 3)) for s in sigmas]
+    log_e = torch.stack(energies, dim=1).clamp(min=1e-12).log()
+    profile = log_e - log_e[:, -1:]
+
+    def log_energy(d: Tensor) -> Tensor:
+        return d.pow(2).mean(dim=(1, 2, 3)).clamp(min=1e-12).log()
+
+    horizontal = log_energy(grey[..., :, 1:] - grey[..., :, :-1])
+    vertical = log_energy(grey[..., 1:, :] - grey[..., :-1, :])
+    diagonal = log_energy(grey[..., 1:, 1:] - grey[..., :-1, :-1])
+    antidiagonal = log_energy(grey[..., 1:, :-1] - grey[..., :-1, 1:])
+    anisotropy = torch.stack(
+        [(horizontal - vertical).abs(), (diagonal - antidiagonal).abs()], dim=1
+    )
+    return torch.cat([profile, anisotropy], dim=1)
+
+
+class FilterBankHead(nn.Module):
+    """A per-image softmax choice among the network output, the input and ``K`` linear filters
+    of the input (see the module docstring).
+
+    Args:
+        feature_channels: channels of the full-resolution features ``f``.
+        context_channels: channels of the per-image context map ``c``.
+        filters: ``K``, the number of linear filters.
+        taps: filter side ``T`` (odd).
+        hidden: width of the gate MLP.
+        output_bias: initial logit of the network output (the others start at 0).
+
+    Buffers: ``filters`` (K×T×T; identity until :meth:`set_filters`), ``fitted`` (whether
+    they were set) and the descriptor statistics (:meth:`set_descriptor_stats`) — all saved in
+    the weights.
+    """
+
+    filters: Tensor
+    fitted: Tensor
+
+    def __init__(
+        self,
+        feature_channels: int,
+        context_channels: int,
+        filters: int = 12,
+        taps: int = 15,
+        hidden: int = 64,
+        output_bias: float = 5.0,
+    ) -> None:
+        super().__init__()
+        if filters < 1:
+            raise ValueError(f"filters must be at least 1, got {filters}")
+        if taps < 1 or taps % 2 == 0:
+            raise ValueError(f"taps must be a positive odd number, got {taps}")
+        identity = torch.zeros(filters, taps, taps)
+        identity[:, taps // 2, taps // 2] = 1.0
+        self.register_buffer("filters", identity)
+        self.register_buffer("fitted", torch.tensor(False))
+        descriptor = 2 * context_channels + 2 * feature_channels + len(DETAIL_SIGMAS) + 2
+        self.register_buffer("descriptor_mean", torch.zeros(descriptor))
+        self.register_buffer("descriptor_std", torch.ones(descriptor))
+        self.gate = nn.Sequential(
+            nn.Linear(descriptor, hidden), nn.GELU(), nn.Linear(hidden, filters + 2)
+        )
+        nn.init.zeros_(self.gate[-1].weight)
+        with torch.no_grad():
+            self.gate[-1].bias.zero_()
+            self.gate[-1].bias[0] = output_bias
+
+    @property
+    def num_filters(self) -> int:
+        return int(self.filters.shape[0])
+
+    @property
+    def taps(self) -> int:
+        return int(self.filters.shape[-1])
+
+    @torch.no_grad()
+    def set_filters(self, filters: Tensor) -> None:
+        """Install fitted filters (K×T×T, e.g. from :meth:`LeastSquaresFilterFit.solve`)."""
+        if filters.shape != self.filters.shape:
+            raise ValueError(
+                f"expected filters of shape {tuple(self.filters.shape)}, got {tuple(filters.shape)}"
+            )
+        self.filters.copy_(filters)
+        self.fitted.fill_(True)
+
+    def descriptor(self, x: Tensor, features: Tensor, context: Tensor) -> Tensor:
+        """What the choice is made from, B×D (before normalisation)."""
+        c, f = context.float(), features.float()
+        return torch.cat(
+            [c.mean(dim=(2, 3)), c.std(dim=(2, 3)), f.mean(dim=(2, 3)), f.std(dim=(2, 3)),
+             detail_profile(x)],
+            dim=1,
+        )  # fmt: skip
+
+    def weights(self, x: Tensor, features: Tensor, context: Tensor) -> Tensor:
+        """The per-image candidate weights, B×(K+2): output, input, filter 1 … K."""
+        return self.gate(self.normalize(self.descriptor(x, features, context))).softmax(dim=1)
+
+    def normalize(self, descriptor: Tensor) -> Tensor:
+        """Standardise a descriptor with the stored statistics (:meth:`set_descriptor_stats`)."""
+        return (descriptor - self.descriptor_mean) / self.descriptor_std
+
+    @torch.no_grad()
+    def set_descriptor_stats(self, descriptors: Tensor) -> None:
+        """Store the mean and standard deviation of example descriptors (N×D)."""
+        self.descriptor_mean.copy_(descriptors.mean(dim=0))
+        self.descriptor_std.copy_(descriptors.std(dim=0).clamp(min=1e-2))
+
+    def candidate(self, j: int, y: Tensor, x: Tensor) -> Tensor:
+        """Candidate ``j``: 0 = the network output, 1 = the input, ``k + 1`` = filter ``k``."""
+        if j == 0:
+            return y
+        x = x.to(y.dtype)
+        return x if j == 1 else apply_filter(x, self.filters[j - 2])
+
+    def forward(self, y: Tensor, x: Tensor, features: Tensor, context: Tensor) -> Tensor:
+        """The weighted mix of the candidates for each image (one candidate in memory at a
+        time)."""
+        w = self.weights(x, features, context).to(y.dtype)[:, :, None, None, None]
+        out = w[:, 0] * y
+        for j in range(1, self.num_filters + 2):
+            out = out + w[:, j] * self.candidate(j, y, x)
+        return out
+
+
+class LeastSquaresFilterFit:
+    """Accumulates normal equations to fit one ``T×T`` filter per group by least squares.
+
+    For each group ``g`` it finds ``h`` minimising ``Σ ‖h ⋆ input − target‖²`` over the pairs
+    added to ``g`` (all channels share the filter; :func:`apply_filter`'s padding). Sums are kept
+    in float64; ``solve`` adds a small ridge ``λ·mean(diag)`` for stability.
+    """
+
+    def __init__(self, groups: int, taps: int = 15) -> None:
+        if taps < 1 or taps % 2 == 0:
+            raise ValueError(f"taps must be a positive odd number, got {taps}")
+        n = taps * taps
+        self.taps = taps
+        self.gram = torch.zeros(groups, n, n, dtype=torch.float64)
+        self.cross = torch.zeros(groups, n, dtype=torch.float64)
+        self.count = torch.zeros(groups, dtype=torch.long)
+
+    def add(self, group: int, inputs: Tensor, targets: Tensor) -> None:
+        """Add pairs (B×C×H×W each) to ``group``."""
+        if inputs.shape != targets.shape:
+            raise ValueError(f"inputs {tuple(inputs.shape)} ≠ targets {tuple(targets.shape)}")
+        b, c, h, w = inputs.shape
+        r = self.taps // 2
+        mode = "reflect" if r < h and r < w else "replicate"
+        padded = F.pad(inputs.float().reshape(b * c, 1, h, w), (r, r, r, r), mode=mode)
+        design = F.unfold(padded, self.taps).transpose(1, 2).reshape(-1, self.taps**2)
+        target = targets.float().reshape(-1)
+        self.gram[group] += (design.T @ design).double()
+        self.cross[group] += (design.T @ target).double()
+        self.count[group] += b
+
+    def solve(self, ridge: float = 1e-6) -> Tensor:
+        """The fitted filters, groups×T×T (float32). Every group needs pairs."""
+        empty = (self.count == 0).nonzero().flatten().tolist()
+        if empty:
+            raise ValueError(f"no pairs were added to group(s) {empty}")
+        n = self.taps**2
+        eye = torch.eye(n, dtype=torch.float64)
+        scale = self.gram.diagonal(dim1=1, dim2=2).mean(dim=1)[:, None, None]
+        h = torch.linalg.solve(self.gram + ridge * scale * eye, self.cross)
+        return h.view(-1, self.taps, self.taps).float()

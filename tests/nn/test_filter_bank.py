@@ -1,0 +1,135 @@
+"""Filter bank: the filter convention, the least-squares fit, the head's candidate mix."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from aioir.models import create_model
+from aioir.nn.filter_bank import (
+    DETAIL_SIGMAS,
+    FilterBankHead,
+    LeastSquaresFilterFit,
+    apply_filter,
+    detail_profile,
+)
+
+
+def _images(n: int = 4, size: int = 40, seed: int = 0) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    return F.avg_pool2d(torch.rand(n, 3, size + 2, size + 2, generator=g), 3, stride=1)
+
+
+def test_apply_filter_is_a_correlation_with_reflect_padding():
+    x = _images(2)
+    delta = torch.zeros(5, 5)
+    delta[2, 2] = 1.0
+    assert torch.equal(apply_filter(x, delta), x)
+    right = torch.zeros(5, 5)
+    right[2, 3] = 1.0  # correlation: output(i, j) = x(i, j + 1)
+    out = apply_filter(x, right)
+    assert torch.allclose(out[..., :-1], x[..., 1:])
+    assert torch.allclose(out[..., -1], x[..., -2])  # reflect padding at the right edge
+
+
+def test_least_squares_fit_recovers_a_known_filter():
+    g = torch.Generator().manual_seed(1)
+    truth = torch.rand(2, 5, 5, generator=g)
+    truth /= truth.sum(dim=(1, 2), keepdim=True)
+    fit = LeastSquaresFilterFit(groups=2, taps=5)
+    for k in range(2):
+        for _ in range(3):
+            x = torch.rand(2, 3, 24, 24, generator=g)
+            fit.add(k, x, apply_filter(x, truth[k]))
+    solved = fit.solve(ridge=1e-10)
+    assert torch.allclose(solved, truth, atol=1e-4)
+    assert fit.count.tolist() == [6, 6]
+
+
+def test_least_squares_fit_rejects_empty_groups_and_bad_shapes():
+    fit = LeastSquaresFilterFit(groups=2, taps=3)
+    fit.add(0, torch.rand(1, 3, 8, 8), torch.rand(1, 3, 8, 8))
+    with pytest.raises(ValueError, match=r"group\(s\) \[1\]"):
+        fit.solve()
+    with pytest.raises(ValueError, match="targets"):
+        fit.add(0, torch.rand(1, 3, 8, 8), torch.rand(1, 3, 8, 9))
+    with pytest.raises(ValueError, match="odd"):
+        LeastSquaresFilterFit(groups=1, taps=4)
+
+
+def test_detail_profile_sees_blur_and_its_direction_but_not_contrast():
+    x = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(2))
+    sharp = detail_profile(x)
+    assert sharp.shape == (1, len(DETAIL_SIGMAS) + 2)
+    assert sharp[0, len(DETAIL_SIGMAS) - 1] == 0  # relative to the coarsest scale
+    blurred = detail_profile(apply_filter(x, torch.full((5, 5), 1 / 25)))
+    assert (blurred[0, :3] < sharp[0, :3] - 1.0).all()  # fine detail is gone
+    streak = torch.zeros(5, 5)
+    streak[2, :] = 0.2  # horizontal motion: horizontal gradients vanish, vertical ones stay
+    moved = detail_profile(apply_filter(x, streak))
+    assert moved[0, -2] > sharp[0, -2] + 1.0
+    assert torch.allclose(detail_profile(0.5 * x), sharp, atol=1e-4)
+
+
+def _head(filters: int = 3) -> FilterBankHead:
+    torch.manual_seed(0)
+    head = FilterBankHead(feature_channels=4, context_channels=5, filters=filters, taps=5)
+    kernels = torch.rand(filters, 5, 5)
+    head.set_filters(kernels / kernels.sum(dim=(1, 2), keepdim=True))
+    return head.eval()
+
+
+def test_head_mixes_output_input_and_filters_by_its_weights():
+    head = _head()
+    x, y = _images(2), _images(2, seed=5)
+    f, c = torch.randn(2, 4, 40, 40), torch.randn(2, 5, 10, 10)
+    w = head.weights(x, f, c)
+    assert w.shape == (2, 5)
+    assert torch.allclose(w.sum(dim=1), torch.ones(2))
+    # a new head starts close to the network: zero last layer, output bias 5
+    assert torch.allclose(w[:, 0], torch.full((2,), 1 / (1 + 4 * torch.exp(torch.tensor(-5.0)))))
+    expected = w[:, 0, None, None, None] * y + w[:, 1, None, None, None] * x
+    for k in range(3):
+        expected = expected + w[:, k + 2, None, None, None] * apply_filter(x, head.filters[k])
+    assert torch.allclose(head(y, x, f, c), expected, atol=1e-6)
+
+
+@pytest.mark.parametrize("choice", [0, 1, 3])
+def test_head_returns_the_candidate_its_gate_picks(choice):
+    head = _head()
+    with torch.no_grad():
+        head.gate[-1].bias.zero_()
+        head.gate[-1].bias[choice] = 60.0
+    x, y = _images(2), _images(2, seed=5)
+    out = head(y, x, torch.randn(2, 4, 40, 40), torch.randn(2, 5, 10, 10))
+    picked = [y, x, *(apply_filter(x, head.filters[k]) for k in range(3))][choice]
+    assert torch.allclose(out, picked, atol=1e-6)
+
+
+def test_set_filters_checks_the_shape_and_marks_the_bank_fitted():
+    head = FilterBankHead(4, 5, filters=2, taps=3)
+    assert not bool(head.fitted)
+    assert torch.equal(head.filters[:, 1, 1], torch.ones(2))  # identity until fitted
+    with pytest.raises(ValueError, match="shape"):
+        head.set_filters(torch.rand(3, 3, 3))
+    head.set_filters(torch.rand(2, 3, 3))
+    assert bool(head.fitted)
+    state = head.state_dict()
+    assert {"filters", "fitted", "descriptor_mean", "descriptor_std"} <= set(state)
+
+
+def test_udair_with_a_filter_bank_restores_any_size_and_keeps_its_weights_compatible():
+    plain = create_model("udair-tiny").eval()
+    model = create_model("udair-tiny", filter_bank=3, filter_taps=5).eval()
+    missing = set(model.state_dict()) - set(plain.state_dict())
+    assert missing and all(k.startswith("filter_bank.") for k in missing)
+    model.load_state_dict(plain.state_dict(), strict=False)
+    with torch.no_grad():
+        model.filter_bank.gate[-1].bias[0] = 60.0  # all weight on the network's output
+        x = torch.rand(1, 3, 21, 30)
+        assert torch.allclose(model(x), plain(x), atol=1e-5)
+        model.filter_bank.gate[-1].bias[0] = -60.0
+        model.filter_bank.gate[-1].bias[1] = 60.0  # all weight on the input
+        assert torch.allclose(model(x), x, atol=1e-5)
+    assert create_model("udair-tiny").filter_bank is None
