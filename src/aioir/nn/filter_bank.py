@@ -17,9 +17,12 @@ features) and adds the input's detail profile (:func:`detail_profile`: detail en
 half-octave scales and its anisotropy), which shows how much fine detail is missing, i.e. how
 blurred the image is, and whether along one direction. The last layer is
 zero-initialised with a bias that gives ``y`` most of the weight, so a new head starts close to
-the network it is added to. Filters are buffers (saved with the weights, never trained by the
+the network it is added to (for gradient fine-tuning; the closed-form fit of
+:func:`aioir.engine.filter_bank.fit_gate` resets it). Filters are buffers (saved with the weights, never trained by the
 optimiser); they are applied one at a time, so memory grows by a few images, not ``K``. Pure
 PyTorch (padding, ``conv2d``, no FFT): CPU, ONNX and TorchScript keep working.
+
+On the default model this was measured and not adopted (``docs/decisions.md``, "Filter bank").
 """
 
 from __future__ import annotations
