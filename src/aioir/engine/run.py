@@ -210,18 +210,17 @@ def train(
         )
         callbacks.append(bank_cb)
     trainer = build_trainer(config, output, dm, callbacks=callbacks)
+    last_path = output / "checkpoints" / f"{LAST_CHECKPOINT}.ckpt"
     start = time.perf_counter()
     with warnings.catch_warnings():
         # the sampler position is restored by RestorationDataModule.load_state_dict
         warnings.filterwarnings("ignore", message=".*your dataloader is not resumable.*")
         if t.max_steps == 0:  # fit-only run (e.g. a filter bank on a frozen network)
             trainer.validate(module, datamodule=dm, verbose=False)
+            trainer.save_checkpoint(last_path)  # the fitted state, exported below
         else:
             trainer.fit(module, datamodule=dm, ckpt_path=str(ckpt_path) if ckpt_path else None)
     wall = time.perf_counter() - start
-    last_path = output / "checkpoints" / f"{LAST_CHECKPOINT}.ckpt"
-    if t.max_steps == 0:
-        trainer.save_checkpoint(last_path)  # the fitted state, exported below
     latest = next(cb for cb in trainer.checkpoint_callbacks if cb.monitor is None)
     if trainer.global_step > 0 and (
         not last_path.is_file() or latest._last_global_step_saved != trainer.global_step

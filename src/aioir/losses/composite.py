@@ -5,10 +5,11 @@ registered under a name with :func:`register_loss`. :class:`CompositeLoss` sums 
 terms and reports each one, so a new loss plugs in by registering a factory; the trainer asks
 :attr:`CompositeLoss.needs_features` to know whether the model must return its features.
 
-The pixel terms (``l1``, ``charbonnier``, ``fft``, ``mean_color``) take ``task_weights: {task: weight}``: each
-sample's loss is weighted by its task's weight (1 for tasks not named) and the sum divided by
-the sum of the weights, so the weights act like sampling proportions — ``{blur: 3}`` counts a
-blur sample as three — while a task-balanced batch (which CSCL needs) stays as it is.
+The pixel terms (``l1``, ``charbonnier``, ``fft``, ``mean_color``) take ``task_weights:
+{task: weight}``: each sample's loss is weighted by its task's weight (1 for tasks not named)
+and the sum divided by the sum of the weights, so the weights act like sampling proportions —
+``{blur: 3}`` counts a blur sample as three — while a task-balanced batch (which CSCL needs)
+stays as it is.
 """
 
 from __future__ import annotations

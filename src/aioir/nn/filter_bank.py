@@ -33,6 +33,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from aioir.nn.padding import reflect_pad
+
 __all__ = ["FilterBankHead", "LeastSquaresFilterFit", "apply_filter", "detail_profile"]
 
 
@@ -44,11 +46,15 @@ def apply_filter(images: Tensor, kernel: Tensor) -> Tensor:
     """
     taps = kernel.shape[-1]
     b, c, h, w = images.shape
-    r = taps // 2
-    mode = "reflect" if r < h and r < w else "replicate"
-    padded = F.pad(images.reshape(b * c, 1, h, w), (r, r, r, r), mode=mode)
-    out = F.conv2d(padded, kernel.to(images.dtype).view(1, 1, taps, taps))
+    out = F.conv2d(_pad_channels(images, taps), kernel.to(images.dtype).view(1, 1, taps, taps))
     return out.view(b, c, h, w)
+
+
+def _pad_channels(images: Tensor, taps: int) -> Tensor:
+    """B×C×H×W → (B·C)×1×(H+T−1)×(W+T−1), padded for a ``T×T`` filter (:func:`reflect_pad`)."""
+    b, c, h, w = images.shape
+    r = taps // 2
+    return reflect_pad(images.reshape(b * c, 1, h, w), (r, r, r, r))
 
 
 #: Gaussian scales (px) of :func:`detail_profile`, half an octave apart.
@@ -219,17 +225,14 @@ class LeastSquaresFilterFit:
         """Add pairs (B×C×H×W each) to ``group``."""
         if inputs.shape != targets.shape:
             raise ValueError(f"inputs {tuple(inputs.shape)} ≠ targets {tuple(targets.shape)}")
-        b, c, h, w = inputs.shape
-        r = self.taps // 2
-        mode = "reflect" if r < h and r < w else "replicate"
         # float64 products, not only float64 sums: the normal equations of blurred inputs are
         # ill-conditioned, and float32 Gram matrices cost the fitted filters ≈ 1 dB
-        padded = F.pad(inputs.double().reshape(b * c, 1, h, w), (r, r, r, r), mode=mode)
+        padded = _pad_channels(inputs.double(), self.taps)
         design = F.unfold(padded, self.taps).transpose(1, 2).reshape(-1, self.taps**2)
         target = targets.double().reshape(-1)
         self.gram[group] += design.T @ design
         self.cross[group] += design.T @ target
-        self.count[group] += b
+        self.count[group] += inputs.shape[0]
 
     def solve(self, ridge: float = 1e-6) -> Tensor:
         """The fitted filters, groups×T×T (float32). Every group needs pairs."""

@@ -1,11 +1,20 @@
-"""Pad an image batch to a size multiple (reflect) and crop it back."""
+"""Reflect padding that falls back to replicate on small images; size multiples and cropping back."""
 
 from __future__ import annotations
 
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ["pad_to_multiple", "unpad"]
+__all__ = ["pad_to_multiple", "reflect_pad", "unpad"]
+
+
+def reflect_pad(x: Tensor, pad: tuple[int, int, int, int]) -> Tensor:
+    """``F.pad(x, pad)`` (left, right, top, bottom) with reflect padding where the image is
+    large enough (every pad < its side), replicate otherwise (tiny inputs)."""
+    left, right, top, bottom = pad
+    h, w = x.shape[-2:]
+    mode = "reflect" if max(left, right) < w and max(top, bottom) < h else "replicate"
+    return F.pad(x, pad, mode=mode)
 
 
 def pad_to_multiple(x: Tensor, multiple: int) -> tuple[Tensor, tuple[int, int]]:
@@ -19,8 +28,7 @@ def pad_to_multiple(x: Tensor, multiple: int) -> tuple[Tensor, tuple[int, int]]:
     pw = (-w) % multiple
     if ph == 0 and pw == 0:
         return x, (h, w)
-    mode = "reflect" if ph < h and pw < w else "replicate"
-    return F.pad(x, (0, pw, 0, ph), mode=mode), (h, w)
+    return reflect_pad(x, (0, pw, 0, ph)), (h, w)
 
 
 def unpad(x: Tensor, size: tuple[int, int]) -> Tensor:
