@@ -61,6 +61,25 @@ def test_least_squares_fit_is_exact_on_ill_conditioned_blurred_inputs():
     assert torch.allclose(fit.solve(ridge=1e-12)[0], truth, atol=1e-4)
 
 
+def test_least_squares_fit_solves_a_batch_after_set_num_threads():
+    # torch's CPU build fails a batched LU solve of 4 × 225×225 systems (MKL "DLASWP") once
+    # torch.set_num_threads(2) was called, as `trainer.num_threads` does; the fit uses Cholesky
+    g = torch.Generator().manual_seed(4)
+    fit = LeastSquaresFilterFit(groups=4, taps=15)
+    for k in range(4):
+        x = torch.rand(2, 3, 32, 32, generator=g)
+        fit.add(k, x, x)
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        solved = fit.solve()
+    finally:
+        torch.set_num_threads(threads)
+    identity = torch.zeros(15, 15)
+    identity[7, 7] = 1.0
+    assert torch.allclose(solved, identity.expand(4, 15, 15), atol=1e-3)
+
+
 def test_least_squares_fit_rejects_empty_groups_and_bad_shapes():
     fit = LeastSquaresFilterFit(groups=2, taps=3)
     fit.add(0, torch.rand(1, 3, 8, 8), torch.rand(1, 3, 8, 8))

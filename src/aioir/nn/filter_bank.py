@@ -242,5 +242,9 @@ class LeastSquaresFilterFit:
         n = self.taps**2
         eye = torch.eye(n, dtype=torch.float64)
         scale = self.gram.diagonal(dim1=1, dim2=2).mean(dim=1)[:, None, None]
-        h = torch.linalg.solve(self.gram + ridge * scale * eye, self.cross)
+        # Cholesky, not torch.linalg.solve: the system is symmetric positive definite, and the
+        # batched LU solve of torch's CPU build fails (MKL "DLASWP" error) once
+        # torch.set_num_threads(n ≥ 2) has been called, as `trainer.num_threads` does
+        factor = torch.linalg.cholesky(self.gram + ridge * scale * eye)
+        h = torch.cholesky_solve(self.cross.unsqueeze(-1), factor).squeeze(-1)
         return h.view(-1, self.taps, self.taps).float()
