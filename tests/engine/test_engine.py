@@ -358,7 +358,7 @@ def test_fit_gate_learns_the_best_candidate_per_image():
     torch.manual_seed(0)
     head = FilterBankHead(feature_channels=2, context_channels=2, filters=2, taps=3)
     kind = torch.randint(0, 4, (200,))  # which of the 4 candidates is best for each example
-    descriptors = torch.randn(200, 8 + len(DETAIL_SIGMAS) + 2) * 0.1
+    descriptors = torch.randn(200, 8 + 2 * (len(DETAIL_SIGMAS) + 2) + 1) * 0.1
     descriptors[:, 0] += 10.0 * kind  # readable from the first descriptor entry (scale 10)
     scores = torch.full((200, 4), 20.0)
     scores[torch.arange(200), kind] = 30.0

@@ -117,7 +117,7 @@ def test_head_mixes_output_input_and_filters_by_its_weights():
     head = _head()
     x, y = _images(2), _images(2, seed=5)
     f, c = torch.randn(2, 4, 40, 40), torch.randn(2, 5, 10, 10)
-    w = head.weights(x, f, c)
+    w = head.weights(y, x, f, c)
     assert w.shape == (2, 5)
     assert torch.allclose(w.sum(dim=1), torch.ones(2))
     # a new head starts close to the network: zero last layer, output bias 5
@@ -126,6 +126,21 @@ def test_head_mixes_output_input_and_filters_by_its_weights():
     for k in range(3):
         expected = expected + w[:, k + 2, None, None, None] * apply_filter(x, head.filters[k])
     assert torch.allclose(head(y, x, f, c), expected, atol=1e-6)
+
+
+def test_head_descriptor_reads_how_much_the_network_changed_the_input():
+    head = _head()
+    x = _images(2)
+    f, c = torch.randn(2, 4, 40, 40), torch.randn(2, 5, 10, 10)
+    profile = len(DETAIL_SIGMAS) + 2
+    unchanged = head.descriptor(x, x, f, c)
+    assert unchanged.shape == (2, head.gate[0].in_features)
+    assert torch.allclose(unchanged[:, -profile:], torch.zeros(2, profile))  # same detail
+    smoothed = apply_filter(x, torch.full((5, 5), 1 / 25))
+    changed = head.descriptor(smoothed, x, f, c)
+    assert (changed[:, -profile - 1] > unchanged[:, -profile - 1] + 5).all()  # log change
+    assert (changed[:, -profile] < -1).all()  # the network removed the finest detail
+    assert torch.equal(changed[:, : -profile - 1], unchanged[:, : -profile - 1])
 
 
 @pytest.mark.parametrize("choice", [0, 1, 3])

@@ -114,7 +114,7 @@ def gate_examples(
             h, w = target.shape[-2:]
             model(batch["input"])
             y, x, features, context = captured["args"]
-            descriptors.append(head.descriptor(x, features, context).float())
+            descriptors.append(head.descriptor(y, x, features, context).float())
             scores.append(torch.stack([
                 psnr(head.candidate(j, y, x)[..., :h, :w].float().clamp(0, 1), target)
                 for j in range(head.num_filters + 2)

@@ -13,16 +13,20 @@ return for an input it would otherwise damage, a clean photo first of all) and `
 
 The descriptor pools what the network already knows about the degradation (mean and standard
 deviation of a context map — UDAIR's degradation map ``d`` — and of the full-resolution
-features) and adds the input's detail profile (:func:`detail_profile`: detail energy at
-half-octave scales and its anisotropy), which shows how much fine detail is missing, i.e. how
-blurred the image is, and whether along one direction. The last layer is
-zero-initialised with a bias that gives ``y`` most of the weight, so a new head starts close to
-the network it is added to (for gradient fine-tuning; the closed-form fit of
-:func:`aioir.engine.filter_bank.fit_gate` resets it). Filters are buffers (saved with the weights, never trained by the
-optimiser); they are applied one at a time, so memory grows by a few images, not ``K``. Pure
-PyTorch (padding, ``conv2d``, no FFT): CPU, ONNX and TorchScript keep working.
+features), the input's detail profile (:func:`detail_profile`: detail energy at half-octave
+scales and its anisotropy), which shows how much fine detail is missing, i.e. how blurred the
+image is, and whether along one direction, and how much the network changed the input (log
+mean squared change and the change of the detail profile): a network that rewrote the image
+has seen rain or noise, one that left it alone has seen a clean or a blurred photo. The last
+layer is zero-initialised with a bias that gives ``y`` most of the weight, so a new head
+starts close to the network it is added to (for gradient fine-tuning; the closed-form fit of
+:func:`aioir.engine.filter_bank.fit_gate` resets it). Filters are buffers (saved with the
+weights, never trained by the optimiser); they are applied one at a time, so memory grows by
+a few images, not ``K``. Pure PyTorch (padding, ``conv2d``, no FFT): CPU, ONNX and
+TorchScript keep working.
 
-On the default model this was measured and not adopted (``docs/decisions.md``, "Filter bank").
+The shipped default model (v3) is v2's network with such a head (``docs/decisions.md``,
+"Filter bank").
 """
 
 from __future__ import annotations
@@ -135,7 +139,8 @@ class FilterBankHead(nn.Module):
         identity[:, taps // 2, taps // 2] = 1.0
         self.register_buffer("filters", identity)
         self.register_buffer("fitted", torch.tensor(False))
-        descriptor = 2 * context_channels + 2 * feature_channels + len(DETAIL_SIGMAS) + 2
+        profile = len(DETAIL_SIGMAS) + 2  # detail_profile's size
+        descriptor = 2 * context_channels + 2 * feature_channels + 2 * profile + 1
         self.register_buffer("descriptor_mean", torch.zeros(descriptor))
         self.register_buffer("descriptor_std", torch.ones(descriptor))
         self.gate = nn.Sequential(
@@ -164,18 +169,24 @@ class FilterBankHead(nn.Module):
         self.filters.copy_(filters)
         self.fitted.fill_(True)
 
-    def descriptor(self, x: Tensor, features: Tensor, context: Tensor) -> Tensor:
-        """What the choice is made from, B×D (before normalisation)."""
+    def descriptor(self, y: Tensor, x: Tensor, features: Tensor, context: Tensor) -> Tensor:
+        """What the choice is made from, B×D (before normalisation): pooled context and
+        features, the input's detail profile, and how much the network changed the input (log
+        mean squared change, and the change of the detail profile)."""
         c, f = context.float(), features.float()
+        x, y = x.float(), y.float()
+        profile_x, profile_y = detail_profile(x), detail_profile(y)
+        change = (y - x).pow(2).mean(dim=(1, 2, 3)).clamp(min=1e-10).log()
         return torch.cat(
             [c.mean(dim=(2, 3)), c.std(dim=(2, 3)), f.mean(dim=(2, 3)), f.std(dim=(2, 3)),
-             detail_profile(x)],
+             profile_x, change[:, None], profile_y - profile_x],
             dim=1,
         )  # fmt: skip
 
-    def weights(self, x: Tensor, features: Tensor, context: Tensor) -> Tensor:
+    def weights(self, y: Tensor, x: Tensor, features: Tensor, context: Tensor) -> Tensor:
         """The per-image candidate weights, B×(K+2): output, input, filter 1 … K."""
-        return self.gate(self.normalize(self.descriptor(x, features, context))).softmax(dim=1)
+        descriptor = self.descriptor(y, x, features, context)
+        return self.gate(self.normalize(descriptor)).softmax(dim=1)
 
     def normalize(self, descriptor: Tensor) -> Tensor:
         """Standardise a descriptor with the stored statistics (:meth:`set_descriptor_stats`)."""
@@ -197,7 +208,7 @@ class FilterBankHead(nn.Module):
     def forward(self, y: Tensor, x: Tensor, features: Tensor, context: Tensor) -> Tensor:
         """The weighted mix of the candidates for each image (one candidate in memory at a
         time)."""
-        w = self.weights(x, features, context).to(y.dtype)[:, :, None, None, None]
+        w = self.weights(y, x, features, context).to(y.dtype)[:, :, None, None, None]
         out = w[:, 0] * y
         for j in range(1, self.num_filters + 2):
             out = out + w[:, j] * self.candidate(j, y, x)
