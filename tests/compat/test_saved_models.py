@@ -1,0 +1,61 @@
+"""Every saved model in the repository restores as it did before the method-packages redesign.
+
+``saved_models_reference.npz`` holds five 72×88 sample crops (noise, veil, dark, colour cast,
+clean) and what each saved model returned for them, recorded with the code of commit 6432404.
+The 8-bit outputs may differ by at most one level (float summation order).
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from aioir.restore.api import Restorer
+
+REFERENCE = Path(__file__).with_name("saved_models_reference.npz")
+ROOT = Path(__file__).resolve().parents[2]
+MODELS = {
+    "default": "default",
+    "v1": str(ROOT / "checkpoints" / "udair-small-v1"),
+    "v2": str(ROOT / "checkpoints" / "udair-small-v2"),
+    "photos_h100": str(ROOT / "checkpoints" / "udair-small-photos-h100"),
+}
+CASES = [("default", False), ("default", True), ("v1", False), ("v2", False), ("v2", True),
+         ("photos_h100", False)]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def reference() -> dict[str, np.ndarray]:
+    with np.load(REFERENCE) as data:
+        return {k: data[k] for k in data.files}
+
+
+def _restore(spec: str, inputs: np.ndarray, tta: bool) -> np.ndarray:
+    torch.manual_seed(0)
+    restorer = Restorer(spec, device="cpu", tile=0, tta=tta)
+    return np.stack([restorer(image) for image in inputs])
+
+
+@pytest.mark.parametrize(("key", "tta"), CASES, ids=[f"{k}{'-tta' if t else ''}" for k, t in CASES])
+def test_saved_model_restores_as_recorded(reference, key, tta):
+    got = _restore(MODELS[key], reference["inputs"], tta)
+    want = reference[f"{key}{'_tta' if tta else ''}"]
+    diff = np.abs(got.astype(np.int16) - want.astype(np.int16))
+    assert diff.max() <= 1, f"{key} (tta={tta}): max 8-bit difference {diff.max()}"
+
+
+def test_default_model_copied_elsewhere_restores_identically(reference, tmp_path):
+    from aioir.restore.resolve import shipped_weights
+
+    source = shipped_weights("default")
+    assert source is not None
+    copy = tmp_path / "my-model"
+    shutil.copytree(source, copy)
+    for tta in (False, True):
+        got = _restore(str(copy), reference["inputs"], tta)
+        want = reference["default_tta" if tta else "default"]
+        assert np.abs(got.astype(np.int16) - want.astype(np.int16)).max() <= 1
