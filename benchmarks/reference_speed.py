@@ -53,7 +53,7 @@ def measure(name: str, size: int, variant: str, repeats: int) -> dict:
     import torch
 
     import aioir
-    from aioir.models.udair import UDAIR
+    from aioir.methods.udair.model import UDAIR
     from aioir.nn.memory_format import to_channels_last
     from aioir.nn.norm import WithBiasLayerNorm
 

@@ -169,15 +169,15 @@ def main(argv: list[str] | None = None) -> int:
     import aioir
     from aioir.data import load_corpus
     from aioir.io import write_image
-    from aioir.restore.adapt import AdaptConfig, adapt_to_folder
-    from aioir.restore.api import Restorer
-    from aioir.restore.tta import (
+    from aioir.methods.udair.adapt import AdaptConfig, adapt_to_folder
+    from aioir.methods.udair.tta import (
         CHOOSERS,
         _raw_maps,
         choose_reference,
         resolve_chooser,
         udair_tta,
     )
+    from aioir.restore.api import Restorer
 
     t_start = time.perf_counter()
     model = aioir.load_model(args.model)

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import torch
 
+from aioir.methods.udair.bank import BANK_FILE, SourceBank
 from aioir.models import load_model, save_pretrained
-from aioir.models.source_bank import BANK_FILE, SourceBank
 
 TASKS = ["noise", "haze", "lowlight"]
 
@@ -30,7 +30,7 @@ def build_tiny_udair(folder: Path, patch: int = 32, spread: float = 0.0) -> Path
     ``spread`` adds seeded spatial variation (× each entry's std) to the bank, so that the
     untrained model's nearly flat maps are far from it (a clear adaptation target).
     """
-    from aioir.engine.source_bank import compute_final_pass
+    from aioir.methods.udair.bank_accumulation import compute_final_pass
 
     torch.manual_seed(0)
     model = load_model("udair-tiny")

@@ -10,8 +10,12 @@ import torch
 
 from aioir.engine.config import config_from_dict, load_config
 from aioir.engine.run import train
-from aioir.engine.source_bank import SourceBankAccumulator, load_source_bank, save_source_bank
 from aioir.errors import ConfigError, DatasetLayoutError
+from aioir.methods.udair.bank_accumulation import (
+    SourceBankAccumulator,
+    load_source_bank,
+    save_source_bank,
+)
 
 TASKS = {
     "noise": {"degradations": [{"name": "gaussian_noise", "sigma": [10, 40]}]},
@@ -162,7 +166,7 @@ def test_source_bank_epoch_mean_in_checkpoint_and_final_pass_export(corpus, tmp_
     assert tuple(bank2["g2"].shape) == (3, 16, 16, 16)
     # format 2: the final pass also stores the per-task row statistics
     assert meta2["format_version"] == 2 and meta2["statistics"]["images"] == [2, 2, 2]
-    from aioir.models.source_bank import SourceBank
+    from aioir.methods.udair.bank import SourceBank
 
     full = SourceBank.load(res2.export_dir)
     assert full.has_statistics and tuple(full.covs["g4"].shape) == (3, 64, 64)

@@ -7,7 +7,9 @@ import torch
 from torch import nn
 
 import aioir
-from aioir.models import UDAIR, PromptIR, Restormer, UDAIROutput, list_models
+from aioir.methods.promptir import PromptIR
+from aioir.methods.udair import UDAIR, UDAIROutput
+from aioir.models import Restormer, list_models
 from aioir.nn import TopKRouter
 
 TINY = ["restormer-tiny", "promptir-tiny", "udair-tiny"]

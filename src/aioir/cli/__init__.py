@@ -18,16 +18,17 @@ import sys
 from collections.abc import Callable, Sequence
 
 from aioir import __version__
-from aioir.cli import adapt, bank, data, demo, evaluate, export, info, restore, train, viz
+from aioir.cli import data, demo, evaluate, export, info, restore, train, viz
 from aioir.cli._options import add_debug_everywhere
 from aioir.errors import AioirError
+from aioir.plugins import command_modules
 
 __all__ = ["build_parser", "main"]
 
 Handler = Callable[[argparse.Namespace], int]
 
-#: Command-group modules, in the order their commands appear in ``aioir --help``.
-COMMAND_MODULES = (restore, evaluate, train, adapt, bank, viz, export, data, info, demo)
+#: The shared command-group modules, in the order their commands appear in ``aioir --help``.
+COMMAND_MODULES = (restore, evaluate, train, viz, export, data, info, demo)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -42,6 +43,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for module in COMMAND_MODULES:
+        module.register(sub)
+    for module in command_modules():  # the method packages' commands (aioir.plugins)
         module.register(sub)
     add_debug_everywhere(parser)
     return parser

@@ -3,8 +3,8 @@
 - :mod:`~aioir.engine.config` — YAML → validated dataclasses (``load_config``);
 - :mod:`~aioir.engine.module` — ``RestorationModule`` (losses, AdamW + schedules, validation);
 - :mod:`~aioir.engine.datamodule` — ``RestorationDataModule`` (synthetic, PromptIR, UDAIR data);
-- :mod:`~aioir.engine.callbacks` — ``EMACallback``, ``SourceBankCallback``;
-- :mod:`~aioir.engine.source_bank` — UDAIR's source bank (accumulate, final pass, file format);
+- :mod:`~aioir.engine.callbacks` — ``EMACallback``;
+- :mod:`~aioir.methods.udair.bank_accumulation` — UDAIR's source bank (accumulate, final pass, file format);
 - :mod:`~aioir.engine.run` — ``train(config, output, resume=…)``: fit, checkpoints, export.
 
 Submodules are imported explicitly (importing this package imports nothing heavy).

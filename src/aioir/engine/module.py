@@ -190,7 +190,7 @@ class RestorationModule(pl.LightningModule):
         self.samples_per_task = samples_per_task
         self.protocol = get_protocol(protocol)
         self.channels_last = channels_last
-        #: set by :class:`~aioir.engine.callbacks.SourceBankCallback` (``epoch_mean``)
+        #: set by :class:`~aioir.methods.udair.training.SourceBankCallback` (``epoch_mean``)
         self.collect_bank_features = False
         self._val_sums: Tensor | None = None
         #: validation results, one dict per validation run (rank-0 view, all ranks reduced)

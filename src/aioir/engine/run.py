@@ -174,10 +174,11 @@ def train(
     import lightning.pytorch as pl
     import yaml
 
-    from aioir.engine.callbacks import EMACallback, SourceBankCallback
+    from aioir.engine.callbacks import EMACallback
     from aioir.engine.datamodule import RestorationDataModule
     from aioir.engine.filter_bank import fit_filter_bank
     from aioir.engine.module import RestorationModule
+    from aioir.methods.udair.training import SourceBankCallback  # TEMPORARY (training extras)
 
     t = config.trainer
     if t.num_threads:
@@ -332,10 +333,10 @@ def export_run(
     bank_cb: Any,
 ) -> Path | None:
     """Write ``OUTPUT/export``: the best weights (EMA if any), the source bank, training.json."""
-    from aioir.engine.callbacks import SOURCE_BANK_KEY
-    from aioir.engine.source_bank import BANK_FILE, compute_source_bank
+    from aioir.methods.udair.bank import SourceBank
+    from aioir.methods.udair.bank_accumulation import BANK_FILE, compute_source_bank
+    from aioir.methods.udair.training import SOURCE_BANK_KEY  # TEMPORARY (training extras)
     from aioir.models import save_pretrained
-    from aioir.models.source_bank import SourceBank
 
     if checkpoint is None:
         return None

@@ -19,16 +19,13 @@ from typing import Any
 from torch import nn
 
 from aioir.errors import ConfigError
-from aioir.models import promptir as _promptir  # noqa: F401  (registers presets)
-from aioir.models import restormer as _restormer  # noqa: F401
-from aioir.models import udair as _udair  # noqa: F401
+from aioir.models import restormer as _restormer  # noqa: F401  (registers presets)
 from aioir.models.checkpoints import (
     load_state_dict_into,
     read_pretrained_config,
     read_state_dict,
     save_pretrained,
 )
-from aioir.models.promptir import PromptIR
 from aioir.models.registry import (
     ModelInfo,
     create_model,
@@ -38,16 +35,10 @@ from aioir.models.registry import (
     register_model,
 )
 from aioir.models.restormer import Restormer
-from aioir.models.source_bank import SourceBank
-from aioir.models.udair import UDAIR, UDAIROutput
 
 __all__ = [
-    "UDAIR",
     "ModelInfo",
-    "PromptIR",
     "Restormer",
-    "SourceBank",
-    "UDAIROutput",
     "create_model",
     "get_model_info",
     "list_models",
@@ -80,7 +71,7 @@ def load_model(
         **overrides: keyword arguments replacing the preset's constructor arguments.
 
     A saved UDAIR model whose metadata names a source bank gets it as ``model.source_bank``
-    (:class:`~aioir.models.source_bank.SourceBank`). Returns the model in eval mode. Raises :class:`aioir.ConfigError` for an unknown name or a
+    (:class:`~aioir.methods.udair.bank.SourceBank`). Returns the model in eval mode. Raises :class:`aioir.ConfigError` for an unknown name or a
     bad override and :class:`aioir.CheckpointError` for an unreadable or mismatched checkpoint.
     """
     name = str(name_or_path)
@@ -110,5 +101,7 @@ def load_model(
         model.set_adapters(True)
     bank_file = model.aioir_metadata.get("source_bank")
     if bank_file:  # UDAIR exports carry their source bank next to the weights
+        from aioir.methods.udair.bank import SourceBank  # TEMPORARY: becomes an artefact hook
+
         model.source_bank = SourceBank.load((path if path.is_dir() else path.parent) / bank_file)
     return model.eval()

@@ -4,7 +4,8 @@ A *preset* is a named configuration of an architecture: ``paper`` (the published
 bare architecture name, e.g. ``"udair"``; also ``"udair-paper"``), ``small`` and ``tiny`` (same
 components, fewer channels/blocks; ``tiny`` is for tests and CPU smoke runs). Presets are
 registered with the :func:`register_model` decorator on a factory ``(**overrides) -> nn.Module``
-in the module that defines the architecture; :mod:`aioir.models` imports those modules.
+in the module that defines the architecture: the shared backbone's here, each method package's
+when :func:`aioir.plugins.load_methods` imports it (before the first look-up).
 
 :func:`create_model` builds a registered model with keyword overrides and records
 ``model.aioir_config = {"architecture", "preset", "overrides"}`` so it can be saved with
@@ -21,6 +22,7 @@ from typing import Any, TypeVar
 from torch import nn
 
 from aioir.errors import ConfigError
+from aioir.plugins import load_methods
 
 __all__ = [
     "ModelInfo",
@@ -107,6 +109,7 @@ def register_presets(
 
 
 def _canonical(name: str) -> str | None:
+    load_methods()
     key = name.strip().lower().replace("_", "-")
     if key in _REGISTRY:
         return key
@@ -130,6 +133,7 @@ def is_registered(name: str) -> bool:
 
 def list_models(architecture: str | None = None) -> list[ModelInfo]:
     """Registered models (optionally of one architecture), sorted by name."""
+    load_methods()
     infos = sorted(_REGISTRY.values(), key=lambda i: i.name)
     if architecture is not None:
         infos = [i for i in infos if i.architecture == architecture]

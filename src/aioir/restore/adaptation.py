@@ -2,8 +2,8 @@
 
 Restoration calls a :class:`TestTimeAdapter` instead of the plain forward when ``tta`` is asked
 for. Implementations register a factory per architecture with
-:func:`register_test_time_adapter`; the modules that hold them are listed by name in
-:data:`PROVIDER_MODULES` and imported on first need (no file-system scanning). When no factory
+:func:`register_test_time_adapter` when their method package is loaded
+(:func:`aioir.plugins.load_methods`, on first need; no file-system scanning). When no factory
 exists for a model, asking for TTA raises :class:`~aioir.errors.ConfigError`
 ("test-time adaptation is not available for model X") — there is no fallback that pretends to
 adapt.
@@ -11,26 +11,21 @@ adapt.
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 from collections.abc import Callable
 from typing import Any, Protocol, runtime_checkable
 
 from torch import Tensor, nn
 
 from aioir.errors import ConfigError
+from aioir.plugins import load_methods
 
 __all__ = [
-    "PROVIDER_MODULES",
     "AdapterFactory",
     "TestTimeAdapter",
     "get_test_time_adapter",
     "model_architecture",
     "register_test_time_adapter",
 ]
-
-#: Modules that register adapters when imported (imported by name, only if they exist).
-PROVIDER_MODULES: tuple[str, ...] = ("aioir.restore.tta",)
 
 
 @runtime_checkable
@@ -52,7 +47,6 @@ class TestTimeAdapter(Protocol):
 AdapterFactory = Callable[..., TestTimeAdapter]  # (model, **options) -> adapter
 
 _FACTORIES: dict[str, AdapterFactory] = {}
-_providers_loaded = False
 
 
 def register_test_time_adapter(architecture: str) -> Callable[[AdapterFactory], AdapterFactory]:
@@ -76,22 +70,12 @@ def model_architecture(model: nn.Module) -> str:
     return type(model).__name__.lower()
 
 
-def _load_providers() -> None:
-    global _providers_loaded
-    if _providers_loaded:
-        return
-    for name in PROVIDER_MODULES:
-        if importlib.util.find_spec(name) is not None:
-            importlib.import_module(name)
-    _providers_loaded = True
-
-
 def get_test_time_adapter(
     model: nn.Module, name: str | None = None, **options: Any
 ) -> TestTimeAdapter:
     """The registered adapter for ``model``, built with ``options`` (e.g. UDAIR's ``mode``,
     ``task``); ConfigError naming ``name`` when the architecture has none."""
-    _load_providers()
+    load_methods()
     factory = _FACTORIES.get(model_architecture(model))
     if factory is None:
         label = name or model_architecture(model)

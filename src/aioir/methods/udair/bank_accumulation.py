@@ -14,7 +14,7 @@
   mean, covariance and within-image covariance of the rows of each crop's map, pooled to the
   bank's ``h×w``).
 
-The file format lives with the model (:mod:`aioir.models.source_bank`), so restoring and
+The file format lives with the model (:mod:`aioir.methods.udair.bank`), so restoring and
 test-time adaptation read the bank without importing the training engine.
 """
 
@@ -28,7 +28,7 @@ import torch
 from torch import Tensor, nn
 
 from aioir.errors import CheckpointError, ConfigError
-from aioir.models.source_bank import (
+from aioir.methods.udair.bank import (
     BANK_FILE,
     LEVELS,
     SourceBank,
@@ -150,7 +150,7 @@ class RowStatisticsAccumulator:
     """Per-task float64 sums over the rows of per-image maps (format-2 bank statistics).
 
     Every item's ``C×H×W`` map is average-pooled to the bank's ``h×w`` (``sizes``, as TTA pools
-    a target map, :func:`aioir.models.source_bank.pooled_rows`) and its ``n = h·w`` rows are
+    a target map, :func:`aioir.methods.udair.bank.pooled_rows`) and its ``n = h·w`` rows are
     added to its task: row count, ``Σx`` (C), ``Σxxᵀ`` (C×C), the item's own scatter
     ``XᵢᵀXᵢ − sᵢsᵢᵀ/nᵢ`` (C×C) and the image count. Sums are exact to float64 rounding and
     mergeable (:meth:`merge`, e.g. across DDP ranks or batches); :meth:`result` gives

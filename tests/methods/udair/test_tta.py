@@ -7,13 +7,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from aioir.engine.source_bank import RowStatisticsAccumulator
 from aioir.errors import ConfigError
-from aioir.models import load_model
-from aioir.models.source_bank import SourceBank
-from aioir.restore.adaptation import get_test_time_adapter
-from aioir.restore.api import Restorer
-from aioir.restore.tta import (
+from aioir.methods.udair.bank import SourceBank
+from aioir.methods.udair.bank_accumulation import RowStatisticsAccumulator
+from aioir.methods.udair.tta import (
     CHOOSERS,
     TTAConfig,
     UDAIRTestTimeAdapter,
@@ -24,6 +21,9 @@ from aioir.restore.tta import (
     resolve_chooser,
     udair_tta,
 )
+from aioir.models import load_model
+from aioir.restore.adaptation import get_test_time_adapter
+from aioir.restore.api import Restorer
 from udair_helpers import TASKS, build_tiny_udair, task_images
 
 

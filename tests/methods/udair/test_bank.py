@@ -12,14 +12,14 @@ import torch
 from safetensors.torch import save_file
 
 from aioir.errors import CheckpointError, ConfigError, ImageWriteError
-from aioir.models.source_bank import (
+from aioir.methods.udair.bank import (
     BANK_FORMAT_VERSION,
     SourceBank,
     load_source_bank,
     save_source_bank,
 )
 
-REPO = Path(__file__).parents[2]
+REPO = Path(__file__).parents[3]
 TASKS = ["noise", "haze"]
 
 

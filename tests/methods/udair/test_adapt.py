@@ -9,8 +9,8 @@ import torch
 
 from aioir.errors import ConfigError
 from aioir.io import write_image
+from aioir.methods.udair.adapt import AdaptConfig, adapt_to_folder, save_adapted
 from aioir.models import load_model, read_pretrained_config
-from aioir.restore.adapt import AdaptConfig, adapt_to_folder, save_adapted
 from udair_helpers import build_tiny_udair, task_images
 
 
@@ -75,7 +75,7 @@ def test_adapt_needs_a_bank_and_known_task(model_dir, target_dir):
 def test_adapt_with_statistics_uses_the_stored_covariance_and_lowers_the_loss(
     stats_model_dir, target_dir, tmp_path
 ):
-    from aioir.restore.tta import coral_objective
+    from aioir.methods.udair.tta import coral_objective
 
     model = load_model(stats_model_dir)
     config = AdaptConfig(steps=12, lr=1e-2, batch_size=4, reference="statistics")

@@ -1,9 +1,9 @@
 """UDAIR domain adaptation over a folder of unlabelled target-domain images (arXiv v1's strategy).
 
-Unlike test-time adaptation (:mod:`aioir.restore.tta`, per image, reset afterwards) the three
+Unlike test-time adaptation (:mod:`aioir.methods.udair.tta`, per image, reset afterwards) the three
 distribution adapters learn *once* from the whole folder and are saved with the model:
 
-1. every image is assigned a source cluster blindly (:func:`aioir.restore.tta.choose_reference`
+1. every image is assigned a source cluster blindly (:func:`aioir.methods.udair.tta.choose_reference`
    on its working-resolution embedding; ``auto``: the Mahalanobis chooser with a bank that has
    statistics, else nearest centroid), or all to ``task`` when given;
 2. the adapters are re-initialised as residual adapters with a zero last layer (the adapted
@@ -13,7 +13,7 @@ distribution adapters learn *once* from the whole folder and are saved with the 
    the crops of ``scale · Σ_ℓ CORAL(ref^ℓ_r, A_ℓ(g_ℓ))`` with ``r`` the crop's image cluster
    (AdamW on the adapters only); ``ref`` is the covariance of the task's mean map ``P^ℓ_r``
    (the authors') by default, or the bank's stored within-image covariance with
-   ``reference="statistics"`` (:data:`aioir.restore.tta.REFERENCES`) — measured 0.66 dB worse
+   ``reference="statistics"`` (:data:`aioir.methods.udair.tta.REFERENCES`) — measured 0.66 dB worse
    on the shipped model's benchmark (docs/decisions.md), so not the default here;
 4. :func:`save_adapted` writes a normal saved model (``save_pretrained`` + the source bank) whose
    config builds residual adapters and whose metadata says ``adapters_enabled: true``.
@@ -36,7 +36,7 @@ import torch
 from torch import Tensor, nn
 
 from aioir.errors import ConfigError, DatasetLayoutError
-from aioir.restore.tta import (
+from aioir.methods.udair.tta import (
     CHOOSERS,
     LEVELS,
     REFERENCES,
@@ -69,8 +69,8 @@ class AdaptConfig:
         lr, weight_decay: AdamW settings.
         batch_size: random crops per step.
         crop: crop side (default: the bank's training patch size).
-        chooser: blind cluster choice (see :data:`aioir.restore.tta.CHOOSERS`).
-        reference: CORAL reference (:data:`aioir.restore.tta.REFERENCES`; default
+        chooser: blind cluster choice (see :data:`aioir.methods.udair.tta.CHOOSERS`).
+        reference: CORAL reference (:data:`aioir.methods.udair.tta.REFERENCES`; default
             ``"mean_map"``, see the module docstring; ``"auto"``: statistics when present).
         work_size: short side of the image used for the blind choice (as TTA's default).
         loss_scale: factor of the CORAL objective (1e5, UDAIR's).
@@ -301,8 +301,8 @@ def save_adapted(
     The metadata keeps the source model's (training record …) and adds ``adapters_enabled:
     true`` and ``domain_adaptation`` (the :meth:`AdaptResult.summary`). Returns the folder.
     """
+    from aioir.methods.udair.bank import BANK_FILE
     from aioir.models import save_pretrained
-    from aioir.models.source_bank import BANK_FILE
 
     bank = getattr(model, "source_bank", None)
     if bank is None:

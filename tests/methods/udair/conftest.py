@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from aioir.engine.source_bank import compute_source_bank
+from aioir.methods.udair.bank import BANK_FILE
+from aioir.methods.udair.bank_accumulation import compute_source_bank
 from aioir.models import load_model
-from aioir.models.source_bank import BANK_FILE
 from udair_helpers import TASKS, build_tiny_udair, task_images
 
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 import pytest
 import torch
 
-from aioir.engine.source_bank import (
+from aioir.errors import ConfigError
+from aioir.losses.coral import covariance
+from aioir.methods.udair.bank_accumulation import (
     RowStatisticsAccumulator,
     compute_final_pass,
     compute_source_bank,
 )
-from aioir.errors import ConfigError
-from aioir.losses.coral import covariance
 
 TASKS = ["a", "b", "c"]
 SHAPES = {"g4": (6, 4, 4), "g3": (5, 8, 8), "g2": (3, 16, 16)}

@@ -11,8 +11,8 @@ import torch
 from PIL import Image
 
 from aioir import cli
+from aioir.methods.udair.bank import SourceBank
 from aioir.models import load_model
-from aioir.models.source_bank import SourceBank
 from udair_helpers import TASKS, build_tiny_udair
 
 CONFIG = """\

@@ -4,7 +4,7 @@
 tasks in ``task_names`` order): the average of the degradation embeddings over training crops,
 the authors' reference for CORAL test-time adaptation (methods.md §2.8, §2.10). Format 2 adds
 per-task *distribution statistics* of the rows (positions) of the per-image maps, accumulated
-over the same crops (:mod:`aioir.engine.source_bank`):
+over the same crops (:mod:`aioir.methods.udair.bank_accumulation`):
 
 * ``bank.means[level]`` — ``T×C``: mean feature of the rows of every crop of the task;
 * ``bank.covs[level]`` — ``T×C×C``: unbiased covariance of all those rows stacked

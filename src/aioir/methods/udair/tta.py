@@ -56,7 +56,7 @@ from torch import Tensor, nn
 
 from aioir.errors import ConfigError
 from aioir.losses.coral import coral_distance, coral_loss, covariance
-from aioir.models.source_bank import LEVELS, pooled_rows, pooled_size
+from aioir.methods.udair.bank import LEVELS, pooled_rows, pooled_size
 from aioir.restore.adaptation import register_test_time_adapter
 
 __all__ = [

@@ -1,0 +1,11 @@
+"""UDAIR (Fan et al.): a Restormer-style restorer with a VQ-codebook degradation module, a bank
+of per-task source statistics and CORAL test-time adaptation. Notes: ``docs/methods/udair.md``.
+
+Importing this package registers the ``udair`` presets and UDAIR's test-time adapter.
+"""
+
+from aioir.methods.udair import tta as _tta  # noqa: F401  (registers the test-time adapter)
+from aioir.methods.udair.bank import SourceBank
+from aioir.methods.udair.model import DAM, UDAIR, UDAIROutput
+
+__all__ = ["DAM", "UDAIR", "SourceBank", "UDAIROutput"]
