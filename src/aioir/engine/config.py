@@ -29,7 +29,6 @@ __all__ = [
     "ModelConfig",
     "OptimizerConfig",
     "SchedulerConfig",
-    "SourceBankConfig",
     "TrainConfig",
     "TrainerConfig",
     "ValidationConfig",
@@ -161,24 +160,6 @@ class EMAConfig:
 
 
 @dataclasses.dataclass
-class SourceBankConfig:
-    """UDAIR's source bank (per-task mean embeddings g4/g3/g2).
-
-    ``enabled``: ``None`` = when the model is UDAIR. ``mode``: ``final_pass`` (default: one
-    eval-mode pass over fixed training crops with the exported weights) or ``epoch_mean`` (the
-    authors: mean over the training steps since the last validation, kept at the best one).
-    ``items_per_task``: crops per task in the final pass; ``patch_size``: their size (default
-    ``data.patch_size`` — the bank's spatial size is tied to it).
-    """
-
-    enabled: bool | None = None
-    mode: str = "final_pass"
-    items_per_task: int = 64
-    patch_size: int | None = None
-    batch_size: int = 8
-
-
-@dataclasses.dataclass
 class FilterBankConfig:
     """Fitting the model's linear filter bank (``model.overrides.filter_bank``) before training.
 
@@ -242,10 +223,12 @@ class TrainConfig:
     scheduler: SchedulerConfig = dataclasses.field(default_factory=SchedulerConfig)
     trainer: TrainerConfig = dataclasses.field(default_factory=TrainerConfig)
     ema: EMAConfig = dataclasses.field(default_factory=EMAConfig)
-    source_bank: SourceBankConfig = dataclasses.field(default_factory=SourceBankConfig)
     filter_bank: FilterBankConfig = dataclasses.field(default_factory=FilterBankConfig)
     validation: ValidationConfig = dataclasses.field(default_factory=ValidationConfig)
     description: str = ""
+    #: the sections of the registered training extras (:mod:`aioir.engine.extras`), by name:
+    #: top-level keys of the file like the sections above, e.g. UDAIR's ``source_bank``
+    extras: dict[str, Any] = dataclasses.field(default_factory=dict, metadata={"section": False})
 
     def validate(self, where: str = "config") -> TrainConfig:
         """Check values that types alone do not; returns ``self``."""
@@ -290,8 +273,10 @@ class TrainConfig:
             raise bad("trainer.max_steps", "expected -1 (no limit), 0 (fit only) or a step count")
         if t.max_steps == -1 and t.max_epochs is None:
             raise bad("trainer", "set max_steps or max_epochs")
-        if self.source_bank.mode not in ("final_pass", "epoch_mean"):
-            raise bad("source_bank.mode", "expected 'final_pass' or 'epoch_mean'")
+        for name, section in self.extras.items():
+            check = getattr(section, "validate", None)
+            if check is not None:
+                check(f"{where}: {name}")
         fb = self.filter_bank
         for key in ("severity_bins", "patches", "patch_size", "gate_items_per_task"):
             if getattr(fb, key) < 1:
@@ -347,7 +332,7 @@ def _type_ok(value: Any, tp: Any) -> bool:
     return True
 
 
-def _build(cls: type, raw: Any, where: str, prefix: str) -> Any:
+def _build(cls: type, raw: Any, where: str, prefix: str, more_keys: Sequence[str] = ()) -> Any:
     if not isinstance(raw, Mapping):
         raise ConfigError(f"{where}: {prefix or 'config'}: expected a mapping, got {raw!r}")
     hints = typing.get_type_hints(cls)
@@ -355,9 +340,10 @@ def _build(cls: type, raw: Any, where: str, prefix: str) -> Any:
     kwargs: dict[str, Any] = {}
     for key, value in raw.items():
         dotted = f"{prefix}.{key}" if prefix else str(key)
-        if key not in fields:
+        if key not in fields or fields[key].metadata.get("section") is False:
+            known = [n for n, f in fields.items() if f.metadata.get("section") is not False]
             raise ConfigError(
-                f"{where}: unknown key '{dotted}' (known: {', '.join(sorted(fields))})"
+                f"{where}: unknown key '{dotted}' (known: {', '.join(sorted([*known, *more_keys]))})"
             )
         tp = hints[key]
         if dataclasses.is_dataclass(tp):
@@ -402,9 +388,19 @@ def config_from_dict(
     """Build and validate a :class:`TrainConfig` from a mapping (+ ``--set`` overrides)."""
     import copy
 
+    from aioir.engine.extras import list_training_extras
+
     data = copy.deepcopy(dict(raw))
     apply_overrides(data, overrides)
-    return _build(TrainConfig, data, where, "").validate(where)
+    extras: dict[str, Any] = {}
+    for spec in list_training_extras():
+        section = data.pop(spec.section, None)
+        extras[spec.section] = _build(
+            spec.config_type, section if section is not None else {}, where, spec.section
+        )
+    config = _build(TrainConfig, data, where, "", more_keys=list(extras))
+    config.extras = extras
+    return config.validate(where)
 
 
 def load_config(path: str | os.PathLike[str], overrides: Sequence[str] = ()) -> TrainConfig:
@@ -422,5 +418,10 @@ def load_config(path: str | os.PathLike[str], overrides: Sequence[str] = ()) -> 
 
 
 def config_to_dict(config: TrainConfig) -> dict[str, Any]:
-    """Plain nested dict (YAML/JSON-serialisable) of a config."""
-    return dataclasses.asdict(config)
+    """Plain nested dict (YAML/JSON-serialisable) of a config, the extras' sections at the top
+    level as in the file."""
+    raw = dataclasses.asdict(config)
+    raw.pop("extras")
+    for name, section in config.extras.items():
+        raw[name] = dataclasses.asdict(section)
+    return raw

@@ -3,7 +3,7 @@
 :class:`RestorationModule` builds its network from a :class:`~aioir.engine.config.ModelConfig`
 (``aioir.models.create_model``/``load_model``; the network stays a plain ``nn.Module`` under
 ``self.model``), computes the configured losses (:class:`aioir.losses.CompositeLoss`; models
-with ``forward_features`` — UDAIR — feed its contrastive feature to CSCL), configures AdamW and
+with ``forward_features`` feed their features to the losses that need them), configures AdamW and
 the paper's schedule, and validates with a named metric protocol, logging per-task and mean
 PSNR/SSIM, each task's input PSNR and gain over it, and ``val/min_gain`` (the worst task's
 gain; ``validation.monitor`` picks the score that selects the best checkpoint). Exact resume:
@@ -161,7 +161,7 @@ class RestorationModule(pl.LightningModule):
             CSCL and the ``epoch_mean`` source bank then refuse to run).
         protocol: validation metric protocol name.
         channels_last: feed the network channels-last tensors.
-        world_size: number of training processes (UDAIR codebook sync default).
+        world_size: number of training processes (> 1: EMA codebooks synchronised by default).
     """
 
     def __init__(
@@ -190,8 +190,9 @@ class RestorationModule(pl.LightningModule):
         self.samples_per_task = samples_per_task
         self.protocol = get_protocol(protocol)
         self.channels_last = channels_last
-        #: set by :class:`~aioir.methods.udair.training.SourceBankCallback` (``epoch_mean``)
-        self.collect_bank_features = False
+        #: return the model's ``forward_features`` output as ``"features"`` from every training
+        #: step, for callbacks (set when a training extra asks: :mod:`aioir.engine.extras`)
+        self.keep_features = False
         self._val_sums: Tensor | None = None
         #: validation results, one dict per validation run (rank-0 view, all ranks reduced)
         self.val_history: list[dict[str, float]] = []
@@ -227,7 +228,8 @@ class RestorationModule(pl.LightningModule):
         t, m = len(self.task_names), self.samples_per_task
         if m is None or task_id.numel() != t * m:
             raise ConfigError(
-                "CSCL and the epoch_mean source bank need task-ordered batches "
+                "losses on features (e.g. cscl) and training extras that collect them (e.g. "
+                "source_bank.mode: epoch_mean) need task-ordered batches "
                 "(data.sampler: task_balanced)"
             )
         expected = torch.arange(t, device=task_id.device).repeat_interleave(m)
@@ -240,14 +242,12 @@ class RestorationModule(pl.LightningModule):
         if "index" in batch:
             self._batch_digest.update(batch["index"].cpu().numpy().tobytes())
         self._batches_seen += 1
-        features = scale = bank = None
+        features = scale = out = None
         t, m = len(self.task_names), 1
-        if self.loss.needs_features or self.collect_bank_features:
+        if self.loss.needs_features or self.keep_features:
             t, m = self._task_groups(batch["task_id"])
             out = self.model.forward_features(x)
             pred, features, scale = out.image, out.feature, out.logit_scale
-            if self.collect_bank_features:
-                bank = (out.g4.detach(), out.g3.detach(), out.g2.detach())
         else:
             pred = self.model(x)
         inputs = LossInputs(
@@ -260,8 +260,8 @@ class RestorationModule(pl.LightningModule):
         for k, v in logs.items():
             self.log(f"train/{k}", v, batch_size=bs)
         self.log("train/lr", self.optimizers().param_groups[0]["lr"], batch_size=bs)
-        if bank is not None:
-            return {"loss": total, "bank_g": bank}
+        if self.keep_features:
+            return {"loss": total, "features": out}
         return total
 
     # ------------------------------------------------------------------ validation

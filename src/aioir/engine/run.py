@@ -3,8 +3,8 @@
 ``OUTPUT/`` receives ``config.yaml`` (the resolved config), ``checkpoints/{best,last}.ckpt``,
 ``logs/`` (TensorBoard, or CSV when tensorboard is missing) and, at the end, ``export/`` with
 ``model.safetensors`` + ``config.json`` (:func:`aioir.models.save_pretrained`; EMA weights when
-EMA is on), ``bank.safetensors`` for UDAIR and ``training.json`` (data, steps, wall time, val
-metrics, DDP checks).
+EMA is on), the artefacts of the run's training extras (e.g. a source bank) and
+``training.json`` (data, steps, wall time, val metrics, DDP checks).
 """
 
 from __future__ import annotations
@@ -13,12 +13,14 @@ import dataclasses
 import json
 import time
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from aioir.engine.config import TrainConfig, config_to_dict
+from aioir.engine.extras import TrainingExtra
 from aioir.errors import CheckpointError, ConfigError
 
 __all__ = ["TrainResult", "build_trainer", "export_run", "resolve_resume", "train"]
@@ -126,7 +128,7 @@ def build_trainer(
     if (strategy == "auto" and multi) or strategy == "ddp":
         from lightning.pytorch.strategies import DDPStrategy
 
-        # UDAIR's adapters and unused VQ decoder get no gradient: tolerate unused parameters
+        # some parameters may get no gradient (parity-only layers, test-time adapters)
         strategy = DDPStrategy(find_unused_parameters=True)
     val_kwargs: dict[str, Any] = {"check_val_every_n_epoch": t.val_every_n_epochs}
     if t.val_every_n_steps:
@@ -155,12 +157,22 @@ def build_trainer(
     )
 
 
-def _bank_enabled(config: TrainConfig, model: torch.nn.Module) -> bool:
-    enabled = config.source_bank.enabled
-    has = hasattr(model, "forward_features")
-    if enabled and not has:
-        raise ConfigError(f"source_bank.enabled: {type(model).__name__} has no source bank")
-    return has if enabled is None else bool(enabled)
+def build_extras(
+    config: TrainConfig, model: torch.nn.Module, datamodule: Any
+) -> list[TrainingExtra]:
+    """The registered training extras that apply to this run (:mod:`aioir.engine.extras`)."""
+    from aioir.engine.extras import TrainingContext, get_training_extra
+
+    extras = []
+    for name, section in config.extras.items():
+        spec = get_training_extra(name)
+        if spec is None:
+            continue
+        ctx = TrainingContext(config, section, model, datamodule, list(datamodule.task_names))
+        extra = spec.build(ctx)
+        if extra is not None:
+            extras.append(extra)
+    return extras
 
 
 def train(
@@ -178,7 +190,6 @@ def train(
     from aioir.engine.datamodule import RestorationDataModule
     from aioir.engine.filter_bank import fit_filter_bank
     from aioir.engine.module import RestorationModule
-    from aioir.methods.udair.training import SourceBankCallback  # TEMPORARY (training extras)
 
     t = config.trainer
     if t.num_threads:
@@ -204,12 +215,10 @@ def train(
     ema = EMACallback(config.ema.decay) if config.ema.enabled else None
     if ema is not None:
         callbacks.append(ema)
-    bank_cb = None
-    if _bank_enabled(config, module.model):
-        bank_cb = SourceBankCallback(
-            dm.task_names, config.source_bank.mode, f"val/{config.validation.monitor}"
-        )
-        callbacks.append(bank_cb)
+    extras = build_extras(config, module.model, dm)
+    for extra in extras:
+        callbacks.extend(extra.callbacks())
+    module.keep_features = any(extra.wants_features for extra in extras)
     trainer = build_trainer(config, output, dm, callbacks=callbacks)
     last_path = output / "checkpoints" / f"{LAST_CHECKPOINT}.ckpt"
     start = time.perf_counter()
@@ -256,7 +265,7 @@ def train(
     export_dir = None
     if trainer.is_global_zero:
         if export:
-            export_dir = export_run(config, output, best or last, dm, module, record, bank_cb)
+            export_dir = export_run(config, output, best or last, dm, record, extras)
         (output / "training.json").write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
     _close_distributed(trainer)
     return TrainResult(
@@ -328,15 +337,12 @@ def export_run(
     output: Path,
     checkpoint: Path | None,
     datamodule: Any,
-    module: Any,
     record: dict[str, Any],
-    bank_cb: Any,
+    extras: Sequence[TrainingExtra] = (),
 ) -> Path | None:
-    """Write ``OUTPUT/export``: the best weights (EMA if any), the source bank, training.json."""
-    from aioir.methods.udair.bank import SourceBank
-    from aioir.methods.udair.bank_accumulation import BANK_FILE, compute_source_bank
-    from aioir.methods.udair.training import SOURCE_BANK_KEY  # TEMPORARY (training extras)
-    from aioir.models import save_pretrained
+    """Write ``OUTPUT/export`` with :func:`aioir.models.save_model`: the best weights (EMA if
+    any), the artefacts the training extras attach (e.g. a source bank) and training.json."""
+    from aioir.models import save_model
 
     if checkpoint is None:
         return None
@@ -345,38 +351,20 @@ def export_run(
     model, used_ema = _load_best_model(config, ckpt)
     record["exported_checkpoint"] = str(checkpoint)
     record["exported_ema"] = used_ema
-    if bank_cb is not None:
-        sb = config.source_bank
-        bank: SourceBank | None = None
-        if sb.mode == "final_pass":  # mean maps + the per-task row statistics (format 2)
-            patch = sb.patch_size or config.data.patch_size
-            loader = datamodule.bank_dataloader(sb.items_per_task, patch, sb.batch_size)
-            bank = compute_source_bank(
-                model, loader, datamodule.task_names, metadata={"patch_size": patch}
-            )
-            meta = {k: bank.metadata[k] for k in ("mode", "patch_size", "count", "statistics")}
-        else:
-            state = ckpt.get(SOURCE_BANK_KEY) or {}
-            meta = {
-                "mode": "epoch_mean",
-                "patch_size": config.data.patch_size,
-                "step": state.get("best_step"),
-            }
-            if state.get("bank") is not None:
-                bank = SourceBank(state["bank"], list(datamodule.task_names), meta)
-        if bank is not None:
-            bank.save(export_dir / BANK_FILE)
-            record["source_bank"] = {"file": BANK_FILE, **meta}
+    for extra in extras:
+        extra.export(model, ckpt, record)
     metadata = {
         "training": {k: v for k, v in record.items() if k not in ("val_history", "ddp")},
         "val": _best_row(record["val_history"], record.get("monitor") or "val/psnr")
         if record["val_history"]
         else None,
         "task_names": list(datamodule.task_names),
-        "source_bank": BANK_FILE if "source_bank" in record else None,
     }
-    save_pretrained(model, export_dir, metadata=json.loads(json.dumps(metadata, default=str)))
-    (export_dir / "training.json").write_text(
-        json.dumps(record, indent=2, default=str) + "\n", encoding="utf-8"
+    training = json.dumps(record, indent=2, default=str) + "\n"
+    return save_model(
+        model,
+        export_dir,
+        metadata=metadata,
+        files={"training.json": training.encode()},
+        overwrite=True,
     )
-    return export_dir

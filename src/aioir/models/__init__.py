@@ -20,6 +20,12 @@ from torch import nn
 
 from aioir.errors import ConfigError
 from aioir.models import restormer as _restormer  # noqa: F401  (registers presets)
+from aioir.models.artifacts import (
+    ModelArtifact,
+    attach_artifacts,
+    register_artifact,
+    save_model,
+)
 from aioir.models.checkpoints import (
     load_state_dict_into,
     read_pretrained_config,
@@ -37,13 +43,16 @@ from aioir.models.registry import (
 from aioir.models.restormer import Restormer
 
 __all__ = [
+    "ModelArtifact",
     "ModelInfo",
     "Restormer",
     "create_model",
     "get_model_info",
     "list_models",
     "load_model",
+    "register_artifact",
     "register_model",
+    "save_model",
     "save_pretrained",
 ]
 
@@ -70,9 +79,10 @@ def load_model(
             a weights-only load refuses.
         **overrides: keyword arguments replacing the preset's constructor arguments.
 
-    A saved UDAIR model whose metadata names a source bank gets it as ``model.source_bank``
-    (:class:`~aioir.methods.udair.bank.SourceBank`). Returns the model in eval mode. Raises :class:`aioir.ConfigError` for an unknown name or a
-    bad override and :class:`aioir.CheckpointError` for an unreadable or mismatched checkpoint.
+    A saved model gets the artefacts its metadata names (:mod:`aioir.models.artifacts`, e.g. a
+    source bank as ``model.source_bank``). Returns the model in eval mode. Raises
+    :class:`aioir.ConfigError` for an unknown name or a bad override and
+    :class:`aioir.CheckpointError` for an unreadable or mismatched checkpoint.
     """
     name = str(name_or_path)
     if is_registered(name):
@@ -97,11 +107,6 @@ def load_model(
     state = read_state_dict(path)
     load_state_dict_into(model, state, path, architecture, strict)
     model.aioir_metadata = dict(config.get("metadata", {}))
-    if model.aioir_metadata.get("adapters_enabled"):  # a domain-adapted UDAIR (`aioir adapt`)
-        model.set_adapters(True)
-    bank_file = model.aioir_metadata.get("source_bank")
-    if bank_file:  # UDAIR exports carry their source bank next to the weights
-        from aioir.methods.udair.bank import SourceBank  # TEMPORARY: becomes an artefact hook
-
-        model.source_bank = SourceBank.load((path if path.is_dir() else path.parent) / bank_file)
+    # the artefacts saved beside the weights (a method's, e.g. UDAIR's source bank)
+    attach_artifacts(model, path if path.is_dir() else path.parent, model.aioir_metadata)
     return model.eval()

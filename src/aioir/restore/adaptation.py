@@ -17,6 +17,7 @@ from typing import Any, Protocol, runtime_checkable
 from torch import Tensor, nn
 
 from aioir.errors import ConfigError
+from aioir.models.wrappers import unwrap
 from aioir.plugins import load_methods
 
 __all__ = [
@@ -32,6 +33,7 @@ __all__ = [
 class TestTimeAdapter(Protocol):
     """Adapts a model to one input, restores it, and leaves the model as it found it.
 
+    ``model`` is the network itself (inside any wrapper, :func:`aioir.models.wrappers.unwrap`);
     ``image`` is B×3×H×W float32 in [0, 1] on the model's device. ``restore`` is the ordinary
     (padded / tiled, no-grad) restoration of a tensor, to be called with the adapted model; an
     adapter may instead return its own forward's output. The call happens outside
@@ -63,7 +65,9 @@ def register_test_time_adapter(architecture: str) -> Callable[[AdapterFactory], 
 
 
 def model_architecture(model: nn.Module) -> str:
-    """The registered architecture of ``model`` (``aioir_config``), else its class name."""
+    """The registered architecture of the network inside ``model`` (:func:`unwrap`; its
+    ``aioir_config``), else its class name."""
+    model = unwrap(model)
     config = getattr(model, "aioir_config", None)
     if isinstance(config, dict) and config.get("architecture"):
         return str(config["architecture"]).lower()
@@ -73,11 +77,12 @@ def model_architecture(model: nn.Module) -> str:
 def get_test_time_adapter(
     model: nn.Module, name: str | None = None, **options: Any
 ) -> TestTimeAdapter:
-    """The registered adapter for ``model``, built with ``options`` (e.g. UDAIR's ``mode``,
-    ``task``); ConfigError naming ``name`` when the architecture has none."""
+    """The registered adapter for the network inside ``model`` (:func:`unwrap`), built with
+    ``options`` (the adapter's own, e.g. ``mode``, ``task``); ConfigError naming ``name`` when
+    the architecture has none."""
     load_methods()
     factory = _FACTORIES.get(model_architecture(model))
     if factory is None:
         label = name or model_architecture(model)
         raise ConfigError(f"test-time adaptation is not available for model {label}")
-    return factory(model, **options)
+    return factory(unwrap(model), **options)

@@ -33,6 +33,7 @@ from torch import Tensor, nn
 
 from aioir.errors import ConfigError, ImageWriteError
 from aioir.io import ImageData, load_image, save_image, write_image
+from aioir.models.wrappers import unwrap
 from aioir.nn.memory_format import to_channels_last
 from aioir.restore import ensemble
 from aioir.restore.adaptation import TestTimeAdapter, get_test_time_adapter
@@ -373,7 +374,8 @@ class Restorer:
         if self.adapter is None:
             out = self._run(x)
         else:
-            out = self.adapter(self.model, x.to(self.device), self._run)
+            # adapt the network itself; ``self._run`` restores with the whole model (wrappers)
+            out = self.adapter(unwrap(self.model), x.to(self.device), self._run)
             with torch.inference_mode():
                 out = out.detach().to(x.device, torch.float32).clamp(0.0, 1.0)
         if self.strength == 1.0:

@@ -1,9 +1,12 @@
 """UDAIR (Fan et al.): a Restormer-style restorer with a VQ-codebook degradation module, a bank
 of per-task source statistics and CORAL test-time adaptation. Notes: ``docs/methods/udair.md``.
 
-Importing this package registers the ``udair`` presets and UDAIR's test-time adapter.
+Importing this package registers the ``udair`` presets, UDAIR's saved-model artefacts (source
+bank, adapters switch), its training extra (``source_bank``) and its test-time adapter.
 """
 
+from aioir.methods.udair import artifacts as _artifacts  # noqa: F401  (source bank, adapters)
+from aioir.methods.udair import training as _training  # noqa: F401  (the source_bank extra)
 from aioir.methods.udair import tta as _tta  # noqa: F401  (registers the test-time adapter)
 from aioir.methods.udair.bank import SourceBank
 from aioir.methods.udair.model import DAM, UDAIR, UDAIROutput

@@ -26,7 +26,6 @@ from __future__ import annotations
 import copy
 import dataclasses
 import os
-import shutil
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -299,27 +298,15 @@ def save_adapted(
     """Save an adapted model as a folder (``model.safetensors``, ``config.json``, the bank).
 
     The metadata keeps the source model's (training record …) and adds ``adapters_enabled:
-    true`` and ``domain_adaptation`` (the :meth:`AdaptResult.summary`). Returns the folder.
+    true`` (when the adapters are on) and ``domain_adaptation`` (the
+    :meth:`AdaptResult.summary`); written through :func:`aioir.models.save_model` (replaced
+    whole or not at all). Returns the folder.
     """
-    from aioir.methods.udair.bank import BANK_FILE
-    from aioir.models import save_pretrained
+    from aioir.models import save_model
 
-    bank = getattr(model, "source_bank", None)
-    if bank is None:
+    if getattr(model, "source_bank", None) is None:
         raise ConfigError("save_adapted: the model has no source bank")
-    out = Path(output)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        if not overwrite:
-            raise ConfigError(f"{out}: exists; pass --overwrite to replace it")
-        if out.is_dir():
-            shutil.rmtree(out)
-        else:
-            out.unlink()
     metadata = dict(getattr(model, "aioir_metadata", {}) or {})
-    metadata["source_bank"] = BANK_FILE
-    metadata["adapters_enabled"] = bool(getattr(model, "adapters_enabled", False))
     if result is not None:
         metadata["domain_adaptation"] = result.summary()
-    save_pretrained(model, out, metadata)
-    bank.save(out / BANK_FILE)
-    return out
+    return save_model(model, output, metadata=metadata, overwrite=overwrite)

@@ -43,13 +43,11 @@ __all__ = [
     "RowStatisticsAccumulator",
     "SourceBankAccumulator",
     "build_source_bank",
-    "check_model_output",
     "compute_final_pass",
     "compute_source_bank",
     "load_source_bank",
-    "replace_bank_in_place",
+    "save_model_with_bank",
     "save_source_bank",
-    "write_model_with_bank",
 ]
 
 
@@ -364,7 +362,7 @@ def build_source_bank(
     config's tasks, in order. The model's device is used; it is left in eval mode."""
     from aioir.engine.datamodule import RestorationDataModule
 
-    sb = config.source_bank
+    sb = config.extras["source_bank"]
     items = int(items_per_task or sb.items_per_task)
     patch = int(patch_size or sb.patch_size or config.data.patch_size)
     batch = int(batch_size or sb.batch_size)
@@ -384,99 +382,30 @@ def build_source_bank(
     return bank
 
 
-def _updated_config(folder: Path, bank: SourceBank) -> bytes:
-    import json
-
-    from aioir.models.checkpoints import CONFIG_NAME, read_pretrained_config
-
-    config = read_pretrained_config(folder)
-    if not (folder / CONFIG_NAME).is_file():
-        raise ConfigError(f"{folder}: not a saved-model folder (no {CONFIG_NAME})")
-    metadata = dict(config.get("metadata") or {})
-    metadata["source_bank"] = BANK_FILE
-    metadata["task_names"] = list(bank.task_names)
-    config["metadata"] = metadata
-    return (json.dumps(config, indent=2, sort_keys=True) + "\n").encode()
-
-
-def check_model_output(model_dir: str | Path, output: str | Path, overwrite: bool) -> None:
-    """``ConfigError`` unless ``output`` may receive a copy of the saved model ``model_dir``:
-    not the model folder itself, and not an existing non-empty path without ``overwrite``."""
-    src, out = Path(model_dir), Path(output)
-    if out.exists() and out.resolve() == src.resolve():
-        raise ConfigError(f"{out}: is the model folder itself; use --in-place --overwrite")
-    occupied = out.exists() and (not out.is_dir() or any(out.iterdir()))
-    if occupied and not overwrite:
-        raise ConfigError(f"{out}: exists; pass --overwrite to replace it")
-
-
-def write_model_with_bank(
-    model_dir: str | Path,
+def save_model_with_bank(
+    model: nn.Module,
+    source: str | Path,
     bank: SourceBank,
     output: str | Path,
     *,
     dtype: str = "float32",
     overwrite: bool = False,
 ) -> Path:
-    """Write a new saved-model folder ``output``: a copy of ``model_dir``'s files with ``bank``
-    as its ``bank.safetensors`` (``config.json`` metadata naming it and its tasks).
+    """Write ``model`` — loaded from the saved-model folder ``source`` — to ``output`` with
+    ``bank`` as its source bank (stored as ``dtype``; ``config.json`` naming it and its tasks),
+    the other files of ``source`` (model card, training record) copied. ``output`` may be
+    ``source`` itself (``aioir bank --in-place``). Written through
+    :func:`aioir.models.save_model`: the folder is replaced whole or not at all."""
+    from aioir.models import save_model
+    from aioir.models.checkpoints import CONFIG_NAME, WEIGHTS_NAME
 
-    Built in a temporary sibling folder and renamed into place, so ``output`` is either the old
-    folder or the complete new one. An existing non-empty ``output`` needs ``overwrite``.
-    """
-    import os
-    import secrets
-    import shutil
-
-    from aioir.models.checkpoints import CONFIG_NAME
-
-    src, out = Path(model_dir), Path(output)
-    if not src.is_dir():
-        raise ConfigError(f"{src}: not a saved-model folder")
-    check_model_output(src, out, overwrite)
-    config = _updated_config(src, bank)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.{secrets.token_hex(4)}.tmp")
-    old = out.with_name(f".{out.name}.{secrets.token_hex(4)}.old")
-    try:
-        tmp.mkdir()
-        for item in sorted(src.iterdir()):
-            if item.is_file() and item.name not in (BANK_FILE, CONFIG_NAME):
-                shutil.copyfile(item, tmp / item.name)
-        (tmp / CONFIG_NAME).write_bytes(config)
-        bank.save(tmp / BANK_FILE, dtype=dtype)
-        if out.exists() or out.is_symlink():
-            os.rename(out, old)
-        os.rename(tmp, out)
-    except BaseException as exc:  # roll back: the old folder stays as it was
-        shutil.rmtree(tmp, ignore_errors=True)
-        if old.exists() and not out.exists():
-            os.rename(old, out)
-        if isinstance(exc, OSError):
-            raise ConfigError(
-                f"{out}: cannot write the model folder ({exc.strerror or exc})"
-            ) from None
-        raise
-    if old.is_dir() and not old.is_symlink():
-        shutil.rmtree(old, ignore_errors=True)
-    elif old.exists() or old.is_symlink():
-        old.unlink()
-    return out
-
-
-def replace_bank_in_place(
-    model_dir: str | Path, bank: SourceBank, *, dtype: str = "float32"
-) -> Path:
-    """Replace the ``bank.safetensors`` of the saved-model folder ``model_dir`` (atomic
-    rename), and point its ``config.json`` metadata at it. Returns the bank file."""
-    from aioir.io import write_bytes_atomically
-    from aioir.models.checkpoints import CONFIG_NAME
-
-    folder = Path(model_dir)
+    folder = Path(source)
     if not folder.is_dir():
         raise ConfigError(f"{folder}: not a saved-model folder")
-    config = _updated_config(folder, bank)
-    path = bank.save(folder / BANK_FILE, dtype=dtype, overwrite=True)
-    if (folder / CONFIG_NAME).read_bytes() != config:
-        write_bytes_atomically(folder / CONFIG_NAME, config, overwrite=True)
-    return path
+    bank.metadata["dtype"] = dtype
+    model.source_bank = bank
+    metadata = dict(getattr(model, "aioir_metadata", {}) or {})
+    metadata["task_names"] = list(bank.task_names)
+    keep = {WEIGHTS_NAME, CONFIG_NAME, BANK_FILE}
+    files = {p.name: p for p in sorted(folder.iterdir()) if p.is_file() and p.name not in keep}
+    return save_model(model, output, metadata=metadata, files=files, overwrite=overwrite)

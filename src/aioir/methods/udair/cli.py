@@ -29,12 +29,12 @@ exit status: 0 written, 1 failed, 2 usage error"""
 def _adapt(args: argparse.Namespace) -> int:
     from aioir.errors import ConfigError
     from aioir.methods.udair.adapt import AdaptConfig, adapt_to_folder, save_adapted
+    from aioir.models.artifacts import check_model_output
     from aioir.restore.api import resolve_device
     from aioir.restore.resolve import resolve_model
 
     out = Path(args.output)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not args.overwrite:
-        raise ConfigError(f"{out}: exists; pass --overwrite to replace it")
+    check_model_output(out, args.overwrite)  # before the (slow) adaptation
     device = resolve_device(args.device)
     model = resolve_model(args.model).to(device)
     if getattr(model, "source_bank", None) is None:
@@ -148,13 +148,9 @@ def _recorded_patch(model: Any) -> int | None:
 def _bank(args: argparse.Namespace) -> int:
     from aioir.engine.config import load_config
     from aioir.errors import ConfigError
-    from aioir.methods.udair.bank_accumulation import (
-        build_source_bank,
-        check_model_output,
-        replace_bank_in_place,
-        write_model_with_bank,
-    )
+    from aioir.methods.udair.bank_accumulation import build_source_bank, save_model_with_bank
     from aioir.models import load_model
+    from aioir.models.artifacts import check_model_output
     from aioir.restore.api import resolve_device
 
     if (args.output is None) == (not args.in_place):
@@ -163,12 +159,12 @@ def _bank(args: argparse.Namespace) -> int:
         raise ConfigError("--in-place replaces the model's bank: pass --overwrite as well")
     folder = _model_folder(args.model)
     if args.output is not None:  # before the (slow) bank is built
-        check_model_output(folder, args.output, args.overwrite)
+        check_model_output(args.output, args.overwrite, source=folder)
     config = load_config(args.config, list(args.set or []))
     model = load_model(folder)
     if not hasattr(model, "forward_features"):
         raise ConfigError(f"{folder}: a {type(model).__name__} has no source bank (UDAIR only)")
-    patch = args.patch_size or config.source_bank.patch_size or _recorded_patch(model)
+    patch = args.patch_size or config.extras["source_bank"].patch_size or _recorded_patch(model)
     tasks = (getattr(model, "aioir_metadata", {}) or {}).get("task_names")
     device = resolve_device(args.device)
     start = time.perf_counter()
@@ -188,12 +184,14 @@ def _bank(args: argparse.Namespace) -> int:
             "seed": int(config.trainer.seed),
         }
     )
-    if args.in_place:
-        written = replace_bank_in_place(folder, bank, dtype=args.dtype)
-    else:
-        written = write_model_with_bank(
-            folder, bank, args.output, dtype=args.dtype, overwrite=args.overwrite
-        )
+    written = save_model_with_bank(
+        model.cpu(),
+        folder,
+        bank,
+        folder if args.in_place else args.output,
+        dtype=args.dtype,
+        overwrite=args.overwrite,
+    )
     if not args.quiet:
         counts = bank.metadata["count"]
         print(

@@ -1,118 +1,123 @@
-"""UDAIR's additions to the one training loop: the ``epoch_mean`` source bank callback.
+"""UDAIR's additions to the one training loop: the source bank (a training extra).
 
-:class:`SourceBankCallback` accumulates the ``epoch_mean`` bank (``docs/methods/udair.md``, "Source
-bank") from the ``g``'s the module returns, snapshots it at each validation (kept when the
-monitored score is a new best), and saves its whole state — running sums included, for exact
-resume — under the checkpoint key ``"source_bank"``.
+The config section ``source_bank`` (:class:`SourceBankConfig`) switches it; by default every
+UDAIR run gets one. At export, :class:`SourceBankExtra` computes the bank — ``final_pass``: one
+eval-mode pass of the exported weights over fixed training crops, with the per-task row
+statistics; ``epoch_mean``: the authors' running mean kept at the best validation — and
+attaches it to the exported network as ``model.source_bank``, which the ``source_bank``
+artefact writes beside the weights.
+
+Registered when the package loads; Lightning is imported only when a run builds the extra.
 """
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Mapping
 from typing import Any
 
-import lightning.pytorch as pl
-import torch
-from torch import Tensor
+from torch import nn
 
-from aioir.methods.udair.bank_accumulation import LEVELS, SourceBankAccumulator
+from aioir.engine.extras import (
+    TrainingContext,
+    TrainingExtra,
+    TrainingExtraSpec,
+    register_training_extra,
+)
+from aioir.errors import ConfigError
+from aioir.methods.udair.bank import BANK_FILE, SourceBank
+from aioir.methods.udair.bank_accumulation import compute_source_bank
+from aioir.methods.udair.model import UDAIR
+from aioir.models.wrappers import unwrap
 
-__all__ = ["SOURCE_BANK_KEY", "SourceBankCallback"]
+__all__ = [
+    "SOURCE_BANK_EXTRA",
+    "SourceBankConfig",
+    "SourceBankExtra",
+]
 
-SOURCE_BANK_KEY = "source_bank"
+BANK_MODES = ("final_pass", "epoch_mean")
 
 
-class SourceBankCallback(pl.Callback):
-    """``epoch_mean`` source bank (see the module docstring).
+@dataclasses.dataclass
+class SourceBankConfig:
+    """The ``source_bank`` section: UDAIR's source bank (per-task embeddings g4/g3/g2).
 
-    ``mode="final_pass"`` only marks the run: the bank is computed at export time from the
-    exported weights (:func:`aioir.methods.udair.bank_accumulation.compute_final_pass`).
+    ``enabled``: ``None`` = when the model is UDAIR. ``mode``: ``final_pass`` (default: one
+    eval-mode pass over fixed training crops with the exported weights) or ``epoch_mean`` (the
+    authors: mean over the training steps since the last validation, kept at the best one).
+    ``items_per_task``: crops per task in the final pass; ``patch_size``: their size (default
+    ``data.patch_size`` — the bank's spatial size is tied to it).
     """
 
-    def __init__(
-        self, task_names: list[str], mode: str = "final_pass", monitor: str = "val/psnr"
+    enabled: bool | None = None
+    mode: str = "final_pass"
+    items_per_task: int = 64
+    patch_size: int | None = None
+    batch_size: int = 8
+
+    def validate(self, where: str) -> None:
+        """ConfigError for a value the types allow but the bank does not."""
+        if self.mode not in BANK_MODES:
+            raise ConfigError(f"{where}.mode: expected 'final_pass' or 'epoch_mean'")
+
+
+class SourceBankExtra(TrainingExtra):
+    """The source bank of one run: the ``epoch_mean`` callback while training, the bank at
+    export."""
+
+    def __init__(self, ctx: TrainingContext) -> None:
+        from aioir.methods.udair.callbacks import SourceBankCallback
+
+        self.config: SourceBankConfig = ctx.section
+        self.train_config = ctx.config
+        self.datamodule = ctx.datamodule
+        self.task_names = list(ctx.task_names)
+        monitor = f"val/{ctx.config.validation.monitor}"
+        self.callback = SourceBankCallback(self.task_names, self.config.mode, monitor)
+        self.wants_features = self.callback.collects
+
+    def callbacks(self) -> list[Any]:
+        return [self.callback]
+
+    def export(
+        self, model: nn.Module, checkpoint: Mapping[str, Any], record: dict[str, Any]
     ) -> None:
-        self.task_names = list(task_names)
-        self.mode = mode
-        self.monitor = monitor
-        self.accumulator = SourceBankAccumulator(self.task_names)
-        self.best: dict[str, Tensor] | None = None
-        self.best_score: float | None = None
-        self.best_step: int | None = None
-
-    @property
-    def collects(self) -> bool:
-        return self.mode == "epoch_mean"
-
-    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
-        pl_module.collect_bank_features = self.collects
-
-    def on_train_batch_end(
-        self,
-        trainer: pl.Trainer,
-        pl_module: pl.LightningModule,
-        outputs: Any,
-        batch: Any,
-        batch_idx: int,
-    ) -> None:
-        if self.collects and isinstance(outputs, dict) and "bank_g" in outputs:
-            self.accumulator.add_task_ordered(outputs["bank_g"])
-
-    def _snapshot(self, trainer: pl.Trainer) -> dict[str, Tensor] | None:
-        """Mean over all ranks' accumulated steps (collective under DDP), then reset."""
-        acc = self.accumulator
-        device = trainer.strategy.root_device
-        if acc.empty:
-            has = torch.zeros((), device=device)
+        sb, data = self.config, self.train_config.data
+        bank: SourceBank | None = None
+        if sb.mode == "final_pass":  # mean maps + the per-task row statistics (format 2)
+            patch = sb.patch_size or data.patch_size
+            loader = self.datamodule.bank_dataloader(sb.items_per_task, patch, sb.batch_size)
+            bank = compute_source_bank(
+                model, loader, self.task_names, metadata={"patch_size": patch}
+            )
+            meta = {k: bank.metadata[k] for k in ("mode", "patch_size", "count", "statistics")}
         else:
-            has = torch.ones((), device=device)
-        has = trainer.strategy.reduce(has, reduce_op="sum")
-        if float(has) != trainer.world_size:
-            acc.reset()
-            return None
-        sums = {k: trainer.strategy.reduce(acc.sums[k].to(device), reduce_op="sum") for k in LEVELS}
-        counts = trainer.strategy.reduce(acc.counts.to(device), reduce_op="sum")
-        acc.reset()
-        return {k: (v / counts.view(-1, 1, 1, 1)).float().cpu() for k, v in sums.items()}
+            from aioir.methods.udair.callbacks import SOURCE_BANK_KEY
 
-    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if not self.collects or trainer.sanity_checking:
-            return
-        snap = self._snapshot(trainer)
-        score = trainer.callback_metrics.get(self.monitor)
-        if snap is None or score is None:
-            return
-        value = float(score)
-        if self.best_score is None or value > self.best_score:
-            self.best, self.best_score, self.best_step = snap, value, trainer.global_step
+            state = checkpoint.get(SOURCE_BANK_KEY) or {}
+            meta = {
+                "mode": "epoch_mean",
+                "patch_size": data.patch_size,
+                "step": state.get("best_step"),
+            }
+            if state.get("bank") is not None:
+                bank = SourceBank(state["bank"], self.task_names, meta)
+        if bank is not None:
+            unwrap(model).source_bank = bank
+            record["source_bank"] = {"file": BANK_FILE, **meta}
 
-    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        # no validation ever ran: the bank is the mean since the start
-        if self.collects and self.best is None:
-            self.best = self._snapshot(trainer)
-            self.best_step = trainer.global_step
 
-    def state_dict(self) -> dict[str, Any]:
-        return {}
+def _build(ctx: TrainingContext) -> SourceBankExtra | None:
+    enabled: bool | None = ctx.section.enabled
+    is_udair = isinstance(unwrap(ctx.model), UDAIR)
+    if enabled and not is_udair:
+        raise ConfigError(f"source_bank.enabled: {type(ctx.model).__name__} has no source bank")
+    if not (is_udair if enabled is None else enabled):
+        return None
+    return SourceBankExtra(ctx)
 
-    def on_save_checkpoint(
-        self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict[str, Any]
-    ) -> None:
-        checkpoint[SOURCE_BANK_KEY] = {
-            "mode": self.mode,
-            "task_names": list(self.task_names),
-            "accumulator": self.accumulator.state_dict(),
-            "bank": None if self.best is None else {k: v.clone() for k, v in self.best.items()},
-            "best_score": self.best_score,
-            "best_step": self.best_step,
-        }
 
-    def on_load_checkpoint(
-        self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict[str, Any]
-    ) -> None:
-        state = checkpoint.get(SOURCE_BANK_KEY)
-        if state is None:
-            return
-        self.accumulator.load_state_dict(state["accumulator"])
-        self.best = state["bank"]
-        self.best_score = state["best_score"]
-        self.best_step = state["best_step"]
+SOURCE_BANK_EXTRA = register_training_extra(
+    TrainingExtraSpec("source_bank", SourceBankConfig, _build, "UDAIR's source bank")
+)
