@@ -172,8 +172,8 @@ def main(argv: list[str] | None = None) -> int:
     from aioir.methods.udair.adapt import AdaptConfig, adapt_to_folder
     from aioir.methods.udair.tta import (
         CHOOSERS,
-        _raw_maps,
         choose_reference,
+        raw_maps,
         resolve_chooser,
         udair_tta,
     )
@@ -199,7 +199,7 @@ def main(argv: list[str] | None = None) -> int:
         hits: dict[str, dict[str, list[bool]]] = {c: {t: [] for t in tasks} for c in choosers}
         for i in range(len(ds)):
             item = ds[i]
-            raw = _raw_maps(model, item["input"][None])
+            raw = raw_maps(model, item["input"][None])
             for c in choosers:
                 k = choose_reference(raw, bank, c)[0]
                 hits[c][item["task"]].append(bank.task_names[k] == item["task"])

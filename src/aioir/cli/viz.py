@@ -1,4 +1,4 @@
-"""``aioir embed``, ``aioir viz clusters`` (UDAIR's degradation embeddings and their clusters)
+"""``aioir embed``, ``aioir viz clusters`` (a model's degradation embeddings and their clusters)
 and ``aioir viz training`` (the curves of a training run).
 
 Exit status: 0 written, 1 failed (bad model, images or file), 2 usage error.
@@ -15,7 +15,8 @@ from aioir.cli._types import positive_int
 
 _EMBED = """\
 Compute the degradation embeddings (pooled degradation map d, contrastive feature f, bottom
-codebook usage) of a labelled image set with a UDAIR model and write them to FILE.npz.
+codebook usage) of a labelled image set with a model that has a degradation embedding
+(e.g. UDAIR's codebook module) and write them to FILE.npz.
 IMAGES is synthetic:DIR[:TASKS] (seeded crops of clean photos, a corpus uses its test split),
 another benchmark spec, or a folder with one sub-folder of images per task. An existing
 FILE.npz is refused unless --overwrite is given."""
@@ -46,7 +47,9 @@ def _severity(value: str) -> str | float:
 
 
 def _add_source(p: argparse.ArgumentParser, required: bool) -> None:
-    p.add_argument("--model", required=required, metavar="PATH", help="UDAIR model")
+    p.add_argument(
+        "--model", required=required, metavar="PATH", help="model with a degradation embedding"
+    )
     p.add_argument("--images", required=required, metavar="SOURCE", help="labelled images")
     p.add_argument("--crop", type=_crop, default=128, help="crop side, 0 = whole (default 128)")
     p.add_argument("--crops-per-image", type=positive_int, default=4, help="synthetic crops (4)")
@@ -135,7 +138,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     """Add the ``embed`` command and the ``viz`` group (``viz clusters``)."""
     p = sub.add_parser(
         "embed",
-        help="degradation embeddings of a labelled image set (UDAIR)",
+        help="degradation embeddings of a labelled image set",
         description=_EMBED,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

@@ -1,7 +1,8 @@
 """Loss composition from configuration: ``{l1: 1.0, cscl: {weight: 0.2, mode: faithful}}``.
 
 A loss *term* is a callable ``term(inputs: LossInputs) -> (value, logs)`` built by a factory
-registered under a name with :func:`register_loss`. :class:`CompositeLoss` sums the weighted
+registered under a name with :func:`register_loss` — here the pixel losses, in a method package
+its own (UDAIR's ``cscl``; the registry loads the method packages before it answers). :class:`CompositeLoss` sums the weighted
 terms and reports each one, so a new loss plugs in by registering a factory; the trainer asks
 :attr:`CompositeLoss.needs_features` to know whether the model must return its features.
 
@@ -22,8 +23,8 @@ import torch
 from torch import Tensor
 
 from aioir.errors import ConfigError
-from aioir.losses.contrastive import cscl_loss
 from aioir.losses.reconstruction import charbonnier_loss, fft_l1_loss, l1_loss, mean_color_loss
+from aioir.plugins import load_methods
 
 __all__ = [
     "LOSSES",
@@ -40,7 +41,7 @@ __all__ = [
 class LossInputs:
     """Everything a loss term may need from one training step.
 
-    ``features`` and ``logit_scale`` come from a model's ``forward_features`` (UDAIR); the batch
+    ``features`` and ``logit_scale`` come from a model's ``forward_features``; the batch
     is task-ordered with ``num_tasks × samples_per_task`` items when a term needs that.
     ``task_ids`` (``B``, positions in ``task_names``) is what per-task weights read.
     """
@@ -91,6 +92,7 @@ def parse_loss_specs(config: Mapping[str, Any], where: str = "losses") -> list[L
     """``{name: weight}`` or ``{name: {weight: w, **params}}`` → specs (validated)."""
     if not isinstance(config, Mapping) or not config:
         raise ConfigError(f"{where}: expected a non-empty mapping of loss name → weight")
+    load_methods()  # method packages register their losses (e.g. UDAIR's cscl)
     specs = []
     for name, value in config.items():
         if name not in LOSSES:
@@ -113,6 +115,7 @@ class CompositeLoss:
     def __init__(self, specs: list[LossSpec] | Mapping[str, Any]) -> None:
         if isinstance(specs, Mapping):
             specs = parse_loss_specs(specs)
+        load_methods()
         self.specs = list(specs)
         self.terms: list[LossTerm] = []
         for spec in self.specs:
@@ -201,7 +204,7 @@ class _Pixel:
 
 @register_loss("l1")
 def _l1(task_weights: TaskWeights = None) -> LossTerm:
-    """Plain L1 (UDAIR, PromptIR)."""
+    """Plain L1 (the all-in-one papers' training loss)."""
     return _Pixel("l1", l1_loss, task_weights)
 
 
@@ -223,36 +226,3 @@ def _fft(norm: str = "ortho", task_weights: TaskWeights = None) -> LossTerm:
 def _mean_color(task_weights: TaskWeights = None) -> LossTerm:
     """L1 between each image's per-channel means (a uniform tint or brightness offset)."""
     return _Pixel("mean_color", mean_color_loss, task_weights)
-
-
-class _CSCL:
-    needs_features = True
-
-    def __init__(self, mode: str = "faithful", positives: str = "permutation") -> None:
-        if mode not in ("faithful", "normalized"):
-            raise ConfigError(f"losses.cscl.mode must be 'faithful' or 'normalized', got {mode!r}")
-        if positives not in ("permutation", "derangement"):
-            raise ConfigError(
-                f"losses.cscl.positives must be 'permutation' or 'derangement', got {positives!r}"
-            )
-        self.mode, self.positives = mode, positives
-
-    def __call__(self, inputs: LossInputs) -> tuple[Tensor, dict[str, Tensor]]:
-        if inputs.features is None or inputs.logit_scale is None:
-            raise ConfigError("loss cscl needs a model with forward_features (UDAIR)")
-        out = cscl_loss(
-            inputs.features.float(),
-            inputs.logit_scale.float(),
-            inputs.num_tasks,
-            inputs.samples_per_task,
-            mode=self.mode,  # type: ignore[arg-type]
-            positives=self.positives,  # type: ignore[arg-type]
-        )
-        logs = {"logit_absmax": out.logits.abs().max(), "scale": out.scale}
-        return out.loss, logs
-
-
-@register_loss("cscl")
-def _cscl(mode: str = "faithful", positives: str = "permutation") -> LossTerm:
-    """UDAIR's cross-sample contrastive loss (see :mod:`aioir.losses.contrastive`)."""
-    return _CSCL(mode, positives)

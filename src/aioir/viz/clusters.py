@@ -1,4 +1,6 @@
-"""Degradation identification: UDAIR's degradation embeddings, how well they separate, a figure.
+"""Degradation identification: a model's degradation embeddings, how well they separate, a figure.
+
+Works with any :class:`~aioir.models.protocols.DegradationEmbedder`.
 
 * :func:`compute_embeddings` — per labelled image: the pooled degradation map ``d`` (global
   average, ``4·dim`` values), the contrastive feature ``f`` (``d`` pooled to 16×16, flattened)
@@ -28,6 +30,8 @@ from torch import Tensor, nn
 
 from aioir.errors import ConfigError, DatasetLayoutError
 from aioir.io import write_bytes_atomically
+from aioir.models.protocols import DegradationEmbedder
+from aioir.models.wrappers import unwrap
 
 __all__ = [
     "FOLDER_TASKS",
@@ -121,32 +125,33 @@ def compute_embeddings(
     task_names: Sequence[str] | None = None,
     keep_feature: bool = True,
 ) -> Embeddings:
-    """Embeddings of ``(image 3×H×W, task, name)`` items with a UDAIR model (eval mode, no
-    adapters). ``task_names`` fixes the label order (default: order of first appearance)."""
-    if not hasattr(model, "forward_features"):
-        raise ConfigError(f"{type(model).__name__} has no degradation embedding (UDAIR only)")
-    n_codes = int(model.dam.codebook.quantize_b.n_embed)  # type: ignore[union-attr]
-    device = next(model.parameters()).device
+    """Embeddings of ``(image 3×H×W, task, name)`` items with a model that has a degradation
+    embedding (:class:`~aioir.models.protocols.DegradationEmbedder`; eval mode, no
+    adaptation). ``task_names`` fixes the label order (default: order of first appearance)."""
+    network = unwrap(model)
+    if not isinstance(network, DegradationEmbedder):
+        raise ConfigError(f"{type(network).__name__} has no degradation embedding")
+    device = next(network.parameters()).device
     names_order = list(task_names or [])
     pooled, feats, codes, labels, names = [], [], [], [], []
-    was_training, enabled = model.training, bool(getattr(model, "adapters_enabled", False))
-    model.eval()
-    model.set_adapters(False)  # type: ignore[operator]
+    was_training = network.training
+    network.eval()
     try:
         for image, task, name in items:
             if task not in names_order:
                 if task_names is not None:
                     raise ConfigError(f"task {task!r} not in {list(task_names)}")
                 names_order.append(task)
-            out = model.forward_features(image[None].float().to(device), decode=False)  # type: ignore[operator]
+            out = network.degradation_embedding(image[None].float().to(device))
             pooled.append(out.embedding.mean(dim=(2, 3))[0].cpu().numpy())
-            feats.append(out.feature[0].cpu().numpy() if keep_feature else np.zeros(0))
-            codes.append(np.bincount(out.codes.flatten().cpu().numpy(), minlength=n_codes))
+            keep = keep_feature and out.feature is not None
+            feats.append(out.feature[0].cpu().numpy() if keep else np.zeros(0))
+            used = out.codes.flatten().cpu().numpy() if out.codes is not None else np.zeros(0, int)
+            codes.append(np.bincount(used, minlength=out.codebook_size))
             labels.append(names_order.index(task))
             names.append(name)
     finally:
-        model.train(was_training)
-        model.set_adapters(enabled)  # type: ignore[operator]
+        network.train(was_training)
     if not labels:
         raise DatasetLayoutError("no labelled images to embed")
     return Embeddings(
@@ -211,7 +216,7 @@ def embeddings_from_source(
     order = (
         list(task_names)
         if task_names is not None
-        else getattr(getattr(model, "source_bank", None), "task_names", None)
+        else (getattr(model, "aioir_metadata", None) or {}).get("task_names")
     )
     items: list[tuple[Tensor, str, str]] = []
     if text.startswith("synthetic:"):

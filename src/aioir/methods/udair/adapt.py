@@ -35,19 +35,21 @@ import torch
 from torch import Tensor, nn
 
 from aioir.errors import ConfigError, DatasetLayoutError
+from aioir.methods.udair.bank import SourceBank
+from aioir.methods.udair.model import UDAIR
 from aioir.methods.udair.tta import (
     CHOOSERS,
     LEVELS,
     REFERENCES,
-    _only_adapters_trainable,
-    _raw_maps,
-    _working_image,
     bank_patch_size,
     choose_reference,
     coral_objective,
+    only_adapters_trainable,
+    raw_maps,
     reinit_adapters,
     resolve_chooser,
     uses_statistics,
+    working_image,
 )
 
 __all__ = [
@@ -186,14 +188,14 @@ def _crops(images: list[Tensor], indices: Tensor, side: int, gen: torch.Generato
 
 
 def _batch_loss(
-    model: nn.Module,
+    model: UDAIR,
     raw: dict[str, Tensor],
-    bank: Any,
+    bank: SourceBank,
     refs: list[int],
     scale: float,
     reference: str = "auto",
 ) -> Tensor:
-    adapters = model.adapters()  # type: ignore[operator]
+    adapters = model.adapters()
     maps = {k: adapters[k](raw[k]) for k in LEVELS}
     terms = [
         coral_objective({k: maps[k][b : b + 1] for k in LEVELS}, bank, r, scale, reference)
@@ -218,7 +220,7 @@ def adapt_to_folder(
     """
     cfg = config or AdaptConfig()
     bank = getattr(model, "source_bank", None)
-    if bank is None or not hasattr(model, "forward_features"):
+    if bank is None or not isinstance(model, UDAIR):
         raise ConfigError(
             "domain adaptation needs a UDAIR model saved with its source bank (bank.safetensors)"
         )
@@ -237,15 +239,15 @@ def adapt_to_folder(
         chooser = resolve_chooser(cfg.chooser, bank)
         refs = []
         for t in tensors:
-            raw = _raw_maps(model, _working_image(t[None], cfg.work_size, side))
+            raw = raw_maps(model, working_image(t[None], cfg.work_size, side))
             refs.append(choose_reference(raw, bank, chooser)[0])
     assignments = {name: bank.task_names[r] for (name, _), r in zip(named, refs)}
 
     gen = torch.Generator().manual_seed(cfg.seed)
     if not getattr(model, "adapters_enabled", False):
         reinit_adapters(model, cfg.seed, residual=True)
-    params = _only_adapters_trainable(model)
-    model.set_adapters(True)  # type: ignore[operator]
+    params = only_adapters_trainable(model)
+    model.set_adapters(True)
     optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
 
     # a fixed probe batch measures the objective before and after
@@ -253,7 +255,7 @@ def adapt_to_folder(
     probe_idx = probe_idx[: max(cfg.batch_size, len(tensors))]
     probe_gen = torch.Generator().manual_seed(cfg.seed + 1)
     probe = _crops(tensors, probe_idx, side, probe_gen)
-    probe_raw = _raw_maps(model, probe)
+    probe_raw = raw_maps(model, probe)
     probe_refs = [refs[i] for i in probe_idx.tolist()]
     with torch.no_grad():
         initial = float(_batch_loss(model, probe_raw, bank, probe_refs, cfg.loss_scale, reference))
@@ -262,7 +264,7 @@ def adapt_to_folder(
     try:
         for step in range(cfg.steps):
             idx = torch.randint(0, len(tensors), (cfg.batch_size,), generator=gen)
-            raw = _raw_maps(model, _crops(tensors, idx, side, gen))
+            raw = raw_maps(model, _crops(tensors, idx, side, gen))
             with torch.enable_grad():
                 loss = _batch_loss(
                     model, raw, bank, [refs[i] for i in idx.tolist()], cfg.loss_scale, reference

@@ -36,6 +36,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from aioir.methods.udair.bank import SourceBank
+from aioir.models.protocols import DegradationEmbedding
 from aioir.models.registry import Preset, register_presets
 from aioir.models.restormer import Restormer
 from aioir.nn.adapters import DistributionAdapter
@@ -127,6 +129,8 @@ class UDAIR(Restormer):
     """
 
     mean: Tensor
+    #: the source bank a saved model carries (its ``source_bank`` artefact), else ``None``
+    source_bank: SourceBank | None = None
 
     def __init__(
         self,
@@ -257,6 +261,18 @@ class UDAIR(Restormer):
         else:
             block, reduce = self.dpm_level1, self.reduce_dpm_level1
         return reduce(block(torch.cat([x, ctx[stage]], dim=1)))
+
+    def degradation_embedding(self, x: Tensor) -> DegradationEmbedding:
+        """The DAM's degradation map ``d``, contrastive feature and bottom codes of ``x``, with
+        the adapters off (:class:`~aioir.models.protocols.DegradationEmbedder`)."""
+        enabled = self.adapters_enabled
+        self.set_adapters(False)
+        try:
+            out = self.forward_features(x, decode=False)
+        finally:
+            self.set_adapters(enabled)
+        n_codes = int(self.dam.codebook.quantize_b.n_embed)
+        return DegradationEmbedding(out.embedding, out.feature, out.codes, n_codes)
 
     def forward_features(self, x: Tensor, decode: bool = True) -> UDAIROutput:
         """Everything training and test-time adaptation need (see :class:`UDAIROutput`).

@@ -56,7 +56,9 @@ from torch import Tensor, nn
 
 from aioir.errors import ConfigError
 from aioir.losses.coral import coral_distance, coral_loss, covariance
-from aioir.methods.udair.bank import LEVELS, pooled_rows, pooled_size
+from aioir.methods.udair.bank import LEVELS, SourceBank, pooled_rows, pooled_size
+from aioir.methods.udair.model import UDAIR
+from aioir.nn.adapters import DistributionAdapter
 from aioir.restore.adaptation import register_test_time_adapter
 
 __all__ = [
@@ -69,12 +71,16 @@ __all__ = [
     "bank_patch_size",
     "choose_reference",
     "coral_objective",
+    "only_adapters_trainable",
     "pooled_size",
+    "preserved_state",
+    "raw_maps",
     "reference_distances",
     "reinit_adapters",
     "resolve_chooser",
     "udair_tta",
     "uses_statistics",
+    "working_image",
 ]
 
 TTA_MODES: tuple[str, ...] = ("default", "faithful")
@@ -160,7 +166,7 @@ class TTAConfig:
 
 
 # ------------------------------------------------------------------------------ objective
-def bank_patch_size(bank: Any) -> int:
+def bank_patch_size(bank: SourceBank) -> int:
     """Training patch size of a bank (metadata, else ``4·`` the g3 map side)."""
     size = bank.metadata.get("patch_size") if isinstance(bank.metadata, Mapping) else None
     return int(size) if size else int(bank.levels["g3"].shape[-1]) * 4
@@ -176,7 +182,7 @@ def _target_rows(g: Tensor, bank_hw: tuple[int, int]) -> Tensor:
     return pooled_rows(g, bank_hw)[0]
 
 
-def uses_statistics(bank: Any, reference: str = "auto") -> bool:
+def uses_statistics(bank: SourceBank, reference: str = "auto") -> bool:
     """Whether the CORAL reference comes from the bank's stored statistics (see
     :data:`REFERENCES`); ``ConfigError`` for ``"statistics"`` with a bank that has none."""
     if reference not in REFERENCES:
@@ -191,7 +197,7 @@ def uses_statistics(bank: Any, reference: str = "auto") -> bool:
 
 def coral_objective(
     maps: Mapping[str, Tensor],
-    bank: Any,
+    bank: SourceBank,
     index: int,
     scale: float = 1e5,
     reference: str = "auto",
@@ -205,8 +211,8 @@ def coral_objective(
     stats = uses_statistics(bank, reference)
     total = None
     for level in LEVELS:
-        hw = tuple(bank.levels[level].shape[-2:])
-        rows = _target_rows(maps[level], hw)  # type: ignore[arg-type]
+        shape = bank.levels[level].shape
+        rows = _target_rows(maps[level], (int(shape[-2]), int(shape[-1])))
         if stats:
             term = coral_distance(bank.within[level][index], covariance(rows))
         else:
@@ -217,7 +223,7 @@ def coral_objective(
     return total * scale
 
 
-def resolve_chooser(chooser: str, bank: Any) -> str:
+def resolve_chooser(chooser: str, bank: SourceBank) -> str:
     """The concrete chooser: ``auto`` → ``mahalanobis`` with bank statistics, else
     ``centroid``; ``mahalanobis`` without statistics is a ``ConfigError``."""
     if chooser not in CHOOSERS:
@@ -244,7 +250,7 @@ def _mahalanobis(target: Tensor, means: Tensor, cov: Tensor) -> Tensor:
 
 
 @torch.no_grad()
-def reference_distances(maps: Mapping[str, Tensor], bank: Any, chooser: str) -> Tensor:
+def reference_distances(maps: Mapping[str, Tensor], bank: SourceBank, chooser: str) -> Tensor:
     """Distance of one image's unadapted maps (1×C×H×W) to every bank task (``T`` values).
 
     * ``coral``: ``Σ_ℓ CORAL(P^ℓ_k, pool(g_ℓ))`` (methods §2.15 item 3, option B);
@@ -290,7 +296,7 @@ def reference_distances(maps: Mapping[str, Tensor], bank: Any, chooser: str) -> 
 
 
 def choose_reference(
-    maps: Mapping[str, Tensor], bank: Any, chooser: str = "auto"
+    maps: Mapping[str, Tensor], bank: SourceBank, chooser: str = "auto"
 ) -> tuple[int, Tensor]:
     """Blind reference task: ``(argmin index, distances)`` (see :func:`reference_distances`)."""
     dist = reference_distances(maps, bank, chooser)
@@ -298,20 +304,18 @@ def choose_reference(
 
 
 # ------------------------------------------------------------------------------ model state
-def _adapters(model: nn.Module) -> dict[str, nn.Module]:
-    return model.adapters()  # type: ignore[operator]
+def _adapters(model: UDAIR) -> dict[str, DistributionAdapter]:
+    return model.adapters()
 
 
 @torch.no_grad()
-def reinit_adapters(model: nn.Module, seed: int = 42, residual: bool = True) -> None:
+def reinit_adapters(model: UDAIR, seed: int = 42, residual: bool = True) -> None:
     """Re-initialise the three adapters in place: fresh default init, last 1×1 zeroed.
 
     With ``residual=True`` each adapter becomes ``g + A(g)`` with ``A ≡ 0`` at start, so the
     model's output is unchanged until the first update. Deterministic in ``seed``; the global
     RNG is left untouched.
     """
-    from aioir.nn.adapters import DistributionAdapter
-
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         for adapter in _adapters(model).values():
@@ -328,11 +332,11 @@ def reinit_adapters(model: nn.Module, seed: int = 42, residual: bool = True) -> 
 
 
 @contextlib.contextmanager
-def preserved_state(model: nn.Module) -> Iterator[None]:
+def preserved_state(model: UDAIR) -> Iterator[None]:
     """Restore on exit everything adaptation may change (episodic reset): adapter parameters,
     codebook buffers, train/eval modes, ``requires_grad`` flags, adapter switch and residual
     flags. Any optimiser must be created inside (it is then simply dropped)."""
-    snapshot = model.adaptation_state()  # type: ignore[operator]
+    snapshot = model.adaptation_state()
     modes = {name: m.training for name, m in model.named_modules()}
     grads = {name: p.requires_grad for name, p in model.named_parameters()}
     enabled = bool(getattr(model, "adapters_enabled", False))
@@ -340,39 +344,39 @@ def preserved_state(model: nn.Module) -> Iterator[None]:
     try:
         yield
     finally:
-        model.load_adaptation_state(snapshot)  # type: ignore[operator]
+        model.load_adaptation_state(snapshot)
         for name, m in model.named_modules():
             m.training = modes[name]
         for name, p in model.named_parameters():
             p.requires_grad_(grads[name])
             p.grad = None
-        model.set_adapters(enabled)  # type: ignore[operator]
+        model.set_adapters(enabled)
         for k, a in _adapters(model).items():
             a.residual = residual[k]
 
 
-def _only_adapters_trainable(model: nn.Module) -> list[nn.Parameter]:
+def only_adapters_trainable(model: UDAIR) -> list[nn.Parameter]:
     for p in model.parameters():
         p.requires_grad_(False)
-    params = list(model.adapter_parameters())  # type: ignore[operator]
+    params = list(model.adapter_parameters())
     for p in params:
         p.requires_grad_(True)
     return params
 
 
-def _raw_maps(model: nn.Module, x: Tensor) -> dict[str, Tensor]:
+def raw_maps(model: UDAIR, x: Tensor) -> dict[str, Tensor]:
     """Unadapted ``g4, g3, g2`` of ``x`` (no grad)."""
     enabled = bool(getattr(model, "adapters_enabled", False))
-    model.set_adapters(False)  # type: ignore[operator]
+    model.set_adapters(False)
     try:
         with torch.no_grad():
-            out = model.forward_features(x, decode=False)  # type: ignore[operator]
+            out = model.forward_features(x, decode=False)
     finally:
-        model.set_adapters(enabled)  # type: ignore[operator]
+        model.set_adapters(enabled)
     return {"g4": out.g4, "g3": out.g3, "g2": out.g2}
 
 
-def _working_image(x: Tensor, work_size: int | None, min_side: int) -> Tensor:
+def working_image(x: Tensor, work_size: int | None, min_side: int) -> Tensor:
     """Downscale (antialiased bicubic) so the short side is ``work_size``; upscale images whose
     short side is below ``min_side`` (the bank's patch) to it, UDAIR's small-image convention."""
     h, w = x.shape[-2:]
@@ -410,7 +414,7 @@ class UDAIRTestTimeAdapter:
     ) -> Tensor:
         """Adapt to each image of the batch in turn, restore it, reset the model."""
         bank = getattr(model, "source_bank", None)
-        if bank is None or not hasattr(model, "forward_features"):
+        if bank is None or not isinstance(model, UDAIR):
             raise ConfigError(
                 "test-time adaptation needs a UDAIR model saved with its source bank "
                 "(bank.safetensors next to the weights)"
@@ -425,8 +429,8 @@ class UDAIRTestTimeAdapter:
             x = image[b : b + 1].float()
             start = time.perf_counter()
             with preserved_state(model):
-                if cfg.mode == "faithful":
-                    out, report = self._faithful(model, x, bank, index)  # type: ignore[arg-type]
+                if cfg.mode == "faithful" and index is not None:  # TTAConfig: faithful has a task
+                    out, report = self._faithful(model, x, bank, index)
                 else:
                     out, report = self._default(model, x, bank, index, restore)
             report["seconds"] = time.perf_counter() - start
@@ -436,7 +440,7 @@ class UDAIRTestTimeAdapter:
 
     # ---------------------------------------------------------------- faithful
     def _faithful(
-        self, model: nn.Module, x: Tensor, bank: Any, index: int
+        self, model: UDAIR, x: Tensor, bank: SourceBank, index: int
     ) -> tuple[Tensor, dict[str, Any]]:
         cfg = self.config
         size = x.shape[-2:]
@@ -446,15 +450,15 @@ class UDAIRTestTimeAdapter:
             work = F.interpolate(x, size=(side, side), mode="bicubic", align_corners=False)
             work = work.clamp(0.0, 1.0)
         model.train()
-        params = _only_adapters_trainable(model)
-        model.set_adapters(True)  # type: ignore[operator]
+        params = only_adapters_trainable(model)
+        model.set_adapters(True)
         optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
         devices = [work.device] if work.device.type == "cuda" else []
         losses: list[float] = []
         with torch.random.fork_rng(devices=devices), torch.enable_grad():
             torch.manual_seed(cfg.seed)
             for _ in range(cfg.max_steps - 1):
-                o = model.forward_features(work, decode=False)  # type: ignore[operator]
+                o = model.forward_features(work, decode=False)
                 loss = coral_objective(
                     {"g4": o.g4, "g3": o.g3, "g2": o.g2}, bank, index, cfg.loss_scale, "mean_map"
                 )
@@ -463,7 +467,7 @@ class UDAIRTestTimeAdapter:
                 optimizer.step()
                 losses.append(loss.detach().item())
             with torch.no_grad():
-                o = model.forward_features(work, decode=True)  # type: ignore[operator]
+                o = model.forward_features(work, decode=True)
                 maps = {"g4": o.g4, "g3": o.g3, "g2": o.g2}
                 losses.append(float(coral_objective(maps, bank, index, cfg.loss_scale, "mean_map")))
         out = o.image.clamp(0.0, 1.0)
@@ -482,27 +486,27 @@ class UDAIRTestTimeAdapter:
     # ---------------------------------------------------------------- default
     def _default(
         self,
-        model: nn.Module,
+        model: UDAIR,
         x: Tensor,
-        bank: Any,
+        bank: SourceBank,
         index: int | None,
         restore: Callable[[Tensor], Tensor],
     ) -> tuple[Tensor, dict[str, Any]]:
         cfg = self.config
         pre_adapted = bool(getattr(model, "adapters_enabled", False))
         model.eval()
-        work = _working_image(x, cfg.work_size, bank_patch_size(bank))
-        raw = _raw_maps(model, work)
+        work = working_image(x, cfg.work_size, bank_patch_size(bank))
+        raw = raw_maps(model, work)
         distances = None
         blind = index is None
         reference = "statistics" if uses_statistics(bank, cfg.reference) else "mean_map"
         chooser = resolve_chooser(cfg.chooser, bank) if blind else None
         if index is None:
-            index, distances = choose_reference(raw, bank, chooser)  # type: ignore[arg-type]
+            index, distances = choose_reference(raw, bank, chooser or cfg.chooser)
         if not pre_adapted:  # untrained adapters: start from the identity
             reinit_adapters(model, cfg.seed, residual=True)
-        params = _only_adapters_trainable(model)
-        model.set_adapters(True)  # type: ignore[operator]
+        params = only_adapters_trainable(model)
+        model.set_adapters(True)
         adapters = _adapters(model)
         optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
         losses: list[float] = []
@@ -516,7 +520,7 @@ class UDAIRTestTimeAdapter:
                 losses.append(value)
                 if value < best:
                     best = value
-                    best_state = model.adaptation_state()  # type: ignore[operator]
+                    best_state = model.adaptation_state()
                 if step > 0:
                     previous = losses[-2]
                     gain = (previous - value) / max(abs(previous), 1e-30)
@@ -530,7 +534,7 @@ class UDAIRTestTimeAdapter:
                 optimizer.step()
                 updates += 1
         if best_state is not None:
-            model.load_adaptation_state(best_state)  # type: ignore[operator]
+            model.load_adaptation_state(best_state)
         for p in params:
             p.requires_grad_(False)
         out = restore(x)

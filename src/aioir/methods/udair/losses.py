@@ -1,4 +1,4 @@
-"""UDAIR's cross-sample contrastive loss (CSCL), methods.md §2.7.
+"""UDAIR's cross-sample contrastive loss (CSCL), registered as the ``cscl`` loss term; methods.md §2.7.
 
 The batch is task-ordered, ``[t0 × M, t1 × M, …]`` (``T`` tasks, ``M`` samples each). With the
 pooled features ``f`` (B×D):
@@ -27,11 +27,16 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from aioir.errors import ConfigError
+from aioir.losses.composite import LossInputs, LossTerm, register_loss
 
 __all__ = ["CSCLOutput", "cscl_loss", "random_derangement", "task_group_permutation"]
 
+
 CSCLMode = Literal["faithful", "normalized"]
 Positives = Literal["permutation", "derangement"]
+
+_MODES: dict[str, CSCLMode] = {"faithful": "faithful", "normalized": "normalized"}
+_POSITIVES: dict[str, Positives] = {"permutation": "permutation", "derangement": "derangement"}
 
 #: The CLIP clamp on the logit scale used by ``mode="normalized"``.
 MAX_LOGIT_SCALE = 100.0
@@ -121,3 +126,38 @@ def cscl_loss(
     target = torch.arange(t, device=f.device)
     loss = 0.5 * (F.cross_entropy(logits, target) + F.cross_entropy(logits.t(), target))
     return CSCLOutput(loss, logits.detach(), scale.detach(), permutation)
+
+
+class _CSCL:
+    """The ``cscl`` loss term: :func:`cscl_loss` on the step's features."""
+
+    needs_features = True
+
+    def __init__(self, mode: str = "faithful", positives: str = "permutation") -> None:
+        if mode not in _MODES:
+            raise ConfigError(f"losses.cscl.mode must be 'faithful' or 'normalized', got {mode!r}")
+        if positives not in _POSITIVES:
+            raise ConfigError(
+                f"losses.cscl.positives must be 'permutation' or 'derangement', got {positives!r}"
+            )
+        self.mode, self.positives = _MODES[mode], _POSITIVES[positives]
+
+    def __call__(self, inputs: LossInputs) -> tuple[Tensor, dict[str, Tensor]]:
+        if inputs.features is None or inputs.logit_scale is None:
+            raise ConfigError("loss cscl needs a model with forward_features (UDAIR)")
+        out = cscl_loss(
+            inputs.features.float(),
+            inputs.logit_scale.float(),
+            inputs.num_tasks,
+            inputs.samples_per_task,
+            mode=self.mode,
+            positives=self.positives,
+        )
+        logs = {"logit_absmax": out.logits.abs().max(), "scale": out.scale}
+        return out.loss, logs
+
+
+@register_loss("cscl")
+def _cscl(mode: str = "faithful", positives: str = "permutation") -> LossTerm:
+    """UDAIR's cross-sample contrastive loss (:func:`cscl_loss`)."""
+    return _CSCL(mode, positives)

@@ -1,0 +1,41 @@
+"""Capabilities a restorer may offer beyond ``forward``, as structural protocols.
+
+Shared code asks for a capability, never for a method: ``aioir embed`` / ``aioir viz clusters``
+work with any model that is a :class:`DegradationEmbedder` (UDAIR's codebook embedding today;
+ABAIR's and Perceive-IR's degradation features can offer the same).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+from torch import Tensor
+
+__all__ = ["DegradationEmbedder", "DegradationEmbedding"]
+
+
+@dataclass
+class DegradationEmbedding:
+    """What a model perceives of an input's degradation.
+
+    Attributes:
+        embedding: B×C×h×w degradation map (pooled to B×C for clustering).
+        feature: B×F feature a contrastive loss separates, or ``None``.
+        codes: B×h×w codeword indices when the embedding is quantised, else ``None``.
+        codebook_size: number of codewords (0 without a codebook).
+    """
+
+    embedding: Tensor
+    feature: Tensor | None = None
+    codes: Tensor | None = None
+    codebook_size: int = 0
+
+
+@runtime_checkable
+class DegradationEmbedder(Protocol):
+    """A model that can describe an input's degradation (eval mode, no adaptation)."""
+
+    def degradation_embedding(self, x: Tensor) -> DegradationEmbedding:
+        """The degradation embedding of a B×3×H×W image in [0, 1]."""
+        ...
