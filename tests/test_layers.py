@@ -6,9 +6,11 @@ violation.
 
 from __future__ import annotations
 
+import ast
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -28,6 +30,9 @@ FORBIDDEN: dict[str, tuple[str, ...]] = {
     "aioir.evaluate": ("lightning", "aioir.engine"),
     "aioir.demo": ("lightning", "aioir.engine", "aioir.evaluate"),
     "aioir.losses": ("aioir.models", "aioir.data", "lightning"),
+    "aioir.plugins": ("torch", "aioir.methods"),
+    "aioir.engine.extras": ("torch", "lightning", "aioir.methods"),
+    "aioir.models.artifacts": ("lightning", "aioir.methods", "aioir.engine"),
 }
 
 
@@ -59,3 +64,48 @@ def test_lazy_top_level_names_resolve():
     assert lazy <= set(aioir.__all__), "every lazy name is public"
     for name in sorted(lazy):
         assert getattr(aioir, name) is not None
+
+
+# ------------------------------------------------------------------------------ method packages
+SRC = Path(__file__).resolve().parents[1] / "src" / "aioir"
+#: class names only a method package may use (its model, its artefacts)
+METHOD_CLASSES = {"UDAIR", "UDAIROutput", "DAM", "SourceBank", "PromptIR"}
+
+
+def _shared_modules() -> list[Path]:
+    return sorted(p for p in SRC.rglob("*.py") if "methods" not in p.relative_to(SRC).parts)
+
+
+def _imported_modules(tree: ast.AST) -> list[str]:
+    names = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names += [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names.append(node.module)
+        elif (
+            isinstance(node, ast.Constant)
+            and isinstance(node.value, str)
+            and node.value.startswith("aioir.methods.")  # importlib.import_module("...")
+        ):
+            names.append(node.value)
+    return names
+
+
+@pytest.mark.parametrize("path", _shared_modules(), ids=lambda p: str(p.relative_to(SRC)))
+def test_shared_layers_import_no_method_package(path):
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    bad = [
+        m for m in _imported_modules(tree) if m == "aioir.methods" or m.startswith("aioir.methods.")
+    ]
+    assert not bad, f"{path.relative_to(SRC)} imports {bad}: use a registry or hook instead"
+    names = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
+    names |= {n.attr for n in ast.walk(tree) if isinstance(n, ast.Attribute)}
+    assert not names & METHOD_CLASSES, f"{path.relative_to(SRC)} uses {names & METHOD_CLASSES}"
+
+
+def test_every_method_package_is_an_installed_entry_point():
+    from aioir.plugins import load_methods
+
+    packages = {p.name for p in (SRC / "methods").iterdir() if (p / "__init__.py").is_file()}
+    assert packages <= set(load_methods()), "declare each method package in pyproject.toml"

@@ -1,9 +1,24 @@
-"""The test-time adaptation options shared by ``aioir restore`` and ``aioir evaluate``."""
+"""The test-time adaptation options shared by ``aioir restore`` and ``aioir evaluate``.
+
+``--tta-mode`` offers the modes the installed methods declare: a method's command module
+(:func:`aioir.plugins.command_modules`) may define ``TTA_MODES = {mode: description}``.
+"""
 
 from __future__ import annotations
 
 import argparse
 from typing import Any
+
+from aioir.plugins import command_modules
+
+
+def tta_modes() -> dict[str, str]:
+    """The test-time adaptation modes of the installed methods: ``{mode: description}``."""
+    modes: dict[str, list[str]] = {}
+    for module in command_modules():
+        for mode, text in getattr(module, "TTA_MODES", {}).items():
+            modes.setdefault(mode, []).append(text)
+    return {mode: "; ".join(texts) for mode, texts in modes.items()}
 
 
 def add_tta_arguments(parser: argparse.ArgumentParser) -> None:
@@ -11,12 +26,12 @@ def add_tta_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--tta", action="store_true", help="test-time adaptation (models that support it)"
     )
+    modes = tta_modes()
     parser.add_argument(
         "--tta-mode",
-        choices=("default", "faithful"),
+        choices=tuple(modes),
         default=None,
-        help="UDAIR: 'default' (blind, residual adapters, stopping rule) or 'faithful' "
-        "(the authors' procedure; needs --tta-task)",
+        help="; ".join(f"'{mode}': {text}" for mode, text in modes.items()),
     )
     parser.add_argument(
         "--tta-task",

@@ -299,3 +299,11 @@ def test_statistics_reference_needs_statistics(model):
         TTAConfig(mode="faithful", task="noise", reference="statistics")
     with pytest.raises(ConfigError, match="reference"):
         TTAConfig(reference="magic")
+
+
+def test_the_command_line_offers_exactly_the_adapters_modes():
+    from aioir.cli._tta import tta_modes
+    from aioir.methods.udair import cli
+    from aioir.methods.udair.tta import TTA_MODES
+
+    assert set(cli.TTA_MODES) == set(TTA_MODES) == set(tta_modes())

@@ -16,6 +16,12 @@ from typing import Any
 from aioir.cli._options import add_device_argument
 from aioir.cli._types import positive_float, positive_int
 
+#: ``--tta-mode`` choices of ``aioir restore`` / ``aioir evaluate`` (aioir.cli._tta)
+TTA_MODES: dict[str, str] = {
+    "default": "UDAIR's blind default (residual adapters, stopping rule)",
+    "faithful": "UDAIR's authors' procedure (needs --tta-task)",
+}
+
 _ADAPT_DESCRIPTION = """\
 Domain adaptation (UDAIR, arXiv v1): learn the three distribution adapters once from a folder
 of unlabelled target-domain images, aligning their degradation-embedding statistics (CORAL)
