@@ -40,6 +40,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from aioir.color import BT601_LUMA
 from aioir.degradations import Compose, Degradation
 from aioir.degradations.base import uniform
 from aioir.degradations.blur import DefocusBlur, MotionBlur
@@ -67,7 +68,8 @@ class LuminanceHaze(Degradation):
         return cls(beta=uniform(generator, 0.12, 0.2), airlight=uniform(generator, 0.75, 0.9))
 
     def apply(self, images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        lum = 0.299 * images[:, 0:1] + 0.587 * images[:, 1:2] + 0.114 * images[:, 2:3]
+        wr, wg, wb = BT601_LUMA
+        lum = wr * images[:, 0:1] + wg * images[:, 1:2] + wb * images[:, 2:3]
         small = F.interpolate(lum, scale_factor=1 / 8, mode="area")
         small = F.avg_pool2d(small, 5, stride=1, padding=2, count_include_pad=False)
         rel = F.interpolate(small, size=images.shape[-2:], mode="bilinear", align_corners=False)

@@ -18,8 +18,8 @@ from aioir.data.layouts import (
     main_check,
     paired_layout,
 )
-from aioir.degradations import TASKS
 from aioir.errors import ConfigError
+from aioir.tasks import TASKS
 
 N = 2  # images per part in the fixture trees
 

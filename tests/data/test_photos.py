@@ -14,6 +14,7 @@ from PIL import Image
 from aioir.data import photos
 from aioir.data.photos import (
     build_photo_corpus,
+    clean_photo_splits,
     load_corpus,
     main_photos,
     normalised_name,
@@ -156,3 +157,13 @@ def test_names_lists_and_splits(tmp_path: Path) -> None:
         read_photo_list(bad)
     with pytest.raises(DatasetLayoutError, match="aioir data photos"):
         load_corpus(tmp_path / "nowhere")
+
+
+def test_clean_photo_splits_of_a_train_val_folder(tmp_path: Path) -> None:
+    for split in ("train", "val"):
+        (tmp_path / split).mkdir()
+        Image.new("RGB", (8, 8)).save(tmp_path / split / f"{split}.png")
+    train, val = clean_photo_splits(tmp_path)
+    assert [p.name for p in train] == ["train.png"] and [p.name for p in val] == ["val.png"]
+    with pytest.raises(DatasetLayoutError, match="neither a photo corpus"):
+        clean_photo_splits(tmp_path / "train")

@@ -1,4 +1,4 @@
-"""TaskBalancedBatchSampler: batch order, coverage, DDP shares, exact resume."""
+"""TaskBalancedBatchSampler: batch order, coverage, DDP shares, exact resume; (epoch, index) keys."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from aioir.data.samplers import TaskBalancedBatchSampler
+from aioir.data.samplers import EpochBatchSampler, EpochIndexedDataset, TaskBalancedBatchSampler
 from aioir.errors import ConfigError
 
 # task id -> indices; unequal lengths force padding (longest = 7)
@@ -80,3 +80,32 @@ def test_invalid_arguments() -> None:
         TaskBalancedBatchSampler({0: [1], 1: []}, 2, num_replicas=1, rank=0)
     with pytest.raises(ConfigError, match="rank"):
         TaskBalancedBatchSampler(TASKS, 2, num_replicas=2, rank=2)
+
+
+class _EpochRecorder:
+    """A dataset whose item says which epoch it was read in."""
+
+    def __init__(self) -> None:
+        self.epoch = 0
+
+    def __len__(self) -> int:
+        return 300
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __getitem__(self, index: int) -> dict[str, int]:
+        return {"epoch": self.epoch, "value": index * 10}
+
+
+def test_epoch_keys_select_the_epoch_before_reading() -> None:
+    sampler = EpochBatchSampler(TaskBalancedBatchSampler(TASKS, 1, seed=2, num_replicas=1, rank=0))
+    sampler.set_epoch(3)
+    batches = list(sampler)
+    assert len(batches) == len(sampler) == 7
+    assert all(epoch == 3 for batch in batches for epoch, _ in batch)
+    assert [[i for _, i in batch] for batch in batches] == list(sampler.sampler)
+    ds = EpochIndexedDataset(_EpochRecorder())
+    assert len(ds) == 300
+    assert ds[(5, 12)] == {"epoch": 5, "value": 120, "index": 12}
+    assert sampler.state_dict(batches_done=2)["position"] == 2

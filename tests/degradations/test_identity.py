@@ -1,8 +1,9 @@
 import numpy as np
 import torch
 
-from aioir.degradations import TASKS, available_degradations, degradation_class, random_degradation
+from aioir.degradations import available_degradations, degradation_class, random_degradation
 from aioir.degradations.identity import Identity
+from aioir.tasks import TASKS
 
 
 def test_identity_is_the_clean_task_and_changes_nothing():

@@ -8,7 +8,7 @@ import torch
 
 from aioir.degradations import degradation_class
 from aioir.degradations.jpeg import JPEGCompression, jpeg_roundtrip
-from helpers import TIER_MIDPOINTS, astronaut_u8, psnr_db
+from helpers import TIER_MIDPOINTS, astronaut_u8
 
 
 def _batch() -> torch.Tensor:
@@ -53,14 +53,11 @@ def test_numpy_inputs() -> None:
     np.testing.assert_allclose(out_f * 255.0, out, atol=1e-3)
 
 
-def test_severity_ordering() -> None:
-    x = _batch()
+def test_quality_falls_with_severity() -> None:
+    # the PSNR ordering of the tiers is checked with every degradation in test_severity.py
     gen = torch.Generator().manual_seed(0)
-    degs = [JPEGCompression.sample(s, gen) for s in TIER_MIDPOINTS]
-    qualities = [d.quality for d in degs]
+    qualities = [JPEGCompression.sample(s, gen).quality for s in TIER_MIDPOINTS]
     assert qualities[0] > qualities[1] > qualities[2] and 10 <= qualities[2] <= 95
-    scores = [psnr_db(d.apply(x, gen), x) for d in degs]
-    assert scores[0] > scores[1] > scores[2], scores
     assert JPEGCompression.sample(0.0, gen).quality == 95
     assert JPEGCompression.sample(1.0, gen).quality == 10
 

@@ -21,7 +21,7 @@ from aioir.degradations.noise import (
     poisson_gaussian,
     srgb_to_linear,
 )
-from helpers import TIER_MIDPOINTS, astronaut_batch, psnr_db
+from helpers import astronaut_batch
 
 
 def _flat(level: float, shape: tuple[int, ...] = (1, 3, 64, 64)) -> torch.Tensor:
@@ -74,20 +74,6 @@ def test_numpy_inputs(name: str) -> None:
     assert out_f.min() >= 0.0 and out_f.max() <= 1.0
     np.testing.assert_allclose(out_f * 255.0, out.astype(np.float32), atol=1e-3)
     assert deg(torch.from_numpy(img_f).permute(2, 0, 1).double(), seed=1).dtype == torch.float64
-
-
-@pytest.mark.parametrize("name", ["gaussian_noise", "camera_noise"])
-def test_severity_ordering(name: str) -> None:
-    x = astronaut_batch(48)
-    cls = degradation_class(name)
-    scores = []
-    for sev in TIER_MIDPOINTS:
-        vals = []
-        for seed in range(4):
-            gen = torch.Generator().manual_seed(seed)
-            vals.append(psnr_db(cls.sample(sev, gen).apply(x, gen), x))
-        scores.append(sum(vals) / len(vals))
-    assert scores[0] > scores[1] > scores[2], scores
 
 
 @pytest.mark.parametrize("quantize", [True, False])

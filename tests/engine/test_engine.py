@@ -230,8 +230,9 @@ def test_tiny_run_lowers_loss_and_raises_val_psnr(corpus, tmp_path):
 def test_min_gain_monitor_selects_the_checkpoint_with_the_best_worst_task(corpus, tmp_path):
     import math
 
+    from aioir.data.photos import clean_photo_splits
     from aioir.data.synthetic import SyntheticDegradationDataset
-    from aioir.engine.datamodule import _clean_photo_splits, parse_task_specs
+    from aioir.data.task_specs import parse_task_specs
     from aioir.metrics import get_protocol
 
     tasks = {**TASKS, "clean": None}
@@ -249,7 +250,7 @@ def test_min_gain_monitor_selects_the_checkpoint_with_the_best_worst_task(corpus
         assert "val/clean/gain" not in row and "val/clean/input_psnr" not in row  # identity task
     # the input PSNR is that of the validation items themselves
     val = SyntheticDegradationDataset(
-        _clean_photo_splits(corpus)[1], parse_task_specs(tasks), 32, "random", 0, True, length=2
+        clean_photo_splits(corpus)[1], parse_task_specs(tasks), 32, "random", 0, True, length=2
     )
     noise = [it for it in (val[i] for i in range(len(val))) if it["task"] == "noise"]
     protocol = get_protocol("clean")
@@ -274,7 +275,7 @@ def test_udair_layout_datamodule_holdout_and_task_order(tmp_path):
     import numpy as np
     from PIL import Image
 
-    from aioir.engine.datamodule import UDAIR_TASKS, RestorationDataModule
+    from aioir.engine.datamodule import RestorationDataModule
 
     rng = np.random.default_rng(0)
     folders = ("denoising", "dehazing", "deraining", "low-light", "underwater")
@@ -288,7 +289,7 @@ def test_udair_layout_datamodule_holdout_and_task_order(tmp_path):
     cfg = tiny_config(tmp_path, data={"kind": "udair", "tasks": None, "val_fraction": 0.2})
     dm = RestorationDataModule(cfg.data, tmp_path, seed=1)
     dm.setup()
-    assert dm.task_names == list(UDAIR_TASKS)
+    assert dm.task_names == ["noise", "haze", "rain", "lowlight", "underwater"]  # folder order
     assert len(dm.train_set) == 5 * 4 and len(dm.val_set) == 5  # one held out per task
     train_names = {dm.train_set[i]["name"] for i in dm.train_set.task_indices[0]}
     val_names = {

@@ -8,6 +8,7 @@ import pytest
 import torch
 from torch import nn
 
+from aioir.nn.padding import pad_to_multiple
 from aioir.restore import tiling
 from aioir.restore.tiling import (
     CPU_BUDGET_CAP,
@@ -17,7 +18,6 @@ from aioir.restore.tiling import (
     axis_weights,
     choose_tile,
     model_bytes_per_pixel,
-    pad_to_multiple,
     round_tile,
     run_padded,
     tile_starts,
@@ -151,7 +151,7 @@ def test_tiles_are_padded_to_the_model_multiple():
 
 def test_run_padded_and_pad_to_multiple_handle_a_single_pixel():
     x = torch.rand(1, 3, 1, 1)
-    assert pad_to_multiple(x, 8).shape[-2:] == (8, 8)
+    assert pad_to_multiple(x, 8)[0].shape[-2:] == (8, 8)
     torch.testing.assert_close(run_padded(_NeedsMultiple(), x, 8), x * 0.5 + 0.25)
 
 

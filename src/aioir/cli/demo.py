@@ -12,11 +12,12 @@ from pathlib import Path
 
 from aioir.cli._options import add_device_argument
 from aioir.cli._types import positive_int
+from aioir.tasks import CORE_TASKS
 
 # the same as aioir.demo's (not imported here: it needs torch; tests check they agree)
 DEFAULT_OUTPUT = Path("outputs/demo")
 DEFAULT_SIZE = 384
-DEFAULT_TASKS = ("noise", "rain", "haze", "lowlight", "blur", "underwater")
+DEFAULT_TASKS = CORE_TASKS
 
 
 def _tasks(value: str) -> tuple[str, ...]:

@@ -4,7 +4,11 @@
 - :mod:`~aioir.data.layouts` — declarative standard layouts and ``check_layout``;
 - :mod:`~aioir.data.transforms` — paired crops, flips and rotations;
 - :mod:`~aioir.data.synthetic` — clean photos + degradation spec → training/test items;
-- :mod:`~aioir.data.samplers` — the task-balanced (DDP-correct, resumable) batch sampler;
+- :mod:`~aioir.data.task_specs` — YAML ``data.tasks`` → task specs (``parse_task_specs``);
+- :mod:`~aioir.data.patches` — task-labelled patches of paired folders, task concatenation,
+  validation hold-outs;
+- :mod:`~aioir.data.samplers` — the task-balanced (DDP-correct, resumable) batch sampler and the
+  ``(epoch, index)`` keys that make training items independent of workers;
 - :mod:`~aioir.data.photos` — the offline photo corpus; :mod:`~aioir.data.samples` — shipped photos.
 """
 

@@ -34,6 +34,9 @@ from aioir.io import list_images
 
 __all__ = [
     "LAYOUTS",
+    "PROMPTIR_TASKS",
+    "UDAIR_FOLDER_TASKS",
+    "UDAIR_TASKS",
     "Layout",
     "LayoutReport",
     "Part",
@@ -170,7 +173,11 @@ class Layout:
 
 
 # --------------------------------------------------------------------------- the layouts
-_PROMPTIR_TASKS_3 = ("noise", "rain", "haze")
+#: PromptIR/AdaIR task settings: the tasks of each, in index order.
+PROMPTIR_TASKS: dict[str, tuple[str, ...]] = {
+    "promptir-3task": ("noise", "rain", "haze"),
+    "promptir-5task": ("noise", "rain", "haze", "blur", "lowlight"),
+}
 
 
 def _promptir_parts(tasks: tuple[str, ...]) -> tuple[Part, ...]:
@@ -213,6 +220,10 @@ _UDAIR_SOURCE: tuple[tuple[str, str, int, int], ...] = (
     ("low-light", "lowlight", 1300, 200),
     ("underwater", "underwater", 700, 190),
 )
+#: UDAIR source tasks in index order (the layout's folder order).
+UDAIR_TASKS: tuple[str, ...] = tuple(task for _, task, _, _ in _UDAIR_SOURCE)
+#: UDAIR source folder names → task names.
+UDAIR_FOLDER_TASKS: dict[str, str] = {folder: task for folder, task, _, _ in _UDAIR_SOURCE}
 
 #: UDAIR real-world target sets: (folder, task, has ground truth).
 _UDAIR_TARGET: tuple[tuple[str, str, bool], ...] = (
@@ -277,12 +288,12 @@ LAYOUTS: dict[str, Layout] = {
         Layout(
             "promptir-3task",
             "PromptIR/AdaIR tree, 3-task parts (noise, rain, haze)",
-            _promptir_parts(_PROMPTIR_TASKS_3),
+            _promptir_parts(PROMPTIR_TASKS["promptir-3task"]),
         ),
         Layout(
             "promptir-5task",
             "PromptIR/AdaIR tree, 5-task parts (noise, rain, haze, blur, low light)",
-            _promptir_parts((*_PROMPTIR_TASKS_3, "blur", "lowlight")),
+            _promptir_parts(PROMPTIR_TASKS["promptir-5task"]),
         ),
         Layout(
             "udair",

@@ -46,7 +46,7 @@ from pathlib import Path
 from PIL import Image
 
 from aioir.errors import AioirError, ConfigError, DatasetLayoutError
-from aioir.io import write_bytes_atomically
+from aioir.io import list_images, write_bytes_atomically
 
 __all__ = [
     "SPLITS",
@@ -54,6 +54,7 @@ __all__ = [
     "PhotoEntry",
     "PhotoRecord",
     "build_photo_corpus",
+    "clean_photo_splits",
     "default_list_file",
     "download_deb",
     "load_corpus",
@@ -357,6 +358,21 @@ def load_corpus(dest: str | os.PathLike[str]) -> PhotoCorpus:
             f"{root}: {len(missing)} photo(s) listed in {SOURCES_FILE} are missing (e.g. {missing[0]}); rebuild it"
         )
     return PhotoCorpus(root=root, records=tuple(sorted(records, key=lambda r: r.file)))
+
+
+def clean_photo_splits(root: str | os.PathLike[str]) -> tuple[list[Path], list[Path]]:
+    """The (train, val) clean photos of ``root``: a corpus (``SOURCES.tsv``) or a folder with
+    ``train/`` and ``val/`` sub-folders of clean photos."""
+    root = Path(root)
+    if (root / SOURCES_FILE).is_file():
+        corpus = load_corpus(root)
+        return corpus.split("train"), corpus.split("val")
+    if (root / "train").is_dir() and (root / "val").is_dir():
+        return list_images(root / "train"), list_images(root / "val")
+    raise DatasetLayoutError(
+        f"{root}: neither a photo corpus (SOURCES.tsv; build one with `aioir data photos`) nor "
+        "a folder with train/ and val/ sub-folders of clean photos"
+    )
 
 
 def build_photo_corpus(

@@ -7,6 +7,10 @@ random duplication to the longest list and defines an epoch as ``ceil(longest / 
 Under DDP the epoch's global batch sequence is dealt out round-robin: rank ``r`` gets global
 batches ``r, r + R, r + 2R, …``. If the count is not a multiple of ``R`` the sequence is extended
 with further (freshly shuffled) batches, so every rank gets the same number and none is shared.
+
+Training items can be a pure function of ``(seed, epoch, index)``: :class:`EpochBatchSampler`
+yields ``(epoch, index)`` keys and :class:`EpochIndexedDataset` selects the epoch of its dataset
+before reading the item, so crops and degradations do not depend on workers or on resuming.
 """
 
 from __future__ import annotations
@@ -16,12 +20,12 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import torch
-from torch.utils.data import Sampler
+from torch.utils.data import Dataset, Sampler
 
 from aioir.degradations.base import seed_from_name
 from aioir.errors import ConfigError
 
-__all__ = ["TaskBalancedBatchSampler"]
+__all__ = ["EpochBatchSampler", "EpochIndexedDataset", "TaskBalancedBatchSampler"]
 
 
 def _dist_default(num_replicas: int | None, rank: int | None) -> tuple[int, int]:
@@ -178,3 +182,44 @@ class TaskBalancedBatchSampler(Sampler[list[int]]):
             rounds.append(padded)
             have += self.longest
         return torch.cat(rounds)[:count]
+
+
+class EpochIndexedDataset(Dataset):
+    """Takes ``(epoch, index)`` keys: selects the epoch, then returns ``base[index]`` + index."""
+
+    def __init__(self, base: Dataset) -> None:
+        self.base = base
+
+    def __len__(self) -> int:
+        return len(self.base)  # type: ignore[arg-type]
+
+    def __getitem__(self, key: tuple[int, int]) -> dict[str, Any]:
+        epoch, index = key
+        if hasattr(self.base, "set_epoch"):
+            self.base.set_epoch(epoch)
+        item = dict(self.base[index])
+        item["index"] = index
+        return item
+
+
+class EpochBatchSampler:
+    """Wraps a :class:`TaskBalancedBatchSampler`: yields ``[(epoch, index), …]`` batches."""
+
+    def __init__(self, sampler: TaskBalancedBatchSampler) -> None:
+        self.sampler = sampler
+
+    def __len__(self) -> int:
+        return len(self.sampler)
+
+    def __iter__(self) -> Iterator[list[tuple[int, int]]]:
+        for batch in self.sampler:
+            yield [(self.sampler.epoch, i) for i in batch]
+
+    def set_epoch(self, epoch: int) -> None:
+        self.sampler.set_epoch(epoch)
+
+    def state_dict(self, batches_done: int | None = None) -> dict[str, Any]:
+        return self.sampler.state_dict(batches_done)
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self.sampler.load_state_dict(state)

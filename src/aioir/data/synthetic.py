@@ -37,7 +37,6 @@ from aioir.data.transforms import (
     white_balance_jitter,
 )
 from aioir.degradations import (
-    TASKS,
     TIERS,
     Degradation,
     available_degradations,
@@ -48,6 +47,7 @@ from aioir.degradations import (
 )
 from aioir.degradations.base import uniform
 from aioir.errors import ConfigError, DatasetLayoutError
+from aioir.tasks import TASKS
 
 __all__ = ["DegradationFactory", "Severity", "SyntheticDegradationDataset", "TaskSpec"]
 
@@ -63,7 +63,7 @@ class TaskSpec:
 
     ``degradations``: registered names and/or factories ``(severity, generator) -> Degradation``,
     chosen uniformly per item; empty means every registered degradation of the task (the mapping
-    key must then be one of :data:`aioir.degradations.TASKS`). ``severity`` overrides the
+    key must then be one of :data:`aioir.tasks.TASKS`). ``severity`` overrides the
     dataset's severity for this task. Example — σ uniform in [0, 50] plus camera noise::
 
         TaskSpec(("camera_noise", lambda s, g: GaussianNoise(sigma=50 * uniform(g, 0, 1))))

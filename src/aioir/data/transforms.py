@@ -17,6 +17,7 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 
+from aioir.color import BT601_LUMA
 from aioir.geometry import apply_d8
 
 __all__ = [
@@ -160,7 +161,7 @@ def photometric_jitter(
     x = images.clamp(0.0, 1.0).pow(gamma)
     mean = x.mean(dim=(-3, -2, -1), keepdim=True)
     x = mean + contrast * (x - mean)
-    weights = torch.tensor([0.299, 0.587, 0.114], dtype=x.dtype, device=x.device)
+    weights = torch.tensor(BT601_LUMA, dtype=x.dtype, device=x.device)
     luma = (x * weights.view(3, 1, 1)).sum(dim=-3, keepdim=True)
     x = luma + saturation * (x - luma)
     return x.clamp(0.0, 1.0)
@@ -186,6 +187,7 @@ def white_balance_jitter(
     temperature = (-0.25 + 0.5 * u[0]) * s
     tint = (-0.12 + 0.24 * u[1]) * s
     gains = [math.exp(temperature), math.exp(tint), math.exp(-temperature)]
-    norm = 0.299 * gains[0] + 0.587 * gains[1] + 0.114 * gains[2]
+    wr, wg, wb = BT601_LUMA
+    norm = wr * gains[0] + wg * gains[1] + wb * gains[2]
     scale = torch.tensor([g / norm for g in gains], dtype=images.dtype, device=images.device)
     return (images.clamp(0.0, 1.0) * scale.view(3, 1, 1)).clamp(0.0, 1.0)

@@ -13,8 +13,7 @@ A degradation is a frozen dataclass of *parameters* (documented ranges in each s
   numpy array (``H×W×3`` or ``B×H×W×3``), returns the same kind and shape, clipped to [0, 1].
 
 Subclasses register themselves with :func:`register_degradation` under a short name and a task
-(the restoration task that removes them: ``noise``, ``rain``, ``haze``, ``lowlight``, ``blur``,
-``underwater``, ``jpeg``).
+(the restoration task that removes them: one of :data:`aioir.tasks.TASKS`).
 """
 
 from __future__ import annotations
@@ -28,6 +27,8 @@ from typing import Any, ClassVar, TypeVar
 import numpy as np
 import torch
 
+from aioir.tasks import TASKS
+
 __all__ = [
     "TASKS",
     "TIERS",
@@ -40,12 +41,6 @@ __all__ = [
     "severity_from_tier",
     "uniform",
 ]
-
-#: The restoration tasks aioir knows, in its canonical order. ``clean`` is the identity "task":
-#: clean inputs a blind model must leave alone (training samples and a "do no harm" benchmark).
-TASKS: tuple[str, ...] = (
-    "noise", "rain", "haze", "lowlight", "blur", "underwater", "jpeg", "clean",
-)  # fmt: skip
 
 #: Severity tiers as sub-intervals of [0, 1].
 TIERS: dict[str, tuple[float, float]] = {

@@ -9,13 +9,13 @@ from typing import Any, NamedTuple
 import torch
 
 from aioir.degradations.base import (
-    TASKS,
     Degradation,
     available_degradations,
     degradation_class,
     make_generator,
     severity_from_tier,
 )
+from aioir.tasks import TASKS
 
 __all__ = [
     "PHYSICAL_ORDER",
@@ -108,7 +108,7 @@ def random_degradation(
 ) -> Degradation:
     """A random degradation for each requested task; one :class:`Degradation` or a :class:`Compose`.
 
-    * ``tasks`` — one task name or several distinct ones, from :data:`base.TASKS`.
+    * ``tasks`` — one task name or several distinct ones, from :data:`aioir.tasks.TASKS`.
     * ``severity`` — a float in [0, 1] or a tier (``"mild"``, ``"moderate"``, ``"severe"``); a tier
       draws a fresh severity inside its third for each task.
     * ``generator`` — a ``torch.Generator`` or a seed (``None``: a random seed).

@@ -23,283 +23,31 @@ checkpoint (:meth:`RestorationDataModule.state_dict`) for exact resume.
 
 from __future__ import annotations
 
-import dataclasses
-import functools
 import math
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import lightning.pytorch as pl
 import torch
-import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset, Subset
 
-from aioir.data import (
-    PairedFolderDataset,
-    SyntheticDegradationDataset,
-    TaskBalancedBatchSampler,
-    TaskSpec,
-)
-from aioir.data.transforms import ensure_min_size, random_crop, random_flip_rotate
-from aioir.degradations import degradation_class, seed_from_name
-from aioir.degradations.base import uniform
+from aioir.data.folders import PairedFolderDataset
+from aioir.data.layouts import PROMPTIR_TASKS, UDAIR_TASKS, get_layout
+from aioir.data.patches import PairedPatchDataset, TaskConcat, holdout_split
+from aioir.data.photos import clean_photo_splits
+from aioir.data.samplers import EpochBatchSampler, EpochIndexedDataset, TaskBalancedBatchSampler
+from aioir.data.synthetic import SyntheticDegradationDataset, TaskSpec
+from aioir.data.task_specs import fixed_gaussian_noise, parse_task_specs
+from aioir.degradations import seed_from_name
 from aioir.engine.config import DataConfig
 from aioir.errors import ConfigError, DatasetLayoutError
+from aioir.io import list_images
 
-__all__ = [
-    "EpochBatchSampler",
-    "PairedPatchDataset",
-    "ParamDegradation",
-    "RestorationDataModule",
-    "TaskConcat",
-    "parse_task_specs",
-]
+__all__ = ["PROMPTIR_REPEATS", "RestorationDataModule"]
 
-#: UDAIR source tasks in index order (the layout's folder order).
-UDAIR_TASKS = ("noise", "haze", "rain", "lowlight", "underwater")
 #: PromptIR/AdaIR repeat factors per epoch (noise: per σ).
 PROMPTIR_REPEATS = {"noise": 3, "rain": 120, "haze": 1, "blur": 5, "lowlight": 20}
-
-
-# ------------------------------------------------------------------------------ task specs
-@dataclasses.dataclass(frozen=True)
-class ParamDegradation:
-    """A registered degradation whose parameters are partly fixed or drawn from ranges.
-
-    ``params``: ``{field: value}`` or ``{field: [lo, hi]}`` (uniform); other fields come from the
-    degradation's own ``sample(severity)``. Picklable (DataLoader workers).
-    """
-
-    name: str
-    params: tuple[tuple[str, Any], ...] = ()
-
-    def __call__(self, severity: float, generator: torch.Generator) -> Any:
-        base = degradation_class(self.name).sample(severity, generator)
-        values = {}
-        for key, value in self.params:
-            if isinstance(value, (list, tuple)):
-                lo, hi = (float(v) for v in value)
-                values[key] = uniform(generator, lo, hi)
-            else:
-                values[key] = value
-        return dataclasses.replace(base, **values)
-
-
-def parse_task_specs(tasks: Any, where: str = "data.tasks") -> dict[str, TaskSpec]:
-    """YAML task spec → ``{task: TaskSpec}``.
-
-    Accepts a list of task names, or a mapping ``task → null | {degradations: [...],
-    severity: ...}``; a degradation is a registered name or ``{name: …, field: value | [lo,
-    hi]}`` (e.g. ``{name: gaussian_noise, sigma: [0, 50]}``).
-    """
-    if tasks is None:
-        raise ConfigError(f"{where}: no tasks given")
-    if isinstance(tasks, str) or not isinstance(tasks, (Sequence, Mapping)):
-        raise ConfigError(f"{where}: expected a list of task names or a mapping")
-    items = tasks.items() if isinstance(tasks, Mapping) else [(t, None) for t in tasks]
-    specs: dict[str, TaskSpec] = {}
-    for name, spec in items:
-        spec = spec or {}
-        if not isinstance(spec, Mapping):
-            raise ConfigError(f"{where}.{name}: expected a mapping (degradations, severity)")
-        unknown = set(spec) - {"degradations", "severity"}
-        if unknown:
-            raise ConfigError(f"{where}.{name}: unknown key '{sorted(unknown)[0]}'")
-        degs: list[Any] = []
-        for d in spec.get("degradations") or []:
-            if isinstance(d, str):
-                degs.append(d)
-            elif isinstance(d, Mapping) and "name" in d:
-                try:
-                    fields = {f.name for f in dataclasses.fields(degradation_class(d["name"]))}
-                except KeyError as exc:
-                    raise ConfigError(f"{where}.{name}: {exc.args[0]}") from None
-                params = {k: v for k, v in d.items() if k != "name"}
-                bad = set(params) - fields
-                if bad:
-                    raise ConfigError(
-                        f"{where}.{name}: {d['name']} has no parameter '{sorted(bad)[0]}'"
-                    )
-                degs.append(ParamDegradation(d["name"], tuple(sorted(params.items()))))
-            else:
-                raise ConfigError(f"{where}.{name}: bad degradation entry {d!r}")
-        severity = spec.get("severity")
-        if isinstance(severity, list):
-            severity = tuple(severity)
-        specs[str(name)] = TaskSpec(tuple(degs), severity)
-    return specs
-
-
-# ------------------------------------------------------------------------------ datasets
-class PairedPatchDataset(Dataset):
-    """Pairs from folders → patches, with a task id.
-
-    ``mode``: ``random`` (training: crop and flips from ``(seed, epoch, index)``), ``fixed``
-    (a random crop seeded by the file name: fixed crops), ``center_crop``, ``resize`` (bicubic to
-    ``size×size``, UDAIR's validation) or ``full``. ``repeats`` duplicates the item list (each
-    copy draws its own crops).
-    """
-
-    def __init__(
-        self,
-        dataset: PairedFolderDataset,
-        indices: Sequence[int],
-        task_id: int,
-        task: str,
-        size: int | None,
-        mode: str = "random",
-        augment: str = "d8",
-        seed: int = 0,
-        repeats: int = 1,
-    ) -> None:
-        self.dataset, self.task_id, self.task = dataset, task_id, task
-        self.indices = list(indices) * max(1, int(repeats))
-        self.size, self.mode, self.augment, self.seed = size, mode, augment, int(seed)
-        if mode != "full" and not size:
-            raise ConfigError(f"{task}: mode {mode!r} needs a patch size")
-        self.epoch = 0
-
-    def __len__(self) -> int:
-        return len(self.indices)
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = int(epoch)
-
-    def __getitem__(self, index: int) -> dict[str, Any]:
-        item = self.dataset[self.indices[index]]
-        x, y = item["input"], item["target"]
-        name = str(item["name"])
-        s = self.size
-        if self.mode in ("random", "fixed"):
-            key = f"train/{self.epoch}/{index}" if self.mode == "random" else f"fixed/{name}"
-            gen = torch.Generator().manual_seed(seed_from_name(f"{self.task}/{key}", self.seed))
-            x, y = random_crop([x, y], s, gen)
-            if self.mode == "random" and self.augment != "none":
-                x, y = random_flip_rotate([x, y], gen, mode=self.augment)
-        elif self.mode == "center_crop":
-            x, y = ensure_min_size(x, s), ensure_min_size(y, s)
-            top, left = (x.shape[-2] - s) // 2, (x.shape[-1] - s) // 2
-            x, y = x[:, top : top + s, left : left + s], y[:, top : top + s, left : left + s]
-        elif self.mode == "resize":
-            x, y = (
-                F.interpolate(t[None], size=(s, s), mode="bicubic", align_corners=False)[0].clamp(
-                    0, 1
-                )
-                for t in (x, y)
-            )
-        return {
-            "input": x.contiguous(),
-            "target": y.contiguous(),
-            "task_id": self.task_id,
-            "task": self.task,
-            "name": name,
-        }
-
-
-class TaskConcat(Dataset):
-    """Several datasets, each one task: ``task_id``/``task`` overridden, ``task_indices`` kept."""
-
-    def __init__(self, parts: Sequence[tuple[Dataset, int, str]]) -> None:
-        self.parts = list(parts)
-        self.offsets = [0]
-        for ds, _, _ in self.parts:
-            self.offsets.append(self.offsets[-1] + len(ds))  # type: ignore[arg-type]
-
-    def __len__(self) -> int:
-        return self.offsets[-1]
-
-    @property
-    def task_indices(self) -> dict[int, list[int]]:
-        out: dict[int, list[int]] = {}
-        for i, (_, tid, _) in enumerate(self.parts):
-            out.setdefault(tid, []).extend(range(self.offsets[i], self.offsets[i + 1]))
-        return out
-
-    def set_epoch(self, epoch: int) -> None:
-        for ds, _, _ in self.parts:
-            if hasattr(ds, "set_epoch"):
-                ds.set_epoch(epoch)
-
-    def __getitem__(self, index: int) -> dict[str, Any]:
-        import bisect
-
-        i = bisect.bisect_right(self.offsets, index) - 1
-        ds, tid, task = self.parts[i]
-        item = dict(ds[index - self.offsets[i]])
-        item["task_id"], item["task"] = tid, task
-        return item
-
-
-class _EpochIndexed(Dataset):
-    """Takes ``(epoch, index)`` keys: selects the epoch, then returns ``base[index]`` + index."""
-
-    def __init__(self, base: Dataset) -> None:
-        self.base = base
-
-    def __len__(self) -> int:
-        return len(self.base)  # type: ignore[arg-type]
-
-    def __getitem__(self, key: tuple[int, int]) -> dict[str, Any]:
-        epoch, index = key
-        if hasattr(self.base, "set_epoch"):
-            self.base.set_epoch(epoch)
-        item = dict(self.base[index])
-        item["index"] = index
-        return item
-
-
-class EpochBatchSampler:
-    """Wraps a :class:`TaskBalancedBatchSampler`: yields ``[(epoch, index), …]`` batches."""
-
-    def __init__(self, sampler: TaskBalancedBatchSampler) -> None:
-        self.sampler = sampler
-
-    def __len__(self) -> int:
-        return len(self.sampler)
-
-    def __iter__(self) -> Iterator[list[tuple[int, int]]]:
-        for batch in self.sampler:
-            yield [(self.sampler.epoch, i) for i in batch]
-
-    def set_epoch(self, epoch: int) -> None:
-        self.sampler.set_epoch(epoch)
-
-    def state_dict(self, batches_done: int | None = None) -> dict[str, Any]:
-        return self.sampler.state_dict(batches_done)
-
-    def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        self.sampler.load_state_dict(state)
-
-
-def _holdout(names: Sequence[str], fraction: float, seed: int) -> tuple[list[int], list[int]]:
-    """Split item positions into (train, val) by a hash of the names (order-independent)."""
-    ranked = sorted(
-        range(len(names)), key=lambda i: (seed_from_name(f"holdout/{names[i]}", seed), names[i])
-    )
-    n_val = max(1, round(fraction * len(names))) if len(names) > 1 else 0
-    val = sorted(ranked[:n_val])
-    return sorted(ranked[n_val:]), val
-
-
-def _clean_photo_splits(root: Path) -> tuple[list[Path], list[Path]]:
-    from aioir.data import load_corpus
-    from aioir.io import list_images
-
-    if (root / "SOURCES.tsv").is_file():
-        corpus = load_corpus(root)
-        return corpus.split("train"), corpus.split("val")
-    if (root / "train").is_dir() and (root / "val").is_dir():
-        return list_images(root / "train"), list_images(root / "val")
-    raise DatasetLayoutError(
-        f"{root}: neither a photo corpus (SOURCES.tsv; build one with `aioir data photos`) nor "
-        "a folder with train/ and val/ sub-folders of clean photos"
-    )
-
-
-@functools.cache
-def _fixed_sigma(sigma: float) -> ParamDegradation:
-    return ParamDegradation("gaussian_noise", (("sigma", float(sigma)),))
 
 
 # ------------------------------------------------------------------------------ data module
@@ -323,12 +71,7 @@ class RestorationDataModule(pl.LightningDataModule):
         c = self.config
         if c.kind == "synthetic":
             return list(parse_task_specs(c.tasks))
-        if c.kind == "udair":
-            names = list(UDAIR_TASKS)
-        else:
-            names = ["noise", "rain", "haze"] + (
-                ["blur", "lowlight"] if c.kind == "promptir-5task" else []
-            )
+        names = list(UDAIR_TASKS if c.kind == "udair" else PROMPTIR_TASKS[c.kind])
         if c.tasks is not None:
             wanted = list(c.tasks)
             unknown = [t for t in wanted if t not in names]
@@ -373,7 +116,7 @@ class RestorationDataModule(pl.LightningDataModule):
 
     def _synthetic(self) -> tuple[Dataset, Dataset]:
         c = self.config
-        train, val = _clean_photo_splits(self.root)
+        train, val = clean_photo_splits(self.root)
         if not train or not val:
             raise DatasetLayoutError(f"{self.root}: the train and val splits must both hold photos")
         specs = parse_task_specs(c.tasks)
@@ -395,7 +138,7 @@ class RestorationDataModule(pl.LightningDataModule):
     ) -> tuple[PairedPatchDataset, PairedPatchDataset]:
         c = self.config
         names = [str(p[0].name) for p in ds.pairs]
-        tr_idx, va_idx = _holdout(names, c.val_fraction, c.val_seed)
+        tr_idx, va_idx = holdout_split(names, c.val_fraction, c.val_seed)
         self._holdout_train[task] = (ds, tr_idx)
         tr = PairedPatchDataset(
             ds, tr_idx, tid, task, c.patch_size, "random", c.augment, self.seed, repeats
@@ -404,8 +147,6 @@ class RestorationDataModule(pl.LightningDataModule):
         return tr, va
 
     def _udair(self) -> tuple[Dataset, Dataset]:
-        from aioir.data import get_layout
-
         c = self.config
         layout = get_layout("udair")
         train = {ds.task: ds for ds in layout.paired_datasets(self.root, "train").values()}
@@ -435,9 +176,6 @@ class RestorationDataModule(pl.LightningDataModule):
         return TaskConcat(tr_parts), TaskConcat(va_parts)
 
     def _promptir(self) -> tuple[Dataset, Dataset]:
-        from aioir.data import get_layout
-        from aioir.io import list_images
-
         c = self.config
         layout = get_layout(c.kind)
         paired = {ds.task: ds for ds in layout.paired_datasets(self.root, "train").values()}
@@ -448,8 +186,8 @@ class RestorationDataModule(pl.LightningDataModule):
                 clean = list_images(self.root / "Train/Denoise", recursive=True)
                 if not clean:
                     raise DatasetLayoutError(f"{self.root / 'Train/Denoise'}: no clean images")
-                tr_idx, va_idx = _holdout([p.name for p in clean], c.val_fraction, c.val_seed)
-                spec = {"noise": TaskSpec(tuple(_fixed_sigma(s) for s in c.noise_sigmas))}
+                tr_idx, va_idx = holdout_split([p.name for p in clean], c.val_fraction, c.val_seed)
+                spec = {"noise": TaskSpec(tuple(fixed_gaussian_noise(s) for s in c.noise_sigmas))}
                 n = len(tr_idx)
                 tr = SyntheticDegradationDataset(
                     [clean[i] for i in tr_idx], spec, c.patch_size, "random", self.seed,
@@ -493,7 +231,7 @@ class RestorationDataModule(pl.LightningDataModule):
             self.batch_sampler.load_state_dict(self._pending_state)
             self._pending_state = None
         return DataLoader(
-            _EpochIndexed(self.train_set),
+            EpochIndexedDataset(self.train_set),
             batch_sampler=self.batch_sampler,
             num_workers=c.num_workers,
             # the epoch travels in each key, so workers can live across epochs

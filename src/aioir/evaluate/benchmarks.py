@@ -41,6 +41,7 @@ from typing import Any, Literal
 import torch
 
 from aioir.errors import AioirError, ConfigError, DatasetLayoutError
+from aioir.tasks import CORE_TASKS, TASKS
 
 __all__ = [
     "BENCHMARKS",
@@ -59,14 +60,7 @@ __all__ = [
 ]
 
 #: Tasks of ``synthetic:DIR`` when none are given.
-DEFAULT_SYNTHETIC_TASKS: tuple[str, ...] = (
-    "noise",
-    "rain",
-    "haze",
-    "lowlight",
-    "blur",
-    "underwater",
-)
+DEFAULT_SYNTHETIC_TASKS: tuple[str, ...] = CORE_TASKS
 
 Rounding = Literal["round", "truncate"]
 
@@ -599,8 +593,6 @@ def get_benchmark(spec: str | Benchmark, *, crop: int | None = None) -> Benchmar
 
     ``crop`` applies to ``synthetic:`` only (side of a seeded per-image crop).
     """
-    from aioir.degradations import TASKS
-
     if isinstance(spec, Benchmark):
         return spec
     text = str(spec).strip()

@@ -34,6 +34,7 @@ import numpy as np
 from scipy import ndimage, sparse
 from scipy.sparse import linalg as sparse_linalg
 
+from aioir.color import BT601_LUMA
 from aioir.errors import ConfigError
 
 __all__ = [
@@ -151,7 +152,7 @@ def dehaze_dcp(
     airlight = flat[idx[np.argmax(flat[idx].sum(axis=1))]]
     airlight = np.maximum(airlight, 1e-3)
     transmission = 1.0 - omega * dark_channel(img / airlight, patch)
-    gray = img @ np.array([0.299, 0.587, 0.114])
+    gray = img @ np.array(BT601_LUMA)
     transmission = guided_filter(gray, transmission, radius, eps)
     t = np.maximum(transmission, t0)[:, :, None]
     return np.clip((img - airlight) / t + airlight, 0.0, 1.0)
@@ -231,7 +232,7 @@ def derain_median(image: np.ndarray, size: int = 7, threshold: float = 0.03) -> 
     the per-channel median: rain streaks are thin and bright. A labelled baseline."""
     img = np.asarray(image, dtype=np.float64)
     median = ndimage.median_filter(img, size=(size, size, 1), mode="reflect")
-    luma = np.array([0.299, 0.587, 0.114])
+    luma = np.array(BT601_LUMA)
     mask = (img @ luma - median @ luma) > threshold
     mask = ndimage.binary_dilation(mask, iterations=1)
     return np.where(mask[:, :, None], median, img)

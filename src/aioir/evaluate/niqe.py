@@ -39,6 +39,7 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage, special
 
+from aioir.color import BT601_LUMA
 from aioir.errors import ConfigError
 
 __all__ = [
@@ -77,7 +78,7 @@ def _to_luma255(image: np.ndarray) -> np.ndarray:
     """H×W×3 RGB or H×W gray in [0, 1] → float64 luma on the 0–255 scale."""
     a = np.asarray(image, dtype=np.float64)
     if a.ndim == 3 and a.shape[2] == 3:
-        a = a @ np.array([0.299, 0.587, 0.114])
+        a = a @ np.array(BT601_LUMA)
     elif a.ndim == 3 and a.shape[2] == 1:
         a = a[:, :, 0]
     elif a.ndim != 2:

@@ -12,6 +12,7 @@ BasicSR's ``test_y_channel=True`` results, which use Y on [0, 255] with a peak o
 rounded (BasicSR does not round it either).
 
 Input is **RGB** (BasicSR's numpy path takes BGR; reverse the last axis of BGR arrays first).
+The weights and offset come from :mod:`aioir.color` (``BT601_RGB_WEIGHTS``, ``BT601_OFFSET``).
 """
 
 from __future__ import annotations
@@ -21,12 +22,9 @@ from typing import overload
 import numpy as np
 import torch
 
-__all__ = ["BT601_OFFSET", "BT601_RGB_WEIGHTS", "rgb_to_y"]
+from aioir.color import BT601_OFFSET, BT601_RGB_WEIGHTS
 
-#: Y offset on the 0–255 scale.
-BT601_OFFSET: float = 16.0
-#: Weights of R, G, B in [0, 1] giving Y on the 0–255 scale (MATLAB ``rgb2ycbcr``).
-BT601_RGB_WEIGHTS: tuple[float, float, float] = (65.481, 128.553, 24.966)
+__all__ = ["rgb_to_y"]
 
 
 @overload

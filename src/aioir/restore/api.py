@@ -31,6 +31,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from aioir.color import BT601_LUMA
 from aioir.errors import ConfigError, ImageWriteError
 from aioir.io import ImageData, load_image, save_image, write_image
 from aioir.models.wrappers import unwrap
@@ -55,7 +56,6 @@ __all__ = [
 ]
 
 PRECISIONS: tuple[str, ...] = ("auto", "fp32", "bf16", "fp16")
-_LUMA = (0.299, 0.587, 0.114)  # ITU-R BT.601, as aioir.io writes grayscale
 _BIT_DTYPES = {8: np.uint8, 16: np.uint16}
 _DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -91,7 +91,8 @@ def _resolve_precision(precision: str, device: torch.device) -> torch.dtype:
 # ------------------------------------------------------------------------------ conversions
 def _luma(rgb: Tensor) -> Tensor:
     """B×3×H×W → B×H×W (BT.601)."""
-    return rgb[:, 0] * _LUMA[0] + rgb[:, 1] * _LUMA[1] + rgb[:, 2] * _LUMA[2]
+    wr, wg, wb = BT601_LUMA  # as aioir.io writes grayscale
+    return rgb[:, 0] * wr + rgb[:, 1] * wg + rgb[:, 2] * wb
 
 
 def _quantize(array: np.ndarray, dtype: np.dtype, rows: int = 512) -> np.ndarray:

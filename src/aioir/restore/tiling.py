@@ -44,7 +44,6 @@ __all__ = [
     "axis_weights",
     "choose_tile",
     "model_bytes_per_pixel",
-    "pad_to_multiple",
     "round_tile",
     "run_padded",
     "tile_starts",
@@ -66,11 +65,6 @@ Forward = Callable[[Tensor], Tensor]
 
 
 # ------------------------------------------------------------------------------ padding
-def pad_to_multiple(x: Tensor, multiple: int) -> Tensor:
-    """``x`` padded at the bottom/right to multiples of ``multiple`` (see :mod:`aioir.nn.padding`)."""
-    return padding.pad_to_multiple(x, multiple)[0]
-
-
 def run_padded(forward: Forward, x: Tensor, multiple: int = 1) -> Tensor:
     """``forward`` on ``x`` padded to ``multiple``, cropped back to ``x``'s size."""
     xp, size = padding.pad_to_multiple(x, multiple)
@@ -174,7 +168,9 @@ def tiled_forward(
     for k in range(0, len(jobs), max(1, batch_size)):
         chunk = jobs[k : k + max(1, batch_size)]
         tiles = [
-            pad_to_multiple(x[:, :, ys[i] : ys[i] + size_y, xs[j] : xs[j] + size_x], multiple)
+            padding.pad_to_multiple(
+                x[:, :, ys[i] : ys[i] + size_y, xs[j] : xs[j] + size_x], multiple
+            )[0]
             for i, j in chunk
         ]
         result = forward(torch.cat(tiles).to(device))

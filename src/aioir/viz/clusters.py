@@ -28,6 +28,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from aioir.data.layouts import UDAIR_FOLDER_TASKS
 from aioir.errors import ConfigError, DatasetLayoutError
 from aioir.io import write_bytes_atomically
 from aioir.models.protocols import DegradationEmbedder
@@ -45,15 +46,7 @@ __all__ = [
 ]
 
 #: Folder names → task names (UDAIR's source and target folders; ours map to themselves).
-FOLDER_TASKS: dict[str, str] = {
-    "denoising": "noise",
-    "dehazing": "haze",
-    "deraining": "rain",
-    "low-light": "lowlight",
-    "lowlight": "lowlight",
-    "deblurring": "blur",
-    "underwater": "underwater",
-}
+FOLDER_TASKS: dict[str, str] = {**UDAIR_FOLDER_TASKS, "lowlight": "lowlight", "deblurring": "blur"}
 
 
 def embeddings_path(path: str | os.PathLike[str]) -> Path:
