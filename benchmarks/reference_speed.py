@@ -2,7 +2,7 @@
 
 The authors' code cannot be vendored here (no or non-commercial licences), so the reference is
 *emulated* on the same weights, doing the work their forward does and ours skips or does
-differently (read from their code, methods.md §1–§3):
+differently (read from their code; ``docs/methods/*.md``, "Reference-code quirks"):
 
 * LayerNorm through ``rearrange(b c h w -> b (h w) c)``, mean/var over the last axis, and back
   (two layout copies per norm) — ours runs ``F.layer_norm`` on a channels-last view;

@@ -14,8 +14,9 @@ REAL_IMAGES = ("astronaut", "chelsea", "coffee")
 
 @pytest.fixture(scope="session")
 def real_pairs() -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """name → (restored, clean) float64 H×W×3 in [0, 1], built as in protocols.md §5.2:
-    σ = 25 (on the 0–255 scale) Gaussian noise, clipped, then a 5×5 Gaussian blur (σ 1)."""
+    """name → (restored, clean) float64 H×W×3 in [0, 1], built as in ``docs/protocols.md``,
+    "Measured convention effects": σ = 25 (on the 0–255 scale) Gaussian noise, clipped, then a
+    5×5 Gaussian blur (σ 1)."""
     rng = np.random.default_rng(2025)
     pairs = {}
     for name in REAL_IMAGES:

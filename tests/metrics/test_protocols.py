@@ -162,7 +162,7 @@ def test_promptir_score_equals_promptir_pipeline(
     scores = get_protocol("promptir").score(restored, clean)
     assert scores["psnr"] == pytest.approx(expected_psnr, abs=1e-6)
     assert scores["ssim"] == pytest.approx(expected_ssim, abs=1e-6)
-    # the crop moves the number (protocols.md §5.2: ±0.04 dB)
+    # the crop moves the number (docs/protocols.md, "Measured convention effects": ±0.04 dB)
     assert scores["psnr"] != pytest.approx(get_protocol("udair").score(restored, clean)["psnr"])
 
 

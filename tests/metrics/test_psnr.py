@@ -59,7 +59,8 @@ def test_real_images_y_channel(
     for name, (restored, clean) in real_pairs.items():
         rgb = psnr(restored, clean)
         y = psnr(restored, clean, y_channel=True)
-        # protocols.md §5.2: Y (BT.601) PSNR is 2.3–3.3 dB above RGB PSNR on these images
+        # docs/protocols.md, "Measured convention effects": Y (BT.601) PSNR is 2.3–3.3 dB
+        # above RGB PSNR on these images
         assert 2.0 <= y - rgb <= 3.5, (name, rgb, y)
         # and equal to BasicSR's test_y_channel result (Y on 0–255, peak 255)
         assert y == pytest.approx(basicsr_y_metrics(restored, clean)[0], abs=1e-6), name

@@ -93,7 +93,8 @@ def test_real_images_conventions(
         gauss = ssim(restored, clean)
         uniform = ssim(restored, clean, window="uniform")
         y = ssim(restored, clean, y_channel=True)
-        # protocols.md §5.2: window variants differ by < 0.01, Y-mode is 0.11–0.19 higher
+        # docs/protocols.md, "Measured convention effects": window variants differ by < 0.01,
+        # Y-mode is 0.11–0.19 higher
         assert abs(gauss - uniform) < 0.01, name
         assert 0.1 <= y - gauss <= 0.2, (name, gauss, y)
         assert 0.6 < gauss < 0.8, (name, gauss)

@@ -1,6 +1,7 @@
 """Task-balanced batch sampling: every batch holds ``M`` samples of every task, in a fixed order.
 
-UDAIR's cross-sample contrastive loss (methods.md §2.7, §2.11) reshapes each batch to
+UDAIR's cross-sample contrastive loss (``docs/methods/udair.md``, "Cross-sample contrastive
+loss", "Training recipe") reshapes each batch to
 ``[T, M, …]``, so a batch must be ``[t0 × M, t1 × M, …]``. UDAIR pads every task's file list by
 random duplication to the longest list and defines an epoch as ``ceil(longest / M)`` batches.
 

@@ -148,7 +148,7 @@ class GaussianNoise(Degradation):
         How the noisy image is snapped to uint8 when ``quantize``. ``"round"`` (default) is
         unbiased. ``"truncate"`` reproduces the PromptIR / AirNet / AdaIR code
         (``np.clip(...).astype(np.uint8)``), which floors and so biases every pixel by
-        −0.5 DN on average (see ``protocols.md`` §5.1).
+        −0.5 DN on average (see ``docs/protocols.md``, "Metric conventions by code family").
     """
 
     sigma: float

@@ -8,11 +8,11 @@
   the ``val`` split (never ``test``).
 * ``promptir-3task`` / ``promptir-5task`` — the PromptIR/AdaIR tree; noise is synthesised on the
   clean ``Train/Denoise`` images at ``data.noise_sigmas``; ``data.repeats`` are the repeat
-  factors (protocols.md §1–2). Validation holds out ``data.val_fraction`` of each training part
-  (the ``test/`` sets are never used).
+  factors (``docs/protocols.md``, "The 3-task setting", "The 5-task setting"). Validation holds
+  out ``data.val_fraction`` of each training part (the ``test/`` sets are never used).
 * ``udair`` — UDAIR's tree, five source tasks in index order (noise, haze, rain, lowlight,
-  underwater); validation is a hold-out of the training sets (methods.md §2.15 item 12;
-  ``data.val_split: val`` uses ``val/`` instead).
+  underwater); validation is a hold-out of the training sets (``docs/methods/udair.md``,
+  "Differences from the reference code"; ``data.val_split: val`` uses ``val/`` instead).
 
 Training items are a pure function of ``(seed, epoch, index)``: the batch sampler yields
 ``(epoch, index)`` pairs, so crops and degradations do not depend on workers or on resuming.

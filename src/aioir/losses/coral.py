@@ -1,4 +1,6 @@
-"""CORAL: distance between the second-order statistics of two feature sets (methods.md §2.10).
+"""CORAL: distance between the second-order statistics of two feature sets.
+
+UDAIR's test-time objective (``docs/methods/udair.md``, "CORAL test-time adaptation").
 
 ``Cov(X) = (XᵀX − (1ᵀX)ᵀ(1ᵀX)/n) / (n − 1)`` for ``X ∈ R^{n×C}`` (rows are samples), and
 
@@ -6,7 +8,8 @@
 * ``squared=True``: Deep CORAL (Sun & Saenko 2016), ``‖Cov_s − Cov_t‖²_F / (4·C²)``.
 
 Everything is computed in float32 (or float64 if given), whatever the autocast state: the
-covariance of bf16 features loses most of its digits (methods.md §2.15 item 15).
+covariance of bf16 features loses most of its digits (``docs/methods/udair.md``, "Numerics
+and cost").
 
 The non-squared form uses a *safe* square root: its gradient at exactly equal covariances is 0
 (a subgradient) instead of ``0/0 = NaN``, so adapting from a perfect match stays finite.

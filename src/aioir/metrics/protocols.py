@@ -1,6 +1,6 @@
 """Named metric protocols: every reported number carries the convention that produced it.
 
-A :class:`MetricProtocol` fixes everything that moves PSNR/SSIM (``docs/protocols.md`` §5):
+A :class:`MetricProtocol` fixes what moves PSNR/SSIM (``docs/protocols.md``, "Metric conventions"):
 colour space, SSIM window, border/centre cropping, clipping, 8-bit rounding. Images are float
 in [0, 1] (``data_range = 1``); numpy ``H×W×C`` or torch ``N×C×H×W``. Every protocol averages
 *per-image* values (the caller takes the mean over images, then over data sets).

@@ -2,7 +2,8 @@
 
 ``bank.levels[level]`` is a ``T×C×h×w`` *mean map* (``level`` ∈ ``g4``, ``g3``, ``g2``; ``T``
 tasks in ``task_names`` order): the average of the degradation embeddings over training crops,
-the authors' reference for CORAL test-time adaptation (methods.md §2.8, §2.10). Format 2 adds
+the authors' reference for CORAL test-time adaptation (``docs/methods/udair.md``, "Source
+bank", "CORAL test-time adaptation"). Format 2 adds
 per-task *distribution statistics* of the rows (positions) of the per-image maps, accumulated
 over the same crops (:mod:`aioir.methods.udair.bank_accumulation`):
 

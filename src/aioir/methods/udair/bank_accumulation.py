@@ -1,8 +1,8 @@
 """UDAIR's source bank: per-task mean degradation embeddings at the three fusion levels.
 
 ``bank[level]`` is a ``T×C×h×w`` tensor (``level`` ∈ ``g4``, ``g3``, ``g2``; ``T`` tasks in
-``task_names`` order) — the reference statistics of CORAL test-time adaptation (methods.md
-§2.8, §2.10). Two ways to compute it (methods.md §2.15 item 14):
+``task_names`` order) — the reference statistics of CORAL test-time adaptation
+(``docs/methods/udair.md``, "Source bank"). Two ways to compute it:
 
 * ``epoch_mean`` (the authors): at every training step the detached ``g``'s of the
   task-ordered batch are reshaped to ``[T, M, C, h, w]``, averaged over ``M`` and summed; at

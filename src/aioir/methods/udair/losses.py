@@ -1,4 +1,5 @@
-"""UDAIR's cross-sample contrastive loss (CSCL), registered as the ``cscl`` loss term; methods.md §2.7.
+"""UDAIR's cross-sample contrastive loss (CSCL), registered as the ``cscl`` loss term
+(``docs/methods/udair.md``, "Cross-sample contrastive loss").
 
 The batch is task-ordered, ``[t0 × M, t1 × M, …]`` (``T`` tasks, ``M`` samples each). With the
 pooled features ``f`` (B×D):

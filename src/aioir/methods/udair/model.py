@@ -1,6 +1,6 @@
 """UDAIR (Fan et al., 2025/2026): Restormer at half width + a codebook degradation module (DAM).
 
-Pipeline (see ``docs`` / methods §2.3–2.9):
+Pipeline (``docs/methods/udair.md``, "Backbone" to "Distribution adapters"):
 
 * **DAM** (``dam``) on the raw padded input: a two-level VQ-VAE with EMA codebooks
   (``dam.codebook``; its mean subtraction is internal), whose bottom code ``q_b`` (``D×H/4×W/4``)

@@ -4,8 +4,9 @@ Three distribution adapters ``A₄, A₃, A₂`` (:class:`aioir.nn.adapters.Dist
 the maps the DAM injects into the decoder (``g4, g3, g2``). Per image, only the adapters are
 optimised to minimise ``scale · Σ_ℓ CORAL(P^ℓ_r, A_ℓ(g_ℓ))``, where ``P^ℓ_r`` is the source-bank
 entry of the reference task ``r`` and the target map is average-pooled to the bank's spatial size
-(methods.md §2.10). Adaptation is *episodic*: adapters, codebook buffers, train/eval mode,
-``requires_grad`` flags and the optimiser are reset after every image.
+(``docs/methods/udair.md``, "CORAL test-time adaptation"). Adaptation is *episodic*: adapters,
+codebook buffers, train/eval mode, ``requires_grad`` flags and the optimiser are reset after
+every image.
 
 Two modes (:class:`TTAConfig`):
 
@@ -84,10 +85,11 @@ __all__ = [
 ]
 
 TTA_MODES: tuple[str, ...] = ("default", "faithful")
-#: Blind reference choices: Σ CORAL distance to the mean maps (methods §2.15 item 3 B), nearest
-#: mean embedding ("centroid"), the sum of both after normalisation ("combined"), Mahalanobis
-#: distance of the image's mean row under the bank's stored covariance ("mahalanobis", needs a
-#: bank with statistics), or "auto": mahalanobis when the bank has statistics, else centroid.
+#: Blind reference choices (``docs/methods/udair.md``, "Blind reference choice"): Σ CORAL
+#: distance to the mean maps ("coral"), nearest mean embedding ("centroid"), the sum of both
+#: after normalisation ("combined"), Mahalanobis distance of the image's mean row under the
+#: bank's stored covariance ("mahalanobis", needs a bank with statistics), or "auto":
+#: mahalanobis when the bank has statistics, else centroid.
 CHOOSERS: tuple[str, ...] = ("auto", "coral", "centroid", "combined", "mahalanobis")
 #: CORAL reference: the bank's stored within-image covariance ("statistics"), the covariance of
 #: the task's mean map ("mean_map", the authors'), or "auto" (statistics when the bank has them).
@@ -253,7 +255,8 @@ def _mahalanobis(target: Tensor, means: Tensor, cov: Tensor) -> Tensor:
 def reference_distances(maps: Mapping[str, Tensor], bank: SourceBank, chooser: str) -> Tensor:
     """Distance of one image's unadapted maps (1×C×H×W) to every bank task (``T`` values).
 
-    * ``coral``: ``Σ_ℓ CORAL(P^ℓ_k, pool(g_ℓ))`` (methods §2.15 item 3, option B);
+    * ``coral``: ``Σ_ℓ CORAL(P^ℓ_k, pool(g_ℓ))`` (``docs/methods/udair.md``, "Blind reference
+      choice");
     * ``centroid``: ``Σ_ℓ ‖mean(P^ℓ_k) − mean(g_ℓ)‖ / s_ℓ`` with ``s_ℓ`` the mean distance
       between the bank's task means at level ℓ (so every level weighs the same);
     * ``combined``: both, each divided by its mean over tasks, summed;
