@@ -26,7 +26,8 @@ FORBIDDEN: dict[str, tuple[str, ...]] = {
     "aioir.data.layouts": ("aioir.models", "lightning"),
     "aioir.restore": ("lightning", "aioir.engine", "aioir.evaluate", "aioir.data"),
     "aioir.evaluate": ("lightning", "aioir.engine"),
-    "aioir.demo": ("lightning", "aioir.engine", "aioir.evaluate"),
+    "aioir.apps": ("torch", "aioir.restore", "aioir.data", "lightning"),
+    "aioir.apps.demo": ("lightning", "aioir.engine", "aioir.evaluate"),
     "aioir.losses": ("aioir.models", "aioir.data", "lightning"),
 }
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from aioir.cli._options import add_device_argument
 from aioir.cli._types import positive_int
 
-# the same as aioir.demo's (not imported here: it needs torch; tests check they agree)
+# the same as aioir.apps.demo's (not imported here: it needs torch; tests check they agree)
 DEFAULT_OUTPUT = Path("outputs/demo")
 DEFAULT_SIZE = 384
 DEFAULT_TASKS = ("noise", "rain", "haze", "lowlight", "blur", "underwater")
@@ -39,7 +39,7 @@ exit status: 0 written, 1 failed (one line on stderr), 2 usage error"""
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from aioir.demo import run_demo
+    from aioir.apps.demo import run_demo
     from aioir.errors import AioirError
 
     try:
