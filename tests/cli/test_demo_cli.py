@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from aioir import cli, demo
+from aioir import cli
+from aioir.apps import demo
 from aioir.cli import demo as demo_cli
 from aioir.errors import ConfigError
 from aioir.metrics import get_protocol

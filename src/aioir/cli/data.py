@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from aioir.cli import _options as options
+
 
 def _check(args: argparse.Namespace) -> int:
     from aioir.data.layouts import main_check
@@ -34,14 +36,20 @@ def _photos(args: argparse.Namespace) -> int:
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the ``data`` command group."""
-    data = sub.add_parser("data", help="datasets: check layouts, build the offline photo corpus")
-    data.set_defaults(group_parser=data)
-    data_sub = data.add_subparsers(dest="data_command", metavar="DATA_COMMAND")
+    data_sub = options.add_command_group(
+        sub,
+        "data",
+        "datasets: check layouts, build the offline photo corpus",
+        dest="data_command",
+        metavar="DATA_COMMAND",
+    )
 
-    check = data_sub.add_parser(
+    check = options.add_command(
+        data_sub,
         "check",
-        help="validate a dataset folder against a standard layout",
-        description="Validate ROOT against a named layout and say exactly what is missing.",
+        _check,
+        "validate a dataset folder against a standard layout",
+        "Validate ROOT against a named layout and say exactly what is missing.",
     )
     check.add_argument("root", type=Path, help="dataset root folder")
     check.add_argument("--layout", required=True, help="layout name (see `aioir data layouts`)")
@@ -50,18 +58,16 @@ def register(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="report file-count mismatches as notes instead of problems",
     )
-    check.set_defaults(handler=_check)
 
-    layouts = data_sub.add_parser("layouts", help="list the known dataset layouts")
-    layouts.set_defaults(handler=_layouts)
+    options.add_command(data_sub, "layouts", _layouts, "list the known dataset layouts")
 
-    photos = data_sub.add_parser(
+    photos = options.add_command(
+        data_sub,
         "photos",
-        help="build the offline photo corpus from Debian packages",
-        description=(
-            "Download the Debian packages that ship the photos in the list, extract them, "
-            "normalise names, write SOURCES.tsv with licences and a fixed train/val/test split."
-        ),
+        _photos,
+        "build the offline photo corpus from Debian packages",
+        "Download the Debian packages that ship the photos in the list, extract them, "
+        "normalise names, write SOURCES.tsv with licences and a fixed train/val/test split.",
     )
     photos.add_argument("dest", type=Path, help="destination folder")
     photos.add_argument(
@@ -73,5 +79,4 @@ def register(sub: argparse._SubParsersAction) -> None:
     photos.add_argument(
         "--cache-dir", type=Path, default=None, help="where downloaded .deb files are kept"
     )
-    photos.add_argument("--no-progress", action="store_true", help="no progress bar")
-    photos.set_defaults(handler=_photos)
+    options.add_no_progress_argument(photos)

@@ -7,14 +7,13 @@ output), 2 usage error.
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
-from aioir.cli._options import add_device_argument
+from aioir.cli import _options as options
 from aioir.cli._types import positive_int
 from aioir.tasks import CORE_TASKS
 
-# the same as aioir.demo's (not imported here: it needs torch; tests check they agree)
+# the same as aioir.apps.demo's (not imported here: it needs torch; tests check they agree)
 DEFAULT_OUTPUT = Path("outputs/demo")
 DEFAULT_SIZE = 384
 DEFAULT_TASKS = CORE_TASKS
@@ -27,6 +26,7 @@ def _tasks(value: str) -> tuple[str, ...]:
     return tasks
 
 
+_HELP = "restore the bundled sample photos and write a comparison page"
 _DESCRIPTION = """\
 Degrade the bundled sample photos with each task's degradations (noise, rain, haze, low light,
 blur, underwater; seeded per task and photo, so every run is the same), restore them with the
@@ -40,7 +40,7 @@ exit status: 0 written, 1 failed (one line on stderr), 2 usage error"""
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from aioir.demo import run_demo
+    from aioir.apps.demo import run_demo
     from aioir.errors import AioirError
 
     try:
@@ -57,40 +57,23 @@ def _demo(args: argparse.Namespace) -> int:
     except AioirError as exc:
         if getattr(args, "debug", False):
             raise
-        print(f"aioir demo: error: {exc}", file=sys.stderr)
-        return 1
+        return options.fail("demo", str(exc))
     print(result.table())
     if not args.quiet:
         total = result.seconds.get("total", 0.0)
-        print(
-            f"aioir demo: wrote {args.output} in {total:.0f} s (open {args.output / 'index.html'})",
-            file=sys.stderr,
+        options.say(
+            "demo", f"wrote {args.output} in {total:.0f} s (open {args.output / 'index.html'})"
         )
     return 0
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the ``demo`` command."""
-    p = sub.add_parser(
-        "demo",
-        help="restore the bundled sample photos and write a comparison page",
-        description=_DESCRIPTION,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+    p = options.add_command(sub, "demo", _demo, _HELP, _DESCRIPTION)
+    options.add_output_argument(
+        p, "DIR", f"output folder (default {DEFAULT_OUTPUT})", default=DEFAULT_OUTPUT
     )
-    p.add_argument(
-        "-o",
-        "--output",
-        type=Path,
-        default=DEFAULT_OUTPUT,
-        metavar="DIR",
-        help=f"output folder (default {DEFAULT_OUTPUT})",
-    )
-    p.add_argument(
-        "--model",
-        default="default",
-        metavar="NAME_OR_PATH",
-        help="registered model name or saved-model path (default: the shipped default model)",
-    )
+    options.add_model_argument(p)
     p.add_argument(
         "--size",
         type=positive_int,
@@ -106,9 +89,6 @@ def register(sub: argparse._SubParsersAction) -> None:
         help=f"degradation tasks, comma-separated (default {','.join(DEFAULT_TASKS)})",
     )
     p.add_argument("--no-tta", action="store_true", help="skip the test-time adaptation column")
-    p.add_argument(
-        "--overwrite", action="store_true", help="replace the demo's files in an existing folder"
-    )
-    add_device_argument(p)
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or messages")
-    p.set_defaults(handler=_demo)
+    options.add_overwrite_argument(p, "replace the demo's files in an existing folder")
+    options.add_device_argument(p)
+    options.add_quiet_argument(p, "no progress bar or messages")

@@ -10,8 +10,18 @@ import argparse
 import sys
 from pathlib import Path
 
-from aioir.cli._options import add_device_argument, add_self_ensemble_argument
-from aioir.cli._tta import add_tta_arguments, tta_from_args
+from aioir.cli import _options as options
+from aioir.cli._tta import add_tta_arguments
+
+_HELP = "score a model or classical method on named benchmarks"
+_DESCRIPTION = (
+    "Evaluate a model on benchmarks and print one table per benchmark, headed by its "
+    "metric protocol. Benchmarks: promptir-3task, promptir-5task, udair-source, "
+    "udair-target (need --data-root), paired:DIR[:TASK] (DIR/input <-> DIR/target), "
+    "synthetic:DIR[:TASKS] (clean photos degraded on the fly, seeded per image; a photo "
+    "corpus folder uses its test split). Relative DIRs are resolved against "
+    "--data-root when it is given."
+)
 
 
 def _evaluate(args: argparse.Namespace) -> int:
@@ -33,16 +43,7 @@ def _evaluate(args: argparse.Namespace) -> int:
             raise ConfigError(f"benchmark {bench.name} needs --data-root (the dataset root)")
     if args.data_root is not None and not args.data_root.is_dir():
         raise ConfigError(f"{args.data_root}: data root does not exist or is not a folder")
-    method = load_method(
-        args.model,
-        args.checkpoint,
-        device=args.device,
-        tile=args.tile,
-        tta=tta_from_args(args),
-        self_ensemble=args.self_ensemble,
-        precision=args.precision,
-        allow_untrained=args.allow_untrained,
-    )
+    method = load_method(args.model, **options.restoration_keywords(args))
     results = []
     for bench in benchmarks:
         result = evaluate(
@@ -69,23 +70,13 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the ``evaluate`` command."""
-    p = sub.add_parser(
-        "evaluate",
-        help="score a model or classical method on named benchmarks",
-        description=(
-            "Evaluate a model on benchmarks and print one table per benchmark, headed by its "
-            "metric protocol. Benchmarks: promptir-3task, promptir-5task, udair-source, "
-            "udair-target (need --data-root), paired:DIR[:TASK] (DIR/input <-> DIR/target), "
-            "synthetic:DIR[:TASKS] (clean photos degraded on the fly, seeded per image; a photo "
-            "corpus folder uses its test split). Relative DIRs are resolved against "
-            "--data-root when it is given."
-        ),
-    )
-    p.add_argument(
-        "--model",
-        required=True,
-        help="registered name, saved-model path, or classical:NAME "
+    p = options.add_command(sub, "evaluate", _evaluate, _HELP, _DESCRIPTION)
+    options.add_model_argument(
+        p,
+        "registered name, saved-model path, or classical:NAME "
         "(auto, identity, cbm3d, dcp, lime, grayworld, unsharp, median-derain)",
+        metavar=None,
+        required=True,
     )
     p.add_argument("--checkpoint", type=Path, default=None, help="weights for a named model")
     p.add_argument(
@@ -102,7 +93,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="metric protocol: promptir, basicsr-y, udair or clean (default: the benchmark's)",
     )
     add_tta_arguments(p)
-    add_self_ensemble_argument(p)
+    options.add_self_ensemble_argument(p)
     p.add_argument(
         "--tile", type=int, default=None, help="restore in N×N tiles (default: one full pass)"
     )
@@ -112,7 +103,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--limit", type=int, default=None, metavar="N", help="first N images per dataset only"
     )
-    add_device_argument(p)
+    options.add_device_argument(p)
     p.add_argument("--precision", default="fp32", help="fp32 (default), bf16 or fp16 for networks")
     p.add_argument(
         "--noise-rounding",
@@ -140,5 +131,4 @@ def register(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="allow a registered model without weights (smoke tests only)",
     )
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.set_defaults(handler=_evaluate)
+    options.add_no_progress_argument(p)

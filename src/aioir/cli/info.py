@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from aioir.cli import _options as options
+
 
 def _models(args: argparse.Namespace) -> int:
     from aioir.models import list_models
@@ -39,12 +41,9 @@ def _protocols(args: argparse.Namespace) -> int:
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the listing commands."""
-    models = sub.add_parser("models", help="list registered models and presets")
-    models.set_defaults(handler=_models)
-
-    degr = sub.add_parser("degradations", help="list the synthetic degradations")
+    options.add_command(sub, "models", _models, "list registered models and presets")
+    degr = options.add_command(
+        sub, "degradations", _degradations, "list the synthetic degradations"
+    )
     degr.add_argument("--task", default=None, help="only this task's degradations")
-    degr.set_defaults(handler=_degradations)
-
-    protocols = sub.add_parser("protocols", help="list the named metric protocols")
-    protocols.set_defaults(handler=_protocols)
+    options.add_command(sub, "protocols", _protocols, "list the named metric protocols")

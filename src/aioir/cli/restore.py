@@ -7,14 +7,14 @@ error (an input that matches no image, bad option values, a model that cannot be
 from __future__ import annotations
 
 import argparse
-import sys
 import traceback
 from pathlib import Path
 
-from aioir.cli._options import add_device_argument, add_self_ensemble_argument
-from aioir.cli._tta import add_tta_arguments, tta_from_args
+from aioir.cli import _options as options
+from aioir.cli._tta import add_tta_arguments
 from aioir.cli._types import non_negative_int, positive_int, unit_float
 
+_HELP = "restore image files or folders with a trained model"
 _DESCRIPTION = """\
 Restore images (noise, rain, haze, low light, blur, underwater colour cast) and write
 OUTPUT/<name>.png for each input, keeping bit depth, alpha and grayscale. INPUT may be files,
@@ -22,11 +22,6 @@ folders (with --recursive, their sub-folders too; the sub-folder layout is kept)
 patterns. Existing outputs are left alone unless --overwrite is given.
 
 exit status: 0 all restored, 1 some inputs failed (one line each on stderr), 2 usage error"""
-
-
-def _usage_error(message: str) -> int:
-    print(f"aioir restore: error: {message}", file=sys.stderr)
-    return 2
 
 
 def _restore(args: argparse.Namespace) -> int:
@@ -37,9 +32,9 @@ def _restore(args: argparse.Namespace) -> int:
     try:
         items = collect_inputs(args.inputs, recursive=args.recursive, exclude=args.output)
     except AioirError as exc:
-        return _usage_error(str(exc))
+        return options.fail("restore", str(exc), 2)
     if args.output.exists() and not args.output.is_dir():
-        return _usage_error(f"{args.output}: exists and is not a folder")
+        return options.fail("restore", f"{args.output}: exists and is not a folder", 2)
     jobs = plan_jobs(items, args.output, compare=args.compare)
 
     from aioir.restore.api import Restorer
@@ -47,21 +42,15 @@ def _restore(args: argparse.Namespace) -> int:
     try:
         restorer = Restorer(
             args.model,
-            checkpoint=args.checkpoint,
-            device=args.device,
-            tile=args.tile,
+            **options.restoration_keywords(args),
             tile_overlap=args.tile_overlap,
             tile_batch_size=args.tile_batch_size,
-            precision=args.precision,
-            tta=tta_from_args(args),
-            self_ensemble=args.self_ensemble,
-            allow_untrained=args.allow_untrained,
             strength=args.strength,
         )
     except AioirError as exc:
         if debug:
             traceback.print_exc()
-        return _usage_error(str(exc))
+        return options.fail("restore", str(exc), 2)
     result = run_batch(
         restorer,
         jobs,
@@ -70,45 +59,23 @@ def _restore(args: argparse.Namespace) -> int:
         debug=debug,
     )
     if not args.quiet or result.failures:
-        done = len(result.written)
-        print(
-            f"aioir restore: restored {done} of {len(jobs)} images into {args.output}",
-            file=sys.stderr,
+        options.say(
+            "restore", f"restored {len(result.written)} of {len(jobs)} images into {args.output}"
         )
     return result.exit_status
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the ``restore`` command."""
-    p = sub.add_parser(
-        "restore",
-        help="restore image files or folders with a trained model",
-        description=_DESCRIPTION,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    p = options.add_command(sub, "restore", _restore, _HELP, _DESCRIPTION)
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders or globs")
-    p.add_argument(
-        "-o",
-        "--output",
-        type=Path,
-        default=Path("restored"),
-        metavar="DIR",
-        help="output folder (default: ./restored)",
+    options.add_output_argument(
+        p, "DIR", "output folder (default: ./restored)", default=Path("restored")
     )
-    p.add_argument(
-        "--model",
-        default="default",
-        metavar="NAME_OR_PATH",
-        help="registered model name or saved-model path (default: the shipped default model)",
-    )
-    p.add_argument("--checkpoint", type=Path, default=None, help="weights for a model name")
-    p.add_argument(
-        "--allow-untrained",
-        action="store_true",
-        help="allow a model name without weights (random weights; for tests only)",
-    )
+    options.add_model_argument(p)
+    options.add_checkpoint_arguments(p)
     add_tta_arguments(p)
-    add_self_ensemble_argument(p)
+    options.add_self_ensemble_argument(p)
     p.add_argument(
         "--strength",
         type=unit_float,
@@ -138,17 +105,16 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="N",
         help="tiles per forward pass (default 1 on CPU, 4 on GPU)",
     )
-    add_device_argument(p)
+    options.add_device_argument(p)
     p.add_argument(
         "--precision",
         choices=("auto", "fp32", "bf16", "fp16"),
         default="auto",
         help="autocast precision (auto: fp32 on CPU, bf16 or fp16 on GPU)",
     )
-    p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    options.add_overwrite_argument(p, "replace existing outputs")
     p.add_argument(
         "--compare", action="store_true", help="also write <name>_compare.png (input | output)"
     )
     p.add_argument("-r", "--recursive", action="store_true", help="look into sub-folders")
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
-    p.set_defaults(handler=_restore)
+    options.add_quiet_argument(p, "no progress bar or summary")

@@ -11,6 +11,15 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from aioir.cli import _options as options
+
+_HELP = "train a model from a YAML config"
+_DESCRIPTION = (
+    "Train a restoration model as a YAML config describes (model, data, losses, "
+    "optimiser, schedule). Writes checkpoints (best by val PSNR + last), logs and a "
+    "final export (save_pretrained weights, UDAIR source bank, training.json)."
+)
+
 
 def _devices(text: str) -> int | str:
     if text == "auto":
@@ -52,15 +61,7 @@ def _train(args: argparse.Namespace) -> int:
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the ``train`` command."""
-    p = sub.add_parser(
-        "train",
-        help="train a model from a YAML config",
-        description=(
-            "Train a restoration model as a YAML config describes (model, data, losses, "
-            "optimiser, schedule). Writes checkpoints (best by val PSNR + last), logs and a "
-            "final export (save_pretrained weights, UDAIR source bank, training.json)."
-        ),
-    )
+    p = options.add_command(sub, "train", _train, _HELP, _DESCRIPTION)
     p.add_argument("--config", type=Path, required=True, help="YAML config (see configs/)")
     p.add_argument(
         "--resume",
@@ -74,14 +75,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-steps", type=int, default=None, help="override trainer.max_steps")
     p.add_argument("--devices", type=_devices, default=None, help="devices per node (N or auto)")
     p.add_argument("--accelerator", choices=("cpu", "gpu", "auto"), default=None)
-    p.add_argument(
-        "--set",
-        action="extend",
-        nargs="+",
-        metavar="KEY.PATH=VALUE",
-        help="override config values (YAML syntax), e.g. --set data.root=DIR trainer.max_steps=5",
+    options.add_set_argument(
+        p, "override config values (YAML syntax), e.g. --set data.root=DIR trainer.max_steps=5"
     )
-    p.set_defaults(handler=_train)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
+from aioir.cli import _options as options
 from aioir.cli._types import positive_int
 
 _EMBED = """\
@@ -47,8 +47,8 @@ def _severity(value: str) -> str | float:
 
 
 def _add_source(p: argparse.ArgumentParser, required: bool) -> None:
-    p.add_argument(
-        "--model", required=required, metavar="PATH", help="model with a degradation embedding"
+    options.add_model_argument(
+        p, "model with a degradation embedding", metavar="PATH", required=required, default=None
     )
     p.add_argument("--images", required=required, metavar="SOURCE", help="labelled images")
     p.add_argument("--crop", type=_crop, default=128, help="crop side, 0 = whole (default 128)")
@@ -76,27 +76,18 @@ def _compute(args: argparse.Namespace):
 
 def _add_figure_output(p: argparse.ArgumentParser, title_help: str) -> None:
     """``-o FIG.png``, ``--title`` and ``--overwrite``: the output options of every figure."""
-    p.add_argument("-o", "--output", type=Path, required=True, metavar="FIG.png")
+    options.add_output_argument(p, "FIG.png", required=True)
     p.add_argument("--title", default=None, help=title_help)
-    p.add_argument("--overwrite", action="store_true", help="replace an existing FIG.png")
-
-
-def _refuse_existing(path: Path, overwrite: bool) -> None:
-    """Fail before any work when ``path`` exists and ``--overwrite`` was not given."""
-    from aioir.errors import ConfigError
-
-    if path.exists() and not overwrite:
-        raise ConfigError(f"{path}: exists; pass --overwrite to replace it")
+    options.add_overwrite_argument(p, "replace an existing FIG.png")
 
 
 def _embed(args: argparse.Namespace) -> int:
     from aioir.viz.clusters import embeddings_path
 
-    _refuse_existing(embeddings_path(args.output), args.overwrite)
+    options.refuse_existing(embeddings_path(args.output), args.overwrite)
     emb = _compute(args)
     path = emb.save(args.output, overwrite=args.overwrite)
-    print(f"aioir embed: {len(emb)} embeddings ({', '.join(emb.task_names)}) -> {path}",
-          file=sys.stderr)  # fmt: skip
+    options.say("embed", f"{len(emb)} embeddings ({', '.join(emb.task_names)}) -> {path}")
     return 0
 
 
@@ -104,7 +95,7 @@ def _clusters(args: argparse.Namespace) -> int:
     from aioir.errors import ConfigError
     from aioir.viz.clusters import Embeddings, plot_clusters
 
-    _refuse_existing(args.output, args.overwrite)
+    options.refuse_existing(args.output, args.overwrite)
     if args.embeddings is not None:
         if args.model is not None or args.images is not None:
             raise ConfigError("give either --embeddings or --model with --images, not both")
@@ -116,56 +107,55 @@ def _clusters(args: argparse.Namespace) -> int:
     scores = plot_clusters(emb, args.output, title=args.title, seed=args.seed,
                            overwrite=args.overwrite)  # fmt: skip
     print(json.dumps(scores, indent=1))
-    print(f"aioir viz clusters: wrote {args.output}", file=sys.stderr)
+    options.say("viz clusters", f"wrote {args.output}")
     return 0
 
 
 def _training(args: argparse.Namespace) -> int:
     from aioir.viz.training import plot_training, read_training_log
 
-    _refuse_existing(args.output, args.overwrite)
+    options.refuse_existing(args.output, args.overwrite)
     log = read_training_log(args.run)
     path = plot_training(log, args.output, title=args.title or str(args.run),
                          overwrite=args.overwrite)  # fmt: skip
     worst = log.series("val/min_gain")
     last = f"; last val/min_gain {worst[-1][1]:+.2f} dB at step {worst[-1][0]}" if worst else ""
-    print(f"aioir viz training: {len(log.val)} validations from {log.source}{last}; wrote {path}",
-          file=sys.stderr)  # fmt: skip
+    options.say("viz training", f"{len(log.val)} validations from {log.source}{last}; wrote {path}")
     return 0
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the ``embed`` command and the ``viz`` group (``viz clusters``)."""
-    p = sub.add_parser(
-        "embed",
-        help="degradation embeddings of a labelled image set",
-        description=_EMBED,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+    p = options.add_command(
+        sub, "embed", _embed, "degradation embeddings of a labelled image set", _EMBED
     )
     _add_source(p, required=True)
-    p.add_argument("-o", "--output", type=Path, required=True, metavar="FILE.npz")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing FILE.npz")
-    p.set_defaults(handler=_embed)
+    options.add_output_argument(p, "FILE.npz", required=True)
+    options.add_overwrite_argument(p, "replace an existing FILE.npz")
 
-    viz = sub.add_parser("viz", help="figures (degradation clusters, training curves)")
-    viz.set_defaults(group_parser=viz)
-    vsub = viz.add_subparsers(dest="viz_command", metavar="FIGURE")
-    c = vsub.add_parser(
+    vsub = options.add_command_group(
+        sub,
+        "viz",
+        "figures (degradation clusters, training curves)",
+        dest="viz_command",
+        metavar="FIGURE",
+    )
+    c = options.add_command(
+        vsub,
         "clusters",
-        help="t-SNE of degradation embeddings, codebook usage, k-NN accuracy",
-        description=_CLUSTERS,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        _clusters,
+        "t-SNE of degradation embeddings, codebook usage, k-NN accuracy",
+        _CLUSTERS,
     )
     c.add_argument("--embeddings", type=Path, default=None, metavar="FILE.npz")
     _add_source(c, required=False)
     _add_figure_output(c, "figure title")
-    c.set_defaults(handler=_clusters)
-    t = vsub.add_parser(
+    t = options.add_command(
+        vsub,
         "training",
-        help="loss, validation PSNR and gain over the input of a training run",
-        description=_TRAINING,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        _training,
+        "loss, validation PSNR and gain over the input of a training run",
+        _TRAINING,
     )
     t.add_argument("run", type=Path, metavar="RUN", help="an `aioir train` output folder")
     _add_figure_output(t, "figure title (default: the folder)")
-    t.set_defaults(handler=_training)

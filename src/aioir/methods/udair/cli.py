@@ -8,12 +8,11 @@ Exit status: 0 written, 1 failed (bad model, config or data; output exists), 2 u
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
-from aioir.cli._options import add_device_argument
+from aioir.cli import _options as options
 from aioir.cli._types import positive_float, positive_int
 
 #: ``--tta-mode`` choices of ``aioir restore`` / ``aioir evaluate`` (aioir.cli._tta)
@@ -22,6 +21,7 @@ TTA_MODES: dict[str, str] = {
     "faithful": "UDAIR's authors' procedure (needs --tta-task)",
 }
 
+_ADAPT_HELP = "adapt a UDAIR model to a folder of target-domain images"
 _ADAPT_DESCRIPTION = """\
 Domain adaptation (UDAIR, arXiv v1): learn the three distribution adapters once from a folder
 of unlabelled target-domain images, aligning their degradation-embedding statistics (CORAL)
@@ -60,30 +60,25 @@ def _adapt(args: argparse.Namespace) -> int:
 
     def progress(step: int, loss: float) -> None:
         if not args.quiet and (step % 25 == 0 or step == args.steps):
-            print(f"aioir adapt: step {step}/{args.steps}  CORAL {loss:.4g}", file=sys.stderr)
+            options.say("adapt", f"step {step}/{args.steps}  CORAL {loss:.4g}")
 
     result = adapt_to_folder(model, args.target, config, progress=progress)
     save_adapted(model.cpu(), out, result, overwrite=args.overwrite)
     if not args.quiet:
         s = result.summary()
-        print(
-            f"aioir adapt: {s['images']} images, clusters {s['clusters']}; probe CORAL "
+        options.say(
+            "adapt",
+            f"{s['images']} images, clusters {s['clusters']}; probe CORAL "
             f"{s['initial_loss']:.4g} -> {s['final_loss']:.4g}; saved {out}",
-            file=sys.stderr,
         )
     return 0
 
 
 def _register_adapt(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "adapt",
-        help="adapt a UDAIR model to a folder of target-domain images",
-        description=_ADAPT_DESCRIPTION,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    p.add_argument("--model", required=True, metavar="PATH", help="saved UDAIR model with bank")
+    p = options.add_command(sub, "adapt", _adapt, _ADAPT_HELP, _ADAPT_DESCRIPTION)
+    options.add_model_argument(p, "saved UDAIR model with bank", metavar="PATH", required=True)
     p.add_argument("--target", type=Path, required=True, metavar="DIR", help="target images")
-    p.add_argument("-o", "--output", type=Path, required=True, metavar="DIR", help="output model")
+    options.add_output_argument(p, "DIR", "output model", required=True)
     p.add_argument("--task", default=None, help="assign every image to this task (default: blind)")
     p.add_argument("--steps", type=positive_int, default=200, help="optimiser steps (default 200)")
     p.add_argument("--lr", type=positive_float, default=1e-3, help="AdamW lr (default 1e-3)")
@@ -92,12 +87,12 @@ def _register_adapt(sub: argparse._SubParsersAction) -> None:
         "--crop", type=positive_int, default=None, help="crop side (default: bank patch)"
     )
     p.add_argument("--seed", type=int, default=0, help="seed (default 0)")
-    add_device_argument(p)
-    p.add_argument("--overwrite", action="store_true", help="replace an existing output")
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress")
-    p.set_defaults(handler=_adapt)
+    options.add_device_argument(p)
+    options.add_overwrite_argument(p, "replace an existing output")
+    options.add_quiet_argument(p, "no progress")
 
 
+_BANK_HELP = "(re)build a UDAIR model's source bank without retraining"
 _BANK_DESCRIPTION = """\
 (Re)build the source bank of a saved UDAIR model: one eval-mode pass over the fixed training
 crops that `aioir train` uses for its final-pass bank (the data section of --config, seeded by
@@ -200,42 +195,29 @@ def _bank(args: argparse.Namespace) -> int:
     )
     if not args.quiet:
         counts = bank.metadata["count"]
-        print(
-            f"aioir bank: {len(bank.task_names)} tasks × {counts[0]} crops of "
+        options.say(
+            "bank",
+            f"{len(bank.task_names)} tasks × {counts[0]} crops of "
             f"{bank.metadata['patch_size']} px, statistics "
             f"{'yes' if bank.has_statistics else 'no'}, {args.dtype}, "
             f"{time.perf_counter() - start:.0f} s; wrote {written}",
-            file=sys.stderr,
         )
     return 0
 
 
 def _register_bank(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "bank",
-        help="(re)build a UDAIR model's source bank without retraining",
-        description=_BANK_DESCRIPTION,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    p.add_argument(
-        "--model", required=True, metavar="DIR", help="saved UDAIR model folder, or 'default'"
+    p = options.add_command(sub, "bank", _bank, _BANK_HELP, _BANK_DESCRIPTION)
+    options.add_model_argument(
+        p, "saved UDAIR model folder, or 'default'", metavar="DIR", required=True
     )
     p.add_argument(
         "--config", type=Path, required=True, help="the training YAML config (data section)"
     )
-    p.add_argument(
-        "--set",
-        action="extend",
-        nargs="+",
-        metavar="KEY.PATH=VALUE",
-        help="override config values, e.g. --set data.root=DIR trainer.seed=125",
-    )
+    options.add_set_argument(p, "override config values, e.g. --set data.root=DIR trainer.seed=125")
     where = p.add_mutually_exclusive_group()
-    where.add_argument(
-        "-o", "--output", type=Path, default=None, metavar="DIR", help="new model folder"
-    )
+    options.add_output_argument(where, "DIR", "new model folder")
     where.add_argument("--in-place", action="store_true", help="replace the bank next to the model")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing output / bank")
+    options.add_overwrite_argument(p, "replace an existing output / bank")
     p.add_argument(
         "--items-per-task",
         type=positive_int,
@@ -262,9 +244,8 @@ def _register_bank(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="mean maps only (a format-1-like bank)",
     )
-    add_device_argument(p)
-    p.add_argument("-q", "--quiet", action="store_true", help="no summary line")
-    p.set_defaults(handler=_bank)
+    options.add_device_argument(p)
+    options.add_quiet_argument(p, "no summary line")
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -1,4 +1,4 @@
-"""``aioir.demo.run_demo``: files, page, metrics that match the files, TTA column, safe outputs."""
+"""``aioir.apps.demo.run_demo``: files, page, metrics that match the files, TTA column, safe outputs."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 import torch
 
-from aioir import demo
+from aioir.apps import demo
+from aioir.apps.demo import pipeline
 from aioir.data.samples import sample_images
 from aioir.data.synthetic import SyntheticDegradationDataset
 from aioir.errors import ConfigError
@@ -209,7 +210,7 @@ def test_a_failure_leaves_the_folder_as_it_was(tmp_path, monkeypatch):
     def boom(*args, **kwargs):
         raise RuntimeError("grid failed")
 
-    monkeypatch.setattr(demo, "_grid", boom)
+    monkeypatch.setattr(pipeline, "grid", boom)
     with pytest.raises(RuntimeError, match="grid failed"):
         demo.run_demo(
             out, model=_tiny(), size=SIZE, tasks=("noise",), overwrite=True, progress=False

@@ -1,10 +1,7 @@
-"""Tests for aioir.io: formats, bit depth, alpha, grayscale, orientation, errors, atomic writes."""
+"""Tests for aioir.io.images: formats, bit depth, alpha, grayscale, orientation, errors, listing."""
 
 from __future__ import annotations
 
-import os
-import struct
-import zlib
 from pathlib import Path
 
 import numpy as np
@@ -13,46 +10,14 @@ from PIL import Image, ImageOps
 
 from aioir import io as aio
 from aioir.errors import ImageReadError, ImageWriteError
+from io_helpers import one_line_error, photo, quantize16, read_error
 
-
-@pytest.fixture
-def rng() -> np.random.Generator:
-    return np.random.default_rng(0)
-
-
-def _u16(rgb: np.ndarray) -> np.ndarray:
-    return aio._quantize(rgb, 16)
-
-
-def _photo(rng: np.random.Generator, h: int = 24, w: int = 32) -> np.ndarray:
-    """Smooth-ish uint8 RGB content with some noise."""
-    ys, xs = np.mgrid[0:h, 0:w]
-    base = np.stack([ys * 255 // max(h - 1, 1), xs * 255 // max(w - 1, 1), (xs + ys) % 256], axis=2)
-    return np.clip(base + rng.integers(-8, 9, base.shape), 0, 255).astype(np.uint8)
-
-
-def _png_chunks(data: bytes) -> list[tuple[bytes, bytes]]:
-    pos, chunks = 8, []
-    while pos < len(data):
-        (n,) = struct.unpack(">I", data[pos : pos + 4])
-        chunks.append((data[pos + 4 : pos + 8], data[pos + 8 : pos + 8 + n]))
-        pos += 12 + n
-    return chunks
-
-
-def _one_line_error(exc: pytest.ExceptionInfo[BaseException], name: str) -> str:
-    message = str(exc.value)
-    assert "\n" not in message
-    assert name in message
-    return message
-
-
-# ----- round trips ----------------------------------------------------------------------------
+# ----- round trips --------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("suffix", [".png", ".bmp", ".tif", ".tiff", ".webp", ".PNG"])
 def test_lossless_round_trip(tmp_path: Path, rng: np.random.Generator, suffix: str) -> None:
-    pixels = _photo(rng)
+    pixels = photo(rng)
     out = aio.write_image(tmp_path / f"a{suffix}", pixels)
     data = aio.load_image(out)
     assert data.rgb.dtype == np.float32 and data.rgb.shape == (24, 32, 3)
@@ -64,7 +29,7 @@ def test_lossless_round_trip(tmp_path: Path, rng: np.random.Generator, suffix: s
 
 @pytest.mark.parametrize("suffix", [".jpg", ".jpeg", ".JPG"])
 def test_jpeg_round_trip_is_close(tmp_path: Path, rng: np.random.Generator, suffix: str) -> None:
-    pixels = _photo(rng)
+    pixels = photo(rng)
     out = aio.write_image(tmp_path / f"a{suffix}", aio.to_float(pixels))
     with Image.open(out) as im:
         assert im.format == "JPEG"
@@ -98,14 +63,14 @@ def test_conversions() -> None:
     assert aio.to_float(u8).dtype == np.float32
     np.testing.assert_array_equal(aio.to_uint8(aio.to_float(u8)), u8)
     u16 = np.arange(0, 65536, 7, dtype=np.uint16)
-    np.testing.assert_array_equal(_u16(aio.to_float(u16)), u16)
+    np.testing.assert_array_equal(quantize16(aio.to_float(u16)), u16)
     assert aio.to_uint8(np.array([-1.0, 0.499 / 255, 0.501 / 255, 3.0])).tolist() == [0, 0, 1, 255]
     assert aio.to_uint8(np.array([257, 65535], dtype=np.uint16)).tolist() == [1, 255]
     with pytest.raises(TypeError):
         aio.to_float(np.array([1], dtype=np.int64))
 
 
-# ----- 16-bit ----------------------------------------------------------------------------------
+# ----- 16-bit -------------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("channels", [1, 3, 4])
@@ -120,14 +85,14 @@ def test_16bit_round_trip_is_bit_exact(
     data = aio.load_image(out)
     assert data.bit_depth == 16 and data.grayscale == (channels == 1)
     expected = np.repeat(samples[:, :, :1], 3, axis=2) if channels == 1 else samples[:, :, :3]
-    np.testing.assert_array_equal(_u16(data.rgb), expected)
+    np.testing.assert_array_equal(quantize16(data.rgb), expected)
     if channels == 4:
-        np.testing.assert_array_equal(_u16(data.alpha), samples[:, :, 3])
+        np.testing.assert_array_equal(quantize16(data.alpha), samples[:, :, 3])
     else:
         assert data.alpha is None
     # and written back alike
     again = aio.load_image(aio.save_image(tmp_path / f"e{suffix}", data))
-    np.testing.assert_array_equal(_u16(again.rgb), _u16(data.rgb))
+    np.testing.assert_array_equal(quantize16(again.rgb), quantize16(data.rgb))
     assert again.bit_depth == 16 and again.grayscale == data.grayscale
 
 
@@ -149,123 +114,14 @@ def test_16bit_gray_png_from_pillow_keeps_precision(
     for name in ("g.png", "g.tif"):
         data = aio.load_image(tmp_path / name)
         assert data.bit_depth == 16 and data.grayscale
-        np.testing.assert_array_equal(_u16(data.rgb[:, :, 1]), gray)
-
-
-def test_16bit_rgb_png_is_valid_for_pillow(tmp_path: Path, rng: np.random.Generator) -> None:
-    """Pillow (an independent decoder) reads our 48-bit PNG as its high bytes."""
-    ys, xs = np.mgrid[0:12, 0:15]
-    smooth = np.stack([ys * 5000, xs * 4000, ys * xs * 300], axis=2)
-    samples = (smooth + rng.integers(0, 3000, smooth.shape)).astype(np.uint16)
-    samples[:4] = rng.integers(0, 65536, (4, 15, 3))  # rows where "no filter" wins
-    out = aio.write_image(tmp_path / "rgb48.png", samples, bit_depth=16)
-    idat = b"".join(b for t, b in _png_chunks(out.read_bytes()) if t == b"IDAT")
-    row_filters = np.frombuffer(zlib.decompress(idat), np.uint8).reshape(12, -1)[:, 0]
-    assert len(set(row_filters.tolist())) >= 2  # the adaptive choice is exercised
-    with Image.open(out) as im:
-        assert im.mode == "RGB"
-        np.testing.assert_array_equal(np.asarray(im), (samples >> 8).astype(np.uint8))
-
-
-@pytest.mark.parametrize("channels", [1, 2, 3, 4])
-def test_png16_decoder_handles_every_filter_type(
-    tmp_path: Path, rng: np.random.Generator, channels: int
-) -> None:
-    h, w = 21, 19
-    ys, xs = np.mgrid[0:h, 0:w]
-    smooth = (ys * 3000 + xs * 1700)[:, :, None] + np.arange(channels) * 999
-    samples = (smooth + rng.integers(0, 400, (h, w, channels))).astype(np.uint16)
-    (tmp_path / "f.png").write_bytes(aio._encode_png16(samples, np.arange(h) % 5))
-    data = aio.load_image(tmp_path / "f.png")
-    color = samples[:, :, :3] if channels >= 3 else np.repeat(samples[:, :, :1], 3, axis=2)
-    np.testing.assert_array_equal(_u16(data.rgb), color)
-    if channels in (2, 4):
-        np.testing.assert_array_equal(_u16(data.alpha), samples[:, :, -1])
-
-
-def test_unfilter_matches_pillow_encoder(rng: np.random.Generator) -> None:
-    """Rows filtered by Pillow/zlib's adaptive encoder decode to what Pillow wrote."""
-    import io
-
-    pixels = _photo(rng, 40, 48)
-    buffer = io.BytesIO()
-    Image.fromarray(pixels).save(buffer, "PNG")
-    raw = zlib.decompress(b"".join(b for t, b in _png_chunks(buffer.getvalue()) if t == b"IDAT"))
-    rows = np.frombuffer(raw, dtype=np.uint8).reshape(40, 1 + 48 * 3)
-    assert len(set(rows[:, 0].tolist()) - {0}) >= 2  # the test exercises real filters
-    got = aio._png_unfilter(rows[:, 1:].reshape(40, 48, 3), rows[:, 0])
-    np.testing.assert_array_equal(got, pixels)
-
-
-def test_png16_adam7_interlaced(tmp_path: Path, rng: np.random.Generator) -> None:
-    h, w = 11, 13
-    samples = rng.integers(0, 65536, (h, w, 3), dtype=np.uint16)
-    raw = b""
-    for x0, y0, dx, dy in aio._ADAM7:
-        sub = samples[y0::dy, x0::dx]
-        if sub.size == 0:
-            continue
-        pixels = sub.astype(">u2").view(np.uint8).reshape(sub.shape[0], sub.shape[1], 6)
-        raw += aio._png_filter(pixels, np.arange(sub.shape[0]) % 5).tobytes()
-    png = (
-        aio._PNG_SIGNATURE
-        + aio._png_chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 16, 2, 0, 0, 1))
-        + aio._png_chunk(b"IDAT", zlib.compress(raw))
-        + aio._png_chunk(b"IEND", b"")
-    )
-    (tmp_path / "i.png").write_bytes(png)
-    np.testing.assert_array_equal(_u16(aio.read_image(tmp_path / "i.png")), samples)
-    with Image.open(tmp_path / "i.png") as im:  # independent check that the file is valid
-        np.testing.assert_array_equal(np.asarray(im), (samples >> 8).astype(np.uint8))
-
-
-def test_png16_trns_colour_key_becomes_alpha(tmp_path: Path) -> None:
-    samples = np.array([[[1, 2, 3], [4, 5, 6]]], dtype=np.uint16)
-    png = aio._encode_png16(samples)
-    trns = aio._png_chunk(b"tRNS", struct.pack(">3H", 4, 5, 6))
-    iend = png.index(b"IEND") - 4
-    (tmp_path / "t.png").write_bytes(png[:iend] + trns + png[iend:])
-    data = aio.load_image(tmp_path / "t.png")
-    assert data.alpha.tolist() == [[1.0, 0.0]]
-
-
-def test_16bit_tiff_cross_checked_with_tifffile(tmp_path: Path, rng: np.random.Generator) -> None:
-    tifffile = pytest.importorskip("tifffile")
-    samples = rng.integers(0, 65536, (10, 12, 4), dtype=np.uint16)
-    out = aio.write_image(
-        tmp_path / "ours.tif", samples[:, :, :3], alpha=samples[:, :, 3], bit_depth=16
-    )
-    np.testing.assert_array_equal(tifffile.imread(out), samples)
-    for i, kwargs in enumerate(
-        [
-            {},
-            {"compression": "zlib", "predictor": 2},
-            {"byteorder": ">"},
-            {"rowsperstrip": 3},
-            {"tile": (16, 16)},  # not handled here: read through tifffile
-        ]
-    ):
-        path = tmp_path / f"theirs{i}.tif"
-        tifffile.imwrite(path, samples[:, :, :3], photometric="rgb", **kwargs)
-        np.testing.assert_array_equal(_u16(aio.read_image(path)), samples[:, :, :3])
-    path = tmp_path / "planar.tif"
-    tifffile.imwrite(
-        path,
-        np.moveaxis(samples, 2, 0),
-        photometric="rgb",
-        planarconfig="separate",
-        extrasamples=[2],
-    )
-    data = aio.load_image(path)
-    np.testing.assert_array_equal(_u16(data.rgb), samples[:, :, :3])
-    np.testing.assert_array_equal(_u16(data.alpha), samples[:, :, 3])
+        np.testing.assert_array_equal(quantize16(data.rgb[:, :, 1]), gray)
 
 
 def test_16bit_only_for_png_and_tiff(tmp_path: Path) -> None:
     for name in ("a.jpg", "a.webp", "a.bmp"):
         with pytest.raises(ImageWriteError) as exc:
             aio.write_image(tmp_path / name, np.zeros((2, 2, 3)), bit_depth=16)
-        _one_line_error(exc, name)
+        one_line_error(exc, name)
     assert list(tmp_path.iterdir()) == []
 
 
@@ -347,7 +203,7 @@ def test_alpha_refused_by_jpeg_and_bmp_but_dropped_by_save_image(tmp_path: Path)
 
 
 def test_palette_images_converted(tmp_path: Path, rng: np.random.Generator) -> None:
-    pixels = _photo(rng, 8, 8)
+    pixels = photo(rng, 8, 8)
     pal = Image.fromarray(pixels).quantize(16)
     pal.save(tmp_path / "p.png")
     data = aio.load_image(tmp_path / "p.png")
@@ -362,7 +218,7 @@ def test_palette_images_converted(tmp_path: Path, rng: np.random.Generator) -> N
 
 
 def test_cmyk_jpeg_converted(tmp_path: Path, rng: np.random.Generator) -> None:
-    cmyk = Image.fromarray(_photo(rng)).convert("CMYK")
+    cmyk = Image.fromarray(photo(rng)).convert("CMYK")
     cmyk.save(tmp_path / "c.jpg", quality=95)
     data = aio.load_image(tmp_path / "c.jpg")
     assert data.rgb.shape == (24, 32, 3) and not data.grayscale
@@ -413,30 +269,22 @@ def test_orientation_matches_pillow_exif_transpose(
     np.testing.assert_array_equal(aio.to_uint8(data.alpha), expected[:, :, 3])
 
 
-# ----- bad files -----------------------------------------------------------------------------
+# ----- bad files ----------------------------------------------------------------------------------
 
 
-def _read_error(path: Path) -> str:
-    with pytest.raises(ImageReadError) as exc:
-        aio.load_image(path)
-    return _one_line_error(exc, path.name)
-
-
-def test_bad_files_raise_one_line_image_read_error(
-    tmp_path: Path, rng: np.random.Generator
-) -> None:
+def test_bad_files_raise_one_line_imageread_error(tmp_path: Path, rng: np.random.Generator) -> None:
     (tmp_path / "photo.jpg").write_bytes(b"")
-    assert "file is empty" in _read_error(tmp_path / "photo.jpg")
+    assert "file is empty" in read_error(tmp_path / "photo.jpg")
     (tmp_path / "notes.jpg").write_text("shopping list\n")
-    assert "not an image file" in _read_error(tmp_path / "notes.jpg")
-    assert "no such file" in _read_error(tmp_path / "missing.png")
+    assert "not an image file" in read_error(tmp_path / "notes.jpg")
+    assert "no such file" in read_error(tmp_path / "missing.png")
     (tmp_path / "folder.png").mkdir()
-    assert "directory" in _read_error(tmp_path / "folder.png")
+    assert "directory" in read_error(tmp_path / "folder.png")
     (tmp_path / "anim.gif").write_bytes(b"GIF89a")
-    assert "unsupported file type" in _read_error(tmp_path / "anim.gif")
+    assert "unsupported file type" in read_error(tmp_path / "anim.gif")
     Image.new("RGB", (4, 4)).save(tmp_path / "real.gif")
     (tmp_path / "gif.png").write_bytes((tmp_path / "real.gif").read_bytes())
-    assert "not an image file" in _read_error(tmp_path / "gif.png")
+    assert "not an image file" in read_error(tmp_path / "gif.png")
 
 
 @pytest.mark.parametrize("suffix", [".png", ".jpg", ".webp", ".tif"])
@@ -446,7 +294,7 @@ def test_truncated_files_raise(tmp_path: Path, rng: np.random.Generator, suffix:
     )
     data = full.read_bytes()
     (tmp_path / f"x{suffix}").write_bytes(data[: len(data) // 2])
-    message = _read_error(tmp_path / f"x{suffix}")
+    message = read_error(tmp_path / f"x{suffix}")
     assert "truncated" in message or "corrupt" in message
 
 
@@ -459,52 +307,10 @@ def test_truncated_16bit_files_raise(tmp_path: Path, rng: np.random.Generator, s
     )
     data = full.read_bytes()
     (tmp_path / f"x{suffix}").write_bytes(data[: len(data) // 2])
-    assert "truncated" in _read_error(tmp_path / f"x{suffix}")
+    assert "truncated" in read_error(tmp_path / f"x{suffix}")
 
 
-def test_png16_crc_error(tmp_path: Path) -> None:
-    data = bytearray(aio._encode_png16(np.zeros((4, 4, 3), dtype=np.uint16)))
-    data[40] ^= 0xFF  # inside IDAT
-    (tmp_path / "crc.png").write_bytes(bytes(data))
-    assert "CRC" in _read_error(tmp_path / "crc.png")
-
-
-def test_too_large_image_refused_and_pillow_limit_restored(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    aio.write_image(tmp_path / "a.png", np.zeros((8, 8, 3)))
-    aio.write_image(tmp_path / "b.png", np.zeros((8, 8, 3)), bit_depth=16)
-    before = Image.MAX_IMAGE_PIXELS
-    monkeypatch.setattr(aio, "MAX_PIXELS", 63)
-    assert "too large" in _read_error(tmp_path / "a.png")
-    assert "too large" in _read_error(tmp_path / "b.png")
-    assert before == Image.MAX_IMAGE_PIXELS
-
-
-# ----- writing -------------------------------------------------------------------------------
-
-
-def test_existing_output_not_overwritten(tmp_path: Path) -> None:
-    target = tmp_path / "out.png"
-    target.write_bytes(b"precious")
-    with pytest.raises(ImageWriteError) as exc:
-        aio.write_image(target, np.zeros((2, 2, 3)))
-    assert "exists; pass overwrite=True" in _one_line_error(exc, "out.png")
-    assert target.read_bytes() == b"precious"
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.png"]
-    aio.write_image(target, np.ones((2, 2, 3)), overwrite=True)
-    assert aio.read_image(target).min() == 1.0
-
-
-def test_failed_write_leaves_no_temp_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    def broken_fsync(fd: int) -> None:
-        raise OSError(28, "No space left on device")
-
-    monkeypatch.setattr(os, "fsync", broken_fsync)
-    with pytest.raises(ImageWriteError) as exc:
-        aio.write_image(tmp_path / "sub" / "out.png", np.zeros((2, 2, 3)))
-    assert "No space left" in _one_line_error(exc, "out.png")
-    assert list((tmp_path / "sub").iterdir()) == []
+# ----- writing ------------------------------------------------------------------------------------
 
 
 def test_write_creates_parents_and_rejects_bad_targets(tmp_path: Path) -> None:
@@ -517,7 +323,7 @@ def test_write_creates_parents_and_rejects_bad_targets(tmp_path: Path) -> None:
         aio.write_image(tmp_path / "dir.png", np.zeros((3, 3, 3)), overwrite=True)
 
 
-# ----- listing -------------------------------------------------------------------------------
+# ----- listing ------------------------------------------------------------------------------------
 
 
 def test_is_image_file_and_list_images(tmp_path: Path) -> None:
