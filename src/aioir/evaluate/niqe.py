@@ -185,18 +185,22 @@ class NIQEModel:
     info: str = ""
 
     def save(self, path: str | Path) -> Path:
-        """Write the model as ``.npz`` (mean, cov, patch_size, info)."""
+        """Write the model as ``.npz`` (mean, cov, patch_size, info), atomically."""
+        import io
+
+        from aioir.io import write_bytes_atomically
+
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with open(path, "wb") as fh:
-            np.savez(
-                fh,
-                mean=self.mean,
-                cov=self.cov,
-                patch_size=np.array(self.patch_size),
-                n_patches=np.array(self.n_patches),
-                info=np.array(self.info),
-            )
+        buffer = io.BytesIO()
+        np.savez(
+            buffer,
+            mean=self.mean,
+            cov=self.cov,
+            patch_size=np.array(self.patch_size),
+            n_patches=np.array(self.n_patches),
+            info=np.array(self.info),
+        )
+        write_bytes_atomically(path, buffer.getvalue(), overwrite=True)
         return path
 
     @classmethod
