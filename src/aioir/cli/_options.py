@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import argparse
 
-__all__ = ["add_debug_everywhere", "add_device_argument", "add_self_ensemble_argument"]
+__all__ = [
+    "add_debug_everywhere",
+    "add_device_argument",
+    "add_self_ensemble_argument",
+    "add_set_argument",
+]
 
 
 def add_device_argument(parser: argparse.ArgumentParser) -> None:
@@ -13,6 +18,17 @@ def add_device_argument(parser: argparse.ArgumentParser) -> None:
         "--device",
         default="auto",
         help="auto (CUDA if available), cpu, cuda or cuda:N (default auto)",
+    )
+
+
+def add_set_argument(parser: argparse.ArgumentParser, example: str) -> None:
+    """``--set KEY.PATH=VALUE …``: config overrides in YAML syntax (``example`` shows some)."""
+    parser.add_argument(
+        "--set",
+        action="extend",
+        nargs="+",
+        metavar="KEY.PATH=VALUE",
+        help=f"override config values (YAML syntax), e.g. --set {example}",
     )
 
 

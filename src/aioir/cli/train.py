@@ -11,6 +11,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from aioir.cli._options import add_set_argument
+
 
 def _devices(text: str) -> int | str:
     if text == "auto":
@@ -74,13 +76,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-steps", type=int, default=None, help="override trainer.max_steps")
     p.add_argument("--devices", type=_devices, default=None, help="devices per node (N or auto)")
     p.add_argument("--accelerator", choices=("cpu", "gpu", "auto"), default=None)
-    p.add_argument(
-        "--set",
-        action="extend",
-        nargs="+",
-        metavar="KEY.PATH=VALUE",
-        help="override config values (YAML syntax), e.g. --set data.root=DIR trainer.max_steps=5",
-    )
+    add_set_argument(p, "data.root=DIR trainer.max_steps=5")
     p.set_defaults(handler=_train)
 
 
