@@ -64,11 +64,21 @@ def test_config_errors_name_file_and_key(tmp_path):
     assert cfg.trainer.max_steps == 7 and cfg.data.patch_size == 48
 
 
+#: The shipped configs that are filter-bank fits (``aioir fit-filter-bank``), not trainings.
+FIT_CONFIGS = ("udair/filter-bank.yaml",)
+
+
 def test_shipped_configs_load():
-    configs = sorted(Path(__file__).parents[2].joinpath("configs").rglob("*.yaml"))
+    from aioir.engine.filter_bank import load_fit_config
+
+    root = Path(__file__).parents[2] / "configs"
+    configs = sorted(root.rglob("*.yaml"))
     assert len(configs) >= 7
     for path in configs:
-        load_config(path)
+        if path.relative_to(root).as_posix() in FIT_CONFIGS:
+            load_fit_config(path)
+        else:
+            load_config(path)
 
 
 def _ckpt(path: Path) -> dict:
@@ -337,135 +347,16 @@ def test_task_weighted_loss_trains_and_unknown_tasks_fail_early(corpus, tmp_path
     assert not (tmp_path / "bad_layout").exists()
 
 
-# ------------------------------------------------------------------------------ filter bank
-FILTER_FIT = {
-    "severity_bins": 2, "patches": 4, "patch_size": 24, "gate_items_per_task": 4,
-    "gate_patch_size": 32, "gate_epochs": 20,
-}  # fmt: skip
-
-
-def _filter_bank_model(tmp_path: Path) -> dict:
-    from aioir.models import load_model, save_pretrained
-
-    base = tmp_path / "base"
-    save_pretrained(load_model("udair-tiny"), base)
-    return {
-        "name": "udair-tiny", "overrides": {"filter_bank": 6, "filter_taps": 5},
-        "checkpoint": str(base / "model.safetensors"), "strict": False,
-        "trainable": ["filter_bank"],
-    }  # fmt: skip
-
-
-def test_fit_gate_learns_the_best_candidate_per_image():
-    from aioir.engine.filter_bank import fit_gate
-    from aioir.nn.filter_bank import DETAIL_SIGMAS, FilterBankHead
-
-    torch.manual_seed(0)
-    head = FilterBankHead(feature_channels=2, context_channels=2, filters=2, taps=3)
-    kind = torch.randint(0, 4, (200,))  # which of the 4 candidates is best for each example
-    descriptors = torch.randn(200, 8 + 2 * (len(DETAIL_SIGMAS) + 2) + 1) * 0.1
-    descriptors[:, 0] += 10.0 * kind  # readable from the first descriptor entry (scale 10)
-    scores = torch.full((200, 4), 20.0)
-    scores[torch.arange(200), kind] = 30.0
-    fit_gate(head, descriptors, scores, epochs=500, lr=1e-2)
-    assert torch.allclose(head.descriptor_mean, descriptors.mean(dim=0))
-    with torch.no_grad():
-        weights = head.gate(head.normalize(descriptors)).softmax(dim=1)
-    assert (weights.argmax(dim=1) == kind).float().mean() > 0.95
-    assert weights.max(dim=1).values.median() > 0.9
-
-
-def test_fit_only_run_exports_the_fitted_head_on_an_untouched_network(corpus, tmp_path):
-    from aioir.models import load_model
-
-    cfg = tiny_config(
-        corpus, model=_filter_bank_model(tmp_path), losses={"l1": 1.0},
-        trainer={"max_steps": 0}, filter_bank=FILTER_FIT, source_bank={"items_per_task": 2},
-    )  # fmt: skip
-    res = train(cfg, tmp_path / "fit")
-    assert res.steps == 0 and len(res.val_history) == 1  # validated once, as fitted
-    trained = load_model(res.export_dir)
-    head = trained.filter_bank
-    assert bool(head.fitted) and head.gate[-1].weight.abs().sum() > 0
-    assert not torch.equal(head.descriptor_std, torch.ones_like(head.descriptor_std))
-    original = load_model(tmp_path / "base").state_dict()
-    after = trained.state_dict()
-    assert all(torch.equal(after[k], v) for k, v in original.items())  # network untouched
-    assert (res.export_dir / "bank.safetensors").is_file()
-
-
-def test_filter_bank_groups_follow_the_task_spec_and_severity_bins():
-    from aioir.data.synthetic import TaskSpec
-    from aioir.engine.filter_bank import filter_bank_groups
-
-    groups = filter_bank_groups(TaskSpec(()), "blur", 2)
-    assert list(groups) == ["blur/0/0", "blur/0/1", "blur/1/0", "blur/1/1", "blur/2/0", "blur/2/1"]
-    assert [g.degradations for g in groups.values()][::2] == [
-        ("defocus_blur",), ("gaussian_blur",), ("motion_blur",)
-    ]  # fmt: skip
-    assert groups["blur/2/1"].severity == (0.5, 1.0)
-    named = filter_bank_groups(TaskSpec(("gaussian_blur",)), "blur", 3)
-    assert list(named) == ["blur/0/0", "blur/0/1", "blur/0/2"]
-
-
-def test_frozen_network_with_a_fitted_filter_bank_trains_only_the_head(
-    corpus, tmp_path, monkeypatch
-):
-    from aioir.engine.module import RestorationModule
-    from aioir.models import load_model
-
-    base = tmp_path / "base"
-    cfg = tiny_config(
-        corpus, model=_filter_bank_model(tmp_path), losses={"l1": 1.0}, trainer={"max_steps": 3},
-        filter_bank=FILTER_FIT, source_bank={"enabled": False},
-    )  # fmt: skip
-    module = RestorationModule(cfg.model, cfg.losses, cfg.optimizer, cfg.scheduler, ["blur"])
-    trainable = {n for n, p in module.model.named_parameters() if p.requires_grad}
-    assert trainable and all(n.startswith("filter_bank.") for n in trainable)
-    module.train()  # frozen parts stay in eval mode: no dropout, no codebook EMA drift
-    assert not module.model.dam.training and module.model.filter_bank.training
-
-    res = train(cfg, tmp_path / "run")
-    trained = load_model(res.export_dir)
-    head = trained.filter_bank
-    assert bool(head.fitted)
-    assert not torch.allclose(head.filters[:, 2, 2], torch.ones(6))  # no longer identities
-    assert torch.allclose(head.filters.sum(dim=(1, 2)), torch.ones(6), atol=0.05)
-    original = load_model(base).state_dict()
-    after = trained.state_dict()
-    assert all(torch.equal(after[k], v) for k, v in original.items())  # network untouched
-    assert head.gate[-1].weight.abs().sum() > 0  # the zero-initialised gate layer learnt
-
-    # resuming restores the fitted filters from the checkpoint instead of fitting again
-    def refuse(*args, **kwargs):
-        raise AssertionError("fitted again on resume")
-
-    monkeypatch.setattr("aioir.engine.filter_bank.fit_filter_bank", refuse)
-    cfg.trainer.max_steps = 4
-    assert train(cfg, tmp_path / "run", resume="auto", export=False).steps == 4
-
-
-def test_filter_bank_and_trainable_config_errors(corpus, tmp_path):
-    bad_size = tiny_config(
-        corpus, model={"name": "udair-tiny", "overrides": {"filter_bank": 5}},
-        filter_bank={**FILTER_FIT, "patches": 1}, trainer={"max_steps": 1},
-    )  # fmt: skip
-    with pytest.raises(ConfigError, match=r"gives 6 filters .* the model has 5"):
-        train(bad_size, tmp_path / "bad_size", export=False)
+def test_trainable_and_retired_filter_bank_config_errors(corpus, tmp_path):
     frozen = tiny_config(corpus, model={"name": "udair-tiny", "trainable": ["filter_bnak"]})
     with pytest.raises(ConfigError, match=r"model\.trainable: 'filter_bnak' names no parameter"):
         train(frozen, tmp_path / "frozen", export=False)
-    with pytest.raises(ConfigError, match=r"filter_bank\.patches"):
-        tiny_config(corpus, filter_bank={"patches": 0}).validate()
-
-
-def test_filter_bank_task_must_be_a_training_task(corpus, tmp_path):
-    cfg = tiny_config(
-        corpus, model={"name": "udair-tiny", "overrides": {"filter_bank": 6}},
-        filter_bank={**FILTER_FIT, "task": "rain"}, trainer={"max_steps": 1},
-    )  # fmt: skip
-    with pytest.raises(
-        ConfigError, match=r"data\.tasks: no task 'rain' \(have noise, blur, haze\)"
-    ):
-        train(cfg, tmp_path / "rain", export=False)
-    assert not (tmp_path / "rain").exists()
+    # the filter bank is fitted by `aioir fit-filter-bank`, no longer inside a training run
+    with pytest.raises(ConfigError, match=r"unknown key 'filter_bank'"):
+        tiny_config(corpus, filter_bank={"patches": 4})
+    with pytest.raises(ConfigError, match=r"trainer\.max_steps: .*aioir fit-filter-bank"):
+        tiny_config(corpus, trainer={"max_steps": 0})
+    old = tiny_config(corpus, model={"name": "udair-tiny", "overrides": {"filter_bank": 6}})
+    with pytest.raises(ConfigError, match=r"'filter_bank' is no longer a model argument"):
+        train(old, tmp_path / "old", export=False)
+    assert not (tmp_path / "old").exists()

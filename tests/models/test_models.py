@@ -98,6 +98,25 @@ def test_channels_last_input_gives_same_output() -> None:
     torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4)
 
 
+def test_subclasses_pass_the_backbone_sizes_through() -> None:
+    sizes = {"dim": 8, "num_blocks": (1, 1, 1, 1), "num_refinement_blocks": 1,
+             "heads": (1, 1, 2, 2), "ffn_expansion_factor": 2.0, "bias": True,
+             "layernorm_type": "BiasFree"}  # fmt: skip
+    plain = Restormer(**sizes)
+    for model in (UDAIR(**sizes, vq_channel=16, embed_dim=8), PromptIR(**sizes)):
+        assert model.backbone_options == {**plain.backbone_options}
+        assert model.block_options == {
+            "ffn_expansion_factor": 2.0, "bias": True, "layernorm_type": "BiasFree"
+        }  # fmt: skip
+        own, shared = model.state_dict(), ("patch_embed", "encoder_level", "refinement", "output")
+        backbone = {k: v for k, v in plain.state_dict().items() if k.startswith(shared)}
+        assert all(own[k].shape == v.shape for k, v in backbone.items())
+    assert UDAIR().dim == 24 and PromptIR().dim == Restormer().dim == 48  # the defaults
+    assert PromptIR(**sizes).reduce_chan_level3.in_channels == 8 * 2 + 8 * 4  # latent 4·dim
+    with pytest.raises(TypeError, match="'inp_channels'"):
+        UDAIR(inp_channels=1)  # RGB only, as before
+
+
 def test_restormer_pluggable_fusion() -> None:
     calls: list[tuple[int, ...]] = []
 

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from aioir.errors import ConfigError, ImageWriteError
-from aioir.models import load_model
+from aioir.models import FilterBankRestorer, load_model, save_pretrained
 from aioir.restore.export import PaddedForward, export_model
 
 ort = pytest.importorskip("onnxruntime")
@@ -74,10 +74,13 @@ def test_onnx_registered_tiny_models(tmp_path, name):
 
 @pytest.mark.filterwarnings("ignore")
 def test_filter_bank_model_exports_to_onnx_and_torchscript(tmp_path):
-    model = load_model("udair-tiny", filter_bank=3, filter_taps=5)
     torch.manual_seed(0)
+    wrapped = FilterBankRestorer(load_model("udair-tiny"), filters=3, taps=5)
     with torch.no_grad():  # a gate that mixes all candidates, so every path is exercised
-        nn.init.normal_(model.filter_bank.gate[-1].weight, std=0.5)
+        nn.init.normal_(wrapped.filter_bank.gate[-1].weight, std=0.5)
+    save_pretrained(wrapped, tmp_path / "saved")
+    model = load_model(tmp_path / "saved")  # as `aioir export --model DIR` loads it
+    assert isinstance(model, FilterBankRestorer)
     x = torch.rand(1, 3, 44, 37)
     with torch.no_grad():
         ref = model(x)

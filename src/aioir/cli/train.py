@@ -17,7 +17,8 @@ _HELP = "train a model from a YAML config"
 _DESCRIPTION = (
     "Train a restoration model as a YAML config describes (model, data, losses, "
     "optimiser, schedule). Writes checkpoints (best by val PSNR + last), logs and a "
-    "final export (save_pretrained weights, UDAIR source bank, training.json)."
+    "final export (weights, the artefacts of the training extras such as a source bank, "
+    "training.json)."
 )
 
 

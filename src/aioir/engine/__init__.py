@@ -6,6 +6,9 @@
 - :mod:`~aioir.engine.callbacks` — ``EMACallback``;
 - :mod:`~aioir.methods.udair.bank_accumulation` — UDAIR's source bank (accumulate, final pass, file format);
 - :mod:`~aioir.engine.run` — ``train(config, output, resume=…)``: fit, checkpoints, export.
+- :mod:`~aioir.engine.validation` — per-task validation scores (with or without Lightning);
+- :mod:`~aioir.engine.filter_bank` — ``fit(config, output)``: a filter bank around a trained
+  restorer (``aioir fit-filter-bank``), with its own config and no trainer.
 
 Submodules are imported explicitly (importing this package imports nothing heavy).
 """

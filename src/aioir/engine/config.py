@@ -18,7 +18,7 @@ import types
 import typing
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Union
+from typing import Any, TypeVar, Union
 
 from aioir.errors import ConfigError
 
@@ -33,10 +33,14 @@ __all__ = [
     "TrainerConfig",
     "ValidationConfig",
     "apply_overrides",
+    "build_config",
     "config_from_dict",
     "config_to_dict",
     "load_config",
+    "read_yaml",
 ]
+
+T = TypeVar("T")
 
 #: Environment variable giving ``data.root`` when the config leaves it empty.
 DATA_ROOT_ENV = "AIOIR_DATA_ROOT"
@@ -48,10 +52,11 @@ DATA_KINDS = ("synthetic", "promptir-3task", "promptir-5task", "udair")
 class ModelConfig:
     """Which network to train.
 
-    ``name``: a registered model (``udair-tiny``, ``promptir``, …); ``overrides``: constructor
-    arguments replacing the preset's; ``checkpoint``: initial weights (fine-tuning);
-    ``strict``: the checkpoint must fit every key (``False``: keys it lacks keep their
-    initialisation, e.g. a new filter-bank head; shapes must still match);
+    ``name``: a registered model (``udair-tiny``, ``promptir``, …) or a saved-model folder
+    (e.g. a fitted filter-bank model, to fine-tune its head with ``trainable: [filter_bank]``);
+    ``overrides``: constructor arguments replacing the preset's; ``checkpoint``: initial
+    weights of a registered model (fine-tuning); ``strict``: the checkpoint must fit every key
+    (``False``: keys it lacks keep their initialisation; shapes must still match);
     ``trainable``: parameter-name prefixes to train, the rest frozen (``None`` = all);
     ``sync_codebook``: all-reduce UDAIR's EMA codebook statistics across DDP ranks (``None`` =
     yes when training on more than one process; ``False`` = per rank).
@@ -92,6 +97,42 @@ class DataConfig:
     val_batch_size: int = 8
     val_seed: int = 0  # validation items and hold-out splits: fixed, independent of trainer.seed
     num_workers: int = 0
+
+    def validate(self, where: str = "config") -> DataConfig:
+        """Check values that types alone do not; returns ``self``."""
+
+        def bad(key: str, msg: str) -> ConfigError:
+            return ConfigError(f"{where}: data.{key}: {msg}")
+
+        if self.kind not in DATA_KINDS:
+            raise bad("kind", f"{self.kind!r} is unknown; expected one of {', '.join(DATA_KINDS)}")
+        if self.sampler not in ("task_balanced", "random"):
+            raise bad("sampler", "expected 'task_balanced' or 'random'")
+        if self.augment not in ("d8", "udair", "none"):
+            raise bad("augment", "expected 'd8', 'udair' or 'none'")
+        for key in ("photometric", "white_balance"):
+            if not 0.0 <= float(getattr(self, key)) <= 1.0:
+                raise bad(key, "expected a strength in [0, 1]")
+        if self.val_mode not in ("center_crop", "resize", "full"):
+            raise bad("val_mode", "expected 'center_crop', 'resize' or 'full'")
+        if self.val_split not in ("holdout", "val"):
+            raise bad("val_split", "expected 'holdout' or 'val'")
+        if not 0.0 < self.val_fraction < 1.0:
+            raise bad("val_fraction", "must lie in (0, 1)")
+        for key in ("patch_size", "samples_per_task", "batch_size", "val_batch_size"):
+            if getattr(self, key) < 1:
+                raise bad(key, "must be ≥ 1")
+        return self
+
+    def resolved_root(self) -> Path:
+        """``root``, else ``$AIOIR_DATA_ROOT`` (ConfigError if neither is set)."""
+        root = self.root or os.environ.get(DATA_ROOT_ENV)
+        if not root:
+            raise ConfigError(
+                f"data.root is not set: give it in the config, with --set data.root=DIR "
+                f"or in ${DATA_ROOT_ENV}"
+            )
+        return Path(root).expanduser()
 
 
 @dataclasses.dataclass
@@ -159,41 +200,6 @@ class EMAConfig:
     decay: float = 0.999
 
 
-@dataclasses.dataclass
-class FilterBankConfig:
-    """Fitting the model's linear filter bank (``model.overrides.filter_bank``) before training.
-
-    One least-squares filter per (degradation of ``task``, severity bin): ``patches`` clean
-    training crops of ``patch_size`` px degraded by it at a severity drawn uniformly in the bin
-    (``severity_bins`` equal bins of [0, 1]), the data's photometric jitter included. The
-    model's filter count must equal ``len(degradations) × severity_bins``.
-
-    Then the gate: ``gate_items_per_task`` fixed training crops of every task
-    (``gate_patch_size``) are restored once; each crop's descriptor and the PSNR of every
-    candidate (capped at ``score_cap`` dB) are kept, the descriptor normalisation is set from
-    them, and the gate MLP is trained full-batch for ``gate_epochs`` AdamW steps (``gate_lr``,
-    ``gate_weight_decay``) to maximise the expected PSNR of its choice, the network's own output
-    counted ``output_margin`` dB better than it is (leave it only for a clear gain). A run with
-    ``trainer.max_steps: 0`` stops there (validated and exported as fitted).
-
-    Fitting happens when the model has a filter bank whose filters are not fitted yet
-    (``refit``: always), never on resume. Synthetic data only.
-    """
-
-    task: str = "blur"
-    severity_bins: int = 4
-    patches: int = 96
-    patch_size: int = 64
-    gate_items_per_task: int = 400
-    gate_patch_size: int = 96
-    gate_epochs: int = 3000
-    gate_lr: float = 1e-3
-    gate_weight_decay: float = 0.1
-    score_cap: float = 60.0
-    output_margin: float = 0.0
-    refit: bool = False
-
-
 #: The validation scores that can pick the best checkpoint (``validation.monitor``).
 VAL_MONITORS = ("psnr", "ssim", "min_gain")
 
@@ -223,7 +229,6 @@ class TrainConfig:
     scheduler: SchedulerConfig = dataclasses.field(default_factory=SchedulerConfig)
     trainer: TrainerConfig = dataclasses.field(default_factory=TrainerConfig)
     ema: EMAConfig = dataclasses.field(default_factory=EMAConfig)
-    filter_bank: FilterBankConfig = dataclasses.field(default_factory=FilterBankConfig)
     validation: ValidationConfig = dataclasses.field(default_factory=ValidationConfig)
     description: str = ""
     #: the sections of the registered training extras (:mod:`aioir.engine.extras`), by name:
@@ -237,26 +242,7 @@ class TrainConfig:
         def bad(key: str, msg: str) -> ConfigError:
             return ConfigError(f"{where}: {key}: {msg}")
 
-        if d.kind not in DATA_KINDS:
-            raise bad(
-                "data.kind", f"{d.kind!r} is unknown; expected one of {', '.join(DATA_KINDS)}"
-            )
-        if d.sampler not in ("task_balanced", "random"):
-            raise bad("data.sampler", "expected 'task_balanced' or 'random'")
-        if d.augment not in ("d8", "udair", "none"):
-            raise bad("data.augment", "expected 'd8', 'udair' or 'none'")
-        for key in ("photometric", "white_balance"):
-            if not 0.0 <= float(getattr(d, key)) <= 1.0:
-                raise bad(f"data.{key}", "expected a strength in [0, 1]")
-        if d.val_mode not in ("center_crop", "resize", "full"):
-            raise bad("data.val_mode", "expected 'center_crop', 'resize' or 'full'")
-        if d.val_split not in ("holdout", "val"):
-            raise bad("data.val_split", "expected 'holdout' or 'val'")
-        if not 0.0 < d.val_fraction < 1.0:
-            raise bad("data.val_fraction", "must lie in (0, 1)")
-        for key in ("patch_size", "samples_per_task", "batch_size", "val_batch_size"):
-            if getattr(d, key) < 1:
-                raise bad(f"data.{key}", "must be ≥ 1")
+        d.validate(where)
         if s.name not in ("constant", "cosine_restarts", "warmup_cosine"):
             raise bad("scheduler.name", "expected 'constant', 'cosine_restarts' or 'warmup_cosine'")
         if s.unit not in ("epoch", "step"):
@@ -269,18 +255,18 @@ class TrainConfig:
             raise bad("trainer.precision", "expected auto, 32, bf16-mixed, 16-mixed or bf16-true")
         if t.logger not in ("auto", "csv", "tensorboard", "none"):
             raise bad("trainer.logger", "expected auto, csv, tensorboard or none")
-        if t.max_steps < -1:
-            raise bad("trainer.max_steps", "expected -1 (no limit), 0 (fit only) or a step count")
+        if t.max_steps == 0 or t.max_steps < -1:
+            raise bad(
+                "trainer.max_steps",
+                "expected -1 (no limit) or a step count (a filter bank is fitted without "
+                "training: aioir fit-filter-bank)",
+            )
         if t.max_steps == -1 and t.max_epochs is None:
             raise bad("trainer", "set max_steps or max_epochs")
         for name, section in self.extras.items():
             check = getattr(section, "validate", None)
             if check is not None:
                 check(f"{where}: {name}")
-        fb = self.filter_bank
-        for key in ("severity_bins", "patches", "patch_size", "gate_items_per_task"):
-            if getattr(fb, key) < 1:
-                raise bad(f"filter_bank.{key}", "must be ≥ 1")
         if not 0.0 < self.ema.decay < 1.0:
             raise bad("ema.decay", "must lie in (0, 1)")
         from aioir.losses import parse_loss_specs
@@ -294,13 +280,7 @@ class TrainConfig:
 
     def data_root(self) -> Path:
         """``data.root``, else ``$AIOIR_DATA_ROOT`` (ConfigError if neither is set)."""
-        root = self.data.root or os.environ.get(DATA_ROOT_ENV)
-        if not root:
-            raise ConfigError(
-                f"data.root is not set: give it in the config, with --set data.root=DIR "
-                f"or in ${DATA_ROOT_ENV}"
-            )
-        return Path(root).expanduser()
+        return self.data.resolved_root()
 
 
 # ------------------------------------------------------------------------------ loading
@@ -403,8 +383,8 @@ def config_from_dict(
     return config.validate(where)
 
 
-def load_config(path: str | os.PathLike[str], overrides: Sequence[str] = ()) -> TrainConfig:
-    """Read a YAML training config (see the module docstring)."""
+def read_yaml(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The mapping in a YAML config file (ConfigError when missing or not valid YAML)."""
     import yaml
 
     p = Path(path)
@@ -414,7 +394,30 @@ def load_config(path: str | os.PathLike[str], overrides: Sequence[str] = ()) -> 
         raw = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as exc:
         raise ConfigError(f"{p}: not valid YAML ({exc})") from None
-    return config_from_dict(raw, str(p), overrides)
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{p}: expected a mapping of sections, got {type(raw).__name__}")
+    return raw
+
+
+def build_config(
+    cls: type[T], raw: Mapping[str, Any], where: str = "config", overrides: Sequence[str] = ()
+) -> T:
+    """A config dataclass ``cls`` (every key checked, as :class:`TrainConfig`'s) from a mapping
+    with ``--set`` overrides applied; validated when ``cls`` has ``validate(where)``."""
+    import copy
+
+    data = copy.deepcopy(dict(raw))
+    apply_overrides(data, overrides)
+    config = _build(cls, data, where, "")
+    check = getattr(config, "validate", None)
+    if check is not None:
+        check(where)
+    return config
+
+
+def load_config(path: str | os.PathLike[str], overrides: Sequence[str] = ()) -> TrainConfig:
+    """Read a YAML training config (see the module docstring)."""
+    return config_from_dict(read_yaml(path), str(path), overrides)
 
 
 def config_to_dict(config: TrainConfig) -> dict[str, Any]:

@@ -1,4 +1,7 @@
-"""Fitting a model's filter bank (:class:`aioir.nn.filter_bank.FilterBankHead`) before training.
+"""Fitting a filter bank around a trained restorer: :func:`fit` (``aioir fit-filter-bank``).
+
+The restorer (a saved model, or a registered name with weights) is wrapped in a new
+:class:`aioir.models.FilterBankRestorer` and stays frozen; nothing is trained by a trainer:
 
 1. **Filters**: each is fitted by least squares to one slice of the training degradations of a
    task (``filter_bank.task``, blur by default): one degradation of the task at severities in
@@ -11,12 +14,24 @@
    full-batch to maximise the expected PSNR ``Σⱼ wⱼ·PSNRⱼ`` of its per-image choice. This is a
    mixture-of-experts objective: it pushes each image's weight onto its best candidate, which an
    L1 loss on the mixed image (tried first, in Lightning) did not do in 600 steps.
+3. **Validation** (for the record): the data's validation crops, scored per task without a
+   trainer (:mod:`aioir.engine.validation`), the ``val/*`` keys a training run records.
+
+The result is a saved-model folder (:func:`aioir.models.save_model`): the wrapped weights, the
+base model's artefacts (UDAIR's source bank) and metadata, plus ``filter_bank`` (this fit's
+record) and ``val``. The config (:class:`FilterBankFitConfig`, a YAML file such as
+``configs/udair/filter-bank.yaml``) reuses the training config's ``data`` section.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
-from typing import Any
+import os
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor, nn
@@ -25,24 +40,137 @@ from tqdm.auto import tqdm
 
 from aioir.data.synthetic import TaskSpec
 from aioir.degradations import available_degradations
-from aioir.engine.config import FilterBankConfig
+from aioir.engine.config import DataConfig, build_config, read_yaml
 from aioir.errors import ConfigError
 from aioir.metrics import psnr
 from aioir.nn.filter_bank import FilterBankHead, LeastSquaresFilterFit
 
+if TYPE_CHECKING:
+    from aioir.models import FilterBankRestorer
+
 __all__ = [
-    "filter_bank_groups", "find_filter_bank", "fit_filter_bank", "fit_gate", "gate_examples"
+    "FilterBankFitConfig", "FilterBankOptions", "FitModelConfig", "FitResult",
+    "FitRuntimeConfig", "FitValidationConfig", "filter_bank_groups", "fit", "fit_filters",
+    "fit_gate", "gate_examples", "load_fit_config", "wrap_in_filter_bank",
 ]  # fmt: skip
 
 log = logging.getLogger(__name__)
 
 
-def find_filter_bank(model: nn.Module) -> FilterBankHead | None:
-    """The model's filter-bank head (``model.filter_bank``), or ``None``."""
-    head = getattr(model, "filter_bank", None)
-    return head if isinstance(head, FilterBankHead) else None
+# ------------------------------------------------------------------------------ config
+@dataclasses.dataclass
+class FitModelConfig:
+    """The restorer to wrap: ``name`` is a saved model (folder or ``.safetensors``; its
+    artefacts, e.g. a source bank, and metadata come along) or a registered name whose weights
+    ``checkpoint`` gives."""
+
+    name: str = ""
+    checkpoint: str | None = None
 
 
+@dataclasses.dataclass
+class FilterBankOptions:
+    """The head and its fit.
+
+    One least-squares filter (``taps``² coefficients) per (degradation of ``task``, severity
+    bin): ``patches`` clean training crops of ``patch_size`` px degraded by it at a severity
+    drawn uniformly in the bin (``severity_bins`` equal bins of [0, 1]), the data's photometric
+    jitter included; the head has ``len(degradations) × severity_bins`` filters.
+
+    Then the gate (an MLP of width ``hidden``): ``gate_items_per_task`` fixed training crops of
+    every task (``gate_patch_size``) are restored once; each crop's descriptor and the PSNR of
+    every candidate (capped at ``score_cap`` dB) are kept, the descriptor normalisation is set
+    from them, and the gate is trained full-batch for ``gate_epochs`` AdamW steps (``gate_lr``,
+    ``gate_weight_decay``) to maximise the expected PSNR of its choice, the network's own output
+    counted ``output_margin`` dB better than it is (leave it only for a clear gain).
+    """
+
+    task: str = "blur"
+    severity_bins: int = 4
+    taps: int = 15
+    hidden: int = 64
+    patches: int = 96
+    patch_size: int = 64
+    gate_items_per_task: int = 400
+    gate_patch_size: int = 96
+    gate_epochs: int = 3000
+    gate_lr: float = 1e-3
+    gate_weight_decay: float = 0.1
+    score_cap: float = 60.0
+    output_margin: float = 0.0
+
+
+@dataclasses.dataclass
+class FitValidationConfig:
+    """Scoring the fitted model on the data's validation crops (``enabled: false`` skips it):
+    the metric ``protocol`` (:func:`aioir.metrics.get_protocol`) and the ``precision`` the model
+    runs at (``32`` or ``bf16-mixed``: bfloat16 autocast, as a ``bf16-mixed`` training run
+    validates)."""
+
+    enabled: bool = True
+    protocol: str = "clean"
+    precision: str = "32"
+
+
+@dataclasses.dataclass
+class FitRuntimeConfig:
+    """Where and how the fit runs: ``device`` (``cpu``, ``cuda`` or ``auto``), the network's
+    memory format (``channels_last``, for its weights and the validation inputs), CPU threads
+    and progress bars."""
+
+    device: str = "cpu"
+    channels_last: bool = False
+    num_threads: int | None = None
+    progress_bar: bool = True
+
+
+@dataclasses.dataclass
+class FilterBankFitConfig:
+    """A whole filter-bank fit (the sections above; ``data`` is the training config's)."""
+
+    model: FitModelConfig = dataclasses.field(default_factory=FitModelConfig)
+    data: DataConfig = dataclasses.field(default_factory=DataConfig)
+    filter_bank: FilterBankOptions = dataclasses.field(default_factory=FilterBankOptions)
+    validation: FitValidationConfig = dataclasses.field(default_factory=FitValidationConfig)
+    runtime: FitRuntimeConfig = dataclasses.field(default_factory=FitRuntimeConfig)
+    seed: int = 123
+    description: str = ""
+
+    def validate(self, where: str = "config") -> FilterBankFitConfig:
+        """Check values that types alone do not; returns ``self``."""
+        from aioir.metrics import get_protocol
+
+        def bad(key: str, msg: str) -> ConfigError:
+            return ConfigError(f"{where}: {key}: {msg}")
+
+        if not self.model.name:
+            raise bad("model.name", "give the saved model (or registered name) to wrap")
+        self.data.validate(where)
+        if self.data.kind != "synthetic":
+            raise bad("data.kind", "the filter-bank fit degrades clean photos: use 'synthetic'")
+        fb = self.filter_bank
+        for key in ("severity_bins", "patches", "patch_size", "gate_items_per_task",
+                    "gate_patch_size", "gate_epochs", "hidden"):  # fmt: skip
+            if getattr(fb, key) < 1:
+                raise bad(f"filter_bank.{key}", "must be ≥ 1")
+        if fb.taps < 1 or fb.taps % 2 == 0:
+            raise bad("filter_bank.taps", "must be a positive odd number")
+        get_protocol(self.validation.protocol)
+        if self.validation.precision not in ("32", "bf16-mixed"):
+            raise bad("validation.precision", "expected 32 or bf16-mixed")
+        if self.runtime.device not in ("cpu", "cuda", "auto"):
+            raise bad("runtime.device", "expected cpu, cuda or auto")
+        return self
+
+
+def load_fit_config(
+    path: str | os.PathLike[str], overrides: Sequence[str] = ()
+) -> FilterBankFitConfig:
+    """Read a YAML filter-bank fit config (every key checked; ``--set`` overrides applied)."""
+    return build_config(FilterBankFitConfig, read_yaml(path), str(path), overrides)
+
+
+# ------------------------------------------------------------------------------ fitting
 def filter_bank_groups(spec: TaskSpec, task: str, bins: int) -> dict[str, TaskSpec]:
     """One single-degradation spec per (degradation, severity bin), in filter order."""
     degradations: list[Any] = list(spec.degradations) or available_degradations(task)
@@ -53,48 +181,48 @@ def filter_bank_groups(spec: TaskSpec, task: str, bins: int) -> dict[str, TaskSp
     return groups
 
 
-def fit_filter_bank(
-    model: nn.Module, config: FilterBankConfig, datamodule: Any, progress: bool = True
-) -> bool:
-    """Fit ``model``'s filter bank on ``datamodule``'s training photos; ``True`` if it did.
+def wrap_in_filter_bank(
+    network: nn.Module, filters: int, taps: int, hidden: int, seed: int
+) -> FilterBankRestorer:
+    """``network`` inside a new :class:`~aioir.models.FilterBankRestorer`.
 
-    Nothing happens for a model without a bank or whose filters are already fitted (unless
-    ``config.refit``). Raises :class:`ConfigError` when the bank's size does not match the
-    task's degradations × ``config.severity_bins``.
+    The head's random initialisation (the gate's first layer, which the fit starts from) is
+    the one it had when :class:`~aioir.models.Restormer` built the head itself, right after its
+    U-Net: drawn from the generator seeded with ``seed`` once that U-Net's initialisation has
+    been drawn, so a fit reproduces the models fitted then (the shipped v3) exactly. The global
+    generator advances as if the head had been built here.
     """
-    head = find_filter_bank(model)
-    if head is None or (bool(head.fitted) and not config.refit):
-        return False
-    groups = filter_bank_groups(
-        datamodule.task_spec(config.task), config.task, config.severity_bins
-    )
-    if len(groups) != head.num_filters:
-        raise ConfigError(
-            f"filter_bank: task {config.task!r} gives {len(groups)} filters "
-            f"({len(groups) // config.severity_bins} degradations × {config.severity_bins} bins) "
-            f"but the model has {head.num_filters} (model.overrides.filter_bank)"
-        )
-    pairs = datamodule.synthetic_pairs(groups, config.patches, config.patch_size, salt=3)
+    from aioir.models import FilterBankRestorer, Restormer
+
+    model = FilterBankRestorer(network, filters, taps, hidden)
+    backbone = getattr(network, "backbone_options", None)
+    if backbone is not None:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            Restormer(**backbone)
+            channels = int(network.feature_channels), int(network.context_map_channels)
+            head = FilterBankHead(*channels, filters, taps, hidden)
+        model.filter_bank.load_state_dict(head.state_dict())
+    return model
+
+
+def fit_filters(
+    head: FilterBankHead,
+    datamodule: Any,
+    groups: dict[str, TaskSpec],
+    options: FilterBankOptions,
+    progress: bool = True,
+) -> None:
+    """Fit and install ``head``'s filters, one per group, on ``datamodule``'s training photos."""
+    pairs = datamodule.synthetic_pairs(groups, options.patches, options.patch_size, salt=3)
     fit = LeastSquaresFilterFit(head.num_filters, head.taps)
     loader = DataLoader(pairs, batch_size=16, shuffle=False)
-    for batch in tqdm(loader, desc="fitting filter bank", disable=not progress, leave=False):
+    for batch in tqdm(loader, desc="fitting filters", disable=not progress, leave=False):
         for k in batch["task_id"].unique().tolist():
             pick = batch["task_id"] == k
             fit.add(int(k), batch["input"][pick], batch["target"][pick])
     head.set_filters(fit.solve().to(head.filters.device))
-    log.info("fitted %d filters on %d crops each", head.num_filters, config.patches)
-
-    specs = {task: datamodule.task_spec(task) for task in datamodule.task_names}
-    crops = datamodule.synthetic_pairs(
-        specs, config.gate_items_per_task, config.gate_patch_size, salt=4
-    )
-    descriptors, scores = gate_examples(
-        model, head, DataLoader(crops, batch_size=16, shuffle=False), config.score_cap, progress
-    )
-    scores[:, 0] += config.output_margin  # the network's output: leave it only for a clear gain
-    fit_gate(head, descriptors, scores, config.gate_epochs, config.gate_lr,
-             config.gate_weight_decay)  # fmt: skip
-    return True
+    log.info("fitted %d filters on %d crops each", head.num_filters, options.patches)
 
 
 @torch.no_grad()
@@ -105,14 +233,15 @@ def gate_examples(
     captured: dict[str, Any] = {}
     hook = head.register_forward_hook(lambda _m, args, _out: captured.update(args=args))
     was_training = model.training
+    device = head.filters.device
     model.eval()
     descriptors, scores = [], []
     try:
         for batch in tqdm(loader, desc="filter-bank gate examples", disable=not progress,
                           leave=False):  # fmt: skip
-            target = batch["target"]
+            target = batch["target"].to(device)
             h, w = target.shape[-2:]
-            model(batch["input"])
+            model(batch["input"].to(device))
             y, x, features, context = captured["args"]
             descriptors.append(head.descriptor(y, x, features, context).float())
             scores.append(torch.stack([
@@ -132,20 +261,145 @@ def fit_gate(
     epochs: int,
     lr: float = 1e-3,
     weight_decay: float = 0.1,
-) -> None:
+    progress: bool = False,
+) -> float:
     """Set the descriptor normalisation from ``descriptors``, reset the gate's last layer and
-    train the gate full-batch to maximise the mean expected score ``Σⱼ wⱼ·scoreⱼ``."""
+    train the gate full-batch to maximise the mean expected score ``Σⱼ wⱼ·scoreⱼ``; returns
+    that score at the last step."""
     head.set_descriptor_stats(descriptors)
     # start from an unbiased choice: the head's "stay close to the network" initialisation
     # (output logit +5) is for gradient fine-tuning and would anchor this fit on the output
     head.gate[-1].reset_parameters()
     params = list(head.gate.parameters())
     optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+    loss = torch.zeros(())
     with torch.enable_grad():
-        for _ in range(epochs):
+        for _ in tqdm(range(epochs), desc="fitting the gate", disable=not progress, leave=False):
             weights = head.gate(head.normalize(descriptors)).softmax(dim=1)
             loss = -(weights * scores).sum(dim=1).mean()
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
     log.info("filter-bank gate: expected PSNR %.2f dB on %d crops", -loss.item(), len(scores))
+    return -float(loss.item())
+
+
+# ------------------------------------------------------------------------------ the entry point
+@dataclasses.dataclass
+class FitResult:
+    """What :func:`fit` wrote and measured."""
+
+    output: Path
+    model: nn.Module
+    record: dict[str, Any]
+    val: dict[str, float] | None
+
+
+def _device(name: str) -> torch.device:
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("runtime.device: cuda is not available on this machine")
+    return torch.device(name)
+
+
+def _load_base(config: FitModelConfig) -> nn.Module:
+    from aioir.models import RestorerWrapper, load_model
+
+    network = load_model(config.name, checkpoint=config.checkpoint)
+    if isinstance(network, RestorerWrapper):
+        raise ConfigError(
+            f"model.name: {config.name} is already wrapped ({type(network).__name__}); "
+            "give the network it was fitted on"
+        )
+    return network
+
+
+def _validate(
+    model: nn.Module, datamodule: Any, config: FilterBankFitConfig, device: torch.device
+) -> dict[str, float]:
+    from aioir.engine.validation import validate_model
+    from aioir.metrics import get_protocol
+
+    bf16 = config.validation.precision == "bf16-mixed"
+    channels_last = config.runtime.channels_last
+
+    def restore(x: Tensor) -> Tensor:
+        x = x.to(device)
+        if channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+            return model(x).float().cpu()
+
+    model.eval()
+    batches = tqdm(
+        datamodule.val_dataloader(), desc="validating", disable=not config.runtime.progress_bar,
+        leave=False,
+    )  # fmt: skip
+    protocol = get_protocol(config.validation.protocol)
+    return validate_model(restore, batches, datamodule.task_names, protocol)
+
+
+def fit(
+    config: FilterBankFitConfig, output: str | os.PathLike[str], *, overwrite: bool = False
+) -> FitResult:
+    """Wrap ``config.model`` in a filter bank fitted as ``config`` says, validate it and write
+    the saved-model folder ``output`` (see the module docstring). An existing non-empty
+    ``output`` needs ``overwrite``."""
+    import lightning.pytorch as pl
+
+    from aioir.engine.datamodule import RestorationDataModule
+    from aioir.metrics import get_protocol
+    from aioir.models import save_model
+    from aioir.models.artifacts import check_model_output
+    from aioir.nn.memory_format import to_channels_last
+
+    out = Path(output)
+    check_model_output(out, overwrite)
+    rt, fb, progress = config.runtime, config.filter_bank, config.runtime.progress_bar
+    if rt.num_threads:
+        torch.set_num_threads(int(rt.num_threads))
+    device = _device(rt.device)
+    start = time.perf_counter()
+    # the order of the random draws is a training run's: seed, data, network (then the head)
+    pl.seed_everything(config.seed, verbose=False)
+    dm = RestorationDataModule(config.data, config.data.resolved_root(), seed=config.seed)
+    network = _load_base(config.model)
+    base_metadata = dict(getattr(network, "aioir_metadata", {}) or {})
+    dm.setup("fit")
+    groups = filter_bank_groups(dm.task_spec(fb.task), fb.task, fb.severity_bins)
+    model = wrap_in_filter_bank(network, len(groups), fb.taps, fb.hidden, config.seed)
+    if rt.channels_last:
+        to_channels_last(model)
+    model.to(device)
+    head = model.filter_bank
+
+    fit_filters(head, dm, groups, fb, progress)
+    specs = {task: dm.task_spec(task) for task in dm.task_names}
+    crops = dm.synthetic_pairs(specs, fb.gate_items_per_task, fb.gate_patch_size, salt=4)
+    loader = DataLoader(crops, batch_size=16, shuffle=False)
+    descriptors, scores = gate_examples(model, head, loader, fb.score_cap, progress)
+    scores[:, 0] += fb.output_margin  # the network's output: leave it only for a clear gain
+    expected = fit_gate(head, descriptors, scores, fb.gate_epochs, fb.gate_lr,
+                        fb.gate_weight_decay, progress)  # fmt: skip
+    val = _validate(model, dm, config, device) if config.validation.enabled else None
+
+    record: dict[str, Any] = {
+        "description": config.description,
+        "model": dataclasses.asdict(config.model),
+        "data": dm.describe(),
+        "seed": config.seed,
+        "filter_bank": dataclasses.asdict(fb),
+        "filters": head.num_filters,
+        "gate_examples": len(scores),
+        "gate_expected_psnr": expected,
+        "protocol": get_protocol(config.validation.protocol).header(),
+        "precision": config.validation.precision,
+        "wall_time_s": round(time.perf_counter() - start, 2),
+    }
+    metadata = {"task_names": list(dm.task_names), **base_metadata, "filter_bank": record}
+    metadata["val"] = val or None
+    model = model.cpu().eval()
+    model.aioir_metadata = metadata
+    save_model(model, out, metadata=metadata, overwrite=overwrite)
+    return FitResult(out, model, record, val)

@@ -24,14 +24,12 @@ import torch
 from torch import Tensor, nn
 
 from aioir.engine.config import ModelConfig, OptimizerConfig, SchedulerConfig
+from aioir.engine.validation import ValidationScores, summarize_validation
 from aioir.errors import ConfigError
 from aioir.losses import CompositeLoss, LossInputs
 from aioir.nn.memory_format import to_channels_last
 
 __all__ = ["RestorationModule", "WarmupCosine", "build_model", "build_scheduler"]
-
-#: PSNR of a perfect reconstruction is ``inf``; validation means cap it here (dB).
-PSNR_CAP = 100.0
 
 
 def build_model(config: ModelConfig, world_size: int = 1) -> nn.Module:
@@ -193,7 +191,7 @@ class RestorationModule(pl.LightningModule):
         #: return the model's ``forward_features`` output as ``"features"`` from every training
         #: step, for callbacks (set when a training extra asks: :mod:`aioir.engine.extras`)
         self.keep_features = False
-        self._val_sums: Tensor | None = None
+        self._val: ValidationScores | None = None
         #: validation results, one dict per validation run (rank-0 view, all ranks reduced)
         self.val_history: list[dict[str, float]] = []
         self._batch_digest = hashlib.sha256()
@@ -267,46 +265,19 @@ class RestorationModule(pl.LightningModule):
     # ------------------------------------------------------------------ validation
     def on_validation_epoch_start(self) -> None:
         # accumulated on the CPU (per-image scalars); moved to the device once, to reduce
-        # per task: output PSNR, output SSIM, count, input PSNR
-        self._val_sums = torch.zeros(len(self.task_names), 4, dtype=torch.float64)
+        self._val = ValidationScores(len(self.task_names), self.protocol)
 
     def validation_step(self, batch: Mapping[str, Any], batch_idx: int) -> None:
-        pred = self.model(self._input(batch["input"])).float()
-        target = batch["target"].float()
-        scores = self.protocol.score(pred, target)
-        before = self.protocol.score_psnr(batch["input"].float(), target)
-        assert self._val_sums is not None
-        for tid, p, s, p0 in zip(
-            torch.as_tensor(batch["task_id"]).tolist(), scores["psnr"], scores["ssim"], before
-        ):
-            self._val_sums[tid, 0] += min(float(p), PSNR_CAP)
-            self._val_sums[tid, 1] += float(s)
-            self._val_sums[tid, 2] += 1
-            self._val_sums[tid, 3] += min(float(p0), PSNR_CAP)
+        pred = self.model(self._input(batch["input"]))
+        assert self._val is not None
+        self._val.add(pred, batch["target"], batch["input"], batch["task_id"])
 
     def on_validation_epoch_end(self) -> None:
-        assert self._val_sums is not None
-        sums = self.trainer.strategy.reduce(self._val_sums.to(self.device), reduce_op="sum")
-        result: dict[str, float] = {}
-        psnrs, ssims, gains = [], [], []
-        for i, name in enumerate(self.task_names):
-            n = float(sums[i, 2])
-            if n == 0:
-                continue
-            p, s, p0 = float(sums[i, 0]) / n, float(sums[i, 1]) / n, float(sums[i, 3]) / n
-            result[f"val/{name}/psnr"], result[f"val/{name}/ssim"] = p, s
-            psnrs.append(p)
-            ssims.append(s)
-            if p0 < PSNR_CAP:  # an identity task (input = target) has no gain to speak of
-                result[f"val/{name}/input_psnr"] = p0
-                result[f"val/{name}/gain"] = p - p0
-                gains.append(p - p0)
-        if not psnrs:
+        assert self._val is not None
+        sums = self.trainer.strategy.reduce(self._val.sums.to(self.device), reduce_op="sum")
+        result = summarize_validation(sums, self.task_names)
+        if not result:
             return
-        result["val/psnr"] = sum(psnrs) / len(psnrs)
-        result["val/ssim"] = sum(ssims) / len(ssims)
-        if gains:
-            result["val/min_gain"] = min(gains)
         for k, v in result.items():
             self.log(k, v, prog_bar=k == "val/psnr", sync_dist=False, rank_zero_only=False)
         if not self.trainer.sanity_checking:

@@ -188,7 +188,6 @@ def train(
 
     from aioir.engine.callbacks import EMACallback
     from aioir.engine.datamodule import RestorationDataModule
-    from aioir.engine.filter_bank import fit_filter_bank
     from aioir.engine.module import RestorationModule
 
     t = config.trainer
@@ -204,8 +203,6 @@ def train(
         dm.samples_per_task, config.validation.protocol, t.channels_last, world,
     )  # fmt: skip
     dm.setup("fit")  # dataset layout errors surface here (Lightning's own call is then a no-op)
-    if ckpt_path is None:  # a resumed run restores its fitted filters from the checkpoint
-        fit_filter_bank(module.model, config.filter_bank, dm, progress=t.progress_bar)
     # the output folder is made only once data, model and losses are known to be valid
     output.mkdir(parents=True, exist_ok=True)
     (output / "config.yaml").write_text(
@@ -225,11 +222,7 @@ def train(
     with warnings.catch_warnings():
         # the sampler position is restored by RestorationDataModule.load_state_dict
         warnings.filterwarnings("ignore", message=".*your dataloader is not resumable.*")
-        if t.max_steps == 0:  # fit-only run (e.g. a filter bank on a frozen network)
-            trainer.validate(module, datamodule=dm, verbose=False)
-            trainer.save_checkpoint(last_path)  # the fitted state, exported below
-        else:
-            trainer.fit(module, datamodule=dm, ckpt_path=str(ckpt_path) if ckpt_path else None)
+        trainer.fit(module, datamodule=dm, ckpt_path=str(ckpt_path) if ckpt_path else None)
     wall = time.perf_counter() - start
     latest = next(cb for cb in trainer.checkpoint_callbacks if cb.monitor is None)
     if trainer.global_step > 0 and (

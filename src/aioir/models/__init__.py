@@ -8,7 +8,9 @@
 
 Every model is a plain ``nn.Module`` whose ``forward(x)`` maps a ``B×3×H×W`` image in [0, 1] of any
 size to the restored image of the same size (inputs are padded to ``model.size_multiple``
-internally).
+internally). A saved model may be a network inside wrappers (:mod:`aioir.models.wrappers`, e.g.
+the filter bank, :class:`FilterBankRestorer`): ``load_model`` rebuilds them;
+:func:`~aioir.models.wrappers.unwrap` gives the network.
 """
 
 from __future__ import annotations
@@ -31,7 +33,10 @@ from aioir.models.checkpoints import (
     read_pretrained_config,
     read_state_dict,
     save_pretrained,
+    upgrade_config,
+    upgrade_state_dict,
 )
+from aioir.models.filter_bank import FilterBankRestorer, reject_legacy_overrides
 from aioir.models.registry import (
     ModelInfo,
     create_model,
@@ -41,10 +46,13 @@ from aioir.models.registry import (
     register_model,
 )
 from aioir.models.restormer import Restormer
+from aioir.models.wrappers import RestorerWrapper, unwrap, wrap_model
 
 __all__ = [
+    "FilterBankRestorer",
     "ModelArtifact",
     "ModelInfo",
+    "RestorerWrapper",
     "Restormer",
     "create_model",
     "get_model_info",
@@ -54,6 +62,7 @@ __all__ = [
     "register_model",
     "save_model",
     "save_pretrained",
+    "unwrap",
 ]
 
 
@@ -77,13 +86,19 @@ def load_model(
         strict: require every key to match (shape mismatches always raise).
         allow_pickle: allow a full (unsafe) unpickle for trusted ``.ckpt``/``.pth`` files that
             a weights-only load refuses.
-        **overrides: keyword arguments replacing the preset's constructor arguments.
+        **overrides: keyword arguments replacing the preset's constructor arguments (of the
+            network, for a saved model inside wrappers).
 
-    A saved model gets the artefacts its metadata names (:mod:`aioir.models.artifacts`, e.g. a
-    source bank as ``model.source_bank``). Returns the model in eval mode. Raises
-    :class:`aioir.ConfigError` for an unknown name or a bad override and
+    A saved model comes back inside the wrappers its config lists (format 1's
+    ``overrides.filter_bank`` translated into the filter-bank wrapper) and its network gets the
+    artefacts its metadata names (:mod:`aioir.models.artifacts`, e.g. a source bank as
+    ``unwrap(model).source_bank``). A registered name builds the plain network: the old
+    ``filter_bank=K`` argument raises :class:`aioir.ConfigError` (wrap the network with
+    :class:`FilterBankRestorer`, or load a saved filter-bank model). Returns the model in eval
+    mode. Raises :class:`aioir.ConfigError` for an unknown name or a bad override and
     :class:`aioir.CheckpointError` for an unreadable or mismatched checkpoint.
     """
+    reject_legacy_overrides(overrides)
     name = str(name_or_path)
     if is_registered(name):
         info = get_model_info(name)
@@ -100,11 +115,13 @@ def load_model(
         raise ConfigError(
             f"{path}: a saved model carries its own weights; pass checkpoint= only with a name"
         )
-    config = read_pretrained_config(path)
+    saved = read_pretrained_config(path)
+    config = upgrade_config(saved)
     architecture, preset = config["architecture"], config.get("preset", "paper")
     registered = architecture if preset == "paper" else f"{architecture}-{preset}"
-    model = create_model(registered, **{**config.get("overrides", {}), **overrides})
-    state = read_state_dict(path)
+    network = create_model(registered, **{**config["overrides"], **overrides})
+    model = wrap_model(network, config["wrappers"])
+    state = upgrade_state_dict(read_state_dict(path), saved)
     load_state_dict_into(model, state, path, architecture, strict)
     model.aioir_metadata = dict(config.get("metadata", {}))
     # the artefacts saved beside the weights (a method's, e.g. UDAIR's source bank)

@@ -6,8 +6,13 @@
 * a single ``*.safetensors`` file whose header metadata holds the same JSON (key
   ``aioir_config``).
 
-The config is ``{"format": "aioir", "format_version": 1, "architecture", "preset",
-"overrides", "metadata"}`` where ``metadata`` is free-form JSON (training data, metrics, …).
+The config is ``{"format": "aioir", "format_version": 2, "architecture", "preset",
+"overrides", "metadata"}`` where ``metadata`` is free-form JSON (training data, metrics, …),
+plus ``"wrappers"`` for a network inside wrappers (:mod:`aioir.models.wrappers`, e.g. the filter
+bank; its weights are then ``restorer.*`` and the wrappers' own). Format 1 (before wrappers)
+had no ``wrappers`` and described the filter bank as constructor arguments
+(``overrides: {filter_bank: K, filter_taps: T}``) with top-level ``filter_bank.*`` keys;
+:func:`upgrade_config` and :func:`upgrade_state_dict` translate it on load.
 
 **Foreign formats** read by :func:`read_state_dict` (always ``map_location="cpu"``, and
 ``weights_only=True`` unless ``allow_pickle=True`` is passed for a trusted file):
@@ -45,11 +50,14 @@ __all__ = [
     "read_pretrained_config",
     "read_state_dict",
     "save_pretrained",
+    "upgrade_config",
+    "upgrade_state_dict",
 ]
 
 WEIGHTS_NAME = "model.safetensors"
 CONFIG_NAME = "config.json"
-FORMAT_VERSION = 1
+#: 2: ``wrappers`` (the filter bank is a wrapper, no longer constructor arguments)
+FORMAT_VERSION = 2
 
 #: Explicit key renames per architecture, applied before loading (``old key → new key``).
 #: Empty today: our attribute names equal the reference code's.
@@ -62,7 +70,8 @@ _PREFIXES = ("net.", "module.", "model.")
 def save_pretrained(
     model: nn.Module, path: str | Path, metadata: Mapping[str, Any] | None = None
 ) -> Path:
-    """Save ``model`` (built by :func:`aioir.load_model` / ``create_model``) in our format.
+    """Save ``model`` (built by :func:`aioir.load_model` / ``create_model``, or wrappers
+    around such a network) in our format.
 
     ``path`` ending in ``.safetensors`` writes one self-describing file; any other path is a
     directory receiving ``model.safetensors`` + ``config.json``. Returns the weights file.
@@ -84,6 +93,8 @@ def save_pretrained(
         "overrides": dict(base.get("overrides", {})),
         "metadata": dict(metadata or {}),
     }
+    if base.get("wrappers"):
+        config["wrappers"] = [dict(spec) for spec in base["wrappers"]]
     try:
         text = json.dumps(config, indent=2, sort_keys=True)
     except TypeError as exc:
@@ -136,7 +147,40 @@ def read_pretrained_config(path: str | Path) -> dict[str, Any]:
         config = json.loads(meta["aioir_config"])
     if config.get("format") != "aioir" or "architecture" not in config:
         raise CheckpointError(f"{p}: not an aioir model config")
+    version = config.get("format_version", 1)
+    if not isinstance(version, int) or version > FORMAT_VERSION:
+        raise CheckpointError(
+            f"{p}: saved-model format {version!r} is newer than this aioir reads "
+            f"({FORMAT_VERSION}); upgrade aioir"
+        )
     return config
+
+
+def upgrade_config(config: Mapping[str, Any]) -> dict[str, Any]:
+    """``config`` (:func:`read_pretrained_config`) in the current format: a format-1 filter
+    bank (``overrides.filter_bank``/``filter_taps``) becomes a ``wrappers`` entry."""
+    from aioir.models.filter_bank import legacy_wrapper_spec
+
+    out = {**config, "overrides": dict(config.get("overrides", {}))}
+    out["wrappers"] = [dict(spec) for spec in config.get("wrappers", [])]
+    if config.get("format_version", 1) < 2:
+        spec = legacy_wrapper_spec(out["overrides"])
+        if spec is not None:
+            out["wrappers"].append(spec)
+    out["format_version"] = FORMAT_VERSION
+    return out
+
+
+def upgrade_state_dict(
+    state: Mapping[str, Tensor], config: Mapping[str, Any]
+) -> Mapping[str, Tensor]:
+    """The weights of a model saved with ``config`` (as read) laid out as today's modules: a
+    format-1 model with a filter bank had the network's keys at the top level."""
+    from aioir.models.filter_bank import nest_legacy_state
+
+    if config.get("format_version", 1) < 2 and upgrade_config(config)["wrappers"]:
+        return nest_legacy_state(state)
+    return state
 
 
 # ------------------------------------------------------------------------------ reading

@@ -12,6 +12,12 @@ callers) plug into three decoder *fusion points* without copying the U-Net:
   ``None``); :meth:`Restormer.block_condition` picks what each block sequence receives as
   ``cond`` (see :class:`aioir.nn.blocks.TransformerBlock`'s ``guidance``).
 * ``latent_out_channels`` is the width leaving the latent fusion (PromptIR's quirk: ``4·dim``).
+* :meth:`Restormer.forward_padded_with_maps` returns the output with the refinement features
+  and a per-image context map (:meth:`Restormer.context_map`; UDAIR: its degradation map), for
+  wrappers that act on the output (:class:`aioir.models.filter_bank.FilterBankRestorer`).
+
+Subclasses take the backbone's nine size arguments as ``**backbone``
+(:class:`RestormerOptions`) and read them back from :attr:`Restormer.backbone_options`.
 
 Input sizes: any ``H×W``; the input is reflect-padded at the bottom/right to a multiple of
 :attr:`size_multiple` (8) and the output cropped back. Output = ``3×3(F) + input``.
@@ -20,20 +26,44 @@ Input sizes: any ``H×W``; the input is reflect-padded at the bottom/right to a 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, NamedTuple, TypedDict
 
 import torch
 from torch import Tensor, nn
 
 from aioir.models.registry import Preset, register_presets
 from aioir.nn.blocks import Downsample, OverlapPatchEmbed, Upsample, make_blocks
-from aioir.nn.filter_bank import FilterBankHead
 from aioir.nn.padding import pad_to_multiple, unpad
 
-__all__ = ["FUSION_STAGES", "Restormer"]
+__all__ = ["FUSION_STAGES", "OutputWithMaps", "Restormer", "RestormerOptions"]
 
 #: Decoder points where a fusion module may act, in forward order.
 FUSION_STAGES: tuple[str, ...] = ("latent", "decoder_level3", "decoder_level2")
+
+
+class RestormerOptions(TypedDict, total=False):
+    """The backbone's size arguments (:class:`Restormer`'s first nine), which subclasses take
+    as ``**backbone`` and pass through."""
+
+    inp_channels: int
+    out_channels: int
+    dim: int
+    num_blocks: Sequence[int]
+    num_refinement_blocks: int
+    heads: Sequence[int]
+    ffn_expansion_factor: float
+    bias: bool
+    layernorm_type: str
+
+
+class OutputWithMaps(NamedTuple):
+    """:meth:`Restormer.forward_padded_with_maps`: the restored (padded) image, the refinement
+    features (``feature_channels``, full resolution) and the per-image context map
+    (``context_map_channels``)."""
+
+    image: Tensor
+    features: Tensor
+    context: Tensor
 
 
 class Restormer(nn.Module):
@@ -48,18 +78,18 @@ class Restormer(nn.Module):
         ffn_expansion_factor: GDFN expansion (2.66).
         bias: biases in the U-Net convolutions.
         layernorm_type: ``"WithBias"`` or ``"BiasFree"``.
-        latent_out_channels: channels leaving the latent fusion point (default ``8·dim``).
+        latent_out_channels: channels leaving the latent fusion point (default
+            ``latent_width·dim``: ``8·dim``; PromptIR ``4·dim``).
         fusions: optional modules keyed by :data:`FUSION_STAGES`, called as ``m(x, ctx)``; they
             must keep the channel count (``latent_out_channels`` at ``"latent"``).
-        filter_bank: ``K > 0`` adds a :class:`~aioir.nn.filter_bank.FilterBankHead` after the
-            output (a per-image choice among the network output, the input and ``K`` fixed
-            linear filters of the input); 0 (default) = the plain network.
-        filter_taps: side of those filters.
-        filter_context_channels: channels of :meth:`filter_bank_context`'s map (default: the
-            refinement features, ``2·dim``).
+
+    :attr:`backbone_options` keeps the first nine (:class:`RestormerOptions`) and
+    :attr:`block_options` the three that every transformer block takes.
     """
 
     size_multiple: int = 8
+    #: default width leaving the latent fusion point, in units of ``dim``
+    latent_width: int = 8
 
     def __init__(
         self,
@@ -74,21 +104,19 @@ class Restormer(nn.Module):
         layernorm_type: str = "WithBias",
         latent_out_channels: int | None = None,
         fusions: Mapping[str, nn.Module] | None = None,
-        *,
-        filter_bank: int = 0,
-        filter_taps: int = 15,
-        filter_context_channels: int | None = None,
     ) -> None:
         super().__init__()
         if len(num_blocks) != 4 or len(heads) != 4:
             raise ValueError("num_blocks and heads need one entry per level (4)")
         c1, c2, c3, c4 = dim, dim * 2, dim * 4, dim * 8
-        lat = c4 if latent_out_channels is None else latent_out_channels
-        blocks = {
-            "ffn_expansion_factor": ffn_expansion_factor,
-            "bias": bias,
+        lat = dim * self.latent_width if latent_out_channels is None else latent_out_channels
+        self.backbone_options: RestormerOptions = {
+            "inp_channels": inp_channels, "out_channels": out_channels, "dim": dim,
+            "num_blocks": tuple(num_blocks), "num_refinement_blocks": num_refinement_blocks,
+            "heads": tuple(heads), "ffn_expansion_factor": ffn_expansion_factor, "bias": bias,
             "layernorm_type": layernorm_type,
-        }
+        }  # fmt: skip
+        blocks = self.block_options
         self.dim = dim
         self.patch_embed = OverlapPatchEmbed(inp_channels, dim)
         self.encoder_level1 = make_blocks(num_blocks[0], c1, heads[0], **blocks)
@@ -112,11 +140,26 @@ class Restormer(nn.Module):
         if unknown:
             raise ValueError(f"unknown fusion stages {sorted(unknown)}; use {FUSION_STAGES}")
         self.fusions = nn.ModuleDict(dict(fusions or {}))
-        self.filter_bank = (
-            FilterBankHead(c2, filter_context_channels or c2, filter_bank, filter_taps)
-            if filter_bank > 0
-            else None
-        )
+
+    @property
+    def block_options(self) -> dict[str, Any]:
+        """The keyword arguments every transformer block of the network takes."""
+        o = self.backbone_options
+        return {
+            "ffn_expansion_factor": o["ffn_expansion_factor"],
+            "bias": o["bias"],
+            "layernorm_type": o["layernorm_type"],
+        }
+
+    @property
+    def feature_channels(self) -> int:
+        """Channels of the refinement features (``2·dim``)."""
+        return 2 * self.dim
+
+    @property
+    def context_map_channels(self) -> int:
+        """Channels of :meth:`context_map`'s map (default: the refinement features')."""
+        return self.feature_channels
 
     # ------------------------------------------------------------------ hooks for subclasses
     def context(self, x: Tensor) -> Any:
@@ -133,8 +176,9 @@ class Restormer(nn.Module):
             return self.fusions[stage](x, ctx)
         return x
 
-    def filter_bank_context(self, ctx: Any, features: Tensor) -> Tensor:
-        """The per-image context map of the filter-bank gates (default: the features)."""
+    def context_map(self, ctx: Any, features: Tensor) -> Tensor:
+        """A per-image map of what the network knows about the input, for wrappers that act
+        on its output (default: the refinement ``features``; UDAIR: its degradation map)."""
         return features
 
     def normalize_input(self, x: Tensor) -> Tensor:
@@ -156,6 +200,16 @@ class Restormer(nn.Module):
         ``ctx`` defaults to :meth:`context` of ``x``; export this method (with a padded input)
         for ONNX/tracing, since padding is decided in Python.
         """
+        return self._decode(x, ctx)[0]
+
+    def forward_padded_with_maps(self, x: Tensor, ctx: Any = None) -> OutputWithMaps:
+        """:meth:`forward_padded`'s output with the refinement features and
+        :meth:`context_map` (what a wrapper acting on the output reads)."""
+        out, features, ctx = self._decode(x, ctx)
+        return OutputWithMaps(out, features, self.context_map(ctx, features))
+
+    def _decode(self, x: Tensor, ctx: Any) -> tuple[Tensor, Tensor, Any]:
+        """The output, the refinement features and the context used."""
         if ctx is None:
             ctx = self.context(x)
         xn = self.normalize_input(x)
@@ -176,10 +230,7 @@ class Restormer(nn.Module):
         dec1 = torch.cat([self.up2_1(dec2), enc1], dim=1)
         dec1 = self._level("decoder_level1", dec1, ctx)
         dec1 = self._level("refinement", dec1, ctx)
-        out = self.residual_output(self.output(dec1), xn)
-        if self.filter_bank is not None:
-            out = self.filter_bank(out, x, dec1, self.filter_bank_context(ctx, dec1))
-        return out
+        return self.residual_output(self.output(dec1), xn), dec1, ctx
 
     def forward(self, x: Tensor) -> Tensor:
         """Restore ``x`` (B×C×H×W, any H, W); returns the same shape."""

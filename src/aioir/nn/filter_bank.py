@@ -159,6 +159,11 @@ class FilterBankHead(nn.Module):
     def taps(self) -> int:
         return int(self.filters.shape[-1])
 
+    @property
+    def hidden(self) -> int:
+        """Width of the gate MLP."""
+        return int(self.gate[0].out_features)
+
     @torch.no_grad()
     def set_filters(self, filters: Tensor) -> None:
         """Install fitted filters (K×T×T, e.g. from :meth:`LeastSquaresFilterFit.solve`)."""

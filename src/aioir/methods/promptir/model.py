@@ -17,13 +17,13 @@ CPL-style sparse prompts) without changing parameters or keys.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, Unpack
 
 import torch
 from torch import Tensor, nn
 
 from aioir.models.registry import Preset, register_presets
-from aioir.models.restormer import Restormer
+from aioir.models.restormer import Restormer, RestormerOptions
 from aioir.nn.blocks import TransformerBlock
 from aioir.nn.padding import pad_to_multiple, unpad
 from aioir.nn.prompts import PromptGenBlock, PromptRouter
@@ -34,7 +34,8 @@ __all__ = ["PromptIR"]
 class PromptIR(Restormer):
     """PromptIR all-in-one restoration network.
 
-    Args (besides :class:`~aioir.models.restormer.Restormer`'s):
+    Args (keywords; besides :class:`~aioir.models.restormer.Restormer`'s backbone sizes,
+    :class:`~aioir.models.restormer.RestormerOptions`):
         prompt_dims: prompt channels at (decoder_level2, decoder_level3, latent) → ``prompt1..3``.
         prompt_sizes: prompt bank spatial sizes, same order.
         prompt_len: prompt components ``N`` per bank.
@@ -43,37 +44,25 @@ class PromptIR(Restormer):
         router: a callable returning a fresh :class:`PromptRouter` per block (default softmax).
     """
 
+    latent_width = 4  # the reference's latent fusion reduces to 4·dim
+
     def __init__(
         self,
-        inp_channels: int = 3,
-        out_channels: int = 3,
-        dim: int = 48,
-        num_blocks: Sequence[int] = (4, 6, 6, 8),
-        num_refinement_blocks: int = 4,
-        heads: Sequence[int] = (1, 2, 4, 8),
-        ffn_expansion_factor: float = 2.66,
-        bias: bool = False,
-        layernorm_type: str = "WithBias",
+        *,
         prompt_dims: Sequence[int] = (64, 128, 320),
         prompt_sizes: Sequence[int] = (64, 32, 16),
         prompt_len: int = 5,
         fusion_heads: int | None = None,
         parity_layers: bool = True,
         router: Callable[[], PromptRouter] | None = None,
+        **backbone: Unpack[RestormerOptions],
     ) -> None:
-        super().__init__(
-            inp_channels, out_channels, dim, num_blocks, num_refinement_blocks, heads,
-            ffn_expansion_factor, bias, layernorm_type, latent_out_channels=dim * 4,
-        )  # fmt: skip
+        super().__init__(**backbone)
+        dim, bias, tb = self.dim, self.backbone_options["bias"], self.block_options
         c2, c3, c4 = dim * 2, dim * 4, dim * 8
         p1, p2, p3 = prompt_dims
         s1, s2, s3 = prompt_sizes
-        fh = heads[2] if fusion_heads is None else fusion_heads
-        tb = {
-            "ffn_expansion_factor": ffn_expansion_factor,
-            "bias": bias,
-            "layernorm_type": layernorm_type,
-        }
+        fh = self.backbone_options["heads"][2] if fusion_heads is None else fusion_heads
 
         def make_router() -> PromptRouter | None:
             return router() if router is not None else None

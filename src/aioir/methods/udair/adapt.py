@@ -304,9 +304,9 @@ def save_adapted(
     :meth:`AdaptResult.summary`); written through :func:`aioir.models.save_model` (replaced
     whole or not at all). Returns the folder.
     """
-    from aioir.models import save_model
+    from aioir.models import save_model, unwrap
 
-    if getattr(model, "source_bank", None) is None:
+    if getattr(unwrap(model), "source_bank", None) is None:
         raise ConfigError("save_adapted: the model has no source bank")
     metadata = dict(getattr(model, "aioir_metadata", {}) or {})
     if result is not None:

@@ -396,14 +396,14 @@ def save_model_with_bank(
     the other files of ``source`` (model card, training record) copied. ``output`` may be
     ``source`` itself (``aioir bank --in-place``). Written through
     :func:`aioir.models.save_model`: the folder is replaced whole or not at all."""
-    from aioir.models import save_model
+    from aioir.models import save_model, unwrap
     from aioir.models.checkpoints import CONFIG_NAME, WEIGHTS_NAME
 
     folder = Path(source)
     if not folder.is_dir():
         raise ConfigError(f"{folder}: not a saved-model folder")
     bank.metadata["dtype"] = dtype
-    model.source_bank = bank
+    unwrap(model).source_bank = bank
     metadata = dict(getattr(model, "aioir_metadata", {}) or {})
     metadata["task_names"] = list(bank.task_names)
     keep = {WEIGHTS_NAME, CONFIG_NAME, BANK_FILE}

@@ -35,6 +35,7 @@ exit status: 0 written, 1 failed, 2 usage error"""
 def _adapt(args: argparse.Namespace) -> int:
     from aioir.errors import ConfigError
     from aioir.methods.udair.adapt import AdaptConfig, adapt_to_folder, save_adapted
+    from aioir.models import unwrap
     from aioir.models.artifacts import check_model_output
     from aioir.restore.api import resolve_device
     from aioir.restore.resolve import resolve_model
@@ -43,7 +44,8 @@ def _adapt(args: argparse.Namespace) -> int:
     check_model_output(out, args.overwrite)  # before the (slow) adaptation
     device = resolve_device(args.device)
     model = resolve_model(args.model).to(device)
-    if getattr(model, "source_bank", None) is None:
+    network = unwrap(model)  # the network inside any wrapper (the default model's filter bank)
+    if getattr(network, "source_bank", None) is None:
         raise ConfigError(
             f"{args.model}: not a UDAIR model saved with its source bank (bank.safetensors)"
         )
@@ -56,13 +58,13 @@ def _adapt(args: argparse.Namespace) -> int:
         seed=args.seed,
     )
     if args.task is not None:
-        model.source_bank.task_index(args.task)  # ConfigError naming the known tasks
+        network.source_bank.task_index(args.task)  # ConfigError naming the known tasks
 
     def progress(step: int, loss: float) -> None:
         if not args.quiet and (step % 25 == 0 or step == args.steps):
             options.say("adapt", f"step {step}/{args.steps}  CORAL {loss:.4g}")
 
-    result = adapt_to_folder(model, args.target, config, progress=progress)
+    result = adapt_to_folder(network, args.target, config, progress=progress)
     save_adapted(model.cpu(), out, result, overwrite=args.overwrite)
     if not args.quiet:
         s = result.summary()
@@ -150,7 +152,7 @@ def _bank(args: argparse.Namespace) -> int:
     from aioir.engine.config import load_config
     from aioir.errors import ConfigError
     from aioir.methods.udair.bank_accumulation import build_source_bank, save_model_with_bank
-    from aioir.models import load_model
+    from aioir.models import load_model, unwrap
     from aioir.models.artifacts import check_model_output
     from aioir.restore.api import resolve_device
 
@@ -163,14 +165,15 @@ def _bank(args: argparse.Namespace) -> int:
         check_model_output(args.output, args.overwrite, source=folder)
     config = load_config(args.config, list(args.set or []))
     model = load_model(folder)
-    if not hasattr(model, "forward_features"):
+    network = unwrap(model)  # the network inside any wrapper (the default model's filter bank)
+    if not hasattr(network, "forward_features"):
         raise ConfigError(f"{folder}: a {type(model).__name__} has no source bank (UDAIR only)")
-    patch = args.patch_size or config.extras["source_bank"].patch_size or _recorded_patch(model)
+    patch = args.patch_size or config.extras["source_bank"].patch_size or _recorded_patch(network)
     tasks = (getattr(model, "aioir_metadata", {}) or {}).get("task_names")
     device = resolve_device(args.device)
     start = time.perf_counter()
     bank = build_source_bank(
-        model.to(device),
+        network.to(device),
         config,
         items_per_task=args.items_per_task,
         patch_size=patch,

@@ -30,7 +30,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Unpack
 
 import torch
 import torch.nn.functional as F
@@ -39,7 +39,7 @@ from torch import Tensor, nn
 from aioir.methods.udair.bank import SourceBank
 from aioir.models.protocols import DegradationEmbedding
 from aioir.models.registry import Preset, register_presets
-from aioir.models.restormer import Restormer
+from aioir.models.restormer import Restormer, RestormerOptions
 from aioir.nn.adapters import DistributionAdapter
 from aioir.nn.blocks import ConvMLP, TransformerBlock
 from aioir.nn.gates import GCT
@@ -47,6 +47,9 @@ from aioir.nn.padding import pad_to_multiple, unpad
 from aioir.nn.vqvae import VQVAE2
 
 __all__ = ["DAM", "RGB_MEAN", "UDAIR", "UDAIROutput"]
+
+#: The backbone sizes UDAIR changes from Restormer's defaults (half width).
+UDAIR_BACKBONE: RestormerOptions = {"dim": 24}
 
 #: Mean subtracted from the input by the U-Net and by the VQ-VAE (DIV2K RGB mean).
 RGB_MEAN: tuple[float, float, float] = (0.4488, 0.4371, 0.4040)
@@ -114,7 +117,9 @@ class DAM(nn.Module):
 class UDAIR(Restormer):
     """UDAIR restoration network (Restormer U-Net + DAM + distribution adapters).
 
-    Args (besides :class:`~aioir.models.restormer.Restormer`'s; defaults = official config):
+    Args (keywords; besides :class:`~aioir.models.restormer.Restormer`'s backbone sizes,
+    :class:`~aioir.models.restormer.RestormerOptions` — RGB only, ``dim`` 24 by default; defaults
+    = official config):
         fusion_heads: heads of the three fusion blocks (default ``heads[2]``).
         vq_channel, vq_res_blocks, vq_res_channel, embed_dim, n_embed: VQ-VAE-2 sizes.
         dam_hidden, dam_dropout: DAM ConvMLP hidden width and dropout.
@@ -123,9 +128,10 @@ class UDAIR(Restormer):
             :class:`aioir.nn.adapters.DistributionAdapter`); the reference is ``False, False``.
         init_logit_scale: initial ``θ`` of the contrastive temperature (``ln(1/0.07)``).
         feature_size: pooled size of the contrastive feature (16).
-        filter_bank, filter_taps: an optional :class:`~aioir.nn.filter_bank.FilterBankHead`
-            (see :class:`~aioir.models.restormer.Restormer`); its per-image gate reads the
-            degradation map ``d`` (adapted when the adapters are on). Not in the paper.
+
+    Its :meth:`context_map` (what a wrapper such as the filter bank,
+    :class:`aioir.models.filter_bank.FilterBankRestorer`, reads) is the degradation map ``d``
+    (adapted when the adapters are on).
     """
 
     mean: Tensor
@@ -134,13 +140,7 @@ class UDAIR(Restormer):
 
     def __init__(
         self,
-        dim: int = 24,
-        num_blocks: Sequence[int] = (4, 6, 6, 8),
-        num_refinement_blocks: int = 4,
-        heads: Sequence[int] = (1, 2, 4, 8),
-        ffn_expansion_factor: float = 2.66,
-        bias: bool = False,
-        layernorm_type: str = "WithBias",
+        *,
         fusion_heads: int | None = None,
         vq_channel: int = 128,
         vq_res_blocks: int = 3,
@@ -154,21 +154,15 @@ class UDAIR(Restormer):
         adapter_zero_init: bool = False,
         init_logit_scale: float = math.log(1 / 0.07),
         feature_size: int = 16,
-        filter_bank: int = 0,
-        filter_taps: int = 15,
+        **backbone: Unpack[RestormerOptions],
     ) -> None:
-        super().__init__(
-            3, 3, dim, num_blocks, num_refinement_blocks, heads, ffn_expansion_factor, bias,
-            layernorm_type, filter_bank=filter_bank, filter_taps=filter_taps,
-            filter_context_channels=dim * 4,
-        )  # fmt: skip
+        rgb_only = sorted({"inp_channels", "out_channels"} & set(backbone))
+        if rgb_only:
+            raise TypeError(f"UDAIR() got an unexpected keyword argument {rgb_only[0]!r}")
+        super().__init__(**{**UDAIR_BACKBONE, **backbone})
+        dim, bias, tb = self.dim, self.backbone_options["bias"], self.block_options
         c2, c3, c4 = dim * 2, dim * 4, dim * 8
-        fh = heads[2] if fusion_heads is None else fusion_heads
-        tb = {
-            "ffn_expansion_factor": ffn_expansion_factor,
-            "bias": bias,
-            "layernorm_type": layernorm_type,
-        }
+        fh = self.backbone_options["heads"][2] if fusion_heads is None else fusion_heads
         self.register_buffer("mean", torch.tensor(RGB_MEAN).view(1, 3, 1, 1), persistent=False)
         self.dam = DAM(
             c3, vq_channel, vq_res_blocks, vq_res_channel, embed_dim, n_embed, dam_hidden,
@@ -249,8 +243,12 @@ class UDAIR(Restormer):
         _, _, g4, g3, g2 = self._degradation(x)
         return self._ctx(g4, g3, g2)
 
-    def filter_bank_context(self, ctx: Any, features: Tensor) -> Tensor:
-        """The degradation map ``d`` (``g3``) feeds the filter-bank's per-image gate."""
+    @property
+    def context_map_channels(self) -> int:
+        return self.dim * 4
+
+    def context_map(self, ctx: Any, features: Tensor) -> Tensor:
+        """The degradation map ``d`` (``g3``)."""
         return ctx["decoder_level3"]
 
     def fuse(self, stage: str, x: Tensor, ctx: Any) -> Tensor:

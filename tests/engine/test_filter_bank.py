@@ -1,0 +1,208 @@
+"""Filter-bank fit: the gate objective, the filter groups, the entry point and its record.
+
+``data/filter_bank_fit_reference.npz`` holds what the fit gave when it still ran inside
+``aioir train`` (commit 75c6035, a ``trainer.max_steps: 0`` run): the fitted head of
+:func:`_config`'s fit (same corpus, base network, seed and fit settings; ``model.overrides:
+{filter_bank: 6, filter_taps: 5}``, ``model.checkpoint`` = the base) and its validation record,
+once in float32 (``a``) and once as v3 was fitted, channels-last with bfloat16 validation
+(``b``). The new entry point must give the same tensors.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from aioir.engine.config import config_from_dict
+from aioir.engine.filter_bank import FilterBankFitConfig, fit
+from aioir.engine.run import train
+from aioir.errors import ConfigError
+from aioir.models import FilterBankRestorer, load_model
+from udair_helpers import build_tiny_udair
+
+REFERENCE = Path(__file__).with_name("data") / "filter_bank_fit_reference.npz"
+TASKS = {
+    "noise": {"degradations": [{"name": "gaussian_noise", "sigma": [10, 40]}]},
+    "blur": None,
+    "haze": None,
+}
+
+
+@pytest.fixture(scope="module")
+def base(tmp_path_factory) -> Path:
+    """``udair-tiny`` (seed 0) saved with a source bank."""
+    return build_tiny_udair(tmp_path_factory.mktemp("fit") / "base")
+
+
+@pytest.fixture(autouse=True)
+def keep_threads():
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
+
+
+def _config(corpus: Path, base: Path, **sections) -> FilterBankFitConfig:
+    from aioir.engine.config import build_config
+
+    raw = {
+        "model": {"name": str(base)},
+        "data": {
+            "kind": "synthetic", "root": str(corpus), "tasks": TASKS, "patch_size": 32,
+            "samples_per_task": 2, "items_per_task": 12, "epoch_length": 3,
+            "val_items_per_task": 2, "val_size": 32, "val_batch_size": 6,
+        },
+        "filter_bank": {
+            "taps": 5, "severity_bins": 2, "patches": 4, "patch_size": 24,
+            "gate_items_per_task": 4, "gate_patch_size": 32, "gate_epochs": 20,
+        },
+        "runtime": {"num_threads": 1, "progress_bar": False},
+        "seed": 7,
+    }  # fmt: skip
+    for key, value in sections.items():
+        raw[key] = {**raw.get(key, {}), **value} if isinstance(value, dict) else value
+    return build_config(FilterBankFitConfig, raw, "test")
+
+
+def test_fit_gate_learns_the_best_candidate_per_image():
+    from aioir.engine.filter_bank import fit_gate
+    from aioir.nn.filter_bank import DETAIL_SIGMAS, FilterBankHead
+
+    torch.manual_seed(0)
+    head = FilterBankHead(feature_channels=2, context_channels=2, filters=2, taps=3)
+    kind = torch.randint(0, 4, (200,))  # which of the 4 candidates is best for each example
+    descriptors = torch.randn(200, 8 + 2 * (len(DETAIL_SIGMAS) + 2) + 1) * 0.1
+    descriptors[:, 0] += 10.0 * kind  # readable from the first descriptor entry (scale 10)
+    scores = torch.full((200, 4), 20.0)
+    scores[torch.arange(200), kind] = 30.0
+    expected = fit_gate(head, descriptors, scores, epochs=500, lr=1e-2)
+    assert torch.allclose(head.descriptor_mean, descriptors.mean(dim=0))
+    with torch.no_grad():
+        weights = head.gate(head.normalize(descriptors)).softmax(dim=1)
+    assert (weights.argmax(dim=1) == kind).float().mean() > 0.95
+    assert weights.max(dim=1).values.median() > 0.9
+    assert 29.0 < expected <= 30.0
+
+
+def test_filter_bank_groups_follow_the_task_spec_and_severity_bins():
+    from aioir.data.synthetic import TaskSpec
+    from aioir.engine.filter_bank import filter_bank_groups
+
+    groups = filter_bank_groups(TaskSpec(()), "blur", 2)
+    assert list(groups) == ["blur/0/0", "blur/0/1", "blur/1/0", "blur/1/1", "blur/2/0", "blur/2/1"]
+    assert [g.degradations for g in groups.values()][::2] == [
+        ("defocus_blur",), ("gaussian_blur",), ("motion_blur",)
+    ]  # fmt: skip
+    assert groups["blur/2/1"].severity == (0.5, 1.0)
+    named = filter_bank_groups(TaskSpec(("gaussian_blur",)), "blur", 3)
+    assert list(named) == ["blur/0/0", "blur/0/1", "blur/0/2"]
+
+
+@pytest.mark.parametrize(
+    ("variant", "sections"),
+    [("a", {}),
+     ("b", {"runtime": {"channels_last": True}, "validation": {"precision": "bf16-mixed"}})],
+)  # fmt: skip
+def test_fit_gives_what_the_fit_inside_training_gave(corpus, base, tmp_path, variant, sections):
+    result = fit(_config(corpus, base, **sections), tmp_path / "fitted")
+    with np.load(REFERENCE) as ref:
+        head = result.model.filter_bank.state_dict()
+        for key, value in head.items():
+            want = torch.from_numpy(ref[f"{variant}/{key}"])
+            torch.testing.assert_close(value, want, rtol=0, atol=1e-6, msg=key)
+        want_val = json.loads(str(ref[f"{variant}/val"]))
+    assert result.val is not None and set(result.val) == set(want_val)
+    for key, value in want_val.items():
+        assert result.val[key] == pytest.approx(value, abs=1e-6 if variant == "a" else 1e-4)
+
+
+def test_fit_writes_a_saved_wrapped_model_with_the_base_network_and_bank(corpus, base, tmp_path):
+    out = tmp_path / "fitted"
+    result = fit(_config(corpus, base, description="tiny fit"), out)
+    assert {p.name for p in out.iterdir()} == {
+        "model.safetensors",
+        "config.json",
+        "bank.safetensors",
+    }
+    assert (out / "bank.safetensors").read_bytes() == (base / "bank.safetensors").read_bytes()
+    config = json.loads((out / "config.json").read_text())
+    assert config["wrappers"] == [{"name": "filter_bank", "filters": 6, "taps": 5, "hidden": 64}]
+    meta = config["metadata"]
+    assert meta["source_bank"] == "bank.safetensors"
+    assert meta["task_names"] == ["noise", "haze", "lowlight"]  # the base's: its bank's clusters
+    record = meta["filter_bank"]
+    assert record["description"] == "tiny fit" and record["filters"] == 6
+    assert record["gate_examples"] == 12 and record["model"]["name"] == str(base)
+    assert meta["val"] == result.val and "val/min_gain" in meta["val"]
+    assert {"val/blur/gain", "val/noise/psnr", "val/haze/ssim", "val/psnr"} <= set(meta["val"])
+
+    fitted = load_model(out)
+    assert isinstance(fitted, FilterBankRestorer) and bool(fitted.filter_bank.fitted)
+    assert fitted.restorer.source_bank is not None
+    original = load_model(base).state_dict()
+    after = fitted.restorer.state_dict()
+    assert all(torch.equal(after[k], v) for k, v in original.items())  # network untouched
+    head = fitted.filter_bank
+    assert not torch.allclose(head.filters[:, 2, 2], torch.ones(6))  # no longer identities
+    assert torch.allclose(head.filters.sum(dim=(1, 2)), torch.ones(6), atol=0.05)
+
+
+def test_fit_config_errors_name_the_key(corpus, base, tmp_path):
+    with pytest.raises(ConfigError, match=r"test: unknown key 'filter_bank\.filters'"):
+        _config(corpus, base, filter_bank={"filters": 12})
+    with pytest.raises(ConfigError, match=r"model\.name: give the saved model"):
+        _config(corpus, "")
+    with pytest.raises(ConfigError, match=r"data\.kind: the filter-bank fit degrades"):
+        _config(corpus, base, data={"kind": "udair"})
+    with pytest.raises(ConfigError, match=r"filter_bank\.taps: must be a positive odd"):
+        _config(corpus, base, filter_bank={"taps": 4})
+    with pytest.raises(ConfigError, match=r"validation\.precision"):
+        _config(corpus, base, validation={"precision": "16-mixed"})
+    with pytest.raises(
+        ConfigError, match=r"data\.tasks: no task 'rain' \(have noise, blur, haze\)"
+    ):
+        fit(_config(corpus, base, filter_bank={"task": "rain"}), tmp_path / "rain")
+    assert not (tmp_path / "rain").exists()
+    fitted = fit(_config(corpus, base, validation={"enabled": False}), tmp_path / "fitted")
+    assert fitted.val is None
+    with pytest.raises(ConfigError, match="exists; pass --overwrite"):
+        fit(_config(corpus, base), tmp_path / "fitted")
+    with pytest.raises(ConfigError, match="is already wrapped"):
+        fit(_config(corpus, tmp_path / "fitted"), tmp_path / "again")
+
+
+def test_a_fitted_head_can_be_fine_tuned_by_training_with_the_network_frozen(
+    corpus, base, tmp_path
+):
+    from aioir.engine.module import RestorationModule
+
+    fitted = tmp_path / "fitted"
+    fit(_config(corpus, base, validation={"enabled": False}), fitted)
+    cfg = config_from_dict({
+        "model": {"name": str(fitted), "trainable": ["filter_bank"]},
+        "data": {"kind": "synthetic", "root": str(corpus), "tasks": TASKS, "patch_size": 32,
+                 "items_per_task": 6, "epoch_length": 3, "val_items_per_task": 1,
+                 "val_size": 32},
+        "losses": {"l1": 1.0}, "optimizer": {"lr": 1e-2},
+        "trainer": {"max_steps": 3, "progress_bar": False, "logger": "csv",
+                    "accelerator": "cpu", "devices": 1, "num_threads": 1},
+        "source_bank": {"enabled": False},
+    }, "test")  # fmt: skip
+    module = RestorationModule(cfg.model, cfg.losses, cfg.optimizer, cfg.scheduler, ["blur"])
+    trainable = {n for n, p in module.model.named_parameters() if p.requires_grad}
+    assert trainable and all(n.startswith("filter_bank.") for n in trainable)
+    module.train()  # frozen parts stay in eval mode: no dropout, no codebook EMA drift
+    assert not module.model.restorer.dam.training and module.model.filter_bank.training
+
+    res = train(cfg, tmp_path / "run")
+    before, after = load_model(fitted), load_model(res.export_dir)
+    assert isinstance(after, FilterBankRestorer)
+    old, new = before.state_dict(), after.state_dict()
+    assert all(
+        torch.equal(new[k], v) for k, v in old.items() if not k.startswith("filter_bank.gate")
+    )
+    assert not torch.equal(new["filter_bank.gate.2.weight"], old["filter_bank.gate.2.weight"])
+    assert (res.export_dir / "bank.safetensors").is_file()  # the network's bank travels along

@@ -1,0 +1,157 @@
+"""The filter bank as a wrapper: restoring, its saved form, and the format-1 translation."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from aioir.errors import CheckpointError, ConfigError
+from aioir.models import (
+    FilterBankRestorer,
+    Restormer,
+    create_model,
+    load_model,
+    save_pretrained,
+    unwrap,
+)
+from aioir.models.wrappers import wrap_model, wrapper_specs
+
+
+def _wrapped(name: str = "udair-tiny", filters: int = 3) -> FilterBankRestorer:
+    torch.manual_seed(0)
+    model = FilterBankRestorer(create_model(name), filters=filters, taps=5).eval()
+    torch.manual_seed(1)
+    with torch.no_grad():  # a gate that mixes every candidate, and filters that are not deltas
+        torch.nn.init.normal_(model.filter_bank.gate[-1].weight, std=0.5)
+        model.filter_bank.set_filters(torch.rand(filters, 5, 5) / 25)
+    return model
+
+
+def test_wrapper_chooses_among_the_network_output_and_the_input_at_any_size():
+    plain = create_model("udair-tiny").eval()
+    model = FilterBankRestorer(plain, filters=3, taps=5).eval()
+    assert unwrap(model) is plain and model.size_multiple == 8
+    keys = set(model.state_dict())
+    assert {f"restorer.{k}" for k in plain.state_dict()} <= keys
+    assert all(k.startswith(("restorer.", "filter_bank.")) for k in keys)
+    x = torch.rand(1, 3, 21, 30)
+    with torch.no_grad():
+        model.filter_bank.gate[-1].bias[0] = 60.0  # all weight on the network's output
+        assert torch.allclose(model(x), plain(x), atol=1e-5)
+        model.filter_bank.gate[-1].bias[0] = -60.0
+        model.filter_bank.gate[-1].bias[1] = 60.0  # all weight on the input
+        assert torch.allclose(model(x), x, atol=1e-5)
+
+
+def test_any_restormer_can_be_wrapped_and_udair_gates_on_its_degradation_map(tmp_path):
+    udair, restormer = create_model("udair-tiny"), create_model("restormer-tiny")
+    assert (udair.feature_channels, udair.context_map_channels) == (16, 32)
+    assert restormer.context_map_channels == restormer.feature_channels == 32
+    x = torch.rand(1, 3, 16, 24)
+    maps = udair.eval().forward_padded_with_maps(x)
+    assert torch.equal(maps.context, udair.context(x)["decoder_level3"])
+    assert torch.equal(maps.image, udair.forward_padded(x))
+    for name in ("restormer-tiny", "promptir-tiny"):
+        assert _wrapped(name)(torch.rand(1, 3, 13, 17)).shape == (1, 3, 13, 17)
+    with pytest.raises(ConfigError, match="cannot carry a filter bank"):
+        FilterBankRestorer(torch.nn.Conv2d(3, 3, 1))
+    bare = FilterBankRestorer(Restormer(dim=8, num_blocks=(1, 1, 1, 1)), filters=2, taps=3)
+    assert not hasattr(bare, "aioir_config")  # a network built without the registry has none
+    with pytest.raises(ConfigError, match="no aioir_config"):
+        save_pretrained(bare, tmp_path / "bare")
+
+
+def test_saved_form_lists_the_wrapper_and_loads_back_identically(tmp_path):
+    model = _wrapped()
+    assert wrapper_specs(model) == [{"name": "filter_bank", "filters": 3, "taps": 5, "hidden": 64}]
+    assert model.aioir_config == {
+        "architecture": "udair", "preset": "tiny", "overrides": {},
+        "wrappers": wrapper_specs(model),
+    }  # fmt: skip
+    save_pretrained(model, tmp_path / "folder")
+    save_pretrained(model, tmp_path / "file.safetensors")
+    config = json.loads((tmp_path / "folder/config.json").read_text())
+    assert config["format_version"] == 2 and config["overrides"] == {}
+    assert config["wrappers"] == wrapper_specs(model)
+    x = torch.rand(1, 3, 19, 26)
+    with torch.no_grad():
+        want = model(x)
+        for path in (tmp_path / "folder", tmp_path / "file.safetensors"):
+            loaded = load_model(path)
+            assert isinstance(loaded, FilterBankRestorer) and bool(loaded.filter_bank.fitted)
+            assert torch.equal(loaded(x), want)
+    plain = json.loads(
+        (
+            save_pretrained(create_model("udair-tiny"), tmp_path / "plain").parent / "config.json"
+        ).read_text()
+    )
+    assert plain["format_version"] == 2 and "wrappers" not in plain
+
+
+def _format_1(model: FilterBankRestorer, taps: bool) -> tuple[dict, dict]:
+    """``model`` as the code before the wrapper saved it: head arguments among the overrides,
+    the network's keys at the top level beside ``filter_bank.*``."""
+    overrides = {"filter_bank": model.filter_bank.num_filters}
+    if taps:
+        overrides["filter_taps"] = model.filter_bank.taps
+    config = {
+        "format": "aioir", "format_version": 1, "architecture": "udair", "preset": "tiny",
+        "overrides": overrides, "metadata": {"note": "old"},
+    }  # fmt: skip
+    state = {k.removeprefix("restorer."): v.contiguous() for k, v in model.state_dict().items()}
+    return config, state
+
+
+def test_format_1_models_with_a_filter_bank_load_as_the_wrapper(tmp_path):
+    model = _wrapped()
+    x = torch.rand(2, 3, 24, 17)
+    with torch.no_grad():
+        want = model(x)
+    config, state = _format_1(model, taps=True)
+    assert not any(k.startswith("restorer.") for k in state)
+    folder = tmp_path / "old"
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps(config))
+    save_file(state, str(folder / "model.safetensors"))
+    single = tmp_path / "old.safetensors"
+    save_file(state, str(single), metadata={"aioir_config": json.dumps(config)})
+    for path in (folder, single):
+        loaded = load_model(path)
+        assert isinstance(loaded, FilterBankRestorer)
+        assert loaded.aioir_metadata == {"note": "old"}
+        assert loaded.aioir_config["overrides"] == {}  # the head is no longer an argument
+        with torch.no_grad():
+            assert torch.equal(loaded(x), want)
+    # saving it again writes the new form
+    save_pretrained(loaded, tmp_path / "new")
+    new = json.loads((tmp_path / "new/config.json").read_text())
+    assert new["format_version"] == 2 and new["wrappers"][0]["filters"] == 3
+    # `filter_taps` left out meant the default, 15
+    default_taps = FilterBankRestorer(create_model("udair-tiny"), filters=2).eval()
+    config, state = _format_1(default_taps, taps=False)
+    save_file(state, str(tmp_path / "taps.safetensors"), {"aioir_config": json.dumps(config)})
+    assert load_model(tmp_path / "taps.safetensors").filter_bank.taps == 15
+
+
+def test_filter_bank_arguments_of_a_registered_name_are_a_clear_error(tmp_path):
+    with pytest.raises(ConfigError, match=r"'filter_bank' is no longer a model argument"):
+        load_model("udair-tiny", filter_bank=12)
+    save_pretrained(create_model("udair-tiny"), tmp_path / "plain")
+    with pytest.raises(ConfigError, match=r"'filter_taps' is no longer a model argument"):
+        load_model(tmp_path / "plain", filter_taps=5)
+
+
+def test_unknown_wrappers_and_newer_formats_are_refused(tmp_path):
+    with pytest.raises(ConfigError, match="unknown model wrapper 'tiles'"):
+        wrap_model(create_model("udair-tiny"), [{"name": "tiles"}])
+    with pytest.raises(ConfigError, match="invalid options for the 'filter_bank' wrapper"):
+        wrap_model(create_model("udair-tiny"), [{"name": "filter_bank", "size": 3}])
+    folder = tmp_path / "future"
+    save_pretrained(create_model("udair-tiny"), folder)
+    config = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({**config, "format_version": 3}))
+    with pytest.raises(CheckpointError, match="format 3 is newer"):
+        load_model(folder)
