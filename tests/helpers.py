@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import struct
+
 import numpy as np
 import torch
 from PIL import Image
 from skimage import data
 
+from aioir.data.eet import EET_MAGIC
 from aioir.degradations import TIERS
 
 #: the centre of each severity tier (mild, moderate, severe)
@@ -27,3 +30,19 @@ def astronaut_batch(size: int = 48) -> torch.Tensor:
 def psnr_db(a: torch.Tensor, b: torch.Tensor) -> float:
     """PSNR (data range 1) of the whole batch's pooled MSE."""
     return float(-10.0 * torch.log10(((a - b) ** 2).mean()))
+
+
+def eet_bytes(entries: dict[str, bytes], flags: int = 0) -> bytes:
+    """A minimal Eet file (no dictionary) holding ``entries`` stored plain (or with ``flags``)."""
+    header = 12 + 24 * len(entries)
+    blobs, directory = b"", b""
+    for name, payload in entries.items():
+        raw = name.encode() + b"\0"
+        name_offset = header + len(blobs)
+        blobs += raw
+        data_offset = header + len(blobs)
+        blobs += payload
+        directory += struct.pack(
+            ">6I", data_offset, len(payload), len(payload), name_offset, len(raw), flags
+        )
+    return struct.pack(">III", EET_MAGIC, len(entries), 0) + directory + blobs

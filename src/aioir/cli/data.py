@@ -71,7 +71,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     photos.add_argument("dest", type=Path, help="destination folder")
     photos.add_argument(
-        "--list", type=Path, default=None, help="TSV of package/path/licence (default: shipped)"
+        "--list",
+        type=Path,
+        default=None,
+        help="TSV of package/path/licence[/split], or a shipped list: photos (default), photos-v4",
     )
     photos.add_argument(
         "--max-side", type=int, default=2048, help="down-scale larger photos (default 2048)"

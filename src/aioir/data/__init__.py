@@ -9,7 +9,8 @@
   validation hold-outs;
 - :mod:`~aioir.data.samplers` — the task-balanced (DDP-correct, resumable) batch sampler and the
   ``(epoch, index)`` keys that make training items independent of workers;
-- :mod:`~aioir.data.photos` — the offline photo corpus; :mod:`~aioir.data.samples` — shipped photos.
+- :mod:`~aioir.data.photos` — the offline photo corpus (:mod:`~aioir.data.eet` reads the photos
+  Enlightenment ships in Eet files); :mod:`~aioir.data.samples` — shipped photos.
 """
 
 from __future__ import annotations

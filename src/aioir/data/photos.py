@@ -1,17 +1,22 @@
-"""The offline photo corpus: clean photographs taken from Debian wallpaper packages.
+"""The offline photo corpus: clean photographs taken from Debian packages.
 
 Synthetic-degradation training (:mod:`aioir.data.synthetic`) needs clean, high-quality photos
 with a known licence that can be fetched without web scraping. Debian ships such photos in its
-wallpaper packages; a TSV list (columns ``package``, ``path_in_package``, ``license``; the
-default is the copy shipped as ``aioir/assets/photos.tsv``) names the files to use.
+wallpaper packages (and a few others); a TSV list (columns ``package``, ``path_in_package``,
+``license`` and an optional ``split``; ``#`` starts a comment line) names the files to use. Two
+lists ship with aioir (``aioir/assets/``, see :data:`SHIPPED_LISTS`): ``photos`` (the default, 38
+wallpaper photos) and ``photos-v4`` (83 photos; docs/datasets.md §6 lists its sources).
 
 :func:`build_photo_corpus` then
 
 1. downloads each package with ``apt-get download`` into a cache folder (kept, so rebuilds need
    no network),
-2. extracts it with ``dpkg-deb -x`` and copies the listed files,
+2. extracts it with ``dpkg-deb -x`` and copies the listed files; a path ``ARCHIVE#ENTRY`` names
+   an entry of an Eet archive in the package (Enlightenment's ``*.edj`` wallpapers,
+   :mod:`aioir.data.eet`),
 3. names them ``<package>-<stem>.<ext>`` (lower case, ``[a-z0-9-]`` only; a generic stem such as
-   the plasma wallpapers' ``2560x1600`` is replaced by the wallpaper's folder name),
+   the plasma wallpapers' ``2560x1600`` is replaced by the wallpaper's folder name, an archive
+   entry without a meaningful name, such as ``edje/images/0``, by the archive's name),
 4. down-scales images whose long side exceeds ``max_side`` (Lanczos; JPEG quality 95 with 4:4:4
    chroma, or PNG); files that need no change are copied byte for byte,
 5. writes ``SOURCES.tsv`` with provenance, licence, checksum, size and a fixed split.
@@ -21,6 +26,13 @@ last ``round(0.15 n)`` are test, the ``round(0.15 n)`` before them val, the rest
 one each when n ≥ 3). So the split depends only on the set of names, never on listing order or
 platform, and is exactly ~70/15/15 even for a short list (a plain per-file hash threshold gave
 31/4/3 on the 38 shipped photos). Adding a photo moves at most the files at the split borders.
+A list row whose ``split`` column is set keeps that split; only the other rows are ranked and cut
+as above. ``photos-v4`` pins each photo it shares with ``photos`` to its ``photos`` split, so no
+photo changes sides between the two corpora (a model trained on either one never saw the other's
+test photos).
+
+**Reserved packages.** The images of the Debian package ``opencv-doc`` are kept for independent
+evaluation; a list that names it is refused (:data:`RESERVED_PACKAGES`).
 
 Building is idempotent: a file already present with the recorded checksum and the size
 ``max_side`` implies is reused; every write goes through a temporary file and ``os.replace``.
@@ -39,16 +51,19 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from importlib import resources
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from PIL import Image
 
+from aioir.data.eet import read_entry
 from aioir.errors import AioirError, ConfigError, DatasetLayoutError
 from aioir.io import list_images, write_bytes_atomically
 
 __all__ = [
+    "RESERVED_PACKAGES",
+    "SHIPPED_LISTS",
     "SPLITS",
     "PhotoCorpus",
     "PhotoEntry",
@@ -61,11 +76,20 @@ __all__ = [
     "main_photos",
     "normalised_name",
     "read_photo_list",
+    "resolve_list_file",
     "split_of",
 ]
 
 #: The corpus splits, with their target shares.
 SPLITS: dict[str, float] = {"train": 0.70, "val": 0.15, "test": 0.15}
+
+#: Lists shipped in ``aioir/assets/`` (``<name>.tsv``), selectable by name (``--list photos-v4``).
+SHIPPED_LISTS: tuple[str, ...] = ("photos", "photos-v4")
+
+#: Packages whose images must never enter a corpus, with the reason.
+RESERVED_PACKAGES: dict[str, str] = {
+    "opencv-doc": "its images are reserved for independent evaluation (docs/datasets.md §6)",
+}
 
 SOURCES_FILE = "SOURCES.tsv"
 _COLUMNS = (
@@ -82,17 +106,23 @@ _COLUMNS = (
     "orig_height",
 )
 _LIST_COLUMNS = ("package", "path_in_package", "license")
+_SPLIT_COLUMN = "split"
 _GENERIC_STEM = re.compile(r"^(\d+x\d+|screenshot|image|wallpaper|background)$", re.IGNORECASE)
 _SKIP_DIRS = {"images", "contents", "content"}
 
 
 @dataclasses.dataclass(frozen=True)
 class PhotoEntry:
-    """One line of the photo list: which file of which package, under which licence."""
+    """One line of the photo list: which file of which package, under which licence.
+
+    ``split`` pins the photo to a split (``train``, ``val`` or ``test``); ``""`` lets the hash
+    rank decide (see the module docstring).
+    """
 
     package: str
     path_in_package: str
     license: str
+    split: str = ""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -149,23 +179,54 @@ def default_list_file() -> Path:
     return Path(str(resources.files("aioir").joinpath("assets", "photos.tsv")))
 
 
+def resolve_list_file(list_file: str | os.PathLike[str] | None = None) -> Path:
+    """The path of a photo list: a TSV file, the name of a shipped list, or ``None`` (default).
+
+    An existing file wins over a shipped list of the same name.
+    """
+    if list_file is None:
+        return default_list_file()
+    path = Path(list_file)
+    name = str(list_file)
+    if not path.exists() and name.removesuffix(".tsv") in SHIPPED_LISTS:
+        return default_list_file().with_name(f"{name.removesuffix('.tsv')}.tsv")
+    return path
+
+
 def read_photo_list(list_file: str | os.PathLike[str] | None = None) -> list[PhotoEntry]:
-    """Parse a photo list TSV (``package``, ``path_in_package``, ``license``; header required)."""
-    path = Path(list_file) if list_file is not None else default_list_file()
+    """Parse a photo list TSV (``package``, ``path_in_package``, ``license``, optional ``split``;
+    header required), given as a path or a shipped list's name (:func:`resolve_list_file`)."""
+    path = resolve_list_file(list_file)
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
-        raise ConfigError(f"{path}: cannot read the photo list ({exc.strerror or exc})") from None
+        shipped = ", ".join(SHIPPED_LISTS)
+        raise ConfigError(
+            f"{path}: cannot read the photo list ({exc.strerror or exc}); give a TSV file or a "
+            f"shipped list ({shipped})"
+        ) from None
     rows = list(csv.reader(io.StringIO(text), delimiter="\t"))
     rows = [r for r in rows if r and any(c.strip() for c in r) and not r[0].startswith("#")]
     if not rows or tuple(c.strip() for c in rows[0][:3]) != _LIST_COLUMNS:
         header = " TAB ".join(_LIST_COLUMNS)
         raise ConfigError(f"{path}: the photo list must start with the header {header}")
+    has_split = len(rows[0]) > 3 and rows[0][3].strip() == _SPLIT_COLUMN
     entries = []
     for lineno, row in enumerate(rows[1:], start=2):
         if len(row) < 3 or not all(c.strip() for c in row[:3]):
             raise ConfigError(f"{path}: row {lineno} needs 3 tab-separated non-empty columns")
-        entries.append(PhotoEntry(*(c.strip() for c in row[:3])))
+        split = row[3].strip() if has_split and len(row) > 3 else ""
+        if split and split not in SPLITS:
+            raise ConfigError(
+                f"{path}: row {lineno}: split {split!r} is unknown; expected one of {list(SPLITS)}"
+            )
+        entry = PhotoEntry(*(c.strip() for c in row[:3]), split=split)
+        if entry.package in RESERVED_PACKAGES:
+            raise ConfigError(
+                f"{path}: row {lineno} names {entry.package}: "
+                f"{RESERVED_PACKAGES[entry.package]}; it must not enter a photo corpus"
+            )
+        entries.append(entry)
     if not entries:
         raise ConfigError(f"{path}: the photo list names no photos")
     return entries
@@ -180,7 +241,20 @@ def normalised_name(package: str, path_in_package: str) -> str:
 
     A generic stem (``2560x1600``, ``screenshot``, …) is replaced by the nearest meaningful parent
     folder, so ``/usr/share/wallpapers/Kite/contents/images/2560x1600.jpg`` becomes ``…-kite.jpg``.
+    An archive entry (``ARCHIVE#ENTRY``) is named after the entry, or after the archive when the
+    entry's name is generic or a number: ``…/Mountain.edj#edje/images/0`` becomes
+    ``…-mountain.jpg`` (an entry without an extension is taken to be a JPEG stream, as edje's
+    lossy images are).
     """
+    archive, member = _split_entry(path_in_package)
+    if member is not None:
+        m = PurePosixPath(member)
+        stem = m.stem if m.suffix else m.name
+        if not stem or stem.isdigit() or _GENERIC_STEM.match(stem):
+            stem = PurePosixPath(archive).stem
+        ext = m.suffix.lower() or ".jpg"
+        ext = ".jpg" if ext in (".jpeg", ".jpg") else ext
+        return f"{_slug(package)}-{_slug(stem)}{ext}"
     p = Path(path_in_package)
     stem = p.stem
     if _GENERIC_STEM.match(stem):
@@ -193,21 +267,37 @@ def normalised_name(package: str, path_in_package: str) -> str:
     return f"{_slug(package)}-{_slug(stem)}{ext}"
 
 
+def _split_entry(path_in_package: str) -> tuple[str, str | None]:
+    """``(ARCHIVE, ENTRY)`` for ``ARCHIVE#ENTRY``, ``(path, None)`` for a plain path."""
+    archive, sep, entry = path_in_package.partition("#")
+    return (archive, entry) if sep and entry else (path_in_package, None)
+
+
 def _fraction(name: str) -> float:
     digest = hashlib.sha256(name.encode("utf-8")).digest()
     return int.from_bytes(digest[:8], "big") / 2.0**64
 
 
-def split_of(names: Iterable[str]) -> dict[str, str]:
-    """The fixed split of each normalised file name (see the module docstring)."""
-    ordered = sorted(set(names), key=lambda n: (_fraction(n), n))
+def split_of(names: Iterable[str], fixed: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The fixed split of each normalised file name (see the module docstring).
+
+    ``fixed`` maps names to the split they are pinned to; the other names are ranked by hash and
+    cut ~70/15/15 among themselves.
+    """
+    pool = set(names)
+    pinned = {k: v for k, v in (fixed or {}).items() if v and k in pool}
+    unknown = sorted(set(pinned.values()) - set(SPLITS))
+    if unknown:
+        raise ConfigError(f"split {unknown[0]!r} is unknown; expected one of {list(SPLITS)}")
+    free = pool - set(pinned)
+    ordered = sorted(free, key=lambda n: (_fraction(n), n))
     n = len(ordered)
     shares = list(SPLITS.values())
     n_val = max(1, round(shares[1] * n)) if n >= len(SPLITS) else 0
     n_test = max(1, round(shares[2] * n)) if n >= len(SPLITS) else 0
     n_train = n - n_val - n_test
     labels = ["train"] * n_train + ["val"] * n_val + ["test"] * n_test
-    return dict(zip(ordered, labels))
+    return {**dict(zip(ordered, labels)), **pinned}
 
 
 def download_deb(package: str, cache_dir: Path) -> Path:
@@ -384,13 +474,15 @@ def build_photo_corpus(
 ) -> PhotoCorpus:
     """Build (or bring up to date) the photo corpus in ``dest``; see the module docstring.
 
-    ``cache_dir`` holds the downloaded ``.deb`` files (default ``DEST/.cache``).
+    ``list_file`` is a TSV path or a shipped list's name (default ``photos``); ``cache_dir`` holds
+    the downloaded ``.deb`` files (default ``DEST/.cache``).
     """
     from tqdm.auto import tqdm
 
     if int(max_side) < 16:
         raise ConfigError(f"max_side must be at least 16, got {max_side}")
-    entries = read_photo_list(list_file)
+    where = resolve_list_file(list_file)
+    entries = read_photo_list(where)
     root = Path(dest)
     cache = Path(cache_dir) if cache_dir is not None else root / ".cache"
     root.mkdir(parents=True, exist_ok=True)
@@ -399,9 +491,8 @@ def build_photo_corpus(
     names = [_output_name(e) for e in entries]
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
-        where = list_file if list_file is not None else default_list_file()
         raise ConfigError(f"{where}: two photos map to the same corpus name {dupes[0]!r}")
-    splits = split_of(names)
+    splits = split_of(names, {n: e.split for e, n in zip(entries, names)})
 
     sources = root / SOURCES_FILE
     old = {r.file: r for r in _read_sources(sources)} if sources.is_file() else {}
@@ -441,11 +532,14 @@ def build_photo_corpus(
             with tempfile.TemporaryDirectory(dir=cache, prefix=".extract-") as tmp:
                 _extract(deb, Path(tmp))
                 for entry, name in todo:
-                    src = Path(tmp) / entry.path_in_package.lstrip("/")
+                    archive, member = _split_entry(entry.path_in_package)
+                    src = Path(tmp) / archive.lstrip("/")
                     if not src.is_file():
-                        raise ConfigError(
-                            f"{list_file or default_list_file()}: {entry.path_in_package} is not in {package} {version}"
-                        )
+                        raise ConfigError(f"{where}: {archive} is not in {package} {version}")
+                    if member is not None:
+                        data = read_entry(src, member)
+                        src = Path(tmp) / f".member-{name}"
+                        src.write_bytes(data)
                     w, h, ow, oh = _convert(src, root / name, int(max_side))
                     records.append(
                         PhotoRecord(
