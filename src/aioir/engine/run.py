@@ -22,6 +22,7 @@ import torch
 from aioir.engine.config import TrainConfig, config_to_dict
 from aioir.engine.extras import TrainingExtra
 from aioir.errors import CheckpointError, ConfigError
+from aioir.io import write_bytes_atomically
 
 __all__ = ["TrainResult", "build_trainer", "export_run", "resolve_resume", "train"]
 
@@ -205,9 +206,8 @@ def train(
     dm.setup("fit")  # dataset layout errors surface here (Lightning's own call is then a no-op)
     # the output folder is made only once data, model and losses are known to be valid
     output.mkdir(parents=True, exist_ok=True)
-    (output / "config.yaml").write_text(
-        yaml.safe_dump(config_to_dict(config), sort_keys=False), encoding="utf-8"
-    )
+    resolved = yaml.safe_dump(config_to_dict(config), sort_keys=False)
+    write_bytes_atomically(output / "config.yaml", resolved.encode(), overwrite=True)
     callbacks: list[Any] = []
     ema = EMACallback(config.ema.decay) if config.ema.enabled else None
     if ema is not None:
@@ -259,7 +259,8 @@ def train(
     if trainer.is_global_zero:
         if export:
             export_dir = export_run(config, output, best or last, dm, record, extras)
-        (output / "training.json").write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+        text = json.dumps(record, indent=2) + "\n"
+        write_bytes_atomically(output / "training.json", text.encode(), overwrite=True)
     _close_distributed(trainer)
     return TrainResult(
         output, best, last, export_dir, int(trainer.global_step), module.val_history, record
