@@ -18,10 +18,14 @@ Loading is explicit and happens once; importing :mod:`aioir` loads nothing.
 from __future__ import annotations
 
 import importlib
+from collections.abc import Iterator
 from importlib.metadata import entry_points
 from types import ModuleType
+from typing import Generic, TypeVar
 
-__all__ = ["COMMANDS_GROUP", "METHODS_GROUP", "command_modules", "load_methods"]
+T = TypeVar("T")
+
+__all__ = ["COMMANDS_GROUP", "METHODS_GROUP", "Registry", "command_modules", "load_methods"]
 
 #: Entry-point group of the modules that register a method's pieces when imported.
 METHODS_GROUP = "aioir.methods"
@@ -50,3 +54,36 @@ def load_methods() -> dict[str, ModuleType]:
 def command_modules() -> list[ModuleType]:
     """The installed methods' command-line modules, by entry-point name."""
     return [importlib.import_module(value) for value in _modules(COMMANDS_GROUP).values()]
+
+
+class Registry(Generic[T]):
+    """Named entries a method package fills when it loads; every read loads the methods first.
+
+    ``what`` names the kind of entry in errors (``"model artefact"``). Registering a key twice
+    with a different entry is an error; registering the same entry again is harmless.
+    """
+
+    def __init__(self, what: str) -> None:
+        self.what = what
+        self._entries: dict[str, T] = {}
+
+    def register(self, key: str, entry: T) -> T:
+        """Add ``entry`` under ``key``; returns it."""
+        if key in self._entries and self._entries[key] != entry:
+            raise ValueError(f"a {self.what} {key!r} is already registered")
+        self._entries[key] = entry
+        return entry
+
+    def unregister(self, key: str) -> None:
+        """Remove ``key`` (tests that register temporary entries)."""
+        self._entries.pop(key, None)
+
+    def get(self, key: str) -> T | None:
+        """The entry under ``key``, or ``None``."""
+        load_methods()
+        return self._entries.get(key)
+
+    def __iter__(self) -> Iterator[T]:
+        """The entries, by key."""
+        load_methods()
+        return iter([self._entries[k] for k in sorted(self._entries)])

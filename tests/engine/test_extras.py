@@ -8,7 +8,7 @@ import pytest
 
 from aioir.engine.config import config_from_dict, config_to_dict
 from aioir.engine.extras import (
-    _EXTRAS,
+    EXTRAS,
     TrainingExtraSpec,
     get_training_extra,
     register_training_extra,
@@ -31,7 +31,7 @@ class _ProbeConfig:
 def probe():
     spec = register_training_extra(TrainingExtraSpec("probe", _ProbeConfig, lambda ctx: None))
     yield spec
-    _EXTRAS.pop("probe")
+    EXTRAS.unregister("probe")
 
 
 def test_an_extra_section_is_parsed_overridden_and_written_back(probe):

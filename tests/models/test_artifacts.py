@@ -11,7 +11,7 @@ from torch import nn
 
 from aioir.errors import ConfigError
 from aioir.models import ModelArtifact, load_model, register_artifact, save_model
-from aioir.models.artifacts import _ARTIFACTS, attach_artifacts
+from aioir.models.artifacts import ARTIFACTS, attach_artifacts
 from aioir.models.wrappers import RestorerWrapper, unwrap
 
 
@@ -31,7 +31,7 @@ def note_artifact():
 
     artifact = register_artifact(ModelArtifact("test_note", save, load))
     yield artifact
-    _ARTIFACTS.pop("test_note")
+    ARTIFACTS.unregister("test_note")
 
 
 def _tiny() -> nn.Module:
@@ -80,7 +80,7 @@ def test_a_failing_artifact_rolls_back_to_the_old_folder(tmp_path):
         with pytest.raises(RuntimeError, match="disk full"):
             save_model(_tiny(), folder, overwrite=True)
     finally:
-        _ARTIFACTS.pop("test_broken")
+        ARTIFACTS.unregister("test_broken")
     assert (folder / "README.md").read_bytes() == b"old"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m"]  # no staging folder left
 

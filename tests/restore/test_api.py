@@ -251,7 +251,7 @@ def test_tta_routes_to_the_registered_adapter():
     try:
         out = Restorer(model, tta=True, device="cpu")(np.full((6, 6, 3), 0.5, np.float32))
     finally:
-        adaptation._FACTORIES.pop("tta-test-arch")
+        adaptation.ADAPTERS.unregister("tta-test-arch")
     np.testing.assert_allclose(out, 0.5, atol=1e-6)
     assert seen == {"grad_mode": True, "shape": (1, 3, 6, 6)}
 

@@ -21,12 +21,13 @@ import dataclasses
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from aioir.plugins import load_methods
+from aioir.plugins import Registry
 
 if TYPE_CHECKING:
     from torch import nn
 
 __all__ = [
+    "EXTRAS",
     "TrainingContext",
     "TrainingExtra",
     "TrainingExtraSpec",
@@ -75,26 +76,21 @@ class TrainingExtraSpec:
     description: str = ""
 
 
-_EXTRAS: dict[str, TrainingExtraSpec] = {}
+EXTRAS: Registry[TrainingExtraSpec] = Registry("training extra section")
 
 
 def register_training_extra(spec: TrainingExtraSpec) -> TrainingExtraSpec:
     """Register ``spec`` (a method package does this when it is loaded)."""
     if not dataclasses.is_dataclass(spec.config_type):
         raise TypeError(f"training extra {spec.section!r}: config_type must be a dataclass")
-    if spec.section in _EXTRAS and _EXTRAS[spec.section] != spec:
-        raise ValueError(f"a training extra with section {spec.section!r} is already registered")
-    _EXTRAS[spec.section] = spec
-    return spec
+    return EXTRAS.register(spec.section, spec)
 
 
 def list_training_extras() -> list[TrainingExtraSpec]:
     """The registered extras, by section name."""
-    load_methods()
-    return [_EXTRAS[k] for k in sorted(_EXTRAS)]
+    return list(EXTRAS)
 
 
 def get_training_extra(section: str) -> TrainingExtraSpec | None:
     """The extra whose config section is ``section`` (``None`` if there is none)."""
-    load_methods()
-    return _EXTRAS.get(section)
+    return EXTRAS.get(section)

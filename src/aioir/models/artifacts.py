@@ -32,9 +32,10 @@ from torch import nn
 
 from aioir.errors import ConfigError
 from aioir.models.wrappers import unwrap
-from aioir.plugins import load_methods
+from aioir.plugins import Registry
 
 __all__ = [
+    "ARTIFACTS",
     "ModelArtifact",
     "attach_artifacts",
     "check_model_output",
@@ -61,21 +62,17 @@ class ModelArtifact:
     load: Callable[[nn.Module, Path, Any], None]
 
 
-_ARTIFACTS: dict[str, ModelArtifact] = {}
+ARTIFACTS: Registry[ModelArtifact] = Registry("model artefact")
 
 
 def register_artifact(artifact: ModelArtifact) -> ModelArtifact:
     """Register ``artifact`` (a method package does this when it is loaded)."""
-    if artifact.key in _ARTIFACTS and _ARTIFACTS[artifact.key] != artifact:
-        raise ValueError(f"a model artefact {artifact.key!r} is already registered")
-    _ARTIFACTS[artifact.key] = artifact
-    return artifact
+    return ARTIFACTS.register(artifact.key, artifact)
 
 
 def list_artifacts() -> list[ModelArtifact]:
     """The registered artefacts, by key."""
-    load_methods()
-    return [_ARTIFACTS[k] for k in sorted(_ARTIFACTS)]
+    return list(ARTIFACTS)
 
 
 def attach_artifacts(model: nn.Module, folder: Path, metadata: Mapping[str, Any]) -> None:

@@ -18,7 +18,7 @@ from torch import Tensor, nn
 
 from aioir.errors import ConfigError
 from aioir.models.wrappers import unwrap
-from aioir.plugins import load_methods
+from aioir.plugins import Registry
 
 __all__ = [
     "AdapterFactory",
@@ -48,18 +48,14 @@ class TestTimeAdapter(Protocol):
 
 AdapterFactory = Callable[..., TestTimeAdapter]  # (model, **options) -> adapter
 
-_FACTORIES: dict[str, AdapterFactory] = {}
+ADAPTERS: Registry[AdapterFactory] = Registry("test-time adapter for architecture")
 
 
 def register_test_time_adapter(architecture: str) -> Callable[[AdapterFactory], AdapterFactory]:
     """Register the decorated ``factory(model) -> TestTimeAdapter`` for ``architecture``."""
 
     def decorator(factory: AdapterFactory) -> AdapterFactory:
-        key = architecture.lower()
-        if key in _FACTORIES and _FACTORIES[key] is not factory:
-            raise ValueError(f"a test-time adapter for {architecture!r} is already registered")
-        _FACTORIES[key] = factory
-        return factory
+        return ADAPTERS.register(architecture.lower(), factory)
 
     return decorator
 
@@ -80,8 +76,7 @@ def get_test_time_adapter(
     """The registered adapter for the network inside ``model`` (:func:`unwrap`), built with
     ``options`` (the adapter's own, e.g. ``mode``, ``task``); ConfigError naming ``name`` when
     the architecture has none."""
-    load_methods()
-    factory = _FACTORIES.get(model_architecture(model))
+    factory = ADAPTERS.get(model_architecture(model))
     if factory is None:
         label = name or model_architecture(model)
         raise ConfigError(f"test-time adaptation is not available for model {label}")

@@ -40,3 +40,9 @@ def build_tiny_udair_with_statistics(folder: Path, patch: int = 32, widen: float
 @pytest.fixture(scope="module")
 def stats_model_dir(tmp_path_factory) -> Path:
     return build_tiny_udair_with_statistics(tmp_path_factory.mktemp("udair") / "stats", widen=4.0)
+
+
+@pytest.fixture(scope="module")
+def spread_model_dir(tmp_path_factory) -> Path:
+    """A tiny saved UDAIR whose bank's task clusters are spread apart (adaptation targets)."""
+    return build_tiny_udair(tmp_path_factory.mktemp("udair") / "tiny", spread=1.0)

@@ -11,12 +11,7 @@ from aioir.errors import ConfigError
 from aioir.io import write_image
 from aioir.methods.udair.adapt import AdaptConfig, adapt_to_folder, save_adapted
 from aioir.models import load_model, read_pretrained_config
-from udair_helpers import build_tiny_udair, task_images
-
-
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory) -> Path:
-    return build_tiny_udair(tmp_path_factory.mktemp("udair") / "tiny", spread=1.0)
+from udair_helpers import task_images
 
 
 @pytest.fixture(scope="module")
@@ -30,8 +25,10 @@ def target_dir(tmp_path_factory) -> Path:
     return folder
 
 
-def test_adapt_lowers_the_loss_saves_and_the_loaded_model_differs(model_dir, target_dir, tmp_path):
-    model = load_model(model_dir)
+def test_adapt_lowers_the_loss_saves_and_the_loaded_model_differs(
+    spread_model_dir, target_dir, tmp_path
+):
+    model = load_model(spread_model_dir)
     result = adapt_to_folder(model, target_dir, AdaptConfig(steps=12, lr=1e-2, batch_size=4))
     assert result.final_loss < result.initial_loss
     assert set(result.assignments) == {"noise0.png", "noise1.png", "lowlight0.png", "lowlight1.png"}
@@ -43,7 +40,7 @@ def test_adapt_lowers_the_loss_saves_and_the_loaded_model_differs(model_dir, tar
     assert config["metadata"]["domain_adaptation"]["steps"] == 12
 
     loaded = load_model(out)  # switches the adapters on (metadata adapters_enabled)
-    original = load_model(model_dir)
+    original = load_model(spread_model_dir)
     assert (
         loaded.adapters_enabled and loaded.source_bank.task_names == original.source_bank.task_names
     )
@@ -55,21 +52,21 @@ def test_adapt_lowers_the_loss_saves_and_the_loaded_model_differs(model_dir, tar
         save_adapted(model, out, result)
 
 
-def test_given_task_assigns_every_image_and_is_deterministic(model_dir, target_dir):
+def test_given_task_assigns_every_image_and_is_deterministic(spread_model_dir, target_dir):
     outputs = []
     for _ in range(2):
-        model = load_model(model_dir)
+        model = load_model(spread_model_dir)
         result = adapt_to_folder(model, target_dir, AdaptConfig(task="haze", steps=3, batch_size=2))
         assert set(result.assignments.values()) == {"haze"}
         outputs.append({k: v.clone() for k, v in model.state_dict().items() if "distrib" in k})
     assert all(torch.equal(outputs[0][k], outputs[1][k]) for k in outputs[0])
 
 
-def test_adapt_needs_a_bank_and_known_task(model_dir, target_dir):
+def test_adapt_needs_a_bank_and_known_task(spread_model_dir, target_dir):
     with pytest.raises(ConfigError, match="source bank"):
         adapt_to_folder(load_model("udair-tiny"), target_dir, AdaptConfig(steps=1))
     with pytest.raises(ConfigError, match="no task"):
-        adapt_to_folder(load_model(model_dir), target_dir, AdaptConfig(task="snow", steps=1))
+        adapt_to_folder(load_model(spread_model_dir), target_dir, AdaptConfig(task="snow", steps=1))
 
 
 def test_adapt_with_statistics_uses_the_stored_covariance_and_lowers_the_loss(

@@ -11,12 +11,7 @@ import torch
 from aioir import cli
 from aioir.io import load_image, write_image
 from aioir.models import load_model, read_pretrained_config
-from udair_helpers import build_tiny_udair, task_images
-
-
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory) -> Path:
-    return build_tiny_udair(tmp_path_factory.mktemp("udair") / "tiny", spread=1.0)
+from udair_helpers import task_images
 
 
 @pytest.fixture(scope="module")
@@ -29,14 +24,14 @@ def images(tmp_path_factory) -> Path:
     return folder
 
 
-def test_restore_tta_end_to_end(model_dir, images, tmp_path, capsys):
+def test_restore_tta_end_to_end(spread_model_dir, images, tmp_path, capsys):
     code = cli.main(
-        ["restore", str(images), "-o", str(tmp_path / "out"), "--model", str(model_dir),
+        ["restore", str(images), "-o", str(tmp_path / "out"), "--model", str(spread_model_dir),
          "--tta", "--device", "cpu", "--tile", "0", "-q"]
     )  # fmt: skip
     assert code == 0, capsys.readouterr().err
     plain = tmp_path / "plain"
-    assert cli.main(["restore", str(images), "-o", str(plain), "--model", str(model_dir), "-q",
+    assert cli.main(["restore", str(images), "-o", str(plain), "--model", str(spread_model_dir), "-q",
                      "--device", "cpu", "--tile", "0"]) == 0  # fmt: skip
     for name in ("noise0.png", "haze1.png"):
         out = load_image(tmp_path / "out" / name).rgb
@@ -45,9 +40,9 @@ def test_restore_tta_end_to_end(model_dir, images, tmp_path, capsys):
         assert np.abs(out - load_image(plain / name).rgb).max() < 0.2
 
 
-def test_adapt_writes_a_model_that_restore_uses(model_dir, images, tmp_path, capsys):
+def test_adapt_writes_a_model_that_restore_uses(spread_model_dir, images, tmp_path, capsys):
     out = tmp_path / "adapted"
-    argv = ["adapt", "--model", str(model_dir), "--target", str(images), "-o", str(out),
+    argv = ["adapt", "--model", str(spread_model_dir), "--target", str(images), "-o", str(out),
             "--steps", "6", "--lr", "0.01", "--batch-size", "2", "--device", "cpu", "-q"]  # fmt: skip
     assert cli.main(argv) == 0, capsys.readouterr().err
     config = read_pretrained_config(out)
@@ -63,14 +58,22 @@ def test_adapt_writes_a_model_that_restore_uses(model_dir, images, tmp_path, cap
     adapted.set_adapters(bool(adapted.aioir_metadata.get("adapters_enabled")))
     x = torch.rand(1, 3, 36, 36, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
-        assert (adapted(x) - load_model(model_dir)(x)).abs().max() > 1e-5
+        assert (adapted(x) - load_model(spread_model_dir)(x)).abs().max() > 1e-5
     code = cli.main(["restore", str(images), "-o", str(tmp_path / "r"), "--model", str(out),
                      "--device", "cpu", "-q"])  # fmt: skip
     assert code == 0
 
 
-def test_adapt_usage_errors(model_dir, images, tmp_path, capsys):
-    base = ["adapt", "--model", str(model_dir), "--target", str(images), "-o", str(tmp_path / "x")]
+def test_adapt_usage_errors(spread_model_dir, images, tmp_path, capsys):
+    base = [
+        "adapt",
+        "--model",
+        str(spread_model_dir),
+        "--target",
+        str(images),
+        "-o",
+        str(tmp_path / "x"),
+    ]
     assert cli.main([*base, "--task", "snow", "-q", "--steps", "1"]) == 1
     assert "snow" in capsys.readouterr().err
     with pytest.raises(SystemExit) as exc:
@@ -78,9 +81,9 @@ def test_adapt_usage_errors(model_dir, images, tmp_path, capsys):
     assert exc.value.code == 2
 
 
-def test_restore_tta_mode_and_task_options(model_dir, images, tmp_path, capsys):
+def test_restore_tta_mode_and_task_options(spread_model_dir, images, tmp_path, capsys):
     out = tmp_path / "faithful"
-    argv = ["restore", str(images / "noise0.png"), "-o", str(out), "--model", str(model_dir),
+    argv = ["restore", str(images / "noise0.png"), "-o", str(out), "--model", str(spread_model_dir),
             "--device", "cpu", "--tile", "0", "-q", "--tta-mode", "faithful", "--tta-task", "noise"]  # fmt: skip
     assert cli.main(argv) == 0, capsys.readouterr().err
     assert load_image(out / "noise0.png").rgb.shape == (36, 36, 3)
