@@ -92,3 +92,21 @@ def test_restore_tta_mode_and_task_options(spread_model_dir, images, tmp_path, c
     assert cli.main(bad) != 0
     err = capsys.readouterr().err
     assert "no-such-task" in err and "Traceback" not in err
+
+
+def test_adapt_works_on_a_network_inside_a_wrapper(spread_model_dir, images, tmp_path, capsys):
+    # the shipped default model is a UDAIR inside a filter-bank wrapper: adapt acts on the network
+    from aioir.models import FilterBankRestorer, save_model, unwrap
+
+    base = load_model(spread_model_dir)
+    wrapped = tmp_path / "wrapped"
+    save_model(FilterBankRestorer(base, filters=2, taps=3), wrapped)
+    out = tmp_path / "adapted"
+    argv = ["adapt", "--model", str(wrapped), "--target", str(images), "-o", str(out),
+            "--steps", "3", "--batch-size", "2", "--device", "cpu", "-q"]  # fmt: skip
+    assert cli.main(argv) == 0, capsys.readouterr().err
+    adapted = load_model(out)
+    assert isinstance(adapted, FilterBankRestorer)
+    network = unwrap(adapted)
+    assert network.adapters_enabled and network.source_bank is not None
+    assert read_pretrained_config(out)["wrappers"][0]["name"] == "filter_bank"
