@@ -18,7 +18,18 @@ import sys
 from collections.abc import Callable, Sequence
 
 from aioir import __version__
-from aioir.cli import data, demo, evaluate, export, filter_bank, info, restore, train, viz
+from aioir.cli import (
+    data,
+    demo,
+    evaluate,
+    export,
+    filter_bank,
+    info,
+    restore,
+    serve,
+    train,
+    viz,
+)
 from aioir.cli._options import add_debug_everywhere
 from aioir.errors import AioirError
 from aioir.plugins import command_modules
@@ -28,7 +39,7 @@ __all__ = ["build_parser", "main"]
 Handler = Callable[[argparse.Namespace], int]
 
 #: The shared command-group modules, in the order their commands appear in ``aioir --help``.
-COMMAND_MODULES = (restore, evaluate, train, filter_bank, viz, export, data, info, demo)
+COMMAND_MODULES = (restore, evaluate, train, filter_bank, viz, export, data, info, demo, serve)
 
 
 def build_parser() -> argparse.ArgumentParser:
