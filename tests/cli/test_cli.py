@@ -87,3 +87,29 @@ def test_console_script_runs_as_a_module():
         [sys.executable, "-m", "aioir.cli", "--version"], capture_output=True, text=True, check=True
     )
     assert out.stdout.startswith("aioir ")
+
+
+def test_unknown_layout_of_data_check_is_a_usage_error(tmp_path, capsys):
+    """issue 22, 8: exit 2 like argparse's usage errors, not 1 (a failed check)."""
+    assert cli.main(["data", "check", str(tmp_path), "--layout", "bogus"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("aioir data check: error: unknown dataset layout 'bogus'")
+    assert err.count("\n") == 1
+    assert cli.main(["data", "check", str(tmp_path), "--layout", "paired"]) == 1  # a real check
+
+
+def test_models_lists_the_default_model_first(capsys):
+    """issue 22, 6: `--model default` is the model most people use; `aioir models` lists it."""
+    assert cli.main(["models"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[1].split()[:4] == ["default", "udair", "small", "3,522,808"]
+    assert "shipped default model" in lines[1]
+
+
+@pytest.mark.parametrize("command", ["restore", "evaluate", "demo"])
+def test_model_help_names_default(command, capsys):
+    with pytest.raises(SystemExit):
+        cli.main([command, "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    help_text = out[out.index("--model") :]
+    assert "default (the shipped default model" in help_text.replace("'", "")

@@ -114,3 +114,23 @@ def test_defaults_are_the_library_defaults():
     assert args.tasks == demo.DEFAULT_TASKS == demo_cli.DEFAULT_TASKS
     assert not (args.no_tta or args.overwrite or args.quiet) and args.device == "auto"
     assert demo_cli in cli.COMMAND_MODULES
+
+
+@pytest.mark.parametrize("terminal", [False, True])
+def test_progress_bar_only_on_a_terminal(tmp_path, monkeypatch, capsys, terminal):
+    """`make demo` in CI wrote its progress bar into the log (issue 22, 8)."""
+    import sys
+    import types
+
+    asked = {}
+
+    def fake_run_demo(output, **kwargs):
+        asked.update(kwargs)
+        return types.SimpleNamespace(table=lambda: "table", seconds={"total": 1.0})
+
+    monkeypatch.setattr(demo, "run_demo", fake_run_demo)
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: terminal)
+    assert cli.main(["demo", "--output", str(tmp_path / "d")]) == 0
+    assert asked["progress"] is terminal
+    assert cli.main(["demo", "--output", str(tmp_path / "d"), "-q"]) == 0
+    assert asked["progress"] is False

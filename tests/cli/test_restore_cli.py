@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -318,3 +321,111 @@ def test_help_mentions_exit_status(capsys):
         cli.main(["restore", "--help"])
     assert exc.value.code == 0
     assert "exit status" in capsys.readouterr().out
+
+
+# ------------------------------------------------------------------ issue 22: 4, 5
+def test_unwritable_output_folder_is_one_error_before_any_image(tmp_path, run, monkeypatch):
+    """A folder that cannot be written is found before the model loads, not after every image
+    was restored (issue 22, 4)."""
+    import tempfile
+
+    from aioir.restore.api import Restorer
+
+    restored = []
+    monkeypatch.setattr(Restorer, "restore_file", lambda self, *a, **k: restored.append(a))
+    _rgb(tmp_path / "a.png")
+    _rgb(tmp_path / "b.png", seed=1)
+    (tmp_path / "file").write_text("x")
+    code, err = run(str(tmp_path / "a.png"), "-o", str(tmp_path / "file" / "out"))
+    assert code == 2 and restored == []
+    assert err == (
+        f"aioir restore: error: {tmp_path / 'file' / 'out'}: cannot create the output folder "
+        f"({tmp_path / 'file'} is a file)\n"
+    )
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    real = tempfile.mkstemp
+
+    def read_only(*args, dir=None, **kwargs):  # a read-only folder, even for root
+        if Path(dir) == locked:
+            raise PermissionError(13, "Permission denied")
+        return real(*args, dir=dir, **kwargs)
+
+    monkeypatch.setattr(tempfile, "mkstemp", read_only)
+    code, err = run(str(tmp_path / "a.png"), str(tmp_path / "b.png"), "-o", str(locked))
+    assert code == 2 and restored == []
+    assert err == (
+        f"aioir restore: error: {locked}: cannot write into this output folder "
+        "(Permission denied)\n"
+    )
+    code, err = run(str(tmp_path / "a.png"), "-o", str(locked / "new" / "deeper"))
+    assert code == 2 and restored == [] and "cannot write into this output folder" in err
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() == 0, reason="root writes anyway")
+def test_read_only_output_folder_for_real(tmp_path, run):
+    _rgb(tmp_path / "a.png")
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o555)
+    try:
+        code, err = run(str(tmp_path / "a.png"), "-o", str(locked))
+    finally:
+        locked.chmod(0o755)
+    assert code == 2 and "cannot write into this output folder" in err
+
+
+def test_existing_output_names_the_input_and_the_cli_option(tmp_path, run, monkeypatch):
+    """``a.png`` → ``restored/a.png``: the line names the input first (it used to name only the
+    output, whose path contains the input's) and says --overwrite (issue 22, 5)."""
+    monkeypatch.chdir(tmp_path)
+    _rgb(tmp_path / "a.png")
+    Path("restored").mkdir()
+    Path("restored/a.png").write_bytes(b"precious")
+    code, err = run("a.png")
+    assert code == 1
+    (line,) = _failure_lines(err)
+    assert line == (
+        "aioir: failed: a.png: output restored/a.png exists; pass --overwrite to replace it "
+        "(or --skip-existing to leave it)"
+    )
+    assert Path("restored/a.png").read_bytes() == b"precious"
+
+
+def test_output_written_meanwhile_is_reported_in_cli_words(tmp_path, run, monkeypatch):
+    from aioir.restore.api import Restorer
+
+    original = Restorer.restore_data
+
+    def second_run_wins(self, data):  # another process writes the same output meanwhile
+        (tmp_path / "out" / "a.png").write_bytes(b"theirs")
+        return original(self, data)
+
+    monkeypatch.setattr(Restorer, "restore_data", second_run_wins)
+    src = _rgb(tmp_path / "a.png")
+    (tmp_path / "out").mkdir()
+    code, err = run(str(src), "-o", str(tmp_path / "out"))
+    assert code == 1
+    (line,) = _failure_lines(err)
+    assert line.startswith(f"aioir: failed: {src}: ") and "overwrite=True" not in line
+    assert line.endswith("exists; pass --overwrite to replace it")
+    assert (tmp_path / "out" / "a.png").read_bytes() == b"theirs"
+
+
+def test_skip_existing_resumes_without_failures(tmp_path, model_path, capsys):
+    for i, name in enumerate(("a.png", "b.png", "c.png")):
+        _rgb(tmp_path / "in" / name, seed=i)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "a.png").write_bytes(b"from the interrupted run")
+    argv = ["restore", str(tmp_path / "in"), "-o", str(out), "--model", model_path]
+    assert cli.main([*argv, "--skip-existing"]) == 0
+    err = capsys.readouterr().err
+    assert "failed" not in err
+    assert "restored 2 of 2 images" in err and "skipped 1 whose output exists" in err
+    assert (out / "a.png").read_bytes() == b"from the interrupted run"
+    assert load_image(out / "c.png").rgb.shape == (10, 12, 3)
+    assert cli.main([*argv, "--skip-existing", "-q"]) == 0
+    assert capsys.readouterr().err == ""
+    assert cli.main([*argv, "--skip-existing", "--overwrite"]) == 2
+    assert "exclude each other" in capsys.readouterr().err

@@ -202,3 +202,13 @@ def test_synthetic_inputs_are_seeded_and_order_independent(clean_dir, monkeypatc
     second = inputs()
     assert first.keys() == second.keys()
     assert all(torch.equal(first[k], second[k]) for k in first)
+
+
+def test_synthetic_benchmark_on_the_shipped_sample_photos():
+    """The samples' SOURCES.tsv (attributions) is not a photo corpus's: every photo is used
+    (it used to be refused as a broken corpus)."""
+    from aioir.data.samples import sample_images
+
+    folder = sample_images()[0].parent
+    bench = get_benchmark(f"synthetic:{folder}:clean")
+    assert [p.name for p in bench.images()] == [p.name for p in sample_images()]

@@ -208,3 +208,54 @@ def test_json_is_strict_when_an_output_equals_its_reference(tmp_path):
     doc = json.loads(write_json(tmp_path / "r.json", [ident]).read_text())
     assert [im["psnr"] for im in doc["results"][0]["images"]] == [None, None]
     assert doc["results"][0]["columns"][0]["ssim"] == pytest.approx(1.0)
+
+
+def test_tables_show_the_degraded_input_beside_the_method(paired_dir, tmp_path):
+    """issue 22: every table puts the input's own scores (and the gain) beside the method's."""
+    from aioir.metrics import get_protocol
+
+    result = evaluate(NetworkModel(TinyNet().eval(), device="cpu"), f"paired:{paired_dir}",
+                      progress=False)  # fmt: skip
+    proto = get_protocol("clean")
+    for row in result.images:
+        stem = row.name.rsplit(".", 1)[0]
+        degraded = read_image(next((paired_dir / "input").glob(stem + ".*")))
+        clean = read_image(next((paired_dir / "target").glob(stem + ".*")))
+        expected = proto.score(degraded, clean)
+        assert (row.input_psnr, row.input_ssim) == pytest.approx(
+            (expected["psnr"], expected["ssim"]), abs=1e-6
+        )
+    (column,) = result.columns
+    gains = [r.psnr - r.input_psnr for r in result.images]
+    assert column.psnr_gain == pytest.approx(np.mean(gains))
+    assert result.psnr_gain("images") == pytest.approx(np.mean(gains))
+    text = to_markdown(result)
+    assert "| Dataset | Images | Input PSNR | PSNR ↑ | Gain (dB) | Input SSIM | SSIM ↑ |" in text
+    assert f"| {column.input_psnr:.2f} | {column.psnr:.2f} | {column.psnr_gain:+.2f} |" in text
+
+    ident = evaluate(ClassicalModel("identity"), f"paired:{paired_dir}", progress=False)
+    assert ident.columns[0].psnr_gain == pytest.approx(0.0, abs=1e-9)
+    table = comparison_markdown([result, ident])
+    lines = table.splitlines()
+    first = next(i for i, ln in enumerate(lines) if ln.startswith("|---"))
+    assert lines[first + 1].startswith("| degraded input | ")
+    assert lines[first + 1].split("|")[2:] == lines[first + 3].split("|")[2:]  # = identity
+    rows = list(csv.DictReader(write_csv(tmp_path / "r.csv", [result]).open()))
+    assert float(rows[0]["input_psnr"]) == pytest.approx(column.input_psnr)
+    assert float(rows[0]["psnr_gain"]) == pytest.approx(column.psnr_gain)
+    again = BenchmarkResult.from_dict(json.loads(write_json(tmp_path / "r.json", [result])
+                                                 .read_text())["results"][0])  # fmt: skip
+    assert again.columns[0].input_psnr == pytest.approx(column.input_psnr)
+
+
+def test_clean_inputs_score_infinity_and_show_no_gain(tmp_path):
+    from aioir.io import write_image
+
+    rng = np.random.default_rng(0)
+    for name in ("a.png", "b.png"):
+        write_image(tmp_path / "clean" / name, rng.random((16, 16, 3)).astype(np.float32))
+    net = NetworkModel(TinyNet().eval(), device="cpu")
+    result = evaluate(net, f"synthetic:{tmp_path / 'clean'}:clean", progress=False)
+    (column,) = result.columns
+    assert column.input_psnr == float("inf") and column.psnr_gain is None
+    assert f"| ∞ | {column.psnr:.2f} | – |" in to_markdown(result)

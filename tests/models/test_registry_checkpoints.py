@@ -38,6 +38,38 @@ def test_unknown_name_and_bad_override() -> None:
         aioir.load_model("udair-tiny", no_such_option=1)
 
 
+def test_load_model_default_is_the_shipped_model() -> None:
+    """``--model default`` works, so ``aioir.load_model("default")`` does too (issue 22, 6)."""
+    model = aioir.load_model("default")
+    assert type(model).__name__ == "FilterBankRestorer" and not model.training
+    assert model.restorer.aioir_config["preset"] == "small"
+    assert aioir.models.untrained_name(model) is None
+    with pytest.raises(ConfigError, match="carries its own weights"):
+        aioir.load_model("default", checkpoint="x.safetensors")
+
+
+def test_load_model_preset_argument() -> None:
+    tiny = aioir.load_model("udair", preset="tiny")
+    assert tiny.aioir_config == {"architecture": "udair", "preset": "tiny", "overrides": {}}
+    assert aioir.load_model("udair-paper", preset="small").aioir_config["preset"] == "small"
+    assert aioir.load_model("restormer", preset="tiny", dim=8).patch_embed.proj.out_channels == 8
+    with pytest.raises(ConfigError, match=r"no preset 'huge' \(presets: paper, small, tiny\)"):
+        aioir.load_model("udair", preset="huge")
+    with pytest.raises(ConfigError, match=r"already names the 'small' preset"):
+        aioir.load_model("udair-small", preset="tiny")
+    with pytest.raises(ConfigError, match="registered model name"):
+        aioir.load_model("default", preset="tiny")
+
+
+def test_a_named_model_without_checkpoint_is_marked_untrained(tmp_path: Path) -> None:
+    model = aioir.load_model("restormer-tiny")
+    assert aioir.models.untrained_name(model) == "restormer-tiny"
+    path = tmp_path / "m.safetensors"
+    save_pretrained(model, path)
+    assert aioir.models.untrained_name(aioir.load_model(path)) is None  # saved: the user's
+    assert aioir.models.untrained_name(aioir.load_model("restormer-tiny", checkpoint=path)) is None
+
+
 def test_overrides_apply() -> None:
     model = aioir.load_model("restormer-tiny", dim=8)
     assert model.patch_embed.proj.out_channels == 8

@@ -302,3 +302,60 @@ def test_compare_image_layout():
     side = compare_image(before, after, separator=2)
     assert side.shape == (5, 10, 3) and side.dtype == np.uint8
     assert side[:, :4].max() == 0 and side[:, 6:].min() == 255 and side[:, 4:6].min() == 255
+
+
+# ------------------------------------------------------------------ float range (issue 22, 3)
+def test_float_image_in_0_255_is_refused_not_clipped_to_white():
+    """A float64 photo in 0–255 used to be clipped to [0, 1] and come back near-white."""
+    rng = np.random.default_rng(5)
+    photo = rng.integers(0, 256, size=(12, 10, 3)).astype(np.float64)
+    with pytest.raises(ConfigError, match=r"0–255; divide by 255"):
+        aioir.restore(photo, model=Darken(), device="cpu")
+    with pytest.raises(ConfigError, match="must be in \\[0, 1\\]"):
+        restore(Image.fromarray(photo[:, :, 0].astype(np.float32), mode="F"), model=Darken())
+    with pytest.raises(ConfigError, match="0–255"):
+        restore(torch.from_numpy(photo).permute(2, 0, 1), model=Darken(), device="cpu")
+    with pytest.raises(ConfigError, match="0–65535"):
+        restore(photo * 257.0, model=Darken(), device="cpu")
+    # the same photo scaled to [0, 1] restores; a slight overshoot passes, as documented
+    np.testing.assert_allclose(restore(photo / 255.0, model=Darken()), photo / 510.0, atol=1e-6)
+    out = restore(np.full((4, 4, 3), 1.02), model=Darken(), device="cpu")
+    np.testing.assert_allclose(out, 0.51, atol=1e-6)
+
+
+# ------------------------------------------------------------------ random weights (issue 22, 7)
+def test_restore_refuses_a_named_model_with_random_weights():
+    """``aioir.load_model("restormer-tiny")`` has random weights: restore() refuses it, as
+    ``aioir restore --model restormer-tiny`` does, unless allow_untrained=True."""
+    model = aioir.load_model("restormer-tiny")
+    image = np.full((8, 8, 3), 0.5, np.float32)
+    with pytest.raises(ConfigError, match=r"random weights.*allow_untrained=True"):
+        aioir.restore(image, model=model, device="cpu")
+    with pytest.raises(ConfigError, match="random weights"):
+        Restorer(model, device="cpu")
+    assert restore(image, model=model, device="cpu", allow_untrained=True).shape == image.shape
+
+
+def test_loaded_or_trained_weights_lift_the_refusal():
+    loaded = aioir.load_model("restormer-tiny")
+    loaded.load_state_dict(aioir.load_model("restormer-tiny").state_dict())
+    Restorer(loaded, device="cpu")  # weights were loaded into it: the user's call
+    trained = aioir.load_model("restormer-tiny").train()
+    optimizer = torch.optim.SGD(trained.parameters(), lr=0.01)
+    trained(torch.rand(1, 3, 8, 8)).mean().backward()
+    optimizer.step()
+    Restorer(trained, device="cpu")
+    Restorer(nn.Conv2d(3, 3, 1), device="cpu")  # any other module is the user's own
+
+
+# ------------------------------------------------------------------ help (issue 22, 8)
+def test_help_of_the_callable_package_shows_the_restore_function_first():
+    import pydoc
+
+    doc = aioir.restore.__doc__
+    assert doc.startswith("aioir.restore(image, model='default', tta=False, tile=None")
+    assert "Restore one image (numpy, PIL or torch)" in doc
+    assert "The package aioir.restore:" in doc  # the package page follows
+    page = pydoc.render_doc(aioir.restore, renderer=pydoc.plaintext)
+    description = page.split("DESCRIPTION", 1)[1]
+    assert description.index("Restore one image") < description.index("The package")

@@ -100,3 +100,68 @@ def test_prefetch_keeps_order_passes_errors_and_stops_early(tmp_path):
     (loader,) = [t for t in threading.enumerate() if t not in before and t.name == "aioir-prefetch"]
     stream.close()  # the loader thread must stop, not decode the other 49 images
     assert not loader.is_alive()
+
+
+class _Recorder:
+    """A stand-in restorer that writes a marker file and records what it was asked."""
+
+    def __init__(self) -> None:
+        self.calls: list[Path] = []
+
+    def restore_file(self, source, target, *, overwrite=False, compare_path=None, data=None):
+        self.calls.append(Path(source))
+        Path(target).parent.mkdir(parents=True, exist_ok=True)
+        Path(target).write_bytes(b"restored")
+        return Path(target)
+
+
+def test_run_batch_checks_the_output_folders_before_the_first_image(tmp_path, monkeypatch):
+    """issue 22, 4: an unwritable folder used to surface only after every image was restored."""
+    import tempfile
+
+    from aioir.restore.batch import check_output_folder, run_batch
+
+    src = _img(tmp_path / "a.png")
+    (tmp_path / "file").write_text("x")
+    restorer = _Recorder()
+    with pytest.raises(ImageWriteError, match=r"out: cannot create the output folder"):
+        run_batch(restorer, [Job(src, tmp_path / "file" / "out" / "a.png")], progress=False)
+    locked = tmp_path / "locked"
+    (locked / "sub").mkdir(parents=True)
+
+    real = tempfile.mkstemp
+
+    def read_only(*args, dir=None, **kwargs):  # locked/sub is read-only, even for root
+        if Path(dir) == locked / "sub":
+            raise PermissionError(13, "Permission denied")
+        return real(*args, dir=dir, **kwargs)
+
+    monkeypatch.setattr(tempfile, "mkstemp", read_only)
+    jobs = [Job(src, tmp_path / "fine" / "a.png"), Job(src, locked / "sub" / "b.png")]
+    with pytest.raises(ImageWriteError) as exc:
+        run_batch(restorer, jobs, progress=False)
+    assert str(exc.value) == f"{locked / 'sub'}: cannot write into this output folder " + (
+        "(Permission denied)"
+    )
+    assert restorer.calls == []
+    monkeypatch.undo()
+    check_output_folder(tmp_path / "new" / "deeper")  # missing folders are created later
+    assert not (tmp_path / "new").exists() and list(tmp_path.glob("**/.aioir-*")) == []
+
+
+def test_run_batch_skip_existing(tmp_path):
+    from aioir.restore.batch import run_batch
+
+    srcs = [_img(tmp_path / f"{n}.png") for n in "abc"]
+    out = tmp_path / "out"
+    jobs = plan_jobs([(s, Path(s.stem)) for s in srcs], out, compare=True)
+    out.mkdir()
+    for name in ("a.png", "a_compare.png", "b.png"):  # a done; b interrupted between its files
+        (out / name).write_bytes(b"old")
+    restorer = _Recorder()
+    result = run_batch(restorer, jobs, skip_existing=True, progress=False)
+    assert result.skipped == [srcs[0]] and restorer.calls == [srcs[2]]
+    assert len(result.failures) == 1 and result.failures[0].startswith(f"{srcs[1]}: output")
+    assert (out / "a.png").read_bytes() == b"old"
+    with pytest.raises(ConfigError, match="exclude each other"):
+        run_batch(restorer, jobs, skip_existing=True, overwrite=True)

@@ -111,3 +111,13 @@ def test_the_default_model_ships_as_a_udair_folder_with_its_source_bank():
         "noise", "rain", "haze", "lowlight", "blur", "underwater", "clean",
     ]  # fmt: skip
     assert not model.training
+
+
+def test_a_wrapper_around_a_random_network_is_refused():
+    """The random weights of ``load_model(NAME)`` are refused inside a wrapper too."""
+    from aioir.models import FilterBankRestorer
+
+    wrapped = FilterBankRestorer(load_model("udair-tiny"), filters=2, taps=3, hidden=4)
+    with pytest.raises(ConfigError, match=r"aioir.load_model\('udair-tiny'\) without a"):
+        resolve_model(wrapped)
+    assert resolve_model(wrapped, allow_untrained=True) is wrapped

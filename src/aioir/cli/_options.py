@@ -38,7 +38,8 @@ __all__ = [
 ]
 
 _DEFAULT_MODEL_HELP = (
-    "registered model name or saved-model path (default: the shipped default model)"
+    "'default' (the shipped default model, used when --model is not given), a registered "
+    "model name (see `aioir models`; needs --checkpoint) or a saved-model path"
 )
 
 

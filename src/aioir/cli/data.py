@@ -9,9 +9,14 @@ from aioir.cli import _options as options
 
 
 def _check(args: argparse.Namespace) -> int:
-    from aioir.data.layouts import main_check
+    from aioir.data.layouts import get_layout, main_check
+    from aioir.errors import ConfigError
 
-    return main_check(args.root, args.layout, strict=not args.no_strict_counts)
+    try:
+        layout = get_layout(args.layout)
+    except ConfigError as exc:  # an unknown --layout is a usage error, as argparse's are
+        return options.fail("data check", str(exc), 2)
+    return main_check(args.root, layout, strict=not args.no_strict_counts)
 
 
 def _layouts(args: argparse.Namespace) -> int:

@@ -7,6 +7,7 @@ output), 2 usage error.
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from aioir.cli import _options as options
@@ -52,7 +53,8 @@ def _demo(args: argparse.Namespace) -> int:
             tta=not args.no_tta,
             overwrite=args.overwrite,
             device=args.device,
-            progress=not args.quiet,
+            # a bar only on a terminal: CI logs (make demo) would get one line per update
+            progress=not args.quiet and sys.stderr.isatty(),
         )
     except AioirError as exc:
         if getattr(args, "debug", False):

@@ -73,7 +73,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = options.add_command(sub, "evaluate", _evaluate, _HELP, _DESCRIPTION)
     options.add_model_argument(
         p,
-        "registered name, saved-model path, or classical:NAME "
+        "default (the shipped default model), a registered name, a saved-model path, or "
+        "classical:NAME "
         "(auto, identity, cbm3d, dcp, lime, grayworld, unsharp, median-derain)",
         metavar=None,
         required=True,

@@ -7,11 +7,31 @@ import argparse
 from aioir.cli import _options as options
 
 
+def _default_row() -> str | None:
+    """The shipped default model's row of ``aioir models`` (``None`` when none is shipped)."""
+    from aioir.models import DEFAULT_MODEL, load_model, unwrap
+    from aioir.models.checkpoints import shipped_weights
+
+    if shipped_weights(DEFAULT_MODEL) is None:
+        return None
+    model = load_model(DEFAULT_MODEL)
+    config = unwrap(model).aioir_config
+    params = sum(p.numel() for p in model.parameters())
+    what = model.aioir_metadata.get("training", {}).get("description") or type(model).__name__
+    return (
+        f"{DEFAULT_MODEL:24s} {config['architecture']:12s} {config['preset']:8s} "
+        f"{params:>12,}  the shipped default model, used without --model: {what}"
+    )
+
+
 def _models(args: argparse.Namespace) -> int:
     from aioir.models import list_models
 
     records = list_models()
     print(f"{'name':24s} {'architecture':12s} {'preset':8s} {'params':>12s}  description")
+    default = _default_row()
+    if default is not None:
+        print(default)
     for rec in records:
         params = f"{rec.parameters:,}" if rec.parameters is not None else "?"
         print(

@@ -19,14 +19,17 @@ _DESCRIPTION = """\
 Restore images (noise, rain, haze, low light, blur, underwater colour cast) and write
 OUTPUT/<name>.png for each input, keeping bit depth, alpha and grayscale. INPUT may be files,
 folders (with --recursive, their sub-folders too; the sub-folder layout is kept) or glob
-patterns. Existing outputs are left alone unless --overwrite is given.
+patterns. Existing outputs are left alone: an input whose output exists fails, unless
+--overwrite (replace it) or --skip-existing (skip it: a re-run resumes an interrupted one) is
+given. The output folder is checked for writing before the first image.
 
-exit status: 0 all restored, 1 some inputs failed (one line each on stderr), 2 usage error"""
+exit status: 0 all restored (or skipped), 1 some inputs failed (one line each on stderr),
+2 usage error (also: an output folder that cannot be written)"""
 
 
 def _restore(args: argparse.Namespace) -> int:
     from aioir.errors import AioirError
-    from aioir.restore.batch import collect_inputs, plan_jobs, run_batch
+    from aioir.restore.batch import check_output_folder, collect_inputs, plan_jobs, run_batch
 
     debug = bool(getattr(args, "debug", False))
     try:
@@ -35,6 +38,12 @@ def _restore(args: argparse.Namespace) -> int:
         return options.fail("restore", str(exc), 2)
     if args.output.exists() and not args.output.is_dir():
         return options.fail("restore", f"{args.output}: exists and is not a folder", 2)
+    if args.overwrite and args.skip_existing:
+        return options.fail("restore", "--overwrite and --skip-existing exclude each other", 2)
+    try:  # before loading the model and restoring anything
+        check_output_folder(args.output)
+    except AioirError as exc:
+        return options.fail("restore", str(exc), 2)
     jobs = plan_jobs(items, args.output, compare=args.compare)
 
     from aioir.restore.api import Restorer
@@ -51,17 +60,23 @@ def _restore(args: argparse.Namespace) -> int:
         if debug:
             traceback.print_exc()
         return options.fail("restore", str(exc), 2)
-    result = run_batch(
-        restorer,
-        jobs,
-        overwrite=args.overwrite,
-        progress=False if args.quiet else None,
-        debug=debug,
-    )
-    if not args.quiet or result.failures:
-        options.say(
-            "restore", f"restored {len(result.written)} of {len(jobs)} images into {args.output}"
+    try:
+        result = run_batch(
+            restorer,
+            jobs,
+            overwrite=args.overwrite,
+            skip_existing=args.skip_existing,
+            progress=False if args.quiet else None,
+            debug=debug,
         )
+    except AioirError as exc:  # an output sub-folder that cannot be written (before any image)
+        return options.fail("restore", str(exc), 2)
+    if not args.quiet or result.failures:
+        todo = len(jobs) - len(result.skipped)
+        summary = f"restored {len(result.written)} of {todo} images into {args.output}"
+        if result.skipped:
+            summary += f"; skipped {len(result.skipped)} whose output exists (--skip-existing)"
+        options.say("restore", summary)
     return result.exit_status
 
 
@@ -113,6 +128,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="autocast precision (auto: fp32 on CPU, bf16 or fp16 on GPU)",
     )
     options.add_overwrite_argument(p, "replace existing outputs")
+    p.add_argument(
+        "--skip-existing",
+        action="store_true",
+        help="skip inputs whose outputs exist (resume an interrupted run; not with --overwrite)",
+    )
     p.add_argument(
         "--compare", action="store_true", help="also write <name>_compare.png (input | output)"
     )

@@ -72,6 +72,7 @@ __all__ = [
     "clean_photo_splits",
     "default_list_file",
     "download_deb",
+    "is_photo_corpus",
     "load_corpus",
     "main_photos",
     "normalised_name",
@@ -431,6 +432,17 @@ def _write_sources(path: Path, records: Sequence[PhotoRecord]) -> None:
     data = buf.getvalue().encode("utf-8")
     if not (path.is_file() and path.read_bytes() == data):
         write_bytes_atomically(path, data, overwrite=True)
+
+
+def is_photo_corpus(root: str | os.PathLike[str]) -> bool:
+    """True when ``root`` has a photo corpus's ``SOURCES.tsv`` (its columns; a folder with
+    another ``SOURCES.tsv``, e.g. the shipped samples' attributions, is not a corpus)."""
+    sources = Path(root) / SOURCES_FILE
+    if not sources.is_file():
+        return False
+    with sources.open(encoding="utf-8", newline="") as fh:
+        header = next(csv.reader(fh, delimiter="\t"), [])
+    return set(_COLUMNS) <= set(header)
 
 
 def load_corpus(dest: str | os.PathLike[str]) -> PhotoCorpus:

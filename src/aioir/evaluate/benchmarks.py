@@ -454,15 +454,16 @@ class SyntheticBenchmark(Benchmark):
         return f"clean photos in {self.folder} degraded on the fly ({', '.join(self.tasks)})"
 
     def images(self, root: Path | None = None) -> list[Path]:
-        """The clean images: a photo corpus's ``test`` split, or every image in the folder."""
-        from aioir.data.photos import SOURCES_FILE, load_corpus
+        """The clean images: a photo corpus's ``test`` split, or every image in the folder
+        (also when its ``SOURCES.tsv`` is not a corpus's, e.g. the shipped sample photos)."""
+        from aioir.data.photos import is_photo_corpus, load_corpus
         from aioir.io import list_images
 
         folder = self.folder if root is None else Path(root) / self.folder
         if not folder.is_dir():
             what = "is not a folder" if folder.exists() else "folder does not exist"
             raise DatasetLayoutError(f"{folder}: {what} (benchmark {self.name})")
-        if (folder / SOURCES_FILE).is_file():
+        if is_photo_corpus(folder):
             paths = load_corpus(folder).split("test")
         else:
             paths = list_images(folder)

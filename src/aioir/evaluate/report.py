@@ -3,7 +3,10 @@
 Every table starts with the metric protocol's header line (:meth:`MetricProtocol.header`) and the
 benchmark's notes on how the inputs were made, so no number travels without its convention.
 Two averages are reported, as Perceive-IR does: the mean over the benchmark's columns (what the
-papers' "Avg" column is) and the image-weighted mean over all cases.
+papers' "Avg" column is) and the image-weighted mean over all cases. The degraded input's own
+scores (``input_psnr``, ``input_ssim``, ``input_niqe``: the input scored like the output) stand
+beside the method's, so a table shows what the method gained; an input identical to its
+reference (the ``clean`` task) has PSNR ∞.
 """
 
 from __future__ import annotations
@@ -32,6 +35,8 @@ __all__ = [
 ]
 
 _METRICS = ("psnr", "ssim", "niqe")
+#: the degraded input's scores (the same metrics, on the input instead of the output)
+_INPUT = {m: f"input_{m}" for m in _METRICS}
 _DIGITS = {"psnr": 2, "ssim": 4, "niqe": 3}
 
 
@@ -46,11 +51,26 @@ class ImageResult:
     niqe: float | None = None
     seconds: float = 0.0
     note: str = ""
+    input_psnr: float | None = None
+    input_ssim: float | None = None
+    input_niqe: float | None = None
+
+
+def _difference(output: float | None, degraded: float | None) -> float | None:
+    """``output − degraded`` when both are finite, else ``None``."""
+    if output is None or degraded is None or not math.isfinite(output - degraded):
+        return None
+    return output - degraded
 
 
 def _mean(values: Iterable[float | None]) -> float | None:
-    vals = [v for v in values if v is not None and math.isfinite(v)]
-    return sum(vals) / len(vals) if vals else None
+    """Mean of the finite values; ∞ when every value is +∞ (outputs equal to their
+    references), ``None`` when there is none."""
+    given = [v for v in values if v is not None]
+    vals = [v for v in given if math.isfinite(v)]
+    if not vals:
+        return math.inf if given and all(v == math.inf for v in given) else None
+    return sum(vals) / len(vals)
 
 
 @dataclasses.dataclass
@@ -66,6 +86,11 @@ class ColumnSummary:
     ssim: float | None = None
     niqe: float | None = None
     notes: list[str] = dataclasses.field(default_factory=list)
+    input_psnr: float | None = None
+    input_ssim: float | None = None
+    input_niqe: float | None = None
+    #: mean PSNR gain over the degraded input of the images where both are finite
+    psnr_gain: float | None = None
 
     @classmethod
     def from_images(
@@ -73,15 +98,9 @@ class ColumnSummary:
     ) -> ColumnSummary:
         """Means over the column's images; notes are the distinct per-image notes."""
         notes = list(dict.fromkeys(r.note for r in images if r.note))
-        return cls(
-            key,
-            title,
-            task,
-            len(images),
-            expected,
-            *(_mean(getattr(r, m) for r in images) for m in _METRICS),
-            notes=notes,
-        )
+        means = {m: _mean(getattr(r, m) for r in images) for m in (*_METRICS, *_INPUT.values())}
+        gain = _mean(_difference(r.psnr, r.input_psnr) for r in images)
+        return cls(key, title, task, len(images), expected, notes=notes, psnr_gain=gain, **means)
 
 
 @dataclasses.dataclass
@@ -100,11 +119,24 @@ class BenchmarkResult:
 
     def average(self, weighting: str = "columns") -> dict[str, float | None]:
         """``"columns"``: mean of the column means (the papers' Avg); ``"images"``: mean over
-        every image. Each metric averages only the columns/images where it was computed."""
+        every image. Each metric averages only the columns/images where it was computed; the
+        ``input_*`` keys are the degraded input's averages."""
+        keys = (*_METRICS, *_INPUT.values())
         if weighting == "columns":
-            return {m: _mean(getattr(c, m) for c in self.columns) for m in _METRICS}
+            rows: Sequence[ColumnSummary | ImageResult] = self.columns
+        elif weighting == "images":
+            rows = self.images
+        else:
+            raise ValueError(f"weighting must be 'columns' or 'images', not {weighting!r}")
+        return {m: _mean(getattr(r, m) for r in rows) for m in keys}
+
+    def psnr_gain(self, weighting: str = "columns") -> float | None:
+        """Mean PSNR gain over the degraded input (dB) of the columns / images where both are
+        finite (an input equal to its reference, PSNR ∞, has no gain to show)."""
+        if weighting == "columns":
+            return _mean(c.psnr_gain for c in self.columns)
         if weighting == "images":
-            return {m: _mean(getattr(r, m) for r in self.images) for m in _METRICS}
+            return _mean(_difference(r.psnr, r.input_psnr) for r in self.images)
         raise ValueError(f"weighting must be 'columns' or 'images', not {weighting!r}")
 
     def to_dict(self) -> dict[str, Any]:
@@ -139,7 +171,11 @@ class BenchmarkResult:
 
 
 def _fmt(value: float | None, metric: str) -> str:
-    return "–" if value is None else f"{value:.{_DIGITS[metric]}f}"
+    if value is None:
+        return "–"
+    if math.isinf(value):
+        return "∞" if value > 0 else "−∞"
+    return f"{value:.{_DIGITS[metric]}f}"
 
 
 def _metrics_present(results: Sequence[BenchmarkResult]) -> list[str]:
@@ -148,22 +184,59 @@ def _metrics_present(results: Sequence[BenchmarkResult]) -> list[str]:
     ]
 
 
+def _inputs_present(results: Sequence[BenchmarkResult], metrics: Sequence[str]) -> list[str]:
+    """The metrics (of ``metrics``) for which the degraded input was scored."""
+    return [
+        m
+        for m in metrics
+        if any(getattr(c, _INPUT[m]) is not None for r in results for c in r.columns)
+    ]
+
+
+def _gain(gain: float | None) -> str:
+    """PSNR gain over the input in dB (signed); ``–`` where there is none."""
+    return "–" if gain is None else f"{gain:+.2f}"
+
+
 def to_markdown(result: BenchmarkResult) -> str:
-    """The per-dataset table of one result, with the protocol header and notes above it."""
+    """The per-dataset table of one result, with the protocol header and notes above it.
+
+    Where the degraded input was scored, its score stands left of the method's (``Input
+    PSNR | PSNR ↑ | Gain``), so the table shows what the method changed.
+    """
     metrics = _metrics_present([result])
+    inputs = _inputs_present([result], metrics)
     names = {"psnr": "PSNR ↑", "ssim": "SSIM ↑", "niqe": "NIQE ↓"}
+    headers: list[str] = []
+    for m in metrics:
+        if m in inputs:
+            headers.append(f"Input {names[m].split()[0]}")
+        headers.append(names[m])
+        if m == "psnr" and m in inputs:
+            headers.append("Gain (dB)")
+
+    def cells(values: dict[str, float | None], gain: float | None) -> str:
+        out: list[str] = []
+        for m in metrics:
+            if m in inputs:
+                out.append(_fmt(values[_INPUT[m]], m))
+            out.append(_fmt(values[m], m))
+            if m == "psnr" and m in inputs:
+                out.append(_gain(gain))
+        return " | ".join(out)
+
     lines = [f"### {result.benchmark} — {result.method}", "", result.header]
     lines += result.notes
     lines += [f"WARNING: {w}" for w in result.warnings]
     lines += [
         "",
-        "| Dataset | Images | " + " | ".join(names[m] for m in metrics) + " |",
-        "|---|---:|" + "---:|" * len(metrics),
+        "| Dataset | Images | " + " | ".join(headers) + " |",
+        "|---|---:|" + "---:|" * len(headers),
     ]
     for c in result.columns:
         count = f"{c.n:,}" if c.expected in (None, c.n) else f"{c.n:,} (expected {c.expected:,})"
-        cells = " | ".join(_fmt(getattr(c, m), m) for m in metrics)
-        lines.append(f"| {c.title} | {count} | {cells} |")
+        values = {k: getattr(c, k) for k in (*_METRICS, *_INPUT.values())}
+        lines.append(f"| {c.title} | {count} | {cells(values, c.psnr_gain)} |")
     for label, weighting, count in (
         (
             "Average over datasets",
@@ -172,9 +245,8 @@ def to_markdown(result: BenchmarkResult) -> str:
         ),
         ("Average over images", "images", f"{len(result.images):,}"),
     ):
-        avg = result.average(weighting)
-        cells = " | ".join(_fmt(avg[m], m) for m in metrics)
-        lines.append(f"| **{label}** | {count} | {cells} |")
+        avg, gain = result.average(weighting), result.psnr_gain(weighting)
+        lines.append(f"| **{label}** | {count} | {cells(avg, gain)} |")
     method_notes = [f"- {c.title}: {'; '.join(c.notes)}" for c in result.columns if c.notes]
     if method_notes:
         lines += ["", f"Method notes ({result.method}):", *method_notes]
@@ -185,7 +257,8 @@ def comparison_markdown(results: Sequence[BenchmarkResult]) -> str:
     """Paper-style tables: one row per method, PSNR/SSIM per dataset and both averages.
 
     Results are grouped by (benchmark, protocol); each group gets its own table and header, so
-    numbers under different conventions never share a table.
+    numbers under different conventions never share a table. The first row is the degraded
+    input itself (``degraded input``) where it was scored: every method saw the same inputs.
     """
     groups: dict[tuple[str, str], list[BenchmarkResult]] = {}
     for r in results:
@@ -202,19 +275,27 @@ def comparison_markdown(results: Sequence[BenchmarkResult]) -> str:
             psnr: float | None, ssim: float | None, niqe: float | None, use_niqe: bool = use_niqe
         ) -> str:
             if psnr is not None:
-                return f"{psnr:.2f}/{ssim:.4f}" if ssim is not None else f"{psnr:.2f}"
+                shown = _fmt(psnr, "psnr")
+                return f"{shown}/{ssim:.4f}" if ssim is not None else shown
             return f"NIQE {niqe:.3f}" if (use_niqe and niqe is not None) else "–"
 
-        for r in group:
+        def row(
+            label: str, r: BenchmarkResult, prefix: str = "", titles: list[str] = titles
+        ) -> str:
             by_title = {c.title: c for c in r.columns}
             cells = [
-                cell(c.psnr, c.ssim, c.niqe) if c is not None else "–"
+                cell(*(getattr(c, prefix + m) for m in _METRICS)) if c is not None else "–"
                 for c in (by_title.get(t) for t in titles)
             ]
             for weighting in ("columns", "images"):
                 a = r.average(weighting)
-                cells.append(cell(a["psnr"], a["ssim"], None))
-            lines.append(f"| {r.method} | " + " | ".join(cells) + " |")
+                cells.append(cell(a[prefix + "psnr"], a[prefix + "ssim"], None))
+            return f"| {label} | " + " | ".join(cells) + " |"
+
+        scored = [r for r in group if _inputs_present([r], _METRICS)]
+        if scored:
+            lines.append(row("degraded input", scored[0], "input_"))
+        lines += [row(r.method, r) for r in group]
         out.append("\n".join(lines) + "\n")
     return "\n".join(out)
 
@@ -263,6 +344,10 @@ _CSV_FIELDS = (
     "psnr",
     "ssim",
     "niqe",
+    "input_psnr",
+    "input_ssim",
+    "input_niqe",
+    "psnr_gain",
 )
 
 
@@ -280,14 +365,22 @@ def write_csv(path: str | os.PathLike[str], results: Sequence[BenchmarkResult]) 
                 "title": c.title,
                 "task": c.task,
                 "images": c.n,
-                **{m: getattr(c, m) for m in _METRICS},
+                **{m: getattr(c, m) for m in (*_METRICS, *_INPUT.values())},
+                "psnr_gain": c.psnr_gain,
             }
             for c in r.columns
         ]
         for label, weighting in (("average_columns", "columns"), ("average_images", "images")):
             n = len(r.columns) if weighting == "columns" else len(r.images)
             rows.append(
-                {"dataset": label, "title": label, "task": "", "images": n, **r.average(weighting)}
+                {
+                    "dataset": label,
+                    "title": label,
+                    "task": "",
+                    "images": n,
+                    **r.average(weighting),
+                    "psnr_gain": r.psnr_gain(weighting),
+                }
             )
         for row in rows:
             writer.writerow({**base, **{k: ("" if v is None else v) for k, v in row.items()}})

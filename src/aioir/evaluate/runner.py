@@ -5,8 +5,10 @@
 >>> print(to_markdown(result))
 
 Per case: restore the input, score PSNR/SSIM under the protocol where there is ground truth, NIQE
-where there is none (or everywhere with ``niqe="all"``), keep the per-image numbers. Case counts
-are checked against the protocol before any work (``strict_counts``).
+where there is none (or everywhere with ``niqe="all"``), keep the per-image numbers. The degraded
+input is scored the same way (``input_psnr``, ``input_ssim``, ``input_niqe``), so every table
+shows the gain. Case counts are checked against the protocol before any work
+(``strict_counts``).
 """
 
 from __future__ import annotations
@@ -228,13 +230,17 @@ def _run(
                         f"{column.key}/{case.name} of shape {tuple(case.input.shape)}"
                     )
                 row = ImageResult(case.dataset, case.name, seconds=seconds, note=note)
-                pred = _hwc(out)
+                pred, degraded = _hwc(out), _hwc(case.input)
                 if case.target is not None:
-                    scores = proto.score(pred, _hwc(case.target))  # type: ignore[attr-defined]
+                    target = _hwc(case.target)
+                    scores = proto.score(pred, target)  # type: ignore[attr-defined]
                     row.psnr, row.ssim = scores["psnr"], scores["ssim"]
+                    base = proto.score(degraded, target)  # type: ignore[attr-defined]
+                    row.input_psnr, row.input_ssim = base["psnr"], base["ssim"]
                 if niqe_mode == "all" or (niqe_mode == "auto" and case.target is None):
                     try:
                         row.niqe = niqe(pred, niqe_model)
+                        row.input_niqe = niqe(degraded, niqe_model)
                     except ValueError:
                         niqe_failed += 1
                 if save_images is not None:

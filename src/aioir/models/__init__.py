@@ -1,7 +1,8 @@
 """Restoration models and the registry that names them.
 
 >>> import aioir
->>> model = aioir.load_model("udair-tiny")            # random weights, eval mode
+>>> model = aioir.load_model("default")              # the shipped default model
+>>> model = aioir.load_model("udair", preset="tiny")  # = "udair-tiny": random weights, eval mode
 >>> model = aioir.load_model("promptir", checkpoint="model.ckpt")   # official Lightning ckpt
 >>> model = aioir.load_model("runs/udair-5task")       # our own save_pretrained() output
 >>> [m.name for m in aioir.list_models()]
@@ -33,6 +34,7 @@ from aioir.models.checkpoints import (
     read_pretrained_config,
     read_state_dict,
     save_pretrained,
+    shipped_weights,
     upgrade_config,
     upgrade_state_dict,
 )
@@ -43,7 +45,9 @@ from aioir.models.registry import (
     get_model_info,
     is_registered,
     list_models,
+    mark_untrained,
     register_model,
+    untrained_name,
 )
 from aioir.models.restormer import Restormer
 from aioir.models.wrappers import RestorerWrapper, unwrap, wrap_model
@@ -62,14 +66,19 @@ __all__ = [
     "register_model",
     "save_model",
     "save_pretrained",
+    "untrained_name",
     "unwrap",
 ]
+
+#: the name of the shipped default model (``aioir/weights/default``; ``--model default``)
+DEFAULT_MODEL = "default"
 
 
 def load_model(
     name_or_path: str | Path,
     checkpoint: str | Path | None = None,
     *,
+    preset: str | None = None,
     strict: bool = True,
     allow_pickle: bool = False,
     **overrides: Any,
@@ -77,17 +86,25 @@ def load_model(
     """Build a model by registered name, optionally loading weights; or load a saved model.
 
     Args:
-        name_or_path: a registered name (``"udair"`` = paper preset, ``"udair-tiny"``,
-            ``"promptir"``, ``"restormer-small"``, …; see :func:`list_models`) or the path of a
-            model saved with :func:`save_pretrained` (directory or ``.safetensors`` file).
+        name_or_path: ``"default"`` (the shipped default model, as ``--model default``), a
+            registered name (``"udair"`` = paper preset, ``"udair-tiny"``, ``"promptir"``,
+            ``"restormer-small"``, …; see :func:`list_models`) or the path of a model saved
+            with :func:`save_pretrained` (directory or ``.safetensors`` file).
         checkpoint: weights for a *named* model: our safetensors, a raw state dict, a
             PyTorch-Lightning ``.ckpt`` (``net.`` prefix, e.g. official PromptIR or the UDAIR
             code) or a BasicSR file (``params``). Always read on the CPU.
+        preset: a preset of the named architecture: ``load_model("udair", preset="tiny")`` is
+            ``load_model("udair-tiny")`` (``"paper"`` is the bare name).
         strict: require every key to match (shape mismatches always raise).
         allow_pickle: allow a full (unsafe) unpickle for trusted ``.ckpt``/``.pth`` files that
             a weights-only load refuses.
         **overrides: keyword arguments replacing the preset's constructor arguments (of the
             network, for a saved model inside wrappers).
+
+    A registered name without ``checkpoint`` has random weights: fine to train or inspect, but
+    :func:`aioir.restore` / :class:`aioir.restore.Restorer` refuse to restore with it (as
+    ``aioir restore`` does) unless ``allow_untrained=True`` or weights are loaded into it first
+    (:func:`~aioir.models.registry.untrained_name`).
 
     A saved model comes back inside the wrappers its config lists (format 1's
     ``overrides.filter_bank`` translated into the filter-bank wrapper) and its network gets the
@@ -95,18 +112,29 @@ def load_model(
     ``unwrap(model).source_bank``). A registered name builds the plain network: the old
     ``filter_bank=K`` argument raises :class:`aioir.ConfigError` (wrap the network with
     :class:`FilterBankRestorer`, or load a saved filter-bank model). Returns the model in eval
-    mode. Raises :class:`aioir.ConfigError` for an unknown name or a bad override and
+    mode. Raises :class:`aioir.ConfigError` for an unknown name or preset or a bad override and
     :class:`aioir.CheckpointError` for an unreadable or mismatched checkpoint.
     """
     reject_legacy_overrides(overrides)
     name = str(name_or_path)
+    if preset is not None:
+        name = _with_preset(name, preset)
     if is_registered(name):
         info = get_model_info(name)
         model = create_model(info.name, **overrides)
         if checkpoint is not None:
             state = read_state_dict(checkpoint, allow_pickle=allow_pickle)
             load_state_dict_into(model, state, checkpoint, info.architecture, strict)
+        else:
+            mark_untrained(model, info.name)
         return model.eval()
+    if name.strip() == DEFAULT_MODEL:  # before a path: as ``--model default``
+        shipped = shipped_weights(DEFAULT_MODEL)
+        if shipped is None:
+            raise ConfigError("no default model is shipped with this installation of aioir")
+        if checkpoint is not None:
+            raise ConfigError("the default model carries its own weights; pass no checkpoint=")
+        name_or_path = shipped
     path = Path(name_or_path)
     if not path.exists():
         # raises ConfigError with close matches
@@ -117,8 +145,8 @@ def load_model(
         )
     saved = read_pretrained_config(path)
     config = upgrade_config(saved)
-    architecture, preset = config["architecture"], config.get("preset", "paper")
-    registered = architecture if preset == "paper" else f"{architecture}-{preset}"
+    architecture, saved_preset = config["architecture"], config.get("preset", "paper")
+    registered = architecture if saved_preset == "paper" else f"{architecture}-{saved_preset}"
     network = create_model(registered, **{**config["overrides"], **overrides})
     model = wrap_model(network, config["wrappers"])
     state = upgrade_state_dict(read_state_dict(path), saved)
@@ -127,3 +155,25 @@ def load_model(
     # the artefacts saved beside the weights (a method's, e.g. UDAIR's source bank)
     attach_artifacts(model, path if path.is_dir() else path.parent, model.aioir_metadata)
     return model.eval()
+
+
+def _with_preset(name: str, preset: str) -> str:
+    """The registered name of ``preset`` of the architecture ``name`` names (ConfigError for a
+    path, an unknown preset, or a name that already names another preset)."""
+    if not is_registered(name):
+        if name.strip() == DEFAULT_MODEL or Path(name).exists():
+            raise ConfigError(f"preset= applies to a registered model name, not to {name!r}")
+        get_model_info(name)  # unknown name: ConfigError with close matches
+    info = get_model_info(name)
+    key = preset.strip().lower()
+    if info.preset not in ("paper", key):
+        raise ConfigError(
+            f"{name!r} already names the {info.preset!r} preset; pass "
+            f"load_model({info.architecture!r}, preset={preset!r})"
+        )
+    presets = [i.preset for i in list_models(info.architecture)]
+    if key not in presets:
+        raise ConfigError(
+            f"model {info.architecture!r} has no preset {preset!r} (presets: {', '.join(presets)})"
+        )
+    return info.architecture if key == "paper" else f"{info.architecture}-{key}"

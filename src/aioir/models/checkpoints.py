@@ -30,6 +30,7 @@ architecture ever need it, add an explicit ``old → new`` entry to :data:`KEY_M
 
 from __future__ import annotations
 
+import importlib.resources
 import json
 import pickle
 from collections.abc import Mapping
@@ -50,6 +51,7 @@ __all__ = [
     "read_pretrained_config",
     "read_state_dict",
     "save_pretrained",
+    "shipped_weights",
     "upgrade_config",
     "upgrade_state_dict",
 ]
@@ -112,6 +114,24 @@ def save_pretrained(
 
 def _weights_file(path: Path) -> Path:
     return path / WEIGHTS_NAME if path.is_dir() else path
+
+
+def shipped_weights(name: str) -> Path | None:
+    """The shipped model ``name`` inside the installed package, if any.
+
+    Either a saved-model folder ``aioir/weights/<name>/`` (weights, config, the UDAIR source
+    bank and a model card) or one self-describing file ``aioir/weights/<name>.safetensors``.
+    ``"default"`` is the shipped default model.
+    """
+    try:
+        root = importlib.resources.files("aioir") / "weights"
+    except (ModuleNotFoundError, TypeError):  # pragma: no cover - broken installs only
+        return None
+    folder = root / name
+    if folder.is_dir() and (folder / WEIGHTS_NAME).is_file():
+        return Path(str(folder))
+    single = root / f"{name}.safetensors"
+    return Path(str(single)) if single.is_file() else None
 
 
 def is_pretrained_path(path: str | Path) -> bool:

@@ -30,8 +30,10 @@ __all__ = [
     "create_model",
     "get_model_info",
     "list_models",
+    "mark_untrained",
     "register_model",
     "register_presets",
+    "untrained_name",
 ]
 
 F = TypeVar("F", bound=Callable[..., nn.Module])
@@ -153,3 +155,38 @@ def create_model(name: str, **overrides: Any) -> nn.Module:
         "overrides": dict(overrides),
     }
     return model
+
+
+# ------------------------------------------------------------------ random weights
+_UNTRAINED_ATTRIBUTE = "aioir_untrained"
+
+
+def _weights_version(model: nn.Module) -> int | None:
+    """The sum of the parameters' in-place version counters: ``load_state_dict`` and every
+    optimiser step raise it, moving the model to a device does not (``None`` for inference
+    tensors, which have no counter)."""
+    try:
+        return sum(p._version for p in model.parameters())
+    except RuntimeError:
+        return None
+
+
+def mark_untrained(model: nn.Module, name: str) -> None:
+    """Record that ``model`` was built from the registered ``name`` with random weights.
+
+    :func:`untrained_name` then reports it until its weights change (loaded or trained), and
+    :func:`aioir.restore.resolve_model` refuses to restore with it unless ``allow_untrained``.
+    """
+    version = _weights_version(model)
+    if version is not None:
+        setattr(model, _UNTRAINED_ATTRIBUTE, (name, version))
+
+
+def untrained_name(model: nn.Module) -> str | None:
+    """The registered name ``model`` was built from when it still has the random weights
+    :func:`aioir.models.load_model` gave it (no checkpoint); ``None`` otherwise."""
+    mark = getattr(model, _UNTRAINED_ATTRIBUTE, None)
+    if not isinstance(mark, tuple):
+        return None
+    name, version = mark
+    return name if _weights_version(model) == version else None

@@ -59,13 +59,44 @@ __all__ = [
 __getattr__, __dir__ = lazy_attributes(__name__, _LAZY)
 
 
+def _package_doc(module: types.ModuleType) -> str | None:
+    """``help(aioir.restore)`` and ``aioir.restore.__doc__``: the function users call first (its
+    signature and docstring, imported only when asked for), then the package's own page."""
+    own = vars(module).get("__doc__")
+    try:
+        import inspect
+
+        from aioir.restore.api import restore
+    except ImportError:  # pragma: no cover - a broken install: the package page alone
+        return own
+    signature = inspect.signature(restore)
+    plain = signature.replace(
+        parameters=[p.replace(annotation=p.empty) for p in signature.parameters.values()],
+        return_annotation=signature.empty,
+    )
+    call = f"aioir.restore{plain}"
+    function = inspect.getdoc(restore) or ""
+    package = f"The package aioir.restore:\n\n{own}" if own else ""
+    return f"{call}\n\n{function}\n\n{package}".rstrip() + "\n"
+
+
 class _CallablePackage(types.ModuleType):
-    """Makes ``aioir.restore(image, ...)`` call :func:`aioir.restore.api.restore`."""
+    # Makes ``aioir.restore(image, ...)`` call :func:`aioir.restore.api.restore`; ``__doc__``
+    # starts with that function's documentation, so ``help(aioir.restore)`` shows it first
+    # (pydoc renders any module as a package page; its description is this ``__doc__``).
 
     def __call__(self, image: Any, *args: Any, **kwargs: Any) -> Any:
         from aioir.restore.api import restore
 
         return restore(image, *args, **kwargs)
+
+    @property
+    def __doc__(self) -> str | None:
+        return _package_doc(self)
+
+    @__doc__.setter
+    def __doc__(self, value: str | None) -> None:
+        vars(self)["__doc__"] = value
 
 
 sys.modules[__name__].__class__ = _CallablePackage

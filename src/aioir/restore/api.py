@@ -9,7 +9,10 @@ Inputs may be numpy arrays (uint8, uint16 or float in [0, 1]; H×W×3, H×W×4 w
 H×W×1 grayscale, H×W×2 grayscale + alpha), PIL images (RGB, L, RGBA, LA, I;16, F, and any mode
 Pillow converts to RGB) or torch tensors (3×H×W or B×3×H×W, float or uint8). The result has the input's kind, shape, dtype
 (value range) and, for PIL, mode; alpha is carried through unchanged and grayscale inputs come
-back as grayscale (BT.601 luma of the restored RGB).
+back as grayscale (BT.601 luma of the restored RGB). Float inputs (numpy, PIL ``F``, tensors)
+must be in [0, 1]: values above :data:`FLOAT_RANGE_LIMIT` (a 0–255 float image) raise
+:class:`~aioir.errors.ConfigError` instead of being clipped to white; small overshoots go to
+the model as they are (the output is clipped to [0, 1]).
 
 Device ``"auto"`` is CUDA when available, else the CPU. Precision ``"auto"`` is fp32 on the CPU
 (bf16 autocast only when asked: ``precision="bf16"``) and bf16 autocast on a GPU that supports
@@ -48,6 +51,7 @@ from aioir.restore.tiling import (
 )
 
 __all__ = [
+    "FLOAT_RANGE_LIMIT",
     "PRECISIONS",
     "Restorer",
     "compare_image",
@@ -111,11 +115,30 @@ def _quantize(array: np.ndarray, dtype: np.dtype, rows: int = 512) -> np.ndarray
     return out
 
 
+#: a float image whose largest value is above this is not in [0, 1] (most likely 0–255):
+#: refused rather than clipped to a near-white image; small overshoots below it (resampling
+#: ringing, highlights) are accepted
+FLOAT_RANGE_LIMIT = 2.0
+
+
+def _check_float_range(top: float, dtype: object) -> None:
+    """ConfigError when a float image's largest value ``top`` says it is not in [0, 1]."""
+    if top > FLOAT_RANGE_LIMIT:
+        scale = "0–255" if top <= 255.5 else ("0–65535" if top <= 65535.5 else "an unknown range")
+        raise ConfigError(
+            f"float image values go up to {top:g}: float images must be in [0, 1], this looks "
+            f"like {scale}; divide by {255 if top <= 255.5 else 65535} or pass an integer "
+            f"array (uint8 / uint16), not {dtype}"
+        )
+
+
 def _from_unit(array: np.ndarray) -> np.ndarray:
-    """Integer arrays to float32 in [0, 1]; float arrays to float32."""
+    """Integer arrays to float32 in [0, 1]; float arrays (in [0, 1]) to float32."""
     if array.dtype in (np.uint8, np.uint16):
         return (array.astype(np.float64) / np.iinfo(array.dtype).max).astype(np.float32)
     if np.issubdtype(array.dtype, np.floating):
+        if array.size:
+            _check_float_range(float(np.nanmax(array)), array.dtype)
         return array.astype(np.float32)
     raise TypeError(f"unsupported array dtype {array.dtype} (use uint8, uint16 or float)")
 
@@ -189,6 +212,8 @@ def _pack_tensor(x: Tensor) -> tuple[Tensor, Unpack]:
         batch = x.float() / 255.0
     elif dtype.is_floating_point:
         batch = x.detach().float()
+        if batch.numel():
+            _check_float_range(float(batch.nan_to_num(nan=0.0).max()), dtype)
     else:
         raise TypeError(f"unsupported tensor dtype {dtype} (use a float dtype or uint8)")
     batch = batch[None] if single else batch
@@ -443,9 +468,24 @@ def restore(
 ) -> Any:
     """Restore one image (numpy, PIL or torch); returns the same kind.
 
-    ``kwargs`` go to :class:`Restorer` (``checkpoint``, ``tile_overlap``, ``precision``,
-    ``allow_untrained``, …). The last two restorers built are cached, so repeated calls with the
-    same arguments reuse the loaded model; build a :class:`Restorer` for full control.
+    >>> out = aioir.restore(photo)                    # the shipped default model
+    >>> out = aioir.restore(photo, strength=0.5)      # half of the change
+
+    Args:
+        image: a numpy array (uint8, uint16 or float in [0, 1]; H×W, H×W×1–4), a PIL image or
+            a 3×H×W / B×3×H×W tensor. Shape, dtype, alpha and grayscale come back as they went
+            in; a float image in 0–255 is refused (ConfigError), not clipped to white.
+        model: ``"default"`` (the shipped default model), a saved-model path, a registered
+            name with ``checkpoint=``, or an ``nn.Module`` (not one with the random weights of
+            ``load_model(NAME)`` unless ``allow_untrained=True``).
+        tta: the model's test-time adaptation (``True``, its options, or an adapter).
+        tile: ``None`` decides from size and memory, ``0`` never tiles, ``N`` uses N×N tiles.
+        device: ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"``, ``"cuda:N"``.
+        **kwargs: go to :class:`Restorer` (``checkpoint``, ``strength``, ``self_ensemble``,
+            ``precision``, ``tile_overlap``, ``allow_untrained``, …).
+
+    The last two restorers built are cached, so repeated calls with the same arguments reuse
+    the loaded model; build a :class:`Restorer` for full control.
     """
     options = {"tta": tta, "tile": tile, "device": device, **kwargs}
     try:

@@ -14,6 +14,12 @@ do not collide. When two inputs still map to the same output (``a/x.jpg`` and ``
 as files, or ``x.jpg`` and ``x.png`` in one folder), the first keeps the name and the others fail
 with a one-line reason naming the winner; nothing is renamed behind the user's back. The same
 file given twice is restored once.
+
+**Before the first image** :func:`run_batch` checks that every output folder can be written
+(:func:`check_output_folder`), so a read-only or misspelt destination is one error up front,
+not one failure per image after all of them were restored. With ``skip_existing`` a job whose
+outputs all exist is skipped (a re-run resumes an interrupted one); otherwise an existing
+output is that input's failure, naming the input and the output.
 """
 
 from __future__ import annotations
@@ -22,17 +28,26 @@ import glob
 import os
 import queue
 import sys
+import tempfile
 import threading
 import traceback
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
 from aioir.errors import AioirError, ConfigError, ImageReadError, ImageWriteError
 from aioir.io import ImageData, is_image_file, list_images, load_image
 
-__all__ = ["BatchResult", "Job", "collect_inputs", "plan_jobs", "prefetch", "run_batch"]
+__all__ = [
+    "BatchResult",
+    "Job",
+    "check_output_folder",
+    "collect_inputs",
+    "plan_jobs",
+    "prefetch",
+    "run_batch",
+]
 
 _GLOB_CHARS = frozenset("*?[")
 
@@ -49,10 +64,12 @@ class Job:
 
 @dataclass(frozen=True)
 class BatchResult:
-    """How a batch went: files written and one-line failure messages."""
+    """How a batch went: files written, one-line failure messages and the inputs skipped
+    because their outputs existed (``skip_existing``)."""
 
     written: list[Path]
     failures: list[str]
+    skipped: list[Path] = field(default_factory=list)
 
     @property
     def exit_status(self) -> int:
@@ -148,6 +165,46 @@ def plan_jobs(
     return jobs
 
 
+def _existing_ancestor(folder: Path) -> Path:
+    """``folder`` or its nearest existing ancestor (where the missing part would be created)."""
+    probe = folder.absolute()
+    while probe.parent != probe:
+        try:
+            if probe.exists():
+                break
+        except OSError:  # cannot even look (no search permission): the write check says why
+            break
+        probe = probe.parent
+    return probe
+
+
+def check_output_folder(folder: str | os.PathLike[str]) -> None:
+    """Raise :class:`~aioir.errors.ImageWriteError` (one line naming ``folder``) unless files
+    can be written into ``folder``, creating it if needed.
+
+    Checked by creating (and removing) an empty temporary file in ``folder`` or, when it does
+    not exist yet, in its nearest existing ancestor: the way the atomic writer will write,
+    so permissions, read-only file systems and a file in the way are all caught.
+    """
+    target = Path(folder)
+    try:
+        probe = _existing_ancestor(target)
+        if not probe.is_dir():
+            raise ImageWriteError(f"{target}: cannot create the output folder ({probe} is a file)")
+        fd, name = tempfile.mkstemp(prefix=".aioir-write-check-", dir=probe)
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise ImageWriteError(
+            f"{target}: cannot write into this output folder ({reason})"
+        ) from None
+    os.close(fd)
+    os.unlink(name)
+
+
+def _outputs(job: Job) -> list[Path]:
+    return [t for t in (job.output, job.compare) if t is not None]
+
+
 _DONE = object()
 
 
@@ -169,9 +226,12 @@ def prefetch(
     def load(job: Job) -> ImageData | Exception:
         if job.error is not None:
             return ConfigError(job.error)
-        for target in (job.output, job.compare):
-            if target is not None and not overwrite and target.exists():
-                return ImageWriteError(f"{target}: exists; pass --overwrite to replace it")
+        for target in _outputs(job):
+            if not overwrite and target.exists():
+                return ImageWriteError(
+                    f"{job.source}: output {target} exists; pass --overwrite to replace it "
+                    "(or --skip-existing to leave it)"
+                )
         try:
             return load_image(job.source)
         except Exception as exc:  # handed to the consumer, reported per file
@@ -204,7 +264,11 @@ def prefetch(
 def _one_line(source: Path, exc: BaseException) -> str:
     if isinstance(exc, AioirError):
         text = " ".join(str(exc).split())
-        return text if str(source) in text else f"{source}: {text}"
+        # the writer's Python wording (an output that appeared meanwhile, e.g. a second run)
+        text = text.replace("exists; pass overwrite=True", "exists; pass --overwrite to replace it")
+        # name the input first, even when its path is part of the output's (photo.png →
+        # restored/photo.png)
+        return text if text.startswith(f"{source}:") else f"{source}: {text}"
     if isinstance(exc, MemoryError):
         return f"{source}: out of memory (try a smaller --tile)"
     detail = " ".join(str(exc).split()) or type(exc).__name__
@@ -218,21 +282,42 @@ def run_batch(
     jobs: Sequence[Job],
     *,
     overwrite: bool = False,
+    skip_existing: bool = False,
     progress: bool | None = None,
     debug: bool = False,
     stream: TextIO | None = None,
 ) -> BatchResult:
     """Restore every job with ``restorer`` (a :class:`~aioir.restore.Restorer`).
 
-    A failing input is reported as one line on ``stream`` (stderr), the others still run.
+    Every output folder is checked first (:func:`check_output_folder`: ImageWriteError before
+    any image). A failing input is reported as one line on ``stream`` (stderr), the others
+    still run. ``skip_existing`` skips the jobs whose outputs all exist (reported in
+    :attr:`BatchResult.skipped`, not as failures); it cannot be combined with ``overwrite``.
     ``progress`` shows a tqdm bar (default: when ``stream`` is a terminal). ``debug`` adds the
     traceback of unexpected errors.
     """
     from tqdm import tqdm
 
+    if overwrite and skip_existing:
+        raise ConfigError("overwrite and skip_existing exclude each other; choose one")
     stream = sys.stderr if stream is None else stream
     if progress is None:
         progress = bool(getattr(stream, "isatty", lambda: False)())
+    checked: set[Path] = set()
+    for folder in dict.fromkeys(t.parent for job in jobs for t in _outputs(job)):
+        probe = _existing_ancestor(folder)
+        if probe not in checked:
+            checked.add(probe)
+            check_output_folder(folder)
+    skipped: list[Path] = []
+    if skip_existing:
+        todo = []
+        for job in jobs:
+            if job.error is None and all(t.exists() for t in _outputs(job)):
+                skipped.append(job.source)
+            else:
+                todo.append(job)
+        jobs = todo
     written: list[Path] = []
     failures: list[str] = []
     with tqdm(total=len(jobs), unit="img", file=stream, disable=not progress, leave=False) as bar:
@@ -256,4 +341,4 @@ def run_batch(
                     tqdm.write("".join(traceback.format_exception(exc)).rstrip(), file=stream)
                 tqdm.write(f"aioir: failed: {message}", file=stream)
             bar.update(1)
-    return BatchResult(written, failures)
+    return BatchResult(written, failures, skipped)

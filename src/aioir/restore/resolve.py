@@ -2,19 +2,21 @@
 
 Resolution order for ``spec``:
 
-1. an ``nn.Module`` is used as it is (Python API);
+1. an ``nn.Module`` is used as it is (Python API), unless it still has the random weights
+   ``aioir.load_model(NAME)`` gave it without a checkpoint
+   (:func:`aioir.models.registry.untrained_name`): refused like a bare name, see 4;
 2. ``"default"`` is the shipped default model, the folder ``aioir/weights/default/`` (a
    :func:`~aioir.models.save_pretrained` folder with its UDAIR source bank and model card);
 3. an existing path is a saved model (directory or ``.safetensors``);
 4. a registered name (``udair``, ``restormer-tiny``, …) needs trained weights: ``checkpoint``,
-   or shipped weights ``aioir/weights/<name>/`` (or ``<name>.safetensors``). Without them it is refused, unless
-   ``allow_untrained=True`` (tests, smoke runs): restoring with random weights is never silent;
+   or shipped weights ``aioir/weights/<name>/`` (or ``<name>.safetensors``). Without them it
+   is refused, unless ``allow_untrained=True`` (tests, smoke runs): restoring with random
+   weights is never silent;
 5. anything else is an unknown name (with close matches) or a missing path.
 """
 
 from __future__ import annotations
 
-import importlib.resources
 import os
 from pathlib import Path
 
@@ -34,19 +36,12 @@ def shipped_weights(name: str) -> Path | None:
     """The shipped model ``name`` inside the installed package, if any.
 
     Either a saved-model folder ``aioir/weights/<name>/`` (weights, config, the UDAIR source
-    bank and a model card) or one self-describing file ``aioir/weights/<name>.safetensors``.
+    bank and a model card) or one self-describing file ``aioir/weights/<name>.safetensors``
+    (:func:`aioir.models.checkpoints.shipped_weights`).
     """
-    from aioir.models.checkpoints import WEIGHTS_NAME
+    from aioir.models.checkpoints import shipped_weights as find
 
-    try:
-        root = importlib.resources.files("aioir") / "weights"
-    except (ModuleNotFoundError, TypeError):  # pragma: no cover - broken installs only
-        return None
-    folder = root / name
-    if folder.is_dir() and (folder / WEIGHTS_NAME).is_file():
-        return Path(str(folder))
-    single = root / f"{name}.safetensors"
-    return Path(str(single)) if single.is_file() else None
+    return find(name)
 
 
 def _looks_like_path(spec: str) -> bool:
@@ -74,6 +69,17 @@ def resolve_model(
     if isinstance(spec, nn.Module):
         if checkpoint is not None:
             raise ConfigError("checkpoint= cannot be combined with a model object")
+        if not allow_untrained:
+            from aioir.models.registry import untrained_name
+            from aioir.models.wrappers import unwrap
+
+            name = untrained_name(spec) or untrained_name(unwrap(spec))
+            if name is not None:
+                raise ConfigError(
+                    f"this model has random weights (aioir.load_model({name!r}) without a "
+                    "checkpoint); pass checkpoint=PATH to load_model, load weights into it, or "
+                    "pass allow_untrained=True to restore with it anyway (tests only)"
+                )
         return spec.eval()
     from aioir.models import load_model
     from aioir.models.registry import is_registered

@@ -212,7 +212,9 @@ def test_registered_adapter_and_restore_api(model_dir, model):
 def test_missing_bank_is_a_config_error():
     bare = load_model("udair-tiny")
     with pytest.raises(ConfigError, match="source bank"):
-        Restorer(bare, device="cpu", tile=0, tta=True).restore_tensor(torch.rand(1, 3, 16, 16))
+        Restorer(bare, device="cpu", tile=0, tta=True, allow_untrained=True).restore_tensor(
+            torch.rand(1, 3, 16, 16)
+        )
 
 
 def test_pooled_size_keeps_the_short_side_of_the_bank():
