@@ -24,8 +24,11 @@ def task_images(n: int, side: int, seed: int) -> dict[str, torch.Tensor]:
     }
 
 
-def build_tiny_udair(folder: Path, patch: int = 32, spread: float = 0.0) -> Path:
-    """``udair-tiny`` with a final-pass source bank over three synthetic tasks, saved.
+def build_tiny_udair(
+    folder: Path, patch: int = 32, spread: float = 0.0, name: str = "udair-tiny"
+) -> Path:
+    """``udair-tiny`` (or the UDAIR preset ``name``) with a final-pass source bank over three
+    synthetic tasks, saved.
 
     ``spread`` adds seeded spatial variation (× each entry's std) to the bank, so that the
     untrained model's nearly flat maps are far from it (a clear adaptation target).
@@ -33,7 +36,7 @@ def build_tiny_udair(folder: Path, patch: int = 32, spread: float = 0.0) -> Path
     from aioir.methods.udair.bank_accumulation import compute_final_pass
 
     torch.manual_seed(0)
-    model = load_model("udair-tiny")
+    model = load_model(name)
     images = task_images(4, patch, seed=1)
     batches = [
         {"input": images[t], "task_id": torch.full((4,), i, dtype=torch.int64)}

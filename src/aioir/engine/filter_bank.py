@@ -190,13 +190,14 @@ def wrap_in_filter_bank(
     the one it had when :class:`~aioir.models.Restormer` built the head itself, right after its
     U-Net: drawn from the generator seeded with ``seed`` once that U-Net's initialisation has
     been drawn, so a fit reproduces the models fitted then (the shipped v3) exactly. The global
-    generator advances as if the head had been built here.
+    generator advances as if the head had been built here. Other backbones (NAFNet) keep the
+    head's own initialisation.
     """
     from aioir.models import FilterBankRestorer, Restormer
 
     model = FilterBankRestorer(network, filters, taps, hidden)
     backbone = getattr(network, "backbone_options", None)
-    if backbone is not None:
+    if isinstance(network, Restormer) and backbone is not None:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             Restormer(**backbone)

@@ -22,6 +22,7 @@ from typing import Any
 from torch import nn
 
 from aioir.errors import ConfigError
+from aioir.models import nafnet as _nafnet  # noqa: F401  (registers presets)
 from aioir.models import restormer as _restormer  # noqa: F401  (registers presets)
 from aioir.models.artifacts import (
     ModelArtifact,
@@ -39,6 +40,7 @@ from aioir.models.checkpoints import (
     upgrade_state_dict,
 )
 from aioir.models.filter_bank import FilterBankRestorer, reject_legacy_overrides
+from aioir.models.nafnet import NAFNet
 from aioir.models.registry import (
     ModelInfo,
     create_model,
@@ -56,6 +58,7 @@ __all__ = [
     "FilterBankRestorer",
     "ModelArtifact",
     "ModelInfo",
+    "NAFNet",
     "RestorerWrapper",
     "Restormer",
     "create_model",

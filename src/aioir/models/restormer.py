@@ -1,44 +1,43 @@
 """Restormer (Zamir et al., CVPR 2022): the 4-level transformer U-Net the other models extend.
 
-:class:`Restormer` is both a model and the backbone of PromptIR, UDAIR, CPL, … Subclasses (or
-callers) plug into three decoder *fusion points* without copying the U-Net:
+:class:`Restormer` is both a model and the backbone of PromptIR, UDAIR, CPL, … Its hooks are
+those of every :class:`~aioir.models.unet.FusionUNet` (the base it shares with
+:class:`aioir.models.nafnet.NAFNet`): subclasses (or callers) plug into three decoder *fusion
+points* without copying the U-Net:
 
 * ``"latent"`` (after the latent blocks), ``"decoder_level3"`` and ``"decoder_level2"`` (after
-  those decoder levels): :meth:`Restormer.fuse` is called with the stage name, the feature and a
-  per-image context. By default it applies ``self.fusions[stage](x, ctx)`` when a module was
-  given in ``fusions=`` and is the identity otherwise. Subclasses that must keep the reference
-  key layout (PromptIR, UDAIR) override :meth:`fuse` and own flat attributes.
-* :meth:`Restormer.context` computes the per-image context from the padded input (default
-  ``None``); :meth:`Restormer.block_condition` picks what each block sequence receives as
-  ``cond`` (see :class:`aioir.nn.blocks.TransformerBlock`'s ``guidance``).
+  those decoder levels): :meth:`~aioir.models.unet.FusionUNet.fuse` is called with the stage
+  name, the feature and a per-image context. By default it applies ``self.fusions[stage](x,
+  ctx)`` when a module was given in ``fusions=`` and is the identity otherwise. Subclasses that
+  must keep the reference key layout (PromptIR, UDAIR) override ``fuse`` and own flat attributes.
+* :meth:`~aioir.models.unet.FusionUNet.context` computes the per-image context from the padded
+  input (default ``None``); :meth:`Restormer.block_condition` picks what each block sequence
+  receives as ``cond`` (see :class:`aioir.nn.blocks.TransformerBlock`'s ``guidance``).
 * ``latent_out_channels`` is the width leaving the latent fusion (PromptIR's quirk: ``4·dim``).
-* :meth:`Restormer.forward_padded_with_maps` returns the output with the refinement features
-  and a per-image context map (:meth:`Restormer.context_map`; UDAIR: its degradation map), for
-  wrappers that act on the output (:class:`aioir.models.filter_bank.FilterBankRestorer`).
+* ``forward_padded_with_maps`` returns the output with the refinement features and a per-image
+  context map (``context_map``; UDAIR: its degradation map), for wrappers that act on the
+  output (:class:`aioir.models.filter_bank.FilterBankRestorer`).
 
 Subclasses take the backbone's nine size arguments as ``**backbone``
 (:class:`RestormerOptions`) and read them back from :attr:`Restormer.backbone_options`.
 
 Input sizes: any ``H×W``; the input is reflect-padded at the bottom/right to a multiple of
-:attr:`size_multiple` (8) and the output cropped back. Output = ``3×3(F) + input``.
+``size_multiple`` (8) and the output cropped back. Output = ``3×3(F) + input``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, NamedTuple, TypedDict
+from typing import Any, TypedDict
 
 import torch
 from torch import Tensor, nn
 
 from aioir.models.registry import Preset, register_presets
+from aioir.models.unet import FUSION_STAGES, FusionUNet, OutputWithMaps, fusion_modules
 from aioir.nn.blocks import Downsample, OverlapPatchEmbed, Upsample, make_blocks
-from aioir.nn.padding import pad_to_multiple, unpad
 
 __all__ = ["FUSION_STAGES", "OutputWithMaps", "Restormer", "RestormerOptions"]
-
-#: Decoder points where a fusion module may act, in forward order.
-FUSION_STAGES: tuple[str, ...] = ("latent", "decoder_level3", "decoder_level2")
 
 
 class RestormerOptions(TypedDict, total=False):
@@ -56,17 +55,7 @@ class RestormerOptions(TypedDict, total=False):
     layernorm_type: str
 
 
-class OutputWithMaps(NamedTuple):
-    """:meth:`Restormer.forward_padded_with_maps`: the restored (padded) image, the refinement
-    features (``feature_channels``, full resolution) and the per-image context map
-    (``context_map_channels``)."""
-
-    image: Tensor
-    features: Tensor
-    context: Tensor
-
-
-class Restormer(nn.Module):
+class Restormer(FusionUNet):
     """Restormer U-Net with decoder fusion hooks.
 
     Args:
@@ -87,7 +76,6 @@ class Restormer(nn.Module):
     :attr:`block_options` the three that every transformer block takes.
     """
 
-    size_multiple: int = 8
     #: default width leaving the latent fusion point, in units of ``dim``
     latent_width: int = 8
 
@@ -136,10 +124,7 @@ class Restormer(nn.Module):
         self.decoder_level1 = make_blocks(num_blocks[0], c2, heads[0], **blocks)
         self.refinement = make_blocks(num_refinement_blocks, c2, heads[0], **blocks)
         self.output = nn.Conv2d(c2, out_channels, kernel_size=3, padding=1, bias=bias)
-        unknown = set(fusions or {}) - set(FUSION_STAGES)
-        if unknown:
-            raise ValueError(f"unknown fusion stages {sorted(unknown)}; use {FUSION_STAGES}")
-        self.fusions = nn.ModuleDict(dict(fusions or {}))
+        self.fusions = fusion_modules(fusions)
 
     @property
     def block_options(self) -> dict[str, Any]:
@@ -156,64 +141,19 @@ class Restormer(nn.Module):
         """Channels of the refinement features (``2·dim``)."""
         return 2 * self.dim
 
-    @property
-    def context_map_channels(self) -> int:
-        """Channels of :meth:`context_map`'s map (default: the refinement features')."""
-        return self.feature_channels
-
     # ------------------------------------------------------------------ hooks for subclasses
-    def context(self, x: Tensor) -> Any:
-        """Per-image context from the padded raw input (default: ``None``)."""
-        return None
-
     def block_condition(self, level: str, ctx: Any) -> Any:
         """``cond`` passed to the blocks of ``level`` (an attribute name; default ``None``)."""
         return None
-
-    def fuse(self, stage: str, x: Tensor, ctx: Any) -> Tensor:
-        """Fusion at a decoder point (see :data:`FUSION_STAGES`); default: ``fusions[stage]``."""
-        if stage in self.fusions:
-            return self.fusions[stage](x, ctx)
-        return x
-
-    def context_map(self, ctx: Any, features: Tensor) -> Tensor:
-        """A per-image map of what the network knows about the input, for wrappers that act
-        on its output (default: the refinement ``features``; UDAIR: its degradation map)."""
-        return features
-
-    def normalize_input(self, x: Tensor) -> Tensor:
-        """Input to the patch embedding (identity; UDAIR subtracts a mean)."""
-        return x
-
-    def residual_output(self, out: Tensor, x_norm: Tensor) -> Tensor:
-        """Global residual: ``3×3(F) + input``."""
-        return out + x_norm
 
     # ------------------------------------------------------------------ forward
     def _level(self, name: str, x: Tensor, ctx: Any) -> Tensor:
         blocks = getattr(self, name)
         return blocks(x, self.block_condition(name, ctx))
 
-    def forward_padded(self, x: Tensor, ctx: Any = None) -> Tensor:
-        """Restore an input whose sides are multiples of :attr:`size_multiple`.
-
-        ``ctx`` defaults to :meth:`context` of ``x``; export this method (with a padded input)
-        for ONNX/tracing, since padding is decided in Python.
-        """
-        return self._decode(x, ctx)[0]
-
-    def forward_padded_with_maps(self, x: Tensor, ctx: Any = None) -> OutputWithMaps:
-        """:meth:`forward_padded`'s output with the refinement features and
-        :meth:`context_map` (what a wrapper acting on the output reads)."""
-        out, features, ctx = self._decode(x, ctx)
-        return OutputWithMaps(out, features, self.context_map(ctx, features))
-
-    def _decode(self, x: Tensor, ctx: Any) -> tuple[Tensor, Tensor, Any]:
-        """The output, the refinement features and the context used."""
-        if ctx is None:
-            ctx = self.context(x)
-        xn = self.normalize_input(x)
-        enc1 = self._level("encoder_level1", self.patch_embed(xn), ctx)
+    def unet(self, x: Tensor, ctx: Any) -> tuple[Tensor, Tensor]:
+        """The output convolution and the refinement features of a normalised input."""
+        enc1 = self._level("encoder_level1", self.patch_embed(x), ctx)
         enc2 = self._level("encoder_level2", self.down1_2(enc1), ctx)
         enc3 = self._level("encoder_level3", self.down2_3(enc2), ctx)
         lat = self._level("latent", self.down3_4(enc3), ctx)
@@ -230,12 +170,7 @@ class Restormer(nn.Module):
         dec1 = torch.cat([self.up2_1(dec2), enc1], dim=1)
         dec1 = self._level("decoder_level1", dec1, ctx)
         dec1 = self._level("refinement", dec1, ctx)
-        return self.residual_output(self.output(dec1), xn), dec1, ctx
-
-    def forward(self, x: Tensor) -> Tensor:
-        """Restore ``x`` (B×C×H×W, any H, W); returns the same shape."""
-        xp, size = pad_to_multiple(x, self.size_multiple)
-        return unpad(self.forward_padded(xp), size)
+        return self.output(dec1), dec1
 
 
 # ------------------------------------------------------------------------------ presets

@@ -2,8 +2,9 @@
 
 Restormer family: :class:`LayerNorm2d`, :class:`MDTA`, :class:`GDFN`, :class:`TransformerBlock`,
 :class:`BlockSequence`, :class:`OverlapPatchEmbed`, :class:`Downsample`, :class:`Upsample`.
-Codebooks: :class:`EMAVectorQuantizer`, :class:`VQVAE2`. Gates: :class:`GCT`. Prompts:
-:class:`PromptGenBlock` (+ routers), :class:`PromptInteraction`. Adapters:
+Activation-free (NAFNet-style) blocks: :class:`NAFBlock`. Codebooks: :class:`EMAVectorQuantizer`,
+:class:`VQVAE2`. Gates: :class:`GCT`, :class:`SimpleGate`, :class:`SimplifiedChannelAttention`.
+Prompts: :class:`PromptGenBlock` (+ routers), :class:`PromptInteraction`. Adapters:
 :class:`DistributionAdapter`, LoRA (:func:`inject_lora`, …). Guidance: :class:`FiLM`.
 """
 
@@ -24,8 +25,9 @@ from aioir.nn.adapters import (
 from aioir.nn.attention import MDTA
 from aioir.nn.blocks import BlockSequence, Downsample, OverlapPatchEmbed, TransformerBlock, Upsample
 from aioir.nn.ffn import GDFN
-from aioir.nn.gates import GCT
+from aioir.nn.gates import GCT, SimpleGate, SimplifiedChannelAttention
 from aioir.nn.guidance import FiLM
+from aioir.nn.naf import NAFBlock
 from aioir.nn.norm import BiasFreeLayerNorm, LayerNorm2d, WithBiasLayerNorm
 from aioir.nn.padding import pad_to_multiple, unpad
 from aioir.nn.prompts import (
@@ -52,10 +54,13 @@ __all__ = [
     "LayerNorm2d",
     "LoRAConv2d",
     "LoRALinear",
+    "NAFBlock",
     "OverlapPatchEmbed",
     "PromptGenBlock",
     "PromptInteraction",
     "PromptRouter",
+    "SimpleGate",
+    "SimplifiedChannelAttention",
     "SoftmaxRouter",
     "SqueezeExcitation",
     "TopKRouter",

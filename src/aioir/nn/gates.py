@@ -1,11 +1,14 @@
-"""Gated Channel Transformation (GCT, Yang et al. 2020)."""
+"""Gates: Gated Channel Transformation (GCT, Yang et al. 2020), and the two activation-free
+gates of NAFNet-style blocks (Chen et al., ECCV 2022): :class:`SimpleGate` (one half of the
+channels times the other) and :class:`SimplifiedChannelAttention` (a linear channel gate from
+the global mean)."""
 
 from __future__ import annotations
 
 import torch
 from torch import Tensor, nn
 
-__all__ = ["GCT"]
+__all__ = ["GCT", "SimpleGate", "SimplifiedChannelAttention"]
 
 
 class GCT(nn.Module):
@@ -39,3 +42,24 @@ class GCT(nn.Module):
             embedding = ax.sum((2, 3), keepdim=True) * self.alpha
             norm = self.gamma / (embedding.abs().mean(1, keepdim=True) + self.epsilon)
         return x * (1.0 + torch.tanh(embedding * norm + self.beta))
+
+
+class SimpleGate(nn.Module):
+    """``x₁ ⊙ x₂`` for the two channel halves of ``x`` (``2C → C``): a gate in place of a
+    nonlinear activation."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        a, b = x.chunk(2, dim=1)
+        return a * b
+
+
+class SimplifiedChannelAttention(nn.Module):
+    """``x ⊙ W·mean_hw(x)``: channel attention with a 1×1 convolution ``W`` of the global mean
+    and no nonlinearity (keys ``conv.weight``/``conv.bias``)."""
+
+    def __init__(self, num_channels: int, bias: bool = True) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(num_channels, num_channels, kernel_size=1, bias=bias)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x * self.conv(x.mean(dim=(2, 3), keepdim=True))

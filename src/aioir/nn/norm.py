@@ -49,14 +49,19 @@ class BiasFreeLayerNorm(nn.Module):
 
 
 class LayerNorm2d(nn.Module):
-    """Channel LayerNorm of type ``"WithBias"`` (default) or ``"BiasFree"``; parameters in ``body``."""
+    """Channel LayerNorm of type ``"WithBias"`` (default) or ``"BiasFree"``; parameters in ``body``.
 
-    def __init__(self, num_channels: int, layernorm_type: str = "WithBias") -> None:
+    ``eps`` defaults to Restormer's ``1e-5`` (NAFNet's blocks use ``1e-6``).
+    """
+
+    def __init__(
+        self, num_channels: int, layernorm_type: str = "WithBias", eps: float = EPS
+    ) -> None:
         super().__init__()
         if layernorm_type == "BiasFree":
-            self.body: nn.Module = BiasFreeLayerNorm(num_channels)
+            self.body: nn.Module = BiasFreeLayerNorm(num_channels, eps)
         elif layernorm_type == "WithBias":
-            self.body = WithBiasLayerNorm(num_channels)
+            self.body = WithBiasLayerNorm(num_channels, eps)
         else:
             raise ValueError(
                 f"layernorm_type must be 'WithBias' or 'BiasFree', got {layernorm_type!r}"

@@ -36,7 +36,7 @@ from torch import Tensor, nn
 
 from aioir.errors import ConfigError, DatasetLayoutError
 from aioir.methods.udair.bank import SourceBank
-from aioir.methods.udair.model import UDAIR
+from aioir.methods.udair.model import UDAIRBase
 from aioir.methods.udair.tta import (
     CHOOSERS,
     LEVELS,
@@ -188,7 +188,7 @@ def _crops(images: list[Tensor], indices: Tensor, side: int, gen: torch.Generato
 
 
 def _batch_loss(
-    model: UDAIR,
+    model: UDAIRBase,
     raw: dict[str, Tensor],
     bank: SourceBank,
     refs: list[int],
@@ -220,7 +220,7 @@ def adapt_to_folder(
     """
     cfg = config or AdaptConfig()
     bank = getattr(model, "source_bank", None)
-    if bank is None or not isinstance(model, UDAIR):
+    if bank is None or not isinstance(model, UDAIRBase):
         raise ConfigError(
             "domain adaptation needs a UDAIR model saved with its source bank (bank.safetensors)"
         )

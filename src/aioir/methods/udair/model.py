@@ -23,14 +23,18 @@ statistics are computed on the padded image.
 Test-time adaptation support: :meth:`forward_features` (``decode=False`` skips the U-Net: the
 ``g``'s depend only on the DAM), :meth:`adapter_parameters`, :meth:`adaptation_state` /
 :meth:`load_adaptation_state` (episodic reset of adapters + codebook buffers).
+
+Everything above except the backbone is :class:`UDAIRBase`, written against the hooks of
+:class:`aioir.models.unet.FusionUNet`: :class:`UDAIR` is it on the Restormer backbone (the
+paper's network), :class:`aioir.methods.udair.naf.UDAIRNAF` on a NAFNet-block U-Net (ours).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Unpack
+from typing import Any, TypedDict, Unpack
 
 import torch
 import torch.nn.functional as F
@@ -40,13 +44,22 @@ from aioir.methods.udair.bank import SourceBank
 from aioir.models.protocols import DegradationEmbedding
 from aioir.models.registry import Preset, register_presets
 from aioir.models.restormer import Restormer, RestormerOptions
+from aioir.models.unet import FusionUNet
 from aioir.nn.adapters import DistributionAdapter
 from aioir.nn.blocks import ConvMLP, TransformerBlock
 from aioir.nn.gates import GCT
 from aioir.nn.padding import pad_to_multiple, unpad
 from aioir.nn.vqvae import VQVAE2
 
-__all__ = ["DAM", "RGB_MEAN", "UDAIR", "UDAIROutput"]
+__all__ = [
+    "DAM",
+    "RGB_MEAN",
+    "UDAIR",
+    "DegradationOptions",
+    "UDAIRBase",
+    "UDAIROutput",
+    "split_degradation_options",
+]
 
 #: The backbone sizes UDAIR changes from Restormer's defaults (half width).
 UDAIR_BACKBONE: RestormerOptions = {"dim": 24}
@@ -114,20 +127,45 @@ class DAM(nn.Module):
         return self.gct(self.gelu(self.dim(quant_b))), id_b
 
 
-class UDAIR(Restormer):
-    """UDAIR restoration network (Restormer U-Net + DAM + distribution adapters).
+class DegradationOptions(TypedDict, total=False):
+    """The arguments of UDAIR's degradation side (:meth:`UDAIRBase.build_degradation_module`),
+    which every UDAIR network takes beside its backbone's."""
 
-    Args (keywords; besides :class:`~aioir.models.restormer.Restormer`'s backbone sizes,
-    :class:`~aioir.models.restormer.RestormerOptions` — RGB only, ``dim`` 24 by default; defaults
-    = official config):
-        fusion_heads: heads of the three fusion blocks (default ``heads[2]``).
-        vq_channel, vq_res_blocks, vq_res_channel, embed_dim, n_embed: VQ-VAE-2 sizes.
-        dam_hidden, dam_dropout: DAM ConvMLP hidden width and dropout.
-        vq_image_decoder: keep the unused VQ-VAE image decoder parameters (parity).
-        adapter_residual, adapter_zero_init: distribution-adapter variant (see
-            :class:`aioir.nn.adapters.DistributionAdapter`); the reference is ``False, False``.
-        init_logit_scale: initial ``θ`` of the contrastive temperature (``ln(1/0.07)``).
-        feature_size: pooled size of the contrastive feature (16).
+    vq_channel: int
+    vq_res_blocks: int
+    vq_res_channel: int
+    embed_dim: int
+    n_embed: int
+    dam_hidden: int
+    dam_dropout: float
+    vq_image_decoder: bool
+    adapter_residual: bool
+    adapter_zero_init: bool
+    init_logit_scale: float
+    feature_size: int
+
+
+def split_degradation_options(
+    options: Mapping[str, Any], name: str
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``(degradation options, backbone options)`` of a UDAIR network's keywords; ``TypeError``
+    for the image channels (UDAIR is RGB only: the DAM subtracts an RGB mean)."""
+    rgb_only = sorted({"inp_channels", "out_channels"} & set(options))
+    if rgb_only:
+        raise TypeError(f"{name}() got an unexpected keyword argument {rgb_only[0]!r}")
+    keys = DegradationOptions.__optional_keys__
+    degradation = {k: v for k, v in options.items() if k in keys}
+    return degradation, {k: v for k, v in options.items() if k not in keys}
+
+
+class UDAIRBase(FusionUNet):
+    """UDAIR's degradation side on a fusion U-Net: DAM, injection and fusion at the three
+    fusion points, distribution adapters, the contrastive feature and the TTA hooks.
+
+    A network is this class before a backbone (``class UDAIR(UDAIRBase, Restormer)``) whose
+    ``__init__`` builds the backbone, then calls :meth:`build_degradation_module` with its
+    fusion block. Tests for "a UDAIR network" (the source bank, ``--tta``, ``aioir adapt``) are
+    ``isinstance(model, UDAIRBase)``.
 
     Its :meth:`context_map` (what a wrapper such as the filter bank,
     :class:`aioir.models.filter_bank.FilterBankRestorer`, reads) is the degradation map ``d``
@@ -138,10 +176,11 @@ class UDAIR(Restormer):
     #: the source bank a saved model carries (its ``source_bank`` artefact), else ``None``
     source_bank: SourceBank | None = None
 
-    def __init__(
+    def build_degradation_module(
         self,
+        fusion_block: Callable[[int], nn.Module],
+        bias: bool,
         *,
-        fusion_heads: int | None = None,
         vq_channel: int = 128,
         vq_res_blocks: int = 3,
         vq_res_channel: int = 32,
@@ -154,15 +193,23 @@ class UDAIR(Restormer):
         adapter_zero_init: bool = False,
         init_logit_scale: float = math.log(1 / 0.07),
         feature_size: int = 16,
-        **backbone: Unpack[RestormerOptions],
     ) -> None:
-        rgb_only = sorted({"inp_channels", "out_channels"} & set(backbone))
-        if rgb_only:
-            raise TypeError(f"UDAIR() got an unexpected keyword argument {rgb_only[0]!r}")
-        super().__init__(**{**UDAIR_BACKBONE, **backbone})
-        dim, bias, tb = self.dim, self.backbone_options["bias"], self.block_options
+        """Build the degradation side after the backbone (keys and order: the reference's).
+
+        Args (defaults = official config):
+            fusion_block: ``fusion_block(C)`` → the block of a fusion point, on ``[x ‖ g]``
+                (``C`` = twice the point's width), before a 1×1 reduction back to the width.
+            bias: biases of the injection and reduction convolutions (the backbone's).
+            vq_channel, vq_res_blocks, vq_res_channel, embed_dim, n_embed: VQ-VAE-2 sizes.
+            dam_hidden, dam_dropout: DAM ConvMLP hidden width and dropout.
+            vq_image_decoder: keep the unused VQ-VAE image decoder parameters (parity).
+            adapter_residual, adapter_zero_init: distribution-adapter variant (see
+                :class:`aioir.nn.adapters.DistributionAdapter`); the reference is ``False, False``.
+            init_logit_scale: initial ``θ`` of the contrastive temperature (``ln(1/0.07)``).
+            feature_size: pooled size of the contrastive feature (16).
+        """
+        dim = self.dim
         c2, c3, c4 = dim * 2, dim * 4, dim * 8
-        fh = self.backbone_options["heads"][2] if fusion_heads is None else fusion_heads
         self.register_buffer("mean", torch.tensor(RGB_MEAN).view(1, 3, 1, 1), persistent=False)
         self.dam = DAM(
             c3, vq_channel, vq_res_blocks, vq_res_channel, embed_dim, n_embed, dam_hidden,
@@ -173,12 +220,12 @@ class UDAIR(Restormer):
         self.distrib_adapt3 = DistributionAdapter(c3, **adapter)
         self.distrib_adapt4 = DistributionAdapter(c4, **adapter)
         self.dam_level4 = nn.Conv2d(c3, c4, kernel_size=3, padding=1, bias=bias)
-        self.dpm_level3 = TransformerBlock(c4 * 2, fh, **tb)
+        self.dpm_level3 = fusion_block(c4 * 2)
         self.reduce_dpm_level3 = nn.Conv2d(c4 * 2, c4, kernel_size=1, bias=bias)
-        self.dpm_level2 = TransformerBlock(c3 * 2, fh, **tb)
+        self.dpm_level2 = fusion_block(c3 * 2)
         self.reduce_dpm_level2 = nn.Conv2d(c3 * 2, c3, kernel_size=1, bias=bias)
         self.dam_level2 = nn.Conv2d(c3, c2, kernel_size=3, padding=1, bias=bias)
-        self.dpm_level1 = TransformerBlock(c2 * 2, fh, **tb)
+        self.dpm_level1 = fusion_block(c2 * 2)
         self.reduce_dpm_level1 = nn.Conv2d(c2 * 2, c2, kernel_size=1, bias=bias)
         self.logit_scale = nn.Parameter(torch.ones([]) * init_logit_scale)
         self.feature_size = feature_size
@@ -186,7 +233,7 @@ class UDAIR(Restormer):
         self.adapter_grad_to_decoder = False
 
     # ------------------------------------------------------------------ adapters / TTA
-    def set_adapters(self, enabled: bool) -> UDAIR:
+    def set_adapters(self, enabled: bool) -> UDAIRBase:
         """Apply (``True``) or skip (``False``, default) the distribution adapters."""
         self.adapters_enabled = bool(enabled)
         return self
@@ -286,7 +333,42 @@ class UDAIR(Restormer):
         return UDAIROutput(image, feature, self.logit_scale.exp(), g4, g3, g2, d, codes)
 
 
+class UDAIROptions(RestormerOptions, DegradationOptions, total=False):
+    """:class:`UDAIR`'s keywords besides ``fusion_heads``: the backbone's and the DAM's."""
+
+
+class UDAIR(UDAIRBase, Restormer):
+    """UDAIR restoration network (Restormer U-Net + DAM + distribution adapters).
+
+    Args (keywords; defaults = official config): :class:`~aioir.models.restormer.Restormer`'s
+    backbone sizes (:class:`~aioir.models.restormer.RestormerOptions` — RGB only, ``dim`` 24
+    by default), the degradation side's (:class:`DegradationOptions`, see
+    :meth:`UDAIRBase.build_degradation_module`), and
+        fusion_heads: heads of the three fusion transformer blocks (default ``heads[2]``).
+    """
+
+    def __init__(self, *, fusion_heads: int | None = None, **options: Unpack[UDAIROptions]) -> None:
+        degradation, backbone = split_degradation_options(options, "UDAIR")
+        super().__init__(**{**UDAIR_BACKBONE, **backbone})
+        heads = self.backbone_options["heads"][2] if fusion_heads is None else fusion_heads
+        blocks = self.block_options
+        self.build_degradation_module(
+            lambda c: TransformerBlock(c, heads, **blocks),
+            self.backbone_options["bias"],
+            **degradation,
+        )
+
+
 # ------------------------------------------------------------------------------ presets
+#: The degradation side of the small and tiny presets (on every backbone).
+SMALL_DAM: DegradationOptions = {
+    "vq_channel": 64, "vq_res_blocks": 2, "embed_dim": 32, "n_embed": 256, "dam_hidden": 64,
+}  # fmt: skip
+TINY_DAM: DegradationOptions = {
+    "vq_channel": 32, "vq_res_blocks": 1, "vq_res_channel": 16, "embed_dim": 16, "n_embed": 64,
+    "dam_hidden": 32,
+}  # fmt: skip
+
 UDAIR_PRESETS: dict[str, Preset] = {
     "paper": Preset(
         {},
@@ -295,31 +377,12 @@ UDAIR_PRESETS: dict[str, Preset] = {
         inference_bytes_per_pixel=3190,
     ),
     "small": Preset(
-        {
-            "dim": 16,
-            "num_blocks": (2, 3, 3, 4),
-            "num_refinement_blocks": 2,
-            "vq_channel": 64,
-            "vq_res_blocks": 2,
-            "embed_dim": 32,
-            "n_embed": 256,
-            "dam_hidden": 64,
-        },
+        {"dim": 16, "num_blocks": (2, 3, 3, 4), "num_refinement_blocks": 2, **SMALL_DAM},
         parameters=3_508_074,
         description="UDAIR, dim 16, smaller VQ-VAE",
     ),
     "tiny": Preset(
-        {
-            "dim": 8,
-            "num_blocks": (1, 1, 1, 1),
-            "num_refinement_blocks": 1,
-            "vq_channel": 32,
-            "vq_res_blocks": 1,
-            "vq_res_channel": 16,
-            "embed_dim": 16,
-            "n_embed": 64,
-            "dam_hidden": 32,
-        },
+        {"dim": 8, "num_blocks": (1, 1, 1, 1), "num_refinement_blocks": 1, **TINY_DAM},
         parameters=645_919,
         description="UDAIR, dim 8, one block per level (tests)",
         inference_bytes_per_pixel=1488,

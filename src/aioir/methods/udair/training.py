@@ -27,7 +27,7 @@ from aioir.engine.extras import (
 from aioir.errors import ConfigError
 from aioir.methods.udair.bank import BANK_FILE, SourceBank
 from aioir.methods.udair.bank_accumulation import compute_source_bank
-from aioir.methods.udair.model import UDAIR
+from aioir.methods.udair.model import UDAIRBase
 from aioir.models.wrappers import unwrap
 
 __all__ = [
@@ -43,9 +43,10 @@ BANK_MODES = ("final_pass", "epoch_mean")
 class SourceBankConfig:
     """The ``source_bank`` section: UDAIR's source bank (per-task embeddings g4/g3/g2).
 
-    ``enabled``: ``None`` = when the model is UDAIR. ``mode``: ``final_pass`` (default: one
-    eval-mode pass over fixed training crops with the exported weights) or ``epoch_mean`` (the
-    authors: mean over the training steps since the last validation, kept at the best one).
+    ``enabled``: ``None`` = when the model is a UDAIR (any backbone). ``mode``: ``final_pass``
+    (default: one eval-mode pass over fixed training crops with the exported weights) or
+    ``epoch_mean`` (the authors: mean over the training steps since the last validation, kept
+    at the best one).
     ``items_per_task``: crops per task in the final pass; ``patch_size``: their size (default
     ``data.patch_size`` — the bank's spatial size is tied to it).
     """
@@ -110,7 +111,7 @@ class SourceBankExtra(TrainingExtra):
 
 def _build(ctx: TrainingContext) -> SourceBankExtra | None:
     enabled: bool | None = ctx.section.enabled
-    is_udair = isinstance(unwrap(ctx.model), UDAIR)
+    is_udair = isinstance(unwrap(ctx.model), UDAIRBase)
     if enabled and not is_udair:
         raise ConfigError(f"source_bank.enabled: {type(ctx.model).__name__} has no source bank")
     if not (is_udair if enabled is None else enabled):

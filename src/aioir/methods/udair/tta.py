@@ -58,7 +58,7 @@ from torch import Tensor, nn
 from aioir.errors import ConfigError
 from aioir.losses.coral import coral_distance, coral_loss, covariance
 from aioir.methods.udair.bank import LEVELS, SourceBank, pooled_rows, pooled_size
-from aioir.methods.udair.model import UDAIR
+from aioir.methods.udair.model import UDAIRBase
 from aioir.nn.adapters import DistributionAdapter
 from aioir.restore.adaptation import register_test_time_adapter
 
@@ -307,12 +307,12 @@ def choose_reference(
 
 
 # ------------------------------------------------------------------------------ model state
-def _adapters(model: UDAIR) -> dict[str, DistributionAdapter]:
+def _adapters(model: UDAIRBase) -> dict[str, DistributionAdapter]:
     return model.adapters()
 
 
 @torch.no_grad()
-def reinit_adapters(model: UDAIR, seed: int = 42, residual: bool = True) -> None:
+def reinit_adapters(model: UDAIRBase, seed: int = 42, residual: bool = True) -> None:
     """Re-initialise the three adapters in place: fresh default init, last 1×1 zeroed.
 
     With ``residual=True`` each adapter becomes ``g + A(g)`` with ``A ≡ 0`` at start, so the
@@ -335,7 +335,7 @@ def reinit_adapters(model: UDAIR, seed: int = 42, residual: bool = True) -> None
 
 
 @contextlib.contextmanager
-def preserved_state(model: UDAIR) -> Iterator[None]:
+def preserved_state(model: UDAIRBase) -> Iterator[None]:
     """Restore on exit everything adaptation may change (episodic reset): adapter parameters,
     codebook buffers, train/eval modes, ``requires_grad`` flags, adapter switch and residual
     flags. Any optimiser must be created inside (it is then simply dropped)."""
@@ -358,7 +358,7 @@ def preserved_state(model: UDAIR) -> Iterator[None]:
             a.residual = residual[k]
 
 
-def only_adapters_trainable(model: UDAIR) -> list[nn.Parameter]:
+def only_adapters_trainable(model: UDAIRBase) -> list[nn.Parameter]:
     for p in model.parameters():
         p.requires_grad_(False)
     params = list(model.adapter_parameters())
@@ -367,7 +367,7 @@ def only_adapters_trainable(model: UDAIR) -> list[nn.Parameter]:
     return params
 
 
-def raw_maps(model: UDAIR, x: Tensor) -> dict[str, Tensor]:
+def raw_maps(model: UDAIRBase, x: Tensor) -> dict[str, Tensor]:
     """Unadapted ``g4, g3, g2`` of ``x`` (no grad)."""
     enabled = bool(getattr(model, "adapters_enabled", False))
     model.set_adapters(False)
@@ -417,7 +417,7 @@ class UDAIRTestTimeAdapter:
     ) -> Tensor:
         """Adapt to each image of the batch in turn, restore it, reset the model."""
         bank = getattr(model, "source_bank", None)
-        if bank is None or not isinstance(model, UDAIR):
+        if bank is None or not isinstance(model, UDAIRBase):
             raise ConfigError(
                 "test-time adaptation needs a UDAIR model saved with its source bank "
                 "(bank.safetensors next to the weights)"
@@ -443,7 +443,7 @@ class UDAIRTestTimeAdapter:
 
     # ---------------------------------------------------------------- faithful
     def _faithful(
-        self, model: UDAIR, x: Tensor, bank: SourceBank, index: int
+        self, model: UDAIRBase, x: Tensor, bank: SourceBank, index: int
     ) -> tuple[Tensor, dict[str, Any]]:
         cfg = self.config
         size = x.shape[-2:]
@@ -489,7 +489,7 @@ class UDAIRTestTimeAdapter:
     # ---------------------------------------------------------------- default
     def _default(
         self,
-        model: UDAIR,
+        model: UDAIRBase,
         x: Tensor,
         bank: SourceBank,
         index: int | None,

@@ -1,0 +1,26 @@
+"""Activation-free gates: SimpleGate halves the channels by a product, SCA is a linear channel
+gate from the global mean."""
+
+from __future__ import annotations
+
+import torch
+
+from aioir.nn import SimpleGate, SimplifiedChannelAttention
+
+
+def test_simple_gate_multiplies_the_two_channel_halves() -> None:
+    x = torch.arange(2 * 6 * 2 * 3, dtype=torch.float32).view(2, 6, 2, 3)
+    y = SimpleGate()(x)
+    assert y.shape == (2, 3, 2, 3)
+    torch.testing.assert_close(y, x[:, :3] * x[:, 3:])
+
+
+def test_simplified_channel_attention_scales_each_channel_by_a_linear_map_of_the_means() -> None:
+    torch.manual_seed(0)
+    sca = SimplifiedChannelAttention(4)
+    x = torch.randn(2, 4, 5, 7)
+    means = x.mean(dim=(2, 3))  # B×C
+    scale = means @ sca.conv.weight.view(4, 4).T + sca.conv.bias  # no nonlinearity
+    torch.testing.assert_close(sca(x), x * scale[:, :, None, None])
+    assert sum(p.numel() for p in sca.parameters()) == 4 * 4 + 4
+    assert SimplifiedChannelAttention(4, bias=False).conv.bias is None
