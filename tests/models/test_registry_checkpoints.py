@@ -54,7 +54,7 @@ def test_load_model_preset_argument() -> None:
     assert aioir.load_model("udair-paper", preset="small").aioir_config["preset"] == "small"
     assert aioir.load_model("restormer", preset="tiny", dim=8).patch_embed.proj.out_channels == 8
     with pytest.raises(ConfigError, match=r"no preset 'huge' \(presets: paper, small, tiny\)"):
-        aioir.load_model("udair", preset="huge")
+        aioir.load_model("restormer", preset="huge")
     with pytest.raises(ConfigError, match=r"already names the 'small' preset"):
         aioir.load_model("udair-small", preset="tiny")
     with pytest.raises(ConfigError, match="registered model name"):
