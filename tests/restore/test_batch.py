@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import threading
 from pathlib import Path
 
@@ -10,7 +11,8 @@ import pytest
 
 from aioir.errors import ConfigError, ImageReadError, ImageWriteError
 from aioir.io import ImageData, write_image
-from aioir.restore.batch import Job, collect_inputs, plan_jobs, prefetch
+from aioir.restore.api import Restorer
+from aioir.restore.batch import Job, collect_inputs, plan_jobs, prefetch, run_batch
 
 
 def _img(path: Path) -> Path:
@@ -100,3 +102,26 @@ def test_prefetch_keeps_order_passes_errors_and_stops_early(tmp_path):
     (loader,) = [t for t in threading.enumerate() if t not in before and t.name == "aioir-prefetch"]
     stream.close()  # the loader thread must stop, not decode the other 49 images
     assert not loader.is_alive()
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_run_batch_shows_the_tiles_of_a_large_image(tmp_path):
+    """Issue 22, bug 9: the bar counted images, so one large image showed no progress."""
+    import torch
+
+    source = write_image(tmp_path / "big.png", np.full((40, 70, 3), 0.5, np.float32))
+    restorer = Restorer(torch.nn.Identity(), device="cpu", tile=32, tile_overlap=8)
+    jobs = plan_jobs([(source, Path("big"))], tmp_path / "out")
+    stream = _Terminal()
+    result = run_batch(restorer, jobs, stream=stream)
+    assert result.exit_status == 0
+    text = stream.getvalue()
+    assert "0/6" in text and "tile/s" in text  # a bar of 2×3 tiles
+    assert restorer.on_tile is None  # put back
+    quiet = _Terminal()
+    run_batch(restorer, jobs, stream=quiet, progress=False, overwrite=True)
+    assert quiet.getvalue() == ""

@@ -307,6 +307,7 @@ UDAIR_PRESETS: dict[str, Preset] = {
         },
         parameters=3_508_074,
         description="UDAIR, dim 16, smaller VQ-VAE",
+        inference_bytes_per_pixel=2610,
     ),
     "tiny": Preset(
         {
