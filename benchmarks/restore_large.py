@@ -10,8 +10,8 @@ The input is a shipped sample photo up-scaled (bicubic) to the requested size, 3
 JPEG in a temporary folder (``--synthetic`` uses smooth random colour fields instead). The
 restoration runs in a fresh child process, so the reported peak RSS is that of loading the
 model, decoding the photo, restoring it (tiles chosen by the memory heuristic unless ``--tile``)
-and writing the PNG: what ``aioir restore`` would use. Target: at most 3 GiB at 24 MP with the
-default model.
+and writing the PNG: what ``aioir restore`` would use. The activations stay within the tiling
+budget: half the free memory, at most 8 GiB on the CPU (``docs/decisions.md``, "Restoring").
 
 ``--bytes-per-pixel`` instead measures the model's activation memory per input pixel
 (one-pass forwards at two sizes in fresh processes, difference of max RSS over difference of

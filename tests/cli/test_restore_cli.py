@@ -263,6 +263,31 @@ def test_tiling_options(tmp_path, run):
     assert load_image(out / "a.png").rgb.shape == (30, 40, 3)
 
 
+def test_a_tile_below_twice_the_overlap_is_a_usage_error(tmp_path, run):
+    """Issue 22, bug 2: ``--tile 8`` ran 47,124 forwards instead of being refused."""
+    _rgb(tmp_path / "a.png", w=40, h=30)
+    code, err = run(str(tmp_path / "a.png"), "-o", str(tmp_path / "out"), "--tile", "8")
+    assert code == 2
+    assert "smallest tile is 64" in err and err.count("\n") == 1
+    assert not (tmp_path / "out" / "a.png").exists()
+
+
+def test_threads_option_sets_the_torch_threads(tmp_path, run):
+    import torch
+
+    before = torch.get_num_threads()
+    _rgb(tmp_path / "a.png")
+    try:
+        code, err = run(str(tmp_path / "a.png"), "-o", str(tmp_path / "out"), "--threads", "1")
+        assert code == 0, err
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
+    with pytest.raises(SystemExit) as exc:
+        run(str(tmp_path / "a.png"), "-o", str(tmp_path / "out"), "--threads", "0")
+    assert exc.value.code == 2
+
+
 def test_self_ensemble_option_changes_the_output(tmp_path, run):
     src = _rgb(tmp_path / "a.png", w=20, h=14)
     assert run(str(src), "-o", str(tmp_path / "plain"))[0] == 0

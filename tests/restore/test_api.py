@@ -161,6 +161,16 @@ def test_option_validation():
         Restorer(Darken(), device="banana")
 
 
+def test_tiles_below_twice_the_overlap_are_refused():
+    """Issue 22, bug 2: tile 8 clamped the overlap and ran 47,124 forwards on a small photo."""
+    with pytest.raises(ConfigError, match="smallest tile is 64"):
+        Restorer(Darken(), tile=8)
+    with pytest.raises(ConfigError, match="smallest tile is 16"):
+        Restorer(Darken(), tile=15, tile_overlap=8)
+    assert Restorer(Darken(), tile=64).tile == 64
+    assert Restorer(Darken(), tile=8, tile_overlap=4).tile == 8
+
+
 @pytest.mark.parametrize("strength", [0.0, 0.25, 1.0])
 def test_strength_blends_the_restoration_into_the_input(strength):
     image = np.random.default_rng(0).random((6, 7, 3)).astype(np.float32)
@@ -219,7 +229,7 @@ def test_auto_tiling_follows_the_memory_heuristic(monkeypatch):
 
     monkeypatch.setattr(api, "available_memory", lambda device: 2 * 1000 * 24 * 24)
     monkeypatch.setattr(tiling, "MIN_AUTO_TILE", 8)
-    r = Restorer(Recorder(), device="cpu", tile_batch_size=1)
+    r = Restorer(Recorder(), device="cpu", tile_batch_size=1, tile_overlap=8)
     assert r.tile_for(16, 16) is None  # 256 px × 1000 B fits half of the budget
     x = torch.rand(1, 3, 100, 60)
     assert torch.equal(r.restore_tensor(x), x)
@@ -228,6 +238,26 @@ def test_auto_tiling_follows_the_memory_heuristic(monkeypatch):
     r0 = Restorer(Recorder(), device="cpu", tile=0)  # 0: never tile
     r0.restore_tensor(x)
     assert calls == [(1, 3, 104, 64)]
+
+
+def test_default_model_restores_a_phone_photo_in_one_pass_with_free_memory(monkeypatch):
+    """Issue 22, bug 1: 360-px tiles for every size from 512² to 4000×3000, 21 GiB free."""
+    monkeypatch.setattr(api, "available_memory", lambda device: 21 << 30)
+    r = Restorer("default", device="cpu")
+    assert r.tile_for(960, 1280) is None and r.tile_for(512, 512) is None
+    assert r.tile_for(3000, 4000) > 1000
+    assert Restorer("default", device="cpu", tile=512).tile_for(960, 1280) == 512  # forced
+
+
+def test_on_tile_reports_each_pass():
+    seen: list[tuple[int, int]] = []
+    r = Restorer(Darken(), device="cpu", tile=16, tile_overlap=4, self_ensemble="flips")
+    r.on_tile = lambda done, total: seen.append((done, total))
+    r.restore_tensor(torch.rand(1, 3, 30, 20))
+    assert seen == [(k, 6) for k in range(1, 7)] * 4  # 3×2 tiles, 4 flips
+    seen.clear()
+    r.restore_tensor(torch.rand(1, 3, 16, 16))  # one tile
+    assert seen == [(1, 1)] * 4
 
 
 # ------------------------------------------------------------------ test-time adaptation

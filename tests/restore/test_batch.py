@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import threading
 from pathlib import Path
 
@@ -10,7 +11,8 @@ import pytest
 
 from aioir.errors import ConfigError, ImageReadError, ImageWriteError
 from aioir.io import ImageData, write_image
-from aioir.restore.batch import Job, collect_inputs, plan_jobs, prefetch
+from aioir.restore.api import Restorer
+from aioir.restore.batch import Job, collect_inputs, plan_jobs, prefetch, run_batch
 
 
 def _img(path: Path) -> Path:
@@ -165,3 +167,26 @@ def test_run_batch_skip_existing(tmp_path):
     assert (out / "a.png").read_bytes() == b"old"
     with pytest.raises(ConfigError, match="exclude each other"):
         run_batch(restorer, jobs, skip_existing=True, overwrite=True)
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_run_batch_shows_the_tiles_of_a_large_image(tmp_path):
+    """Issue 22, bug 9: the bar counted images, so one large image showed no progress."""
+    import torch
+
+    source = write_image(tmp_path / "big.png", np.full((40, 70, 3), 0.5, np.float32))
+    restorer = Restorer(torch.nn.Identity(), device="cpu", tile=32, tile_overlap=8)
+    jobs = plan_jobs([(source, Path("big"))], tmp_path / "out")
+    stream = _Terminal()
+    result = run_batch(restorer, jobs, stream=stream)
+    assert result.exit_status == 0
+    text = stream.getvalue()
+    assert "0/6" in text and "tile/s" in text  # a bar of 2×3 tiles
+    assert restorer.on_tile is None  # put back
+    quiet = _Terminal()
+    run_batch(restorer, jobs, stream=quiet, progress=False, overwrite=True)
+    assert quiet.getvalue() == ""

@@ -48,6 +48,10 @@ def _restore(args: argparse.Namespace) -> int:
 
     from aioir.restore.api import Restorer
 
+    if args.threads is not None:
+        import torch
+
+        torch.set_num_threads(args.threads)
     try:
         restorer = Restorer(
             args.model,
@@ -104,7 +108,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         type=non_negative_int,
         default=None,
         metavar="N",
-        help="restore in N×N tiles (0: never tile; default: decide from size and free memory)",
+        help="restore in N×N tiles, N at least twice the overlap (0: never tile; default: one "
+        "pass when the image fits half the free memory, else tiles that do)",
     )
     p.add_argument(
         "--tile-overlap",
@@ -121,6 +126,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="tiles per forward pass (default 1 on CPU, 4 on GPU)",
     )
     options.add_device_argument(p)
+    p.add_argument(
+        "--threads",
+        type=positive_int,
+        default=None,
+        metavar="N",
+        help="CPU threads for the network (default: PyTorch's, one per core; on a busy machine "
+        "fewer can be faster)",
+    )
     p.add_argument(
         "--precision",
         choices=("auto", "fp32", "bf16", "fp16"),

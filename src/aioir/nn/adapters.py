@@ -21,6 +21,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from aioir.nn.image_statistics import image_statistic, pool_crops
+
 __all__ = [
     "DistributionAdapter",
     "LoRAConv2d",
@@ -52,8 +54,12 @@ class SqueezeExcitation(nn.Module):
             nn.Sigmoid(),
         )
 
+    #: the gate is a per-image decision (:mod:`aioir.nn.image_statistics`)
+    image_statistics = True
+
     def forward(self, x: Tensor) -> Tensor:
-        return x * self.gate(x)
+        pool, rest = self.gate[0], self.gate[1:]
+        return x * image_statistic(self, x.shape[0], lambda: rest(pool_crops(pool(x))))
 
 
 class DistributionAdapter(nn.Module):

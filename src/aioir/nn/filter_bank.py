@@ -23,7 +23,8 @@ starts close to the network it is added to (for gradient fine-tuning; the closed
 :func:`aioir.engine.filter_bank.fit_gate` resets it). Filters are buffers (saved with the
 weights, never trained by the optimiser); they are applied one at a time, so memory grows by
 a few images, not ``K``. Pure PyTorch (padding, ``conv2d``, no FFT): CPU, ONNX and
-TorchScript keep working.
+TorchScript keep working. The choice is a per-image decision (:mod:`aioir.nn.image_statistics`):
+the tiles of a tiled restoration share the whole image's.
 
 The shipped default model (v3) is v2's network with such a head (``docs/decisions.md``,
 "Filter bank").
@@ -37,6 +38,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from aioir.nn.image_statistics import crop_count, image_statistic, pool_crops
 from aioir.nn.padding import reflect_pad
 
 __all__ = ["FilterBankHead", "LeastSquaresFilterFit", "apply_filter", "detail_profile"]
@@ -84,12 +86,14 @@ def detail_profile(images: Tensor, sigmas: tuple[float, ...] = DETAIL_SIGMAS) ->
     motion blur). Convolutions and pooling only (ONNX- and TorchScript-friendly, any size).
     """
     grey = images.float().mean(dim=1, keepdim=True)
-    energies = [(grey - _gaussian_blur(grey, s)).pow(2).mean(dim=(1, 2, 3)) for s in sigmas]
+    energies = [
+        pool_crops((grey - _gaussian_blur(grey, s)).pow(2).mean(dim=(1, 2, 3))) for s in sigmas
+    ]
     log_e = torch.stack(energies, dim=1).clamp(min=1e-12).log()
     profile = log_e - log_e[:, -1:]
 
     def log_energy(d: Tensor) -> Tensor:
-        return d.pow(2).mean(dim=(1, 2, 3)).clamp(min=1e-12).log()
+        return pool_crops(d.pow(2).mean(dim=(1, 2, 3))).clamp(min=1e-12).log()
 
     horizontal = log_energy(grey[..., :, 1:] - grey[..., :, :-1])
     vertical = log_energy(grey[..., 1:, :] - grey[..., :-1, :])
@@ -99,6 +103,19 @@ def detail_profile(images: Tensor, sigmas: tuple[float, ...] = DETAIL_SIGMAS) ->
         [(horizontal - vertical).abs(), (diagonal - antidiagonal).abs()], dim=1
     )
     return torch.cat([profile, anisotropy], dim=1)
+
+
+def _mean_std(t: Tensor) -> tuple[Tensor, Tensor]:
+    """Per-channel mean and (Bessel-corrected) standard deviation over the pixels of B×C×H×W,
+    over all crops of an image while recording crops (:mod:`aioir.nn.image_statistics`)."""
+    crops = crop_count()
+    if crops == 1:
+        return t.mean(dim=(2, 3)), t.std(dim=(2, 3))
+    n = crops * t.shape[2] * t.shape[3]
+    mean = pool_crops(t.mean(dim=(2, 3)))
+    square = pool_crops(t.pow(2).mean(dim=(2, 3)))
+    variance = (square - mean.pow(2)).clamp_min(0.0) * (n / max(1, n - 1))
+    return mean, variance.sqrt()
 
 
 class FilterBankHead(nn.Module):
@@ -120,6 +137,8 @@ class FilterBankHead(nn.Module):
 
     filters: Tensor
     fitted: Tensor
+    #: the choice is a per-image decision (:mod:`aioir.nn.image_statistics`)
+    image_statistics = True
 
     def __init__(
         self,
@@ -181,17 +200,21 @@ class FilterBankHead(nn.Module):
         c, f = context.float(), features.float()
         x, y = x.float(), y.float()
         profile_x, profile_y = detail_profile(x), detail_profile(y)
-        change = (y - x).pow(2).mean(dim=(1, 2, 3)).clamp(min=1e-10).log()
+        change = pool_crops((y - x).pow(2).mean(dim=(1, 2, 3))).clamp(min=1e-10).log()
+        (c_mean, c_std), (f_mean, f_std) = _mean_std(c), _mean_std(f)
         return torch.cat(
-            [c.mean(dim=(2, 3)), c.std(dim=(2, 3)), f.mean(dim=(2, 3)), f.std(dim=(2, 3)),
-             profile_x, change[:, None], profile_y - profile_x],
+            [c_mean, c_std, f_mean, f_std, profile_x, change[:, None], profile_y - profile_x],
             dim=1,
-        )  # fmt: skip
+        )
 
     def weights(self, y: Tensor, x: Tensor, features: Tensor, context: Tensor) -> Tensor:
         """The per-image candidate weights, B×(K+2): output, input, filter 1 … K."""
-        descriptor = self.descriptor(y, x, features, context)
-        return self.gate(self.normalize(descriptor)).softmax(dim=1)
+
+        def choose() -> Tensor:
+            descriptor = self.descriptor(y, x, features, context)
+            return self.gate(self.normalize(descriptor)).softmax(dim=1)
+
+        return image_statistic(self, y.shape[0], choose)
 
     def normalize(self, descriptor: Tensor) -> Tensor:
         """Standardise a descriptor with the stored statistics (:meth:`set_descriptor_stats`)."""

@@ -8,6 +8,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from aioir.nn.image_statistics import image_statistic, pool_crops
+
 __all__ = ["GCT", "SimpleGate", "SimplifiedChannelAttention"]
 
 
@@ -17,8 +19,11 @@ class GCT(nn.Module):
     ``"l2"`` mode: ``s_c = α_c·sqrt(Σ_hw x_c² + ε)``, ``n_c = γ_c / sqrt(mean_c(s_c²) + ε)``.
     ``"l1"`` mode: ``s_c = α_c·Σ_hw |x_c|``, ``n_c = γ_c / (mean_c|s_c| + ε)``.
     Initialised to ``α = 1, γ = 0, β = 0`` so the gate starts as the identity. Note the spatial
-    *sum*: the statistics depend on the input size.
+    *sum*: the statistics depend on the input size. The gate is a per-image decision
+    (:mod:`aioir.nn.image_statistics`): the tiles of a tiled restoration share the whole image's.
     """
+
+    image_statistics = True
 
     def __init__(
         self, num_channels: int, epsilon: float = 1e-5, mode: str = "l2", after_relu: bool = False
@@ -34,14 +39,19 @@ class GCT(nn.Module):
         self.after_relu = after_relu
 
     def forward(self, x: Tensor) -> Tensor:
+        return x * image_statistic(self, x.shape[0], lambda: self.gate(x))
+
+    def gate(self, x: Tensor) -> Tensor:
+        """The per-channel factor ``1 + tanh(s·n + β)`` (B×C×1×1)."""
         if self.mode == "l2":
-            embedding = (x.pow(2).sum((2, 3), keepdim=True) + self.epsilon).sqrt() * self.alpha
+            energy = pool_crops(x.pow(2).sum((2, 3), keepdim=True), "sum")
+            embedding = (energy + self.epsilon).sqrt() * self.alpha
             norm = self.gamma * torch.rsqrt(embedding.pow(2).mean(1, keepdim=True) + self.epsilon)
         else:
             ax = x if self.after_relu else x.abs()
-            embedding = ax.sum((2, 3), keepdim=True) * self.alpha
+            embedding = pool_crops(ax.sum((2, 3), keepdim=True), "sum") * self.alpha
             norm = self.gamma / (embedding.abs().mean(1, keepdim=True) + self.epsilon)
-        return x * (1.0 + torch.tanh(embedding * norm + self.beta))
+        return 1.0 + torch.tanh(embedding * norm + self.beta)
 
 
 class SimpleGate(nn.Module):
@@ -55,11 +65,16 @@ class SimpleGate(nn.Module):
 
 class SimplifiedChannelAttention(nn.Module):
     """``x ⊙ W·mean_hw(x)``: channel attention with a 1×1 convolution ``W`` of the global mean
-    and no nonlinearity (keys ``conv.weight``/``conv.bias``)."""
+    and no nonlinearity (keys ``conv.weight``/``conv.bias``). A per-image decision
+    (:mod:`aioir.nn.image_statistics`): the tiles of a tiled restoration share the image's."""
+
+    image_statistics = True
 
     def __init__(self, num_channels: int, bias: bool = True) -> None:
         super().__init__()
         self.conv = nn.Conv2d(num_channels, num_channels, kernel_size=1, bias=bias)
 
     def forward(self, x: Tensor) -> Tensor:
-        return x * self.conv(x.mean(dim=(2, 3), keepdim=True))
+        return x * image_statistic(
+            self, x.shape[0], lambda: self.conv(pool_crops(x.mean(dim=(2, 3), keepdim=True)))
+        )

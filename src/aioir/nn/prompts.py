@@ -9,7 +9,9 @@ The *router* is a parameter-free strategy object mapping logits to weights, so a
 (CPL's top-k, :class:`TopKRouter`) keeps PromptIR's parameters and key layout
 (``prompt_param``, ``linear_layer``, ``conv3x3``). Subclasses may also override
 :meth:`PromptGenBlock.route` or pass explicit ``weights`` to :meth:`PromptGenBlock.forward`
-(e.g. CPL's negative prompts).
+(e.g. CPL's negative prompts). The routed weights are a per-image decision
+(:mod:`aioir.nn.image_statistics`): the tiles of a tiled restoration share the whole image's (the
+prompt is still resized to each tile's size).
 
 :class:`PromptInteraction` (PIM): ``1×1(TB([F ‖ P]))`` — the fusion used after the prompt block.
 """
@@ -21,6 +23,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from aioir.nn.blocks import TransformerBlock
+from aioir.nn.image_statistics import image_statistic, pool_crops
 
 __all__ = ["PromptGenBlock", "PromptInteraction", "PromptRouter", "SoftmaxRouter", "TopKRouter"]
 
@@ -65,6 +68,9 @@ class PromptGenBlock(nn.Module):
         router: weighting strategy (default :class:`SoftmaxRouter`).
     """
 
+    #: the routed weights are a per-image decision (:mod:`aioir.nn.image_statistics`)
+    image_statistics = True
+
     def __init__(
         self,
         prompt_dim: int = 128,
@@ -84,7 +90,7 @@ class PromptGenBlock(nn.Module):
 
     def logits(self, x: Tensor) -> Tensor:
         """Router logits ``B×N`` from the globally pooled feature."""
-        return self.linear_layer(x.mean(dim=(-2, -1)))
+        return self.linear_layer(pool_crops(x.mean(dim=(-2, -1))))
 
     def route(self, x: Tensor) -> Tensor:
         """Prompt weights ``B×N`` for feature ``x``."""
@@ -100,7 +106,7 @@ class PromptGenBlock(nn.Module):
 
     def forward(self, x: Tensor, weights: Tensor | None = None) -> Tensor:
         if weights is None:
-            weights = self.route(x)
+            weights = image_statistic(self, x.shape[0], lambda: self.route(x))
         return self.compose(weights, (x.shape[-2], x.shape[-1]))
 
 

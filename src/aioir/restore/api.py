@@ -18,7 +18,9 @@ Device ``"auto"`` is CUDA when available, else the CPU. Precision ``"auto"`` is 
 (bf16 autocast only when asked: ``precision="bf16"``) and bf16 autocast on a GPU that supports
 it, fp16 otherwise. ``tile=None`` decides between one pass and tiles from the image size and the
 free memory (:func:`aioir.restore.tiling.choose_tile`); ``tile=0`` never tiles; ``tile=N`` uses
-N×N tiles.
+N×N tiles (at least twice the overlap: :func:`aioir.restore.tiling.minimum_tile`). The tiles of
+an image share its per-image decisions (:mod:`aioir.nn.image_statistics`), so a tiled restoration
+matches the one-pass one.
 """
 
 from __future__ import annotations
@@ -38,14 +40,19 @@ from aioir.color import BT601_LUMA
 from aioir.errors import ConfigError, ImageWriteError
 from aioir.io import ImageData, load_image, save_image, write_image
 from aioir.models.wrappers import unwrap
+from aioir.nn.image_statistics import has_image_statistics
 from aioir.nn.memory_format import to_channels_last
 from aioir.restore import ensemble
 from aioir.restore.adaptation import TestTimeAdapter, get_test_time_adapter
 from aioir.restore.resolve import DEFAULT_MODEL, resolve_model
 from aioir.restore.tiling import (
+    Progress,
     available_memory,
     choose_tile,
+    memory_budget,
+    minimum_tile,
     model_bytes_per_pixel,
+    round_tile,
     run_padded,
     tiled_forward,
 )
@@ -259,7 +266,8 @@ class Restorer:
             :func:`aioir.restore.resolve_model`).
         checkpoint: weights for a registered name.
         device: ``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:1"`` or a ``torch.device``.
-        tile: ``None`` (decide from size and memory), ``0`` (never tile) or a tile side.
+        tile: ``None`` (decide from size and memory), ``0`` (never tile) or a tile side (at
+            least twice ``tile_overlap``; ConfigError below).
         tile_overlap: pixels shared by neighbouring tiles.
         tile_batch_size: tiles per forward call (default 1 on the CPU, 4 on a GPU).
         precision: ``"auto"``, ``"fp32"``, ``"bf16"`` or ``"fp16"`` (autocast).
@@ -271,7 +279,13 @@ class Restorer:
         strength: how much of the restoration to apply, in [0, 1]: the output is
             ``input + strength · (restored − input)`` (1, the default, is the model's output; 0
             returns the input). A user's control over a model that over-corrects a photo.
+
+    Attributes:
+        on_tile: ``None`` or a callable run after each batch of tiles of a tiled pass as
+            ``on_tile(tiles done, tiles in the pass)`` (``aioir restore`` shows it as a bar).
     """
+
+    on_tile: Progress | None = None
 
     def __init__(
         self,
@@ -308,6 +322,12 @@ class Restorer:
             os.fspath(model) if isinstance(model, (str, os.PathLike)) else type(model).__name__
         )
         self.multiple = max(1, int(getattr(self.model, "size_multiple", 1)))
+        smallest = minimum_tile(tile_overlap, self.multiple)
+        if tile and round_tile(tile, self.multiple) < smallest:
+            raise ConfigError(
+                f"tile {tile} is too small: with a tile overlap of {tile_overlap} px the smallest "
+                f"tile is {smallest} (twice the overlap; 0 restores in one pass)"
+            )
         self.tile = tile
         self.tile_overlap = tile_overlap
         # the CPU gains nothing from batching tiles (each op is already multi-threaded), so one
@@ -315,6 +335,8 @@ class Restorer:
         default_batch = 1 if self.device.type == "cpu" else 4
         self.tile_batch_size = tile_batch_size or default_batch
         self.bytes_per_pixel = model_bytes_per_pixel(self.model)
+        # whether tiles must share per-image decisions (aioir.nn.image_statistics)
+        self.image_statistics = has_image_statistics(self.model)
         mode = "flips" if self_ensemble is True else (self_ensemble or None)
         if mode is not None and mode not in ensemble.ENSEMBLE_MODES:
             raise ConfigError(
@@ -366,6 +388,7 @@ class Restorer:
             multiple=self.multiple,
             batch_size=self.tile_batch_size,
             device_type=self.device.type,
+            overlap=self.tile_overlap,
         )
 
     def _run(self, x: Tensor) -> Tensor:
@@ -381,6 +404,7 @@ class Restorer:
             if tile is None:
                 out = run_padded(self._call_model, x.to(self.device), self.multiple)
             else:
+                budget = memory_budget(available_memory(self.device), self.device.type)
                 out = tiled_forward(
                     self._call_model,
                     x,
@@ -389,6 +413,9 @@ class Restorer:
                     multiple=self.multiple,
                     batch_size=self.tile_batch_size,
                     device=self.device,
+                    statistics=self.image_statistics,
+                    context_pixels=budget // self.bytes_per_pixel,
+                    progress=self.on_tile,
                 )
             return out.to(x.device, torch.float32).clamp_(0.0, 1.0)
 

@@ -24,6 +24,7 @@ output is that input's failure, naming the input and the output.
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import queue
@@ -31,10 +32,10 @@ import sys
 import tempfile
 import threading
 import traceback
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from aioir.errors import AioirError, ConfigError, ImageReadError, ImageWriteError
 from aioir.io import ImageData, is_image_file, list_images, load_image
@@ -277,6 +278,40 @@ def _one_line(source: Path, exc: BaseException) -> str:
     return f"{source}: {type(exc).__name__}: {detail[:300]}"
 
 
+@contextlib.contextmanager
+def _tile_bar(restorer: Any, stream: TextIO, enabled: bool) -> Iterator[Callable[[], None]]:
+    """While inside, the restorer's ``on_tile`` shows a bar of the tiles of the image in
+    progress (when there are several) under the images' bar; yields what to call when an image
+    is done."""
+    from tqdm import tqdm
+
+    if not enabled or not hasattr(restorer, "on_tile"):
+        yield lambda: None
+        return
+    bars: list[tqdm] = []  # made at an image's first tile, closed when it is done
+
+    def on_tile(done: int, total: int) -> None:
+        if total <= 1:
+            return
+        if not bars:
+            bars.append(tqdm(total=total, unit="tile", file=stream, leave=False, position=1))
+        if total != bars[0].total or done < bars[0].n:  # the next pass (self-ensemble, TTA)
+            bars[0].reset(total=total)
+        bars[0].update(done - bars[0].n)
+
+    def image_done() -> None:
+        while bars:
+            bars.pop().close()
+
+    previous = restorer.on_tile
+    restorer.on_tile = on_tile
+    try:
+        yield image_done
+    finally:
+        image_done()
+        restorer.on_tile = previous
+
+
 def run_batch(
     restorer: object,
     jobs: Sequence[Job],
@@ -293,8 +328,9 @@ def run_batch(
     any image). A failing input is reported as one line on ``stream`` (stderr), the others
     still run. ``skip_existing`` skips the jobs whose outputs all exist (reported in
     :attr:`BatchResult.skipped`, not as failures); it cannot be combined with ``overwrite``.
-    ``progress`` shows a tqdm bar (default: when ``stream`` is a terminal). ``debug`` adds the
-    traceback of unexpected errors.
+    ``progress`` shows a tqdm bar of the images (default: when ``stream`` is a terminal) and,
+    under it, one of the tiles of an image restored in tiles (the restorer's ``on_tile``).
+    ``debug`` adds the traceback of unexpected errors.
     """
     from tqdm import tqdm
 
@@ -320,7 +356,10 @@ def run_batch(
         jobs = todo
     written: list[Path] = []
     failures: list[str] = []
-    with tqdm(total=len(jobs), unit="img", file=stream, disable=not progress, leave=False) as bar:
+    with (
+        tqdm(total=len(jobs), unit="img", file=stream, disable=not progress, leave=False) as bar,
+        _tile_bar(restorer, stream, progress) as image_done,
+    ):
         for job, loaded in prefetch(jobs, overwrite=overwrite):
             try:
                 if isinstance(loaded, BaseException):
@@ -340,5 +379,6 @@ def run_batch(
                 if debug and not isinstance(exc, (ImageReadError, ConfigError)):
                     tqdm.write("".join(traceback.format_exception(exc)).rstrip(), file=stream)
                 tqdm.write(f"aioir: failed: {message}", file=stream)
+            image_done()
             bar.update(1)
     return BatchResult(written, failures, skipped)

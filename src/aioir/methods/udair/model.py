@@ -380,6 +380,7 @@ UDAIR_PRESETS: dict[str, Preset] = {
         {"dim": 16, "num_blocks": (2, 3, 3, 4), "num_refinement_blocks": 2, **SMALL_DAM},
         parameters=3_508_074,
         description="UDAIR, dim 16, smaller VQ-VAE",
+        inference_bytes_per_pixel=2610,
     ),
     "tiny": Preset(
         {"dim": 8, "num_blocks": (1, 1, 1, 1), "num_refinement_blocks": 1, **TINY_DAM},
