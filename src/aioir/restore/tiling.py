@@ -79,9 +79,11 @@ __all__ = [
 DEFAULT_BYTES_PER_PIXEL: int = 8192
 """Activation bytes per input pixel assumed for a model that declares none (fp32, dim-48 U-Net)."""
 
-CPU_BUDGET_CAP: int = 8 << 30
-"""Most activation memory the heuristic plans for on the CPU (8 GiB: ~2.7 megapixels in one pass
-with the default model; larger tiles than that gain little, the overlap being a few per cent)."""
+CPU_BUDGET_CAP: int = 3 << 30
+"""Most activation memory the heuristic plans for on the CPU (3 GiB: ~1 megapixel in one pass
+with the default model), so a 24-megapixel photo stays within the 3 GiB a laptop can give
+(the default model's cost target); larger tiles gain little, the overlap being a few per cent,
+and the tiles share the image's per-image decisions."""
 
 CONTEXT_CROP: int = 128
 """Side of the crops the per-image decisions of an image too large for one pass are taken from
