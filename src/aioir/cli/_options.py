@@ -31,6 +31,7 @@ __all__ = [
     "add_quiet_argument",
     "add_self_ensemble_argument",
     "add_set_argument",
+    "add_tile_arguments",
     "fail",
     "refuse_existing",
     "restoration_keywords",
@@ -136,6 +137,27 @@ def add_no_progress_argument(parser: argparse.ArgumentParser) -> None:
 def add_set_argument(parser: argparse.ArgumentParser, help: str) -> None:
     """``--set KEY.PATH=VALUE …`` (repeatable): overrides of a YAML config's values."""
     parser.add_argument("--set", action="extend", nargs="+", metavar="KEY.PATH=VALUE", help=help)
+
+
+def add_tile_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--tile N`` and ``--tile-overlap N`` (``aioir restore``, ``aioir serve``)."""
+    from aioir.cli._types import non_negative_int
+
+    parser.add_argument(
+        "--tile",
+        type=non_negative_int,
+        default=None,
+        metavar="N",
+        help="restore in N×N tiles, N at least twice the overlap (0: never tile; default: one "
+        "pass when the image fits half the free memory, else tiles that do)",
+    )
+    parser.add_argument(
+        "--tile-overlap",
+        type=non_negative_int,
+        default=32,
+        metavar="N",
+        help="tile overlap (default 32)",
+    )
 
 
 def add_device_argument(parser: argparse.ArgumentParser) -> None:

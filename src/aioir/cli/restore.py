@@ -12,7 +12,7 @@ from pathlib import Path
 
 from aioir.cli import _options as options
 from aioir.cli._tta import add_tta_arguments
-from aioir.cli._types import non_negative_int, positive_int, unit_float
+from aioir.cli._types import positive_int, unit_float
 
 _HELP = "restore image files or folders with a trained model"
 _DESCRIPTION = """\
@@ -103,21 +103,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="apply this fraction of the restoration, 0–1: input + S·(restored − input) "
         "(default 1; lower it when the model over-corrects a photo)",
     )
-    p.add_argument(
-        "--tile",
-        type=non_negative_int,
-        default=None,
-        metavar="N",
-        help="restore in N×N tiles, N at least twice the overlap (0: never tile; default: one "
-        "pass when the image fits half the free memory, else tiles that do)",
-    )
-    p.add_argument(
-        "--tile-overlap",
-        type=non_negative_int,
-        default=32,
-        metavar="N",
-        help="tile overlap (default 32)",
-    )
+    options.add_tile_arguments(p)
     p.add_argument(
         "--tile-batch-size",
         type=positive_int,

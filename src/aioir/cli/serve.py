@@ -103,20 +103,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="do not let the page load a saved-model folder it names",
     )
-    p.add_argument(
-        "--tile",
-        type=non_negative_int,
-        default=None,
-        metavar="N",
-        help="restore in N×N tiles (0: never tile; default: decide from size and free memory)",
-    )
-    p.add_argument(
-        "--tile-overlap",
-        type=non_negative_int,
-        default=32,
-        metavar="N",
-        help="tile overlap (default 32)",
-    )
+    options.add_tile_arguments(p)
     options.add_device_argument(p)
     p.add_argument(
         "--precision",
