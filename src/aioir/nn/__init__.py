@@ -6,6 +6,8 @@ Activation-free (NAFNet-style) blocks: :class:`NAFBlock`. Codebooks: :class:`EMA
 :class:`VQVAE2`. Gates: :class:`GCT`, :class:`SimpleGate`, :class:`SimplifiedChannelAttention`.
 Prompts: :class:`PromptGenBlock` (+ routers), :class:`PromptInteraction`. Adapters:
 :class:`DistributionAdapter`, LoRA (:func:`inject_lora`, …). Guidance: :class:`FiLM`.
+Frozen feature stacks for losses: :class:`VGG16Features` (torchvision's key layout,
+:func:`load_vgg16_features` from a local file).
 """
 
 from aioir.nn.adapters import (
@@ -38,6 +40,7 @@ from aioir.nn.prompts import (
     TopKRouter,
 )
 from aioir.nn.quantize import EMAVectorQuantizer
+from aioir.nn.vgg import VGG16Features, load_vgg16_features
 from aioir.nn.vqvae import VQVAE2
 
 __all__ = [
@@ -45,6 +48,7 @@ __all__ = [
     "GDFN",
     "MDTA",
     "VQVAE2",
+    "VGG16Features",
     "BiasFreeLayerNorm",
     "BlockSequence",
     "DistributionAdapter",
@@ -68,6 +72,7 @@ __all__ = [
     "Upsample",
     "WithBiasLayerNorm",
     "inject_lora",
+    "load_vgg16_features",
     "lora_parameters",
     "lora_state_dict",
     "mark_only_lora_trainable",
