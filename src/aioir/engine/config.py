@@ -201,7 +201,7 @@ class EMAConfig:
 
 
 #: The validation scores that can pick the best checkpoint (``validation.monitor``).
-VAL_MONITORS = ("psnr", "ssim", "min_gain")
+VAL_MONITORS = ("psnr", "ssim", "min_gain", "mean_gain", "floored_gain")
 
 
 @dataclasses.dataclass
@@ -211,7 +211,9 @@ class ValidationConfig:
     ``protocol``: the metric protocol (``aioir.metrics.get_protocol``). ``monitor``: ``psnr``
     (mean PSNR over the tasks), ``ssim`` (mean SSIM) or ``min_gain`` (the worst task's PSNR gain
     over its own degraded input, identity tasks such as ``clean`` left out): the quality bar of a
-    blind all-in-one model, which must leave no task worse than it came in.
+    blind all-in-one model, which must leave no task worse than it came in; ``mean_gain`` (the
+    mean gain over the input) or ``floored_gain`` (the mean gain minus every dB a task falls under
+    its floor: 0 dB of gain, 40 dB PSNR for an identity task — ``aioir.engine.validation``).
     """
 
     protocol: str = "clean"
