@@ -5,22 +5,22 @@ Restormer family: :class:`LayerNorm2d`, :class:`MDTA`, :class:`GDFN`, :class:`Tr
 Activation-free (NAFNet-style) blocks: :class:`NAFBlock`. Codebooks: :class:`EMAVectorQuantizer`,
 :class:`VQVAE2`. Gates: :class:`GCT`, :class:`SimpleGate`, :class:`SimplifiedChannelAttention`.
 Prompts: :class:`PromptGenBlock` (+ routers), :class:`PromptInteraction`. Adapters:
-:class:`DistributionAdapter`, LoRA (:func:`inject_lora`, …). Guidance: :class:`FiLM`.
+:class:`DistributionAdapter`, multi-adapter LoRA (:class:`MultiLoRAConv2d`,
+:func:`inject_lora`, …). Guidance: :class:`FiLM`.
 """
 
 from aioir.nn.adapters import (
     DistributionAdapter,
-    LoRAConv2d,
-    LoRALinear,
+    MultiLoRAConv2d,
     SqueezeExcitation,
+    add_lora_adapter,
     inject_lora,
     lora_parameters,
     lora_state_dict,
     mark_only_lora_trainable,
     merge_lora,
-    set_lora_enabled,
+    set_adapter_weights,
     unmerge_lora,
-    wrap_lora,
 )
 from aioir.nn.attention import MDTA
 from aioir.nn.blocks import BlockSequence, Downsample, OverlapPatchEmbed, TransformerBlock, Upsample
@@ -52,8 +52,7 @@ __all__ = [
     "EMAVectorQuantizer",
     "FiLM",
     "LayerNorm2d",
-    "LoRAConv2d",
-    "LoRALinear",
+    "MultiLoRAConv2d",
     "NAFBlock",
     "OverlapPatchEmbed",
     "PromptGenBlock",
@@ -67,14 +66,14 @@ __all__ = [
     "TransformerBlock",
     "Upsample",
     "WithBiasLayerNorm",
+    "add_lora_adapter",
     "inject_lora",
     "lora_parameters",
     "lora_state_dict",
     "mark_only_lora_trainable",
     "merge_lora",
     "pad_to_multiple",
-    "set_lora_enabled",
+    "set_adapter_weights",
     "unmerge_lora",
     "unpad",
-    "wrap_lora",
 ]
