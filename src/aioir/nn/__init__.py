@@ -3,7 +3,8 @@
 Restormer family: :class:`LayerNorm2d`, :class:`MDTA`, :class:`GDFN`, :class:`TransformerBlock`,
 :class:`BlockSequence`, :class:`OverlapPatchEmbed`, :class:`Downsample`, :class:`Upsample`.
 Activation-free (NAFNet-style) blocks: :class:`NAFBlock`. Codebooks: :class:`EMAVectorQuantizer`,
-:class:`VQVAE2`. Gates: :class:`GCT`, :class:`SimpleGate`, :class:`SimplifiedChannelAttention`.
+:class:`VQVAE2`. Gates: :class:`GCT`, :class:`SimpleGate`, :class:`SimplifiedChannelAttention`,
+:class:`SpatialGate`.
 Prompts: :class:`PromptGenBlock` (+ routers), :class:`PromptInteraction`. Adapters:
 :class:`DistributionAdapter`, multi-adapter LoRA (:class:`MultiLoRAConv2d`,
 :func:`inject_lora`, …). Guidance: :class:`FiLM`.
@@ -25,7 +26,7 @@ from aioir.nn.adapters import (
 from aioir.nn.attention import MDTA
 from aioir.nn.blocks import BlockSequence, Downsample, OverlapPatchEmbed, TransformerBlock, Upsample
 from aioir.nn.ffn import GDFN
-from aioir.nn.gates import GCT, SimpleGate, SimplifiedChannelAttention
+from aioir.nn.gates import GCT, SimpleGate, SimplifiedChannelAttention, SpatialGate
 from aioir.nn.guidance import FiLM
 from aioir.nn.naf import NAFBlock
 from aioir.nn.norm import BiasFreeLayerNorm, LayerNorm2d, WithBiasLayerNorm
@@ -61,6 +62,7 @@ __all__ = [
     "SimpleGate",
     "SimplifiedChannelAttention",
     "SoftmaxRouter",
+    "SpatialGate",
     "SqueezeExcitation",
     "TopKRouter",
     "TransformerBlock",
