@@ -6,6 +6,8 @@ Importing this package registers the ``abair`` presets, its loss terms (``abair_
 """
 
 from aioir.methods.abair import artifacts as _artifacts  # noqa: F401  (adapter_mode)
+from aioir.methods.abair import losses as _losses  # noqa: F401  (the two loss terms)
+from aioir.methods.abair import training as _training  # noqa: F401  (the abair section)
 from aioir.methods.abair.model import ABAIR, DegradationEstimator, GatedTransformerBlock
 
 __all__ = ["ABAIR", "DegradationEstimator", "GatedTransformerBlock"]

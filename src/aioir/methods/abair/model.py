@@ -159,12 +159,13 @@ class SegmentationHead(nn.Module):
 @dataclass
 class ABAIRFeatures:
     """:meth:`ABAIR.forward_features`: the restored image, the segmentation logits (B×C×H×W,
-    or ``None`` without a head; also as ``feature``) and the estimator's task logits (B×K, or
-    ``None`` without tasks). ``logit_scale`` is ``None`` (no contrastive term)."""
+    or ``None`` without a head; also as ``feature``), the estimator's task logits (B×K, or
+    ``None`` without tasks) and the tasks they score. ``logit_scale`` is ``None``."""
 
     image: Tensor
     segmentation: Tensor | None
     task_logits: Tensor | None
+    tasks: tuple[str, ...] = ()
     logit_scale: Tensor | None = None
 
     @property
@@ -383,7 +384,7 @@ class ABAIR(PromptIR):
         seg = None
         if self.segmentation_head is not None:
             seg = unpad(self.segmentation_head(features), size)
-        return ABAIRFeatures(unpad(out, size), seg, logits)
+        return ABAIRFeatures(unpad(out, size), seg, logits, tuple(self.tasks))
 
 
 # ------------------------------------------------------------------------------ presets
