@@ -1,6 +1,7 @@
-"""ABAIR's command line: its ``aioir restore`` options and ``aioir abair-add-task``.
+"""ABAIR's command line: its ``aioir restore`` options (no command of its own).
 
-Registered through the ``aioir.commands`` entry point (light imports; handlers import lazily).
+Registered through the ``aioir.commands`` entry point (light imports). Adding a degradation is
+two ``aioir train`` runs (``configs/abair/add-jpeg-*.yaml``).
 ``aioir restore --model M --adapter-mode soft|onehot|oracle|off [--task haze]`` chooses how the
 adapters are used (``--task`` alone means the oracle mode); ``--explain`` prints the estimator's
 probabilities per image.
@@ -46,4 +47,5 @@ def restore_options(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    """ABAIR's commands (added by the unseen-task step)."""
+    """ABAIR adds no command: its training phases are ``aioir train`` configs and its restore
+    options come through :func:`add_restore_arguments`."""
