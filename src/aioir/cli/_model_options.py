@@ -3,8 +3,10 @@
 A method's command module (:func:`aioir.plugins.command_modules`) may define
 ``add_restore_arguments(group)`` (its flags, added to an argument group of ``aioir restore``)
 and ``restore_options(args) -> dict`` (what those flags ask of the model; passed as
-``Restorer(model_options=...)`` to the network's ``set_inference_options``). ``--explain``
-prints, for models that report them, the per-image decisions of the network after each image.
+``Restorer(model_options=...)`` to the network's ``set_inference_options``). ``aioir evaluate``
+takes the same flags (an option value ``case`` there means each benchmark case's task,
+:data:`aioir.evaluate.methods.CASE_TASK`). ``--explain`` (restore only) prints, for models that
+report them, the per-image decisions of the network after each image.
 """
 
 from __future__ import annotations
@@ -15,13 +17,16 @@ from typing import Any
 from aioir.plugins import command_modules
 
 
-def add_model_option_arguments(parser: argparse.ArgumentParser) -> None:
-    """The installed methods' restore flags (one argument group) and ``--explain``."""
+def add_model_option_arguments(parser: argparse.ArgumentParser, *, explain: bool = True) -> None:
+    """The installed methods' restore flags (one argument group) and, with ``explain``,
+    ``--explain`` (``aioir restore``; ``aioir evaluate`` takes the flags without it)."""
     group = parser.add_argument_group("model options (for the models that take them)")
     for module in command_modules():
         hook = getattr(module, "add_restore_arguments", None)
         if hook is not None:
             hook(group)
+    if not explain:
+        return
     group.add_argument(
         "--explain",
         action="store_true",

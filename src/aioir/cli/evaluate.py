@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 from aioir.cli import _options as options
+from aioir.cli._model_options import add_model_option_arguments, model_options_from_args
 from aioir.cli._tta import add_tta_arguments
 
 _HELP = "score a model or classical method on named benchmarks"
@@ -19,8 +20,11 @@ _DESCRIPTION = (
     "metric protocol. Benchmarks: promptir-3task, promptir-5task, udair-source, "
     "udair-target (need --data-root), paired:DIR[:TASK] (DIR/input <-> DIR/target), "
     "synthetic:DIR[:TASKS] (clean photos degraded on the fly, seeded per image; a photo "
-    "corpus folder uses its test split). Relative DIRs are resolved against "
-    "--data-root when it is given."
+    "corpus folder uses its test split), composite:DIR[:COMBOS] (the same with composite "
+    "degradations such as lowlight+haze; default: 11 CDD-11-like combinations). Relative "
+    "DIRs are resolved against --data-root when it is given. Model options (e.g. "
+    "--adapter-mode) are the ones aioir restore takes; the value 'case' means each case's "
+    "task (--task case: the oracle)."
 )
 
 
@@ -43,7 +47,11 @@ def _evaluate(args: argparse.Namespace) -> int:
             raise ConfigError(f"benchmark {bench.name} needs --data-root (the dataset root)")
     if args.data_root is not None and not args.data_root.is_dir():
         raise ConfigError(f"{args.data_root}: data root does not exist or is not a folder")
-    method = load_method(args.model, **options.restoration_keywords(args))
+    method = load_method(
+        args.model,
+        **options.restoration_keywords(args),
+        model_options=model_options_from_args(args),
+    )
     results = []
     for bench in benchmarks:
         result = evaluate(
@@ -120,7 +128,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="NIQE where there is no ground truth (auto), on every output (all), or never",
     )
     p.add_argument(
-        "--crop", type=int, default=None, help="synthetic: benchmarks: seeded N×N crop per image"
+        "--crop",
+        type=int,
+        default=None,
+        help="synthetic:/composite: benchmarks: seeded N×N crop per image (composite: 256)",
     )
     p.add_argument(
         "--no-strict-counts",
@@ -133,3 +144,4 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="allow a registered model without weights (smoke tests only)",
     )
     options.add_no_progress_argument(p)
+    add_model_option_arguments(p, explain=False)

@@ -38,8 +38,10 @@ from aioir.data.transforms import (
 )
 from aioir.degradations import (
     TIERS,
+    Compose,
     Degradation,
     available_degradations,
+    canonical_order,
     degradation_class,
     degradation_cutmix,
     seed_from_name,
@@ -49,7 +51,14 @@ from aioir.degradations.base import uniform
 from aioir.errors import ConfigError, DatasetLayoutError
 from aioir.tasks import TASKS
 
-__all__ = ["DegradationFactory", "Severity", "SyntheticDegradationDataset", "TaskSpec"]
+__all__ = [
+    "COMPOSITE_SEPARATOR",
+    "DegradationFactory",
+    "Severity",
+    "SyntheticDegradationDataset",
+    "TaskSpec",
+    "composite_parts",
+]
 
 #: A severity: ``"random"`` (uniform in [0, 1]), a tier name, a float in [0, 1] or a range.
 Severity: TypeAlias = str | float | tuple[float, float]
@@ -67,10 +76,34 @@ class TaskSpec:
     dataset's severity for this task. Example — σ uniform in [0, 50] plus camera noise::
 
         TaskSpec(("camera_noise", lambda s, g: GaussianNoise(sigma=50 * uniform(g, 0, 1))))
+
+    A **composite task** is named by its components joined with ``+`` (``haze+rain``,
+    ``lowlight+haze+rain``) and has no degradations of its own: each item draws one degradation
+    of every component (its spec in the same mapping, else all registered degradations of that
+    known task; each with its own severity draw) and applies them in physical order
+    (:func:`aioir.degradations.canonical_order`: haze → rain → blur → low light → noise → jpeg).
+    A composite's ``severity`` applies to the components that have none of their own.
     """
 
     degradations: Sequence[str | DegradationFactory] = ()
     severity: Severity | None = None
+
+
+#: Joins the component tasks of a composite task name: ``haze+rain``.
+COMPOSITE_SEPARATOR = "+"
+
+
+def composite_parts(task: str) -> tuple[str, ...]:
+    """The component tasks of a composite task name (``"lowlight+haze"`` → ``("lowlight",
+    "haze")``); ``()`` for a plain task. ConfigError for an empty, repeated or single part."""
+    if COMPOSITE_SEPARATOR not in task:
+        return ()
+    parts = tuple(p.strip() for p in task.split(COMPOSITE_SEPARATOR))
+    if any(not p for p in parts):
+        raise ConfigError(f"tasks: composite task {task!r} has an empty component")
+    if len(set(parts)) != len(parts):
+        raise ConfigError(f"tasks: composite task {task!r} repeats a component")
+    return parts
 
 
 def _check_severity(value: Severity, where: str) -> None:
@@ -117,8 +150,9 @@ class SyntheticDegradationDataset(Dataset[dict[str, Any]]):
         images: a folder of clean images (not recursive) or a list of image paths. Images are
             identified by file name, which must be unique; they are decoded once and cached in
             memory as 8-bit tensors.
-        tasks: task names (all registered degradations of each) or ``{name: TaskSpec}``.
-            ``task_id`` is the position in this sequence/mapping (not in ``TASKS``).
+        tasks: task names (all registered degradations of each) or ``{name: TaskSpec}``;
+            ``a+b[+c]`` names a composite task (see :class:`TaskSpec`). ``task_id`` is the
+            position in this sequence/mapping (not in ``TASKS``).
         patch_size: side of the square patches; ``None`` returns whole images.
         severity: default severity for every task (see :data:`Severity`).
         seed: base seed.
@@ -136,6 +170,9 @@ class SyntheticDegradationDataset(Dataset[dict[str, Any]]):
         white_balance: strength in [0, 1] of a random colour-temperature/tint change of the
             clean patch, after ``photometric`` (:func:`~aioir.data.transforms.white_balance_jitter`;
             input and target share it); 0 (default) draws nothing.
+        shared_crops: with ``deterministic``, crop every task's item of an image at the same
+            place (seeded by image name and repeat only), so the columns of a benchmark show the
+            same scenes; the degradations still differ per task.
     """
 
     def __init__(
@@ -153,11 +190,14 @@ class SyntheticDegradationDataset(Dataset[dict[str, Any]]):
         margin: int = 16,
         photometric: float = 0.0,
         white_balance: float = 0.0,
+        shared_crops: bool = False,
     ) -> None:
         self.paths = self._resolve_images(images)
         self.names = [p.name for p in self.paths]
         self.specs = self._resolve_tasks(tasks)
         self.task_names = list(self.specs)
+        #: specs of composite components that are not tasks of their own (known tasks' defaults)
+        self.component_specs = self._resolve_components(self.specs)
         if patch_size is not None and int(patch_size) < 1:
             raise ConfigError(f"patch_size must be positive or None, got {patch_size}")
         self.patch_size = None if patch_size is None else int(patch_size)
@@ -180,6 +220,9 @@ class SyntheticDegradationDataset(Dataset[dict[str, Any]]):
         self.margin = int(margin)
         self.photometric = _strength("photometric", photometric)
         self.white_balance = _strength("white_balance", white_balance)
+        if shared_crops and not deterministic:
+            raise ConfigError("shared_crops needs deterministic=True")
+        self.shared_crops = bool(shared_crops)
         self.epoch = 0
         self._cache: dict[int, torch.Tensor] = {}
 
@@ -225,6 +268,16 @@ class SyntheticDegradationDataset(Dataset[dict[str, Any]]):
                 raise ConfigError(f"tasks: task {name!r} is given twice")
             if not isinstance(spec, TaskSpec):
                 spec = TaskSpec(degradations=tuple(spec))
+            if composite_parts(name):  # drawn from its components (_resolve_components)
+                if tuple(spec.degradations):
+                    raise ConfigError(
+                        f"tasks[{name!r}]: a composite task takes its components' degradations; "
+                        "give only a severity"
+                    )
+                if spec.severity is not None:
+                    _check_severity(spec.severity, f"tasks[{name!r}].severity")
+                specs[name] = TaskSpec((), spec.severity)
+                continue
             degs = tuple(spec.degradations)
             if not degs:
                 if name not in TASKS:
@@ -246,6 +299,21 @@ class SyntheticDegradationDataset(Dataset[dict[str, Any]]):
                 _check_severity(spec.severity, f"tasks[{name!r}].severity")
             specs[name] = TaskSpec(degradations=degs, severity=spec.severity)
         return specs
+
+    @staticmethod
+    def _resolve_components(specs: Mapping[str, TaskSpec]) -> dict[str, TaskSpec]:
+        """The specs of the composite tasks' components that are not tasks of their own."""
+        out: dict[str, TaskSpec] = {}
+        for name in specs:
+            for part in composite_parts(name):
+                if part not in specs and part not in out:
+                    if part not in TASKS:
+                        raise ConfigError(
+                            f"tasks[{name!r}]: component {part!r} is neither a task of this "
+                            f"spec nor a known task ({', '.join(TASKS)})"
+                        )
+                    out.update(SyntheticDegradationDataset._resolve_tasks([part]))
+        return out
 
     # ------------------------------------------------------------------ public API
     def __len__(self) -> int:
@@ -289,7 +357,12 @@ class SyntheticDegradationDataset(Dataset[dict[str, Any]]):
             region = clean
             t0 = l0 = 0
         else:
-            top, left = random_crop_box(h, w, p, gen)
+            crop_gen = gen
+            if self.shared_crops:
+                _, _, repeat = self.locate(int(index))
+                key = f"crop/{self.names[image_idx]}/{repeat}"
+                crop_gen = torch.Generator().manual_seed(seed_from_name(key, self.seed))
+            top, left = random_crop_box(h, w, p, crop_gen)
             ph = pw = p
             t0, l0 = max(0, top - self.margin), max(0, left - self.margin)
             t1, l1 = min(h, top + p + self.margin), min(w, left + p + self.margin)
@@ -335,18 +408,32 @@ class SyntheticDegradationDataset(Dataset[dict[str, Any]]):
 
     # ------------------------------------------------------------------ internals
     def _draw(self, task_id: int, gen: torch.Generator) -> Degradation:
-        spec = self.specs[self.task_names[task_id]]
+        name = self.task_names[task_id]
+        spec = self.specs[name]
+        parts = composite_parts(name)
+        if not parts:
+            return self._draw_spec(name, spec, self.severity, gen)
+        default = spec.severity if spec.severity is not None else self.severity
+        drawn = [
+            self._draw_spec(part, self.specs.get(part) or self.component_specs[part], default, gen)
+            for part in parts
+        ]
+        return Compose(canonical_order(drawn))
+
+    @staticmethod
+    def _draw_spec(
+        name: str, spec: TaskSpec, default: Severity, gen: torch.Generator
+    ) -> Degradation:
+        """One degradation of a plain task's spec (its own severity, else ``default``)."""
         degs = spec.degradations
         choice = degs[int(torch.randint(0, len(degs), (), generator=gen))]
-        severity = _draw_severity(
-            spec.severity if spec.severity is not None else self.severity, gen
-        )
+        severity = _draw_severity(spec.severity if spec.severity is not None else default, gen)
         if isinstance(choice, str):
             return degradation_class(choice).sample(severity, gen)
         out = choice(severity, gen)
         if not isinstance(out, Degradation):
             raise ConfigError(
-                f"tasks[{self.task_names[task_id]!r}]: a factory returned {type(out).__name__}, not a Degradation"
+                f"tasks[{name!r}]: a factory returned {type(out).__name__}, not a Degradation"
             )
         return out
 

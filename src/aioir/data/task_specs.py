@@ -4,6 +4,13 @@ A task spec names the degradations of one task (and optionally its severity) for
 :class:`~aioir.data.synthetic.SyntheticDegradationDataset`. In YAML a degradation is a registered
 name or ``{name: …, field: value | [lo, hi]}``; the latter becomes a :class:`ParamDegradation`,
 which fixes some of the degradation's parameters or draws them from ranges.
+
+A task named ``a+b[+c]`` is a **composite** of other tasks (``haze+rain: {}`` or just
+``haze+rain`` in a list): each item draws one degradation of every component, from the
+component's spec in the same mapping (or the registered degradations of a known task), and
+applies them in physical order (haze → rain → blur → low light → noise → jpeg). It takes only a
+``severity`` (for the components that have none). The name is also its multi-hot label: ABAIR's
+estimator term (``mode: multi``) reads ``haze+rain`` as haze and rain.
 """
 
 from __future__ import annotations
@@ -15,7 +22,7 @@ from typing import Any
 
 import torch
 
-from aioir.data.synthetic import TaskSpec
+from aioir.data.synthetic import TaskSpec, composite_parts
 from aioir.degradations import degradation_class
 from aioir.degradations.base import uniform
 from aioir.errors import ConfigError
@@ -57,7 +64,8 @@ def parse_task_specs(tasks: Any, where: str = "data.tasks") -> dict[str, TaskSpe
 
     Accepts a list of task names, or a mapping ``task → null | {degradations: [...],
     severity: ...}``; a degradation is a registered name or ``{name: …, field: value | [lo,
-    hi]}`` (e.g. ``{name: gaussian_noise, sigma: [0, 50]}``).
+    hi]}`` (e.g. ``{name: gaussian_noise, sigma: [0, 50]}``). A name ``a+b`` is a composite
+    task (module docstring): severity only; its components are checked when the dataset is built.
     """
     if tasks is None:
         raise ConfigError(f"{where}: no tasks given")
@@ -72,6 +80,15 @@ def parse_task_specs(tasks: Any, where: str = "data.tasks") -> dict[str, TaskSpe
         unknown = set(spec) - {"degradations", "severity"}
         if unknown:
             raise ConfigError(f"{where}.{name}: unknown key '{sorted(unknown)[0]}'")
+        try:
+            composite = bool(composite_parts(str(name)))
+        except ConfigError as exc:
+            raise ConfigError(f"{where}.{name}: {exc}") from None
+        if composite and spec.get("degradations"):
+            raise ConfigError(
+                f"{where}.{name}: a composite task draws its components' degradations; "
+                "give only a severity"
+            )
         degs: list[Any] = []
         for d in spec.get("degradations") or []:
             if isinstance(d, str):

@@ -18,8 +18,16 @@ names (:func:`get_benchmark`):
     which method to use.
 ``synthetic:DIR[:TASKS]``
     clean photos degraded on the fly, one column per task (comma-separated; default the six
-    tasks noise, rain, haze, lowlight, blur, underwater). ``DIR`` is a folder of clean images or
-    a photo corpus built by ``aioir data photos`` (its ``test`` split is used).
+    tasks noise, rain, haze, lowlight, blur, underwater; ``a+b`` is a composite task). ``DIR``
+    is a folder of clean images or a photo corpus built by ``aioir data photos`` (its ``test``
+    split is used).
+``composite:DIR[:COMBOS]``
+    a CDD-11-like composite-degradation benchmark on the same photos: one column per
+    combination (comma-separated, components joined by ``+``), each component drawn per image
+    and the chain applied in physical order (haze → rain → blur → low light → noise). Default:
+    :data:`CDD11_LIKE_COMBOS`, CDD-11's eleven combinations of low light, haze, rain and snow
+    with **noise in place of snow** (aioir has no snow degradation); seeded 256×256 crops
+    (``--crop`` changes the side).
 
 **Seeded test degradations.** Noisy CBSD68 inputs are ``GaussianNoise(σ, quantize=True)`` (8-bit
 clean image + σ·N(0, 1), clipped, 8-bit) drawn with the generator seeded by
@@ -45,11 +53,14 @@ from aioir.tasks import CORE_TASKS, TASKS
 
 __all__ = [
     "BENCHMARKS",
+    "CDD11_LIKE_COMBOS",
+    "COMPOSITE_CROP",
     "DEFAULT_SYNTHETIC_TASKS",
     "Benchmark",
     "Case",
     "Column",
     "ColumnSpec",
+    "CompositeBenchmark",
     "CountReport",
     "LayoutBenchmark",
     "PairedBenchmark",
@@ -61,6 +72,25 @@ __all__ = [
 
 #: Tasks of ``synthetic:DIR`` when none are given.
 DEFAULT_SYNTHETIC_TASKS: tuple[str, ...] = CORE_TASKS
+
+#: Columns of ``composite:DIR``: CDD-11's 11 combinations (4 single, 5 pairs, 2 triples of low
+#: light, haze, rain, snow) with noise standing in for snow, which aioir does not synthesise.
+CDD11_LIKE_COMBOS: tuple[str, ...] = (
+    "lowlight",
+    "haze",
+    "rain",
+    "noise",
+    "lowlight+haze",
+    "lowlight+rain",
+    "lowlight+noise",
+    "haze+rain",
+    "haze+noise",
+    "lowlight+haze+rain",
+    "lowlight+haze+noise",
+)
+
+#: Side of ``composite:DIR``'s seeded crops when ``--crop`` is not given.
+COMPOSITE_CROP = 256
 
 Rounding = Literal["round", "truncate"]
 
@@ -443,6 +473,8 @@ class SyntheticBenchmark(Benchmark):
     default_protocol: str = "clean"
     expected_total: int | None = None
     needs_root: bool = False
+    #: crop each photo at the same place in every column (see SyntheticDegradationDataset)
+    shared_crops: bool = False
 
     @property
     def name(self) -> str:  # type: ignore[override]
@@ -483,6 +515,7 @@ class SyntheticBenchmark(Benchmark):
                 severity=self.severity,
                 seed=self.seed,
                 deterministic=True,
+                shared_crops=self.shared_crops,
             )
         except ConfigError as exc:
             raise ConfigError(f"benchmark {self.name}: {exc}") from None
@@ -508,6 +541,44 @@ class SyntheticBenchmark(Benchmark):
             f"synthetic inputs: every registered degradation of each task, drawn per image; {sev}; "
             f"{crop}; seed = seed_from_name('task/file name/0', {self.seed})"
         ]
+
+
+@dataclasses.dataclass(frozen=True)
+class CompositeBenchmark(SyntheticBenchmark):
+    """``composite:DIR[:COMBOS]``: clean photos with composite degradations, one column per
+    combination (``lowlight+haze``; a single task is a column too). Each component's degradation
+    and severity are drawn per image (``severity`` tier) and the chain is applied in physical
+    order (haze → rain → blur → low light → noise → jpeg); seeded crops of side ``crop``, at
+    the same place in every column (as CDD-11 shows each scene under all its degradations).
+    """
+
+    tasks: tuple[str, ...] = CDD11_LIKE_COMBOS
+    crop: int | None = COMPOSITE_CROP
+    shared_crops: bool = True
+
+    @property
+    def name(self) -> str:  # type: ignore[override]
+        combos = "" if self.tasks == CDD11_LIKE_COMBOS else ":" + ",".join(self.tasks)
+        return f"composite:{self.folder}{combos}"
+
+    @property
+    def description(self) -> str:  # type: ignore[override]
+        return f"composite degradations of the clean photos in {self.folder} ({len(self.tasks)} combinations)"
+
+    def notes(self, noise_rounding: Rounding = "round") -> list[str]:
+        lines = super().notes(noise_rounding)
+        if self.crop:
+            lines.append("each photo is cropped at the same place in every column")
+        lines.append(
+            "composite inputs: one degradation per component, each with its own severity draw, "
+            "applied in physical order haze → rain → blur → low light → noise"
+        )
+        if self.tasks == CDD11_LIKE_COMBOS:
+            lines.append(
+                "CDD-11-like: CDD-11's 11 combinations with noise in place of snow (no snow "
+                "degradation); synthetic, not CDD-11's images"
+            )
+        return lines
 
 
 def _promptir(name: str, five: bool) -> LayoutBenchmark:
@@ -585,14 +656,34 @@ BENCHMARKS: dict[str, LayoutBenchmark] = {
 
 
 def list_benchmarks() -> list[str]:
-    """Registered names plus the two parametrised forms."""
-    return [*BENCHMARKS, "paired:DIR[:TASK]", "synthetic:DIR[:TASKS]"]
+    """Registered names plus the parametrised forms."""
+    return [*BENCHMARKS, "paired:DIR[:TASK]", "synthetic:DIR[:TASKS]", "composite:DIR[:COMBOS]"]
+
+
+def _check_tasks(text: str, tasks: Sequence[str]) -> None:
+    """ConfigError unless every task (or composite's component) is a known task."""
+    from aioir.data.synthetic import composite_parts
+
+    for task in tasks:
+        try:
+            parts = composite_parts(task) or (task,)
+        except ConfigError as exc:
+            raise ConfigError(f"benchmark {text}: {exc}") from None
+        bad = [p for p in parts if p not in TASKS]
+        if bad:
+            raise ConfigError(
+                f"benchmark {text}: unknown task {bad[0]!r} in {task!r}; tasks: {', '.join(TASKS)}"
+            )
+    if len(set(tasks)) != len(tasks):
+        raise ConfigError(f"benchmark {text}: a column is given twice")
 
 
 def get_benchmark(spec: str | Benchmark, *, crop: int | None = None) -> Benchmark:
-    """A benchmark from its name or ``paired:DIR[:TASK]`` / ``synthetic:DIR[:TASKS]``.
+    """A benchmark from its name or ``paired:DIR[:TASK]`` / ``synthetic:DIR[:TASKS]`` /
+    ``composite:DIR[:COMBOS]``.
 
-    ``crop`` applies to ``synthetic:`` only (side of a seeded per-image crop).
+    ``crop`` applies to ``synthetic:`` and ``composite:`` only (side of a seeded per-image crop;
+    ``composite:`` defaults to :data:`COMPOSITE_CROP`).
     """
     if isinstance(spec, Benchmark):
         return spec
@@ -600,7 +691,7 @@ def get_benchmark(spec: str | Benchmark, *, crop: int | None = None) -> Benchmar
     if text in BENCHMARKS:
         return BENCHMARKS[text]
     kind, sep, rest = text.partition(":")
-    if sep and kind in ("paired", "synthetic") and rest:
+    if sep and kind in ("paired", "synthetic", "composite") and rest:
         folder, _, extra = rest.partition(":")
         if kind == "paired":
             if extra and extra not in TASKS:
@@ -608,11 +699,12 @@ def get_benchmark(spec: str | Benchmark, *, crop: int | None = None) -> Benchmar
                     f"benchmark {text}: unknown task {extra!r}; tasks: {', '.join(TASKS)}"
                 )
             return PairedBenchmark(Path(folder), extra)
-        tasks = tuple(t.strip() for t in extra.split(",") if t.strip()) or DEFAULT_SYNTHETIC_TASKS
-        bad = [t for t in tasks if t not in TASKS]
-        if bad:
-            raise ConfigError(f"benchmark {text}: unknown tasks {bad}; tasks: {', '.join(TASKS)}")
+        default = CDD11_LIKE_COMBOS if kind == "composite" else DEFAULT_SYNTHETIC_TASKS
+        tasks = tuple(t.strip() for t in extra.split(",") if t.strip()) or default
+        _check_tasks(text, tasks)
         if crop is not None and crop < 8:
             raise ConfigError(f"--crop must be at least 8 px, not {crop}")
+        if kind == "composite":
+            return CompositeBenchmark(Path(folder), tasks, crop=crop or COMPOSITE_CROP)
         return SyntheticBenchmark(Path(folder), tasks, crop=crop)
     raise ConfigError(f"unknown benchmark {text!r}; expected one of {', '.join(list_benchmarks())}")

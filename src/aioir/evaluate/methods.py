@@ -7,22 +7,32 @@ the notes per column into the table. :func:`load_method` parses ``--model``:
 * ``classical:NAME`` — a method of :mod:`aioir.evaluate.classical`; ``classical:auto`` applies
   each case's task method (CBM3D for noise, DCP for haze, …);
 * anything else — a registered model name or saved-model path, run through
-  :class:`aioir.restore.Restorer` (padding, optional tiling, optional test-time adaptation).
+  :class:`aioir.restore.Restorer` (padding, optional tiling, optional test-time adaptation,
+  the network's own ``model_options``). A model option whose value is :data:`CASE_TASK`
+  (``"case"``) takes each case's task instead (``--task case``: ABAIR's oracle adapter per
+  column, ``haze+rain`` for a composite).
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import torch
 from torch import nn
 
+from aioir.errors import ConfigError
 from aioir.evaluate.benchmarks import Case
 from aioir.evaluate.classical import CLASSICAL_METHODS, TASK_METHODS, get_classical
+from aioir.models.protocols import InferenceConfigurable
+from aioir.models.wrappers import unwrap
 
-__all__ = ["ClassicalModel", "Method", "NetworkModel", "load_method"]
+__all__ = ["CASE_TASK", "ClassicalModel", "Method", "NetworkModel", "load_method"]
+
+#: A model-option value meaning "this case's task" (set before each case).
+CASE_TASK = "case"
 
 
 @runtime_checkable
@@ -83,6 +93,8 @@ class NetworkModel:
     ``tile=N`` uses N×N tiles with overlap blending. ``precision`` defaults to fp32 so numbers
     do not depend on autocast. ``tta`` runs the model's registered test-time adaptation;
     ``self_ensemble`` (``"flips"`` or ``"all"``) averages over flips/rotations (the papers' "+").
+    ``model_options`` go to the network's ``set_inference_options`` (e.g. ``{"adapter_mode":
+    "onehot"}``); values equal to :data:`CASE_TASK` are replaced by each case's task.
     """
 
     def __init__(
@@ -97,9 +109,13 @@ class NetworkModel:
         self_ensemble: bool | str = False,
         precision: str = "fp32",
         allow_untrained: bool = False,
+        model_options: Mapping[str, Any] | None = None,
     ) -> None:
         from aioir.restore.api import Restorer
 
+        options = dict(model_options or {})
+        self.per_case = sorted(k for k, v in options.items() if v == CASE_TASK)
+        static = {k: v for k, v in options.items() if k not in self.per_case}
         self.restorer = Restorer(
             model,
             checkpoint=checkpoint,
@@ -110,7 +126,16 @@ class NetworkModel:
             self_ensemble=self_ensemble,
             precision=precision,
             allow_untrained=allow_untrained,
+            # with per-case options, everything is set together before each case
+            model_options=None if self.per_case else static,
         )
+        network = unwrap(self.restorer.model)
+        if self.per_case and not isinstance(network, InferenceConfigurable):
+            raise ConfigError(
+                f"model {self.restorer.name} takes no inference options ({', '.join(options)})"
+            )
+        self._options = options
+        self._current: dict[str, Any] | None = None
         self.name = str(model) if not isinstance(model, nn.Module) else type(model).__name__
         self.checkpoint = None if checkpoint is None else str(checkpoint)
         self._settings = {
@@ -123,9 +148,22 @@ class NetworkModel:
             "checkpoint": self.checkpoint,
             "untrained": bool(allow_untrained and checkpoint is None),
         }
+        if options:
+            self._settings["model_options"] = options
 
     def restore(self, image: torch.Tensor, case: Case) -> tuple[torch.Tensor, str]:
-        """One padded (or tiled) forward pass of the network."""
+        """One padded (or tiled) forward pass of the network (after setting the per-case model
+        options, if any)."""
+        if self.per_case:
+            wanted = {**self._options, **dict.fromkeys(self.per_case, case.task)}
+            if wanted != self._current:
+                if not case.task:
+                    raise ConfigError(
+                        f"{case.dataset}/{case.name}: the benchmark gives no task for "
+                        f"'{self.per_case[0]} {CASE_TASK}'"
+                    )
+                self.restorer.set_model_options(wanted)
+                self._current = wanted
         return self.restorer.restore_tensor(image[None])[0].cpu(), ""
 
     def settings(self) -> dict[str, Any]:
@@ -143,15 +181,18 @@ def load_method(
     self_ensemble: bool | str = False,
     precision: str = "fp32",
     allow_untrained: bool = False,
+    model_options: Mapping[str, Any] | None = None,
 ) -> Method:
     """``--model`` → a :class:`Method` (see the module docstring)."""
-    from aioir.errors import ConfigError
-
     text = spec if isinstance(spec, nn.Module) else str(spec)
     if isinstance(text, str) and text.startswith("classical:"):
         if checkpoint is not None or tta or tile or self_ensemble:
             raise ConfigError(
                 f"{text}: --checkpoint, --tta, --tile and --self-ensemble apply to networks only"
+            )
+        if model_options:
+            raise ConfigError(
+                f"{text}: model options ({', '.join(sorted(model_options))}) apply to networks only"
             )
         return ClassicalModel(text.removeprefix("classical:"))
     return NetworkModel(
@@ -163,4 +204,5 @@ def load_method(
         self_ensemble=self_ensemble,
         precision=precision,
         allow_untrained=allow_untrained,
+        model_options=model_options,
     )

@@ -26,7 +26,7 @@ import torch
 
 from aioir.errors import ConfigError, DatasetLayoutError
 from aioir.evaluate.benchmarks import Benchmark, Case, Column, Rounding, get_benchmark
-from aioir.evaluate.methods import Method
+from aioir.evaluate.methods import CASE_TASK, Method
 from aioir.evaluate.niqe import NIQEModel, niqe
 from aioir.evaluate.report import BenchmarkResult, ColumnSummary, ImageResult
 
@@ -168,6 +168,12 @@ def evaluate(
         tta = settings["tta"]
         options = ", ".join(f"{k} {v}" for k, v in tta.items()) if isinstance(tta, dict) else ""
         notes.append("test-time adaptation" + (f" ({options})" if options else ""))
+    if settings.get("model_options"):
+        chosen = [
+            f"{k} = {v}" if v != CASE_TASK else f"{k} = each case's task"
+            for k, v in settings["model_options"].items()
+        ]
+        notes.append(f"model options: {', '.join(chosen)}")
     if any(c.niqe is not None for c in summaries):
         notes.append(
             "NIQE: pristine model fitted on aioir's photo corpus, not Mittal et al.'s; "

@@ -319,21 +319,15 @@ class Restorer:
         self.dtype = _resolve_precision(precision, self.device)
         self.model = resolve_model(model, checkpoint, allow_untrained=allow_untrained)
         self.model.to(self.device).eval()
+        self.name = (
+            os.fspath(model) if isinstance(model, (str, os.PathLike)) else type(model).__name__
+        )
         if model_options:
-            network = unwrap(self.model)
-            if not isinstance(network, InferenceConfigurable):
-                raise ConfigError(
-                    f"model {model!s} takes no inference options "
-                    f"({', '.join(sorted(model_options))})"
-                )
-            network.set_inference_options(**model_options)
+            self.set_model_options(model_options)
         # channels-last convolutions are 1.2–1.5× faster on CPUs (benchmarks/RESULTS.md)
         self.channels_last = self.device.type == "cpu"
         if self.channels_last:
             to_channels_last(self.model)
-        self.name = (
-            os.fspath(model) if isinstance(model, (str, os.PathLike)) else type(model).__name__
-        )
         self.multiple = max(1, int(getattr(self.model, "size_multiple", 1)))
         smallest = minimum_tile(tile_overlap, self.multiple)
         if tile and round_tile(tile, self.multiple) < smallest:
@@ -372,6 +366,16 @@ class Restorer:
             f"precision={str(self.dtype).removeprefix('torch.')!r}, tta={self.adapter is not None}, "
             f"self_ensemble={self.self_ensemble!r}, strength={self.strength:g})"
         )
+
+    def set_model_options(self, options: Mapping[str, Any]) -> None:
+        """Apply the network's own inference options (as ``model_options`` does; e.g. per
+        image); ConfigError for a model that takes none or an invalid option."""
+        network = unwrap(self.model)
+        if not isinstance(network, InferenceConfigurable):
+            raise ConfigError(
+                f"model {self.name} takes no inference options ({', '.join(sorted(options))})"
+            )
+        network.set_inference_options(**options)
 
     def decisions(self) -> list[str]:
         """What the network decided for each image of the last restoration, one line each

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 import lightning.pytorch as pl
 import torch
-import torch.nn.functional as F
 
 from aioir.models.wrappers import unwrap
 
@@ -16,16 +15,15 @@ __all__ = ["OracleAdapterWeights"]
 
 class OracleAdapterWeights(pl.Callback):
     """Before each training and validation batch, set the network's per-sample adapter weights
-    to the one-hot of each sample's task (``index[task_id]`` = its adapter); cleared after."""
+    to row ``task_id`` of ``rows`` (data tasks × adapters: the one-hot of each sample's task, or
+    the multi-hot of a composite task); cleared after."""
 
-    def __init__(self, index: Sequence[int], num_adapters: int) -> None:
-        self.index = torch.tensor(list(index), dtype=torch.long)
-        self.num_adapters = int(num_adapters)
+    def __init__(self, rows: torch.Tensor) -> None:
+        self.rows = rows.detach().float().cpu()
 
     def _set(self, pl_module: pl.LightningModule, batch: Mapping[str, Any]) -> None:
         ids = torch.as_tensor(batch["task_id"]).long().cpu()
-        weights = F.one_hot(self.index[ids], self.num_adapters).float()
-        unwrap(pl_module.model).task_weights = weights.to(pl_module.device)
+        unwrap(pl_module.model).task_weights = self.rows[ids].to(pl_module.device)
 
     def _clear(self, pl_module: pl.LightningModule) -> None:
         unwrap(pl_module.model).task_weights = None

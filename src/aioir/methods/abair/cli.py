@@ -4,7 +4,8 @@ Registered through the ``aioir.commands`` entry point (light imports). Adding a 
 two ``aioir train`` runs (``configs/abair/add-jpeg-*.yaml``).
 ``aioir restore --model M --adapter-mode soft|onehot|oracle|off [--task haze]`` chooses how the
 adapters are used (``--task`` alone means the oracle mode); ``--explain`` prints the estimator's
-probabilities per image.
+probabilities per image. ``aioir evaluate`` takes the same flags (``--task case``: each case's
+own task, the oracle per column).
 """
 
 from __future__ import annotations
@@ -33,7 +34,8 @@ def add_restore_arguments(group: Any) -> None:
         "--task",
         default=None,
         metavar="TASK",
-        help="the task whose adapter to use (implies --adapter-mode oracle), e.g. haze",
+        help="the task whose adapter to use (implies --adapter-mode oracle), e.g. haze; "
+        "haze+rain uses both; aioir evaluate: 'case' = each case's own task",
     )
 
 

@@ -267,9 +267,11 @@ class ABAIR(PromptIR):
         return self.tasks.index(task)
 
     def one_hot(self, task: str) -> Tensor:
-        """``1×K`` adapter weights selecting ``task``."""
+        """``1×K`` adapter weights selecting ``task``; a composite ``a+b`` selects each of its
+        tasks with weight 1 (multi-hot: the oracle of a composite degradation)."""
         w = torch.zeros(1, self.num_tasks)
-        w[0, self.task_index(task)] = 1.0
+        for part in task.split("+"):
+            w[0, self.task_index(part)] = 1.0
         return w
 
     def drop_segmentation_head(self) -> None:
@@ -307,8 +309,8 @@ class ABAIR(PromptIR):
             raise ConfigError(f"a task is given only with the oracle mode, not with {mode!r}")
         if mode == "oracle":
             if task is None:
-                raise ConfigError("the oracle mode needs a task (e.g. haze)")
-            self.task_index(task)
+                raise ConfigError("the oracle mode needs a task (e.g. haze, or haze+rain)")
+            self.one_hot(task)
         elif mode in ("soft", "onehot") and self.tasks and self.estimator is None:
             raise ConfigError(f"the {mode} mode needs the estimator")
         self.adapter_mode, self.oracle_task = mode, task

@@ -128,7 +128,7 @@ class ABAIRTrainingExtra(TrainingExtra):
         data_tasks = list(ctx.task_names)
         if self.phase == "pretrain":
             return
-        unknown = [t for t in data_tasks if t.split("+")[0] not in model.tasks]
+        unknown = [p for t in data_tasks for p in t.split("+") if p not in model.tasks]
         if unknown:
             raise ConfigError(
                 f"abair.phase: data task {unknown[0]!r} has no adapter "
@@ -136,11 +136,13 @@ class ABAIRTrainingExtra(TrainingExtra):
             )
         if self.phase == "adapters":
             train = section.train_tasks if section.train_tasks is not None else data_tasks
-            mark_only_lora_trainable(model, [model.task_index(t) for t in train])
+            parts = dict.fromkeys(p for t in train for p in t.split("+"))
+            mark_only_lora_trainable(model, [model.task_index(t) for t in parts])
             from aioir.methods.abair.callbacks import OracleAdapterWeights
 
-            index = [model.task_index(t) for t in data_tasks]
-            self.callback = OracleAdapterWeights(index, model.num_tasks)
+            # composite data tasks (haze+rain) use all their adapters at weight 1
+            rows = torch.cat([model.one_hot(t) for t in data_tasks])
+            self.callback = OracleAdapterWeights(rows)
         else:  # estimator
             assert model.estimator is not None
             for name, p in model.named_parameters():
