@@ -173,3 +173,94 @@ def test_white_balance_jitter_changes_the_clean_patch_shared_by_input_and_target
         assert float(ratio.max() - ratio.min()) > 1e-3
     with pytest.raises(ConfigError, match="white_balance"):
         SyntheticDegradationDataset(photos, ["clean"], 16, white_balance=1.5)
+
+
+def _chains(monkeypatch: pytest.MonkeyPatch) -> list:
+    """Record every Compose the dataset applies (its degradations, in application order)."""
+    from aioir.degradations import Compose
+
+    seen: list = []
+    original = Compose.apply
+
+    def spy(self, images, generator):
+        seen.append(self.degradations)
+        return original(self, images, generator)
+
+    monkeypatch.setattr(Compose, "apply", spy)
+    return seen
+
+
+def test_composite_tasks_chain_their_components_in_physical_order(
+    photos: list[Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen = _chains(monkeypatch)
+    specs = {
+        "noise": TaskSpec(("gaussian_noise",)),
+        "jpeg+noise": TaskSpec(),  # noise from the spec above, jpeg: a known task's default
+        "lowlight+haze+rain": TaskSpec(severity="severe"),
+    }
+    ds = SyntheticDegradationDataset(photos, specs, patch_size=16, seed=1, deterministic=True)
+    assert ds.task_names == ["noise", "jpeg+noise", "lowlight+haze+rain"]
+    assert sorted(ds.component_specs) == ["haze", "jpeg", "lowlight", "rain"]
+    for i in range(len(ds)):
+        item = ds[i]
+        assert item["input"].shape == (3, 16, 16) and item["task"] == ds.task_names[i // 3]
+    assert len(seen) == 6  # the plain task applies no Compose
+    pair = [[d.task for d in chain] for chain in seen[:3]]
+    triple = [[d.task for d in chain] for chain in seen[3:]]
+    assert pair == [["noise", "jpeg"]] * 3  # sensor noise before compression
+    assert triple == [["haze", "rain", "lowlight"]] * 3
+    assert all(d.name == "gaussian_noise" for chain in seen[:3] for d in chain[:1])
+    # the same item twice: the same chain and pixels (seeded by task and image name)
+    again = SyntheticDegradationDataset(photos, specs, patch_size=16, seed=1, deterministic=True)
+    _same(ds[4], again[4])
+
+
+def test_composite_severity_applies_to_components_without_their_own(
+    photos: list[Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen = _chains(monkeypatch)
+    specs = {
+        "noise": TaskSpec(("gaussian_noise",), severity=(0.0, 0.0)),
+        "noise+haze": TaskSpec(severity=(1.0, 1.0)),
+    }
+    ds = SyntheticDegradationDataset(photos, specs, patch_size=16, seed=0, deterministic=True)
+    for i in range(3, 6):
+        ds[i]
+    for haze, noise in seen:
+        assert noise.sigma == 5.0  # its own severity 0: σ = 5 + 55·0
+        assert haze.beta > 0.18  # the composite's severity 1: β = 0.2 ± 10 %
+
+
+@pytest.mark.parametrize(
+    ("tasks", "message"),
+    [
+        ({"noise+fog": TaskSpec()}, "component 'fog' is neither"),
+        ({"noise+rain": TaskSpec(("jpeg",))}, "composite task takes its components"),
+        (["rain+rain"], "repeats a component"),
+    ],
+)
+def test_composite_errors(photos: list[Path], tasks, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        SyntheticDegradationDataset(photos, tasks, patch_size=16)
+
+
+def test_composite_tasks_mix_with_cutmix(photos: list[Path]) -> None:
+    tasks = {"noise": TaskSpec(("gaussian_noise",)), "jpeg+noise": TaskSpec()}
+    ds = SyntheticDegradationDataset(photos, tasks, patch_size=16, cutmix=True, deterministic=True)
+    item = ds[3]
+    assert item["task"] == "jpeg+noise" and set(item["label_map"].unique().tolist()) <= {0, 1, 2}
+
+
+def test_shared_crops_crop_every_task_at_the_same_place(photos: list[Path]) -> None:
+    tasks = {"noise": ["gaussian_noise"], "jpeg": ["jpeg"], "jpeg+noise": TaskSpec()}
+    ds = SyntheticDegradationDataset(
+        photos, tasks, patch_size=16, deterministic=True, shared_crops=True
+    )
+    for j in range(3):
+        targets = [ds[t * 3 + j]["target"] for t in range(3)]
+        assert all(torch.equal(targets[0], x) for x in targets[1:])
+    plain = SyntheticDegradationDataset(photos, tasks, patch_size=16, deterministic=True)
+    assert not all(torch.equal(plain[j]["target"], plain[3 + j]["target"]) for j in range(2))
+    with pytest.raises(ConfigError, match="deterministic"):
+        SyntheticDegradationDataset(photos, tasks, patch_size=16, shared_crops=True)

@@ -62,8 +62,19 @@ def test_param_degradation_fixes_or_draws_fields() -> None:
         ({"noise": {"degradations": [{"name": "nope"}]}}, r"data\.tasks\.noise: .*nope"),
         ({"noise": {"degradations": [{"name": "gaussian_noise", "s": 1}]}}, "no parameter 's'"),
         ({"noise": {"degradations": [3]}}, "bad degradation entry 3"),
+        ({"haze+rain": {"degradations": ["jpeg"]}}, r"haze\+rain: a composite task .* severity"),
+        ({"haze++rain": None}, "empty component"),
+        (["haze+haze"], "repeats a component"),
     ],
 )
 def test_errors_name_the_entry(tasks, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         parse_task_specs(tasks)
+
+
+def test_a_composite_name_is_a_spec_with_only_a_severity() -> None:
+    specs = parse_task_specs(
+        {"haze": None, "haze+rain": {"severity": "severe"}, "rain+noise": None}
+    )
+    assert specs["haze+rain"] == TaskSpec((), "severe")
+    assert specs["rain+noise"] == TaskSpec()

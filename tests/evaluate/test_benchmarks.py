@@ -14,7 +14,10 @@ from aioir.degradations.noise import GaussianNoise
 from aioir.errors import ConfigError, DatasetLayoutError
 from aioir.evaluate.benchmarks import (
     BENCHMARKS,
+    CDD11_LIKE_COMBOS,
+    COMPOSITE_CROP,
     DEFAULT_SYNTHETIC_TASKS,
+    CompositeBenchmark,
     PairedBenchmark,
     SyntheticBenchmark,
     get_benchmark,
@@ -46,7 +49,17 @@ def test_parsing_of_parametrised_benchmarks(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "spec", ["promptir-4task", "paired:", "synthetic:x:fog", "paired:x:fog", "nope:x"]
+    "spec",
+    [
+        "promptir-4task",
+        "paired:",
+        "synthetic:x:fog",
+        "paired:x:fog",
+        "nope:x",
+        "composite:x:haze+fog",
+        "composite:x:haze+haze",
+        "composite:x:haze+rain,haze+rain",
+    ],
 )
 def test_bad_benchmark_names_raise_one_line_config_errors(spec):
     with pytest.raises(ConfigError) as exc:
@@ -212,3 +225,41 @@ def test_synthetic_benchmark_on_the_shipped_sample_photos():
     folder = sample_images()[0].parent
     bench = get_benchmark(f"synthetic:{folder}:clean")
     assert [p.name for p in bench.images()] == [p.name for p in sample_images()]
+
+
+def test_composite_benchmark_parsing_and_the_cdd11_like_default(tmp_path):
+    b = get_benchmark(f"composite:{tmp_path}")
+    assert isinstance(b, CompositeBenchmark) and b.tasks == CDD11_LIKE_COMBOS
+    assert b.crop == COMPOSITE_CROP and b.name == f"composite:{tmp_path}"
+    # CDD-11's shape: 4 singles, 5 pairs, 2 triples; noise stands in for snow
+    sizes = [len(c.split("+")) for c in CDD11_LIKE_COMBOS]
+    assert (sizes.count(1), sizes.count(2), sizes.count(3)) == (4, 5, 2)
+    assert "snow" not in "".join(CDD11_LIKE_COMBOS)
+    assert any("noise in place of snow" in line for line in b.notes())
+    c = get_benchmark(f"composite:{tmp_path}:haze+blur,rain", crop=32)
+    assert c.tasks == ("haze+blur", "rain") and c.crop == 32
+    assert c.name == f"composite:{tmp_path}:haze+blur,rain"
+    s = get_benchmark(f"synthetic:{tmp_path}:haze+rain")  # a composite column there too
+    assert s.tasks == ("haze+rain",) and not isinstance(s, CompositeBenchmark)
+
+
+def test_composite_columns_are_seeded_and_share_each_photos_crop(clean_dir, monkeypatch):
+    bench = get_benchmark(f"composite:{clean_dir}:haze,lowlight+haze,lowlight+haze+noise", crop=32)
+
+    def cases():
+        return {(c.key, c[i].name): c[i] for c in bench.columns(None) for i in range(len(c))}
+
+    first = cases()
+    assert len(first) == 9
+    for (key, name), case in first.items():
+        assert case.task == key and case.input.shape == (3, 32, 32)
+        same_photo = first[("haze", name)]
+        assert torch.equal(case.target, same_photo.target)  # the same crop in every column
+    inputs = [first[(k, "c0.png")].input for k in bench.tasks]
+    assert not torch.equal(inputs[0], inputs[1]) and not torch.equal(inputs[1], inputs[2])
+    import aioir.io
+
+    original = aioir.io.list_images
+    monkeypatch.setattr(aioir.io, "list_images", lambda f, r=False: original(f, r)[::-1])
+    second = cases()
+    assert all(torch.equal(first[k].input, second[k].input) for k in first)

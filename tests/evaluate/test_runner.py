@@ -12,7 +12,7 @@ from torch import nn
 
 from aioir.degradations import make_generator, seed_from_name
 from aioir.degradations.noise import GaussianNoise
-from aioir.errors import DatasetLayoutError
+from aioir.errors import ConfigError, DatasetLayoutError
 from aioir.evaluate.benchmarks import BENCHMARKS
 from aioir.evaluate.methods import ClassicalModel, NetworkModel, load_method
 from aioir.evaluate.niqe import fit_niqe_model
@@ -259,3 +259,44 @@ def test_clean_inputs_score_infinity_and_show_no_gain(tmp_path):
     (column,) = result.columns
     assert column.input_psnr == float("inf") and column.psnr_gain is None
     assert f"| ∞ | {column.psnr:.2f} | – |" in to_markdown(result)
+
+
+class OptionNet(TinyNet):
+    """TinyNet with inference options: records every call; ``gain`` scales the residual."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: list[dict] = []
+        self.gain = 1.0
+
+    def set_inference_options(self, **options) -> None:
+        self.calls.append(dict(options))
+        self.gain = float(options.get("gain", 1.0))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.gain * self.conv(x)
+
+
+def test_model_options_reach_the_network_and_case_means_each_cases_task(clean_dir):
+    from aioir.evaluate.benchmarks import get_benchmark
+
+    bench = get_benchmark(f"composite:{clean_dir}:haze,lowlight+haze", crop=32)
+    net = OptionNet().eval()
+    method = load_method(net, device="cpu", model_options={"gain": 0.0, "task": "case"})
+    result = evaluate(method, bench, limit=2, progress=False)
+    # set before the first case of each column, not again while the task stays the same
+    assert net.calls == [{"gain": 0.0, "task": "haze"}, {"gain": 0.0, "task": "lowlight+haze"}]
+    assert all(abs(c.psnr - c.input_psnr) < 1e-9 for c in result.columns)  # gain 0: identity
+    assert result.settings["model_options"] == {"gain": 0.0, "task": "case"}
+    assert "model options: gain = 0.0, task = each case's task" in result.notes
+
+    fixed = OptionNet().eval()
+    load_method(fixed, device="cpu", model_options={"gain": 2.0})
+    assert fixed.calls == [{"gain": 2.0}]  # static options: once, when loading
+
+
+def test_model_options_are_refused_where_they_cannot_apply():
+    with pytest.raises(ConfigError, match="takes no inference options"):
+        load_method(TinyNet().eval(), device="cpu", model_options={"task": "case"})
+    with pytest.raises(ConfigError, match="apply to networks only"):
+        load_method("classical:identity", model_options={"adapter_mode": "soft"})

@@ -65,3 +65,35 @@ def test_bad_task_and_model_without_options_exit_2(tmp_path: Path, saved: Path, 
     save_model(load_model("udair-tiny"), other)
     assert cli.main([*argv, "--model", str(other), "--adapter-mode", "soft"]) == 2
     assert "takes no inference options (adapter_mode)" in capsys.readouterr().err
+
+
+def _photos(folder: Path) -> Path:
+    rng = np.random.default_rng(1)
+    for i in range(2):
+        write_image(folder / f"p{i}.png", rng.random((36, 40, 3)).astype(np.float32))
+    return folder
+
+
+def test_evaluate_takes_the_adapter_mode_and_the_per_case_oracle(
+    tmp_path: Path, saved: Path, capsys
+) -> None:
+    bench = f"composite:{_photos(tmp_path / 'photos')}:haze,lowlight+haze"
+    argv = ["evaluate", "--model", str(saved), "--benchmark", bench, "--crop", "16"]
+    argv += ["--no-progress", "--json", str(tmp_path / "r.json")]
+    tables = {}
+    for flags in (["--adapter-mode", "off"], ["--task", "case"], ["--task", "haze"]):
+        code = cli.main([*argv, *flags])
+        out, err = capsys.readouterr()
+        assert code == 0, err
+        tables[flags[-1]] = out
+    assert "model options: task = each case's task" in tables["case"]
+    assert "model options: adapter_mode = off" in tables["off"]
+    rows = {
+        k: [r for r in v.splitlines() if r.startswith("| lowlight+haze")] for k, v in tables.items()
+    }
+    assert rows["case"] != rows["haze"] != rows["off"]  # the per-case oracle is not haze alone
+    haze = [r for r in tables["case"].splitlines() if r.startswith("| haze ")]
+    assert haze == [r for r in tables["haze"].splitlines() if r.startswith("| haze ")]
+    assert cli.main([*argv, "--task", "snow"]) == 1
+    err = capsys.readouterr().err
+    assert "no adapter for task 'snow'" in err and "Traceback" not in err

@@ -53,5 +53,9 @@ def test_estimator_term_single_and_multi_hot() -> None:
         CompositeLoss({"abair_estimator": 1.0})(
             _inputs(out, task_ids=ids, task_names=["snow", "haze"])
         )
+    with pytest.raises(ConfigError, match="needs mode: multi"):
+        CompositeLoss({"abair_estimator": 1.0})(
+            _inputs(out, task_ids=ids, task_names=["noise", "rain+haze"])
+        )
     with pytest.raises(ConfigError, match="mode"):
         CompositeLoss({"abair_estimator": {"mode": "soft"}})

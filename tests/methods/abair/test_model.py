@@ -88,6 +88,25 @@ def test_modes_soft_onehot_oracle_and_merge() -> None:
     assert len(lines) == 2 and "haze=" in lines[0] and lines[0].endswith("oracle haze")
 
 
+def test_the_oracle_of_a_composite_task_uses_each_of_its_adapters() -> None:
+    model = trained_like()
+    x = torch.rand(1, 3, 20, 28)
+    assert model.one_hot("haze+rain").tolist() == [[0.0, 1.0, 1.0, 0.0, 0.0]]
+    with torch.no_grad():
+        model.task_weights = torch.tensor([[0.0, 1.0, 1.0, 0.0, 0.0]])
+        both = model(x)
+        model.task_weights = None
+        model.set_inference_options(task="haze+rain")
+        torch.testing.assert_close(model(x), both)
+        model.set_inference_options(task="haze")
+        assert not torch.allclose(model(x), both)
+        model.merge_task("haze+rain")
+        torch.testing.assert_close(model(x), both, atol=1e-5, rtol=1e-5)
+        model.unmerge()
+    with pytest.raises(ConfigError, match="no adapter for task 'snow'"):
+        model.set_inference_options(task="haze+snow")
+
+
 def test_bad_options_are_config_errors() -> None:
     model = load_model("abair-tiny")
     with pytest.raises(ConfigError, match="no adapter for task 'snow'"):

@@ -52,6 +52,11 @@ def task_targets(
     """Class indices (``B``, single labels) or multi-hot rows (``B×K``) of ``batch_tasks``."""
     rows = []
     for name in batch_tasks:
+        if not multi and "+" in name:
+            raise ConfigError(
+                f"losses.abair_estimator: composite task {name!r} needs mode: multi "
+                "(sigmoid + BCE on multi-hot labels)"
+            )
         parts = name.split("+") if multi else [name]
         unknown = [p for p in parts if p not in model_tasks]
         if unknown:
