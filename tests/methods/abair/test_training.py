@@ -128,3 +128,45 @@ def test_three_phases_then_a_new_jpeg_task_keep_frozen_parts_bit_identical(
     _same(final.state_dict(), five.state_dict(), kept)  # backbone + the five old adapters
     new_adapter = [k for k in final.state_dict() if k.endswith("lora_B.5")]
     assert any(final.state_dict()[k].abs().sum() > 0 for k in new_adapter)
+
+
+@pytest.mark.slow
+def test_composite_estimator_phase_learns_multi_hot_labels(tmp_path: Path) -> None:
+    """Phase III on single + composite tasks: sigmoid BCE (mode multi), multi_label model;
+    only the estimator changes, and the saved model keeps multi_label."""
+    from aioir.engine.run import train
+
+    root = make_corpus(tmp_path / "corpus")
+    torch.manual_seed(0)
+    base = load_model("abair-tiny")
+    with torch.no_grad():
+        for p in lora_parameters(base):
+            p.normal_(0.0, 0.05)
+    save_model(base, tmp_path / "base")
+    tasks = {t: {} for t in TASKS} | {"lowlight+haze": {}, "haze+rain+noise": {}}
+    run = train(
+        _config(
+            root, model={"overrides": {"multi_label": True}}, data={"tasks": tasks},
+            losses={"abair_estimator": {"weight": 1.0, "mode": "multi"}},
+            abair={"phase": "estimator", "base": str(tmp_path / "base")},
+        ),
+        tmp_path / "p3",
+    )  # fmt: skip
+    model = load_model(run.export_dir)
+    assert model.multi_label and model.tasks == TASKS
+    kept = [k for k in base.state_dict() if not k.startswith("estimator.")]
+    _same(model.state_dict(), base.state_dict(), kept)
+    assert not torch.equal(model.estimator.head.weight, base.estimator.head.weight)
+    probs = model.task_probabilities(torch.zeros(1, 5))
+    assert torch.allclose(probs, torch.full((1, 5), 0.5))  # sigmoids, not a softmax
+
+
+def test_composite_data_tasks_need_adapters_for_every_component(tmp_path: Path) -> None:
+    from aioir.engine.run import train
+
+    root = make_corpus(tmp_path / "corpus")
+    config = _config(
+        root, data={"tasks": ["haze", "haze+jpeg"]}, abair={"phase": "adapters"},
+    )  # fmt: skip
+    with pytest.raises(ConfigError, match="data task 'jpeg' has no adapter"):
+        train(config, tmp_path / "run")
