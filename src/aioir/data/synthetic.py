@@ -95,7 +95,7 @@ COMPOSITE_SEPARATOR = "+"
 
 def composite_parts(task: str) -> tuple[str, ...]:
     """The component tasks of a composite task name (``"lowlight+haze"`` → ``("lowlight",
-    "haze")``); ``()`` for a plain task. ConfigError for an empty, repeated or single part."""
+    "haze")``); ``()`` for a plain task. ConfigError for an empty or repeated part."""
     if COMPOSITE_SEPARATOR not in task:
         return ()
     parts = tuple(p.strip() for p in task.split(COMPOSITE_SEPARATOR))
