@@ -38,6 +38,7 @@ from aioir.nn.prompts import (
     PromptRouter,
     SoftmaxRouter,
     TopKRouter,
+    build_router,
 )
 from aioir.nn.quantize import EMAVectorQuantizer
 from aioir.nn.vgg import VGG16Features, load_vgg16_features
@@ -71,6 +72,7 @@ __all__ = [
     "Upsample",
     "VGG16Features",
     "WithBiasLayerNorm",
+    "build_router",
     "inject_lora",
     "load_vgg16_features",
     "lora_parameters",
