@@ -20,7 +20,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from aioir.errors import ConfigError
 from aioir.losses.reconstruction import charbonnier_loss, fft_l1_loss, l1_loss, mean_color_loss
@@ -32,8 +32,10 @@ __all__ = [
     "LossInputs",
     "LossSpec",
     "LossTerm",
+    "loss_option_targets",
     "parse_loss_specs",
     "register_loss",
+    "with_loss_option",
 ]
 
 
@@ -44,6 +46,8 @@ class LossInputs:
     ``features`` and ``logit_scale`` come from a model's ``forward_features``; the batch
     is task-ordered with ``num_tasks × samples_per_task`` items when a term needs that.
     ``task_ids`` (``B``, positions in ``task_names``) is what per-task weights read.
+    ``input`` and ``model`` are the network's input and the network being trained, for terms
+    that run it again (e.g. on altered internal decisions); ``None`` outside training.
     """
 
     pred: Tensor
@@ -54,6 +58,8 @@ class LossInputs:
     samples_per_task: int = 1
     task_ids: Tensor | None = None
     task_names: Sequence[str] = ()
+    input: Tensor | None = None
+    model: nn.Module | None = None
 
 
 class LossTerm(Protocol):
@@ -107,6 +113,39 @@ def parse_loss_specs(config: Mapping[str, Any], where: str = "losses") -> list[L
             raise ConfigError(f"{where}.{name}.weight: expected a number, got {weight!r}")
         specs.append(LossSpec(str(name), float(weight), params))
     return specs
+
+
+def loss_option_targets(config: Mapping[str, Any], option: str) -> list[str]:
+    """The configured losses (``{name: weight or mapping}``) whose factory takes ``option``."""
+    import inspect
+
+    load_methods()
+    names = []
+    for name in config:
+        factory = LOSSES.get(str(name))
+        if factory is not None and option in inspect.signature(factory).parameters:
+            names.append(str(name))
+    return names
+
+
+def with_loss_option(
+    config: Mapping[str, Any], option: str, value: Any, where: str = "losses"
+) -> dict[str, Any]:
+    """``config`` with ``option: value`` set on every configured loss whose factory takes it
+    (e.g. a file of pretrained weights passed on the command line); :class:`ConfigError` when
+    none does."""
+    targets = loss_option_targets(config, option)
+    if not targets:
+        raise ConfigError(
+            f"{where}: no configured loss ({', '.join(map(str, config))}) takes {option!r}"
+        )
+    out = dict(config)
+    for name in targets:
+        current = out[name]
+        params = dict(current) if isinstance(current, Mapping) else {"weight": current}
+        params[option] = value
+        out[name] = params
+    return out
 
 
 class CompositeLoss:
