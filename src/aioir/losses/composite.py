@@ -46,8 +46,11 @@ class LossInputs:
     ``features`` and ``logit_scale`` come from a model's ``forward_features``; the batch
     is task-ordered with ``num_tasks × samples_per_task`` items when a term needs that.
     ``task_ids`` (``B``, positions in ``task_names``) is what per-task weights read.
-    ``input`` and ``model`` are the network's input and the network being trained, for terms
-    that run it again (e.g. on altered internal decisions); ``None`` outside training.
+    ``batch`` is the whole training batch (labels beyond the target, e.g. a CutMix
+    ``label_map``) and ``outputs`` the model's whole ``forward_features`` result, for terms
+    that need more than ``features``.
+    ``model`` is the network being trained, for terms that run it again on ``batch["input"]``
+    (e.g. with altered internal decisions); ``None`` outside training.
     """
 
     pred: Tensor
@@ -58,7 +61,8 @@ class LossInputs:
     samples_per_task: int = 1
     task_ids: Tensor | None = None
     task_names: Sequence[str] = ()
-    input: Tensor | None = None
+    batch: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    outputs: Any = None
     model: nn.Module | None = None
 
 

@@ -78,7 +78,7 @@ def _vgg_file(tmp_path: Path) -> Path:
 
 
 def _inputs(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> LossInputs:
-    return LossInputs(model(x), y, input=x, model=model)
+    return LossInputs(model(x), y, batch={"input": x}, model=model)
 
 
 def test_cpr_with_a_vgg16_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -155,7 +155,7 @@ def test_selffeat_is_weight_free_and_pushes_only_the_output() -> None:
     term = CompositeLoss({"cpr-selffeat": 1.0})
     x, y = torch.rand(2, 3, 16, 16), torch.rand(2, 3, 16, 16)
     pred = model(x).detach().requires_grad_(True)
-    value, logs = term(LossInputs(pred, y, input=x, model=model))
+    value, logs = term(LossInputs(pred, y, batch={"input": x}, model=model))
     assert value.item() < 0 and logs["cpr-selffeat_push"].item() > 0
     value.backward()
     assert pred.grad is not None and pred.grad.abs().sum() > 0
@@ -171,6 +171,6 @@ def test_cpr_needs_a_model_with_negatives() -> None:
     model = aioir.load_model("promptir-tiny")
     x = torch.rand(1, 3, 16, 16)
     with pytest.raises(ConfigError, match="no mismatched-prompt negatives"):
-        term(LossInputs(model(x), x, input=x, model=model))
+        term(LossInputs(model(x), x, batch={"input": x}, model=model))
     with pytest.raises(ConfigError, match="needs the network"):
         term(LossInputs(x, x))

@@ -163,7 +163,8 @@ class ContrastivePromptLoss:
         self.negatives_reduction, self.normalize = negatives_reduction, normalize
 
     def __call__(self, inputs: LossInputs) -> tuple[Tensor, dict[str, Tensor]]:
-        if inputs.model is None or inputs.input is None:
+        x = inputs.batch.get("input")
+        if inputs.model is None or x is None:
             raise ConfigError(f"losses.{self.name}: needs the network and its input (training)")
         net = unwrap(inputs.model)
         sample = getattr(net, "forward_negatives", None)
@@ -172,7 +173,7 @@ class ContrastivePromptLoss:
                 f"losses.{self.name}: {type(net).__name__} draws no mismatched-prompt "
                 "negatives (train a cpl model)"
             )
-        negatives = sample(inputs.input, self.negatives).to(inputs.pred.dtype)
+        negatives = sample(x, self.negatives).to(inputs.pred.dtype)
         return contrastive_prompt_loss(
             inputs.pred,
             inputs.target,
