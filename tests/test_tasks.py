@@ -14,3 +14,16 @@ def test_canonical_order() -> None:
 
 def test_every_task_has_a_registered_degradation() -> None:
     assert {degradation_class(n).task for n in available_degradations()} == set(TASKS)
+
+
+def test_authors_task_names_are_aliases():
+    from aioir.tasks import TASK_ALIASES, TASKS, canonical_task
+
+    assert [canonical_task(t) for t in ("denoising", "dehazing", "deraining", "low-light")] == [
+        "noise",
+        "haze",
+        "rain",
+        "lowlight",
+    ]
+    assert canonical_task(" Underwater ") == "Underwater" and canonical_task("noise") == "noise"
+    assert set(TASK_ALIASES.values()) <= set(TASKS)
