@@ -27,3 +27,10 @@ def test_authors_task_names_are_aliases():
     ]
     assert canonical_task(" Underwater ") == "Underwater" and canonical_task("noise") == "noise"
     assert set(TASK_ALIASES.values()) <= set(TASKS)
+
+
+def test_benchmark_specs_accept_the_authors_task_names(tmp_path):
+    from aioir.evaluate.benchmarks import get_benchmark
+
+    assert get_benchmark(f"synthetic:{tmp_path}:dehazing,low-light").tasks == ("haze", "lowlight")
+    assert get_benchmark(f"paired:{tmp_path}:deraining").task == "rain"
