@@ -110,6 +110,7 @@ class NetworkModel:
         precision: str = "fp32",
         allow_untrained: bool = False,
         model_options: Mapping[str, Any] | None = None,
+        artifacts: Mapping[str, str | os.PathLike[str] | None] | None = None,
     ) -> None:
         from aioir.restore.api import Restorer
 
@@ -128,6 +129,7 @@ class NetworkModel:
             allow_untrained=allow_untrained,
             # with per-case options, everything is set together before each case
             model_options=None if self.per_case else static,
+            artifacts=artifacts,
         )
         network = unwrap(self.restorer.model)
         if self.per_case and not isinstance(network, InferenceConfigurable):
@@ -146,14 +148,16 @@ class NetworkModel:
             "self_ensemble": self.restorer.self_ensemble,
             "precision": precision,
             "checkpoint": self.checkpoint,
+            **{k: str(v) for k, v in (artifacts or {}).items() if v is not None},
             "untrained": bool(allow_untrained and checkpoint is None),
         }
         if options:
             self._settings["model_options"] = options
 
     def restore(self, image: torch.Tensor, case: Case) -> tuple[torch.Tensor, str]:
-        """One padded (or tiled) forward pass of the network (after setting the per-case model
-        options, if any)."""
+        """One padded (or tiled) forward pass of the network, after setting the per-case model
+        options, if any (a test-time adapter that needs a task gets the case's, as UDAIR's
+        authors' ``test.py`` takes it from the set's name)."""
         if self.per_case:
             wanted = {**self._options, **dict.fromkeys(self.per_case, case.task)}
             if wanted != self._current:
@@ -164,7 +168,7 @@ class NetworkModel:
                     )
                 self.restorer.set_model_options(wanted)
                 self._current = wanted
-        return self.restorer.restore_tensor(image[None])[0].cpu(), ""
+        return self.restorer.restore_tensor(image[None], task=case.task or None)[0].cpu(), ""
 
     def settings(self) -> dict[str, Any]:
         """Device, tiling, precision, TTA and checkpoint."""
@@ -182,11 +186,18 @@ def load_method(
     precision: str = "fp32",
     allow_untrained: bool = False,
     model_options: Mapping[str, Any] | None = None,
+    artifacts: Mapping[str, str | os.PathLike[str] | None] | None = None,
 ) -> Method:
     """``--model`` → a :class:`Method` (see the module docstring)."""
     text = spec if isinstance(spec, nn.Module) else str(spec)
     if isinstance(text, str) and text.startswith("classical:"):
-        if checkpoint is not None or tta or tile or self_ensemble:
+        if (
+            checkpoint is not None
+            or tta
+            or tile
+            or self_ensemble
+            or any((artifacts or {}).values())
+        ):
             raise ConfigError(
                 f"{text}: --checkpoint, --tta, --tile and --self-ensemble apply to networks only"
             )
@@ -205,4 +216,5 @@ def load_method(
         precision=precision,
         allow_untrained=allow_untrained,
         model_options=model_options,
+        artifacts=artifacts,
     )
