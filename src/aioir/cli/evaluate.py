@@ -19,8 +19,10 @@ _DESCRIPTION = (
     "metric protocol. Benchmarks: promptir-3task, promptir-5task, udair-source, "
     "udair-target (need --data-root), paired:DIR[:TASK] (DIR/input <-> DIR/target), "
     "synthetic:DIR[:TASKS] (clean photos degraded on the fly, seeded per image; a photo "
-    "corpus folder uses its test split). Relative DIRs are resolved against "
-    "--data-root when it is given."
+    "corpus folder uses its test split), photo-tasks:DIR[:COLUMNS] (the per-task bar: "
+    "seeded 256² crops of a corpus's test photos, one pinned degradation per column: σ15, "
+    "σ25, σ50, camera noise, haze, low light, rain, underwater, motion blur, clean). "
+    "Relative DIRs are resolved against --data-root when it is given."
 )
 
 
@@ -75,7 +77,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         p,
         "default (the shipped default model), a registered name, a saved-model path, or "
         "classical:NAME "
-        "(auto, identity, cbm3d, dcp, lime, grayworld, unsharp, median-derain)",
+        "(auto, identity, cbm3d, dcp, lime, adaptive-gamma, grayworld, unsharp, median-derain)",
         metavar=None,
         required=True,
     )
@@ -120,7 +122,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="NIQE where there is no ground truth (auto), on every output (all), or never",
     )
     p.add_argument(
-        "--crop", type=int, default=None, help="synthetic: benchmarks: seeded N×N crop per image"
+        "--crop",
+        type=int,
+        default=None,
+        help="synthetic: benchmarks: seeded N×N crop per image; photo-tasks: crop side "
+        "(default 256)",
     )
     p.add_argument(
         "--no-strict-counts",
