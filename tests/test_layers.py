@@ -76,6 +76,7 @@ def test_lazy_top_level_names_resolve():
 SRC = Path(__file__).resolve().parents[1] / "src" / "aioir"
 #: class names only a method package may use (its model, its artefacts)
 METHOD_CLASSES = {"UDAIR", "UDAIRBase", "UDAIRNAF", "UDAIROutput", "DAM", "SourceBank", "PromptIR"}
+METHOD_CLASSES |= {"ABAIR", "ABAIRFeatures", "DegradationEstimator", "GatedTransformerBlock"}
 
 
 def _shared_modules() -> list[Path]:
