@@ -25,7 +25,9 @@ the best classical method and the goal of the default model (:data:`GOALS`)::
 
 ``--baseline FILE.json`` (repeatable) adds results saved by an earlier ``--json`` (or by
 ``aioir evaluate --json``) to the tables instead of recomputing them — CBM3D takes ≈ 20 s per
-256² crop on one CPU thread, and its inputs never change.
+256² crop on one CPU thread, and its inputs never change. With ``--limit N`` the saved results
+are cut to their first N cases per column too, so every row is scored on the same cases
+(``photo-tasks`` orders cases crop-major: N = the number of photos is crop 0 of every photo).
 """
 
 from __future__ import annotations
@@ -110,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     spec = f"{kind}:{args.photos}" + (f":{args.tasks}" if args.tasks else "")
     bench = get_benchmark(spec, crop=args.crop)
     baseline = [
-        BenchmarkResult.from_dict(r)
+        _first_cases(BenchmarkResult.from_dict(r), args.limit)
         for path in args.baseline
         for r in json.loads(path.read_text(encoding="utf-8"))["results"]
     ]
@@ -156,6 +158,23 @@ def main(argv: list[str] | None = None) -> int:
     if args.json is not None:
         write_json(args.json, shown)
     return 0
+
+
+def _first_cases(result: BenchmarkResult, limit: int | None) -> BenchmarkResult:
+    """``result`` with every column cut to its first ``limit`` cases (summaries recomputed)."""
+    import dataclasses
+
+    from aioir.evaluate.report import ColumnSummary
+
+    if limit is None:
+        return result
+    images, columns = [], []
+    for c in result.columns:
+        rows = [r for r in result.images if r.dataset == c.key][:limit]
+        images += rows
+        columns.append(ColumnSummary.from_images(c.key, c.title, c.task, rows, c.expected))
+        columns[-1].notes = c.notes
+    return dataclasses.replace(result, columns=columns, images=images)
 
 
 def _columns_for(bench: Benchmark, method: str) -> Benchmark | None:
