@@ -18,6 +18,7 @@ Resolution order for ``spec``:
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
 
 from torch import nn
@@ -58,15 +59,24 @@ def resolve_model(
     checkpoint: str | os.PathLike[str] | None = None,
     *,
     allow_untrained: bool = False,
+    artifacts: Mapping[str, str | os.PathLike[str] | None] | None = None,
 ) -> nn.Module:
     """Load the model that ``spec`` names (see the module docstring), in eval mode, on the CPU.
+
+    ``artifacts``: files to attach (``{"bank": PATH}``, :func:`aioir.models.artifacts.
+    attach_artifact_files`), e.g. UDAIR's source bank beside a ``checkpoint``.
 
     Raises:
         ConfigError: no default model shipped, an unknown name, a missing path, or a registered
             name without weights (and ``allow_untrained`` not given).
         CheckpointError: a weights file that cannot be read or does not fit.
     """
+    files = {k: v for k, v in (artifacts or {}).items() if v is not None}
     if isinstance(spec, nn.Module):
+        if files:
+            from aioir.models.artifacts import attach_artifact_files
+
+            attach_artifact_files(spec, files, type(spec).__name__)
         if checkpoint is not None:
             raise ConfigError("checkpoint= cannot be combined with a model object")
         if not allow_untrained:
@@ -93,22 +103,22 @@ def resolve_model(
             raise ConfigError(
                 "--checkpoint needs a model name (e.g. --model udair), not the default model"
             )
-        return load_model(weights).eval()
+        return load_model(weights, **files).eval()
     path = Path(text).expanduser()
     if not is_registered(text) and path.exists():
-        return load_model(path, checkpoint).eval()
+        return load_model(path, checkpoint, **files).eval()
     if is_registered(text):
         if checkpoint is not None:
-            return load_model(text, checkpoint).eval()
+            return load_model(text, checkpoint, **files).eval()
         weights = shipped_weights(text.lower())
         if weights is not None:
-            return load_model(weights).eval()
+            return load_model(weights, **files).eval()
         if not allow_untrained:
             raise ConfigError(
                 f"model {text!r} has no trained weights; pass --checkpoint PATH or a saved "
                 "model path (or --allow-untrained to run it with random weights)"
             )
-        return load_model(text).eval()
+        return load_model(text, **files).eval()
     if _looks_like_path(text):
         raise ConfigError(f"{text}: no such model file or folder")
     return load_model(text)  # raises ConfigError: unknown model, with close matches
