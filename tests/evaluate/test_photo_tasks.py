@@ -86,7 +86,7 @@ def test_columns_are_the_goal_rows_with_two_crops_per_test_photo(corpus):
     cases = [c[4] for c in cols]  # one case per column (rain takes ~0.5 s a case)
     for case in cases:
         assert case.input.shape == case.target.shape == (3, CROP, CROP)
-        assert 0.0 <= float(case.input.min()) and float(case.input.max()) <= 1.0
+        assert float(case.input.min()) >= 0.0 and float(case.input.max()) <= 1.0
         assert case.name == "p2@1.png" and case.meta["crop"] == 1
     # every column reads the same clean crops; crops 0 and 1 of a photo differ
     assert all(torch.equal(c.target, cases[0].target) for c in cases)
