@@ -13,6 +13,7 @@ from aioir.evaluate.benchmarks import Case
 from aioir.evaluate.classical import (
     CLASSICAL_METHODS,
     TASK_METHODS,
+    adaptive_gamma,
     cbm3d,
     dark_channel,
     dehaze_dcp,
@@ -46,8 +47,19 @@ def _degrade(name: str, clean: np.ndarray, severity: float = 0.5, seed: int = 2)
 
 
 def test_every_task_has_a_method_and_names_are_checked():
-    assert set(TASK_METHODS) == {"noise", "haze", "lowlight", "underwater", "blur", "rain"}
+    assert set(TASK_METHODS) == {
+        "noise",
+        "haze",
+        "lowlight",
+        "underwater",
+        "blur",
+        "rain",
+        "clean",
+    }
     assert TASK_METHODS["haze"] == "dcp" and TASK_METHODS["noise"] == "cbm3d"
+    assert TASK_METHODS["lowlight"] == "lime" and TASK_METHODS["clean"] == "identity"
+    assert all(m in CLASSICAL_METHODS for m in TASK_METHODS.values())
+    assert CLASSICAL_METHODS["adaptive-gamma"].task == "lowlight"
     with pytest.raises(ConfigError, match="unknown classical method"):
         get_classical("wiener")
     assert "not deblurring" in CLASSICAL_METHODS["unsharp"].title
@@ -127,3 +139,30 @@ def test_classical_auto_dispatches_by_task_and_falls_back_to_identity():
     assert "LIME" in note and out.shape == img.shape and not torch.equal(out, img)
     out, note = auto.restore(img, Case("x", "a.png", "", img, None))
     assert torch.equal(out, img) and "no classical method" in note
+
+
+def test_adaptive_gamma_brightens_a_dark_image_towards_half_and_keeps_mid_grey():
+    clean = _centre("wine.jpg", 64)
+    dark = clean * 0.15
+    out = adaptive_gamma(dark)
+    luma = np.array([0.299, 0.587, 0.114])
+    before, after = float((dark @ luma).mean()), float((out @ luma).mean())
+    assert before < 0.15 and 0.4 < after <= 0.5 + 1e-9  # Jensen: a power < 1 lands at ≤ 0.5
+    assert _psnr(out, clean) > _psnr(dark, clean) + 3.0
+    # an image whose mean luma is 0.5 is (nearly) left alone
+    rng = np.random.default_rng(0)
+    grey = np.clip(0.5 + rng.normal(0, 0.05, (32, 32, 3)), 0, 1)
+    grey += 0.5 - float((grey @ luma).mean())
+    assert np.abs(adaptive_gamma(grey) - grey).max() < 1e-3
+    # a bright image darkens (γ > 1); the order of pixels is kept
+    bright = np.clip(clean * 0.3 + 0.65, 0, 1)
+    assert float((adaptive_gamma(bright) @ luma).mean()) < float((bright @ luma).mean())
+    with pytest.raises(ValueError, match="target"):
+        adaptive_gamma(dark, target=1.0)
+
+
+def test_classical_auto_leaves_clean_inputs_alone():
+    img = torch.rand(3, 16, 16)
+    case = Case("clean", "x.png", "clean", img, img, {})
+    out, note = ClassicalModel("auto").restore(img, case)
+    assert torch.equal(out, img) and "no classical method" not in note

@@ -21,10 +21,12 @@ _DESCRIPTION = (
     "udair-target (need --data-root), paired:DIR[:TASK] (DIR/input <-> DIR/target), "
     "synthetic:DIR[:TASKS] (clean photos degraded on the fly, seeded per image; a photo "
     "corpus folder uses its test split), composite:DIR[:COMBOS] (the same with composite "
-    "degradations such as lowlight+haze; default: 11 CDD-11-like combinations). Relative "
-    "DIRs are resolved against --data-root when it is given. Model options (e.g. "
-    "--adapter-mode) are the ones aioir restore takes; the value 'case' means each case's "
-    "task (--task case: the oracle)."
+    "degradations such as lowlight+haze; default: 11 CDD-11-like combinations), "
+    "photo-tasks:DIR[:COLUMNS] (the per-task bar: seeded 256² crops of a corpus's test photos, "
+    "one pinned degradation per column: σ15, σ25, σ50, camera noise, haze, low light, rain, "
+    "underwater, motion blur, clean). Relative DIRs are resolved against --data-root when it "
+    "is given. Model options (e.g. --adapter-mode) are the ones aioir restore takes; the value "
+    "'case' means each case's task (--task case: the oracle)."
 )
 
 
@@ -83,7 +85,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         p,
         "default (the shipped default model), a registered name, a saved-model path, or "
         "classical:NAME "
-        "(auto, identity, cbm3d, dcp, lime, grayworld, unsharp, median-derain)",
+        "(auto, identity, cbm3d, dcp, lime, adaptive-gamma, grayworld, unsharp, median-derain)",
         metavar=None,
         required=True,
     )
@@ -132,7 +134,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--crop",
         type=int,
         default=None,
-        help="synthetic:/composite: benchmarks: seeded N×N crop per image (composite: 256)",
+        help="synthetic:/composite: benchmarks: seeded N×N crop per image (composite: 256); "
+        "photo-tasks: crop side (default 256)",
     )
     p.add_argument(
         "--no-strict-counts",

@@ -1,10 +1,12 @@
 """Evaluation: named benchmarks, classical comparators, NIQE, and report tables.
 
 * :mod:`~aioir.evaluate.benchmarks` — ``promptir-3task``, ``promptir-5task``, ``udair-source``,
-  ``udair-target``, ``paired:DIR[:TASK]``, ``synthetic:DIR[:TASKS]``; seeded test degradations.
+  ``udair-target``, ``paired:DIR[:TASK]``, ``synthetic:DIR[:TASKS]``, ``photo-tasks:DIR[:COLUMNS]``
+  (the per-task bar); seeded test degradations.
 * :mod:`~aioir.evaluate.methods` — :func:`load_method`: networks (through
   :class:`aioir.restore.Restorer`) and ``classical:NAME`` comparators behind one interface.
-* :mod:`~aioir.evaluate.classical` — CBM3D, dark channel prior, LIME, gray world, baselines.
+* :mod:`~aioir.evaluate.classical` — CBM3D, dark channel prior, LIME, adaptive gamma, gray world,
+  baselines.
 * :mod:`~aioir.evaluate.niqe` — NIQE with a pristine model fitted on aioir's photo corpus.
 * :mod:`~aioir.evaluate.runner` — :func:`evaluate`, the loop.
 * :mod:`~aioir.evaluate.report` — markdown / JSON / CSV, with the protocol header on every table.

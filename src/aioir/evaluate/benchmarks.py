@@ -28,6 +28,13 @@ names (:func:`get_benchmark`):
     :data:`CDD11_LIKE_COMBOS`, CDD-11's eleven combinations of low light, haze, rain and snow
     with **noise in place of snow** (aioir has no snow degradation); seeded 256×256 crops
     (``--crop`` changes the side).
+``photo-tasks:DIR[:COLUMNS]``
+    aioir's per-task bar: seeded 256×256 crops (two per photo) of the clean photos in ``DIR`` (a
+    photo corpus's ``test`` split), one column per restoration goal, each made by exactly one
+    pinned degradation — Gaussian noise σ 15 / 25 / 50 (8-bit, σ known to the methods as
+    ``meta["sigma"]``), camera noise (signal-dependent + JPEG, σ not given), haze, low light,
+    rain, underwater, camera-shake motion blur, and ``clean`` (input = target). ``COLUMNS``
+    selects some of them (comma-separated keys, :data:`PHOTO_TASK_COLUMNS`).
 
 **Seeded test degradations.** Noisy CBSD68 inputs are ``GaussianNoise(σ, quantize=True)`` (8-bit
 clean image + σ·N(0, 1), clipped, 8-bit) drawn with the generator seeded by
@@ -36,6 +43,18 @@ clean image + σ·N(0, 1), clipped, 8-bit) drawn with the generator seeded by
 task and file name; the degradation of the task and its severity — uniform inside the
 ``moderate`` tier by default — are drawn per image). Both depend only on the file name, never on
 listing order or on the method, so every run and every method sees the same inputs.
+
+**photo-tasks.** Every column of ``photo-tasks:DIR`` reads the same crops: crop ``k`` of photo
+``P`` has its top-left corner drawn with ``seed_from_name('crop/P/k')`` (photos smaller than the
+crop are bicubic-upscaled first), and its case name is ``<stem>@<k><suffix>``. The Gaussian
+columns add ``GaussianNoise(σ, quantize=True)`` seeded by ``seed_from_name(case name, σ)`` (the
+CBSD68 protocol above). Every other column draws its degradation's parameters at a severity
+uniform inside the ``moderate`` tier (camera noise: then JPEG inside the ``mild`` tier, quality
+67–95, as a camera writes it) from ``seed_from_name('<column>/<case name>')``, applied to the crop
+with 16 px of real context that is cut away afterwards (blur kernels see no artificial border).
+Cases are ordered crop-major (all photos' crop 0, then crop 1), so ``--limit N`` with N = the
+number of photos evaluates one crop of every photo. Inputs depend only on the photo's file name,
+its pixels, the crop side and ``k`` — never on the method or the listing order.
 """
 
 from __future__ import annotations
@@ -56,6 +75,7 @@ __all__ = [
     "CDD11_LIKE_COMBOS",
     "COMPOSITE_CROP",
     "DEFAULT_SYNTHETIC_TASKS",
+    "PHOTO_TASK_COLUMNS",
     "Benchmark",
     "Case",
     "Column",
@@ -64,6 +84,8 @@ __all__ = [
     "CountReport",
     "LayoutBenchmark",
     "PairedBenchmark",
+    "PhotoTaskColumn",
+    "PhotoTasksBenchmark",
     "SyntheticBenchmark",
     "get_benchmark",
     "list_benchmarks",
@@ -301,6 +323,21 @@ def _noise_column(
     )
 
 
+def _clean_photos(folder: Path, benchmark: str) -> list[Path]:
+    """A photo corpus's ``test`` split, or every image in ``folder`` (DatasetLayoutError if
+    there is none)."""
+    from aioir.data.photos import is_photo_corpus, load_corpus
+    from aioir.io import list_images
+
+    if not folder.is_dir():
+        what = "is not a folder" if folder.exists() else "folder does not exist"
+        raise DatasetLayoutError(f"{folder}: {what} (benchmark {benchmark})")
+    paths = load_corpus(folder).split("test") if is_photo_corpus(folder) else list_images(folder)
+    if not paths:
+        raise DatasetLayoutError(f"{folder}: no clean images (benchmark {benchmark})")
+    return paths
+
+
 @dataclasses.dataclass(frozen=True)
 class ColumnSpec:
     """One column of a :class:`LayoutBenchmark`.
@@ -488,20 +525,7 @@ class SyntheticBenchmark(Benchmark):
     def images(self, root: Path | None = None) -> list[Path]:
         """The clean images: a photo corpus's ``test`` split, or every image in the folder
         (also when its ``SOURCES.tsv`` is not a corpus's, e.g. the shipped sample photos)."""
-        from aioir.data.photos import is_photo_corpus, load_corpus
-        from aioir.io import list_images
-
-        folder = self.folder if root is None else Path(root) / self.folder
-        if not folder.is_dir():
-            what = "is not a folder" if folder.exists() else "folder does not exist"
-            raise DatasetLayoutError(f"{folder}: {what} (benchmark {self.name})")
-        if is_photo_corpus(folder):
-            paths = load_corpus(folder).split("test")
-        else:
-            paths = list_images(folder)
-        if not paths:
-            raise DatasetLayoutError(f"{folder}: no clean images (benchmark {self.name})")
-        return paths
+        return _clean_photos(self.folder if root is None else Path(root) / self.folder, self.name)
 
     def columns(self, root: Path | None, *, noise_rounding: Rounding = "round") -> list[Column]:
         from aioir.data.synthetic import SyntheticDegradationDataset
@@ -581,6 +605,201 @@ class CompositeBenchmark(SyntheticBenchmark):
         return lines
 
 
+@dataclasses.dataclass(frozen=True)
+class PhotoTaskColumn:
+    """One column of ``photo-tasks:DIR``: how its inputs are made from the clean crops.
+
+    ``degradations``: ``(registered name, severity tier)`` pairs applied in order (none: the
+    input is the clean crop); ``sigma``: 8-bit Gaussian noise of this σ (0–255), given to the
+    methods as ``meta["sigma"]``, instead of ``degradations``.
+    """
+
+    key: str
+    title: str
+    task: str
+    degradations: tuple[tuple[str, str], ...] = ()
+    sigma: float | None = None
+
+    def describe(self) -> str:
+        """One phrase for the notes: what made this column's inputs."""
+        if self.sigma is not None:
+            return f"GaussianNoise(σ {self.sigma:g}, 8-bit, σ known)"
+        if not self.degradations:
+            return "none (input = target)"
+        return " → ".join(f"{name} ({tier})" for name, tier in self.degradations)
+
+
+#: The columns of ``photo-tasks:DIR``, in table order (the rows of the default model's goal).
+PHOTO_TASK_COLUMNS: tuple[PhotoTaskColumn, ...] = (
+    PhotoTaskColumn("s15", "σ15", "noise", sigma=15.0),
+    PhotoTaskColumn("s25", "σ25", "noise", sigma=25.0),
+    PhotoTaskColumn("s50", "σ50", "noise", sigma=50.0),
+    PhotoTaskColumn(
+        "camera-noise", "camera noise", "noise", (("camera_noise", "moderate"), ("jpeg", "mild"))
+    ),
+    PhotoTaskColumn("haze", "haze", "haze", (("haze", "moderate"),)),
+    PhotoTaskColumn("lowlight", "low light", "lowlight", (("low_light", "moderate"),)),
+    PhotoTaskColumn("rain", "rain", "rain", (("rain", "moderate"),)),
+    PhotoTaskColumn("underwater", "underwater", "underwater", (("underwater", "moderate"),)),
+    PhotoTaskColumn("motion-blur", "motion blur", "blur", (("motion_blur", "moderate"),)),
+    PhotoTaskColumn("clean", "clean", "clean"),
+)
+
+
+class _PhotoCrops:
+    """The seeded crops of ``photo-tasks``: decoded once per photo, shared by every column."""
+
+    def __init__(self, paths: Sequence[Path], crop: int, crops_per_photo: int, margin: int):
+        self.paths, self.crop, self.per_photo, self.margin = (
+            list(paths),
+            crop,
+            crops_per_photo,
+            margin,
+        )
+        self._cache: dict[int, torch.Tensor] = {}
+
+    def __len__(self) -> int:
+        return len(self.paths) * self.per_photo
+
+    def locate(self, index: int) -> tuple[Path, int]:
+        """``(photo, crop number)`` of case ``index`` (crop-major order)."""
+        k, j = divmod(index, len(self.paths))
+        return self.paths[j], k
+
+    @staticmethod
+    def case_name(photo: Path, k: int) -> str:
+        return f"{photo.stem}@{k}{photo.suffix}"
+
+    def _photo(self, j: int) -> torch.Tensor:
+        cached = self._cache.get(j)
+        if cached is None:
+            from aioir.data.transforms import ensure_min_size
+            from aioir.io import read_image
+
+            rgb = torch.from_numpy(read_image(self.paths[j])).permute(2, 0, 1)
+            rgb = ensure_min_size(rgb.float(), self.crop)
+            cached = rgb.mul(255.0).round_().clamp_(0, 255).to(torch.uint8).contiguous()
+            self._cache[j] = cached
+        return cached
+
+    def region(self, index: int) -> tuple[torch.Tensor, tuple[int, int, int, int]]:
+        """Crop ``index`` with up to ``margin`` px of context: ``(1×3×h×w region in [0, 1],
+        (top, left) of the crop in the photo, (dt, dl) of the crop in the region)``."""
+        from aioir.data.transforms import random_crop_box
+        from aioir.degradations import make_generator, seed_from_name
+
+        photo, k = self.locate(index)
+        img = self._photo(index % len(self.paths))
+        _, h, w = img.shape
+        gen = make_generator(seed_from_name(f"crop/{photo.name}/{k}"))
+        top, left = random_crop_box(h, w, self.crop, gen)
+        t0, l0 = max(0, top - self.margin), max(0, left - self.margin)
+        t1 = min(h, top + self.crop + self.margin)
+        l1 = min(w, left + self.crop + self.margin)
+        region = img[:, t0:t1, l0:l1].float().div_(255.0)[None]
+        return region, (top, left, top - t0, left - l0)
+
+
+@dataclasses.dataclass(frozen=True)
+class PhotoTasksBenchmark(Benchmark):
+    """``photo-tasks:DIR[:COLUMNS]``: one column per restoration goal on seeded photo crops.
+
+    ``keys``: keys of :data:`PHOTO_TASK_COLUMNS` (default all, in table order); ``crop``:
+    side of the square crops; ``crops_per_photo``: crops per photo (cases per column = photos ×
+    this); ``margin``: context kept around a crop while degrading.
+    """
+
+    folder: Path
+    keys: tuple[str, ...] = tuple(c.key for c in PHOTO_TASK_COLUMNS)
+    crop: int = 256
+    crops_per_photo: int = 2
+    margin: int = 16
+    default_protocol: str = "clean"
+    expected_total: int | None = None
+    needs_root: bool = False
+
+    def __post_init__(self) -> None:
+        known = {c.key for c in PHOTO_TASK_COLUMNS}
+        bad = [k for k in self.keys if k not in known]
+        if bad or not self.keys:
+            raise ConfigError(
+                f"benchmark photo-tasks:{self.folder}: unknown columns {bad or '(none given)'}; "
+                f"columns: {', '.join(c.key for c in PHOTO_TASK_COLUMNS)}"
+            )
+        if self.crop < 8:
+            raise ConfigError(f"--crop must be at least 8 px, not {self.crop}")
+        if self.crops_per_photo < 1:
+            raise ConfigError(f"crops per photo must be at least 1, not {self.crops_per_photo}")
+
+    @property
+    def name(self) -> str:  # type: ignore[override]
+        every = tuple(c.key for c in PHOTO_TASK_COLUMNS)
+        return f"photo-tasks:{self.folder}" + (
+            "" if self.keys == every else ":" + ",".join(self.keys)
+        )
+
+    @property
+    def description(self) -> str:  # type: ignore[override]
+        return f"per-task bar on seeded {self.crop}² crops of the clean photos in {self.folder}"
+
+    def specs(self) -> list[PhotoTaskColumn]:
+        """The selected columns, in the order given."""
+        by_key = {c.key: c for c in PHOTO_TASK_COLUMNS}
+        return [by_key[k] for k in self.keys]
+
+    def columns(self, root: Path | None, *, noise_rounding: Rounding = "round") -> list[Column]:
+        folder = self.folder if root is None else Path(root) / self.folder
+        crops = _PhotoCrops(
+            _clean_photos(folder, self.name), self.crop, self.crops_per_photo, self.margin
+        )
+        return [self._column(spec, crops, noise_rounding) for spec in self.specs()]
+
+    def _column(self, spec: PhotoTaskColumn, crops: _PhotoCrops, rounding: Rounding) -> Column:
+        from aioir.degradations import (
+            degradation_class,
+            make_generator,
+            seed_from_name,
+            severity_from_tier,
+        )
+
+        size = self.crop
+
+        def load(i: int) -> Case:
+            region, (top, left, dt, dl) = crops.region(i)
+            photo, k = crops.locate(i)
+            name = crops.case_name(photo, k)
+            clean = region[0, :, dt : dt + size, dl : dl + size].contiguous()
+            meta: dict[str, Any] = {"photo": photo.name, "crop": k, "box": [top, left, size]}
+            if spec.sigma is not None:
+                meta.update(sigma=float(spec.sigma), rounding=rounding)
+                degraded = noisy_input(clean, name, spec.sigma, rounding)
+            elif spec.degradations:
+                gen = make_generator(seed_from_name(f"{spec.key}/{name}"))
+                out = region
+                for deg_name, tier in spec.degradations:
+                    severity = severity_from_tier(tier, gen)
+                    out = degradation_class(deg_name).sample(severity, gen).apply(out, gen)
+                    out = out.clamp(0.0, 1.0)
+                degraded = out[0, :, dt : dt + size, dl : dl + size].contiguous()
+                meta["degradations"] = [d for d, _ in spec.degradations]
+            else:
+                degraded = clean.clone()
+            return Case(spec.key, name, spec.task, degraded, clean, meta)
+
+        return Column(spec.key, spec.title, spec.task, len(crops), load, source=str(self.folder))
+
+    def notes(self, noise_rounding: Rounding = "round") -> list[str]:
+        made = "; ".join(f"{c.title}: {c.describe()}" for c in self.specs())
+        return [
+            f"photo-tasks inputs: {self.crops_per_photo} seeded {self.crop}×{self.crop} crop(s) "
+            "per photo (the same crops in every column; seed = seed_from_name('crop/photo/k')), "
+            "one pinned degradation per column, severity uniform inside the named tier, seeded "
+            f"per case; Gaussian noise {'rounded to 8 bit' if noise_rounding == 'round' else 'truncated to uint8'}, "
+            "seed = seed_from_name(case name, σ)",
+            f"columns: {made}",
+        ]
+
+
 def _promptir(name: str, five: bool) -> LayoutBenchmark:
     sots = ColumnSpec("sots", "SOTS", "test/dehaze", expected=500)
     rain = ColumnSpec("rain100l", "Rain100L", "test/derain/Rain100L", expected=100)
@@ -657,7 +876,13 @@ BENCHMARKS: dict[str, LayoutBenchmark] = {
 
 def list_benchmarks() -> list[str]:
     """Registered names plus the parametrised forms."""
-    return [*BENCHMARKS, "paired:DIR[:TASK]", "synthetic:DIR[:TASKS]", "composite:DIR[:COMBOS]"]
+    return [
+        *BENCHMARKS,
+        "paired:DIR[:TASK]",
+        "synthetic:DIR[:TASKS]",
+        "composite:DIR[:COMBOS]",
+        "photo-tasks:DIR[:COLUMNS]",
+    ]
 
 
 def _check_tasks(text: str, tasks: Sequence[str]) -> None:
@@ -680,10 +905,11 @@ def _check_tasks(text: str, tasks: Sequence[str]) -> None:
 
 def get_benchmark(spec: str | Benchmark, *, crop: int | None = None) -> Benchmark:
     """A benchmark from its name or ``paired:DIR[:TASK]`` / ``synthetic:DIR[:TASKS]`` /
-    ``composite:DIR[:COMBOS]``.
+    ``composite:DIR[:COMBOS]`` / ``photo-tasks:DIR[:COLUMNS]``.
 
-    ``crop`` applies to ``synthetic:`` and ``composite:`` only (side of a seeded per-image crop;
-    ``composite:`` defaults to :data:`COMPOSITE_CROP`).
+    ``crop`` applies to ``synthetic:`` and ``composite:`` (side of a seeded per-image crop;
+    ``composite:`` defaults to :data:`COMPOSITE_CROP`) and ``photo-tasks:`` (side of its crops;
+    default 256).
     """
     if isinstance(spec, Benchmark):
         return spec
@@ -691,6 +917,14 @@ def get_benchmark(spec: str | Benchmark, *, crop: int | None = None) -> Benchmar
     if text in BENCHMARKS:
         return BENCHMARKS[text]
     kind, sep, rest = text.partition(":")
+    if sep and kind == "photo-tasks" and rest:
+        folder, _, extra = rest.partition(":")
+        keys = tuple(k.strip() for k in extra.split(",") if k.strip())
+        return PhotoTasksBenchmark(
+            Path(folder),
+            keys or tuple(c.key for c in PHOTO_TASK_COLUMNS),
+            crop=256 if crop is None else crop,
+        )
     if sep and kind in ("paired", "synthetic", "composite") and rest:
         folder, _, extra = rest.partition(":")
         extra = ",".join(canonical_task(t) for t in extra.split(",")) if extra else extra

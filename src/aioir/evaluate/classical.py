@@ -15,6 +15,10 @@ name               task        method
                                with guided-filter refinement (He, Sun & Tang, TPAMI 2013)
 ``lime``           lowlight    LIME illumination-map estimation (Guo, Li & Ling, TIP 2017),
                                weighting strategy I, exact sparse solve, no BM3D post-step
+``adaptive-gamma`` lowlight    adaptive gamma: one exponent ``γ = ln 0.5 / ln μ`` on every RGB
+                               channel, ``μ`` the mean BT.601 luma — the mean-to-0.5 rule of
+                               ImageMagick's ``-auto-gamma`` (there per channel); not used by
+                               ``auto`` (LIME is), run it by name to report both
 ``grayworld``      underwater  gray-world white balance (Buchsbaum 1980) + per-channel 1–99 %
                                contrast stretch (as in Iqbal et al. 2007)
 ``unsharp``        blur        unsharp masking — a *sharpening baseline, not deblurring*:
@@ -22,6 +26,9 @@ name               task        method
 ``median-derain``  rain        median-filter streak suppression — a *labelled baseline*,
                                not a published deraining method
 =================  ==========  ===========================================================
+
+``classical:auto`` uses :data:`TASK_METHODS`: the table's method of each task, LIME for low
+light, and ``identity`` for ``clean`` inputs (nothing to restore).
 """
 
 from __future__ import annotations
@@ -41,6 +48,7 @@ __all__ = [
     "CLASSICAL_METHODS",
     "TASK_METHODS",
     "ClassicalMethod",
+    "adaptive_gamma",
     "cbm3d",
     "dark_channel",
     "dehaze_dcp",
@@ -207,6 +215,22 @@ def lime(
     return np.clip(img / t[:, :, None], 0.0, 1.0)
 
 
+def adaptive_gamma(image: np.ndarray, target: float = 0.5, eps: float = 1e-3) -> np.ndarray:
+    """Gamma correction whose exponent maps the mean luma ``μ`` to ``target``:
+    ``I^γ`` with ``γ = ln target / ln μ`` on every RGB channel (μ clipped to [eps, 1 − eps]).
+
+    A dark image (μ < 0.5) gets γ < 1 and brightens; a mid-grey one (μ = 0.5) is left as it is.
+    The rule is ImageMagick's ``-auto-gamma`` (which fits each channel separately); one exponent
+    for all channels keeps the hue of the image.
+    """
+    img = np.clip(np.asarray(image, dtype=np.float64), 0.0, 1.0)
+    if not 0.0 < target < 1.0:
+        raise ValueError(f"target mean must lie in (0, 1), got {target}")
+    mean = float(np.clip((img @ np.array(BT601_LUMA)).mean(), eps, 1.0 - eps))
+    gamma = np.log(target) / np.log(mean)
+    return np.clip(img**gamma, 0.0, 1.0)
+
+
 # --------------------------------------------------------------------------- underwater
 def grayworld_stretch(image: np.ndarray, low: float = 1.0, high: float = 99.0) -> np.ndarray:
     """Gray-world white balance, then a per-channel ``low``–``high`` percentile stretch."""
@@ -273,6 +297,12 @@ CLASSICAL_METHODS: dict[str, ClassicalMethod] = {
         ),
         ClassicalMethod("lime", "lowlight", "LIME (Guo et al. 2017)", _plain(lime)),
         ClassicalMethod(
+            "adaptive-gamma",
+            "lowlight",
+            "adaptive gamma, mean luma → 0.5 (ImageMagick -auto-gamma rule)",
+            _plain(adaptive_gamma),
+        ),
+        ClassicalMethod(
             "grayworld",
             "underwater",
             "gray world + contrast stretch (Buchsbaum 1980)",
@@ -295,7 +325,13 @@ CLASSICAL_METHODS: dict[str, ClassicalMethod] = {
 
 #: The method ``classical:auto`` uses for each task.
 TASK_METHODS: dict[str, str] = {
-    m.task: m.name for m in CLASSICAL_METHODS.values() if m.task is not None
+    "noise": "cbm3d",
+    "haze": "dcp",
+    "lowlight": "lime",
+    "underwater": "grayworld",
+    "blur": "unsharp",
+    "rain": "median-derain",
+    "clean": "identity",
 }
 
 

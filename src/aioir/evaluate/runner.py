@@ -87,7 +87,8 @@ def evaluate(
 
     Args:
         method: from :func:`aioir.evaluate.methods.load_method` (or any :class:`Method`).
-        benchmark: a name, ``paired:DIR[:TASK]``, ``synthetic:DIR[:TASKS]`` or a Benchmark.
+        benchmark: a name, ``paired:DIR[:TASK]``, ``synthetic:DIR[:TASKS]``,
+            ``photo-tasks:DIR[:COLUMNS]`` or a Benchmark.
         data_root: the dataset root (needed by the named benchmarks; ``paired:``/``synthetic:``
             folders are resolved against it when given).
         protocol: metric protocol name; default the benchmark's (``promptir`` for the PromptIR
@@ -101,7 +102,8 @@ def evaluate(
         niqe_mode: ``auto`` (NIQE where there is no ground truth), ``all`` or ``off``.
         niqe_model: pristine model for NIQE (default: the one fitted on aioir's photo corpus).
         save_images: folder for the restored images (``DIR/<benchmark>/<dataset>/<name>.png``).
-        crop: seeded per-image crop side for ``synthetic:`` benchmarks.
+        crop: seeded per-image crop side for ``synthetic:`` benchmarks (``photo-tasks:``: the
+            side of its crops, default 256).
         progress: show a tqdm progress bar on stderr.
     """
     from aioir.metrics import get_protocol

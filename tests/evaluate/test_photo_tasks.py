@@ -1,0 +1,184 @@
+"""``photo-tasks:DIR``: columns, case counts, seeded inputs, σ in meta, pinned degradations."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import pytest
+import torch
+
+from aioir.errors import ConfigError, DatasetLayoutError
+from aioir.evaluate.benchmarks import (
+    PHOTO_TASK_COLUMNS,
+    PhotoTasksBenchmark,
+    get_benchmark,
+    list_benchmarks,
+    noisy_input,
+)
+from aioir.evaluate.methods import ClassicalModel, load_method
+from aioir.evaluate.runner import evaluate
+from aioir.io import write_image
+
+COLUMNS = [
+    "s15",
+    "s25",
+    "s50",
+    "camera-noise",
+    "haze",
+    "lowlight",
+    "rain",
+    "underwater",
+    "motion-blur",
+    "clean",
+]
+CROP = 24
+
+
+@pytest.fixture
+def corpus(tmp_path: Path, crops) -> Path:
+    """A tiny photo corpus: 3 test photos (one smaller than the crop) and 2 train photos."""
+    root = tmp_path / "corpus"
+    rows = []
+    for i, (split, h, w) in enumerate(
+        [("test", 40, 48), ("train", 40, 48), ("test", 36, 44), ("train", 40, 40), ("test", 20, 22)]
+    ):
+        name = f"p{i}.png"
+        write_image(root / name, crops(60 + i, h, w))
+        rows.append([name, "pkg", "1", name, "CC0", "0" * 64, w, h, split, w, h])
+    header = "file package version path_in_package license sha256 width height split"
+    with (root / "SOURCES.tsv").open("w", encoding="utf-8", newline="") as fh:
+        writer = csv.writer(fh, delimiter="\t", lineterminator="\n")
+        writer.writerow([*header.split(), "orig_width", "orig_height"])
+        writer.writerows(rows)
+    return root
+
+
+def _bench(corpus: Path, columns: str = "") -> PhotoTasksBenchmark:
+    bench = get_benchmark(f"photo-tasks:{corpus}" + (f":{columns}" if columns else ""), crop=CROP)
+    assert isinstance(bench, PhotoTasksBenchmark)
+    return bench
+
+
+def test_columns_are_the_goal_rows_with_two_crops_per_test_photo(corpus):
+    assert [c.key for c in PHOTO_TASK_COLUMNS] == COLUMNS
+    assert "photo-tasks:DIR[:COLUMNS]" in list_benchmarks()
+    bench = _bench(corpus)
+    assert bench.name == f"photo-tasks:{corpus}" and bench.crops_per_photo == 2
+    cols = bench.columns(None)
+    assert [c.key for c in cols] == COLUMNS
+    assert [c.task for c in cols] == [
+        "noise",
+        "noise",
+        "noise",
+        "noise",
+        "haze",
+        "lowlight",
+        "rain",
+        "underwater",
+        "blur",
+        "clean",
+    ]
+    assert all(len(c) == 3 * 2 for c in cols)  # the 3 test photos only, 2 crops each
+    names = [cols[0][i].name for i in range(6)]
+    # crop-major: the first three cases are crop 0 of every photo
+    assert names == ["p0@0.png", "p2@0.png", "p4@0.png", "p0@1.png", "p2@1.png", "p4@1.png"]
+    cases = [c[4] for c in cols]  # one case per column (rain takes ~0.5 s a case)
+    for case in cases:
+        assert case.input.shape == case.target.shape == (3, CROP, CROP)
+        assert float(case.input.min()) >= 0.0 and float(case.input.max()) <= 1.0
+        assert case.name == "p2@1.png" and case.meta["crop"] == 1
+    # every column reads the same clean crops; crops 0 and 1 of a photo differ
+    assert all(torch.equal(c.target, cases[0].target) for c in cases)
+    assert not torch.equal(cols[0][1].target, cases[0].target)
+    assert torch.equal(cases[-1].input, cases[-1].target)  # clean: input = target
+    assert all(not torch.equal(c.input, c.target) for c in cases[:-1])
+    assert get_benchmark(f"photo-tasks:{corpus}").crop == 256  # the default crop side
+
+
+def test_column_selection_and_bad_specs(corpus):
+    bench = _bench(corpus, "haze,s25")
+    assert bench.name == f"photo-tasks:{corpus}:haze,s25"
+    assert [c.key for c in bench.columns(None)] == ["haze", "s25"]
+    for spec in (f"photo-tasks:{corpus}:fog", f"photo-tasks:{corpus}:s15,s30"):
+        with pytest.raises(ConfigError, match="unknown columns") as exc:
+            get_benchmark(spec)
+        assert "\n" not in str(exc.value)
+    with pytest.raises(ConfigError, match="at least 8"):
+        get_benchmark(f"photo-tasks:{corpus}", crop=4)
+    with pytest.raises(DatasetLayoutError, match="does not exist"):
+        get_benchmark(f"photo-tasks:{corpus / 'missing'}").columns(None)
+
+
+def test_inputs_are_deterministic_and_independent_of_the_method(corpus):
+    def inputs(bench: PhotoTasksBenchmark) -> dict[tuple[str, str], torch.Tensor]:
+        return {(c.key, c[i].name): c[i].input for c in bench.columns(None) for i in range(len(c))}
+
+    some = "s15,camera-noise,lowlight,motion-blur,clean"
+    first, second = inputs(_bench(corpus, some)), inputs(_bench(corpus, some))
+    assert len(first) == 5 * 6 and first.keys() == second.keys()
+    assert all(torch.equal(first[k], second[k]) for k in first)
+    # a column's inputs do not depend on which other columns are selected, nor on their order
+    alone = inputs(_bench(corpus, "motion-blur,s15"))
+    assert len(alone) == 12 and all(torch.equal(v, first[k]) for k, v in alone.items())
+    # the runner hands every method the same inputs: record what two methods were given
+    seen: dict[str, list[torch.Tensor]] = {}
+
+    class Recorder(ClassicalModel):
+        def restore(self, image, case):
+            seen.setdefault(self.method, []).append(image.clone())
+            return super().restore(image, case)
+
+    for method in ("identity", "adaptive-gamma"):
+        evaluate(Recorder(method), _bench(corpus, "lowlight,clean"), progress=False)
+    assert len(seen["identity"]) == len(seen["adaptive-gamma"]) == 12
+    assert all(torch.equal(a, b) for a, b in zip(seen["identity"], seen["adaptive-gamma"]))
+
+
+def test_gaussian_columns_carry_sigma_and_follow_the_8bit_protocol(corpus):
+    cols = {c.key: c for c in _bench(corpus, "s15,s25,s50,camera-noise").columns(None)}
+    for key, sigma in (("s15", 15.0), ("s25", 25.0), ("s50", 50.0)):
+        case = cols[key][2]
+        assert case.meta["sigma"] == sigma and case.task == "noise"
+        assert torch.equal(case.input, noisy_input(case.target, case.name, sigma, "round"))
+        levels = case.input * 255.0
+        assert torch.equal(levels, levels.round())  # 8-bit
+        residual = (case.input - case.target).std().item() * 255.0
+        assert residual == pytest.approx(sigma, rel=0.35)  # clipping shrinks it a little
+    camera = cols["camera-noise"][0]
+    assert "sigma" not in camera.meta and camera.meta["degradations"] == ["camera_noise", "jpeg"]
+    # classical:auto gives CBM3D the true σ on the Gaussian columns only
+    model = ClassicalModel("auto")
+    assert model._pick("noise")[0] == "cbm3d"
+
+
+def test_motion_blur_column_uses_only_motion_blur(corpus, monkeypatch):
+    from aioir.degradations import degradation_class
+
+    bench = _bench(corpus, "motion-blur")
+    assert bench.specs()[0].degradations == (("motion_blur", "moderate"),)
+    applied: list[str] = []
+    for name in ("motion_blur", "gaussian_blur", "defocus_blur"):
+        cls = degradation_class(name)
+        original = cls.apply
+
+        def spy(self, images, generator, original=original, name=name):
+            applied.append(name)
+            return original(self, images, generator)
+
+        monkeypatch.setattr(cls, "apply", spy)
+    col = bench.columns(None)[0]
+    for i in range(len(col)):
+        assert col[i].meta["degradations"] == ["motion_blur"]
+    assert applied == ["motion_blur"] * len(col)
+
+
+def test_classical_auto_on_photo_tasks_runs_end_to_end(corpus):
+    bench = _bench(corpus, "haze,lowlight,clean")
+    result = evaluate(load_method("classical:auto"), bench, protocol="clean", progress=False)
+    by_key = {c.key: c for c in result.columns}
+    assert by_key["clean"].psnr == float("inf") and by_key["clean"].n == 6
+    assert "LIME" in by_key["lowlight"].notes[0] and "dark channel" in by_key["haze"].notes[0]
+    gamma = evaluate(ClassicalModel("adaptive-gamma"), _bench(corpus, "lowlight"), progress=False)
+    assert gamma.columns[0].psnr > gamma.columns[0].input_psnr
+    assert any("photo-tasks inputs" in n for n in result.notes)
