@@ -6,7 +6,7 @@
 #
 # (build the corpus here first: aioir data photos data/photos1024-v4 --list photos-v4
 # --max-side 1024). MINUTES (default 7) bounds the training; then the run exports its best
-# checkpoint and evaluates it on the corpus test split. It starts from the GPU run's committed
+# checkpoint and evaluates it on the per-task bar (photo-tasks:, the corpus test split). It starts from the GPU run's committed
 # last.ckpt when there is one (exact resume), else from the CPU run's committed weights.
 # What comes back under $OUT (at most 8 files): last.ckpt, the export (model.safetensors,
 # config.json, bank.safetensors), metrics.csv, eval.json and the log. Afterwards, here:
@@ -46,5 +46,5 @@ fi
 cp "$RUN/checkpoints/last.ckpt" "$OUT/"
 cp "$RUN"/export/model.safetensors "$RUN"/export/config.json "$RUN"/export/bank.safetensors "$OUT/"
 cp "$(ls -d "$RUN"/logs/version_* | sort -V | tail -1)/metrics.csv" "$OUT/"
-"$PY" -m aioir evaluate --model "$RUN/export" --benchmark "synthetic:$CORPUS" --crop 256 \
+"$PY" -m aioir evaluate --model "$RUN/export" --benchmark "photo-tasks:$CORPUS" \
   --json "$OUT/eval.json" --device "$DEVICE"
