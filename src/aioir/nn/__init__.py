@@ -6,8 +6,10 @@ Activation-free (NAFNet-style) blocks: :class:`NAFBlock`. Codebooks: :class:`EMA
 :class:`VQVAE2`. Gates: :class:`GCT`, :class:`SimpleGate`, :class:`SimplifiedChannelAttention`.
 Prompts: :class:`PromptGenBlock` (+ routers), :class:`PromptInteraction`. Adapters:
 :class:`DistributionAdapter`, LoRA (:func:`inject_lora`, …). Guidance: :class:`FiLM`.
-Frozen feature stacks for losses: :class:`VGG16Features` (torchvision's key layout,
-:func:`load_vgg16_features` from a local file).
+Guided blocks: :class:`GuidedChannelAttention`, :class:`GuidedTransformerBlock`,
+:class:`GuidedBlockSequence`. Frozen feature stacks: :class:`VGG16Features` (torchvision's key
+layout, :func:`load_vgg16_features`), :class:`Dinov2Encoder` (Dinov2Model's key layout,
+:func:`load_dinov2`), each loaded from a local file.
 """
 
 from aioir.nn.adapters import (
@@ -26,9 +28,15 @@ from aioir.nn.adapters import (
 )
 from aioir.nn.attention import MDTA
 from aioir.nn.blocks import BlockSequence, Downsample, OverlapPatchEmbed, TransformerBlock, Upsample
+from aioir.nn.dinov2 import Dinov2Encoder, load_dinov2
 from aioir.nn.ffn import GDFN
 from aioir.nn.gates import GCT, SimpleGate, SimplifiedChannelAttention
 from aioir.nn.guidance import FiLM
+from aioir.nn.guided_attention import (
+    GuidedBlockSequence,
+    GuidedChannelAttention,
+    GuidedTransformerBlock,
+)
 from aioir.nn.naf import NAFBlock
 from aioir.nn.norm import BiasFreeLayerNorm, LayerNorm2d, WithBiasLayerNorm
 from aioir.nn.padding import pad_to_multiple, unpad
@@ -50,10 +58,14 @@ __all__ = [
     "VQVAE2",
     "BiasFreeLayerNorm",
     "BlockSequence",
+    "Dinov2Encoder",
     "DistributionAdapter",
     "Downsample",
     "EMAVectorQuantizer",
     "FiLM",
+    "GuidedBlockSequence",
+    "GuidedChannelAttention",
+    "GuidedTransformerBlock",
     "LayerNorm2d",
     "LoRAConv2d",
     "LoRALinear",
@@ -72,6 +84,7 @@ __all__ = [
     "VGG16Features",
     "WithBiasLayerNorm",
     "inject_lora",
+    "load_dinov2",
     "load_vgg16_features",
     "lora_parameters",
     "lora_state_dict",
