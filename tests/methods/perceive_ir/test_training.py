@@ -114,3 +114,29 @@ def test_shipped_configs_parse():
     assert cfg.losses["degradation_infonce"]["weight"] == 0.1
     assert cfg.losses["perceiver_quality"]["weight"] == 0.05
     assert cfg.losses["difficulty_perceptual"]["weight"] == 0.1
+    stage1 = load_config(CONFIGS / "stage1.yaml")
+    assert stage1.extras["quality_perceiver"].kind == "clip_prompts"
+    for name in ("3task.yaml", "5task.yaml"):
+        cfg = load_config(CONFIGS / name)
+        assert cfg.model.name == "perceive-ir" and cfg.data.patch_size == 256
+        weights = {k: v if isinstance(v, float) else v["weight"] for k, v in cfg.losses.items()}
+        assert weights == {
+            "l1": 1.0, "degradation_infonce": 0.1, "clip_quality": 0.05,
+            "difficulty_perceptual": 0.1,
+        }  # fmt: skip
+
+
+def test_paper_configs_name_each_missing_file(monkeypatch):
+    from aioir.errors import ConfigError
+    from aioir.losses import CompositeLoss
+
+    cfg = load_config(CONFIGS / "3task.yaml")
+    with pytest.raises(ConfigError, match=r"losses\.clip_quality\.clip"):
+        CompositeLoss(cfg.losses)
+    cfg = load_config(CONFIGS / "3task.yaml", ["losses={l1: 1, difficulty_perceptual: 0.1}"])
+    with pytest.raises(ConfigError, match=r"losses\.difficulty_perceptual\.vgg16"):
+        CompositeLoss(cfg.losses)
+    monkeypatch.delenv("AIOIR_DINOV2", raising=False)
+    model = aioir.load_model(cfg.model.name + "-tiny", **cfg.model.overrides)
+    with pytest.raises(ConfigError, match="dinov2=PATH"):
+        model(torch.rand(1, 3, 8, 8))

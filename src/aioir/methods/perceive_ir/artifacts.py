@@ -1,7 +1,11 @@
 """What a saved model keeps beside its weights for Perceive-IR (registered when the package
-loads): ``quality_perceiver`` — the three-tier perceiver a stage-1 run trained
-(``quality_perceiver.safetensors``), attached as ``model.quality_perceiver``
-(a :class:`PerceiverArtifact`, so its weights stay out of the network's state dict)."""
+loads), attached as plain holders so their weights stay out of the network's state dict:
+
+* ``quality_perceiver`` — the three-tier perceiver a stage-1 run trained
+  (``quality_perceiver.safetensors``), as ``model.quality_perceiver`` (:class:`PerceiverArtifact`);
+* ``quality_prompts`` — the CLIP quality prompts' context a stage-1 run learnt
+  (``quality_prompts.safetensors``), as ``model.quality_prompts`` (:class:`PromptsArtifact`).
+"""
 
 from __future__ import annotations
 
@@ -9,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from torch import nn
+from torch import Tensor, nn
 
 from aioir.methods.perceive_ir.perceiver import (
     PERCEIVER_FILE,
@@ -17,9 +21,22 @@ from aioir.methods.perceive_ir.perceiver import (
     load_perceiver,
     save_perceiver,
 )
+from aioir.methods.perceive_ir.quality_prompts import (
+    PROMPTS_FILE,
+    read_quality_prompts,
+    save_quality_prompts,
+)
 from aioir.models.artifacts import ModelArtifact, register_artifact
 
-__all__ = ["QUALITY_PERCEIVER", "PerceiverArtifact"]
+__all__ = ["QUALITY_PERCEIVER", "QUALITY_PROMPTS", "PerceiverArtifact", "PromptsArtifact"]
+
+
+@dataclass
+class PromptsArtifact:
+    """Learnt quality-prompt context (``3×n×width``) and its class words."""
+
+    context: Tensor
+    words: tuple[str, ...]
 
 
 @dataclass
@@ -42,3 +59,18 @@ def _load(model: nn.Module, folder: Path, value: Any) -> None:
 
 
 QUALITY_PERCEIVER = register_artifact(ModelArtifact("quality_perceiver", _save, _load))
+
+
+def _save_prompts(model: nn.Module, folder: Path) -> str | None:
+    held = getattr(model, "quality_prompts", None)
+    if not isinstance(held, PromptsArtifact):
+        return None
+    save_quality_prompts(held.context, held.words, folder / PROMPTS_FILE)
+    return PROMPTS_FILE
+
+
+def _load_prompts(model: nn.Module, folder: Path, value: Any) -> None:
+    model.quality_prompts = PromptsArtifact(*read_quality_prompts(folder / str(value)))
+
+
+QUALITY_PROMPTS = register_artifact(ModelArtifact("quality_prompts", _save_prompts, _load_prompts))

@@ -3,9 +3,10 @@
 * :class:`DifficultyProbeCallback` — the per-epoch PSNR probe: fixed crops chosen once, the
   model's mean PSNR on them at each epoch start handed to every loss term that takes it
   (``set_reference_psnr``), logged as ``train/probe_psnr``.
-* :class:`QualityPerceiverCallback` — one optimiser step of the three-tier perceiver per
-  training batch, on (input, the restorer's current output, target); its weights and optimiser
-  state live in the Lightning checkpoint (exact resume).
+* :class:`QualityPerceiverCallback` — one optimiser step of the three-tier scorer (the
+  from-scratch perceiver or CLIP's quality prompts) per training batch, on (input, the
+  restorer's current output, target); its weights and optimiser state live in the Lightning
+  checkpoint (exact resume).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from aioir.methods.perceive_ir.losses import patch_psnr
-from aioir.methods.perceive_ir.perceiver import TIERS, QualityPerceiver
+from aioir.methods.perceive_ir.perceiver import TIERS
 
 __all__ = [
     "DifficultyProbeCallback",
@@ -127,20 +128,28 @@ def _random_crop(x: Tensor, size: int | None) -> Tensor:
 
 
 class QualityPerceiverCallback(pl.Callback):
-    """Trains the three-tier perceiver on every batch (see the module docstring)."""
+    """Trains a three-tier quality scorer on every batch (see the module docstring).
+
+    ``module`` holds the trainable parameters (the perceiver, or the prompt learner) and is
+    what the checkpoint keeps; ``logits(images)`` gives the ``B×3`` logits (default
+    ``module(images)``; CLIP prompts: ``logit_scale × cos``).
+    """
 
     def __init__(
         self,
-        perceiver: QualityPerceiver,
+        module: nn.Module,
         lr: float = 4e-4,
         weight_decay: float = 1e-4,
         start_step: int = 0,
         margin_db: float = 0.5,
         clean_db: float = 45.0,
         crop: int | None = None,
+        logits: Callable[[Tensor], Tensor] | None = None,
     ) -> None:
-        self.perceiver = perceiver
-        self.optimizer = torch.optim.AdamW(perceiver.parameters(), lr=lr, weight_decay=weight_decay)
+        self.module = module
+        self.logits = logits or module
+        params = [p for p in module.parameters() if p.requires_grad]
+        self.optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
         self.start_step = start_step
         self.margin_db = margin_db
         self.clean_db = clean_db
@@ -162,8 +171,8 @@ class QualityPerceiverCallback(pl.Callback):
             medium = pl_module.model(low).clamp(0, 1)
         images, labels = _triplet(low, medium, high, self.margin_db, self.clean_db)
         images = _random_crop(images, self.crop)
-        self.perceiver.to(images.device).train()
-        logits = self.perceiver(images.float())
+        self.module.to(images.device).train()
+        logits = self.logits(images.float())
         loss = F.cross_entropy(logits, labels)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -175,19 +184,19 @@ class QualityPerceiverCallback(pl.Callback):
 
     def state_dict(self) -> dict[str, Any]:
         return {
-            "perceiver": self.perceiver.state_dict(),
+            "module": self.module.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "steps": self.steps,
         }
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        self.perceiver.load_state_dict(state_dict["perceiver"])
+        self.module.load_state_dict(state_dict["module"])
         self.optimizer.load_state_dict(state_dict["optimizer"])
         self.steps = int(state_dict.get("steps", 0))
 
 
 def three_tier_accuracy(
-    perceiver: nn.Module,
+    perceiver: Callable[[Tensor], Tensor],
     restorer: nn.Module,
     batches: Iterable[dict[str, Tensor]],
     max_batches: int,
@@ -197,7 +206,6 @@ def three_tier_accuracy(
     """Accuracy of ``perceiver`` on (input, ``restorer``'s output, target) triplets of up to
     ``max_batches`` held-out batches: overall and per tier (the mediums that beat their input
     by ``margin_db``, the lows below ``clean_db``)."""
-    perceiver.eval()
     restorer.eval()
     right = torch.zeros(3)
     count = torch.zeros(3)
