@@ -158,3 +158,12 @@ def test_tiles_replay_the_whole_images_guidance():
 def test_model_class_is_registered_for_both_names():
     assert isinstance(aioir.load_model("perceive-ir-tiny"), PerceiveIR)
     assert aioir.load_model("perceive-ir-lite-tiny").semantics == "self"
+
+
+def test_without_the_degradation_code():
+    model = aioir.load_model("perceive-ir-lite-tiny", code_dim=0).train()
+    assert model.cfe is None
+    out = model.forward_features(torch.rand(2, 3, 16, 16))
+    assert out.feature is None and out.positive is None and out.image.shape == (2, 3, 16, 16)
+    with pytest.raises(ValueError, match="semantic signal"):
+        PerceiveIR(semantics="none", code_dim=0)

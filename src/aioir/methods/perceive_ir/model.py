@@ -99,7 +99,7 @@ class PerceiveIROutput:
     """
 
     image: Tensor
-    feature: Tensor
+    feature: Tensor | None
     positive: Tensor | None
     input: Tensor
     logit_scale: Tensor | None = None
@@ -117,7 +117,8 @@ class PerceiveIR(nn.Module):
         semantics: ``"dinov2"``, ``"self"`` or ``"none"`` (where ``F_l`` comes from).
         semantic_dim: width of a DINOv2 class token (768 for ViT-B).
         semantic_layers: DINOv2 hidden states giving F_1..F_4.
-        code_dim: size of the degradation code.
+        code_dim: size of the degradation code (0: no code — the FiLM reads the semantic
+            vector alone; an ablation, with ``semantics`` other than ``"none"``).
         positive_crop: side fraction of the random crop whose code is the contrastive positive.
         dinov2: DINOv2 weights (``semantics="dinov2"``; default ``$AIOIR_DINOV2``).
     """
@@ -145,6 +146,8 @@ class PerceiveIR(nn.Module):
             raise ValueError(f"semantics must be one of {SEMANTIC_MODES}, not {semantics!r}")
         if len(semantic_layers) != 4:
             raise ValueError("semantic_layers needs one hidden state per level (4)")
+        if code_dim == 0 and semantics == "none":
+            raise ValueError("code_dim=0 needs a semantic signal (semantics 'dinov2' or 'self')")
         if not 0.0 < positive_crop <= 1.0:
             raise ValueError(f"positive_crop must be in (0, 1], not {positive_crop}")
         self.dim = dim
@@ -171,7 +174,7 @@ class PerceiveIR(nn.Module):
         self.encoder3 = plain(2, blocks[2])
         self.down3 = Downsample(channels[2], bias=True)
 
-        self.cfe = CompactFeatureExtractor(code_dim)
+        self.cfe = CompactFeatureExtractor(code_dim) if code_dim else None
         sem = {"dinov2": [semantic_dim] * 4, "self": list(channels), "none": [0] * 4}[semantics]
         self.pgm = nn.ModuleList(
             FiLM(s + code_dim, c, zero_init=False) for s, c in zip(sem, channels, strict=True)
@@ -235,11 +238,14 @@ class PerceiveIR(nn.Module):
         ]
 
     # ------------------------------------------------------------------ forward
-    def _guide(self, level: int, x: Tensor, semantic: Tensor | None, code: Tensor) -> Tensor:
+    def _guide(
+        self, level: int, x: Tensor, semantic: Tensor | None, code: Tensor | None
+    ) -> Tensor:
         pgm = self.pgm[level]
         if self.semantics == "self":
             semantic = image_statistic(pgm, x.shape[0], lambda: pool_crops(x.mean(dim=(-2, -1))))
-        cond = code if semantic is None else torch.cat([semantic, code], dim=-1)
+        parts = [t for t in (semantic, code) if t is not None]
+        cond = parts[0] if len(parts) == 1 else torch.cat(parts, dim=-1)
         return pgm(x, cond)
 
     def forward_padded(self, x: Tensor, semantic_vectors: Sequence[Tensor] | None = None) -> Tensor:
@@ -248,10 +254,13 @@ class PerceiveIR(nn.Module):
         ``semantic_vectors`` (F_1..F_4, ``B×semantic_dim`` each) replace the DINOv2's, e.g.
         when they were computed elsewhere (``semantics="dinov2"`` only).
         """
-        return self._restore(x, self.cfe(x), semantic_vectors)
+        return self._restore(x, self._code(x), semantic_vectors)
+
+    def _code(self, x: Tensor) -> Tensor | None:
+        return None if self.cfe is None else self.cfe(x)
 
     def _restore(
-        self, x: Tensor, code: Tensor, semantic_vectors: Sequence[Tensor] | None = None
+        self, x: Tensor, code: Tensor | None, semantic_vectors: Sequence[Tensor] | None = None
     ) -> Tensor:
         sem: list[Tensor | None] = [None] * 4
         if self.semantics == "dinov2":
@@ -282,14 +291,18 @@ class PerceiveIR(nn.Module):
 
     def degradation_embedding(self, x: Tensor) -> Tensor:
         """The degradation code ``Z`` of each image (``B×code_dim``)."""
+        if self.cfe is None:
+            raise ValueError("this model has no degradation code (code_dim=0)")
         return self.cfe(x)
 
     def forward_features(self, x: Tensor) -> PerceiveIROutput:
         """The restored image, the degradation code and (in training) a positive code."""
         xp, size = pad_to_multiple(x, self.size_multiple)
-        code = self.cfe(xp)
+        code = self._code(xp)
         image = unpad(self._restore(xp, code), size)
-        positive = self.cfe(random_crop(x, self.positive_crop)) if self.training else None
+        positive = None
+        if self.cfe is not None and self.training:
+            positive = self.cfe(random_crop(x, self.positive_crop))
         return PerceiveIROutput(image, code, positive, x)
 
 
