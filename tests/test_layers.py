@@ -75,10 +75,9 @@ def test_lazy_top_level_names_resolve():
 # ------------------------------------------------------------------------------ method packages
 SRC = Path(__file__).resolve().parents[1] / "src" / "aioir"
 #: class names only a method package may use (its model, its artefacts)
-METHOD_CLASSES = {
-    "UDAIR", "UDAIRBase", "UDAIRNAF", "UDAIROutput", "DAM", "SourceBank", "PromptIR",
-    "PerceiveIR", "PerceiveIROutput", "CompactFeatureExtractor",
-}  # fmt: skip
+METHOD_CLASSES = {"UDAIR", "UDAIRBase", "UDAIRNAF", "UDAIROutput", "DAM", "SourceBank", "PromptIR"}
+METHOD_CLASSES |= {"ABAIR", "ABAIRFeatures", "DegradationEstimator", "GatedTransformerBlock"}
+METHOD_CLASSES |= {"PerceiveIR", "PerceiveIROutput", "CompactFeatureExtractor"}
 
 
 def _shared_modules() -> list[Path]:

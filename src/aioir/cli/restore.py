@@ -11,6 +11,7 @@ import traceback
 from pathlib import Path
 
 from aioir.cli import _options as options
+from aioir.cli._model_options import add_model_option_arguments, model_options_from_args
 from aioir.cli._tta import add_tta_arguments
 from aioir.cli._types import positive_int, unit_float
 
@@ -59,11 +60,17 @@ def _restore(args: argparse.Namespace) -> int:
             tile_overlap=args.tile_overlap,
             tile_batch_size=args.tile_batch_size,
             strength=args.strength,
+            model_options=model_options_from_args(args),
         )
     except AioirError as exc:
         if debug:
             traceback.print_exc()
         return options.fail("restore", str(exc), 2)
+
+    def explain(source: Path) -> None:
+        for line in restorer.decisions() or ["the model reports no decisions"]:
+            print(f"{source}: {line}", flush=True)
+
     try:
         result = run_batch(
             restorer,
@@ -72,6 +79,7 @@ def _restore(args: argparse.Namespace) -> int:
             skip_existing=args.skip_existing,
             progress=False if args.quiet else None,
             debug=debug,
+            on_image=explain if args.explain else None,
         )
     except AioirError as exc:  # an output sub-folder that cannot be written (before any image)
         return options.fail("restore", str(exc), 2)
@@ -94,6 +102,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     options.add_model_argument(p)
     options.add_checkpoint_arguments(p)
     add_tta_arguments(p)
+    add_model_option_arguments(p)
     options.add_self_ensemble_argument(p)
     p.add_argument(
         "--strength",

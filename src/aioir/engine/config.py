@@ -87,6 +87,9 @@ class DataConfig:
     augment: str = "d8"
     photometric: float = 0.0  # synthetic data: exposure/contrast/saturation jitter (0–1)
     white_balance: float = 0.0  # synthetic data: colour temperature/tint jitter (0–1)
+    #: synthetic training data: degradation CutMix (regions of other tasks pasted into each
+    #: patch; the batch carries ``label_map``, 0 = clean, task id + 1 elsewhere)
+    cutmix: bool = False
     repeats: dict[str, int] = dataclasses.field(default_factory=dict)
     noise_sigmas: list[float] = dataclasses.field(default_factory=lambda: [15.0, 25.0, 50.0])
     val_items_per_task: int = 4
@@ -113,6 +116,8 @@ class DataConfig:
         for key in ("photometric", "white_balance"):
             if not 0.0 <= float(getattr(self, key)) <= 1.0:
                 raise bad(key, "expected a strength in [0, 1]")
+        if self.cutmix and self.kind != "synthetic":
+            raise bad("cutmix", "degradation CutMix needs kind synthetic")
         if self.val_mode not in ("center_crop", "resize", "full"):
             raise bad("val_mode", "expected 'center_crop', 'resize' or 'full'")
         if self.val_split not in ("holdout", "val"):
@@ -201,7 +206,7 @@ class EMAConfig:
 
 
 #: The validation scores that can pick the best checkpoint (``validation.monitor``).
-VAL_MONITORS = ("psnr", "ssim", "min_gain")
+VAL_MONITORS = ("psnr", "ssim", "min_gain", "mean_gain", "floored_gain")
 
 
 @dataclasses.dataclass
@@ -211,7 +216,9 @@ class ValidationConfig:
     ``protocol``: the metric protocol (``aioir.metrics.get_protocol``). ``monitor``: ``psnr``
     (mean PSNR over the tasks), ``ssim`` (mean SSIM) or ``min_gain`` (the worst task's PSNR gain
     over its own degraded input, identity tasks such as ``clean`` left out): the quality bar of a
-    blind all-in-one model, which must leave no task worse than it came in.
+    blind all-in-one model, which must leave no task worse than it came in; ``mean_gain`` (the
+    mean gain over the input) or ``floored_gain`` (the mean gain minus every dB a task falls under
+    its floor: 0 dB of gain, 40 dB PSNR for an identity task — ``aioir.engine.validation``).
     """
 
     protocol: str = "clean"

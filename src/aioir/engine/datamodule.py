@@ -123,7 +123,7 @@ class RestorationDataModule(pl.LightningDataModule):
         self._bank_images = train
         self._specs = specs
         tr = SyntheticDegradationDataset(
-            train, specs, c.patch_size, c.severity, self.seed, False,
+            train, specs, c.patch_size, c.severity, self.seed, False, cutmix=c.cutmix,
             length=c.items_per_task, augment=c.augment, photometric=c.photometric,
             white_balance=c.white_balance,
         )  # fmt: skip

@@ -4,8 +4,11 @@
 protocol (:func:`aioir.metrics.get_protocol`) and the degraded input's PSNR;
 :func:`summarize_validation` turns the (possibly all-reduced) sums into the ``val/*`` record:
 per task ``psnr``, ``ssim``, ``input_psnr`` and ``gain`` (over the input; identity tasks such
-as ``clean`` have none), the means ``val/psnr`` and ``val/ssim``, and ``val/min_gain`` (the
-worst task's gain). :class:`aioir.engine.module.RestorationModule` validates with them, and so
+as ``clean`` have none), the means ``val/psnr`` and ``val/ssim``, ``val/min_gain`` (the
+worst task's gain), ``val/mean_gain`` (the mean gain over the tasks that have one) and
+``val/floored_gain``: the mean gain minus every dB by which a task falls under its floor
+(:data:`GAIN_FLOOR_DB` for a degradation task's gain, :data:`IDENTITY_FLOOR_DB` for an identity
+task's PSNR) — "restore well on average, and leave no task worse than it came in". :class:`aioir.engine.module.RestorationModule` validates with them, and so
 does the filter-bank fit (:mod:`aioir.engine.filter_bank`) without a trainer.
 """
 
@@ -17,10 +20,21 @@ from typing import Any
 import torch
 from torch import Tensor
 
-__all__ = ["PSNR_CAP", "ValidationScores", "summarize_validation", "validate_model"]
+__all__ = [
+    "GAIN_FLOOR_DB",
+    "IDENTITY_FLOOR_DB",
+    "PSNR_CAP",
+    "ValidationScores",
+    "summarize_validation",
+    "validate_model",
+]
 
 #: PSNR of a perfect reconstruction is ``inf``; validation means cap it here (dB).
 PSNR_CAP = 100.0
+#: ``val/floored_gain``: a degradation task's gain under this costs the difference (dB).
+GAIN_FLOOR_DB = 0.0
+#: ``val/floored_gain``: an identity task (input = target) under this PSNR costs the difference.
+IDENTITY_FLOOR_DB = 40.0
 
 
 class ValidationScores:
@@ -49,6 +63,7 @@ def summarize_validation(sums: Tensor, task_names: Sequence[str]) -> dict[str, f
     """The ``val/*`` record of :class:`ValidationScores` sums (empty when nothing was scored)."""
     result: dict[str, float] = {}
     psnrs, ssims, gains = [], [], []
+    shortfall = 0.0
     for i, name in enumerate(task_names):
         n = float(sums[i, 2])
         if n == 0:
@@ -61,12 +76,17 @@ def summarize_validation(sums: Tensor, task_names: Sequence[str]) -> dict[str, f
             result[f"val/{name}/input_psnr"] = p0
             result[f"val/{name}/gain"] = p - p0
             gains.append(p - p0)
+            shortfall += max(0.0, GAIN_FLOOR_DB - (p - p0))
+        else:
+            shortfall += max(0.0, IDENTITY_FLOOR_DB - p)
     if not psnrs:
         return {}
     result["val/psnr"] = sum(psnrs) / len(psnrs)
     result["val/ssim"] = sum(ssims) / len(ssims)
     if gains:
         result["val/min_gain"] = min(gains)
+        result["val/mean_gain"] = sum(gains) / len(gains)
+        result["val/floored_gain"] = result["val/mean_gain"] - shortfall
     return result
 
 

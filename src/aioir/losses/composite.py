@@ -41,11 +41,12 @@ __all__ = [
 class LossInputs:
     """Everything a loss term may need from one training step.
 
-    ``features`` and ``logit_scale`` come from a model's ``forward_features`` (``outputs``
-    is that whole output, for terms that read more of it); ``input`` is the degraded input
-    the model restored; the batch is task-ordered with ``num_tasks × samples_per_task``
-    items when a term needs that. ``task_ids`` (``B``, positions in ``task_names``) is what
-    per-task weights read.
+    ``features`` and ``logit_scale`` come from a model's ``forward_features``; the batch
+    is task-ordered with ``num_tasks × samples_per_task`` items when a term needs that.
+    ``task_ids`` (``B``, positions in ``task_names``) is what per-task weights read.
+    ``batch`` is the whole training batch (labels beyond the target, e.g. a CutMix
+    ``label_map``) and ``outputs`` the model's whole ``forward_features`` result, for terms
+    that need more than ``features``.
     """
 
     pred: Tensor
@@ -56,7 +57,7 @@ class LossInputs:
     samples_per_task: int = 1
     task_ids: Tensor | None = None
     task_names: Sequence[str] = ()
-    input: Tensor | None = None
+    batch: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     outputs: Any = None
 
 

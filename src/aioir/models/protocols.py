@@ -2,17 +2,24 @@
 
 Shared code asks for a capability, never for a method: ``aioir embed`` / ``aioir viz clusters``
 work with any model that is a :class:`DegradationEmbedder` (UDAIR's codebook embedding today;
-ABAIR's and Perceive-IR's degradation features can offer the same).
+ABAIR's and Perceive-IR's degradation features can offer the same); ``aioir restore`` passes
+a model's own options (``--adapter-mode`` …) to an :class:`InferenceConfigurable` and prints an
+:class:`DecisionReporter`'s per-image decisions (``--explain``).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from torch import Tensor
 
-__all__ = ["DegradationEmbedder", "DegradationEmbedding"]
+__all__ = [
+    "DecisionReporter",
+    "DegradationEmbedder",
+    "DegradationEmbedding",
+    "InferenceConfigurable",
+]
 
 
 @dataclass
@@ -38,4 +45,22 @@ class DegradationEmbedder(Protocol):
 
     def degradation_embedding(self, x: Tensor) -> DegradationEmbedding:
         """The degradation embedding of a B×3×H×W image in [0, 1]."""
+        ...
+
+
+@runtime_checkable
+class InferenceConfigurable(Protocol):
+    """A model with options of its own for restoration (e.g. which adapters it uses)."""
+
+    def set_inference_options(self, **options: Any) -> None:
+        """Apply ``options`` (ConfigError for an unknown or invalid one)."""
+        ...
+
+
+@runtime_checkable
+class DecisionReporter(Protocol):
+    """A model that can say what it decided for each image of its last restoration."""
+
+    def describe_decisions(self) -> list[str]:
+        """One line per image of the last forward (e.g. a degradation estimate)."""
         ...

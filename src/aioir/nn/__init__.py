@@ -3,34 +3,34 @@
 Restormer family: :class:`LayerNorm2d`, :class:`MDTA`, :class:`GDFN`, :class:`TransformerBlock`,
 :class:`BlockSequence`, :class:`OverlapPatchEmbed`, :class:`Downsample`, :class:`Upsample`.
 Activation-free (NAFNet-style) blocks: :class:`NAFBlock`. Codebooks: :class:`EMAVectorQuantizer`,
-:class:`VQVAE2`. Gates: :class:`GCT`, :class:`SimpleGate`, :class:`SimplifiedChannelAttention`.
+:class:`VQVAE2`. Gates: :class:`GCT`, :class:`SimpleGate`, :class:`SimplifiedChannelAttention`,
+:class:`SpatialGate`.
 Prompts: :class:`PromptGenBlock` (+ routers), :class:`PromptInteraction`. Adapters:
-:class:`DistributionAdapter`, LoRA (:func:`inject_lora`, …). Guidance: :class:`FiLM`.
-Guided blocks: :class:`GuidedChannelAttention`, :class:`GuidedTransformerBlock`,
-:class:`GuidedBlockSequence`. Frozen feature stacks: :class:`VGG16Features` (torchvision's key
-layout, :func:`load_vgg16_features`), :class:`Dinov2Encoder` (Dinov2Model's key layout,
-:func:`load_dinov2`), each loaded from a local file.
+:class:`DistributionAdapter`, multi-adapter LoRA (:class:`MultiLoRAConv2d`,
+:func:`inject_lora`, …). Guidance: :class:`FiLM`. Guided blocks: :class:`GuidedChannelAttention`,
+:class:`GuidedTransformerBlock`, :class:`GuidedBlockSequence`. Frozen feature stacks, each loaded
+from a local file: :class:`VGG16Features` (torchvision's key layout, :func:`load_vgg16_features`),
+:class:`Dinov2Encoder` (Dinov2Model's key layout, :func:`load_dinov2`).
 """
 
 from aioir.nn.adapters import (
     DistributionAdapter,
-    LoRAConv2d,
-    LoRALinear,
+    MultiLoRAConv2d,
     SqueezeExcitation,
+    add_lora_adapter,
     inject_lora,
     lora_parameters,
     lora_state_dict,
     mark_only_lora_trainable,
     merge_lora,
-    set_lora_enabled,
+    set_adapter_weights,
     unmerge_lora,
-    wrap_lora,
 )
 from aioir.nn.attention import MDTA
 from aioir.nn.blocks import BlockSequence, Downsample, OverlapPatchEmbed, TransformerBlock, Upsample
 from aioir.nn.dinov2 import Dinov2Encoder, load_dinov2
 from aioir.nn.ffn import GDFN
-from aioir.nn.gates import GCT, SimpleGate, SimplifiedChannelAttention
+from aioir.nn.gates import GCT, SimpleGate, SimplifiedChannelAttention, SpatialGate
 from aioir.nn.guidance import FiLM
 from aioir.nn.guided_attention import (
     GuidedBlockSequence,
@@ -67,8 +67,7 @@ __all__ = [
     "GuidedChannelAttention",
     "GuidedTransformerBlock",
     "LayerNorm2d",
-    "LoRAConv2d",
-    "LoRALinear",
+    "MultiLoRAConv2d",
     "NAFBlock",
     "OverlapPatchEmbed",
     "PromptGenBlock",
@@ -77,12 +76,14 @@ __all__ = [
     "SimpleGate",
     "SimplifiedChannelAttention",
     "SoftmaxRouter",
+    "SpatialGate",
     "SqueezeExcitation",
     "TopKRouter",
     "TransformerBlock",
     "Upsample",
     "VGG16Features",
     "WithBiasLayerNorm",
+    "add_lora_adapter",
     "inject_lora",
     "load_dinov2",
     "load_vgg16_features",
@@ -91,8 +92,7 @@ __all__ = [
     "mark_only_lora_trainable",
     "merge_lora",
     "pad_to_multiple",
-    "set_lora_enabled",
+    "set_adapter_weights",
     "unmerge_lora",
     "unpad",
-    "wrap_lora",
 ]

@@ -1,7 +1,7 @@
 """Gates: Gated Channel Transformation (GCT, Yang et al. 2020), and the two activation-free
 gates of NAFNet-style blocks (Chen et al., ECCV 2022): :class:`SimpleGate` (one half of the
 channels times the other) and :class:`SimplifiedChannelAttention` (a linear channel gate from
-the global mean)."""
+the global mean); and a CBAM-style :class:`SpatialGate` (Woo et al., ECCV 2018)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from torch import Tensor, nn
 
 from aioir.nn.image_statistics import image_statistic, pool_crops
 
-__all__ = ["GCT", "SimpleGate", "SimplifiedChannelAttention"]
+__all__ = ["GCT", "SimpleGate", "SimplifiedChannelAttention", "SpatialGate"]
 
 
 class GCT(nn.Module):
@@ -78,3 +78,25 @@ class SimplifiedChannelAttention(nn.Module):
         return x * image_statistic(
             self, x.shape[0], lambda: self.conv(pool_crops(x.mean(dim=(2, 3), keepdim=True)))
         )
+
+
+class SpatialGate(nn.Module):
+    """CBAM-style spatial attention: ``x ⊙ 2σ(conv_k×k([mean_c(x), max_c(x)]))``.
+
+    A per-pixel gate from the channel mean and maximum (``2→1`` channels, ``k×k``, biased;
+    ``2k² + 1`` parameters). The convolution starts at zero and the gate is scaled by 2, so it
+    starts as the identity (range 0–2: it may damp or boost a region); CBAM's own gate is
+    ``σ(…)``. Local, so the tiles of a tiled restoration need no shared decision.
+    """
+
+    def __init__(self, kernel_size: int = 7) -> None:
+        super().__init__()
+        if kernel_size < 1 or kernel_size % 2 == 0:
+            raise ValueError(f"kernel_size must be odd and positive, got {kernel_size}")
+        self.conv = nn.Conv2d(2, 1, kernel_size, padding=kernel_size // 2)
+        nn.init.zeros_(self.conv.weight)
+        nn.init.zeros_(self.conv.bias)
+
+    def forward(self, x: Tensor) -> Tensor:
+        pooled = torch.cat([x.mean(1, keepdim=True), x.amax(1, keepdim=True)], dim=1)
+        return x * (2.0 * torch.sigmoid(self.conv(pooled)))

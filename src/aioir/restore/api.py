@@ -39,6 +39,7 @@ from torch import Tensor, nn
 from aioir.color import BT601_LUMA
 from aioir.errors import ConfigError, ImageWriteError
 from aioir.io import ImageData, load_image, save_image, write_image
+from aioir.models.protocols import DecisionReporter, InferenceConfigurable
 from aioir.models.wrappers import unwrap
 from aioir.nn.image_statistics import has_image_statistics
 from aioir.nn.memory_format import to_channels_last
@@ -279,6 +280,9 @@ class Restorer:
         strength: how much of the restoration to apply, in [0, 1]: the output is
             ``input + strength · (restored − input)`` (1, the default, is the model's output; 0
             returns the input). A user's control over a model that over-corrects a photo.
+        model_options: the network's own inference options (e.g. ``{"adapter_mode": "soft"}``),
+            given to its ``set_inference_options`` (:class:`~aioir.models.protocols.
+            InferenceConfigurable`); ConfigError for a model that takes none.
 
     Attributes:
         on_tile: ``None`` or a callable run after each batch of tiles of a tiled pass as
@@ -301,6 +305,7 @@ class Restorer:
         self_ensemble: bool | str = False,
         allow_untrained: bool = False,
         strength: float = 1.0,
+        model_options: Mapping[str, Any] | None = None,
     ) -> None:
         if not 0.0 <= strength <= 1.0:  # also refuses NaN
             raise ConfigError(f"strength must be between 0 and 1, not {strength}")
@@ -314,6 +319,14 @@ class Restorer:
         self.dtype = _resolve_precision(precision, self.device)
         self.model = resolve_model(model, checkpoint, allow_untrained=allow_untrained)
         self.model.to(self.device).eval()
+        if model_options:
+            network = unwrap(self.model)
+            if not isinstance(network, InferenceConfigurable):
+                raise ConfigError(
+                    f"model {model!s} takes no inference options "
+                    f"({', '.join(sorted(model_options))})"
+                )
+            network.set_inference_options(**model_options)
         # channels-last convolutions are 1.2–1.5× faster on CPUs (benchmarks/RESULTS.md)
         self.channels_last = self.device.type == "cpu"
         if self.channels_last:
@@ -359,6 +372,13 @@ class Restorer:
             f"precision={str(self.dtype).removeprefix('torch.')!r}, tta={self.adapter is not None}, "
             f"self_ensemble={self.self_ensemble!r}, strength={self.strength:g})"
         )
+
+    def decisions(self) -> list[str]:
+        """What the network decided for each image of the last restoration, one line each
+        (:class:`~aioir.models.protocols.DecisionReporter`); empty for a model that reports
+        nothing."""
+        network = unwrap(self.model)
+        return network.describe_decisions() if isinstance(network, DecisionReporter) else []
 
     # ---------------------------------------------------------------- core
     @contextlib.contextmanager

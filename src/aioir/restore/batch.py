@@ -321,6 +321,7 @@ def run_batch(
     progress: bool | None = None,
     debug: bool = False,
     stream: TextIO | None = None,
+    on_image: Callable[[Path], None] | None = None,
 ) -> BatchResult:
     """Restore every job with ``restorer`` (a :class:`~aioir.restore.Restorer`).
 
@@ -330,7 +331,8 @@ def run_batch(
     :attr:`BatchResult.skipped`, not as failures); it cannot be combined with ``overwrite``.
     ``progress`` shows a tqdm bar of the images (default: when ``stream`` is a terminal) and,
     under it, one of the tiles of an image restored in tiles (the restorer's ``on_tile``).
-    ``debug`` adds the traceback of unexpected errors.
+    ``debug`` adds the traceback of unexpected errors. ``on_image(source)`` runs after each
+    image restored (e.g. to report the model's decisions for it).
     """
     from tqdm import tqdm
 
@@ -373,6 +375,8 @@ def run_batch(
                         data=loaded,
                     )
                 )
+                if on_image is not None:
+                    on_image(job.source)
             except Exception as exc:
                 message = _one_line(job.source, exc)
                 failures.append(message)

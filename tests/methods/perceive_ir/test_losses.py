@@ -132,7 +132,7 @@ def test_difficulty_perceptual_term_with_proxies_and_probe():
     term.proxies = [(proxy, frozenset({"noise"}))]
     pred = torch.rand(2, 3, 16, 16, requires_grad=True)
     inputs = LossInputs(
-        pred, torch.rand(2, 3, 16, 16), input=torch.rand(2, 3, 16, 16),
+        pred, torch.rand(2, 3, 16, 16), batch={"input": torch.rand(2, 3, 16, 16)},
         task_ids=torch.tensor([0, 1]), task_names=["noise", "haze"],
     )  # fmt: skip
     value, logs = term(inputs)

@@ -323,9 +323,10 @@ class DifficultyPerceptualLoss:
         return total.mean()
 
     def __call__(self, inputs: LossInputs) -> tuple[Tensor, dict[str, Tensor]]:
-        if inputs.input is None:
+        degraded = inputs.batch.get("input")
+        if degraded is None:
             raise ConfigError("losses.difficulty_perceptual: the batch has no degraded input")
-        proxies = self.proxy_outputs(inputs.input, inputs.task_ids, inputs.task_names)
+        proxies = self.proxy_outputs(degraded, inputs.task_ids, inputs.task_names)
         weights = [
             difficulty_weights(
                 patch_psnr(p, inputs.target), self.reference_psnr, self.hard_weight,
@@ -333,7 +334,7 @@ class DifficultyPerceptualLoss:
             ).to(inputs.pred.dtype)
             for p, _ in proxies
         ]  # fmt: skip
-        value = self.loss(inputs.pred, inputs.target, inputs.input, proxies, weights)
+        value = self.loss(inputs.pred, inputs.target, degraded, proxies, weights)
         logs: dict[str, Tensor] = {}
         if proxies and self.reference_psnr is not None:
             hard = torch.stack([(w > 1).float() * m for w, (_, m) in zip(weights, proxies)])

@@ -1,0 +1,51 @@
+"""ABAIR's command line: its ``aioir restore`` options (no command of its own).
+
+Registered through the ``aioir.commands`` entry point (light imports). Adding a degradation is
+two ``aioir train`` runs (``configs/abair/add-jpeg-*.yaml``).
+``aioir restore --model M --adapter-mode soft|onehot|oracle|off [--task haze]`` chooses how the
+adapters are used (``--task`` alone means the oracle mode); ``--explain`` prints the estimator's
+probabilities per image.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+ADAPTER_MODE_HELP = {
+    "soft": "blend the task adapters with the estimator's probabilities (default)",
+    "onehot": "use the adapter of the most probable task",
+    "oracle": "use the adapter of the task given by --task",
+    "off": "no adapter (the pre-trained backbone)",
+}
+
+
+def add_restore_arguments(group: Any) -> None:
+    """``--adapter-mode`` and ``--task`` on ``aioir restore`` (models with task adapters)."""
+    group.add_argument(
+        "--adapter-mode",
+        choices=tuple(ADAPTER_MODE_HELP),
+        default=None,
+        help="task adapters (ABAIR models): "
+        + "; ".join(f"'{m}': {t}" for m, t in ADAPTER_MODE_HELP.items()),
+    )
+    group.add_argument(
+        "--task",
+        default=None,
+        metavar="TASK",
+        help="the task whose adapter to use (implies --adapter-mode oracle), e.g. haze",
+    )
+
+
+def restore_options(args: argparse.Namespace) -> dict[str, Any]:
+    """``adapter_mode`` / ``task`` for the model, when given."""
+    return {
+        key: value
+        for key, value in (("adapter_mode", args.adapter_mode), ("task", args.task))
+        if value is not None
+    }
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """ABAIR adds no command: its training phases are ``aioir train`` configs and its restore
+    options come through :func:`add_restore_arguments`."""
