@@ -238,9 +238,7 @@ class PerceiveIR(nn.Module):
         ]
 
     # ------------------------------------------------------------------ forward
-    def _guide(
-        self, level: int, x: Tensor, semantic: Tensor | None, code: Tensor | None
-    ) -> Tensor:
+    def _guide(self, level: int, x: Tensor, semantic: Tensor | None, code: Tensor | None) -> Tensor:
         pgm = self.pgm[level]
         if self.semantics == "self":
             semantic = image_statistic(pgm, x.shape[0], lambda: pool_crops(x.mean(dim=(-2, -1))))
