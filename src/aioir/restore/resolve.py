@@ -61,11 +61,32 @@ def resolve_model(
 ) -> nn.Module:
     """Load the model that ``spec`` names (see the module docstring), in eval mode, on the CPU.
 
+    A model that runs with a frozen network kept outside its weights
+    (:class:`~aioir.models.protocols.ExternalWeightsUser`) loads it here, so a missing file is
+    one error before the first image.
+
     Raises:
         ConfigError: no default model shipped, an unknown name, a missing path, or a registered
             name without weights (and ``allow_untrained`` not given).
         CheckpointError: a weights file that cannot be read or does not fit.
     """
+    from aioir.models.protocols import ExternalWeightsUser
+    from aioir.models.wrappers import unwrap
+
+    model = _resolve(spec, checkpoint, allow_untrained=allow_untrained)
+    network = unwrap(model)
+    if isinstance(network, ExternalWeightsUser):
+        network.load_external_weights()
+    return model
+
+
+def _resolve(
+    spec: str | os.PathLike[str] | nn.Module = DEFAULT_MODEL,
+    checkpoint: str | os.PathLike[str] | None = None,
+    *,
+    allow_untrained: bool = False,
+) -> nn.Module:
+    """:func:`resolve_model` without loading external weights."""
     if isinstance(spec, nn.Module):
         if checkpoint is not None:
             raise ConfigError("checkpoint= cannot be combined with a model object")

@@ -82,7 +82,7 @@ def test_outputs_equal_the_authors_code(tmp_path):
     semantics = [io[f"semantic.{i}"] for i in range(4)]
     with torch.no_grad():
         out = model.forward_padded(io["input"], semantic_vectors=semantics)
-        code = model.degradation_embedding(io["input"])
+        code = model.degradation_code(io["input"])
     assert (out - io["output"]).abs().max() < 1e-5
     assert (code - io["code"]).abs().max() < 1e-6
 
@@ -148,9 +148,9 @@ def test_tiles_replay_the_whole_images_guidance():
         with replaying(stats):
             tile = model.forward_padded(x[..., :16, :16])
         plain_tile = model.forward_padded(x[..., :16, :16])
-    code_whole = model.degradation_embedding(x)
+    code_whole = model.degradation_code(x)
     with replaying(stats):
-        code_tile = model.degradation_embedding(x[..., :16, :16])
+        code_tile = model.degradation_code(x[..., :16, :16])
     assert torch.allclose(code_whole, code_tile)
     assert not torch.allclose(tile, plain_tile)
 

@@ -40,6 +40,7 @@ from torch import Tensor, nn
 
 from aioir.errors import ConfigError
 from aioir.models.checkpoints import KEY_MAPS
+from aioir.models.protocols import DegradationEmbedding
 from aioir.models.registry import Preset, register_presets
 from aioir.nn.blocks import BlockSequence, Downsample, TransformerBlock, Upsample
 from aioir.nn.guidance import FiLM
@@ -225,6 +226,11 @@ class PerceiveIR(nn.Module):
         assert self._semantic_encoder is not None
         return self._semantic_encoder
 
+    def load_external_weights(self) -> None:
+        """Load the frozen DINOv2 now (``semantics="dinov2"``; nothing otherwise)."""
+        if self.semantics == "dinov2":
+            self.semantic_encoder()
+
     def set_semantic_encoder(self, encoder: Dinov2Encoder) -> None:
         """Use ``encoder`` (an already loaded DINOv2) as the frozen semantic network."""
         object.__setattr__(self, "_semantic_encoder", encoder)
@@ -287,11 +293,16 @@ class PerceiveIR(nn.Module):
         xp, size = pad_to_multiple(x, self.size_multiple)
         return unpad(self.forward_padded(xp), size)
 
-    def degradation_embedding(self, x: Tensor) -> Tensor:
+    def degradation_code(self, x: Tensor) -> Tensor:
         """The degradation code ``Z`` of each image (``B×code_dim``)."""
         if self.cfe is None:
             raise ValueError("this model has no degradation code (code_dim=0)")
         return self.cfe(x)
+
+    def degradation_embedding(self, x: Tensor) -> DegradationEmbedding:
+        """The code as a degradation embedding (``aioir embed``, ``aioir viz clusters``)."""
+        code = self.degradation_code(x)
+        return DegradationEmbedding(code[:, :, None, None], feature=code)
 
     def forward_features(self, x: Tensor) -> PerceiveIROutput:
         """The restored image, the degradation code and (in training) a positive code."""
