@@ -48,6 +48,8 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=200)
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
     parser.add_argument("--variants", nargs="+", default=["full", "no_quality", "no_code"])
+    parser.add_argument("--patch", type=int, default=64, help="data.patch_size")
+    parser.add_argument("--per-task", type=int, default=2, help="data.samples_per_task")
     args = parser.parse_args()
     torch.set_num_threads(1)
     from aioir.engine.run import train
@@ -56,6 +58,8 @@ def main() -> None:
     common = [
         "trainer.num_threads=1", "trainer.progress_bar=false", "trainer.logger=csv",
         "data.val_items_per_task=4", "trainer.val_every_n_epochs=4", "difficulty_probe.per_task=8",
+        f"data.patch_size={args.patch}", f"data.samples_per_task={args.per_task}",
+        f"data.val_size={args.patch}", f"difficulty_probe.patch_size={args.patch}",
     ]  # fmt: skip
     out_file = args.out / f"summary-seeds{'-'.join(map(str, args.seeds))}.json"
     summary: dict[str, Any] = {"args": {k: str(v) for k, v in vars(args).items()}, "runs": []}
