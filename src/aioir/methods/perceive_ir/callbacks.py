@@ -176,6 +176,13 @@ class QualityPerceiverCallback(pl.Callback):
         loss = F.cross_entropy(logits, labels)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        if trainer.world_size > 1:  # one scorer for all processes: average its gradients
+            import torch.distributed as dist
+
+            for param in self.module.parameters():
+                if param.grad is not None:
+                    dist.all_reduce(param.grad)
+                    param.grad /= trainer.world_size
         self.optimizer.step()
         self.steps += 1
         accuracy = (logits.argmax(dim=1) == labels).float().mean()
