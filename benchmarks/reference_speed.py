@@ -9,7 +9,10 @@ differently (read from their code; ``docs/methods/*.md``, "Reference-code quirks
 * contiguous (NCHW) memory and ``torch.no_grad`` (their test scripts) — ours uses channels-last
   and ``torch.inference_mode``;
 * UDAIR only: the VQ-VAE image decoder is run and its output discarded, and the contrastive
-  pooling of the forward pass is computed — ours skips both.
+  pooling of the forward pass is computed — ours skips both;
+* sparse prompts (CPL) only: the prompt is the weighted sum over all ``N`` bank entries of a
+  bank repeated per image (``prompt_param.repeat(B, …)``), zeros included — ours gathers the
+  ``k`` selected entries.
 
 Both variants produce the same image (checked to 1e-4 before timing). Usage::
 
@@ -31,6 +34,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from aioir.nn.norm import WithBiasLayerNorm
+    from aioir.nn.prompts import PromptGenBlock
 
 
 def _reference_layernorm(module: WithBiasLayerNorm) -> None:
@@ -48,6 +52,21 @@ def _reference_layernorm(module: WithBiasLayerNorm) -> None:
     module.forward = forward
 
 
+def _reference_prompt(module: PromptGenBlock) -> None:
+    """Replace a sparse ``PromptGenBlock.forward`` by the authors' dense sum over the bank."""
+    import torch
+    import torch.nn.functional as F
+
+    def forward(x: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
+        w = module.route(x) if weights is None else weights
+        bank = module.prompt_param.unsqueeze(0).repeat(x.shape[0], 1, 1, 1, 1, 1).squeeze(1)
+        prompt = (w[:, :, None, None, None] * bank).sum(dim=1)
+        prompt = F.interpolate(prompt, x.shape[-2:], mode="bilinear", align_corners=False)
+        return module.conv3x3(prompt)
+
+    module.forward = forward
+
+
 def measure(name: str, size: int, variant: str, repeats: int) -> dict:
     """Time one (model, variant) in this process."""
     import torch
@@ -56,6 +75,7 @@ def measure(name: str, size: int, variant: str, repeats: int) -> dict:
     from aioir.methods.udair.model import UDAIR
     from aioir.nn.memory_format import to_channels_last
     from aioir.nn.norm import WithBiasLayerNorm
+    from aioir.nn.prompts import PromptGenBlock
 
     torch.manual_seed(0)
     model = aioir.load_model(name).eval()
@@ -65,6 +85,8 @@ def measure(name: str, size: int, variant: str, repeats: int) -> dict:
         for m in model.modules():
             if isinstance(m, WithBiasLayerNorm):
                 _reference_layernorm(m)
+            if isinstance(m, PromptGenBlock) and m.router.active is not None:
+                _reference_prompt(m)
 
         if isinstance(model, UDAIR):
             vq = model.dam.codebook

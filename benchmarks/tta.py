@@ -20,7 +20,9 @@ authors' settings); default TTA (blind, residual zero-init adapters, eval DAM, s
 its CORAL reference is the bank's stored within-image covariance when the bank has statistics,
 and then a second row repeats it with the authors' mean-map reference); the model adapted over
 the folder (its default: the mean-map reference; when the bank has statistics a second row uses
-the stored within-image covariance). Also: blind cluster-choice accuracy of each chooser on the target domain and on the
+the stored within-image covariance); the model after codebook alignment (``aioir adapt --method
+codebook``: the same unlabelled target crops, and as source images the training degradations
+drawn on the same validation photos). Also: blind cluster-choice accuracy of each chooser on the target domain and on the
 training-like (in-domain) degradations, and seconds per image.
 """
 
@@ -161,6 +163,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--per-photo", type=int, default=1, help="crops per photo and task")
     parser.add_argument("--tasks", default="", help="comma-separated tasks (default: the bank's)")
     parser.add_argument("--adapt-steps", type=int, default=150, help="aioir adapt steps")
+    parser.add_argument(
+        "--align-steps", type=int, default=150, help="codebook alignment steps (0: skip)"
+    )
+    parser.add_argument(
+        "--skip-choosers", action="store_true", help="skip the chooser-accuracy tables"
+    )
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     parser.add_argument("--seed", type=int, default=11, help="base seed of the target inputs")
     parser.add_argument("--out", type=Path, default=None, help="write the markdown here")
@@ -172,6 +180,7 @@ def main(argv: list[str] | None = None) -> int:
     from aioir.data import load_corpus
     from aioir.io import write_image
     from aioir.methods.udair.adapt import AdaptConfig, adapt_to_folder
+    from aioir.methods.udair.alignment import AlignConfig, align_codebook
     from aioir.methods.udair.tta import (
         CHOOSERS,
         choose_reference,
@@ -179,11 +188,12 @@ def main(argv: list[str] | None = None) -> int:
         resolve_chooser,
         udair_tta,
     )
+    from aioir.models import unwrap
     from aioir.restore.api import Restorer
 
     t_start = time.perf_counter()
     model = aioir.load_model(args.model)
-    bank = model.source_bank
+    bank = unwrap(model).source_bank
     tasks = [t for t in args.tasks.split(",") if t] or list(bank.task_names)
     unknown = [t for t in tasks if t not in TARGET]
     if unknown:
@@ -199,9 +209,9 @@ def main(argv: list[str] | None = None) -> int:
     # ---- blind choice accuracy (cheap: DAM only)
     def choice_acc(ds) -> dict[str, dict[str, float]]:
         hits: dict[str, dict[str, list[bool]]] = {c: {t: [] for t in tasks} for c in choosers}
-        for i in range(len(ds)):
+        for i in range(len(ds) if choosers else 0):
             item = ds[i]
-            raw = raw_maps(model, item["input"][None])
+            raw = raw_maps(unwrap(model), item["input"][None])
             for c in choosers:
                 k = choose_reference(raw, bank, c)[0]
                 hits[c][item["task"]].append(bank.task_names[k] == item["task"])
@@ -210,6 +220,8 @@ def main(argv: list[str] | None = None) -> int:
             for c, per in hits.items()
         }
 
+    if args.skip_choosers:
+        choosers = []
     acc_target, acc_source = choice_acc(target), choice_acc(source)
 
     # ---- domain adaptation over the validation photos with target degradations
@@ -221,13 +233,27 @@ def main(argv: list[str] | None = None) -> int:
             item = adapt_set[i]
             write_image(folder / f"{i:04d}.png", item["input"].permute(1, 2, 0).numpy())
         adapt_result = adapt_to_folder(
-            adapted, folder, AdaptConfig(steps=args.adapt_steps, seed=args.seed)
+            unwrap(adapted), folder, AdaptConfig(steps=args.adapt_steps, seed=args.seed)
         )
         adapted_stats = None
-        if bank.has_statistics:  # the same with the stored-covariance reference, to compare
+        if bank.has_statistics and not args.skip_choosers:  # the stored-covariance reference
             adapted_stats = aioir.load_model(args.model)
             config = AdaptConfig(steps=args.adapt_steps, seed=args.seed, reference="statistics")
-            adapt_to_folder(adapted_stats, folder, config)
+            adapt_to_folder(unwrap(adapted_stats), folder, config)
+        aligned, align_result = None, None
+        if args.align_steps > 0:  # codebook alignment: source = training degradations, val
+            source_folder = Path(tmp) / "source"
+            source_set = _dataset(val, tasks, args.crop, args.per_photo, False, args.seed + 2000)
+            for i in range(len(source_set)):
+                item = source_set[i]
+                write_image(source_folder / f"{i:04d}.png", item["input"].permute(1, 2, 0).numpy())
+            aligned = aioir.load_model(args.model)
+            align_result = align_codebook(
+                unwrap(aligned),
+                sorted(folder.glob("*.png")),
+                source_folder,
+                AlignConfig(steps=args.align_steps, seed=args.seed, crop=min(args.crop, 128)),
+            )
 
     methods: dict[str, Restorer] = {
         "none": Restorer(model, device="cpu", tile=0),
@@ -243,6 +269,8 @@ def main(argv: list[str] | None = None) -> int:
         )
     if adapted_stats is not None:
         methods["adapt, statistics ref"] = Restorer(adapted_stats, device="cpu", tile=0)
+    if aligned is not None:
+        methods["codebook align"] = Restorer(aligned, device="cpu", tile=0)
     rows: list[dict[str, Any]] = []
     for i in range(len(target)):
         item = target[i]
@@ -260,6 +288,16 @@ def main(argv: list[str] | None = None) -> int:
 
     chooser = resolve_chooser("auto", bank)
     text = _report(rows, tasks, acc_target, acc_source, adapt_result, args, t_start, chooser)
+    if align_result is not None:
+        s = align_result.summary()
+        b, a = s["before"], s["after"]
+        text += (
+            f"\ncodebook align: {s['images']} target / {s['source_images']} source crops, "
+            f"{s['steps']} steps, crop {s['crop']}; probe L_align {b['align']:.4g} → "
+            f"{a['align']:.4g} (usage KL {b['usage_kl']:.3g} → {a['usage_kl']:.3g}, CORAL z "
+            f"{b['coral_z']:.3g} → {a['coral_z']:.3g}, hard-usage TV {b['usage_tv']:.3g} → "
+            f"{a['usage_tv']:.3g}), source L1 change {a['source_l1']:.3g}, {s['seconds']:.0f} s\n"
+        )
     print(text)
     if args.out:
         args.out.write_text(text, encoding="utf-8")
@@ -292,6 +330,7 @@ def _report(rows, tasks, acc_target, acc_source, adapt_result, args, t_start, ch
         "default TTA, lr 1e-2",
         "adapt",
         "adapt, statistics ref",
+        "codebook align",
     ]
     order = [m for m in order if any(r["method"] == m for r in rows)]
     lines = [

@@ -77,6 +77,7 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "aioir"
 #: class names only a method package may use (its model, its artefacts)
 METHOD_CLASSES = {"UDAIR", "UDAIRBase", "UDAIRNAF", "UDAIROutput", "DAM", "SourceBank", "PromptIR"}
 METHOD_CLASSES |= {"ABAIR", "ABAIRFeatures", "DegradationEstimator", "GatedTransformerBlock"}
+METHOD_CLASSES |= {"CPL", "NegativePrompts", "ContrastivePromptLoss", "EncoderFeatures"}
 METHOD_CLASSES |= {"PerceiveIR", "PerceiveIROutput", "CompactFeatureExtractor"}
 
 

@@ -14,3 +14,23 @@ def test_canonical_order() -> None:
 
 def test_every_task_has_a_registered_degradation() -> None:
     assert {degradation_class(n).task for n in available_degradations()} == set(TASKS)
+
+
+def test_authors_task_names_are_aliases():
+    from aioir.tasks import TASK_ALIASES, TASKS, canonical_task
+
+    assert [canonical_task(t) for t in ("denoising", "dehazing", "deraining", "low-light")] == [
+        "noise",
+        "haze",
+        "rain",
+        "lowlight",
+    ]
+    assert canonical_task(" Underwater ") == "Underwater" and canonical_task("noise") == "noise"
+    assert set(TASK_ALIASES.values()) <= set(TASKS)
+
+
+def test_benchmark_specs_accept_the_authors_task_names(tmp_path):
+    from aioir.evaluate.benchmarks import get_benchmark
+
+    assert get_benchmark(f"synthetic:{tmp_path}:dehazing,low-light").tasks == ("haze", "lowlight")
+    assert get_benchmark(f"paired:{tmp_path}:deraining").task == "rain"

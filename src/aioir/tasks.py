@@ -2,12 +2,14 @@
 
 A task is a family of degradations a model learns to undo. The degradation registry
 (:mod:`aioir.degradations`), dataset layouts, benchmarks, the demo and the command line all name
-tasks with these strings, in this order.
+tasks with these strings, in this order. Other spellings in use (UDAIR's authors name their
+tasks ``denoising``, ``dehazing``, ``deraining``, ``low-light``, ``underwater``) are accepted
+wherever a task is named: :func:`canonical_task` maps them to aioir's names.
 """
 
 from __future__ import annotations
 
-__all__ = ["CORE_TASKS", "TASKS"]
+__all__ = ["CORE_TASKS", "TASKS", "TASK_ALIASES", "canonical_task"]
 
 #: The six degradation tasks aioir restores by default (the demo's and ``synthetic:DIR``'s
 #: columns), in canonical order.
@@ -16,3 +18,26 @@ CORE_TASKS: tuple[str, ...] = ("noise", "rain", "haze", "lowlight", "blur", "und
 #: The restoration tasks aioir knows, in its canonical order. ``clean`` is the identity "task":
 #: clean inputs a blind model must leave alone (training samples and a "do no harm" benchmark).
 TASKS: tuple[str, ...] = (*CORE_TASKS, "jpeg", "clean")
+
+#: Other names of the tasks → aioir's name: UDAIR's authors' task names (their config and
+#: folder names) and the verb forms of the other all-in-one papers.
+TASK_ALIASES: dict[str, str] = {
+    "denoising": "noise",
+    "denoise": "noise",
+    "dehazing": "haze",
+    "dehaze": "haze",
+    "deraining": "rain",
+    "derain": "rain",
+    "low-light": "lowlight",
+    "low_light": "lowlight",
+    "enhance": "lowlight",
+    "deblurring": "blur",
+    "deblur": "blur",
+}
+
+
+def canonical_task(name: str) -> str:
+    """aioir's name of the task ``name`` (an alias of :data:`TASK_ALIASES` or the name itself,
+    stripped; case is kept for names that are not aliases)."""
+    text = name.strip()
+    return TASK_ALIASES.get(text.lower(), text)

@@ -114,7 +114,8 @@ def test_fit_gives_what_the_fit_inside_training_gave(corpus, base, tmp_path, var
             want = torch.from_numpy(ref[f"{variant}/{key}"])
             torch.testing.assert_close(value, want, rtol=0, atol=1e-6, msg=key)
         want_val = json.loads(str(ref[f"{variant}/val"]))
-    assert result.val is not None and set(result.val) == set(want_val)
+    # the recorded scores, unchanged (scores added to the record later are not in the reference)
+    assert result.val is not None and set(want_val) <= set(result.val)
     for key, value in want_val.items():
         assert result.val[key] == pytest.approx(value, abs=1e-6 if variant == "a" else 1e-4)
 

@@ -92,11 +92,31 @@ def add_model_argument(
 def add_checkpoint_arguments(parser: argparse.ArgumentParser) -> None:
     """``--checkpoint`` and ``--allow-untrained``: what a registered model name restores with."""
     parser.add_argument("--checkpoint", type=Path, default=None, help="weights for a model name")
+    add_bank_argument(parser)
     parser.add_argument(
         "--allow-untrained",
         action="store_true",
         help="allow a model name without weights (random weights; for tests only)",
     )
+
+
+def add_bank_argument(parser: argparse.ArgumentParser) -> None:
+    """``--bank FILE``: a source bank attached to the model (UDAIR's ``bank.safetensors`` or
+    its authors' ``source_domain_distrib.pth``; :func:`model_files`)."""
+    parser.add_argument(
+        "--bank",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="source bank for the model (UDAIR: bank.safetensors or the authors' "
+        "source_domain_distrib.pth, e.g. beside --checkpoint); replaces a saved model's",
+    )
+
+
+def model_files(args: argparse.Namespace) -> dict[str, Path] | None:
+    """The files ``--bank`` … name, as ``Restorer(artifacts=...)`` takes them."""
+    bank = getattr(args, "bank", None)
+    return None if bank is None else {"bank": bank}
 
 
 def add_output_argument(
@@ -218,7 +238,7 @@ def refuse_existing(path: Path, overwrite: bool, *, empty_folder_ok: bool = Fals
 def restoration_keywords(args: argparse.Namespace) -> dict[str, Any]:
     """What ``aioir restore`` and ``aioir evaluate`` pass alike to ``Restorer`` / ``load_method``:
     ``checkpoint``, ``device``, ``tile``, ``precision``, ``tta``, ``self_ensemble``,
-    ``allow_untrained``."""
+    ``allow_untrained``, ``artifacts`` (``--bank``)."""
     return {
         "checkpoint": args.checkpoint,
         "device": args.device,
@@ -227,6 +247,7 @@ def restoration_keywords(args: argparse.Namespace) -> dict[str, Any]:
         "tta": tta_from_args(args),
         "self_ensemble": args.self_ensemble,
         "allow_untrained": args.allow_untrained,
+        "artifacts": model_files(args),
     }
 
 

@@ -37,7 +37,8 @@ def add_tta_arguments(parser: argparse.ArgumentParser) -> None:
         "--tta-task",
         default=None,
         metavar="TASK",
-        help="reference cluster by task name instead of the blind choice (e.g. noise, haze)",
+        help="reference cluster by task name instead of the blind choice (e.g. noise, haze; "
+        "the UDAIR authors' names such as dehazing, low-light are accepted)",
     )
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from aioir.cli import _options as options
 from aioir.cli._types import positive_int
-from aioir.tasks import CORE_TASKS
+from aioir.tasks import CORE_TASKS, canonical_task
 
 # the same as aioir.apps.demo's (not imported here: it needs torch; tests check they agree)
 DEFAULT_OUTPUT = Path("outputs/demo")
@@ -21,7 +21,7 @@ DEFAULT_TASKS = CORE_TASKS
 
 
 def _tasks(value: str) -> tuple[str, ...]:
-    tasks = tuple(t.strip() for t in value.split(",") if t.strip())
+    tasks = tuple(canonical_task(t) for t in value.split(",") if t.strip())
     if not tasks:
         raise argparse.ArgumentTypeError(f"no task in {value!r}")
     return tasks

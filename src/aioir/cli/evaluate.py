@@ -80,6 +80,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         required=True,
     )
     p.add_argument("--checkpoint", type=Path, default=None, help="weights for a named model")
+    options.add_bank_argument(p)
     p.add_argument(
         "--benchmark",
         action="append",

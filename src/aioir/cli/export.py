@@ -14,15 +14,20 @@ _DESCRIPTION = (
 
 
 def _export(args: argparse.Namespace) -> int:
-    from aioir.errors import ConfigError
+    from aioir.errors import AioirError
     from aioir.restore.export import export_model
     from aioir.restore.resolve import resolve_model
 
     if args.size < 1:
         return options.fail("export", f"--size must be positive, not {args.size}", 2)
     try:
-        model = resolve_model(args.model, args.checkpoint, allow_untrained=args.allow_untrained)
-    except ConfigError as exc:
+        model = resolve_model(
+            args.model,
+            args.checkpoint,
+            allow_untrained=args.allow_untrained,
+            artifacts=options.model_files(args),
+        )
+    except AioirError as exc:
         return options.fail("export", str(exc), 2)
     path = export_model(
         model,

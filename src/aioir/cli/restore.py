@@ -66,6 +66,13 @@ def _restore(args: argparse.Namespace) -> int:
         if debug:
             traceback.print_exc()
         return options.fail("restore", str(exc), 2)
+    if getattr(restorer.adapter, "needs_task", False):
+        return options.fail(
+            "restore",
+            "this test-time adaptation needs the images' task: pass --tta-task TASK "
+            "(UDAIR's faithful mode: the authors take it from the test-set name)",
+            2,
+        )
 
     def explain(source: Path) -> None:
         for line in restorer.decisions() or ["the model reports no decisions"]:

@@ -48,6 +48,12 @@ def _train(args: argparse.Namespace) -> int:
     if args.accelerator is not None:
         overrides.append(f"trainer.accelerator={args.accelerator}")
     config = load_config(args.config, overrides)
+    if args.vgg_weights is not None:  # every configured loss that takes VGG-16 weights
+        from aioir.losses.composite import with_loss_option
+
+        config.losses = with_loss_option(
+            config.losses, "vgg_weights", str(args.vgg_weights), "--vgg-weights"
+        )
     output = args.output or Path("runs") / args.config.stem
     result = train(config, output, resume=args.resume)
     if result.export_dir is not None:
@@ -76,6 +82,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-steps", type=int, default=None, help="override trainer.max_steps")
     p.add_argument("--devices", type=_devices, default=None, help="devices per node (N or auto)")
     p.add_argument("--accelerator", choices=("cpu", "gpu", "auto"), default=None)
+    p.add_argument(
+        "--vgg-weights",
+        type=Path,
+        default=None,
+        metavar="PATH",
+        help="VGG-16 weights (torchvision's vgg16 state dict, .pth or .safetensors) for every "
+        "configured loss that takes them (losses.NAME.vgg_weights)",
+    )
     options.add_set_argument(
         p, "override config values (YAML syntax), e.g. --set data.root=DIR trainer.max_steps=5"
     )

@@ -47,7 +47,7 @@ from aioir.degradations import (
 )
 from aioir.degradations.base import uniform
 from aioir.errors import ConfigError, DatasetLayoutError
-from aioir.tasks import TASKS
+from aioir.tasks import TASKS, canonical_task
 
 __all__ = ["DegradationFactory", "Severity", "SyntheticDegradationDataset", "TaskSpec"]
 
@@ -220,7 +220,8 @@ class SyntheticDegradationDataset(Dataset[dict[str, Any]]):
         if not items:
             raise ConfigError("tasks: need at least one task")
         specs: dict[str, TaskSpec] = {}
-        for name, spec in items:
+        for alias, spec in items:
+            name = canonical_task(alias)
             if name in specs:
                 raise ConfigError(f"tasks: task {name!r} is given twice")
             if not isinstance(spec, TaskSpec):

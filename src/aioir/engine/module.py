@@ -250,7 +250,7 @@ class RestorationModule(pl.LightningModule):
             pred = self.model(x)
         inputs = LossInputs(
             pred, y, features, scale, t, m, task_ids=batch.get("task_id"),
-            task_names=self.task_names, batch=batch, outputs=out,
+            task_names=self.task_names, batch=batch, outputs=out, model=self.model,
         )  # fmt: skip
         total, logs = self.loss(inputs)
         bs = x.shape[0]

@@ -41,7 +41,7 @@ from typing import Any, Literal
 import torch
 
 from aioir.errors import AioirError, ConfigError, DatasetLayoutError
-from aioir.tasks import CORE_TASKS, TASKS
+from aioir.tasks import CORE_TASKS, TASKS, canonical_task
 
 __all__ = [
     "BENCHMARKS",
@@ -602,6 +602,7 @@ def get_benchmark(spec: str | Benchmark, *, crop: int | None = None) -> Benchmar
     kind, sep, rest = text.partition(":")
     if sep and kind in ("paired", "synthetic") and rest:
         folder, _, extra = rest.partition(":")
+        extra = ",".join(canonical_task(t) for t in extra.split(",")) if extra else extra
         if kind == "paired":
             if extra and extra not in TASKS:
                 raise ConfigError(

@@ -13,6 +13,7 @@ the notes per column into the table. :func:`load_method` parses ``--model``:
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -97,6 +98,7 @@ class NetworkModel:
         self_ensemble: bool | str = False,
         precision: str = "fp32",
         allow_untrained: bool = False,
+        artifacts: Mapping[str, str | os.PathLike[str] | None] | None = None,
     ) -> None:
         from aioir.restore.api import Restorer
 
@@ -110,6 +112,7 @@ class NetworkModel:
             self_ensemble=self_ensemble,
             precision=precision,
             allow_untrained=allow_untrained,
+            artifacts=artifacts,
         )
         self.name = str(model) if not isinstance(model, nn.Module) else type(model).__name__
         self.checkpoint = None if checkpoint is None else str(checkpoint)
@@ -121,12 +124,14 @@ class NetworkModel:
             "self_ensemble": self.restorer.self_ensemble,
             "precision": precision,
             "checkpoint": self.checkpoint,
+            **{k: str(v) for k, v in (artifacts or {}).items() if v is not None},
             "untrained": bool(allow_untrained and checkpoint is None),
         }
 
     def restore(self, image: torch.Tensor, case: Case) -> tuple[torch.Tensor, str]:
-        """One padded (or tiled) forward pass of the network."""
-        return self.restorer.restore_tensor(image[None])[0].cpu(), ""
+        """One padded (or tiled) forward pass of the network (a test-time adapter that needs a
+        task gets the case's, as UDAIR's authors' ``test.py`` takes it from the set's name)."""
+        return self.restorer.restore_tensor(image[None], task=case.task or None)[0].cpu(), ""
 
     def settings(self) -> dict[str, Any]:
         """Device, tiling, precision, TTA and checkpoint."""
@@ -143,13 +148,20 @@ def load_method(
     self_ensemble: bool | str = False,
     precision: str = "fp32",
     allow_untrained: bool = False,
+    artifacts: Mapping[str, str | os.PathLike[str] | None] | None = None,
 ) -> Method:
     """``--model`` → a :class:`Method` (see the module docstring)."""
     from aioir.errors import ConfigError
 
     text = spec if isinstance(spec, nn.Module) else str(spec)
     if isinstance(text, str) and text.startswith("classical:"):
-        if checkpoint is not None or tta or tile or self_ensemble:
+        if (
+            checkpoint is not None
+            or tta
+            or tile
+            or self_ensemble
+            or any((artifacts or {}).values())
+        ):
             raise ConfigError(
                 f"{text}: --checkpoint, --tta, --tile and --self-ensemble apply to networks only"
             )
@@ -163,4 +175,5 @@ def load_method(
         self_ensemble=self_ensemble,
         precision=precision,
         allow_untrained=allow_untrained,
+        artifacts=artifacts,
     )

@@ -20,7 +20,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from aioir.errors import ConfigError
 from aioir.losses.reconstruction import charbonnier_loss, fft_l1_loss, l1_loss, mean_color_loss
@@ -32,8 +32,10 @@ __all__ = [
     "LossInputs",
     "LossSpec",
     "LossTerm",
+    "loss_option_targets",
     "parse_loss_specs",
     "register_loss",
+    "with_loss_option",
 ]
 
 
@@ -47,6 +49,8 @@ class LossInputs:
     ``batch`` is the whole training batch (labels beyond the target, e.g. a CutMix
     ``label_map``) and ``outputs`` the model's whole ``forward_features`` result, for terms
     that need more than ``features``.
+    ``model`` is the network being trained, for terms that run it again on ``batch["input"]``
+    (e.g. with altered internal decisions); ``None`` outside training.
     """
 
     pred: Tensor
@@ -59,6 +63,7 @@ class LossInputs:
     task_names: Sequence[str] = ()
     batch: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     outputs: Any = None
+    model: nn.Module | None = None
 
 
 class LossTerm(Protocol):
@@ -112,6 +117,39 @@ def parse_loss_specs(config: Mapping[str, Any], where: str = "losses") -> list[L
             raise ConfigError(f"{where}.{name}.weight: expected a number, got {weight!r}")
         specs.append(LossSpec(str(name), float(weight), params))
     return specs
+
+
+def loss_option_targets(config: Mapping[str, Any], option: str) -> list[str]:
+    """The configured losses (``{name: weight or mapping}``) whose factory takes ``option``."""
+    import inspect
+
+    load_methods()
+    names = []
+    for name in config:
+        factory = LOSSES.get(str(name))
+        if factory is not None and option in inspect.signature(factory).parameters:
+            names.append(str(name))
+    return names
+
+
+def with_loss_option(
+    config: Mapping[str, Any], option: str, value: Any, where: str = "losses"
+) -> dict[str, Any]:
+    """``config`` with ``option: value`` set on every configured loss whose factory takes it
+    (e.g. a file of pretrained weights passed on the command line); :class:`ConfigError` when
+    none does."""
+    targets = loss_option_targets(config, option)
+    if not targets:
+        raise ConfigError(
+            f"{where}: no configured loss ({', '.join(map(str, config))}) takes {option!r}"
+        )
+    out = dict(config)
+    for name in targets:
+        current = out[name]
+        params = dict(current) if isinstance(current, Mapping) else {"weight": current}
+        params[option] = value
+        out[name] = params
+    return out
 
 
 class CompositeLoss:

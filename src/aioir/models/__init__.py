@@ -26,6 +26,8 @@ from aioir.models import nafnet as _nafnet  # noqa: F401  (registers presets)
 from aioir.models import restormer as _restormer  # noqa: F401  (registers presets)
 from aioir.models.artifacts import (
     ModelArtifact,
+    artifact_arguments,
+    attach_artifact_files,
     attach_artifacts,
     register_artifact,
     save_model,
@@ -102,7 +104,10 @@ def load_model(
         allow_pickle: allow a full (unsafe) unpickle for trusted ``.ckpt``/``.pth`` files that
             a weights-only load refuses.
         **overrides: keyword arguments replacing the preset's constructor arguments (of the
-            network, for a saved model inside wrappers).
+            network, for a saved model inside wrappers) — except the keywords of artefacts
+            that come from a file (:func:`aioir.models.artifacts.artifact_arguments`): UDAIR's
+            ``bank=FILE`` attaches a source bank (aioir's ``bank.safetensors`` or the authors'
+            ``source_domain_distrib.pth``), replacing a saved model's own.
 
     A registered name without ``checkpoint`` has random weights: fine to train or inspect, but
     :func:`aioir.restore` / :class:`aioir.restore.Restorer` refuse to restore with it (as
@@ -122,6 +127,7 @@ def load_model(
     name = str(name_or_path)
     if preset is not None:
         name = _with_preset(name, preset)
+    files = {k: overrides.pop(k) for k in list(overrides) if k in artifact_arguments()}
     if is_registered(name):
         info = get_model_info(name)
         model = create_model(info.name, **overrides)
@@ -130,6 +136,7 @@ def load_model(
             load_state_dict_into(model, state, checkpoint, info.architecture, strict)
         else:
             mark_untrained(model, info.name)
+        attach_artifact_files(model, files, name)
         return model.eval()
     if name.strip() == DEFAULT_MODEL:  # before a path: as ``--model default``
         shipped = shipped_weights(DEFAULT_MODEL)
@@ -157,6 +164,7 @@ def load_model(
     model.aioir_metadata = dict(config.get("metadata", {}))
     # the artefacts saved beside the weights (a method's, e.g. UDAIR's source bank)
     attach_artifacts(model, path if path.is_dir() else path.parent, model.aioir_metadata)
+    attach_artifact_files(model, files, str(path))
     return model.eval()
 
 

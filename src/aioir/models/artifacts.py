@@ -15,6 +15,10 @@ card ``README.md``, ``training.json``). A method package registers each artefact
 
 An artefact is named in the metadata by its ``key``; its value (a file name, a flag, …) is what
 ``save`` returned. Artefacts belong to the network, so they attach to :func:`unwrap`'s result.
+
+An artefact may also come from a file the user names: one that declares an ``argument`` (UDAIR's
+source bank: ``bank``) is attached by ``aioir.load_model(NAME, checkpoint=…, bank=FILE)`` and
+the command line's ``--bank FILE`` through :func:`attach_artifact_files`.
 """
 
 from __future__ import annotations
@@ -37,6 +41,8 @@ from aioir.plugins import Registry
 __all__ = [
     "ARTIFACTS",
     "ModelArtifact",
+    "artifact_arguments",
+    "attach_artifact_files",
     "attach_artifacts",
     "check_model_output",
     "list_artifacts",
@@ -55,11 +61,17 @@ class ModelArtifact:
             folder) and return the JSON value recorded under ``key``; ``None`` when the model
             carries none (nothing is written or recorded).
         load: ``load(model, folder, value)``: attach it to a loaded model.
+        argument: the keyword of :func:`aioir.load_model` (and ``--ARGUMENT`` of the commands
+            that load models) that attaches it from a user-named file; ``None``: none.
+        load_file: ``load_file(model, path)``: attach it from that file (raise
+            :class:`~aioir.errors.CheckpointError` for an unreadable or mismatched one).
     """
 
     key: str
     save: Callable[[nn.Module, Path], Any]
     load: Callable[[nn.Module, Path, Any], None]
+    argument: str | None = None
+    load_file: Callable[[nn.Module, Path], None] | None = None
 
 
 ARTIFACTS: Registry[ModelArtifact] = Registry("model artefact")
@@ -82,6 +94,30 @@ def attach_artifacts(model: nn.Module, folder: Path, metadata: Mapping[str, Any]
         value = metadata.get(artifact.key)
         if value:
             artifact.load(network, folder, value)
+
+
+def artifact_arguments() -> dict[str, ModelArtifact]:
+    """The artefacts that can be attached from a file, by their ``argument`` keyword."""
+    return {a.argument: a for a in list_artifacts() if a.argument and a.load_file is not None}
+
+
+def attach_artifact_files(
+    model: nn.Module, files: Mapping[str, str | os.PathLike[str] | None], label: str = "model"
+) -> None:
+    """Attach the artefacts ``files`` names (``{argument: path}``, e.g. ``{"bank": PTH}``) to
+    the network inside ``model`` (``None`` paths are skipped);
+    :class:`~aioir.errors.ConfigError` for an argument no
+    registered artefact takes or a model that takes none."""
+    known = artifact_arguments()
+    network = unwrap(model)
+    for argument, path in files.items():
+        if path is None:
+            continue
+        artifact = known.get(argument)
+        if artifact is None or artifact.load_file is None:
+            names = ", ".join(sorted(known)) or "none"
+            raise ConfigError(f"{label}: unknown model file argument {argument!r} (known: {names})")
+        artifact.load_file(network, Path(path))
 
 
 def check_model_output(output: str | os.PathLike[str], overwrite: bool, source: Any = None) -> None:

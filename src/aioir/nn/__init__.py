@@ -46,6 +46,7 @@ from aioir.nn.prompts import (
     PromptRouter,
     SoftmaxRouter,
     TopKRouter,
+    build_router,
 )
 from aioir.nn.quantize import EMAVectorQuantizer
 from aioir.nn.vgg import VGG16Features, load_vgg16_features
@@ -84,6 +85,7 @@ __all__ = [
     "VGG16Features",
     "WithBiasLayerNorm",
     "add_lora_adapter",
+    "build_router",
     "inject_lora",
     "load_dinov2",
     "load_vgg16_features",

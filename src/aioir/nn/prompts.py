@@ -6,10 +6,14 @@ router ``Linear_{C→N}(GAP(F))`` and a bias-free 3×3 convolution::
     w = router(softmax(logits)),  P = conv3x3(bilinear_resize(Σ_i w_i E_i, H×W))
 
 The *router* is a parameter-free strategy object mapping logits to weights, so a sparse variant
-(CPL's top-k, :class:`TopKRouter`) keeps PromptIR's parameters and key layout
-(``prompt_param``, ``linear_layer``, ``conv3x3``). Subclasses may also override
-:meth:`PromptGenBlock.route` or pass explicit ``weights`` to :meth:`PromptGenBlock.forward`
-(e.g. CPL's negative prompts). The routed weights are a per-image decision
+(top-k, :class:`TopKRouter`) keeps the dense block's parameters and key layout
+(``prompt_param``, ``linear_layer``, ``conv3x3``). Routers are named in a small registry
+(:data:`ROUTERS`: ``softmax``, ``topk``) so a config or a saved model's ``config.json`` can choose
+one: :func:`build_router` takes ``"topk"`` or ``{"name": "topk", "k": 1}``. A sparse router
+declares how many weights it keeps (:attr:`PromptRouter.active`); the block then gathers those
+bank entries instead of summing all ``N`` (the same prompt, less work). Subclasses may also
+override :meth:`PromptGenBlock.route` or pass explicit ``weights`` to
+:meth:`PromptGenBlock.forward` (e.g. mismatched prompts for a contrastive loss). The routed weights are a per-image decision
 (:mod:`aioir.nn.image_statistics`): the tiles of a tiled restoration share the whole image's (the
 prompt is still resized to each tile's size).
 
@@ -18,43 +22,117 @@ prompt is still resized to each tile's size).
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from aioir.errors import ConfigError
 from aioir.nn.blocks import TransformerBlock
 from aioir.nn.image_statistics import image_statistic, pool_crops
 
-__all__ = ["PromptGenBlock", "PromptInteraction", "PromptRouter", "SoftmaxRouter", "TopKRouter"]
+__all__ = [
+    "ROUTERS",
+    "PromptGenBlock",
+    "PromptInteraction",
+    "PromptRouter",
+    "RouterSpec",
+    "SoftmaxRouter",
+    "TopKRouter",
+    "build_router",
+    "router_factory",
+    "router_spec",
+]
 
 
 class PromptRouter(nn.Module):
     """Strategy: router logits ``B×N`` → non-negative prompt weights ``B×N``."""
+
+    #: registry name (:data:`ROUTERS`)
+    name: str = ""
+    #: how many weights per row may be non-zero (``None``: all ``N``, a dense sum)
+    active: int | None = None
+
+    def options(self) -> dict[str, Any]:
+        """Constructor arguments that rebuild this router (:func:`router_spec`)."""
+        return {}
 
     def forward(self, logits: Tensor) -> Tensor:  # pragma: no cover - abstract
         raise NotImplementedError
 
 
 class SoftmaxRouter(PromptRouter):
-    """PromptIR: dense softmax weights over all ``N`` prompt components."""
+    """Dense softmax weights over all ``N`` prompt components (PromptIR)."""
+
+    name = "softmax"
 
     def forward(self, logits: Tensor) -> Tensor:
         return logits.softmax(dim=-1)
 
 
 class TopKRouter(PromptRouter):
-    """CPL sparse prompts: softmax, then keep the ``k`` largest weights (not renormalised)."""
+    """Sparse prompts: softmax over all ``N``, then keep the ``k`` largest weights as they are
+    (not renormalised; the others are 0)."""
+
+    name = "topk"
 
     def __init__(self, k: int = 1) -> None:
         super().__init__()
-        if k < 1:
-            raise ValueError(f"k must be >= 1, got {k}")
+        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+            raise ValueError(f"k must be an integer >= 1, got {k!r}")
         self.k = k
+        self.active = k
+
+    def options(self) -> dict[str, Any]:
+        return {"k": self.k}
 
     def forward(self, logits: Tensor) -> Tensor:
         probs = logits.softmax(dim=-1)
         top, idx = probs.topk(self.k, dim=-1)
         return torch.zeros_like(probs).scatter(-1, idx, top)
+
+
+#: Router name → class (a router's constructor takes only keyword options).
+ROUTERS: dict[str, type[PromptRouter]] = {"softmax": SoftmaxRouter, "topk": TopKRouter}
+
+#: A router named in a config: ``"topk"`` or ``{"name": "topk", "k": 1}``.
+RouterSpec = str | Mapping[str, Any]
+
+
+def build_router(spec: RouterSpec) -> PromptRouter:
+    """The router a config names (:data:`RouterSpec`); :class:`ConfigError` when the name or an
+    option is unknown or invalid."""
+    if isinstance(spec, str):
+        name, options = spec, {}
+    elif isinstance(spec, Mapping) and isinstance(spec.get("name"), str):
+        options = {str(k): v for k, v in spec.items() if k != "name"}
+        name = spec["name"]
+    else:
+        raise ConfigError(f"router: expected a name or {{name: ..., options}}, got {spec!r}")
+    cls = ROUTERS.get(name)
+    if cls is None:
+        raise ConfigError(f"router: unknown name {name!r} (known: {', '.join(sorted(ROUTERS))})")
+    try:
+        return cls(**options)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"router {name!r}: invalid options {options} ({exc})") from None
+
+
+def router_spec(router: PromptRouter) -> dict[str, Any]:
+    """The config mapping that rebuilds ``router`` with :func:`build_router`."""
+    return {"name": router.name, **router.options()}
+
+
+def router_factory(
+    router: RouterSpec | Callable[[], PromptRouter] | None,
+) -> Callable[[], PromptRouter] | None:
+    """A factory of fresh routers (one per block) from a spec, a factory or ``None``."""
+    if router is None or callable(router):
+        return router
+    build_router(router)  # fail once, early, on a bad spec
+    return lambda: build_router(router)
 
 
 class PromptGenBlock(nn.Module):
@@ -96,18 +174,32 @@ class PromptGenBlock(nn.Module):
         """Prompt weights ``B×N`` for feature ``x``."""
         return self.router(self.logits(x))
 
-    def compose(self, weights: Tensor, size: tuple[int, int]) -> Tensor:
-        """``conv3x3(resize(Σ_i w_i E_i, size))`` for weights ``B×N``."""
+    def compose(self, weights: Tensor, size: tuple[int, int], active: int | None = None) -> Tensor:
+        """``conv3x3(resize(Σ_i w_i E_i, size))`` for weights ``B×N``.
+
+        ``active``: at most that many weights per row are non-zero; the sum then gathers the
+        ``active`` largest-weighted entries instead of running over all ``N`` (same result).
+        """
         bank = self.prompt_param[0]  # N×C_p×S×S
         n, c, s1, s2 = bank.shape
-        mixed = (weights.to(bank.dtype) @ bank.reshape(n, -1)).view(-1, c, s1, s2)
+        flat = bank.reshape(n, -1)
+        w = weights.to(bank.dtype)
+        if active is not None and active < n:
+            values, index = w.topk(active, dim=-1)  # B×k
+            mixed = (values.unsqueeze(1) @ flat[index]).view(-1, c, s1, s2)
+        else:
+            mixed = (w @ flat).view(-1, c, s1, s2)
         mixed = F.interpolate(mixed, size, mode="bilinear", align_corners=False)
         return self.conv3x3(mixed)
 
     def forward(self, x: Tensor, weights: Tensor | None = None) -> Tensor:
+        """The prompt for ``x``: routed (sparse routers gather their entries) or from explicit
+        ``weights`` (``B×N``, summed densely)."""
+        size = (x.shape[-2], x.shape[-1])
         if weights is None:
             weights = image_statistic(self, x.shape[0], lambda: self.route(x))
-        return self.compose(weights, (x.shape[-2], x.shape[-1]))
+            return self.compose(weights, size, self.router.active)
+        return self.compose(weights, size)
 
 
 class PromptInteraction(nn.Module):

@@ -12,7 +12,7 @@ models that only use the codes; input sides must be multiples of 8.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import Tensor, nn
@@ -149,18 +149,37 @@ class VQVAE2(nn.Module):
             )
             self.out_conv = nn.Conv2d(decoder_out_channel, in_channel, 3, padding=1)
 
-    def encode(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+    def encode(
+        self, x: Tensor, project_b: Callable[[Tensor], Tensor] | None = None
+    ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
         """Quantise an image: ``(quant_t, quant_b, diff, id_t, id_b)``.
 
         ``quant_t`` is ``D×H/8×W/8``, ``quant_b`` is ``D×H/4×W/4``; ``diff`` is the sum of the
-        two commitment terms.
+        two commitment terms. ``project_b`` (optional) maps the bottom pre-quantisation features
+        before they are quantised (:meth:`bottom_features`).
         """
+        quant_t, diff_t, id_t, z_b = self._encode_to_bottom(x, project_b)
+        quant_b, diff_b, id_b = self.quantize_b(z_b)
+        return quant_t, quant_b, diff_t + diff_b, id_t, id_b
+
+    def bottom_features(
+        self, x: Tensor, project_b: Callable[[Tensor], Tensor] | None = None
+    ) -> Tensor:
+        """The bottom pre-quantisation features ``z_b`` (``D×H/4×W/4``, after ``project_b``
+        when given): what :attr:`quantize_b` assigns to codewords."""
+        return self._encode_to_bottom(x, project_b)[3]
+
+    def _encode_to_bottom(
+        self, x: Tensor, project_b: Callable[[Tensor], Tensor] | None
+    ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         enc_b = self.enc_b(x - self.mean)
         enc_t = self.enc_t(enc_b)
         quant_t, diff_t, id_t = self.quantize_t(self.quantize_conv_t(enc_t))
         enc_b = torch.cat([self.dec_t(quant_t), enc_b], dim=1)
-        quant_b, diff_b, id_b = self.quantize_b(self.quantize_conv_b(enc_b))
-        return quant_t, quant_b, diff_t + diff_b, id_t, id_b
+        z_b = self.quantize_conv_b(enc_b)
+        if project_b is not None:
+            z_b = project_b(z_b)
+        return quant_t, diff_t, id_t, z_b
 
     def decode(self, quant_t: Tensor, quant_b: Tensor) -> Tensor:
         """Reconstruct the image from the two code maps."""

@@ -23,6 +23,7 @@ from aioir.plugins import Registry
 __all__ = [
     "AdapterFactory",
     "TestTimeAdapter",
+    "adapter_for_task",
     "get_test_time_adapter",
     "model_architecture",
     "register_test_time_adapter",
@@ -39,6 +40,11 @@ class TestTimeAdapter(Protocol):
     adapter may instead return its own forward's output. The call happens outside
     :func:`torch.inference_mode`, so the adapter may compute gradients. It must reset whatever it
     changed before returning (episodic adaptation).
+
+    An adapter that needs each image's task (an oracle label, e.g. UDAIR's faithful mode) may
+    say so with a ``needs_task`` attribute (true) and offer ``for_task(task) -> adapter``:
+    :meth:`aioir.restore.Restorer.restore_tensor` uses it when given a ``task`` (``aioir
+    evaluate`` gives each benchmark column's), :func:`adapter_for_task`.
     """
 
     def __call__(
@@ -47,6 +53,18 @@ class TestTimeAdapter(Protocol):
 
 
 AdapterFactory = Callable[..., TestTimeAdapter]  # (model, **options) -> adapter
+
+
+def adapter_for_task(adapter: TestTimeAdapter, task: str | None) -> TestTimeAdapter:
+    """``adapter.for_task(task)`` when the adapter needs a task (``needs_task``) and ``task`` is
+    given; ``adapter`` itself otherwise."""
+    if task and getattr(adapter, "needs_task", False):
+        for_task = getattr(adapter, "for_task", None)
+        if callable(for_task):
+            chosen: TestTimeAdapter = for_task(task)
+            return chosen
+    return adapter
+
 
 ADAPTERS: Registry[AdapterFactory] = Registry("test-time adapter for architecture")
 

@@ -44,7 +44,11 @@ from aioir.models.wrappers import unwrap
 from aioir.nn.image_statistics import has_image_statistics
 from aioir.nn.memory_format import to_channels_last
 from aioir.restore import ensemble
-from aioir.restore.adaptation import TestTimeAdapter, get_test_time_adapter
+from aioir.restore.adaptation import (
+    TestTimeAdapter,
+    adapter_for_task,
+    get_test_time_adapter,
+)
 from aioir.restore.resolve import DEFAULT_MODEL, resolve_model
 from aioir.restore.tiling import (
     Progress,
@@ -277,6 +281,8 @@ class Restorer:
         self_ensemble: average over flips/rotations of the input (:mod:`aioir.restore.ensemble`):
             ``"flips"`` (or ``True``; 4 passes, orientation kept) or ``"all"`` (8 passes).
         allow_untrained: allow a registered name without weights (random weights; tests only).
+        artifacts: files attached to the model (``{"bank": PATH}``: UDAIR's source bank, e.g.
+            the authors' ``source_domain_distrib.pth`` beside their checkpoint).
         strength: how much of the restoration to apply, in [0, 1]: the output is
             ``input + strength · (restored − input)`` (1, the default, is the model's output; 0
             returns the input). A user's control over a model that over-corrects a photo.
@@ -305,6 +311,7 @@ class Restorer:
         self_ensemble: bool | str = False,
         allow_untrained: bool = False,
         strength: float = 1.0,
+        artifacts: Mapping[str, str | os.PathLike[str] | None] | None = None,
         model_options: Mapping[str, Any] | None = None,
     ) -> None:
         if not 0.0 <= strength <= 1.0:  # also refuses NaN
@@ -317,7 +324,9 @@ class Restorer:
             raise ConfigError(f"tile batch size must be >= 1, not {tile_batch_size}")
         self.device = resolve_device(device)
         self.dtype = _resolve_precision(precision, self.device)
-        self.model = resolve_model(model, checkpoint, allow_untrained=allow_untrained)
+        self.model = resolve_model(
+            model, checkpoint, allow_untrained=allow_untrained, artifacts=artifacts
+        )
         self.model.to(self.device).eval()
         if model_options:
             network = unwrap(self.model)
@@ -365,6 +374,7 @@ class Restorer:
             self.adapter = None
         else:
             self.adapter = tta
+        self._task_adapters: dict[str, TestTimeAdapter] = {}
 
     def __repr__(self) -> str:
         return (
@@ -439,8 +449,11 @@ class Restorer:
                 )
             return out.to(x.device, torch.float32).clamp_(0.0, 1.0)
 
-    def restore_tensor(self, x: Tensor) -> Tensor:
-        """Restore a B×3×H×W float tensor in [0, 1]; float32 in [0, 1] on ``x``'s device."""
+    def restore_tensor(self, x: Tensor, task: str | None = None) -> Tensor:
+        """Restore a B×3×H×W float tensor in [0, 1]; float32 in [0, 1] on ``x``'s device.
+
+        ``task``: the images' task, for a test-time adapter that needs one (``needs_task``,
+        e.g. UDAIR's faithful mode; :func:`~aioir.restore.adaptation.adapter_for_task`)."""
         if x.ndim != 4 or x.shape[1] != 3:
             raise ValueError(f"expected a B×3×H×W tensor, got shape {tuple(x.shape)}")
         x = x.float()
@@ -448,7 +461,12 @@ class Restorer:
             out = self._run(x)
         else:
             # adapt the network itself; ``self._run`` restores with the whole model (wrappers)
-            out = self.adapter(unwrap(self.model), x.to(self.device), self._run)
+            adapter = self.adapter
+            if task:
+                if task not in self._task_adapters:
+                    self._task_adapters[task] = adapter_for_task(adapter, task)
+                adapter = self._task_adapters[task]
+            out = adapter(unwrap(self.model), x.to(self.device), self._run)
             with torch.inference_mode():
                 out = out.detach().to(x.device, torch.float32).clamp(0.0, 1.0)
         if self.strength == 1.0:

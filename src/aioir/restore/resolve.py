@@ -18,6 +18,7 @@ Resolution order for ``spec``:
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
 
 from torch import nn
@@ -58,10 +59,13 @@ def resolve_model(
     checkpoint: str | os.PathLike[str] | None = None,
     *,
     allow_untrained: bool = False,
+    artifacts: Mapping[str, str | os.PathLike[str] | None] | None = None,
 ) -> nn.Module:
     """Load the model that ``spec`` names (see the module docstring), in eval mode, on the CPU.
 
-    A model that runs with a frozen network kept outside its weights
+    ``artifacts``: files to attach (``{"bank": PATH}``, :func:`aioir.models.artifacts.
+    attach_artifact_files`), e.g. UDAIR's source bank beside a ``checkpoint``. A model that
+    runs with a frozen network kept outside its weights
     (:class:`~aioir.models.protocols.ExternalWeightsUser`) loads it here, so a missing file is
     one error before the first image.
 
@@ -73,7 +77,7 @@ def resolve_model(
     from aioir.models.protocols import ExternalWeightsUser
     from aioir.models.wrappers import unwrap
 
-    model = _resolve(spec, checkpoint, allow_untrained=allow_untrained)
+    model = _resolve(spec, checkpoint, allow_untrained=allow_untrained, artifacts=artifacts)
     network = unwrap(model)
     if isinstance(network, ExternalWeightsUser):
         network.load_external_weights()
@@ -81,13 +85,19 @@ def resolve_model(
 
 
 def _resolve(
-    spec: str | os.PathLike[str] | nn.Module = DEFAULT_MODEL,
-    checkpoint: str | os.PathLike[str] | None = None,
+    spec: str | os.PathLike[str] | nn.Module,
+    checkpoint: str | os.PathLike[str] | None,
     *,
-    allow_untrained: bool = False,
+    allow_untrained: bool,
+    artifacts: Mapping[str, str | os.PathLike[str] | None] | None,
 ) -> nn.Module:
     """:func:`resolve_model` without loading external weights."""
+    files = {k: v for k, v in (artifacts or {}).items() if v is not None}
     if isinstance(spec, nn.Module):
+        if files:
+            from aioir.models.artifacts import attach_artifact_files
+
+            attach_artifact_files(spec, files, type(spec).__name__)
         if checkpoint is not None:
             raise ConfigError("checkpoint= cannot be combined with a model object")
         if not allow_untrained:
@@ -114,22 +124,22 @@ def _resolve(
             raise ConfigError(
                 "--checkpoint needs a model name (e.g. --model udair), not the default model"
             )
-        return load_model(weights).eval()
+        return load_model(weights, **files).eval()
     path = Path(text).expanduser()
     if not is_registered(text) and path.exists():
-        return load_model(path, checkpoint).eval()
+        return load_model(path, checkpoint, **files).eval()
     if is_registered(text):
         if checkpoint is not None:
-            return load_model(text, checkpoint).eval()
+            return load_model(text, checkpoint, **files).eval()
         weights = shipped_weights(text.lower())
         if weights is not None:
-            return load_model(weights).eval()
+            return load_model(weights, **files).eval()
         if not allow_untrained:
             raise ConfigError(
                 f"model {text!r} has no trained weights; pass --checkpoint PATH or a saved "
                 "model path (or --allow-untrained to run it with random weights)"
             )
-        return load_model(text).eval()
+        return load_model(text, **files).eval()
     if _looks_like_path(text):
         raise ConfigError(f"{text}: no such model file or folder")
     return load_model(text)  # raises ConfigError: unknown model, with close matches

@@ -105,8 +105,12 @@ def test_faithful_changes_codebooks_during_adaptation_but_not_after(model):
 
 
 def test_faithful_needs_a_task_and_is_reproducible(model):
+    blind = udair_tta("faithful", work_size=32)  # the task comes per image (aioir evaluate)
+    assert blind.needs_task and not blind.for_task("dehazing").needs_task
     with pytest.raises(ConfigError, match="task"):
-        TTAConfig(mode="faithful")
+        Restorer(model, device="cpu", tile=0, tta=blind).restore_tensor(
+            task_images(1, 32, seed=9)["haze"]
+        )
     with pytest.raises(ConfigError, match="mode"):
         TTAConfig(mode="magic")
     x = task_images(1, 32, seed=8)["haze"]

@@ -10,8 +10,10 @@ Parity flag ``parity_layers=True`` (paper preset) also builds the six 1×1 convo
 reference code defines but never uses (215,296 parameters, counted in the published 35.59M);
 they are never computed. No input mean subtraction; output = ``3×3(F) + input``.
 
-``router`` selects the prompt weighting (dense softmax; :class:`aioir.nn.prompts.TopKRouter` for
-CPL-style sparse prompts) without changing parameters or keys.
+``router`` selects the prompt weighting (dense softmax; ``{"name": "topk", "k": 1}`` for
+CPL-style sparse prompts; :func:`aioir.nn.prompts.build_router`) without changing parameters or
+keys; a named router is a plain override, so a config or a saved model's ``config.json`` can
+carry it.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from aioir.models.registry import Preset, register_presets
 from aioir.models.restormer import Restormer, RestormerOptions
 from aioir.nn.blocks import TransformerBlock
 from aioir.nn.padding import pad_to_multiple, unpad
-from aioir.nn.prompts import PromptGenBlock, PromptRouter
+from aioir.nn.prompts import PromptGenBlock, PromptRouter, RouterSpec, router_factory
 
 __all__ = ["PromptIR"]
 
@@ -41,7 +43,8 @@ class PromptIR(Restormer):
         prompt_len: prompt components ``N`` per bank.
         fusion_heads: heads of the prompt-interaction blocks.
         parity_layers: build the reference code's six unused 1×1 convolutions.
-        router: a callable returning a fresh :class:`PromptRouter` per block (default softmax).
+        router: a router name or ``{"name": ..., options}`` (:func:`aioir.nn.prompts.build_router`)
+            or a callable returning a fresh :class:`PromptRouter` per block (default softmax).
     """
 
     latent_width = 4  # the reference's latent fusion reduces to 4·dim
@@ -54,7 +57,7 @@ class PromptIR(Restormer):
         prompt_len: int = 5,
         fusion_heads: int | None = None,
         parity_layers: bool = True,
-        router: Callable[[], PromptRouter] | None = None,
+        router: RouterSpec | Callable[[], PromptRouter] | None = None,
         **backbone: Unpack[RestormerOptions],
     ) -> None:
         super().__init__(**backbone)
@@ -64,8 +67,10 @@ class PromptIR(Restormer):
         s1, s2, s3 = prompt_sizes
         fh = self.backbone_options["heads"][2] if fusion_heads is None else fusion_heads
 
+        new_router = router_factory(router)
+
         def make_router() -> PromptRouter | None:
-            return router() if router is not None else None
+            return new_router() if new_router is not None else None
 
         self.prompt1 = PromptGenBlock(p1, prompt_len, s1, c2, make_router())
         self.prompt2 = PromptGenBlock(p2, prompt_len, s2, c3, make_router())

@@ -1,4 +1,8 @@
-"""UDAIR domain adaptation over a folder of unlabelled target-domain images (arXiv v1's strategy).
+"""Folder CORAL adaptation of UDAIR's distribution adapters (``aioir adapt --method
+coral-adapters``): the test-time CORAL objective run once over a folder of unlabelled
+target-domain images. Ours: it touches neither the codebook nor its embeddings, so it is *not*
+arXiv v1's codebook-alignment domain adaptation, which is
+:mod:`aioir.methods.udair.alignment` (``--method codebook``).
 
 Unlike test-time adaptation (:mod:`aioir.methods.udair.tta`, per image, reset afterwards) the three
 distribution adapters learn *once* from the whole folder and are saved with the model:
@@ -18,7 +22,8 @@ distribution adapters learn *once* from the whole folder and are saved with the 
 4. :func:`save_adapted` writes a normal saved model (``save_pretrained`` + the source bank) whose
    config builds residual adapters and whose metadata says ``adapters_enabled: true``.
 
-``aioir adapt --model M --target DIR --output OUT`` runs this from the command line.
+``aioir adapt --model M --target DIR --output OUT [--method coral-adapters]`` runs this from
+the command line.
 """
 
 from __future__ import annotations
@@ -29,12 +34,15 @@ import os
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor, nn
 
 from aioir.errors import ConfigError, DatasetLayoutError
+
+if TYPE_CHECKING:
+    from aioir.methods.udair.alignment import AlignResult
 from aioir.methods.udair.bank import SourceBank
 from aioir.methods.udair.model import UDAIRBase
 from aioir.methods.udair.tta import (
@@ -125,6 +133,7 @@ class AdaptResult:
         for task in self.assignments.values():
             counts[task] = counts.get(task, 0) + 1
         return {
+            "method": "coral-adapters",
             "images": len(self.assignments),
             "clusters": counts,
             "blind": self.config.task is None,
@@ -293,20 +302,21 @@ def adapt_to_folder(
 def save_adapted(
     model: nn.Module,
     output: str | os.PathLike[str],
-    result: AdaptResult | None = None,
+    result: AdaptResult | AlignResult | None = None,
     *,
     overwrite: bool = False,
 ) -> Path:
     """Save an adapted model as a folder (``model.safetensors``, ``config.json``, the bank).
 
     The metadata keeps the source model's (training record …) and adds ``adapters_enabled:
-    true`` (when the adapters are on) and ``domain_adaptation`` (the
-    :meth:`AdaptResult.summary`); written through :func:`aioir.models.save_model` (replaced
-    whole or not at all). Returns the folder.
+    true`` (when the adapters are on) and ``domain_adaptation`` (the result's ``summary()``;
+    a codebook-aligned model's config builds its code projector); written through
+    :func:`aioir.models.save_model` (replaced whole or not at all). Returns the folder.
     """
+    from aioir.methods.udair.alignment import AlignResult
     from aioir.models import save_model, unwrap
 
-    if getattr(unwrap(model), "source_bank", None) is None:
+    if not isinstance(result, AlignResult) and getattr(unwrap(model), "source_bank", None) is None:
         raise ConfigError("save_adapted: the model has no source bank")
     metadata = dict(getattr(model, "aioir_metadata", {}) or {})
     if result is not None:

@@ -3,7 +3,9 @@
 
 * ``source_bank`` — the per-task source bank (:class:`~aioir.methods.udair.bank.SourceBank`,
   ``bank.safetensors``), attached as ``model.source_bank``; stored in the dtype it was read
-  with (``aioir bank --dtype``);
+  with (``aioir bank --dtype``). Also attached from a file: ``aioir.load_model("udair",
+  checkpoint=CKPT, bank=FILE)`` / ``--bank FILE`` (aioir's bank or the authors'
+  ``source_domain_distrib.pth``; its channels must be the model's);
 * ``adapters_enabled`` — ``true`` for a model whose distribution adapters were learnt for a
   target domain (``aioir adapt``): it loads with the adapters switched on.
 """
@@ -33,6 +35,20 @@ def _load_bank(model: nn.Module, folder: Path, value: Any) -> None:
     model.source_bank = SourceBank.load(folder / str(value))
 
 
+def _bank_from_file(model: nn.Module, path: Path) -> None:
+    from aioir.errors import ConfigError
+    from aioir.methods.udair.model import UDAIRBase
+
+    if not isinstance(model, UDAIRBase):
+        raise ConfigError(
+            f"{path}: a source bank applies to UDAIR models, not a {type(model).__name__}"
+        )
+    bank = SourceBank.load(path)
+    channels = {k: a.adapt[0].in_channels for k, a in model.adapters().items()}
+    bank.check_channels(channels, str(path))
+    model.source_bank = bank
+
+
 def _save_adapters(model: nn.Module, folder: Path) -> bool | None:
     return True if getattr(model, "adapters_enabled", False) else None
 
@@ -43,5 +59,7 @@ def _load_adapters(model: nn.Module, folder: Path, value: Any) -> None:
         set_adapters(bool(value))
 
 
-SOURCE_BANK = register_artifact(ModelArtifact("source_bank", _save_bank, _load_bank))
+SOURCE_BANK = register_artifact(
+    ModelArtifact("source_bank", _save_bank, _load_bank, argument="bank", load_file=_bank_from_file)
+)
 ADAPTERS = register_artifact(ModelArtifact("adapters_enabled", _save_adapters, _load_adapters))

@@ -24,6 +24,15 @@ header metadata ``aioir_source_bank`` = JSON ``{"format_version", "task_names", 
 ``safetensors`` alone. Files without ``format_version`` (mean maps only) are format 1 and load
 with no statistics. Tensors may be stored as float16 (``dtype=``, halves the file); loading
 always returns float32.
+
+**The authors' file.** UDAIR's released code saves its bank as ``source_domain_distrib.pth``, a
+torch pickle ``{"distrib_4", "distrib_3", "distrib_2"}`` of ``T×C×h×w`` mean maps (an epoch
+mean over the training crops of the best epoch; ``T = 5`` tasks in their config order
+denoising, dehazing, deraining, low-light, underwater; at their 128 px patch ``5×192×16×16``,
+``5×96×32×32``, ``5×48×64×64``). :meth:`SourceBank.load` recognises it by its content (a
+torch file, not safetensors) and reads it as a format-1 bank with aioir's task names
+(:data:`AUTHORS_TASKS`); it is read with ``torch.load(weights_only=True)`` (tensors only, no
+code runs).
 """
 
 from __future__ import annotations
@@ -40,6 +49,8 @@ from torch import Tensor
 from aioir.errors import CheckpointError, ConfigError
 
 __all__ = [
+    "AUTHORS_KEYS",
+    "AUTHORS_TASKS",
     "BANK_DTYPES",
     "BANK_FILE",
     "BANK_FORMAT_VERSION",
@@ -47,6 +58,7 @@ __all__ = [
     "STAT_KINDS",
     "SourceBank",
     "load_source_bank",
+    "read_authors_bank",
     "save_source_bank",
 ]
 
@@ -58,6 +70,11 @@ BANK_FORMAT_VERSION = 2
 STAT_KINDS = ("mean", "cov", "within")
 #: storage dtypes by name
 BANK_DTYPES: dict[str, torch.dtype] = {"float32": torch.float32, "float16": torch.float16}
+#: the authors' bank keys by level (``source_domain_distrib.pth``)
+AUTHORS_KEYS: dict[str, str] = {"g4": "distrib_4", "g3": "distrib_3", "g2": "distrib_2"}
+#: the authors' tasks in their config order (denoising, dehazing, deraining, low-light,
+#: underwater), by aioir's names: the rows of their bank
+AUTHORS_TASKS: tuple[str, ...] = ("noise", "haze", "rain", "lowlight", "underwater")
 
 
 def pooled_size(shape: tuple[int, int], bank_hw: tuple[int, int]) -> tuple[int, int]:
@@ -112,8 +129,14 @@ class SourceBank:
         return {"mean": self.means, "cov": self.covs, "within": self.within}  # type: ignore[dict-item]
 
     @classmethod
-    def load(cls, path: str | Path) -> SourceBank:
-        """Read a bank file (or the ``bank.safetensors`` inside a directory)."""
+    def load(cls, path: str | Path, task_names: Sequence[str] | None = None) -> SourceBank:
+        """Read a bank file (or the ``bank.safetensors`` inside a directory): aioir's
+        safetensors format or the authors' ``source_domain_distrib.pth`` (recognised by its
+        content; ``task_names`` names its rows, default :data:`AUTHORS_TASKS`).
+        :class:`~aioir.errors.CheckpointError` for anything else."""
+        p = Path(path)
+        if p.is_file() and _is_torch_file(p):
+            return read_authors_bank(p, task_names)
         levels, meta, stats = _read(path)
         bank = cls(levels, list(meta.get("task_names", [])), meta)
         if stats is not None:
@@ -148,13 +171,27 @@ class SourceBank:
         )
 
     def task_index(self, task: str) -> int:
-        """Row of ``task`` in the bank (``ConfigError`` naming the known tasks otherwise)."""
-        try:
-            return self.task_names.index(task)
-        except ValueError:
-            raise ConfigError(
-                f"source bank has no task {task!r} (tasks: {', '.join(self.task_names)})"
-            ) from None
+        """Row of ``task`` in the bank, by aioir's name or another spelling
+        (:func:`aioir.tasks.canonical_task`: ``dehazing`` is ``haze``); ``ConfigError`` naming
+        the known tasks otherwise."""
+        from aioir.tasks import canonical_task
+
+        wanted = canonical_task(task)
+        for i, name in enumerate(self.task_names):
+            if canonical_task(name) == wanted:
+                return i
+        raise ConfigError(f"source bank has no task {task!r} (tasks: {', '.join(self.task_names)})")
+
+    def check_channels(self, channels: Mapping[str, int], where: str = "source bank") -> None:
+        """``CheckpointError`` unless every level has the given channel count (the model's
+        adapters': ``{"g4": 192, "g3": 96, "g2": 48}`` for the paper preset)."""
+        for level in LEVELS:
+            got = int(self.levels[level].shape[1])
+            if level in channels and got != int(channels[level]):
+                raise CheckpointError(
+                    f"{where}: {level} has {got} channels, the model's {channels[level]} "
+                    "(a bank of another model size)"
+                )
 
 
 def _dtype(dtype: str | torch.dtype) -> tuple[str, torch.dtype]:
@@ -252,8 +289,8 @@ def _read(
         with safe_open(str(p), framework="pt") as f:
             meta = json.loads((f.metadata() or {}).get("aioir_source_bank", "null"))
             tensors = {k: f.get_tensor(k).float() for k in f.keys()}  # noqa: SIM118
-    except (OSError, ValueError, RuntimeError) as exc:
-        raise CheckpointError(f"{p}: not a readable source bank ({exc})") from exc
+    except Exception as exc:  # SafetensorError, OSError, JSON errors …: one line
+        raise CheckpointError(f"{p}: not a readable source bank ({_one_line(exc)})") from exc
     if not isinstance(meta, dict) or not set(LEVELS) <= set(tensors):
         raise CheckpointError(f"{p}: not an aioir source bank (need g4, g3, g2 + metadata)")
     version = meta.get("format_version", 1)
@@ -273,6 +310,70 @@ def _read(
     if present:
         stats = {kind: {lv: tensors[f"{kind}_{lv}"] for lv in LEVELS} for kind in STAT_KINDS}
     return levels, meta, stats
+
+
+def _is_torch_file(path: Path) -> bool:
+    """Whether ``path`` starts like a torch file (a zip archive, or a legacy pickle) rather
+    than a safetensors file (an 8-byte header length followed by ``{``)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(9)
+    except OSError:
+        return False  # the safetensors reader reports it
+    if len(head) == 9 and head[8:9] == b"{":
+        return False
+    return head.startswith(b"PK\x03\x04") or head.startswith(b"\x80")
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    line = text[0] if text else type(exc).__name__
+    return line if len(line) <= 160 else line[:157] + "..."
+
+
+def read_authors_bank(path: str | Path, task_names: Sequence[str] | None = None) -> SourceBank:
+    """The authors' ``source_domain_distrib.pth`` as a :class:`SourceBank` (module docstring).
+
+    ``task_names``: the rows' tasks (default :data:`AUTHORS_TASKS`, their config order); any
+    spelling :func:`aioir.tasks.canonical_task` knows. Read on the CPU with
+    ``torch.load(weights_only=True)``. :class:`~aioir.errors.CheckpointError` (one line) when
+    the file is not readable or not of that layout.
+    """
+    from aioir.tasks import canonical_task
+
+    p = Path(path)
+    if not p.is_file():
+        raise CheckpointError(f"{p}: no source bank file")
+    try:
+        data = torch.load(p, map_location="cpu", weights_only=True)
+    except Exception as exc:  # a torch/pickle/zip error of any kind: one line
+        raise CheckpointError(f"{p}: not a readable source bank ({_one_line(exc)})") from exc
+    keys = sorted(AUTHORS_KEYS.values())
+    if not isinstance(data, Mapping) or not set(keys) <= set(data):
+        found = sorted(map(str, data)) if isinstance(data, Mapping) else type(data).__name__
+        raise CheckpointError(f"{p}: not a UDAIR source bank (need {keys}, found {found})")
+    names = [canonical_task(t) for t in (task_names or AUTHORS_TASKS)]
+    levels: dict[str, Tensor] = {}
+    for level, key in AUTHORS_KEYS.items():
+        value = data[key]
+        if not isinstance(value, Tensor) or not value.is_floating_point():
+            raise CheckpointError(f"{p}: {key} is not a float tensor")
+        if value.ndim == 3 and len(names) == 1:  # their .squeeze() drops a single task's row
+            value = value[None]
+        if value.ndim != 4 or value.shape[0] != len(names):
+            raise CheckpointError(
+                f"{p}: {key} has shape {tuple(value.shape)}, expected {len(names)}×C×h×w "
+                f"(tasks {', '.join(names)})"
+            )
+        levels[level] = value.detach().float().contiguous()
+    side = int(levels["g3"].shape[-1])
+    meta: dict[str, Any] = {
+        "task_names": names,
+        "mode": "epoch_mean",
+        "patch_size": 4 * side,
+        "source": f"UDAIR authors' bank ({p.name})",
+    }
+    return SourceBank(levels, names, meta)
 
 
 def load_source_bank(path: str | Path) -> tuple[dict[str, Tensor], dict[str, Any]]:

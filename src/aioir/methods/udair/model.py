@@ -92,10 +92,28 @@ class UDAIROutput:
     codes: Tensor
 
 
+class CodeProjector(nn.Module):
+    """``z + W z + b``: a residual 1×1 projection of the DAM's bottom pre-quantisation features
+    (``W``, ``b`` zero at start, so it begins as the identity). Learnt by codebook-alignment
+    domain adaptation (:mod:`aioir.methods.udair.alignment`) to map target-domain features
+    onto the source domain's codeword usage; ours, not in the authors' code."""
+
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.proj = nn.Conv2d(dim, dim, kernel_size=1)
+        nn.init.zeros_(self.proj.weight)
+        nn.init.zeros_(self.proj.bias)
+
+    def forward(self, z: Tensor) -> Tensor:
+        return z + self.proj(z)
+
+
 class DAM(nn.Module):
     """Degradation-aware module: VQ-VAE-2 bottom code → ConvMLP → GELU → GCT.
 
     Attribute names (``codebook``, ``dim``, ``gelu``, ``gct``) follow the reference code.
+    ``code_projector=True`` adds a :class:`CodeProjector` before the bottom quantiser (keys
+    ``dam.code_projector.*``; a domain-adapted model's).
     """
 
     def __init__(
@@ -110,6 +128,7 @@ class DAM(nn.Module):
         dropout: float = 0.3,
         vq_image_decoder: bool = True,
         input_mean: Sequence[float] = RGB_MEAN,
+        code_projector: bool = False,
     ) -> None:
         super().__init__()
         self.codebook = VQVAE2(
@@ -120,11 +139,20 @@ class DAM(nn.Module):
         self.dim = ConvMLP(embed_dim, mlp_hidden, out_dim, drop=dropout)
         self.gelu = nn.GELU()
         self.gct = GCT(out_dim, mode="l2")
+        self.code_projector = CodeProjector(embed_dim) if code_projector else None
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """Degradation map ``d`` (B×out_dim×H/4×W/4) and bottom code indices (B×H/4×W/4)."""
-        _, quant_b, _, _, id_b = self.codebook.encode(x)
-        return self.gct(self.gelu(self.dim(quant_b))), id_b
+        _, quant_b, _, _, id_b = self.codebook.encode(x, self.code_projector)
+        return self.embed(quant_b), id_b
+
+    def embed(self, quant_b: Tensor) -> Tensor:
+        """The degradation map ``d`` of quantised bottom codes."""
+        return self.gct(self.gelu(self.dim(quant_b)))
+
+    def bottom_features(self, x: Tensor) -> Tensor:
+        """Bottom pre-quantisation features (after the code projector when there is one)."""
+        return self.codebook.bottom_features(x, self.code_projector)
 
 
 class DegradationOptions(TypedDict, total=False):
@@ -143,6 +171,7 @@ class DegradationOptions(TypedDict, total=False):
     adapter_zero_init: bool
     init_logit_scale: float
     feature_size: int
+    code_projector: bool
 
 
 def split_degradation_options(
@@ -193,6 +222,7 @@ class UDAIRBase(FusionUNet):
         adapter_zero_init: bool = False,
         init_logit_scale: float = math.log(1 / 0.07),
         feature_size: int = 16,
+        code_projector: bool = False,
     ) -> None:
         """Build the degradation side after the backbone (keys and order: the reference's).
 
@@ -207,13 +237,15 @@ class UDAIRBase(FusionUNet):
                 :class:`aioir.nn.adapters.DistributionAdapter`); the reference is ``False, False``.
             init_logit_scale: initial ``θ`` of the contrastive temperature (``ln(1/0.07)``).
             feature_size: pooled size of the contrastive feature (16).
+            code_projector: a :class:`CodeProjector` before the bottom quantiser (codebook-
+                alignment domain adaptation, ours; off in the reference).
         """
         dim = self.dim
         c2, c3, c4 = dim * 2, dim * 4, dim * 8
         self.register_buffer("mean", torch.tensor(RGB_MEAN).view(1, 3, 1, 1), persistent=False)
         self.dam = DAM(
             c3, vq_channel, vq_res_blocks, vq_res_channel, embed_dim, n_embed, dam_hidden,
-            dam_dropout, vq_image_decoder,
+            dam_dropout, vq_image_decoder, code_projector=code_projector,
         )  # fmt: skip
         adapter = {"residual": adapter_residual, "zero_init": adapter_zero_init}
         self.distrib_adapt2 = DistributionAdapter(c2, **adapter)

@@ -11,13 +11,17 @@ every image.
 Two modes (:class:`TTAConfig`):
 
 * ``faithful`` — the authors' code: adapters from their stored (random) initialisation, not
-  residual; the reference task must be given (``task=``, an oracle label); the whole model in
-  train mode (DAM dropout and EMA codebook updates active); input bicubic-resized to 256×256;
-  AdamW lr 1e-3, weight decay 0.01; the image returned is the output of the 5th forward (after 4
-  updates). Forwards 1–4 skip the U-Net (``decode=False``): their images are discarded by the
-  reference code and the decoder influences neither the loss nor any state, so the output equals
-  the authors' at ~1/5 of the cost. The 256×256 output is resized back to the input size
-  (bicubic) so files and metrics keep their size (``resize=False`` adapts at native size).
+  residual; the reference task must be given (``task=``, an oracle label; ``aioir evaluate``
+  gives each benchmark column's task, as their ``test.py`` takes it from the test-set name);
+  the whole model in train mode (DAM dropout and EMA codebook updates active); input resized to
+  256×256 as their loader does it (PIL bicubic on the 8-bit image, antialiased when shrinking:
+  :func:`pil_bicubic`); AdamW lr 1e-3, weight decay 0.01; the image returned is the output of
+  the 5th forward (after 4 updates). Forwards 1–4 skip the U-Net (``decode=False``): their
+  images are discarded by the reference code and the decoder influences neither the loss nor
+  any state, so the output equals the authors' at ~1/5 of the cost. The 256×256 output is
+  resized back to the input size (bicubic, antialiased when shrinking) so files and metrics keep
+  their size; ``output="work"`` returns it at 256×256 as the authors save it
+  (``resize=False`` adapts at native size).
 * ``default`` — blind and safe: residual adapters whose last 1×1 is re-initialised to zero
   (step 0 is exactly the trained model), DAM in eval mode (deterministic), the reference task
   chosen blindly (:func:`choose_reference`) unless given, the CORAL reference taken from the
@@ -73,6 +77,7 @@ __all__ = [
     "choose_reference",
     "coral_objective",
     "only_adapters_trainable",
+    "pil_bicubic",
     "pooled_size",
     "preserved_state",
     "raw_maps",
@@ -85,6 +90,8 @@ __all__ = [
 ]
 
 TTA_MODES: tuple[str, ...] = ("default", "faithful")
+#: faithful mode's output size: the input's (resized back) or the working size (the authors')
+TTA_OUTPUTS: tuple[str, ...] = ("input", "work")
 #: Blind reference choices (``docs/methods/udair.md``, "Blind reference choice"): Σ CORAL
 #: distance to the mean maps ("coral"), nearest mean embedding ("centroid"), the sum of both
 #: after normalisation ("combined"), Mahalanobis distance of the image's mean row under the
@@ -115,8 +122,10 @@ class TTAConfig:
             consecutive updates (default mode).
         work_size: faithful: side of the square resize (256); default: the working image's
             short side (a larger input is downscaled with antialiasing; ``None``: native size).
-        resize: faithful only — resize to ``work_size``² (the authors); ``False`` adapts and
-            restores at the native size.
+        resize: faithful only — resize to ``work_size``² (the authors: PIL bicubic on the 8-bit
+            image); ``False`` adapts and restores at the native size.
+        output: faithful only — ``"input"`` resizes the result back to the input size;
+            ``"work"`` returns it at ``work_size``² (what the authors' ``test.py`` saves).
         chooser: blind reference choice (:data:`CHOOSERS`; ``auto``: ``mahalanobis`` with a
             bank that has statistics, else ``centroid``).
         reference: CORAL reference (:data:`REFERENCES`; default mode only — ``faithful``
@@ -134,6 +143,7 @@ class TTAConfig:
     patience: int = 2
     work_size: int | None = 256
     resize: bool = True
+    output: str = "input"
     chooser: str = "auto"
     reference: str = "auto"
     seed: int = 42
@@ -149,11 +159,8 @@ class TTAConfig:
             )
         if self.mode == "faithful" and self.reference == "statistics":
             raise ConfigError("faithful TTA uses the authors' mean-map reference, not statistics")
-        if self.mode == "faithful" and not self.task:
-            raise ConfigError(
-                "faithful TTA needs the reference task (task=..., --tta-task): the authors' "
-                "code takes it from the test-set name"
-            )
+        if self.output not in TTA_OUTPUTS:
+            raise ConfigError(f"unknown TTA output {self.output!r} (use {', '.join(TTA_OUTPUTS)})")
         if self.steps is not None and self.steps < 1:
             raise ConfigError(f"TTA steps must be >= 1, not {self.steps}")
         if self.work_size is not None and self.work_size < 8:
@@ -379,9 +386,26 @@ def raw_maps(model: UDAIRBase, x: Tensor) -> dict[str, Tensor]:
     return {"g4": out.g4, "g3": out.g3, "g2": out.g2}
 
 
+def pil_bicubic(x: Tensor, size: tuple[int, int]) -> Tensor:
+    """Resize B×3×H×W images in [0, 1] to ``size`` (h, w) as the authors' loader does: to 8 bit
+    (rounded), PIL's bicubic resize (its filter widened by the scale when shrinking, i.e.
+    antialiased), back to float in [0, 1] on ``x``'s device."""
+    import numpy as np
+    from PIL import Image
+
+    h, w = size
+    out = []
+    for img in x.detach().float().clamp(0.0, 1.0):
+        array = (img.permute(1, 2, 0).cpu().numpy() * 255.0).round().astype(np.uint8)
+        resized = Image.fromarray(array).resize((w, h), resample=Image.Resampling.BICUBIC)
+        out.append(torch.from_numpy(np.asarray(resized).copy()).permute(2, 0, 1))
+    return (torch.stack(out).float() / 255.0).to(x.device)
+
+
 def working_image(x: Tensor, work_size: int | None, min_side: int) -> Tensor:
     """Downscale (antialiased bicubic) so the short side is ``work_size``; upscale images whose
-    short side is below ``min_side`` (the bank's patch) to it, UDAIR's small-image convention."""
+    short side is below ``min_side`` (the bank's patch) to it, aspect kept (aioir's small-image
+    convention; the authors' loader stretches only the short side)."""
     h, w = x.shape[-2:]
     short = min(h, w)
     target = short
@@ -412,6 +436,17 @@ class UDAIRTestTimeAdapter:
     def __repr__(self) -> str:
         return f"UDAIRTestTimeAdapter({self.config})"
 
+    @property
+    def needs_task(self) -> bool:
+        """Whether each image's task must be given (faithful mode without ``task``: an oracle
+        label, as the authors' test set name); see :meth:`for_task`."""
+        return self.config.mode == "faithful" and not self.config.task
+
+    def for_task(self, task: str) -> UDAIRTestTimeAdapter:
+        """This adapter with reference task ``task`` (``aioir evaluate`` passes each column's
+        task to a faithful adapter that has none)."""
+        return UDAIRTestTimeAdapter(dataclasses.replace(self.config, task=task))
+
     def __call__(
         self, model: nn.Module, image: Tensor, restore: Callable[[Tensor], Tensor]
     ) -> Tensor:
@@ -425,6 +460,11 @@ class UDAIRTestTimeAdapter:
         if image.ndim != 4 or image.shape[1] != 3:
             raise ValueError(f"expected a B×3×H×W tensor, got shape {tuple(image.shape)}")
         cfg = self.config
+        if self.needs_task:
+            raise ConfigError(
+                "faithful TTA needs the reference task (task=..., --tta-task): the authors' "
+                "code takes it from the test-set name"
+            )
         index = bank.task_index(cfg.task) if cfg.task else None
         self.reports = []
         outputs = []
@@ -449,9 +489,7 @@ class UDAIRTestTimeAdapter:
         size = x.shape[-2:]
         work = x
         if cfg.resize and cfg.work_size is not None:
-            side = cfg.work_size
-            work = F.interpolate(x, size=(side, side), mode="bicubic", align_corners=False)
-            work = work.clamp(0.0, 1.0)
+            work = pil_bicubic(x, (cfg.work_size, cfg.work_size))
         model.train()
         params = only_adapters_trainable(model)
         model.set_adapters(True)
@@ -474,8 +512,11 @@ class UDAIRTestTimeAdapter:
                 maps = {"g4": o.g4, "g3": o.g3, "g2": o.g2}
                 losses.append(float(coral_objective(maps, bank, index, cfg.loss_scale, "mean_map")))
         out = o.image.clamp(0.0, 1.0)
-        if out.shape[-2:] != size:
-            out = F.interpolate(out, size=size, mode="bicubic", align_corners=False)
+        if out.shape[-2:] != size and cfg.output == "input":
+            shrink = out.shape[-2] > size[0] or out.shape[-1] > size[1]
+            out = F.interpolate(
+                out, size=size, mode="bicubic", align_corners=False, antialias=shrink
+            )
         report = {
             "mode": "faithful",
             "task": bank.task_names[index],
