@@ -78,6 +78,7 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "aioir"
 METHOD_CLASSES = {"UDAIR", "UDAIRBase", "UDAIRNAF", "UDAIROutput", "DAM", "SourceBank", "PromptIR"}
 METHOD_CLASSES |= {"ABAIR", "ABAIRFeatures", "DegradationEstimator", "GatedTransformerBlock"}
 METHOD_CLASSES |= {"CPL", "NegativePrompts", "ContrastivePromptLoss", "EncoderFeatures"}
+METHOD_CLASSES |= {"PerceiveIR", "PerceiveIROutput", "CompactFeatureExtractor"}
 
 
 def _shared_modules() -> list[Path]:

@@ -24,8 +24,9 @@ had no ``wrappers`` and described the filter bank as constructor arguments
 * BasicSR checkpoints (``params`` / ``params_ema``, e.g. official Restormer weights);
 * a ``module.`` (DataParallel/DDP) prefix is stripped.
 
-Our modules use the reference attribute names, so no key renaming is needed; should an
-architecture ever need it, add an explicit ``old → new`` entry to :data:`KEY_MAPS`.
+Our modules use the reference attribute names where they can; an architecture whose reference
+names differ inside shared blocks (a method package) registers an explicit ``old → new`` renaming in
+:data:`KEY_MAPS`.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from __future__ import annotations
 import importlib.resources
 import json
 import pickle
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -61,9 +62,14 @@ CONFIG_NAME = "config.json"
 #: 2: ``wrappers`` (the filter bank is a wrapper, no longer constructor arguments)
 FORMAT_VERSION = 2
 
-#: Explicit key renames per architecture, applied before loading (``old key → new key``).
-#: Empty today: our attribute names equal the reference code's.
-KEY_MAPS: dict[str, dict[str, str]] = {"restormer": {}, "promptir": {}, "udair": {}}
+#: Explicit key renames per architecture, applied before loading: a dict ``old key → new key``
+#: or a function ``old key → new key`` (identity on our own keys) that a method package
+#: registers for an architecture whose reference names differ inside shared blocks.
+KEY_MAPS: dict[str, dict[str, str] | Callable[[str], str]] = {
+    "restormer": {},
+    "promptir": {},
+    "udair": {},
+}
 
 _PREFIXES = ("net.", "module.", "model.")
 
@@ -291,7 +297,8 @@ def load_state_dict_into(
     With ``strict=False`` missing and unexpected keys are tolerated; shape mismatches never are.
     """
     mapping = KEY_MAPS.get(architecture or "", {})
-    state = {mapping.get(k, k): v for k, v in state.items()}
+    rename = mapping if callable(mapping) else (lambda k: mapping.get(k, k))
+    state = {rename(k): v for k, v in state.items()}
     own = model.state_dict()
     missing = sorted(set(own) - set(state))
     unexpected = sorted(set(state) - set(own))

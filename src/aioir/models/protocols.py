@@ -4,7 +4,8 @@ Shared code asks for a capability, never for a method: ``aioir embed`` / ``aioir
 work with any model that is a :class:`DegradationEmbedder` (UDAIR's codebook embedding today;
 ABAIR's and Perceive-IR's degradation features can offer the same); ``aioir restore`` passes
 a model's own options (``--adapter-mode`` …) to an :class:`InferenceConfigurable` and prints an
-:class:`DecisionReporter`'s per-image decisions (``--explain``).
+:class:`DecisionReporter`'s per-image decisions (``--explain``); :func:`aioir.restore.resolve_model`
+has an :class:`ExternalWeightsUser` load the frozen networks it runs with before the first image.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ __all__ = [
     "DecisionReporter",
     "DegradationEmbedder",
     "DegradationEmbedding",
+    "ExternalWeightsUser",
     "InferenceConfigurable",
 ]
 
@@ -63,4 +65,14 @@ class DecisionReporter(Protocol):
 
     def describe_decisions(self) -> list[str]:
         """One line per image of the last forward (e.g. a degradation estimate)."""
+        ...
+
+
+@runtime_checkable
+class ExternalWeightsUser(Protocol):
+    """A model that runs with a frozen network kept outside its weights (e.g. a pretrained
+    feature extractor read from a user-supplied file)."""
+
+    def load_external_weights(self) -> None:
+        """Load it now (an :class:`aioir.AioirError` naming the option to set when it cannot)."""
         ...

@@ -7,8 +7,10 @@ Activation-free (NAFNet-style) blocks: :class:`NAFBlock`. Codebooks: :class:`EMA
 :class:`SpatialGate`.
 Prompts: :class:`PromptGenBlock` (+ routers), :class:`PromptInteraction`. Adapters:
 :class:`DistributionAdapter`, multi-adapter LoRA (:class:`MultiLoRAConv2d`,
-:func:`inject_lora`, …). Guidance: :class:`FiLM`. Frozen feature stacks for losses:
-:class:`VGG16Features` (torchvision's key layout, :func:`load_vgg16_features` from a local file).
+:func:`inject_lora`, …). Guidance: :class:`FiLM`. Guided blocks: :class:`GuidedChannelAttention`,
+:class:`GuidedTransformerBlock`, :class:`GuidedBlockSequence`. Frozen feature stacks, each loaded
+from a local file: :class:`VGG16Features` (torchvision's key layout, :func:`load_vgg16_features`),
+:class:`Dinov2Encoder` (Dinov2Model's key layout, :func:`load_dinov2`).
 """
 
 from aioir.nn.adapters import (
@@ -26,9 +28,15 @@ from aioir.nn.adapters import (
 )
 from aioir.nn.attention import MDTA
 from aioir.nn.blocks import BlockSequence, Downsample, OverlapPatchEmbed, TransformerBlock, Upsample
+from aioir.nn.dinov2 import Dinov2Encoder, load_dinov2
 from aioir.nn.ffn import GDFN
 from aioir.nn.gates import GCT, SimpleGate, SimplifiedChannelAttention, SpatialGate
 from aioir.nn.guidance import FiLM
+from aioir.nn.guided_attention import (
+    GuidedBlockSequence,
+    GuidedChannelAttention,
+    GuidedTransformerBlock,
+)
 from aioir.nn.naf import NAFBlock
 from aioir.nn.norm import BiasFreeLayerNorm, LayerNorm2d, WithBiasLayerNorm
 from aioir.nn.padding import pad_to_multiple, unpad
@@ -51,10 +59,14 @@ __all__ = [
     "VQVAE2",
     "BiasFreeLayerNorm",
     "BlockSequence",
+    "Dinov2Encoder",
     "DistributionAdapter",
     "Downsample",
     "EMAVectorQuantizer",
     "FiLM",
+    "GuidedBlockSequence",
+    "GuidedChannelAttention",
+    "GuidedTransformerBlock",
     "LayerNorm2d",
     "MultiLoRAConv2d",
     "NAFBlock",
@@ -75,6 +87,7 @@ __all__ = [
     "add_lora_adapter",
     "build_router",
     "inject_lora",
+    "load_dinov2",
     "load_vgg16_features",
     "lora_parameters",
     "lora_state_dict",

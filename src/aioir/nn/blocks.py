@@ -104,10 +104,10 @@ class OverlapPatchEmbed(nn.Module):
 class Downsample(nn.Module):
     """3×3 ``C→C/2`` then PixelUnshuffle(2): ``2C`` channels at half resolution."""
 
-    def __init__(self, n_feat: int) -> None:
+    def __init__(self, n_feat: int, bias: bool = False) -> None:
         super().__init__()
         self.body = nn.Sequential(
-            nn.Conv2d(n_feat, n_feat // 2, kernel_size=3, padding=1, bias=False),
+            nn.Conv2d(n_feat, n_feat // 2, kernel_size=3, padding=1, bias=bias),
             nn.PixelUnshuffle(2),
         )
 
@@ -118,10 +118,10 @@ class Downsample(nn.Module):
 class Upsample(nn.Module):
     """3×3 ``C→2C`` then PixelShuffle(2): ``C/2`` channels at double resolution."""
 
-    def __init__(self, n_feat: int) -> None:
+    def __init__(self, n_feat: int, bias: bool = False) -> None:
         super().__init__()
         self.body = nn.Sequential(
-            nn.Conv2d(n_feat, n_feat * 2, kernel_size=3, padding=1, bias=False),
+            nn.Conv2d(n_feat, n_feat * 2, kernel_size=3, padding=1, bias=bias),
             nn.PixelShuffle(2),
         )
 

@@ -64,13 +64,34 @@ def resolve_model(
     """Load the model that ``spec`` names (see the module docstring), in eval mode, on the CPU.
 
     ``artifacts``: files to attach (``{"bank": PATH}``, :func:`aioir.models.artifacts.
-    attach_artifact_files`), e.g. UDAIR's source bank beside a ``checkpoint``.
+    attach_artifact_files`), e.g. UDAIR's source bank beside a ``checkpoint``. A model that
+    runs with a frozen network kept outside its weights
+    (:class:`~aioir.models.protocols.ExternalWeightsUser`) loads it here, so a missing file is
+    one error before the first image.
 
     Raises:
         ConfigError: no default model shipped, an unknown name, a missing path, or a registered
             name without weights (and ``allow_untrained`` not given).
         CheckpointError: a weights file that cannot be read or does not fit.
     """
+    from aioir.models.protocols import ExternalWeightsUser
+    from aioir.models.wrappers import unwrap
+
+    model = _resolve(spec, checkpoint, allow_untrained=allow_untrained, artifacts=artifacts)
+    network = unwrap(model)
+    if isinstance(network, ExternalWeightsUser):
+        network.load_external_weights()
+    return model
+
+
+def _resolve(
+    spec: str | os.PathLike[str] | nn.Module,
+    checkpoint: str | os.PathLike[str] | None,
+    *,
+    allow_untrained: bool,
+    artifacts: Mapping[str, str | os.PathLike[str] | None] | None,
+) -> nn.Module:
+    """:func:`resolve_model` without loading external weights."""
     files = {k: v for k, v in (artifacts or {}).items() if v is not None}
     if isinstance(spec, nn.Module):
         if files:
