@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from aioir.errors import CheckpointError
+from aioir.nn.frozen import load_frozen_weights
 
 __all__ = [
     "CLIP",
@@ -201,14 +202,5 @@ def load_clip(path: str | Path, config: ClipConfig = VIT_B_32) -> CLIP:
         raise CheckpointError(f"{p}: CLIP weights file not found")
     state = {k: v for k, v in _read(p).items() if k not in _NOT_WEIGHTS}
     model = CLIP(config)
-    own = model.state_dict()
-    missing = sorted(set(own) - set(state))
-    bad = sorted(k for k in own if k in state and tuple(state[k].shape) != tuple(own[k].shape))
-    if missing or bad:
-        detail = f"missing {missing[:3]}" if missing else f"wrong shape {bad[:3]}"
-        raise CheckpointError(
-            f"{p}: not an OpenAI CLIP state dict of this size ({detail}, "
-            f"{len(missing) + len(bad)} keys in all)"
-        )
-    model.load_state_dict({k: state[k].float() for k in own})
+    load_frozen_weights(model, state, p, "an OpenAI CLIP state dict of this size")
     return model

@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from aioir.errors import CheckpointError
+from aioir.nn.frozen import load_frozen_weights
 from aioir.nn.vgg import IMAGENET_MEAN, IMAGENET_STD
 
 __all__ = ["DINOV2_BASE", "Dinov2Config", "Dinov2Encoder", "load_dinov2"]
@@ -212,14 +213,5 @@ def load_dinov2(path: str | Path, config: Dinov2Config = DINOV2_BASE) -> Dinov2E
     if any(k.startswith("dinov2.") for k in state):
         state = {k[len("dinov2.") :]: v for k, v in state.items() if k.startswith("dinov2.")}
     model = Dinov2Encoder(config)
-    own = model.state_dict()
-    missing = sorted(set(own) - set(state))
-    bad = sorted(k for k in own if k in state and tuple(state[k].shape) != tuple(own[k].shape))
-    if missing or bad:
-        detail = f"missing {missing[:3]}" if missing else f"wrong shape {bad[:3]}"
-        raise CheckpointError(
-            f"{p}: not a DINOv2 state dict in the Dinov2Model layout ({detail}, "
-            f"{len(missing) + len(bad)} keys in all)"
-        )
-    model.load_state_dict({k: state[k] for k in own})
+    load_frozen_weights(model, state, p, "a DINOv2 state dict in the Dinov2Model layout")
     return model

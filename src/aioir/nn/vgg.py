@@ -20,6 +20,7 @@ import torch
 from torch import Tensor, nn
 
 from aioir.errors import CheckpointError
+from aioir.nn.frozen import load_frozen_weights
 
 __all__ = [
     "IMAGENET_MEAN",
@@ -162,14 +163,5 @@ def load_vgg16_features(
         raise CheckpointError(f"{p}: VGG-16 weights file not found")
     state = _features_only(read_state_dict(p))
     model = VGG16Features(last=last, normalize_input=normalize_input)
-    own = model.state_dict()
-    missing = sorted(set(own) - set(state))
-    bad = sorted(k for k in own if k in state and tuple(state[k].shape) != tuple(own[k].shape))
-    if missing or bad:
-        detail = f"missing {missing[:3]}" if missing else f"wrong shape {bad[:3]}"
-        raise CheckpointError(
-            f"{p}: not a VGG-16 state dict in torchvision's layout ({detail}, "
-            f"{len(missing) + len(bad)} keys in all)"
-        )
-    model.load_state_dict({k: state[k] for k in own})
+    load_frozen_weights(model, state, p, "a VGG-16 state dict in torchvision's layout")
     return model
