@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import Tensor, nn
 
+from aioir.data.transforms import random_crop_box
 from aioir.errors import ConfigError, DatasetLayoutError
 
 if TYPE_CHECKING:
@@ -185,15 +186,14 @@ def _at_least(x: Tensor, side: int) -> Tensor:
     return up[0].clamp(0.0, 1.0)
 
 
+def random_square_crop(image: Tensor, side: int, gen: torch.Generator) -> Tensor:
+    """A ``side``² crop of a C×H×W ``image`` at a seeded random place."""
+    top, left = random_crop_box(image.shape[-2], image.shape[-1], side, gen)
+    return image[:, top : top + side, left : left + side]
+
+
 def _crops(images: list[Tensor], indices: Tensor, side: int, gen: torch.Generator) -> Tensor:
-    out = []
-    for i in indices.tolist():
-        img = images[i]
-        h, w = img.shape[-2:]
-        top = int(torch.randint(0, h - side + 1, (), generator=gen))
-        left = int(torch.randint(0, w - side + 1, (), generator=gen))
-        out.append(img[:, top : top + side, left : left + side])
-    return torch.stack(out)
+    return torch.stack([random_square_crop(images[i], side, gen) for i in indices.tolist()])
 
 
 def _batch_loss(

@@ -46,6 +46,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from aioir.errors import ConfigError
+from aioir.methods.udair.adapt import random_square_crop
 from aioir.methods.udair.model import CodeProjector, UDAIRBase
 
 __all__ = [
@@ -242,14 +243,15 @@ def _at_least(x: Tensor, side: int) -> Tensor:
 
 
 def _crops(images: list[Tensor], n: int, side: int, gen: torch.Generator) -> Tensor:
-    out = []
-    for _ in range(n):
-        img = images[int(torch.randint(0, len(images), (), generator=gen))]
-        h, w = img.shape[-2:]
-        top = int(torch.randint(0, h - side + 1, (), generator=gen))
-        left = int(torch.randint(0, w - side + 1, (), generator=gen))
-        out.append(img[:, top : top + side, left : left + side])
-    return torch.stack(out)
+    # per crop: draw the image, then the place (the generator's order is part of the seed)
+    return torch.stack(
+        [
+            random_square_crop(
+                images[int(torch.randint(0, len(images), (), generator=gen))], side, gen
+            )
+            for _ in range(n)
+        ]
+    )
 
 
 def _measure(
