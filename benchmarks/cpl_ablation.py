@@ -18,7 +18,7 @@ Every run is kept in ``--out`` (``ROW-seedN/``: the ``aioir train`` folder with 
 plus ``ablation.json``); a run whose folder already holds a finished run with the same settings
 is reused, not retrained, so rows and seeds can be added later and the models re-evaluated.
 With ``--composite`` each exported model is also scored by ``aioir evaluate --benchmark
-composite:DATA --crop 64`` (the CDD-11-like set: 11 combinations of low light, haze, rain and
+composite:DATA --crop 64`` (``--composite-crop``; the CDD-11-like set: 11 combinations of low light, haze, rain and
 noise on the corpus ``test`` split; ``composite-crop64.json`` / ``.md`` in the run folder,
 read again, not recomputed, when the run is reused, unless ``--reevaluate``):
 the mean of the 11 columns and of the 7 composites (two or more components). The tables go to
