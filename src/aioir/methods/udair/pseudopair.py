@@ -77,6 +77,7 @@ __all__ = [
     "draw_degradation",
     "embedding_distance",
     "make_pseudo_pairs",
+    "pair_seed",
     "pseudo_pair_tta",
     "task_recipes",
 ]
@@ -189,6 +190,11 @@ class PseudoPairs:
     distances: dict[str, list[float]] | None = None
 
 
+def pair_seed(seed: int, index: int) -> int:
+    """The degradation seed of pseudo-pair ``index`` (the same for every candidate)."""
+    return seed + 7919 * (index + 1)
+
+
 def _crop_boxes(h: int, w: int, side: int, count: int, seed: int) -> list[tuple[int, int, int]]:
     side = min(side, h, w)
     gen = torch.Generator().manual_seed(seed)
@@ -214,7 +220,7 @@ def make_pseudo_pairs(
     boxes = _crop_boxes(work.shape[-2], work.shape[-1], crop, pairs, seed)
     xs = [work[..., t : t + s, left : left + s] for t, left, s in boxes]
     ys = [restored[..., t : t + s, left : left + s] for t, left, s in boxes]
-    seeds = [seed + 7919 * (i + 1) for i in range(pairs)]
+    seeds = [pair_seed(seed, i) for i in range(pairs)]
     multiple = int(getattr(model, "size_multiple", 8))
     distances = None
     if severity == "match":
