@@ -90,6 +90,8 @@ DEFAULT_CROP = 128
 DEFAULT_PAIRS = 2
 #: Default number of updates per image.
 DEFAULT_STEPS = 5
+#: Default AdamW learning rate of the pseudo-pair mode.
+DEFAULT_LR = 1e-2
 
 
 def check_severity(severity: float | str, where: str = "pseudo-pair") -> None:
@@ -329,7 +331,7 @@ def pseudo_pair_tta(
     adapters = model.adapters()
     reference = "statistics" if uses_statistics(bank, cfg.reference) else "mean_map"
     weight = cfg.pair_coral_weight
-    optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    optimizer = torch.optim.AdamW(params, lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
     losses: list[float] = []
     l1s: list[float] = []
     best, best_state, bad, updates = math.inf, None, 0, 0
@@ -347,7 +349,7 @@ def pseudo_pair_tta(
                 best, best_state = value, model.adaptation_state()
             if step > 0:
                 gain = (losses[-2] - value) / max(abs(losses[-2]), 1e-30)
-                bad = bad + 1 if gain < cfg.tol else 0
+                bad = bad + 1 if gain < cfg.stop_tol else 0
                 if bad >= cfg.patience:
                     break
             if step == cfg.max_steps or not math.isfinite(value):
