@@ -27,11 +27,11 @@ training-like (in-domain) degradations, and seconds per image.
 
 Pseudo-pair rows (``--pseudo-pair``; experimental, ``docs/methods/udair.md``, "Pseudo-pair
 test-time objective"): ``pseudo-pair`` is ``--tta-mode pseudo-pair`` with its defaults (blind
-task, matched severity, 5 updates at lr 1e-2 on 2 crops of 128 px); ``main`` adds ``pseudo-pair,
-severity 0.5`` (a fixed moderate severity instead of the match); ``all`` also ``pseudo-pair, lr
-1e-3`` and ``adapt, pseudo-pair`` (``aioir adapt --method pseudo-pair`` on the same validation
-crops as ``adapt``, ``--adapt-steps`` steps). ``--max-photos N`` keeps the first N test (and
-validation) photos, for smoke runs.
+task, matched severity, ≤ 5 updates at lr 1e-3 on 2 crops of 128 px); ``main`` adds
+``pseudo-pair, severity 0.5`` (a fixed moderate severity instead of the match); ``all`` also
+``pseudo-pair, lr 1e-2`` and ``adapt, pseudo-pair`` (``aioir adapt --method pseudo-pair`` on
+the same validation crops as ``adapt``, ``--adapt-steps`` steps). ``--max-photos N`` keeps the
+first N test (and validation) photos, for smoke runs.
 """
 
 from __future__ import annotations
@@ -182,7 +182,7 @@ def main(argv: list[str] | None = None) -> int:
         choices=("none", "one", "main", "all"),
         default="main",
         help="pseudo-pair rows: one (defaults), main (+ fixed severity 0.5, the default), all "
-        "(+ lr 1e-3 and folder adaptation)",
+        "(+ lr 1e-2 and folder adaptation)",
     )
     parser.add_argument(
         "--max-photos", type=int, default=0, help="use the first N test/val photos (0: all)"
@@ -307,8 +307,8 @@ def main(argv: list[str] | None = None) -> int:
             model, device="cpu", tile=0, tta=udair_tta("pseudo-pair", severity=0.5)
         )
     if args.pseudo_pair == "all":
-        methods["pseudo-pair, lr 1e-3"] = Restorer(
-            model, device="cpu", tile=0, tta=udair_tta("pseudo-pair", lr=1e-3)
+        methods["pseudo-pair, lr 1e-2"] = Restorer(
+            model, device="cpu", tile=0, tta=udair_tta("pseudo-pair", lr=1e-2)
         )
     if pseudo_adapted is not None:
         methods["adapt, pseudo-pair"] = Restorer(pseudo_adapted, device="cpu", tile=0)
@@ -385,7 +385,7 @@ def _report(rows, tasks, acc_target, acc_source, adapt_result, args, t_start, ch
         "codebook align",
         "pseudo-pair",
         "pseudo-pair, severity 0.5",
-        "pseudo-pair, lr 1e-3",
+        "pseudo-pair, lr 1e-2",
         "adapt, pseudo-pair",
     ]
     order = [m for m in order if any(r["method"] == m for r in rows)]
@@ -414,7 +414,7 @@ def _report(rows, tasks, acc_target, acc_source, adapt_result, args, t_start, ch
         f"(chooser {chooser}) correct on {sum(r['chosen'] == r['task'] for r in dflt)}/{len(dflt)}",
         "",
     ]
-    for name in ("pseudo-pair", "pseudo-pair, severity 0.5", "pseudo-pair, lr 1e-3"):
+    for name in ("pseudo-pair", "pseudo-pair, severity 0.5", "pseudo-pair, lr 1e-2"):
         sel = [r for r in rows if r["method"] == name]
         if not sel:
             continue

@@ -90,8 +90,6 @@ DEFAULT_CROP = 128
 DEFAULT_PAIRS = 2
 #: Default number of updates per image.
 DEFAULT_STEPS = 5
-#: Default AdamW learning rate of the pseudo-pair mode.
-DEFAULT_LR = 1e-2
 
 
 def check_severity(severity: float | str, where: str = "pseudo-pair") -> None:
@@ -331,7 +329,7 @@ def pseudo_pair_tta(
     adapters = model.adapters()
     reference = "statistics" if uses_statistics(bank, cfg.reference) else "mean_map"
     weight = cfg.pair_coral_weight
-    optimizer = torch.optim.AdamW(params, lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
+    optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     losses: list[float] = []
     l1s: list[float] = []
     best, best_state, bad, updates = math.inf, None, 0, 0
