@@ -185,6 +185,12 @@ def main(argv: list[str] | None = None) -> int:
         "(+ lr 1e-2 and folder adaptation)",
     )
     parser.add_argument(
+        "--pseudo-only",
+        action="store_true",
+        help="only none, default TTA and the pseudo-pair rows (skips the choosers, faithful, "
+        "the CORAL folder adaptations and codebook alignment)",
+    )
+    parser.add_argument(
         "--max-photos", type=int, default=0, help="use the first N test/val photos (0: all)"
     )
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
@@ -241,7 +247,9 @@ def main(argv: list[str] | None = None) -> int:
             for c, per in hits.items()
         }
 
-    if args.skip_choosers:
+    if args.pseudo_only and args.pseudo_pair == "none":
+        parser.error("--pseudo-only needs pseudo-pair rows (--pseudo-pair one, main or all)")
+    if args.skip_choosers or args.pseudo_only:
         choosers = []
     acc_target, acc_source = choice_acc(target), choice_acc(source)
 
@@ -253,11 +261,13 @@ def main(argv: list[str] | None = None) -> int:
         for i in range(len(adapt_set)):
             item = adapt_set[i]
             write_image(folder / f"{i:04d}.png", item["input"].permute(1, 2, 0).numpy())
-        adapt_result = adapt_to_folder(
-            unwrap(adapted), folder, AdaptConfig(steps=args.adapt_steps, seed=args.seed)
-        )
+        adapt_result = None
+        if not args.pseudo_only:
+            adapt_result = adapt_to_folder(
+                unwrap(adapted), folder, AdaptConfig(steps=args.adapt_steps, seed=args.seed)
+            )
         adapted_stats = None
-        if bank.has_statistics and not args.skip_choosers:  # the stored-covariance reference
+        if bank.has_statistics and not (args.skip_choosers or args.pseudo_only):
             adapted_stats = aioir.load_model(args.model)
             config = AdaptConfig(steps=args.adapt_steps, seed=args.seed, reference="statistics")
             adapt_to_folder(unwrap(adapted_stats), folder, config)
@@ -270,7 +280,7 @@ def main(argv: list[str] | None = None) -> int:
                 PseudoPairAdaptConfig(steps=args.adapt_steps, seed=args.seed),
             )
         aligned, align_result = None, None
-        if args.align_steps > 0:  # codebook alignment: source = training degradations, val
+        if args.align_steps > 0 and not args.pseudo_only:  # source: training degradations
             source_folder = Path(tmp) / "source"
             source_set = _dataset(val, tasks, args.crop, args.per_photo, False, args.seed + 2000)
             for i in range(len(source_set)):
@@ -287,12 +297,13 @@ def main(argv: list[str] | None = None) -> int:
     methods: dict[str, Restorer] = {
         "none": Restorer(model, device="cpu", tile=0),
         "default TTA": Restorer(model, device="cpu", tile=0, tta=udair_tta("default")),
-        "default TTA, lr 1e-2": Restorer(
-            model, device="cpu", tile=0, tta=udair_tta("default", lr=1e-2)
-        ),
-        "adapt": Restorer(adapted, device="cpu", tile=0),
     }
-    if bank.has_statistics:  # the same with the authors' reference, for comparison
+    if not args.pseudo_only:
+        methods["default TTA, lr 1e-2"] = Restorer(
+            model, device="cpu", tile=0, tta=udair_tta("default", lr=1e-2)
+        )
+        methods["adapt"] = Restorer(adapted, device="cpu", tile=0)
+    if bank.has_statistics and not args.pseudo_only:  # the authors' reference, for comparison
         methods["default TTA, mean-map ref"] = Restorer(
             model, device="cpu", tile=0, tta=udair_tta("default", reference="mean_map")
         )
@@ -321,6 +332,8 @@ def main(argv: list[str] | None = None) -> int:
             out = restorer.restore_tensor(x[None])[0]
             rows.append(_row(name, task, item["name"], out, gt, time.perf_counter() - t0, restorer))
             rows[-1]["cpu_seconds"] = time.process_time() - c0
+        if args.pseudo_only:
+            continue
         faithful = Restorer(model, device="cpu", tile=0, tta=udair_tta("faithful", task=task))
         t0, c0 = time.perf_counter(), time.process_time()
         out = faithful.restore_tensor(x[None])[0]
@@ -448,13 +461,15 @@ def _report(rows, tasks, acc_target, acc_source, adapt_result, args, t_start, ch
             f"| {c} | " + " | ".join(cells)
             + f" | {acc_target[c]['all']:.2f} \\| {acc_source[c]['all']:.2f} |"
         )  # fmt: skip
-    s = adapt_result.summary()
+    if adapt_result is not None:
+        s = adapt_result.summary()
+        lines += [
+            "",
+            f"adapt: {s['images']} validation-photo crops, clusters {s['clusters']}, "
+            f"{s['steps']} steps, reference {s['reference']}, probe CORAL loss "
+            f"{s['initial_loss']:.3g} → {s['final_loss']:.3g}, {s['seconds']:.0f} s",
+        ]
     lines += [
-        "",
-        f"adapt: {s['images']} validation-photo crops, clusters {s['clusters']}, {s['steps']} "
-        f"steps, reference {s['reference']}, probe CORAL loss {s['initial_loss']:.3g} → "
-        f"{s['final_loss']:.3g}, "
-        f"{s['seconds']:.0f} s",
         "",
         "command: python " + " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]]),
         f"machine: {platform.machine()} {platform.processor() or ''}, torch "
