@@ -188,7 +188,8 @@ class TTAConfig:
             ]
             if given:
                 raise ConfigError(
-                    f"TTA option {given[0]!r} applies to the pseudo-pair mode only, not {self.mode!r}"
+                    f"TTA option {given[0]!r} applies to the pseudo-pair mode only, "
+                    f"not {self.mode!r}"
                 )
             if self.steps is not None and self.steps < 1:
                 raise ConfigError(f"TTA steps must be >= 1, not {self.steps}")
@@ -426,7 +427,8 @@ def reinit_adapters(model: UDAIRBase, seed: int = 42, residual: bool = True) -> 
 def preserved_state(model: UDAIRBase) -> Iterator[None]:
     """Restore on exit everything adaptation may change (episodic reset): adapter parameters,
     codebook buffers, train/eval modes, ``requires_grad`` flags, adapter switch, residual and
-    ``adapter_grad_to_decoder`` flags. Any optimiser must be created inside (it is then simply dropped)."""
+    ``adapter_grad_to_decoder`` flags. Any optimiser must be created inside (it is then simply
+    dropped)."""
     snapshot = model.adaptation_state()
     modes = {name: m.training for name, m in model.named_modules()}
     grads = {name: p.requires_grad for name, p in model.named_parameters()}
