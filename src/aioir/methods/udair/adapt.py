@@ -44,6 +44,7 @@ from aioir.errors import ConfigError, DatasetLayoutError
 
 if TYPE_CHECKING:
     from aioir.methods.udair.alignment import AlignResult
+    from aioir.methods.udair.pseudopair import PseudoPairAdaptResult
 from aioir.methods.udair.bank import SourceBank
 from aioir.methods.udair.model import UDAIRBase
 from aioir.methods.udair.tta import (
@@ -302,7 +303,7 @@ def adapt_to_folder(
 def save_adapted(
     model: nn.Module,
     output: str | os.PathLike[str],
-    result: AdaptResult | AlignResult | None = None,
+    result: AdaptResult | AlignResult | PseudoPairAdaptResult | None = None,
     *,
     overwrite: bool = False,
 ) -> Path:
