@@ -478,7 +478,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                         choices=["ablation", "jpeg", "composite"],
                         help="the ablation always runs (the others build on it)")  # fmt: skip
     parser.add_argument("--patch", type=int, default=48, help="training patch side")
-    parser.add_argument("--crop", type=int, default=128, help="five-task/JPEG benchmark crop")
+    parser.add_argument("--crop", type=int, default=96, help="five-task/JPEG benchmark crop")
     parser.add_argument("--composite-crop", type=int, default=64)
     parser.add_argument("--jpeg-quality", type=int, default=20)
     parser.add_argument("--lr", type=float, default=1e-3)
