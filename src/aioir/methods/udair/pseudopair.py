@@ -39,7 +39,6 @@ from __future__ import annotations
 import copy
 import dataclasses
 import itertools
-import math
 import os
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -58,6 +57,7 @@ from aioir.degradations import (
     degradation_class,
 )
 from aioir.errors import ConfigError
+from aioir.methods.udair.adapt import FolderAdaptSettings
 from aioir.methods.udair.bank import LEVELS, SourceBank
 from aioir.methods.udair.model import UDAIRBase
 from aioir.nn.padding import pad_to_multiple, unpad
@@ -292,6 +292,7 @@ def pseudo_pair_tta(
         bank_patch_size,
         choose_reference,
         coral_objective,
+        descend_with_early_stop,
         only_adapters_trainable,
         reinit_adapters,
         resolve_chooser,
@@ -330,34 +331,19 @@ def pseudo_pair_tta(
     reference = "statistics" if uses_statistics(bank, cfg.reference) else "mean_map"
     weight = cfg.pair_coral_weight
     optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    losses: list[float] = []
     l1s: list[float] = []
-    best, best_state, bad, updates = math.inf, None, 0, 0
-    with torch.enable_grad():
-        for step in range(cfg.max_steps + 1):
-            l1 = _pair_loss(model, pairs)
-            loss = l1
-            if weight > 0:
-                maps = {k: adapters[k](raw[k]) for k in LEVELS}
-                loss = l1 + weight * coral_objective(maps, bank, index, cfg.loss_scale, reference)
-            value = loss.detach().item()
-            losses.append(value)
-            l1s.append(l1.detach().item())
-            if value < best:
-                best, best_state = value, model.adaptation_state()
-            if step > 0:
-                gain = (losses[-2] - value) / max(abs(losses[-2]), 1e-30)
-                bad = bad + 1 if gain < cfg.stop_tol else 0
-                if bad >= cfg.patience:
-                    break
-            if step == cfg.max_steps or not math.isfinite(value):
-                break
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            updates += 1
-    if best_state is not None:
-        model.load_adaptation_state(best_state)
+
+    def objective() -> Tensor:
+        l1 = _pair_loss(model, pairs)
+        l1s.append(l1.detach().item())
+        if weight <= 0:
+            return l1
+        maps = {k: adapters[k](raw[k]) for k in LEVELS}
+        return l1 + weight * coral_objective(maps, bank, index, cfg.loss_scale, reference)
+
+    losses, best, updates = descend_with_early_stop(
+        model, optimizer, objective, cfg.max_steps, cfg.stop_tol, cfg.patience
+    )
     for p in params:
         p.requires_grad_(False)
     out = restore(x)
@@ -383,7 +369,7 @@ def pseudo_pair_tta(
 
 # ------------------------------------------------------------------------------ a folder
 @dataclasses.dataclass(frozen=True)
-class PseudoPairAdaptConfig:
+class PseudoPairAdaptConfig(FolderAdaptSettings):
     """Settings of :func:`adapt_folder_pseudo_pairs`.
 
     Args:
@@ -399,28 +385,10 @@ class PseudoPairAdaptConfig:
         seed: seeds the adapters, the crops and the degradation draws.
     """
 
-    task: str | None = None
-    steps: int = 200
-    lr: float = 1e-3
-    weight_decay: float = 0.01
-    batch_size: int = 8
-    crop: int | None = None
     severity: float | str = "match"
-    chooser: str = "auto"
-    work_size: int | None = 256
-    seed: int = 0
 
     def __post_init__(self) -> None:
-        from aioir.methods.udair.tta import CHOOSERS
-
-        if self.steps < 1 or self.batch_size < 1:
-            raise ConfigError("adapt: steps and batch size must be >= 1")
-        if self.lr <= 0:
-            raise ConfigError(f"adapt: lr must be > 0, not {self.lr}")
-        if self.crop is not None and self.crop < 8:
-            raise ConfigError(f"adapt: crop must be >= 8, not {self.crop}")
-        if self.chooser not in CHOOSERS:
-            raise ConfigError(f"adapt: unknown chooser {self.chooser!r} ({', '.join(CHOOSERS)})")
+        super().__post_init__()
         check_severity(self.severity, "adapt")
 
 

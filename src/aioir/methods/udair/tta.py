@@ -642,32 +642,14 @@ class UDAIRTestTimeAdapter:
         model.set_adapters(True)
         adapters = _adapters(model)
         optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-        losses: list[float] = []
-        best, best_state, bad = math.inf, None, 0
-        updates = 0
-        with torch.enable_grad():
-            for step in range(cfg.max_steps + 1):
-                maps = {k: adapters[k](raw[k]) for k in LEVELS}
-                loss = coral_objective(maps, bank, index, cfg.loss_scale, reference)
-                value = loss.detach().item()
-                losses.append(value)
-                if value < best:
-                    best = value
-                    best_state = model.adaptation_state()
-                if step > 0:
-                    previous = losses[-2]
-                    gain = (previous - value) / max(abs(previous), 1e-30)
-                    bad = bad + 1 if gain < cfg.stop_tol else 0
-                    if bad >= cfg.patience:
-                        break
-                if step == cfg.max_steps or not math.isfinite(value):
-                    break
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                updates += 1
-        if best_state is not None:
-            model.load_adaptation_state(best_state)
+
+        def objective() -> Tensor:
+            maps = {k: adapters[k](raw[k]) for k in LEVELS}
+            return coral_objective(maps, bank, index, cfg.loss_scale, reference)
+
+        losses, best, updates = descend_with_early_stop(
+            model, optimizer, objective, cfg.max_steps, cfg.stop_tol, cfg.patience
+        )
         for p in params:
             p.requires_grad_(False)
         out = restore(x)
@@ -709,3 +691,41 @@ def _udair_factory(model: nn.Module, **options: Any) -> UDAIRTestTimeAdapter:
         return UDAIRTestTimeAdapter(TTAConfig(**{**saved, **options}))
     except TypeError as exc:
         raise ConfigError(f"invalid test-time adaptation option: {exc}") from exc
+
+
+def descend_with_early_stop(
+    model: UDAIRBase,
+    optimizer: torch.optim.Optimizer,
+    objective: Callable[[], Tensor],
+    max_steps: int,
+    stop_tol: float,
+    patience: int,
+) -> tuple[list[float], float, int]:
+    """Minimise ``objective()`` for at most ``max_steps`` updates, stopping when its relative
+    decrease stays below ``stop_tol`` for ``patience`` consecutive evaluations (or it is not
+    finite), and leave the model in the lowest-loss adaptation state seen (the start included).
+    Returns ``(losses, best, updates)``: every evaluated loss, the lowest, and how many
+    optimiser steps ran."""
+    losses: list[float] = []
+    best, best_state, bad, updates = math.inf, None, 0, 0
+    with torch.enable_grad():
+        for step in range(max_steps + 1):
+            loss = objective()
+            value = loss.detach().item()
+            losses.append(value)
+            if value < best:
+                best, best_state = value, model.adaptation_state()
+            if step > 0:
+                gain = (losses[-2] - value) / max(abs(losses[-2]), 1e-30)
+                bad = bad + 1 if gain < stop_tol else 0
+                if bad >= patience:
+                    break
+            if step == max_steps or not math.isfinite(value):
+                break
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            updates += 1
+    if best_state is not None:
+        model.load_adaptation_state(best_state)
+    return losses, best, updates
