@@ -19,8 +19,9 @@ from aioir.cli._types import positive_float, positive_int
 TTA_MODES: dict[str, str] = {
     "default": "UDAIR's blind default (residual adapters, stopping rule)",
     "faithful": "UDAIR's authors' procedure (needs --tta-task)",
-    "pseudo-pair": "UDAIR, experimental: the adapters learn per image to undo the identified "
-    "degradation re-applied to the model's own restoration",
+    "pseudo-pair": "UDAIR, experimental, measured not to help (benchmarks/RESULTS.md §9): the "
+    "adapters learn per image to undo the identified degradation re-applied to the model's own "
+    "restoration",
 }
 
 _ADAPT_HELP = "adapt a UDAIR model to a folder of target-domain images"
