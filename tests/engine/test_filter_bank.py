@@ -116,8 +116,11 @@ def test_fit_gives_what_the_fit_inside_training_gave(corpus, base, tmp_path, var
         want_val = json.loads(str(ref[f"{variant}/val"]))
     # the recorded scores, unchanged (scores added to the record later are not in the reference)
     assert result.val is not None and set(want_val) <= set(result.val)
+    # bf16-mixed validation (variant b) runs different kernels on CPUs with and without native
+    # bf16 (AVX512-BF16 / AMX): its scores agree to a few hundredths of a dB across machines,
+    # not to 1e-4 (measured: 0.017 dB apart); the fitted head above is fp32 and exact.
     for key, value in want_val.items():
-        assert result.val[key] == pytest.approx(value, abs=1e-6 if variant == "a" else 1e-4)
+        assert result.val[key] == pytest.approx(value, abs=1e-6 if variant == "a" else 0.05)
 
 
 def test_fit_writes_a_saved_wrapped_model_with_the_base_network_and_bank(corpus, base, tmp_path):
