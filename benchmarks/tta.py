@@ -25,13 +25,7 @@ codebook``: the same unlabelled target crops, and as source images the training 
 drawn on the same validation photos). Also: blind cluster-choice accuracy of each chooser on the target domain and on the
 training-like (in-domain) degradations, and seconds per image.
 
-Pseudo-pair rows (``--pseudo-pair``; experimental, ``docs/methods/udair.md``, "Pseudo-pair
-test-time objective"): ``pseudo-pair`` is ``--tta-mode pseudo-pair`` with its defaults (blind
-task, matched severity, ≤ 5 updates at lr 1e-3 on 2 crops of 128 px); ``main`` adds
-``pseudo-pair, severity 0.5`` (a fixed moderate severity instead of the match); ``all`` also
-``pseudo-pair, lr 1e-2`` and ``adapt, pseudo-pair`` (``aioir adapt --method pseudo-pair`` on
-the same validation crops as ``adapt``, ``--adapt-steps`` steps). ``--max-photos N`` keeps the
-first N test (and validation) photos, for smoke runs.
+``--max-photos N`` keeps the first N test (and validation) photos (shorter runs).
 """
 
 from __future__ import annotations
@@ -178,19 +172,6 @@ def main(argv: list[str] | None = None) -> int:
         "--skip-choosers", action="store_true", help="skip the chooser-accuracy tables"
     )
     parser.add_argument(
-        "--pseudo-pair",
-        choices=("none", "one", "main", "all"),
-        default="main",
-        help="pseudo-pair rows: one (defaults), main (+ fixed severity 0.5, the default), all "
-        "(+ lr 1e-2 and folder adaptation)",
-    )
-    parser.add_argument(
-        "--pseudo-only",
-        action="store_true",
-        help="only none, default TTA and the pseudo-pair rows (skips the choosers, faithful, "
-        "the CORAL folder adaptations and codebook alignment)",
-    )
-    parser.add_argument(
         "--max-photos", type=int, default=0, help="use the first N test/val photos (0: all)"
     )
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
@@ -205,7 +186,6 @@ def main(argv: list[str] | None = None) -> int:
     from aioir.io import write_image
     from aioir.methods.udair.adapt import AdaptConfig, adapt_to_folder
     from aioir.methods.udair.alignment import AlignConfig, align_codebook
-    from aioir.methods.udair.pseudopair import PseudoPairAdaptConfig, adapt_folder_pseudo_pairs
     from aioir.methods.udair.tta import (
         CHOOSERS,
         choose_reference,
@@ -247,9 +227,7 @@ def main(argv: list[str] | None = None) -> int:
             for c, per in hits.items()
         }
 
-    if args.pseudo_only and args.pseudo_pair == "none":
-        parser.error("--pseudo-only needs pseudo-pair rows (--pseudo-pair one, main or all)")
-    if args.skip_choosers or args.pseudo_only:
+    if args.skip_choosers:
         choosers = []
     acc_target, acc_source = choice_acc(target), choice_acc(source)
 
@@ -261,26 +239,16 @@ def main(argv: list[str] | None = None) -> int:
         for i in range(len(adapt_set)):
             item = adapt_set[i]
             write_image(folder / f"{i:04d}.png", item["input"].permute(1, 2, 0).numpy())
-        adapt_result = None
-        if not args.pseudo_only:
-            adapt_result = adapt_to_folder(
-                unwrap(adapted), folder, AdaptConfig(steps=args.adapt_steps, seed=args.seed)
-            )
+        adapt_result = adapt_to_folder(
+            unwrap(adapted), folder, AdaptConfig(steps=args.adapt_steps, seed=args.seed)
+        )
         adapted_stats = None
-        if bank.has_statistics and not (args.skip_choosers or args.pseudo_only):
+        if bank.has_statistics and not args.skip_choosers:  # the stored-covariance reference
             adapted_stats = aioir.load_model(args.model)
             config = AdaptConfig(steps=args.adapt_steps, seed=args.seed, reference="statistics")
             adapt_to_folder(unwrap(adapted_stats), folder, config)
-        pseudo_adapted, pseudo_result = None, None
-        if args.pseudo_pair == "all":  # pseudo-pair folder adaptation, same crops as adapt
-            pseudo_adapted = aioir.load_model(args.model)
-            pseudo_result = adapt_folder_pseudo_pairs(
-                unwrap(pseudo_adapted),
-                folder,
-                PseudoPairAdaptConfig(steps=args.adapt_steps, seed=args.seed),
-            )
         aligned, align_result = None, None
-        if args.align_steps > 0 and not args.pseudo_only:  # source: training degradations
+        if args.align_steps > 0:  # codebook alignment: source = training degradations, val
             source_folder = Path(tmp) / "source"
             source_set = _dataset(val, tasks, args.crop, args.per_photo, False, args.seed + 2000)
             for i in range(len(source_set)):
@@ -297,13 +265,12 @@ def main(argv: list[str] | None = None) -> int:
     methods: dict[str, Restorer] = {
         "none": Restorer(model, device="cpu", tile=0),
         "default TTA": Restorer(model, device="cpu", tile=0, tta=udair_tta("default")),
-    }
-    if not args.pseudo_only:
-        methods["default TTA, lr 1e-2"] = Restorer(
+        "default TTA, lr 1e-2": Restorer(
             model, device="cpu", tile=0, tta=udair_tta("default", lr=1e-2)
-        )
-        methods["adapt"] = Restorer(adapted, device="cpu", tile=0)
-    if bank.has_statistics and not args.pseudo_only:  # the authors' reference, for comparison
+        ),
+        "adapt": Restorer(adapted, device="cpu", tile=0),
+    }
+    if bank.has_statistics:  # the same with the authors' reference, for comparison
         methods["default TTA, mean-map ref"] = Restorer(
             model, device="cpu", tile=0, tta=udair_tta("default", reference="mean_map")
         )
@@ -311,18 +278,6 @@ def main(argv: list[str] | None = None) -> int:
         methods["adapt, statistics ref"] = Restorer(adapted_stats, device="cpu", tile=0)
     if aligned is not None:
         methods["codebook align"] = Restorer(aligned, device="cpu", tile=0)
-    if args.pseudo_pair != "none":
-        methods["pseudo-pair"] = Restorer(model, device="cpu", tile=0, tta=udair_tta("pseudo-pair"))
-    if args.pseudo_pair in ("main", "all"):
-        methods["pseudo-pair, severity 0.5"] = Restorer(
-            model, device="cpu", tile=0, tta=udair_tta("pseudo-pair", severity=0.5)
-        )
-    if args.pseudo_pair == "all":
-        methods["pseudo-pair, lr 1e-2"] = Restorer(
-            model, device="cpu", tile=0, tta=udair_tta("pseudo-pair", lr=1e-2)
-        )
-    if pseudo_adapted is not None:
-        methods["adapt, pseudo-pair"] = Restorer(pseudo_adapted, device="cpu", tile=0)
     rows: list[dict[str, Any]] = []
     for i in range(len(target)):
         item = target[i]
@@ -332,8 +287,6 @@ def main(argv: list[str] | None = None) -> int:
             out = restorer.restore_tensor(x[None])[0]
             rows.append(_row(name, task, item["name"], out, gt, time.perf_counter() - t0, restorer))
             rows[-1]["cpu_seconds"] = time.process_time() - c0
-        if args.pseudo_only:
-            continue
         faithful = Restorer(model, device="cpu", tile=0, tta=udair_tta("faithful", task=task))
         t0, c0 = time.perf_counter(), time.process_time()
         out = faithful.restore_tensor(x[None])[0]
@@ -353,13 +306,6 @@ def main(argv: list[str] | None = None) -> int:
             f"{a['align']:.4g} (usage KL {b['usage_kl']:.3g} → {a['usage_kl']:.3g}, CORAL z "
             f"{b['coral_z']:.3g} → {a['coral_z']:.3g}, hard-usage TV {b['usage_tv']:.3g} → "
             f"{a['usage_tv']:.3g}), source L1 change {a['source_l1']:.3g}, {s['seconds']:.0f} s\n"
-        )
-    if pseudo_result is not None:
-        s = pseudo_result.summary()
-        text += (
-            f"\nadapt, pseudo-pair: {s['images']} validation-photo crops, clusters "
-            f"{s['clusters']}, {s['steps']} steps, probe L1 {s['initial_loss']:.4g} → "
-            f"{s['final_loss']:.4g}, {s['seconds']:.0f} s\n"
         )
     print(text)
     if args.out:
@@ -383,8 +329,6 @@ def _row(name, task, image, out, gt, seconds, restorer) -> dict[str, Any]:
     if adapter is not None and getattr(adapter, "reports", None):
         rep = adapter.reports[0]
         row.update(chosen=rep["task"], steps=rep["steps"], losses=rep["losses"])
-        if rep.get("mode") == "pseudo-pair":
-            row.update(degradation=rep["degradation"], severity=rep["severity"])
     return row
 
 
@@ -398,10 +342,6 @@ def _report(rows, tasks, acc_target, acc_source, adapt_result, args, t_start, ch
         "adapt",
         "adapt, statistics ref",
         "codebook align",
-        "pseudo-pair",
-        "pseudo-pair, severity 0.5",
-        "pseudo-pair, lr 1e-2",
-        "adapt, pseudo-pair",
     ]
     order = [m for m in order if any(r["method"] == m for r in rows)]
     lines = [
@@ -427,25 +367,6 @@ def _report(rows, tasks, acc_target, acc_source, adapt_result, args, t_start, ch
         "",
         f"default TTA: mean updates {steps:.1f}; blind choice of the reference "
         f"(chooser {chooser}) correct on {sum(r['chosen'] == r['task'] for r in dflt)}/{len(dflt)}",
-        "",
-    ]
-    for name in ("pseudo-pair", "pseudo-pair, severity 0.5", "pseudo-pair, lr 1e-2"):
-        sel = [r for r in rows if r["method"] == name]
-        if not sel:
-            continue
-        first = _avg([dict(v=r["losses"][0]) for r in sel], "v")
-        best = _avg([dict(v=min(r["losses"])) for r in sel], "v")
-        severities: dict[str, int] = {}
-        for r in sel:
-            key = f"{r['severity'][0]:g}"
-            severities[key] = severities.get(key, 0) + 1
-        lines.append(
-            f"{name}: mean updates {_avg(sel, 'steps'):.1f}; pseudo-pair loss {first:.4g} → "
-            f"{best:.4g} (mean first → lowest); task correct on "
-            f"{sum(r['chosen'] == r['task'] for r in sel)}/{len(sel)}; severities "
-            + ", ".join(f"{k}: {v}" for k, v in sorted(severities.items()))
-        )
-    lines += [
         "",
         "CPU seconds per image (process time, all threads): "
         + ", ".join(

@@ -44,7 +44,6 @@ from aioir.errors import ConfigError, DatasetLayoutError
 
 if TYPE_CHECKING:
     from aioir.methods.udair.alignment import AlignResult
-    from aioir.methods.udair.pseudopair import PseudoPairAdaptResult
 from aioir.methods.udair.bank import SourceBank
 from aioir.methods.udair.model import UDAIRBase
 from aioir.methods.udair.tta import (
@@ -65,42 +64,13 @@ from aioir.methods.udair.tta import (
 __all__ = [
     "AdaptConfig",
     "AdaptResult",
-    "FolderAdaptSettings",
     "adapt_to_folder",
     "save_adapted",
 ]
 
 
 @dataclasses.dataclass(frozen=True)
-class FolderAdaptSettings:
-    """What every folder adaptation shares (:class:`AdaptConfig`, the pseudo-pair
-    :class:`~aioir.methods.udair.pseudopair.PseudoPairAdaptConfig`): the task (or blind),
-    optimiser steps, AdamW lr / weight decay, crops per step and their side, the blind chooser,
-    the working short side and the seed; checked on construction (one-line ``ConfigError``)."""
-
-    task: str | None = None
-    steps: int = 200
-    lr: float = 1e-3
-    weight_decay: float = 0.01
-    batch_size: int = 8
-    crop: int | None = None
-    chooser: str = "auto"
-    work_size: int | None = 256
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        if self.steps < 1 or self.batch_size < 1:
-            raise ConfigError("adapt: steps and batch size must be >= 1")
-        if self.lr <= 0:
-            raise ConfigError(f"adapt: lr must be > 0, not {self.lr}")
-        if self.crop is not None and self.crop < 8:
-            raise ConfigError(f"adapt: crop must be >= 8, not {self.crop}")
-        if self.chooser not in CHOOSERS:
-            raise ConfigError(f"adapt: unknown chooser {self.chooser!r} ({', '.join(CHOOSERS)})")
-
-
-@dataclasses.dataclass(frozen=True)
-class AdaptConfig(FolderAdaptSettings):
+class AdaptConfig:
     """Settings of :func:`adapt_to_folder`.
 
     Args:
@@ -117,11 +87,27 @@ class AdaptConfig(FolderAdaptSettings):
         seed: seeds the adapter initialisation and the crop sampling.
     """
 
+    task: str | None = None
+    steps: int = 200
+    lr: float = 1e-3
+    weight_decay: float = 0.01
+    batch_size: int = 8
+    crop: int | None = None
+    chooser: str = "auto"
     reference: str = "mean_map"
+    work_size: int | None = 256
     loss_scale: float = 1e5
+    seed: int = 0
 
     def __post_init__(self) -> None:
-        super().__post_init__()
+        if self.steps < 1 or self.batch_size < 1:
+            raise ConfigError("adapt: steps and batch size must be >= 1")
+        if self.lr <= 0:
+            raise ConfigError(f"adapt: lr must be > 0, not {self.lr}")
+        if self.crop is not None and self.crop < 8:
+            raise ConfigError(f"adapt: crop must be >= 8, not {self.crop}")
+        if self.chooser not in CHOOSERS:
+            raise ConfigError(f"adapt: unknown chooser {self.chooser!r} ({', '.join(CHOOSERS)})")
         if self.reference not in REFERENCES:
             raise ConfigError(
                 f"adapt: unknown reference {self.reference!r} ({', '.join(REFERENCES)})"
@@ -316,7 +302,7 @@ def adapt_to_folder(
 def save_adapted(
     model: nn.Module,
     output: str | os.PathLike[str],
-    result: AdaptResult | AlignResult | PseudoPairAdaptResult | None = None,
+    result: AdaptResult | AlignResult | None = None,
     *,
     overwrite: bool = False,
 ) -> Path:

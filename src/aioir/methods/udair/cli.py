@@ -19,9 +19,6 @@ from aioir.cli._types import positive_float, positive_int
 TTA_MODES: dict[str, str] = {
     "default": "UDAIR's blind default (residual adapters, stopping rule)",
     "faithful": "UDAIR's authors' procedure (needs --tta-task)",
-    "pseudo-pair": "UDAIR, experimental, measured not to help (benchmarks/RESULTS.md §9): the "
-    "adapters learn per image to undo the identified degradation re-applied to the model's own "
-    "restoration",
 }
 
 _ADAPT_HELP = "adapt a UDAIR model to a folder of target-domain images"
@@ -38,10 +35,6 @@ adapted model to OUTPUT; it is used like any other: aioir restore --model OUTPUT
   embeddings and soft codeword usage with those of source-domain images (--source DIR, e.g.
   the training inputs), while a source reconstruction term keeps the model's restoration of
   the source images unchanged. Needs no source bank.
---method pseudo-pair (ours, experimental): the adapters learn to undo each image's identified
-  degradation (blind cluster, or --task) re-applied to the model's own restoration of random
-  crops: L1(f(D(y0)), y0), y0 from the unadapted model; --severity match (default: the
-  degradation and severity whose embedding is nearest the image's) or a number in [0, 1].
 
 exit status: 0 written, 1 failed, 2 usage error"""
 
@@ -55,17 +48,11 @@ def _adapt(args: argparse.Namespace) -> int:
     from aioir.restore.resolve import resolve_model
 
     out = Path(args.output)
-    if args.severity is not None and args.method != "pseudo-pair":
-        return options.fail("adapt", "--severity applies to --method pseudo-pair only", 2)
-    if args.method == "pseudo-pair":  # before the (slow) model loading
-        args.severity = _parse_severity(args.severity)
     if args.method == "codebook":
         if args.source is None:
             return options.fail("adapt", "--method codebook needs --source DIR", 2)
         if args.task is not None:
-            return options.fail(
-                "adapt", "--task applies to --method coral-adapters or pseudo-pair only", 2
-            )
+            return options.fail("adapt", "--task applies to --method coral-adapters only", 2)
     elif args.source is not None:
         return options.fail("adapt", "--source applies to --method codebook only", 2)
     check_model_output(out, args.overwrite)  # before the (slow) adaptation
@@ -78,10 +65,6 @@ def _adapt(args: argparse.Namespace) -> int:
         raise ConfigError(
             f"{args.model}: not a UDAIR model saved with its source bank (bank.safetensors)"
         )
-    if args.task is not None:
-        network.source_bank.task_index(args.task)  # ConfigError naming the known tasks
-    if args.method == "pseudo-pair":
-        return _pseudo_pair(args, model, network, out)
     config = AdaptConfig(
         task=args.task,
         steps=args.steps,
@@ -90,6 +73,8 @@ def _adapt(args: argparse.Namespace) -> int:
         crop=args.crop,
         seed=args.seed,
     )
+    if args.task is not None:
+        network.source_bank.task_index(args.task)  # ConfigError naming the known tasks
 
     def progress(step: int, loss: float) -> None:
         if not args.quiet and (step % 25 == 0 or step == args.steps):
@@ -102,53 +87,6 @@ def _adapt(args: argparse.Namespace) -> int:
         options.say(
             "adapt",
             f"{s['images']} images, clusters {s['clusters']}; probe CORAL "
-            f"{s['initial_loss']:.4g} -> {s['final_loss']:.4g}; saved {out}",
-        )
-    return 0
-
-
-def _parse_severity(text: str | None) -> float | str:
-    """``--severity``: ``"match"`` (also when absent) or a number in [0, 1] (ConfigError)."""
-    from aioir.errors import ConfigError
-    from aioir.methods.udair.pseudopair import check_severity
-
-    if text is None or text == "match":
-        return "match"
-    try:
-        value = float(text)
-    except ValueError:
-        raise ConfigError(
-            f"--severity must be 'match' or a number in [0, 1], not {text!r}"
-        ) from None
-    check_severity(value, "--severity")
-    return value
-
-
-def _pseudo_pair(args: argparse.Namespace, model: Any, network: Any, out: Path) -> int:
-    from aioir.methods.udair.adapt import save_adapted
-    from aioir.methods.udair.pseudopair import PseudoPairAdaptConfig, adapt_folder_pseudo_pairs
-
-    config = PseudoPairAdaptConfig(
-        task=args.task,
-        steps=args.steps,
-        lr=args.lr,
-        batch_size=args.batch_size,
-        crop=args.crop,
-        severity=args.severity,
-        seed=args.seed,
-    )
-
-    def progress(step: int, loss: float) -> None:
-        if not args.quiet and (step % 25 == 0 or step == args.steps):
-            options.say("adapt", f"step {step}/{args.steps}  L1 {loss:.4g}")
-
-    result = adapt_folder_pseudo_pairs(network, args.target, config, progress=progress)
-    save_adapted(model.cpu(), out, result, overwrite=args.overwrite)
-    if not args.quiet:
-        s = result.summary()
-        options.say(
-            "adapt",
-            f"{s['images']} images, clusters {s['clusters']}; probe L1 "
             f"{s['initial_loss']:.4g} -> {s['final_loss']:.4g}; saved {out}",
         )
     return 0
@@ -190,12 +128,10 @@ def _register_adapt(sub: argparse._SubParsersAction) -> None:
     options.add_output_argument(p, "DIR", "output model", required=True)
     p.add_argument(
         "--method",
-        choices=("coral-adapters", "codebook", "pseudo-pair"),
+        choices=("coral-adapters", "codebook"),
         default="coral-adapters",
         help="coral-adapters: folder CORAL of the distribution adapters to the bank (default); "
-        "codebook: codebook alignment with source images (arXiv v1, our reading); "
-        "pseudo-pair: the adapters learn to undo the identified degradation re-applied to the "
-        "model's restoration (ours, experimental)",
+        "codebook: codebook alignment with source images (arXiv v1, our reading)",
     )
     p.add_argument(
         "--source",
@@ -207,13 +143,7 @@ def _register_adapt(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--task",
         default=None,
-        help="coral-adapters, pseudo-pair: assign every image to this task (default: blind)",
-    )
-    p.add_argument(
-        "--severity",
-        default=None,
-        metavar="S",
-        help="pseudo-pair: 'match' (default) or a fixed severity in [0, 1]",
+        help="coral-adapters: assign every image to this task (default: blind)",
     )
     p.add_argument("--steps", type=positive_int, default=200, help="optimiser steps (default 200)")
     p.add_argument("--lr", type=positive_float, default=1e-3, help="AdamW lr (default 1e-3)")

@@ -8,7 +8,7 @@ entry of the reference task ``r`` and the target map is average-pooled to the ba
 codebook buffers, train/eval mode, ``requires_grad`` flags and the optimiser are reset after
 every image.
 
-Three modes (:class:`TTAConfig`):
+Two modes (:class:`TTAConfig`):
 
 * ``faithful`` — the authors' code: adapters from their stored (random) initialisation, not
   residual; the reference task must be given (``task=``, an oracle label; ``aioir evaluate``
@@ -32,11 +32,6 @@ Three modes (:class:`TTAConfig`):
   ONE full-resolution restoration runs through the caller's ``restore`` (padding / tiling) with
   the adapted adapters, which are convolutional (1×1, depthwise 3×3, global squeeze-excitation)
   and apply at any size.
-* ``pseudo-pair`` — ours, **experimental** (:mod:`aioir.methods.udair.pseudopair`): not CORAL
-  but a restoration objective. The identified degradation (given task or the blind chooser) is
-  re-applied to the model's own restoration ``ŷ₀`` of the image, and the same adapters (residual,
-  zero-init) learn for a few steps to undo it, ``L1(f(D(ŷ₀)), ŷ₀)``, the gradient passing through
-  the frozen decoder; then one restoration with the adapted adapters, as the default mode.
 
 The reference task is looked up in ``model.source_bank`` (:class:`aioir.models.SourceBank`),
 attached by :func:`aioir.load_model` to saved UDAIR models.
@@ -94,7 +89,7 @@ __all__ = [
     "working_image",
 ]
 
-TTA_MODES: tuple[str, ...] = ("default", "faithful", "pseudo-pair")
+TTA_MODES: tuple[str, ...] = ("default", "faithful")
 #: faithful mode's output size: the input's (resized back) or the working size (the authors')
 TTA_OUTPUTS: tuple[str, ...] = ("input", "work")
 #: Blind reference choices (``docs/methods/udair.md``, "Blind reference choice"): Σ CORAL
@@ -121,11 +116,10 @@ class TTAConfig:
             mode only).
         steps: forwards (faithful: 5 → 4 updates) or the maximum number of updates (default: 10).
         lr, weight_decay: AdamW settings (1e-3, 0.01 as the authors). Measured on the shifted
-            target domain (benchmarks/tta.py), 1e-2 lowers the CORAL loss 40 % but costs 0.14 dB.
+            target domain (benchmarks/tta.py), 1e-2 lowers the loss 40 % but costs 0.14 dB.
         loss_scale: the objective's factor (1e5 as the authors).
-        tol, patience: stop when the relative loss decrease is below ``tol`` (1e-3;
-            pseudo-pair: 0, i.e. when the loss stops falling) for ``patience`` consecutive
-            updates (default and pseudo-pair modes).
+        tol, patience: stop when the relative loss decrease is below ``tol`` for ``patience``
+            consecutive updates (default mode).
         work_size: faithful: side of the square resize (256); default: the working image's
             short side (a larger input is downscaled with antialiasing; ``None``: native size).
         resize: faithful only — resize to ``work_size``² (the authors: PIL bicubic on the 8-bit
@@ -136,14 +130,7 @@ class TTAConfig:
             bank that has statistics, else ``centroid``).
         reference: CORAL reference (:data:`REFERENCES`; default mode only — ``faithful``
             always uses the authors' mean maps).
-        seed: seeds the adapter re-initialisation (default), dropout (faithful), the crops and
-            degradation draws (pseudo-pair).
-        severity, pairs, crop, coral_weight: ``pseudo-pair`` mode only (experimental,
-            :mod:`aioir.methods.udair.pseudopair`): the pseudo-pairs' severity (``"match"``, the
-            default: the degradation and severity whose re-degraded crops' embedding is nearest
-            the input's; or a number in [0, 1]), their number (2), crop side (128) and the
-            weight of an added CORAL term (0: none). ``steps`` there is the maximum number of
-            updates (default 5; 0 returns the unadapted restoration).
+        seed: seeds the adapter re-initialisation (default) and dropout (faithful).
     """
 
     mode: str = "default"
@@ -152,7 +139,7 @@ class TTAConfig:
     lr: float = 1e-3
     weight_decay: float = 0.01
     loss_scale: float = 1e5
-    tol: float | None = None
+    tol: float = 1e-3
     patience: int = 2
     work_size: int | None = 256
     resize: bool = True
@@ -160,10 +147,6 @@ class TTAConfig:
     chooser: str = "auto"
     reference: str = "auto"
     seed: int = 42
-    severity: float | str | None = None
-    pairs: int | None = None
-    crop: int | None = None
-    coral_weight: float | None = None
 
     def __post_init__(self) -> None:
         if self.mode not in TTA_MODES:
@@ -178,82 +161,17 @@ class TTAConfig:
             raise ConfigError("faithful TTA uses the authors' mean-map reference, not statistics")
         if self.output not in TTA_OUTPUTS:
             raise ConfigError(f"unknown TTA output {self.output!r} (use {', '.join(TTA_OUTPUTS)})")
-        if self.mode == "pseudo-pair":
-            self._check_pseudo_pair()
-        else:
-            given = [
-                k
-                for k in ("severity", "pairs", "crop", "coral_weight")
-                if getattr(self, k) is not None
-            ]
-            if given:
-                raise ConfigError(
-                    f"TTA option {given[0]!r} applies to the pseudo-pair mode only, "
-                    f"not {self.mode!r}"
-                )
-            if self.steps is not None and self.steps < 1:
-                raise ConfigError(f"TTA steps must be >= 1, not {self.steps}")
-        if not self.lr > 0:
-            raise ConfigError(f"TTA lr must be > 0, not {self.lr}")
+        if self.steps is not None and self.steps < 1:
+            raise ConfigError(f"TTA steps must be >= 1, not {self.steps}")
         if self.work_size is not None and self.work_size < 8:
             raise ConfigError(f"TTA work size must be >= 8, not {self.work_size}")
 
-    def _check_pseudo_pair(self) -> None:
-        from aioir.methods.udair.pseudopair import check_severity
-
-        if self.steps is not None and self.steps < 0:
-            raise ConfigError(f"TTA steps must be >= 0, not {self.steps}")
-        if self.severity is not None:
-            check_severity(self.severity, "pseudo-pair TTA")
-        if self.pairs is not None and (isinstance(self.pairs, bool) or self.pairs < 1):
-            raise ConfigError(f"pseudo-pair TTA: pairs must be >= 1, not {self.pairs}")
-        if self.crop is not None and self.crop < 8:
-            raise ConfigError(f"pseudo-pair TTA: crop must be >= 8, not {self.crop}")
-        if self.coral_weight is not None and not self.coral_weight >= 0:
-            raise ConfigError(
-                f"pseudo-pair TTA: coral_weight must be >= 0, not {self.coral_weight}"
-            )
-
     @property
     def max_steps(self) -> int:
-        """Forwards (faithful, 5) or maximum updates (default, 10; pseudo-pair, 5)."""
+        """Forwards (faithful, 5) or maximum updates (default, 10)."""
         if self.steps is not None:
             return self.steps
-        from aioir.methods.udair.pseudopair import DEFAULT_STEPS
-
-        return {"faithful": 5, "pseudo-pair": DEFAULT_STEPS}.get(self.mode, 10)
-
-    @property
-    def stop_tol(self) -> float:
-        """Relative loss decrease below which an update counts as stalled (``tol``, else 1e-3;
-        pseudo-pair: 0)."""
-        if self.tol is not None:
-            return float(self.tol)
-        return 0.0 if self.mode == "pseudo-pair" else 1e-3
-
-    @property
-    def pair_severity(self) -> float | str:
-        """Pseudo-pair severity (``"match"`` unless given)."""
-        return "match" if self.severity is None else self.severity
-
-    @property
-    def pair_count(self) -> int:
-        """Pseudo-pairs per image (2 unless given)."""
-        from aioir.methods.udair.pseudopair import DEFAULT_PAIRS
-
-        return DEFAULT_PAIRS if self.pairs is None else int(self.pairs)
-
-    @property
-    def pair_crop(self) -> int:
-        """Crop side of the pseudo-pairs (128 unless given; the working image if smaller)."""
-        from aioir.methods.udair.pseudopair import DEFAULT_CROP
-
-        return DEFAULT_CROP if self.crop is None else int(self.crop)
-
-    @property
-    def pair_coral_weight(self) -> float:
-        """Weight of the CORAL term added to the pseudo-pair L1 (0 unless given)."""
-        return 0.0 if self.coral_weight is None else float(self.coral_weight)
+        return 5 if self.mode == "faithful" else 10
 
 
 # ------------------------------------------------------------------------------ objective
@@ -426,19 +344,16 @@ def reinit_adapters(model: UDAIRBase, seed: int = 42, residual: bool = True) -> 
 @contextlib.contextmanager
 def preserved_state(model: UDAIRBase) -> Iterator[None]:
     """Restore on exit everything adaptation may change (episodic reset): adapter parameters,
-    codebook buffers, train/eval modes, ``requires_grad`` flags, adapter switch, residual and
-    ``adapter_grad_to_decoder`` flags. Any optimiser must be created inside (it is then simply
-    dropped)."""
+    codebook buffers, train/eval modes, ``requires_grad`` flags, adapter switch and residual
+    flags. Any optimiser must be created inside (it is then simply dropped)."""
     snapshot = model.adaptation_state()
     modes = {name: m.training for name, m in model.named_modules()}
     grads = {name: p.requires_grad for name, p in model.named_parameters()}
     enabled = bool(getattr(model, "adapters_enabled", False))
-    to_decoder = bool(getattr(model, "adapter_grad_to_decoder", False))
     residual = {k: a.residual for k, a in _adapters(model).items()}
     try:
         yield
     finally:
-        model.adapter_grad_to_decoder = to_decoder
         model.load_adaptation_state(snapshot)
         for name, m in model.named_modules():
             m.training = modes[name]
@@ -559,10 +474,6 @@ class UDAIRTestTimeAdapter:
             with preserved_state(model):
                 if cfg.mode == "faithful" and index is not None:  # TTAConfig: faithful has a task
                     out, report = self._faithful(model, x, bank, index)
-                elif cfg.mode == "pseudo-pair":
-                    from aioir.methods.udair.pseudopair import pseudo_pair_tta
-
-                    out, report = pseudo_pair_tta(model, x, bank, index, restore, cfg)
                 else:
                     out, report = self._default(model, x, bank, index, restore)
             report["seconds"] = time.perf_counter() - start
@@ -642,14 +553,32 @@ class UDAIRTestTimeAdapter:
         model.set_adapters(True)
         adapters = _adapters(model)
         optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-
-        def objective() -> Tensor:
-            maps = {k: adapters[k](raw[k]) for k in LEVELS}
-            return coral_objective(maps, bank, index, cfg.loss_scale, reference)
-
-        losses, best, updates = descend_with_early_stop(
-            model, optimizer, objective, cfg.max_steps, cfg.stop_tol, cfg.patience
-        )
+        losses: list[float] = []
+        best, best_state, bad = math.inf, None, 0
+        updates = 0
+        with torch.enable_grad():
+            for step in range(cfg.max_steps + 1):
+                maps = {k: adapters[k](raw[k]) for k in LEVELS}
+                loss = coral_objective(maps, bank, index, cfg.loss_scale, reference)
+                value = loss.detach().item()
+                losses.append(value)
+                if value < best:
+                    best = value
+                    best_state = model.adaptation_state()
+                if step > 0:
+                    previous = losses[-2]
+                    gain = (previous - value) / max(abs(previous), 1e-30)
+                    bad = bad + 1 if gain < cfg.tol else 0
+                    if bad >= cfg.patience:
+                        break
+                if step == cfg.max_steps or not math.isfinite(value):
+                    break
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                updates += 1
+        if best_state is not None:
+            model.load_adaptation_state(best_state)
         for p in params:
             p.requires_grad_(False)
         out = restore(x)
@@ -691,41 +620,3 @@ def _udair_factory(model: nn.Module, **options: Any) -> UDAIRTestTimeAdapter:
         return UDAIRTestTimeAdapter(TTAConfig(**{**saved, **options}))
     except TypeError as exc:
         raise ConfigError(f"invalid test-time adaptation option: {exc}") from exc
-
-
-def descend_with_early_stop(
-    model: UDAIRBase,
-    optimizer: torch.optim.Optimizer,
-    objective: Callable[[], Tensor],
-    max_steps: int,
-    stop_tol: float,
-    patience: int,
-) -> tuple[list[float], float, int]:
-    """Minimise ``objective()`` for at most ``max_steps`` updates, stopping when its relative
-    decrease stays below ``stop_tol`` for ``patience`` consecutive evaluations (or it is not
-    finite), and leave the model in the lowest-loss adaptation state seen (the start included).
-    Returns ``(losses, best, updates)``: every evaluated loss, the lowest, and how many
-    optimiser steps ran."""
-    losses: list[float] = []
-    best, best_state, bad, updates = math.inf, None, 0, 0
-    with torch.enable_grad():
-        for step in range(max_steps + 1):
-            loss = objective()
-            value = loss.detach().item()
-            losses.append(value)
-            if value < best:
-                best, best_state = value, model.adaptation_state()
-            if step > 0:
-                gain = (losses[-2] - value) / max(abs(losses[-2]), 1e-30)
-                bad = bad + 1 if gain < stop_tol else 0
-                if bad >= patience:
-                    break
-            if step == max_steps or not math.isfinite(value):
-                break
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            updates += 1
-    if best_state is not None:
-        model.load_adaptation_state(best_state)
-    return losses, best, updates
