@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import importlib.util
 import struct
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 import torch
@@ -73,3 +75,13 @@ def make_corpus(
                 root / split / f"{split}{i}.png"
             )
     return root
+
+
+def load_benchmark(name: str) -> ModuleType:
+    """Import ``benchmarks/<name>.py`` (scripts, not a package) as a module."""
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

@@ -2,24 +2,11 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
 
-from helpers import make_corpus
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def _ablation():
-    path = ROOT / "benchmarks" / "abair_ablation.py"
-    spec = importlib.util.spec_from_file_location("abair_ablation", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from helpers import load_benchmark, make_corpus
 
 
 def _totals(steps: dict[str, int]) -> dict[str, int]:
@@ -33,7 +20,7 @@ def _totals(steps: dict[str, int]) -> dict[str, int]:
 
 
 def test_every_row_trains_the_same_steps(tmp_path):
-    ablation = _ablation()
+    ablation = load_benchmark("abair_ablation")
     args = ablation.parse_args(["--data", str(tmp_path), "--out", str(tmp_path / "o"),
                                 "--pretrain-steps", "7", "--adapter-steps", "5",
                                 "--estimator-steps", "3"])  # fmt: skip
@@ -57,7 +44,7 @@ def test_every_row_trains_the_same_steps(tmp_path):
 
 
 def test_mean_sd_formats_the_seeds():
-    ablation = _ablation()
+    ablation = load_benchmark("abair_ablation")
     assert ablation.mean_sd([20.0, 22.0]) == "21.00 ± 1.41"
     assert ablation.mean_sd([20.0]) == "20.00"
     assert ablation.per_seed([20.0, 21.5]) == "20.00 / 21.50"
@@ -65,7 +52,7 @@ def test_mean_sd_formats_the_seeds():
 
 @pytest.mark.slow
 def test_smoke_run(tmp_path):
-    ablation = _ablation()
+    ablation = load_benchmark("abair_ablation")
     photos = make_corpus(tmp_path / "photos", n_train=3, n_val=3, size=(48, 48))
     out = tmp_path / "out"
     argv = ["--data", str(photos), "--bench", str(photos / "val"), "--out", str(out), "--smoke"]

@@ -2,28 +2,16 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
 
-from helpers import make_corpus
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def _claims():
-    spec = importlib.util.spec_from_file_location("claims", ROOT / "benchmarks" / "claims.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from helpers import load_benchmark, make_corpus
 
 
 @pytest.mark.slow
 def test_matched_restormer_is_the_closest_width():
-    claims = _claims()
+    claims = load_benchmark("claims")
     from aioir.models import create_model
 
     udair = claims.used_parameters(create_model("udair-tiny"))
@@ -37,7 +25,7 @@ def test_matched_restormer_is_the_closest_width():
 
 @pytest.mark.slow
 def test_reduced_claims_run(tmp_path):
-    claims = _claims()
+    claims = load_benchmark("claims")
     photos = make_corpus(tmp_path / "photos", n_train=3, n_val=5, size=(48, 48))
     out, raw = tmp_path / "claims.md", tmp_path / "claims.json"
     argv = ["--photos", str(photos), "--steps", "2", "--seeds", "0,1", "--tasks", "noise,haze",

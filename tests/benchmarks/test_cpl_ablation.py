@@ -2,29 +2,16 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
 import yaml
 
-from helpers import make_corpus
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def _ablation():
-    path = ROOT / "benchmarks" / "cpl_ablation.py"
-    spec = importlib.util.spec_from_file_location("cpl_ablation", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from helpers import load_benchmark, make_corpus
 
 
 def test_rows_name_the_lambda_and_set_it_as_a_yaml_float():
-    ab = _ablation()
+    ab = load_benchmark("cpl_ablation")
     rows = ab.table_rows(["promptir", "spm+cpr-selffeat"], [1e-3, 1e-5])
     assert [r.name for r in rows] == [
         "promptir",
@@ -39,7 +26,7 @@ def test_rows_name_the_lambda_and_set_it_as_a_yaml_float():
 
 
 def test_default_lambda_is_the_configs():
-    ab = _ablation()
+    ab = load_benchmark("cpl_ablation")
     config = yaml.safe_load(ab.CONFIG.read_text())
     assert config["losses"][ab.CPR_LOSS]["weight"] == ab.DEFAULT_CPR_WEIGHT
     args = ab.build_parser().parse_args(["--data", "x"])
@@ -47,7 +34,7 @@ def test_default_lambda_is_the_configs():
 
 
 def test_composite_scores_split_singles_and_composites():
-    ab = _ablation()
+    ab = load_benchmark("cpl_ablation")
     from aioir.evaluate.report import BenchmarkResult, ColumnSummary
 
     psnr = {"lowlight": 10.0, "haze": 12.0, "lowlight+haze": 20.0, "haze+noise": 30.0}
@@ -67,7 +54,7 @@ def _record(row: str, seed: int, psnr: float, comp: float) -> dict:
 
 
 def test_summary_pairs_each_row_with_promptir_seed_by_seed():
-    ab = _ablation()
+    ab = load_benchmark("cpl_ablation")
     records = [
         _record("promptir", 1, 20.0, 14.0),
         _record("spm", 1, 20.5, 14.25),
@@ -92,7 +79,7 @@ def test_summary_pairs_each_row_with_promptir_seed_by_seed():
 
 @pytest.mark.slow
 def test_reduced_run_keeps_runs_scores_composite_and_reuses(tmp_path):
-    ab = _ablation()
+    ab = load_benchmark("cpl_ablation")
     photos = make_corpus(tmp_path / "photos", n_train=2, n_val=2, size=(48, 48))
     out = tmp_path / "runs"
     argv = ["--data", str(photos), "--steps", "2", "--patch", "32", "--batch", "2",
