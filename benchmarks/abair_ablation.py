@@ -48,7 +48,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import resource
 import statistics
@@ -315,13 +314,9 @@ def run_seed(seed: int, args: argparse.Namespace, benches: dict[str, Any]) -> di
 # ---------------------------------------------------------------------------- reporting
 def mean_sd(values: Sequence[float], digits: int = 2) -> str:
     """``m ± sd`` (sample sd) over the seeds; ``m`` alone for one seed."""
-    vals = [float(v) for v in values]
-    if not vals or any(v is None or not math.isfinite(v) for v in vals):
-        return "–"
-    m = statistics.mean(vals)
-    if len(vals) == 1:
-        return f"{m:.{digits}f}"
-    return f"{m:.{digits}f} ± {statistics.stdev(vals):.{digits}f}"
+    from aioir.evaluate.report import format_mean_sd
+
+    return format_mean_sd(values, digits, sd_of_one=False)
 
 
 def per_seed(values: Sequence[float]) -> str:

@@ -181,14 +181,6 @@ def embed(model: nn.Module, test: list[Any], tasks: list[str]) -> Any:
     return compute_embeddings(model, items, tasks)
 
 
-def _ms(values: list[float], digits: int = 2) -> str:
-    if not values:
-        return "–"
-    mean = statistics.fmean(values)
-    sd = statistics.stdev(values) if len(values) > 1 else 0.0
-    return f"{mean:.{digits}f} ± {sd:.{digits}f}"
-
-
 def run(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
     """All the runs; ``(markdown, raw results)``."""
     from aioir.models import create_model
@@ -254,6 +246,8 @@ def _brief(record: dict[str, Any]) -> dict[str, Any]:
 def _report(
     raw: dict[str, Any], tasks: list[str], args: argparse.Namespace, name: str, wall: float
 ) -> str:
+    from aioir.evaluate.report import format_mean_sd as _ms
+
     n = len(raw["cscl"])
     lines = [
         f"{name}, {args.steps} steps of {len(tasks)}×{args.per_task} crops of {args.crop} px "

@@ -189,15 +189,6 @@ def evaluate_composite(folder: Path, args: argparse.Namespace) -> dict[str, Any]
     return composite_scores(BenchmarkResult.from_dict(json.loads(out.read_text())["results"][0]))
 
 
-def _mean_sd(values: list[float]) -> tuple[float, float]:
-    return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
-
-
-def _ms(values: list[float], digits: int = 2) -> str:
-    mean, sd = _mean_sd(values)
-    return f"{mean:.{digits}f} ± {sd:.{digits}f}"
-
-
 def _seq(values: list[float], digits: int = 2, sign: bool = False) -> str:
     return ", ".join(f"{v:{'+' if sign else ''}.{digits}f}" for v in values)
 
@@ -206,6 +197,8 @@ def summarise(records: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     """Per row (in order of first appearance): the seeds, each metric per seed with its mean
     and sd, the wall time, and each metric's per-seed difference to :data:`BASELINE` (on the
     seeds both rows ran)."""
+    from aioir.evaluate.report import mean_sd
+
     by_row: dict[str, list[dict[str, Any]]] = {}
     for r in records:
         by_row.setdefault(r["row"], []).append(r)
@@ -216,7 +209,7 @@ def summarise(records: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
         for m in METRICS:
             if all(m in r for r in runs):
                 values = [r[m] for r in runs]
-                mean, sd = _mean_sd(values)
+                mean, sd = mean_sd(values)
                 row[m] = {"values": values, "mean": mean, "sd": sd}
         row["wall_s"] = statistics.fmean(r["wall_s"] for r in runs)
         paired = [r for r in runs if r["seed"] in base]
@@ -235,6 +228,8 @@ def summarise(records: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
 
 def markdown(summary: dict[str, dict[str, Any]], args: argparse.Namespace) -> str:
     """The tables: scores per row (mean ± sd over seeds) and the per-seed pairs vs PromptIR."""
+    from aioir.evaluate.report import format_mean_sd as _ms
+
     composite = any("composite_all" in r for r in summary.values())
     head = f"| row ({args.steps} steps, batch {args.batch}×{args.patch}²) | seeds | val PSNR (dB), per seed | mean ± sd | val SSIM |"  # fmt: skip
     rule = "|---|---|---|---|---|"

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import time
 from pathlib import Path
 from typing import Any
@@ -53,6 +52,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
     from aioir.engine.run import train
+    from aioir.evaluate.report import mean_sd
 
     # four epochs per run: four probes of the DPL weights, one validation at the end
     common = [
@@ -116,8 +116,8 @@ def main() -> None:
             r["val/psnr"] for r in summary["runs"] if r["variant"] == name and "val/psnr" in r
         ]
         if values:
-            sd = statistics.stdev(values) if len(values) > 1 else 0.0
-            table[name] = {"psnr_mean": statistics.mean(values), "psnr_sd": sd, "n": len(values)}
+            mean, sd = mean_sd(values)
+            table[name] = {"psnr_mean": mean, "psnr_sd": sd, "n": len(values)}
     summary["table"] = table
     out_file.write_text(json.dumps(summary, indent=2))
     print(json.dumps(table, indent=2))

@@ -384,15 +384,12 @@ def _report(rows, tasks, acc_target, acc_source, adapt_result, args, t_start, ch
             f"| {c} | " + " | ".join(cells)
             + f" | {acc_target[c]['all']:.2f} \\| {acc_source[c]['all']:.2f} |"
         )  # fmt: skip
-    if adapt_result is not None:
-        s = adapt_result.summary()
-        lines += [
-            "",
-            f"adapt: {s['images']} validation-photo crops, clusters {s['clusters']}, "
-            f"{s['steps']} steps, reference {s['reference']}, probe CORAL loss "
-            f"{s['initial_loss']:.3g} → {s['final_loss']:.3g}, {s['seconds']:.0f} s",
-        ]
+    s = adapt_result.summary()
     lines += [
+        "",
+        f"adapt: {s['images']} validation-photo crops, clusters {s['clusters']}, {s['steps']} "
+        f"steps, reference {s['reference']}, probe CORAL loss {s['initial_loss']:.3g} → "
+        f"{s['final_loss']:.3g}, {s['seconds']:.0f} s",
         "",
         "command: python " + " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]]),
         f"machine: {platform.machine()} {platform.processor() or ''}, torch "

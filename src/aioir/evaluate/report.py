@@ -17,6 +17,7 @@ import io
 import json
 import math
 import os
+import statistics
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,8 @@ __all__ = [
     "ColumnSummary",
     "ImageResult",
     "comparison_markdown",
+    "format_mean_sd",
+    "mean_sd",
     "results_to_json",
     "to_markdown",
     "write_csv",
@@ -385,3 +388,21 @@ def write_csv(path: str | os.PathLike[str], results: Sequence[BenchmarkResult]) 
         for row in rows:
             writer.writerow({**base, **{k: ("" if v is None else v) for k, v in row.items()}})
     return _atomic_write(Path(path), buf.getvalue())
+
+
+def mean_sd(values: Sequence[float]) -> tuple[float, float]:
+    """Mean and sample standard deviation of per-seed scores (sd 0 for one value)."""
+    vals = [float(v) for v in values]
+    return statistics.fmean(vals), statistics.stdev(vals) if len(vals) > 1 else 0.0
+
+
+def format_mean_sd(values: Sequence[float], digits: int = 2, *, sd_of_one: bool = True) -> str:
+    """``m ± sd`` over per-seed scores; ``–`` when there is none or one is not finite. One
+    value gives ``m ± 0.00`` (``sd_of_one=False``: ``m`` alone)."""
+    vals = [float(v) for v in values if v is not None]
+    if not vals or len(vals) < len(values) or not all(math.isfinite(v) for v in vals):
+        return "–"
+    m, sd = mean_sd(vals)
+    if len(vals) == 1 and not sd_of_one:
+        return f"{m:.{digits}f}"
+    return f"{m:.{digits}f} ± {sd:.{digits}f}"
