@@ -237,7 +237,17 @@ def test_tiny_run_lowers_loss_and_raises_val_psnr(corpus, tmp_path):
     assert history[-1] > history[0] + 0.5, history
 
 
-def test_min_gain_monitor_selects_the_checkpoint_with_the_best_worst_task(corpus, tmp_path):
+@pytest.mark.parametrize(
+    "schedule",
+    [
+        {"max_steps": 8, "val_every_n_steps": 2},
+        # the v4 configs' cadence: validation at each epoch's end, checkpoints every epoch's steps
+        {"max_steps": 12, "val_every_n_epochs": 1, "checkpoint_every_n_steps": 3},
+    ],
+)
+def test_min_gain_monitor_selects_the_checkpoint_with_the_best_worst_task(
+    corpus, tmp_path, schedule
+):
     import math
 
     from aioir.data.photos import clean_photo_splits
@@ -248,7 +258,7 @@ def test_min_gain_monitor_selects_the_checkpoint_with_the_best_worst_task(corpus
     tasks = {**TASKS, "clean": None}
     cfg = tiny_config(
         corpus, data={"tasks": tasks}, validation={"monitor": "min_gain"},
-        trainer={"max_steps": 8, "val_every_n_steps": 2}, source_bank={"enabled": False},
+        trainer=schedule, source_bank={"enabled": False},
     )  # fmt: skip
     res = train(cfg, tmp_path / "gain")
     rows = res.val_history
@@ -270,7 +280,12 @@ def test_min_gain_monitor_selects_the_checkpoint_with_the_best_worst_task(corpus
     ) / len(noise)
     assert rows[0]["val/noise/input_psnr"] == pytest.approx(expected, abs=1e-4)
     best = max(rows, key=lambda r: r["val/min_gain"])
-    assert _ckpt(res.best_checkpoint)["global_step"] == best["step"]
+    ckpt = _ckpt(res.best_checkpoint)
+    assert ckpt["global_step"] == best["step"]
+    # the weights were saved with *their* validation's score, not the one before it (a save on
+    # the step cadence runs before that step's validation)
+    (state,) = [v for k, v in ckpt["callbacks"].items() if "'val/min_gain'" in k]
+    assert float(state["current_score"]) == pytest.approx(best["val/min_gain"])
     assert res.record["monitor"] == "val/min_gain"
     assert res.record["best_val_score"] == pytest.approx(best["val/min_gain"])
     assert res.record["best_val_psnr"] == pytest.approx(best["val/psnr"])

@@ -19,6 +19,7 @@ from aioir.losses import (
     l1_loss,
     mean_color_loss,
     parse_loss_specs,
+    psnr_loss,
 )
 
 
@@ -98,6 +99,30 @@ def test_mean_color_loss_is_configurable_with_task_weights():
     assert total.item() == pytest.approx((l1_loss(pred, target) + 2 * only_blur).item(), rel=1e-5)
 
 
+def test_psnr_loss_is_minus_each_images_psnr_and_scale_free():
+    g = torch.Generator().manual_seed(4)
+    target = torch.rand(2, 3, 16, 16, generator=g)
+    error = torch.randn(2, 3, 16, 16, generator=g)
+    error[1] *= 0.01  # one image with a small error (noise-like), one with a large one
+    per = psnr_loss(target + error, target, eps=1e-12, reduction="sample")
+    mse = error.pow(2).flatten(1).mean(dim=1)
+    assert torch.allclose(per, 10 * torch.log10(mse), atol=1e-4)
+    # halving either image's error lowers the loss by the same 6.02 dB: no task drowns another
+    for i in range(2):
+        smaller = error.clone()
+        smaller[i] /= 2
+        after = psnr_loss(target + smaller, target, eps=1e-12, reduction="sample")
+        assert (per[i] - after[i]).item() == pytest.approx(20 * math.log10(2), abs=1e-3)
+    # eps caps an exact image's reward: 1e-6 → 60 dB
+    assert psnr_loss(target, target, eps=1e-6).item() == pytest.approx(-60.0, abs=1e-4)
+    with pytest.raises(ValueError, match="eps"):
+        psnr_loss(target, target, eps=0.0)
+    with pytest.raises(ValueError, match="shape"):
+        psnr_loss(target, target[:1])
+    with pytest.raises(ConfigError, match=r"losses\.psnr\.eps"):
+        CompositeLoss({"psnr": {"weight": 1.0, "eps": -1}})
+
+
 def test_coral_zero_for_identical_statistics_and_positive_otherwise():
     g = torch.Generator().manual_seed(4)
     x = torch.randn(50, 6, generator=g)
@@ -138,7 +163,7 @@ def test_composite_loss_and_specs():
 def test_sample_reduction_is_each_samples_mean():
     g = torch.Generator().manual_seed(2)
     pred, target = torch.rand(3, 3, 8, 8, generator=g), torch.rand(3, 3, 8, 8, generator=g)
-    for fn in (l1_loss, charbonnier_loss, fft_l1_loss):
+    for fn in (l1_loss, charbonnier_loss, fft_l1_loss, psnr_loss):
         per = fn(pred, target, reduction="sample")
         assert per.shape == (3,)
         assert per[1].item() == pytest.approx(fn(pred[1:2], target[1:2]).item(), rel=1e-6)
@@ -147,7 +172,7 @@ def test_sample_reduction_is_each_samples_mean():
             fn(pred, target, reduction="sum")
 
 
-@pytest.mark.parametrize("name", ["l1", "charbonnier", "fft"])
+@pytest.mark.parametrize("name", ["l1", "charbonnier", "fft", "psnr"])
 def test_task_weights_act_like_sampling_proportions(name):
     g = torch.Generator().manual_seed(3)
     pred, target = torch.rand(4, 3, 8, 8, generator=g), torch.rand(4, 3, 8, 8, generator=g)

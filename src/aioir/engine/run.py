@@ -99,13 +99,16 @@ def build_trainer(
     from lightning.pytorch.callbacks import ModelCheckpoint, TQDMProgressBar
 
     t = config.trainer
+    # `best` is written when a validation ends, never on the step cadence: a step-cadence save
+    # runs before that step's validation and would pair step N's weights with the score of the
+    # validation before it (runs 24–25 on the v4 configs, docs/history.md).
     best = ModelCheckpoint(
         dirpath=str(output / "checkpoints"),
         filename="best",
         monitor=f"val/{config.validation.monitor}",
         mode="max",
         save_top_k=1,
-        every_n_train_steps=t.checkpoint_every_n_steps,
+        save_on_train_epoch_end=False,
         auto_insert_metric_name=False,
         enable_version_counter=False,
     )

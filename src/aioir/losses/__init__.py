@@ -1,7 +1,7 @@
-"""Training losses: reconstruction (L1, Charbonnier, FFT, mean colour), CORAL, and their composition.
+"""Training losses: reconstruction (L1, Charbonnier, FFT, mean colour, PSNR), CORAL, and their composition.
 
 - :mod:`~aioir.losses.reconstruction` — ``l1_loss``, ``charbonnier_loss``, ``fft_l1_loss``,
-  ``mean_color_loss``;
+  ``mean_color_loss``, ``psnr_loss``;
 - :mod:`~aioir.losses.coral` — ``covariance``, ``coral_loss`` (fp32; UDAIR's non-squared form);
 - :mod:`~aioir.losses.composite` — ``LossSpec``, ``CompositeLoss``, ``register_loss``: losses
   configured by name and weight (``{l1: 1.0, cscl: 0.2}``; method packages register their own,
@@ -19,7 +19,13 @@ from aioir.losses.composite import (
     register_loss,
 )
 from aioir.losses.coral import coral_loss, covariance
-from aioir.losses.reconstruction import charbonnier_loss, fft_l1_loss, l1_loss, mean_color_loss
+from aioir.losses.reconstruction import (
+    charbonnier_loss,
+    fft_l1_loss,
+    l1_loss,
+    mean_color_loss,
+    psnr_loss,
+)
 
 __all__ = [
     "LOSSES",
@@ -33,5 +39,6 @@ __all__ = [
     "l1_loss",
     "mean_color_loss",
     "parse_loss_specs",
+    "psnr_loss",
     "register_loss",
 ]

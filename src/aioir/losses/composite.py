@@ -23,7 +23,13 @@ import torch
 from torch import Tensor, nn
 
 from aioir.errors import ConfigError
-from aioir.losses.reconstruction import charbonnier_loss, fft_l1_loss, l1_loss, mean_color_loss
+from aioir.losses.reconstruction import (
+    charbonnier_loss,
+    fft_l1_loss,
+    l1_loss,
+    mean_color_loss,
+    psnr_loss,
+)
 from aioir.plugins import load_methods
 
 __all__ = [
@@ -269,3 +275,11 @@ def _fft(norm: str = "ortho", task_weights: TaskWeights = None) -> LossTerm:
 def _mean_color(task_weights: TaskWeights = None) -> LossTerm:
     """L1 between each image's per-channel means (a uniform tint or brightness offset)."""
     return _Pixel("mean_color", mean_color_loss, task_weights)
+
+
+@register_loss("psnr")
+def _psnr(eps: float = 1e-8, task_weights: TaskWeights = None) -> LossTerm:
+    """NAFNet's PSNR loss: each image's ``10·log10(MSE + eps)``, averaged (scale-free per image)."""
+    if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not eps > 0:
+        raise ConfigError(f"losses.psnr.eps: expected a number > 0, got {eps!r}")
+    return _Pixel("psnr", psnr_loss, task_weights, eps=float(eps))

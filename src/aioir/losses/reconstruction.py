@@ -7,7 +7,10 @@ The frequency loss (L1 between the real and imaginary parts of the 2-D FFTs, MIM
 which a pixel L1 alone leaves to last: it is what teaches a restorer to sharpen. The mean-colour
 loss (L1 between the per-channel means of each image) does the same for the other end of the
 spectrum: a small uniform tint or brightness offset, which the pixel L1 barely sees under larger
-local errors, costs several dB on a flat, nearly clean photo.
+local errors, costs several dB on a flat, nearly clean photo. The PSNR loss (NAFNet's
+``PSNRLoss``: each image's ``10·log10(MSE + ε)``, averaged) is scale-free per image: halving a
+low-light image's error and halving a noisy image's error earn the same, where an L1 lets the
+tasks with large errors (low light, haze) drown the ones with small errors (noise, blur, clean).
 """
 
 from __future__ import annotations
@@ -17,7 +20,14 @@ from typing import Literal
 import torch
 from torch import Tensor
 
-__all__ = ["Reduction", "charbonnier_loss", "fft_l1_loss", "l1_loss", "mean_color_loss"]
+__all__ = [
+    "Reduction",
+    "charbonnier_loss",
+    "fft_l1_loss",
+    "l1_loss",
+    "mean_color_loss",
+    "psnr_loss",
+]
 
 #: ``"mean"``: one scalar over the whole batch; ``"sample"``: a ``B`` vector, each sample's mean
 #: (the batch mean of which is the ``"mean"`` value, every sample having the same size).
@@ -86,3 +96,29 @@ def mean_color_loss(pred: Tensor, target: Tensor, reduction: Reduction = "mean")
         )
     diff = (pred.float() - target.float()).mean(dim=(2, 3))
     return _reduce(diff.abs(), reduction, "mean_color_loss")
+
+
+def psnr_loss(
+    pred: Tensor, target: Tensor, eps: float = 1e-8, reduction: Reduction = "mean"
+) -> Tensor:
+    """Each image's ``10·log10(mean((pred − target)²) + eps)`` (the negative PSNR at peak 1).
+
+    NAFNet's ``PSNRLoss`` (its ``toY`` option aside): the per-image log makes every image's
+    relative improvement count the same, whatever its error. ``eps`` caps the reward for an
+    exact image (1e-8: 80 dB; 1e-6: 60 dB) and bounds the gradient on clean samples. Computed in
+    float32; ``reduction="sample"`` gives the ``B`` per-image values.
+    """
+    if pred.ndim < 2 or pred.shape != target.shape:
+        raise ValueError(
+            f"psnr_loss: expected two tensors of one shape with a batch axis, got "
+            f"{tuple(pred.shape)} and {tuple(target.shape)}"
+        )
+    if not eps > 0:
+        raise ValueError(f"psnr_loss: eps must be > 0, got {eps}")
+    mse = (pred.float() - target.float()).pow(2).flatten(1).mean(dim=1)
+    per_image = 10.0 * torch.log10(mse + eps)
+    if reduction == "sample":
+        return per_image
+    if reduction == "mean":
+        return per_image.mean()
+    raise ValueError(f"psnr_loss: reduction must be 'mean' or 'sample', got {reduction!r}")
