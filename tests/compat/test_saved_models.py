@@ -2,7 +2,7 @@
 
 ``saved_models_reference.npz`` holds five 72×88 sample crops (noise, veil, dark, colour cast,
 clean) and what each saved model returned for them, recorded with the code of commit 6432404 on
-one CPU thread. The 8-bit outputs may differ by at most one level (float summation order); the
+one CPU thread (the v4 candidate's, added 2026-12-02, with the code of its own commit). The 8-bit outputs may differ by at most one level (float summation order); the
 tests pin one thread too, since test-time adaptation's gradient steps amplify the difference
 that another thread count's summation order makes.
 """
@@ -25,9 +25,10 @@ MODELS = {
     "v1": str(ROOT / "checkpoints" / "udair-small-v1"),
     "v2": str(ROOT / "checkpoints" / "udair-small-v2"),
     "photos_h100": str(ROOT / "checkpoints" / "udair-small-photos-h100"),
+    "v4_candidate": str(ROOT / "checkpoints" / "udair-small-v4-candidate"),
 }
 CASES = [("default", False), ("default", True), ("v1", False), ("v2", False), ("v2", True),
-         ("photos_h100", False)]  # fmt: skip
+         ("photos_h100", False), ("v4_candidate", False), ("v4_candidate", True)]  # fmt: skip
 
 
 @pytest.fixture(scope="module")
