@@ -173,10 +173,13 @@ def evaluate_composite(folder: Path, args: argparse.Namespace) -> dict[str, Any]
     unless ``--reevaluate``."""
     from aioir.evaluate.report import BenchmarkResult
 
+    def read() -> BenchmarkResult:
+        return BenchmarkResult.from_dict(json.loads(out.read_text())["results"][0])
+
     data = Path(args.composite_data or args.data).resolve()
     out = folder / f"composite-crop{args.composite_crop}.json"
     if out.is_file() and not args.reevaluate:  # a kept run scored before on the same set
-        result = BenchmarkResult.from_dict(json.loads(out.read_text())["results"][0])
+        result = read()
         if result.benchmark == f"composite:{data}":
             return composite_scores(result)
     cmd = [sys.executable, "-m", "aioir", "evaluate", "--model", str(folder / "export"),
@@ -186,7 +189,7 @@ def evaluate_composite(folder: Path, args: argparse.Namespace) -> dict[str, Any]
     if proc.returncode != 0:
         raise SystemExit(f"{folder}: aioir evaluate failed:\n{proc.stderr[-3000:]}")
     out.with_suffix(".md").write_text(proc.stdout)
-    return composite_scores(BenchmarkResult.from_dict(json.loads(out.read_text())["results"][0]))
+    return composite_scores(read())
 
 
 def _seq(values: list[float], digits: int = 2, sign: bool = False) -> str:

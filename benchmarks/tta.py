@@ -281,19 +281,11 @@ def main(argv: list[str] | None = None) -> int:
     rows: list[dict[str, Any]] = []
     for i in range(len(target)):
         item = target[i]
-        x, gt, task = item["input"], item["target"], item["task"]
+        task = item["task"]
         for name, restorer in methods.items():
-            t0, c0 = time.perf_counter(), time.process_time()
-            out = restorer.restore_tensor(x[None])[0]
-            rows.append(_row(name, task, item["name"], out, gt, time.perf_counter() - t0, restorer))
-            rows[-1]["cpu_seconds"] = time.process_time() - c0
+            rows.append(_row(name, item, restorer))
         faithful = Restorer(model, device="cpu", tile=0, tta=udair_tta("faithful", task=task))
-        t0, c0 = time.perf_counter(), time.process_time()
-        out = faithful.restore_tensor(x[None])[0]
-        rows.append(
-            _row("faithful TTA", task, item["name"], out, gt, time.perf_counter() - t0, faithful)
-        )
-        rows[-1]["cpu_seconds"] = time.process_time() - c0
+        rows.append(_row("faithful TTA", item, faithful))
 
     chooser = resolve_chooser("auto", bank)
     text = _report(rows, tasks, acc_target, acc_source, adapt_result, args, t_start, chooser)
@@ -322,9 +314,15 @@ def _mean_all(per: dict[str, list[bool]]) -> float:
     return sum(flat) / max(1, len(flat))
 
 
-def _row(name, task, image, out, gt, seconds, restorer) -> dict[str, Any]:
-    p, s = _metrics(out.clamp(0, 1), gt)
-    row = {"method": name, "task": task, "image": image, "psnr": p, "ssim": s, "seconds": seconds}
+def _row(name: str, item: dict[str, Any], restorer: Any) -> dict[str, Any]:
+    """Restore one target item with ``restorer``: its scores, wall and CPU seconds, and what
+    the adapter (if any) chose."""
+    t0, c0 = time.perf_counter(), time.process_time()
+    out = restorer.restore_tensor(item["input"][None])[0]
+    seconds, cpu_seconds = time.perf_counter() - t0, time.process_time() - c0
+    p, s = _metrics(out.clamp(0, 1), item["target"])
+    row = {"method": name, "task": item["task"], "image": item["name"], "psnr": p, "ssim": s,
+           "seconds": seconds, "cpu_seconds": cpu_seconds}  # fmt: skip
     adapter = restorer.adapter
     if adapter is not None and getattr(adapter, "reports", None):
         rep = adapter.reports[0]

@@ -115,10 +115,5 @@ def psnr_loss(
         )
     if not eps > 0:
         raise ValueError(f"psnr_loss: eps must be > 0, got {eps}")
-    mse = (pred.float() - target.float()).pow(2).flatten(1).mean(dim=1)
-    per_image = 10.0 * torch.log10(mse + eps)
-    if reduction == "sample":
-        return per_image
-    if reduction == "mean":
-        return per_image.mean()
-    raise ValueError(f"psnr_loss: reduction must be 'mean' or 'sample', got {reduction!r}")
+    mse = _reduce((pred.float() - target.float()).pow(2), "sample", "psnr_loss")
+    return _reduce(10.0 * torch.log10(mse + eps)[:, None], reduction, "psnr_loss")
