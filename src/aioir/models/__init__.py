@@ -23,6 +23,7 @@ from torch import nn
 
 from aioir.errors import ConfigError
 from aioir.models import nafnet as _nafnet  # noqa: F401  (registers presets)
+from aioir.models import residual_cnn as _residual_cnn  # noqa: F401  (registers presets)
 from aioir.models import restormer as _restormer  # noqa: F401  (registers presets)
 from aioir.models.artifacts import (
     ModelArtifact,
@@ -53,6 +54,7 @@ from aioir.models.registry import (
     register_model,
     untrained_name,
 )
+from aioir.models.residual_cnn import ResidualCNN
 from aioir.models.restormer import Restormer
 from aioir.models.wrappers import RestorerWrapper, unwrap, wrap_model
 
@@ -61,6 +63,7 @@ __all__ = [
     "ModelArtifact",
     "ModelInfo",
     "NAFNet",
+    "ResidualCNN",
     "RestorerWrapper",
     "Restormer",
     "create_model",
