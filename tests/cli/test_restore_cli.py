@@ -73,6 +73,19 @@ def test_shipped_default_model_restores_without_model_option(tmp_path, run):
     assert not np.array_equal(out, load_image(src).rgb)
 
 
+def test_explain_prints_the_default_models_choice_per_image(tmp_path, capsys):
+    """The default model's filter-bank head says which candidate it chose, one line per image."""
+    a, b = _rgb(tmp_path / "a.png", w=40, h=32), _rgb(tmp_path / "b.png", w=24, h=24, seed=1)
+    code = cli.main(["restore", str(a), str(b), "-o", str(tmp_path / "out"), "--explain", "-q"])
+    lines = capsys.readouterr().out.splitlines()
+    assert code == 0
+    assert [line.split(": filter bank: ")[0] for line in lines] == [str(a), str(b)]
+    names = {name.rsplit(" ", 1)[0] for line in lines for name in line.split(": ")[-1].split(", ")}
+    assert names <= {"network output", "input", "residual-cnn-small", "dark-channel-prior"} | {
+        f"filter {k}" for k in range(1, 13)
+    }
+
+
 def test_one_pixel_16_bit_gray_and_alpha(tmp_path, run):
     rng = np.random.default_rng(1)
     write_image(tmp_path / "one.png", np.full((1, 1, 3), 0.5, np.float32))

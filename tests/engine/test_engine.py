@@ -65,7 +65,7 @@ def test_config_errors_name_file_and_key(tmp_path):
 
 
 #: The shipped configs that are filter-bank fits (``aioir fit-filter-bank``), not trainings.
-FIT_CONFIGS = ("udair/filter-bank.yaml",)
+FIT_CONFIGS = ("udair/filter-bank.yaml", "udair/filter-bank-v4.yaml")
 
 
 def test_shipped_configs_load():

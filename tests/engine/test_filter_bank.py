@@ -176,6 +176,16 @@ def test_fit_config_errors_name_the_key(corpus, base, tmp_path):
         fit(_config(corpus, base), tmp_path / "fitted")
     with pytest.raises(ConfigError, match="is already wrapped"):
         fit(_config(corpus, tmp_path / "fitted"), tmp_path / "again")
+    with pytest.raises(ConfigError, match=r"model\.unwrap: .* is not a wrapped model"):
+        fit(_config(corpus, base, model={"unwrap": True}), tmp_path / "again")
+    # a refit: the saved wrapped model's network gets a new head, its old record goes
+    refit = fit(_config(corpus, tmp_path / "fitted", model={"unwrap": True}, seed=8,
+                        validation={"enabled": False}), tmp_path / "refit")  # fmt: skip
+    old, new = fitted.model.state_dict(), refit.model.state_dict()
+    assert all(torch.equal(new[k], v) for k, v in old.items() if k.startswith("restorer."))
+    assert not torch.equal(new["filter_bank.gate.0.weight"], old["filter_bank.gate.0.weight"])
+    meta = json.loads((tmp_path / "refit/config.json").read_text())["metadata"]
+    assert meta["filter_bank"]["model"]["unwrap"] and meta["source_bank"] == "bank.safetensors"
 
 
 def test_a_fitted_head_can_be_fine_tuned_by_training_with_the_network_frozen(
@@ -210,3 +220,53 @@ def test_a_fitted_head_can_be_fine_tuned_by_training_with_the_network_frozen(
     )
     assert not torch.equal(new["filter_bank.gate.2.weight"], old["filter_bank.gate.2.weight"])
     assert (res.export_dir / "bank.safetensors").is_file()  # the network's bank travels along
+
+
+def test_fit_with_an_expert_adds_it_as_a_frozen_candidate_and_records_it(corpus, base, tmp_path):
+    from aioir.models import create_model, save_pretrained
+
+    torch.manual_seed(5)
+    expert = create_model("residual-cnn-tiny")
+    with torch.no_grad():
+        expert.body[-1].weight.normal_(0, 0.1)
+    save_pretrained(expert, tmp_path / "expert")
+    before = {k: v.clone() for k, v in expert.state_dict().items()}
+    sections = {"filter_bank": {"experts": [str(tmp_path / "expert")]},
+                "validation": {"enabled": False}}  # fmt: skip
+    result = fit(_config(corpus, base, **sections), tmp_path / "fitted")
+    head = result.model.filter_bank
+    assert head.num_candidates == 6 + 2 + 1
+    state = head.experts[0].state_dict()
+    assert all(torch.equal(state[k], v) for k, v in before.items())  # frozen in the fit
+    config = json.loads((tmp_path / "fitted/config.json").read_text())
+    assert config["wrappers"][0]["experts"] == [
+        {"architecture": "residual-cnn", "preset": "tiny", "overrides": {}}
+    ]
+    assert config["metadata"]["filter_bank"]["experts"][0]["model"] == str(tmp_path / "expert")
+    # the filters and the gate's first layer start as in the same fit without the expert
+    plain = fit(_config(corpus, base, validation={"enabled": False}), tmp_path / "plain")
+    assert torch.equal(plain.model.filter_bank.filters, head.filters)
+    from aioir.engine.filter_bank import wrap_in_filter_bank
+
+    without = wrap_in_filter_bank(load_model(base), 2, 3, 8, seed=1)
+    with_one = wrap_in_filter_bank(load_model(base), 2, 3, 8, seed=1, experts=[expert])
+    assert torch.equal(without.filter_bank.gate[0].weight, with_one.filter_bank.gate[0].weight)
+    loaded = load_model(tmp_path / "fitted")
+    x = torch.rand(1, 3, 20, 20)
+    with torch.no_grad():
+        assert torch.equal(loaded(x), result.model(x))
+    with pytest.raises(ConfigError, match="is a wrapped model"):
+        fit(_config(corpus, base, filter_bank={"experts": [str(tmp_path / "plain")]}),
+            tmp_path / "again")  # fmt: skip
+    with pytest.raises(ConfigError, match="random weights"):
+        fit(_config(corpus, base, filter_bank={"experts": ["residual-cnn-tiny"]}),
+            tmp_path / "random")  # fmt: skip
+
+
+def test_a_classical_expert_needs_no_weights():
+    """A registered model without parameters (the dark channel prior) is an expert as named."""
+    from aioir.engine.filter_bank import _load_experts
+    from aioir.models import DarkChannelPrior
+
+    (dcp,) = _load_experts(["dark-channel-prior"])
+    assert isinstance(dcp, DarkChannelPrior) and not dcp.training

@@ -75,9 +75,11 @@ def test_onnx_registered_tiny_models(tmp_path, name):
 @pytest.mark.filterwarnings("ignore")
 def test_filter_bank_model_exports_to_onnx_and_torchscript(tmp_path):
     torch.manual_seed(0)
-    wrapped = FilterBankRestorer(load_model("udair-tiny"), filters=3, taps=5)
+    experts = [load_model("residual-cnn-tiny"), load_model("dark-channel-prior")]
+    wrapped = FilterBankRestorer(load_model("udair-tiny"), filters=3, taps=5, experts=experts)
     with torch.no_grad():  # a gate that mixes all candidates, so every path is exercised
         nn.init.normal_(wrapped.filter_bank.gate[-1].weight, std=0.5)
+        nn.init.normal_(wrapped.filter_bank.experts[0].body[-1].weight, std=0.1)
     save_pretrained(wrapped, tmp_path / "saved")
     model = load_model(tmp_path / "saved")  # as `aioir export --model DIR` loads it
     assert isinstance(model, FilterBankRestorer)

@@ -104,7 +104,7 @@ def test_the_default_model_ships_as_a_udair_folder_with_its_source_bank():
     folder = shipped_weights("default")
     assert folder is not None and folder.is_dir()
     assert (folder / "model.safetensors").stat().st_size <= 20 * 2**20  # the size cap
-    model = resolve_model("default")  # v3: UDAIR inside the filter-bank wrapper
+    model = resolve_model("default")  # v4: UDAIR inside the filter-bank wrapper
     assert type(model).__name__ == "FilterBankRestorer"
     assert type(model.restorer).__name__ == "UDAIR"
     assert model.restorer.source_bank.task_names == [

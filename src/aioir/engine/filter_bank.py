@@ -62,10 +62,12 @@ log = logging.getLogger(__name__)
 class FitModelConfig:
     """The restorer to wrap: ``name`` is a saved model (folder or ``.safetensors``; its
     artefacts, e.g. a source bank, and metadata come along) or a registered name whose weights
-    ``checkpoint`` gives."""
+    ``checkpoint`` gives. ``unwrap``: ``name`` is a saved *wrapped* model (a filter-bank fit)
+    whose network is taken out and given a new head — a refit."""
 
     name: str = ""
     checkpoint: str | None = None
+    unwrap: bool = False
 
 
 @dataclasses.dataclass
@@ -83,6 +85,10 @@ class FilterBankOptions:
     from them, and the gate is trained full-batch for ``gate_epochs`` AdamW steps (``gate_lr``,
     ``gate_weight_decay``) to maximise the expected PSNR of its choice, the network's own output
     counted ``output_margin`` dB better than it is (leave it only for a clear gain).
+
+    ``experts``: saved models (folders or files, e.g. ``aioir train``'s export of a small
+    denoiser) or registered models without weights (``dark-channel-prior``) that join the
+    candidates, frozen (:class:`~aioir.nn.filter_bank.FilterBankHead`).
     """
 
     task: str = "blur"
@@ -98,6 +104,7 @@ class FilterBankOptions:
     gate_weight_decay: float = 0.1
     score_cap: float = 60.0
     output_margin: float = 0.0
+    experts: list[str] = dataclasses.field(default_factory=list)
 
 
 @dataclasses.dataclass
@@ -182,28 +189,34 @@ def filter_bank_groups(spec: TaskSpec, task: str, bins: int) -> dict[str, TaskSp
 
 
 def wrap_in_filter_bank(
-    network: nn.Module, filters: int, taps: int, hidden: int, seed: int
+    network: nn.Module,
+    filters: int,
+    taps: int,
+    hidden: int,
+    seed: int,
+    experts: Sequence[nn.Module] = (),
 ) -> FilterBankRestorer:
-    """``network`` inside a new :class:`~aioir.models.FilterBankRestorer`.
+    """``network`` inside a new :class:`~aioir.models.FilterBankRestorer` (with ``experts``).
 
     The head's random initialisation (the gate's first layer, which the fit starts from) is
     the one it had when :class:`~aioir.models.Restormer` built the head itself, right after its
     U-Net: drawn from the generator seeded with ``seed`` once that U-Net's initialisation has
-    been drawn, so a fit reproduces the models fitted then (the shipped v3) exactly. The global
+    been drawn, so a fit reproduces the models fitted then (v3 and v4) exactly. The global
     generator advances as if the head had been built here. Other backbones (NAFNet) keep the
     head's own initialisation.
     """
     from aioir.models import FilterBankRestorer, Restormer
 
-    model = FilterBankRestorer(network, filters, taps, hidden)
+    model = FilterBankRestorer(network, filters, taps, hidden, experts=experts)
     backbone = getattr(network, "backbone_options", None)
     if isinstance(network, Restormer) and backbone is not None:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             Restormer(**backbone)
             channels = int(network.feature_channels), int(network.context_map_channels)
-            head = FilterBankHead(*channels, filters, taps, hidden)
-        model.filter_bank.load_state_dict(head.state_dict())
+            stand_ins = [nn.Identity() for _ in experts]  # the gate's shape; draw nothing
+            head = FilterBankHead(*channels, filters, taps, hidden, experts=stand_ins)
+        model.filter_bank.gate.load_state_dict(head.gate.state_dict())
     return model
 
 
@@ -247,7 +260,7 @@ def gate_examples(
             descriptors.append(head.descriptor(y, x, features, context).float())
             scores.append(torch.stack([
                 psnr(head.candidate(j, y, x)[..., :h, :w].float().clamp(0, 1), target)
-                for j in range(head.num_filters + 2)
+                for j in range(head.num_candidates)
             ], dim=1).clamp(max=score_cap))  # fmt: skip
     finally:
         hook.remove()
@@ -305,15 +318,50 @@ def _device(name: str) -> torch.device:
 
 
 def _load_base(config: FitModelConfig) -> nn.Module:
-    from aioir.models import RestorerWrapper, load_model
+    from aioir.models import RestorerWrapper, load_model, unwrap
 
     network = load_model(config.name, checkpoint=config.checkpoint)
-    if isinstance(network, RestorerWrapper):
+    if not isinstance(network, RestorerWrapper):
+        if config.unwrap:
+            raise ConfigError(f"model.unwrap: {config.name} is not a wrapped model")
+        return network
+    if not config.unwrap:
         raise ConfigError(
             f"model.name: {config.name} is already wrapped ({type(network).__name__}); "
-            "give the network it was fitted on"
+            "give the network it was fitted on, or set model.unwrap: true to refit its head"
         )
-    return network
+    inner = unwrap(network)
+    # the saved model's record (its training, its bank) is the network's; the old head's goes
+    metadata = dict(getattr(network, "aioir_metadata", {}) or {})
+    metadata.pop("filter_bank", None)
+    metadata.pop("val", None)
+    inner.aioir_metadata = metadata
+    return inner
+
+
+def _load_experts(paths: Sequence[str]) -> list[nn.Module]:
+    """The expert models (saved models, or registered models without weights), frozen and in
+    eval mode."""
+    from aioir.models import RestorerWrapper, load_model, untrained_name
+
+    experts = []
+    for path in paths:
+        expert = load_model(path)
+        if isinstance(expert, RestorerWrapper):
+            raise ConfigError(f"filter_bank.experts: {path} is a wrapped model; give a network")
+        if untrained_name(expert) is not None:
+            raise ConfigError(
+                f"filter_bank.experts: {path} has random weights; give a trained model's folder"
+            )
+        experts.append(expert.requires_grad_(False).eval())
+    return experts
+
+
+def _training_summary(model: nn.Module) -> dict[str, Any]:
+    """What an expert's saved training record says of it (description, steps, val PSNR)."""
+    training = dict(getattr(model, "aioir_metadata", {}).get("training") or {})
+    keys = ("description", "steps", "best_val_psnr", "wall_time_s")
+    return {k: training[k] for k in keys if k in training}
 
 
 def _validate(
@@ -369,7 +417,8 @@ def fit(
     base_metadata = dict(getattr(network, "aioir_metadata", {}) or {})
     dm.setup("fit")
     groups = filter_bank_groups(dm.task_spec(fb.task), fb.task, fb.severity_bins)
-    model = wrap_in_filter_bank(network, len(groups), fb.taps, fb.hidden, config.seed)
+    experts = _load_experts(fb.experts)
+    model = wrap_in_filter_bank(network, len(groups), fb.taps, fb.hidden, config.seed, experts)
     if rt.channels_last:
         to_channels_last(model)
     model.to(device)
@@ -392,6 +441,10 @@ def fit(
         "seed": config.seed,
         "filter_bank": dataclasses.asdict(fb),
         "filters": head.num_filters,
+        "experts": [
+            {"model": path, "training": _training_summary(e)}
+            for path, e in zip(fb.experts, experts, strict=True)
+        ],
         "gate_examples": len(scores),
         "gate_expected_psnr": expected,
         "protocol": get_protocol(config.validation.protocol).header(),

@@ -56,7 +56,6 @@ __all__ = [
     "estimate_noise_sigma",
     "get_classical",
     "grayworld_stretch",
-    "guided_filter",
     "lime",
     "unsharp_mask",
 ]
@@ -110,30 +109,9 @@ def _cbm3d_method(image: np.ndarray, meta: Mapping[str, Any]) -> tuple[np.ndarra
 
 
 # --------------------------------------------------------------------------- haze
-def _box(a: np.ndarray, r: int) -> np.ndarray:
-    """Mean over a (2r+1)² window (reflected borders), per channel of a 2-D or 3-D array."""
-    size = (2 * r + 1, 2 * r + 1) + ((1,) if a.ndim == 3 else ())
-    return ndimage.uniform_filter(a, size=size, mode="reflect")
-
-
-def guided_filter(guide: np.ndarray, src: np.ndarray, radius: int, eps: float) -> np.ndarray:
-    """Gray-guide guided filter (He, Sun & Tang, TPAMI 2013, Algorithm 1); 2-D arrays."""
-    mean_i, mean_p = _box(guide, radius), _box(src, radius)
-    cov_ip = _box(guide * src, radius) - mean_i * mean_p
-    var_i = _box(guide * guide, radius) - mean_i * mean_i
-    a = cov_ip / (var_i + eps)
-    b = mean_p - a * mean_i
-    return _box(a, radius) * guide + _box(b, radius)
-
-
 def dark_channel(image: np.ndarray, patch: int) -> np.ndarray:
     """Minimum over colour channels and a ``patch``×``patch`` neighbourhood (He et al. 2009)."""
     return ndimage.minimum_filter(image.min(axis=2), size=patch, mode="nearest")
-
-
-def _scaled(value: int, short_side: int, reference: int = 300, minimum: int = 3) -> int:
-    """Scale a pixel parameter tuned for ≥ ``reference``-px images down for smaller images."""
-    return max(minimum, round(value * min(1.0, short_side / reference)))
 
 
 def dehaze_dcp(
@@ -148,22 +126,19 @@ def dehaze_dcp(
 
     Paper defaults (patch 15, ω 0.95, t₀ 0.1, guided-filter radius 60) hold for images with a
     short side ≥ 300 px; patch and radius shrink proportionally below that. Atmospheric light:
-    among the 0.1 % pixels with the brightest dark channel, the one of highest intensity.
+    among the 0.1 % pixels with the brightest dark channel, the one of highest intensity. The
+    algorithm is :class:`aioir.models.DarkChannelPrior` (``scale_reference=300``), run here in
+    float64 on an H×W×3 array.
     """
+    import torch
+
+    from aioir.models.dark_channel import DarkChannelPrior
+
+    model = DarkChannelPrior(patch, omega, t0, radius, eps, scale_reference=300)
     img = np.clip(np.asarray(image, dtype=np.float64), 0.0, 1.0)
-    short = min(img.shape[:2])
-    patch, radius = _scaled(patch, short), _scaled(radius, short)
-    dark = dark_channel(img, patch)
-    n = max(1, round(dark.size * 0.001))
-    idx = np.argpartition(dark.ravel(), -n)[-n:]
-    flat = img.reshape(-1, 3)
-    airlight = flat[idx[np.argmax(flat[idx].sum(axis=1))]]
-    airlight = np.maximum(airlight, 1e-3)
-    transmission = 1.0 - omega * dark_channel(img / airlight, patch)
-    gray = img @ np.array(BT601_LUMA)
-    transmission = guided_filter(gray, transmission, radius, eps)
-    t = np.maximum(transmission, t0)[:, :, None]
-    return np.clip((img - airlight) / t + airlight, 0.0, 1.0)
+    with torch.no_grad():
+        out = model(torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1)))[None])
+    return out[0].numpy().transpose(1, 2, 0)
 
 
 # --------------------------------------------------------------------------- low light

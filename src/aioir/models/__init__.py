@@ -22,6 +22,7 @@ from typing import Any
 from torch import nn
 
 from aioir.errors import ConfigError
+from aioir.models import dark_channel as _dark_channel  # noqa: F401  (registers presets)
 from aioir.models import nafnet as _nafnet  # noqa: F401  (registers presets)
 from aioir.models import residual_cnn as _residual_cnn  # noqa: F401  (registers presets)
 from aioir.models import restormer as _restormer  # noqa: F401  (registers presets)
@@ -42,6 +43,7 @@ from aioir.models.checkpoints import (
     upgrade_config,
     upgrade_state_dict,
 )
+from aioir.models.dark_channel import DarkChannelPrior
 from aioir.models.filter_bank import FilterBankRestorer, reject_legacy_overrides
 from aioir.models.nafnet import NAFNet
 from aioir.models.registry import (
@@ -52,6 +54,7 @@ from aioir.models.registry import (
     list_models,
     mark_untrained,
     register_model,
+    registered_name,
     untrained_name,
 )
 from aioir.models.residual_cnn import ResidualCNN
@@ -59,6 +62,7 @@ from aioir.models.restormer import Restormer
 from aioir.models.wrappers import RestorerWrapper, unwrap, wrap_model
 
 __all__ = [
+    "DarkChannelPrior",
     "FilterBankRestorer",
     "ModelArtifact",
     "ModelInfo",
@@ -159,8 +163,9 @@ def load_model(
     saved = read_pretrained_config(path)
     config = upgrade_config(saved)
     architecture, saved_preset = config["architecture"], config.get("preset", "paper")
-    registered = architecture if saved_preset == "paper" else f"{architecture}-{saved_preset}"
-    network = create_model(registered, **{**config["overrides"], **overrides})
+    network = create_model(
+        registered_name(architecture, saved_preset), **{**config["overrides"], **overrides}
+    )
     model = wrap_model(network, config["wrappers"])
     state = upgrade_state_dict(read_state_dict(path), saved)
     load_state_dict_into(model, state, path, architecture, strict)
@@ -190,4 +195,4 @@ def _with_preset(name: str, preset: str) -> str:
         raise ConfigError(
             f"model {info.architecture!r} has no preset {preset!r} (presets: {', '.join(presets)})"
         )
-    return info.architecture if key == "paper" else f"{info.architecture}-{key}"
+    return registered_name(info.architecture, key)

@@ -1,28 +1,32 @@
 """The filter bank as a wrapper around a restorer: :class:`FilterBankRestorer`.
 
-``FilterBankRestorer(restorer, filters=K)`` adds a :class:`aioir.nn.filter_bank.FilterBankHead`
-after ``restorer``'s output: a per-image choice among the output, the input and ``K`` fixed
-linear filters of the input, made from the restorer's refinement features and its per-image
-context map (:meth:`aioir.models.Restormer.forward_padded_with_maps`; UDAIR's degradation
-map). The restorer is not changed. Fitted by :func:`aioir.engine.filter_bank.fit`
-(``aioir fit-filter-bank``); the shipped default model (v3) is one.
+``FilterBankRestorer(restorer, filters=K, experts=[…])`` adds a
+:class:`aioir.nn.filter_bank.FilterBankHead` after ``restorer``'s output: a per-image choice
+among the output, the input, ``K`` fixed linear filters of the input and the input restored by
+each expert (registered models: a ``residual-cnn-small`` denoiser, ``dark-channel-prior``), made
+from the restorer's refinement features and its per-image context map
+(:meth:`aioir.models.Restormer.forward_padded_with_maps`; UDAIR's degradation map). The
+restorer is not changed. Fitted by :func:`aioir.engine.filter_bank.fit` (``aioir
+fit-filter-bank``); the shipped default model (v4) is one.
 
 Saved form (:mod:`aioir.models.wrappers`): ``"wrappers": [{"name": "filter_bank", "filters": K,
-"taps": T, "hidden": H}]`` in ``config.json``; weights ``restorer.*`` (the network) and
-``filter_bank.*`` (the head). Models saved before the wrapper existed (format 1) described the
-head as constructor arguments (``overrides: {filter_bank: K, filter_taps: T}``) with its keys
-beside the network's: :func:`legacy_wrapper_spec` and :func:`nest_legacy_state` translate them
-on load.
+"taps": T, "hidden": H}]`` in ``config.json``, plus ``"experts": [{"architecture", "preset",
+"overrides"}, …]`` when the head has experts; weights ``restorer.*`` (the network) and
+``filter_bank.*`` (the head, its experts' under ``filter_bank.experts.<e>.``). Models saved
+before the wrapper existed (format 1) described the head as constructor arguments
+(``overrides: {filter_bank: K, filter_taps: T}``) with its keys beside the network's:
+:func:`legacy_wrapper_spec` and :func:`nest_legacy_state` translate them on load.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from torch import Tensor, nn
 
 from aioir.errors import ConfigError
+from aioir.models.registry import create_model, registered_name
 from aioir.models.wrappers import RestorerWrapper, register_wrapper
 from aioir.nn.filter_bank import FilterBankHead
 from aioir.nn.padding import pad_to_multiple, unpad
@@ -50,10 +54,19 @@ class FilterBankRestorer(RestorerWrapper):
         filters: ``K``, the number of linear filters.
         taps: their side (odd).
         hidden: width of the gate MLP.
+        experts: the expert restorers: modules built by :func:`aioir.models.create_model` (their
+            ``aioir_config`` is saved) or that function's records, ``{"architecture",
+            "preset", "overrides"}``, from which they are built (with random weights: loading
+            the saved model fills them).
     """
 
     def __init__(
-        self, restorer: nn.Module, filters: int = 12, taps: int = 15, hidden: int = 64
+        self,
+        restorer: nn.Module,
+        filters: int = 12,
+        taps: int = 15,
+        hidden: int = 64,
+        experts: Sequence[nn.Module | Mapping[str, Any]] = (),
     ) -> None:
         if not hasattr(restorer, "forward_padded_with_maps"):
             raise ConfigError(
@@ -63,7 +76,8 @@ class FilterBankRestorer(RestorerWrapper):
         super().__init__(restorer)
         features = int(restorer.feature_channels)
         context = int(restorer.context_map_channels)
-        self.filter_bank = FilterBankHead(features, context, filters, taps, hidden)
+        modules = [e if isinstance(e, nn.Module) else _build_expert(e) for e in experts]
+        self.filter_bank = FilterBankHead(features, context, filters, taps, hidden, experts=modules)
 
     @property
     def inference_bytes_per_pixel(self) -> int | None:
@@ -73,11 +87,41 @@ class FilterBankRestorer(RestorerWrapper):
         inner = getattr(self.restorer, "inference_bytes_per_pixel", None)
         if not isinstance(inner, (int, float)) or inner <= 0:
             return None
-        return int(inner) + 16 * int(self.restorer.feature_channels)
+        # an expert runs after the network, beside the head's copies: its own activations add
+        experts = [getattr(e, "inference_bytes_per_pixel", 0) for e in self.filter_bank.experts]
+        largest = max((int(b) for b in experts if isinstance(b, (int, float))), default=0)
+        return int(inner) + 16 * int(self.restorer.feature_channels) + largest
 
     def wrapper_options(self) -> dict[str, Any]:
         head = self.filter_bank
-        return {"filters": head.num_filters, "taps": head.taps, "hidden": head.hidden}
+        options: dict[str, Any] = {
+            "filters": head.num_filters, "taps": head.taps, "hidden": head.hidden,
+        }  # fmt: skip
+        if head.num_experts:
+            options["experts"] = [_expert_spec(e) for e in head.experts]
+        return options
+
+    def candidate_names(self) -> list[str]:
+        """The candidates in the head's order: the network's output, the input, the filters,
+        the experts (by registered name)."""
+        head = self.filter_bank
+        filters = [f"filter {k}" for k in range(1, head.num_filters + 1)]
+        experts = [_expert_name(e) for e in head.experts]
+        return ["network output", "input", *filters, *experts]
+
+    def describe_decisions(self) -> list[str]:
+        """Per image of the last restoration, the candidates the head chose, heaviest first
+        (those of weight ≥ 0.01; :class:`~aioir.models.protocols.DecisionReporter`)."""
+        weights = self.filter_bank.last_weights
+        if weights is None:
+            return []
+        names = self.candidate_names()
+        lines = []
+        for row in weights.float():
+            order = row.argsort(descending=True, stable=True).tolist()
+            kept = [f"{names[j]} {float(row[j]):.2f}" for j in order if row[j] >= 0.01]
+            lines.append("filter bank: " + ", ".join(kept))
+        return lines
 
     def forward_padded(self, x: Tensor) -> Tensor:
         """Restore an input whose sides are multiples of :attr:`size_multiple`."""
@@ -88,6 +132,36 @@ class FilterBankRestorer(RestorerWrapper):
         """Restore ``x`` (B×C×H×W, any H, W); returns the same shape."""
         xp, size = pad_to_multiple(x, self.size_multiple)
         return unpad(self.forward_padded(xp), size)
+
+
+def _expert_spec(expert: nn.Module) -> dict[str, Any]:
+    """The saved record of an expert: its :func:`create_model` record."""
+    config = getattr(expert, "aioir_config", None)
+    if not isinstance(config, Mapping):
+        raise ConfigError(
+            f"a {type(expert).__name__} expert cannot be saved: build it with "
+            "aioir.models.create_model (or load_model), which records what it is"
+        )
+    return {k: config[k] for k in ("architecture", "preset", "overrides")}
+
+
+def _expert_name(expert: nn.Module) -> str:
+    """An expert's registered name (its class name when it was not built by name)."""
+    config = getattr(expert, "aioir_config", None)
+    if isinstance(config, Mapping) and "architecture" in config:
+        return registered_name(str(config["architecture"]), str(config.get("preset", "paper")))
+    return type(expert).__name__
+
+
+def _build_expert(spec: Mapping[str, Any]) -> nn.Module:
+    """An expert (random weights) from its saved record (:func:`_expert_spec`)."""
+    try:
+        name = registered_name(str(spec["architecture"]), str(spec.get("preset", "paper")))
+    except KeyError as exc:
+        raise ConfigError(
+            f"a filter-bank expert needs an 'architecture': got {dict(spec)}"
+        ) from exc
+    return create_model(name, **dict(spec.get("overrides") or {}))
 
 
 def legacy_wrapper_spec(overrides: dict[str, Any]) -> dict[str, Any] | None:

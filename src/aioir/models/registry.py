@@ -33,6 +33,7 @@ __all__ = [
     "mark_untrained",
     "register_model",
     "register_presets",
+    "registered_name",
     "untrained_name",
 ]
 
@@ -78,7 +79,7 @@ def register_model(
     """
 
     def decorator(factory: F) -> F:
-        name = architecture if preset == "paper" else f"{architecture}-{preset}"
+        name = registered_name(architecture, preset)
         aliases = (f"{architecture}-paper",) if preset == "paper" else ()
         if name in _REGISTRY:
             raise ValueError(f"model {name!r} is already registered")
@@ -108,6 +109,12 @@ def register_presets(
         register_model(
             architecture, preset_name, parameters=preset.parameters, description=preset.description
         )(factory)
+
+
+def registered_name(architecture: str, preset: str) -> str:
+    """The name ``preset`` of ``architecture`` is registered under (the bare architecture for
+    ``paper``), as :func:`register_model` names it."""
+    return architecture if preset == "paper" else f"{architecture}-{preset}"
 
 
 def _canonical(name: str) -> str | None:
@@ -176,7 +183,10 @@ def mark_untrained(model: nn.Module, name: str) -> None:
 
     :func:`untrained_name` then reports it until its weights change (loaded or trained), and
     :func:`aioir.restore.resolve_model` refuses to restore with it unless ``allow_untrained``.
+    A model without parameters (e.g. ``dark-channel-prior``) is never marked.
     """
+    if next(model.parameters(), None) is None:
+        return  # nothing to train (a classical method as a module): its "weights" are its code
     version = _weights_version(model)
     if version is not None:
         setattr(model, _UNTRAINED_ATTRIBUTE, (name, version))

@@ -26,13 +26,20 @@ a few images, not ``K``. Pure PyTorch (padding, ``conv2d``, no FFT): CPU, ONNX a
 TorchScript keep working. The choice is a per-image decision (:mod:`aioir.nn.image_statistics`):
 the tiles of a tiled restoration share the whole image's.
 
-The shipped default model (v3) is v2's network with such a head (``docs/decisions.md``,
-"Filter bank").
+**Experts.** The head may also hold ``E`` restorers of the input (``experts``: a CPU-fast
+denoiser trained on one task, or a classical method written as a module): each is one more
+candidate, ``eₑ(x)``, chosen by the same gate — the route by which a specialist fixes the task
+the all-in-one network is weakest at without retraining it. Their weights, if any, are the
+head's (``experts.<e>.*``), trained before the fit and frozen in it.
+
+The shipped default model (v4) is a UDAIR network with such a head, a noise expert and the dark
+channel prior (``docs/decisions.md``, "Filter bank").
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -119,8 +126,8 @@ def _mean_std(t: Tensor) -> tuple[Tensor, Tensor]:
 
 
 class FilterBankHead(nn.Module):
-    """A per-image softmax choice among the network output, the input and ``K`` linear filters
-    of the input (see the module docstring).
+    """A per-image softmax choice among the network output, the input, ``K`` linear filters of
+    the input and ``E`` expert restorers of it (see the module docstring).
 
     Args:
         feature_channels: channels of the full-resolution features ``f``.
@@ -129,6 +136,8 @@ class FilterBankHead(nn.Module):
         taps: filter side ``T`` (odd).
         hidden: width of the gate MLP.
         output_bias: initial logit of the network output (the others start at 0).
+        experts: ``E`` restorers of the input (``forward(x)`` of the same shape), candidates
+            ``K + 2 … K + E + 1``.
 
     Buffers: ``filters`` (K×T×T; identity until :meth:`set_filters`), ``fitted`` (whether
     they were set) and the descriptor statistics (:meth:`set_descriptor_stats`) — all saved in
@@ -148,6 +157,7 @@ class FilterBankHead(nn.Module):
         taps: int = 15,
         hidden: int = 64,
         output_bias: float = 5.0,
+        experts: Sequence[nn.Module] = (),
     ) -> None:
         super().__init__()
         if filters < 1:
@@ -163,8 +173,10 @@ class FilterBankHead(nn.Module):
         self.register_buffer("descriptor_mean", torch.zeros(descriptor))
         self.register_buffer("descriptor_std", torch.ones(descriptor))
         self.gate = nn.Sequential(
-            nn.Linear(descriptor, hidden), nn.GELU(), nn.Linear(hidden, filters + 2)
+            nn.Linear(descriptor, hidden), nn.GELU(), nn.Linear(hidden, filters + 2 + len(experts))
         )
+        self.experts = nn.ModuleList(experts)
+        self.last_weights: Tensor | None = None
         nn.init.zeros_(self.gate[-1].weight)
         with torch.no_grad():
             self.gate[-1].bias.zero_()
@@ -173,6 +185,15 @@ class FilterBankHead(nn.Module):
     @property
     def num_filters(self) -> int:
         return int(self.filters.shape[0])
+
+    @property
+    def num_experts(self) -> int:
+        return len(self.experts)
+
+    @property
+    def num_candidates(self) -> int:
+        """``K + E + 2``: the output, the input, the filters and the experts."""
+        return self.num_filters + self.num_experts + 2
 
     @property
     def taps(self) -> int:
@@ -208,7 +229,8 @@ class FilterBankHead(nn.Module):
         )
 
     def weights(self, y: Tensor, x: Tensor, features: Tensor, context: Tensor) -> Tensor:
-        """The per-image candidate weights, B×(K+2): output, input, filter 1 … K."""
+        """The per-image candidate weights, B×(K+E+2): output, input, filter 1 … K, expert
+        1 … E."""
 
         def choose() -> Tensor:
             descriptor = self.descriptor(y, x, features, context)
@@ -227,18 +249,23 @@ class FilterBankHead(nn.Module):
         self.descriptor_std.copy_(descriptors.std(dim=0).clamp(min=1e-2))
 
     def candidate(self, j: int, y: Tensor, x: Tensor) -> Tensor:
-        """Candidate ``j``: 0 = the network output, 1 = the input, ``k + 1`` = filter ``k``."""
+        """Candidate ``j``: 0 = the network output, 1 = the input, ``k + 1`` = filter ``k``
+        (1 … K), ``K + 1 + e`` = expert ``e`` (1 … E)."""
         if j == 0:
             return y
+        if j >= self.num_filters + 2:
+            return self.experts[j - self.num_filters - 2](x).to(y.dtype)
         x = x.to(y.dtype)
         return x if j == 1 else apply_filter(x, self.filters[j - 2])
 
     def forward(self, y: Tensor, x: Tensor, features: Tensor, context: Tensor) -> Tensor:
         """The weighted mix of the candidates for each image (one candidate in memory at a
         time)."""
-        w = self.weights(y, x, features, context).to(y.dtype)[:, :, None, None, None]
+        weights = self.weights(y, x, features, context)
+        self.last_weights = weights.detach()  # the last choice, for --explain
+        w = weights.to(y.dtype)[:, :, None, None, None]
         out = w[:, 0] * y
-        for j in range(1, self.num_filters + 2):
+        for j in range(1, self.num_candidates):
             out = out + w[:, j] * self.candidate(j, y, x)
         return out
 

@@ -388,11 +388,15 @@ class Restorer:
         network.set_inference_options(**options)
 
     def decisions(self) -> list[str]:
-        """What the network decided for each image of the last restoration, one line each
+        """What the network, then its wrapper (the filter-bank head's choice), decided for the
+        last restoration, one line per image each
         (:class:`~aioir.models.protocols.DecisionReporter`); empty for a model that reports
         nothing."""
-        network = unwrap(self.model)
-        return network.describe_decisions() if isinstance(network, DecisionReporter) else []
+        lines: list[str] = []
+        for model in dict.fromkeys([unwrap(self.model), self.model]):  # network, then wrapper
+            if isinstance(model, DecisionReporter):
+                lines += model.describe_decisions()
+        return lines
 
     # ---------------------------------------------------------------- core
     @contextlib.contextmanager
@@ -438,7 +442,10 @@ class Restorer:
             if tile is None:
                 out = run_padded(self._call_model, x.to(self.device), self.multiple)
             else:
-                budget = memory_budget(available_memory(self.device), self.device.type)
+                budget = memory_budget(
+                    available_memory(self.device), self.device.type,
+                    image_pixels=x.shape[-2] * x.shape[-1],
+                )  # fmt: skip
                 out = tiled_forward(
                     self._call_model,
                     x,

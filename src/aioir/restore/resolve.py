@@ -11,7 +11,7 @@ Resolution order for ``spec``:
 4. a registered name (``udair``, ``restormer-tiny``, …) needs trained weights: ``checkpoint``,
    or shipped weights ``aioir/weights/<name>/`` (or ``<name>.safetensors``). Without them it
    is refused, unless ``allow_untrained=True`` (tests, smoke runs): restoring with random
-   weights is never silent;
+   weights is never silent. A model with no parameters (``dark-channel-prior``) needs none;
 5. anything else is an unknown name (with close matches) or a missing path.
 """
 
@@ -113,7 +113,7 @@ def _resolve(
                 )
         return spec.eval()
     from aioir.models import load_model
-    from aioir.models.registry import is_registered
+    from aioir.models.registry import get_model_info, is_registered
 
     text = str(spec).strip()
     if text == DEFAULT_MODEL:
@@ -134,6 +134,8 @@ def _resolve(
         weights = shipped_weights(text.lower())
         if weights is not None:
             return load_model(weights, **files).eval()
+        if get_model_info(text).parameters == 0:  # nothing to train: it is ready as built
+            return load_model(text, **files).eval()
         if not allow_untrained:
             raise ConfigError(
                 f"model {text!r} has no trained weights; pass --checkpoint PATH or a saved "

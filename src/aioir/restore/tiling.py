@@ -30,7 +30,7 @@ pixels it sees: ``bytes_per_pixel`` is the model's ``inference_bytes_per_pixel``
 (conservative for a Restormer at dim 48 in fp32). The budget (:func:`memory_budget`) is half of
 the free memory (``MemAvailable`` from ``/proc/meminfo`` on Linux, ``sysconf`` elsewhere,
 :data:`_FALLBACK_AVAILABLE` when neither says; :func:`torch.cuda.mem_get_info` on a GPU), capped
-at :data:`CPU_BUDGET_CAP` on the CPU. The whole image runs in one pass when
+on the CPU at :data:`CPU_BUDGET_CAP` less the image's own buffers. The whole image runs in one pass when
 ``padded pixels × bytes_per_pixel`` fits the budget (one pass is also the fastest: tiles redo
 their overlaps); otherwise the largest tile (a multiple of the model's ``size_multiple``, at
 least :data:`MIN_AUTO_TILE` and :func:`minimum_tile`) such that ``tile_batch_size`` tiles fit,
@@ -62,6 +62,7 @@ __all__ = [
     "CONTEXT_FRACTION",
     "CPU_BUDGET_CAP",
     "DEFAULT_BYTES_PER_PIXEL",
+    "IMAGE_BYTES_PER_PIXEL",
     "MIN_AUTO_TILE",
     "available_memory",
     "axis_weights",
@@ -80,10 +81,16 @@ DEFAULT_BYTES_PER_PIXEL: int = 8192
 """Activation bytes per input pixel assumed for a model that declares none (fp32, dim-48 U-Net)."""
 
 CPU_BUDGET_CAP: int = 3 << 30
-"""Most activation memory the heuristic plans for on the CPU (3 GiB: ~1 megapixel in one pass
-with the default model), so a 24-megapixel photo stays within the 3 GiB a laptop can give
-(the default model's cost target); larger tiles gain little, the overlap being a few per cent,
-and the tiles share the image's per-image decisions."""
+"""Most memory the heuristic plans for on the CPU (3 GiB: the default model's "24 megapixels
+within 3 GiB" target for the whole process), less the image's own buffers
+(:data:`IMAGE_BYTES_PER_PIXEL` per pixel): ~0.8 megapixel in one pass with the default model;
+larger tiles gain little, the overlap being a few per cent, and the tiles share the image's
+per-image decisions."""
+
+IMAGE_BYTES_PER_PIXEL: int = 40
+"""What the process holds per image pixel beside the model's activations: the decoded photo,
+the float input and output, the encoded copy being written (≈ 30 B/px), with a margin. With
+the cap on activations alone, v4 peaked at 3,101 MiB on a 24-megapixel photo."""
 
 CONTEXT_CROP: int = 128
 """Side of the crops the per-image decisions of an image too large for one pass are taken from
@@ -357,11 +364,17 @@ def model_bytes_per_pixel(model: nn.Module) -> int:
     return DEFAULT_BYTES_PER_PIXEL
 
 
-def memory_budget(available: int, device_type: str = "cpu", fraction: float = 0.5) -> int:
-    """Activation memory to plan for: ``fraction × available``, at most :data:`CPU_BUDGET_CAP`
-    on the CPU."""
+def memory_budget(
+    available: int, device_type: str = "cpu", fraction: float = 0.5, image_pixels: int = 0
+) -> int:
+    """Activation memory to plan for: ``fraction × available``; on the CPU at most
+    :data:`CPU_BUDGET_CAP` less the ``image_pixels``' own buffers (:data:`IMAGE_BYTES_PER_PIXEL`
+    each), and never under a quarter of the cap."""
     budget = int(fraction * available)
-    return min(budget, CPU_BUDGET_CAP) if device_type == "cpu" else budget
+    if device_type != "cpu":
+        return budget
+    cap = max(CPU_BUDGET_CAP // 4, CPU_BUDGET_CAP - IMAGE_BYTES_PER_PIXEL * int(image_pixels))
+    return min(budget, cap)
 
 
 def choose_tile(
@@ -381,7 +394,7 @@ def choose_tile(
     The budget is :func:`memory_budget`; the tile is at least :data:`MIN_AUTO_TILE` and
     :func:`minimum_tile` of ``overlap``. See the module docstring for the reasoning.
     """
-    budget = memory_budget(available, device_type, fraction)
+    budget = memory_budget(available, device_type, fraction, image_pixels=height * width)
     padded = (height + (-height) % multiple) * (width + (-width) % multiple)
     if padded * bytes_per_pixel <= budget:
         return None
