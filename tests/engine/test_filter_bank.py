@@ -270,3 +270,31 @@ def test_a_classical_expert_needs_no_weights():
 
     (dcp,) = _load_experts(["dark-channel-prior"])
     assert isinstance(dcp, DarkChannelPrior) and not dcp.training
+
+
+def test_gate_examples_file_is_reused_and_gives_the_same_fit(corpus, base, tmp_path, monkeypatch):
+    """A second fit reads the examples instead of restoring the crops, and gets the same gate;
+    a fit of other data computes them again."""
+    import aioir.engine.filter_bank as engine
+
+    cache = str(tmp_path / "examples.safetensors")
+    sections = {"validation": {"enabled": False}}
+    first = fit(_config(corpus, base, filter_bank={"gate_examples_file": cache}, **sections),
+                tmp_path / "first")  # fmt: skip
+    assert (tmp_path / "examples.safetensors").is_file()
+
+    def no_restoring(*args, **kwargs):
+        raise AssertionError("the examples were computed again")
+
+    monkeypatch.setattr(engine, "gate_examples", no_restoring)
+    again = fit(_config(corpus, base, filter_bank={"gate_examples_file": cache}, **sections),
+                tmp_path / "again")  # fmt: skip
+    old, new = first.model.filter_bank.state_dict(), again.model.filter_bank.state_dict()
+    assert [k for k, v in old.items() if not torch.equal(v, new[k])] == []  # the RNG replayed
+    assert again.record["gate_expected_psnr"] == first.record["gate_expected_psnr"]
+    # gate-only settings reuse them; a change of what the examples depend on does not
+    other = {"gate_examples_file": cache, "gate_weight_decay": 0.5, "score_cap": 30.0}
+    fit(_config(corpus, base, filter_bank=other, **sections), tmp_path / "other")
+    with pytest.raises(AssertionError, match="computed again"):
+        fit(_config(corpus, base, filter_bank={"gate_examples_file": cache}, seed=8, **sections),
+            tmp_path / "seed")  # fmt: skip

@@ -89,6 +89,14 @@ class FilterBankOptions:
     ``experts``: saved models (folders or files, e.g. ``aioir train``'s export of a small
     denoiser) or registered models without weights (``dark-channel-prior``) that join the
     candidates, frozen (:class:`~aioir.nn.filter_bank.FilterBankHead`).
+
+    ``gate_examples_file``: a ``.safetensors`` file for the gate examples (descriptors and
+    uncapped candidate scores). When it holds the examples of the same model, data, seed,
+    filters and experts, they are read instead of restoring the crops again (the slow part of
+    a fit), so gate settings (``hidden`` aside: ``gate_*``, ``score_cap``, ``output_margin``)
+    compare in minutes; otherwise they are computed and written there, with the random
+    generator's state after them (the gate's reset draws from it next), so either way the fit
+    gives the same model.
     """
 
     task: str = "blur"
@@ -105,6 +113,14 @@ class FilterBankOptions:
     score_cap: float = 60.0
     output_margin: float = 0.0
     experts: list[str] = dataclasses.field(default_factory=list)
+    gate_examples_file: str | None = None
+
+
+#: FilterBankOptions fields that change only the gate's training, not its examples
+GATE_ONLY_OPTIONS = (
+    "gate_epochs", "gate_lr", "gate_weight_decay", "score_cap", "output_margin",
+    "gate_examples_file",
+)  # fmt: skip
 
 
 @dataclasses.dataclass
@@ -364,6 +380,52 @@ def _training_summary(model: nn.Module) -> dict[str, Any]:
     return {k: training[k] for k in keys if k in training}
 
 
+def _examples_key(config: FilterBankFitConfig) -> str:
+    """What the gate examples depend on, as canonical JSON (the examples file's stamp)."""
+    import json
+
+    options = {
+        k: v for k, v in dataclasses.asdict(config.filter_bank).items()
+        if k not in GATE_ONLY_OPTIONS and k != "hidden"
+    }  # fmt: skip
+    what = {
+        "model": dataclasses.asdict(config.model), "data": dataclasses.asdict(config.data),
+        "seed": config.seed, "filter_bank": options, "device": config.runtime.device,
+        "channels_last": config.runtime.channels_last,
+    }  # fmt: skip
+    return json.dumps(what, sort_keys=True, default=str)
+
+
+def _read_examples(path: Path, key: str) -> tuple[Tensor, Tensor, Tensor] | None:
+    """The examples (and the random generator's state after them) stored at ``path`` when they
+    were made with ``key``; ``None`` otherwise."""
+    from safetensors import safe_open
+
+    if not path.is_file():
+        return None
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            if (f.metadata() or {}).get("key") != key:
+                log.info("%s: gate examples of another fit; computing them again", path)
+                return None
+            return f.get_tensor("descriptors"), f.get_tensor("scores"), f.get_tensor("rng_state")
+    except (OSError, ValueError, KeyError) as exc:
+        raise ConfigError(f"filter_bank.gate_examples_file: {path}: unreadable ({exc})") from exc
+
+
+def _write_examples(
+    path: Path, key: str, descriptors: Tensor, scores: Tensor, rng_state: Tensor
+) -> None:
+    from safetensors.torch import save
+
+    from aioir.io import write_bytes_atomically
+
+    tensors = {"descriptors": descriptors, "scores": scores, "rng_state": rng_state}
+    payload = save({k: v.contiguous() for k, v in tensors.items()}, metadata={"key": key})
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_bytes_atomically(path, payload, overwrite=True)
+
+
 def _validate(
     model: nn.Module, datamodule: Any, config: FilterBankFitConfig, device: torch.device
 ) -> dict[str, float]:
@@ -428,7 +490,18 @@ def fit(
     specs = {task: dm.task_spec(task) for task in dm.task_names}
     crops = dm.synthetic_pairs(specs, fb.gate_items_per_task, fb.gate_patch_size, salt=4)
     loader = DataLoader(crops, batch_size=16, shuffle=False)
-    descriptors, scores = gate_examples(model, head, loader, fb.score_cap, progress)
+    cache = Path(fb.gate_examples_file) if fb.gate_examples_file else None
+    key = _examples_key(config)
+    examples = _read_examples(cache, key) if cache is not None else None
+    if examples is None:
+        descriptors, scores = gate_examples(model, head, loader, float("inf"), progress)
+        if cache is not None:
+            _write_examples(cache, key, descriptors, scores, torch.get_rng_state())
+    else:
+        # the generator as restoring the crops left it (the gate's reset draws from it next)
+        descriptors, scores, rng_state = examples
+        torch.set_rng_state(rng_state)
+    scores = scores.clamp(max=fb.score_cap)
     scores[:, 0] += fb.output_margin  # the network's output: leave it only for a clear gain
     expected = fit_gate(head, descriptors, scores, fb.gate_epochs, fb.gate_lr,
                         fb.gate_weight_decay, progress)  # fmt: skip
