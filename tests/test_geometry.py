@@ -34,3 +34,11 @@ def test_out_of_range(k):
         apply_d8(torch.zeros(1, 2, 2), k)
     with pytest.raises(ValueError, match=r"0\.\.7"):
         invert_d8(torch.zeros(1, 2, 2), k)
+
+
+def test_the_elements_are_torch_rot90_of_the_flips():
+    """Written with flips and a transpose (ONNX has no rot90), the same values as ``rot90``."""
+    x = torch.rand(2, 3, 5, 7)
+    for k in range(D8_SIZE):
+        flipped = x.flip(-1) if k >= 4 else x
+        assert torch.equal(apply_d8(x, k), torch.rot90(flipped, k % 4, dims=(-2, -1)))

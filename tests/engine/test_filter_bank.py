@@ -272,6 +272,25 @@ def test_a_classical_expert_needs_no_weights():
     assert isinstance(dcp, DarkChannelPrior) and not dcp.training
 
 
+def test_an_expert_entry_may_name_a_self_ensemble():
+    """``{model: …, self_ensemble: flips}`` wraps the expert; a bad entry is a config error."""
+    from aioir.engine.filter_bank import _load_experts, expert_entry
+    from aioir.models import DarkChannelPrior
+    from aioir.nn.ensemble import GeometricEnsemble
+
+    (dcp,) = _load_experts([{"model": "dark-channel-prior", "self_ensemble": "flips"}])
+    assert isinstance(dcp, GeometricEnsemble) and isinstance(dcp.module, DarkChannelPrior)
+    assert dcp.mode == "flips"
+    assert expert_entry({"model": "m"}, "e") == ("m", None)
+    for bad, message in [
+        ({"model": "m", "self_ensemble": "x16"}, "must be one of flips, all"),
+        ({"path": "m"}, "unknown key"),
+        ({"self_ensemble": "all"}, "model: PATH"),
+    ]:
+        with pytest.raises(ConfigError, match=message):
+            expert_entry(bad, "filter_bank.experts[0]")
+
+
 def test_gate_examples_file_is_reused_and_gives_the_same_fit(corpus, base, tmp_path, monkeypatch):
     """A second fit reads the examples instead of restoring the crops, and gets the same gate;
     a fit of other data computes them again."""

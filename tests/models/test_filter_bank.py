@@ -210,3 +210,28 @@ def test_experts_are_saved_as_registry_records_and_load_back_identically(tmp_pat
         save_pretrained(stray, tmp_path / "stray")
     with pytest.raises(ConfigError, match="needs an 'architecture'"):
         FilterBankRestorer(create_model("udair-tiny"), experts=[{"preset": "tiny"}])
+
+
+def test_a_self_ensembled_expert_is_saved_with_its_mode_and_averages_over_flips(tmp_path):
+    from aioir.nn.ensemble import GeometricEnsemble, self_ensemble
+
+    expert = _expert()
+    model = FilterBankRestorer(
+        create_model("udair-tiny"), filters=2, taps=3, experts=[GeometricEnsemble(expert)]
+    ).eval()
+    record = {"architecture": "residual-cnn", "preset": "tiny", "overrides": {},
+              "self_ensemble": "flips"}  # fmt: skip
+    assert wrapper_specs(model)[0]["experts"] == [record]
+    assert model.candidate_names()[-1] == "residual-cnn-tiny (self-ensemble flips)"
+    assert any(k.startswith("filter_bank.experts.0.module.body.") for k in model.state_dict())
+    head, x = model.filter_bank, torch.rand(1, 3, 16, 24)
+    with torch.no_grad():
+        head.gate[-1].bias.fill_(-60.0)
+        head.gate[-1].bias[4] = 60.0  # all weight on the expert
+        assert torch.allclose(model(x), self_ensemble(expert, x, "flips"), atol=1e-5)
+        assert not torch.allclose(model(x), expert(x), atol=1e-4)
+    save_pretrained(model, tmp_path / "m")
+    loaded = load_model(tmp_path / "m")
+    assert isinstance(loaded.filter_bank.experts[0], GeometricEnsemble)
+    with torch.no_grad():
+        assert torch.equal(loaded(x), model(x))

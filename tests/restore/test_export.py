@@ -9,6 +9,7 @@ from torch import nn
 
 from aioir.errors import ConfigError, ImageWriteError
 from aioir.models import FilterBankRestorer, load_model, save_pretrained
+from aioir.nn.ensemble import GeometricEnsemble
 from aioir.restore.export import PaddedForward, export_model
 
 ort = pytest.importorskip("onnxruntime")
@@ -75,11 +76,12 @@ def test_onnx_registered_tiny_models(tmp_path, name):
 @pytest.mark.filterwarnings("ignore")
 def test_filter_bank_model_exports_to_onnx_and_torchscript(tmp_path):
     torch.manual_seed(0)
-    experts = [load_model("residual-cnn-tiny"), load_model("dark-channel-prior")]
+    # the default model's kind of experts: a CNN averaged over flips, the dark channel prior
+    experts = [GeometricEnsemble(load_model("residual-cnn-tiny")), load_model("dark-channel-prior")]
     wrapped = FilterBankRestorer(load_model("udair-tiny"), filters=3, taps=5, experts=experts)
     with torch.no_grad():  # a gate that mixes all candidates, so every path is exercised
         nn.init.normal_(wrapped.filter_bank.gate[-1].weight, std=0.5)
-        nn.init.normal_(wrapped.filter_bank.experts[0].body[-1].weight, std=0.1)
+        nn.init.normal_(wrapped.filter_bank.experts[0].module.body[-1].weight, std=0.1)
     save_pretrained(wrapped, tmp_path / "saved")
     model = load_model(tmp_path / "saved")  # as `aioir export --model DIR` loads it
     assert isinstance(model, FilterBankRestorer)

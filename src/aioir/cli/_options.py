@@ -190,7 +190,7 @@ def add_device_argument(parser: argparse.ArgumentParser) -> None:
 
 
 def add_self_ensemble_argument(parser: argparse.ArgumentParser) -> None:
-    """``--self-ensemble [flips|all]`` (:mod:`aioir.restore.ensemble`); bare = ``flips``."""
+    """``--self-ensemble [flips|all]`` (:mod:`aioir.nn.ensemble`); bare = ``flips``."""
     parser.add_argument(
         "--self-ensemble",
         nargs="?",

@@ -29,7 +29,7 @@ import dataclasses
 import logging
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -88,7 +88,9 @@ class FilterBankOptions:
 
     ``experts``: saved models (folders or files, e.g. ``aioir train``'s export of a small
     denoiser) or registered models without weights (``dark-channel-prior``) that join the
-    candidates, frozen (:class:`~aioir.nn.filter_bank.FilterBankHead`).
+    candidates, frozen (:class:`~aioir.nn.filter_bank.FilterBankHead`); an entry ``{model:
+    PATH, self_ensemble: flips}`` runs that expert as a geometric self-ensemble
+    (:class:`~aioir.nn.ensemble.GeometricEnsemble`, ``flips`` or ``all``).
 
     ``gate_examples_file``: a ``.safetensors`` file for the gate examples (descriptors and
     uncapped candidate scores). When it holds the examples of the same model, data, seed,
@@ -112,7 +114,7 @@ class FilterBankOptions:
     gate_weight_decay: float = 0.1
     score_cap: float = 60.0
     output_margin: float = 0.0
-    experts: list[str] = dataclasses.field(default_factory=list)
+    experts: list[str | dict[str, Any]] = dataclasses.field(default_factory=list)
     gate_examples_file: str | None = None
 
 
@@ -178,6 +180,8 @@ class FilterBankFitConfig:
                 raise bad(f"filter_bank.{key}", "must be ≥ 1")
         if fb.taps < 1 or fb.taps % 2 == 0:
             raise bad("filter_bank.taps", "must be a positive odd number")
+        for i, item in enumerate(fb.experts):
+            expert_entry(item, f"{where}: filter_bank.experts[{i}]")
         get_protocol(self.validation.protocol)
         if self.validation.precision not in ("32", "bf16-mixed"):
             raise bad("validation.precision", "expected 32 or bf16-mixed")
@@ -355,13 +359,32 @@ def _load_base(config: FitModelConfig) -> nn.Module:
     return inner
 
 
-def _load_experts(paths: Sequence[str]) -> list[nn.Module]:
-    """The expert models (saved models, or registered models without weights), frozen and in
-    eval mode."""
-    from aioir.models import RestorerWrapper, load_model, untrained_name
+def expert_entry(item: str | Mapping[str, Any], where: str) -> tuple[str, str | None]:
+    """An entry of ``filter_bank.experts`` as (model, self-ensemble mode or ``None``)."""
+    from aioir.nn.ensemble import ENSEMBLE_MODES
 
-    experts = []
-    for path in paths:
+    if isinstance(item, str):
+        return item, None
+    unknown = sorted(set(item) - {"model", "self_ensemble"})
+    if unknown:
+        raise ConfigError(f"{where}: unknown key(s) {unknown} (known: model, self_ensemble)")
+    model, mode = item.get("model"), item.get("self_ensemble")
+    if not isinstance(model, str) or not model:
+        raise ConfigError(f"{where}: give the expert as model: PATH")
+    if mode is not None and mode not in ENSEMBLE_MODES:
+        raise ConfigError(f"{where}: self_ensemble must be one of {', '.join(ENSEMBLE_MODES)}")
+    return model, mode
+
+
+def _load_experts(entries: Sequence[str | Mapping[str, Any]]) -> list[nn.Module]:
+    """The expert models (saved models, or registered models without weights), frozen and in
+    eval mode, each wrapped in its self-ensemble if its entry names one."""
+    from aioir.models import RestorerWrapper, load_model, untrained_name
+    from aioir.nn.ensemble import GeometricEnsemble
+
+    experts: list[nn.Module] = []
+    for i, item in enumerate(entries):
+        path, mode = expert_entry(item, f"filter_bank.experts[{i}]")
         expert = load_model(path)
         if isinstance(expert, RestorerWrapper):
             raise ConfigError(f"filter_bank.experts: {path} is a wrapped model; give a network")
@@ -369,12 +392,17 @@ def _load_experts(paths: Sequence[str]) -> list[nn.Module]:
             raise ConfigError(
                 f"filter_bank.experts: {path} has random weights; give a trained model's folder"
             )
-        experts.append(expert.requires_grad_(False).eval())
+        expert = expert.requires_grad_(False).eval()
+        experts.append(expert if mode is None else GeometricEnsemble(expert, mode))
     return experts
 
 
 def _training_summary(model: nn.Module) -> dict[str, Any]:
     """What an expert's saved training record says of it (description, steps, val PSNR)."""
+    from aioir.nn.ensemble import GeometricEnsemble
+
+    if isinstance(model, GeometricEnsemble):
+        model = model.module
     training = dict(getattr(model, "aioir_metadata", {}).get("training") or {})
     keys = ("description", "steps", "best_val_psnr", "wall_time_s")
     return {k: training[k] for k in keys if k in training}
@@ -515,8 +543,12 @@ def fit(
         "filter_bank": dataclasses.asdict(fb),
         "filters": head.num_filters,
         "experts": [
-            {"model": path, "training": _training_summary(e)}
-            for path, e in zip(fb.experts, experts, strict=True)
+            {"model": path, "self_ensemble": mode, "training": _training_summary(e)}
+            for (path, mode), e in zip(
+                (expert_entry(item, "filter_bank.experts") for item in fb.experts),
+                experts,
+                strict=True,
+            )
         ],
         "gate_examples": len(scores),
         "gate_expected_psnr": expected,

@@ -11,7 +11,8 @@ fit-filter-bank``); the shipped default model (v4) is one.
 
 Saved form (:mod:`aioir.models.wrappers`): ``"wrappers": [{"name": "filter_bank", "filters": K,
 "taps": T, "hidden": H}]`` in ``config.json``, plus ``"experts": [{"architecture", "preset",
-"overrides"}, …]`` when the head has experts; weights ``restorer.*`` (the network) and
+"overrides"}, …]`` when the head has experts (and ``"self_ensemble": MODE`` for one run as a
+:class:`~aioir.nn.ensemble.GeometricEnsemble`, its weights then under ``…<e>.module.``); weights ``restorer.*`` (the network) and
 ``filter_bank.*`` (the head, its experts' under ``filter_bank.experts.<e>.``). Models saved
 before the wrapper existed (format 1) described the head as constructor arguments
 (``overrides: {filter_bank: K, filter_taps: T}``) with its keys beside the network's:
@@ -28,6 +29,7 @@ from torch import Tensor, nn
 from aioir.errors import ConfigError
 from aioir.models.registry import create_model, registered_name
 from aioir.models.wrappers import RestorerWrapper, register_wrapper
+from aioir.nn.ensemble import GeometricEnsemble
 from aioir.nn.filter_bank import FilterBankHead
 from aioir.nn.padding import pad_to_multiple, unpad
 
@@ -135,7 +137,10 @@ class FilterBankRestorer(RestorerWrapper):
 
 
 def _expert_spec(expert: nn.Module) -> dict[str, Any]:
-    """The saved record of an expert: its :func:`create_model` record."""
+    """The saved record of an expert: its :func:`create_model` record (and ``self_ensemble``,
+    the mode, for one run as a :class:`~aioir.nn.ensemble.GeometricEnsemble`)."""
+    if isinstance(expert, GeometricEnsemble):
+        return {**_expert_spec(expert.module), "self_ensemble": expert.mode}
     config = getattr(expert, "aioir_config", None)
     if not isinstance(config, Mapping):
         raise ConfigError(
@@ -146,7 +151,10 @@ def _expert_spec(expert: nn.Module) -> dict[str, Any]:
 
 
 def _expert_name(expert: nn.Module) -> str:
-    """An expert's registered name (its class name when it was not built by name)."""
+    """An expert's registered name (its class name when it was not built by name), with its
+    self-ensemble mode if it has one."""
+    if isinstance(expert, GeometricEnsemble):
+        return f"{_expert_name(expert.module)} (self-ensemble {expert.mode})"
     config = getattr(expert, "aioir_config", None)
     if isinstance(config, Mapping) and "architecture" in config:
         return registered_name(str(config["architecture"]), str(config.get("preset", "paper")))
@@ -161,7 +169,9 @@ def _build_expert(spec: Mapping[str, Any]) -> nn.Module:
         raise ConfigError(
             f"a filter-bank expert needs an 'architecture': got {dict(spec)}"
         ) from exc
-    return create_model(name, **dict(spec.get("overrides") or {}))
+    expert = create_model(name, **dict(spec.get("overrides") or {}))
+    mode = spec.get("self_ensemble")
+    return expert if mode is None else GeometricEnsemble(expert, str(mode))
 
 
 def legacy_wrapper_spec(overrides: dict[str, Any]) -> dict[str, Any] | None:

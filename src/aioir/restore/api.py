@@ -41,9 +41,9 @@ from aioir.errors import ConfigError, ImageWriteError
 from aioir.io import ImageData, load_image, save_image, write_image
 from aioir.models.protocols import DecisionReporter, InferenceConfigurable
 from aioir.models.wrappers import unwrap
+from aioir.nn import ensemble
 from aioir.nn.image_statistics import has_image_statistics
 from aioir.nn.memory_format import to_channels_last
-from aioir.restore import ensemble
 from aioir.restore.adaptation import (
     TestTimeAdapter,
     adapter_for_task,
@@ -278,7 +278,7 @@ class Restorer:
         precision: ``"auto"``, ``"fp32"``, ``"bf16"`` or ``"fp16"`` (autocast).
         tta: ``True`` to use the model's registered test-time adapter (ConfigError when it has
             none), or a :class:`~aioir.restore.adaptation.TestTimeAdapter` to use.
-        self_ensemble: average over flips/rotations of the input (:mod:`aioir.restore.ensemble`):
+        self_ensemble: average over flips/rotations of the input (:mod:`aioir.nn.ensemble`):
             ``"flips"`` (or ``True``; 4 passes, orientation kept) or ``"all"`` (8 passes).
         allow_untrained: allow a registered name without weights (random weights; tests only).
         artifacts: files attached to the model (``{"bank": PATH}``: UDAIR's source bank, e.g.

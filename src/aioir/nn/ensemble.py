@@ -11,17 +11,20 @@ up–down flips, half turn): degradations with an orientation, such as near-vert
 streaks, stay as the network saw them in training — these four are also the group UDAIR's
 training augmentation draws from. On the default model the quarter turns cost 3.8 dB on rain
 (streaks turned sideways), so ``flips`` is the mode the command line uses when none is named.
+
+:class:`GeometricEnsemble` wraps one module the same way (a filter-bank expert); the
+restorer's ``self_ensemble`` option (:class:`aioir.restore.Restorer`) wraps the whole model.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-from torch import Tensor
+from torch import Tensor, nn
 
 from aioir.geometry import D8_SIZE, apply_d8, invert_d8
 
-__all__ = ["ENSEMBLE_MODES", "self_ensemble"]
+__all__ = ["ENSEMBLE_MODES", "GeometricEnsemble", "self_ensemble"]
 
 #: Self-ensemble modes → the D8 elements they average (numbered as :mod:`aioir.geometry`).
 ENSEMBLE_MODES: dict[str, tuple[int, ...]] = {
@@ -48,3 +51,36 @@ def self_ensemble(forward: Callable[[Tensor], Tensor], x: Tensor, mode: str = "a
         total = out.clone() if total is None else total.add_(out)
     assert total is not None
     return total.div_(len(elements))
+
+
+class GeometricEnsemble(nn.Module):
+    """``module`` run as a self-ensemble: :func:`self_ensemble` of it in ``mode``.
+
+    A plain wrapper, so a model part (a filter-bank expert) can be averaged over flips without
+    the whole restorer paying for it; its weights are ``module``'s under ``module.``.
+    """
+
+    def __init__(self, module: nn.Module, mode: str = "flips") -> None:
+        if mode not in ENSEMBLE_MODES:
+            raise ValueError(
+                f"self-ensemble mode must be one of {sorted(ENSEMBLE_MODES)}, got {mode!r}"
+            )
+        super().__init__()
+        self.module = module
+        self.mode = mode
+
+    @property
+    def inference_bytes_per_pixel(self) -> int | None:
+        """``module``'s declared activation memory per pixel plus the running sum and one
+        transformed input (float32 RGB each); ``None`` when it declares none."""
+        inner = getattr(self.module, "inference_bytes_per_pixel", None)
+        if not isinstance(inner, (int, float)) or inner <= 0:
+            return None
+        return int(inner) + 2 * 3 * 4
+
+    def forward(self, x: Tensor) -> Tensor:
+        """The mean of ``module`` over the elements of ``mode``, each mapped back."""
+        return self_ensemble(self.module, x, self.mode)
+
+    def extra_repr(self) -> str:
+        return f"mode={self.mode!r}"

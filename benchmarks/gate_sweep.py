@@ -1,0 +1,223 @@
+"""Score filter-bank gate settings on a photo-tasks benchmark, without running the network again.
+
+A filter-bank fit (``aioir fit-filter-bank``) spends most of its time restoring its training
+crops; its ``filter_bank.gate_examples_file`` keeps what the gate is trained on. This script
+takes a fitted model and that file, restores every case of ``photo-tasks:PHOTOS`` once (keeping
+each case's descriptor and every candidate: network output, input, filters, experts), then for
+each gate setting trains the gate exactly as the fit would (same initial gate, same random
+state, same examples) and scores the blended output of every case. A setting is chosen by the
+bar's selection measure, the **floored gain**: the mean gain over the input of the degraded
+columns, less every dB a column falls under its input (the clean column: under 40 dB).
+
+Use it on photos that the bar does not use: a folder of the corpus's ``val`` photos.
+
+    python benchmarks/gate_sweep.py --model runs/v4b-base \
+        --examples runs/v4b-gate-examples.safetensors --photos runs/val-photos \
+        --grid gate_weight_decay=1.0,0.1,0.01 --grid gate_epochs=3000,6000 --json sweep.json
+
+Each line printed is one setting: its per-column PSNR (dB) and floored gain. The fit options
+not in a ``--grid`` are the model's own (its saved ``filter_bank`` record).
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import dataclasses
+import itertools
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import safe_open
+from torch import Tensor
+from tqdm import tqdm
+
+from aioir.engine.filter_bank import GATE_ONLY_OPTIONS, FilterBankOptions, fit_gate
+from aioir.engine.validation import IDENTITY_FLOOR_DB, PSNR_CAP
+from aioir.evaluate.benchmarks import get_benchmark
+from aioir.metrics import psnr
+from aioir.models import load_model
+
+#: the gate settings a sweep may vary (``hidden`` too: the gate's shape, not its examples)
+SWEEPABLE = (*(k for k in GATE_ONLY_OPTIONS if k != "gate_examples_file"), "hidden")
+
+
+@dataclasses.dataclass
+class CaseCache:
+    """One column's cases: descriptors (N×D), candidates (N×J×3×H×W), targets, input PSNRs."""
+
+    key: str
+    descriptors: Tensor
+    candidates: Tensor
+    targets: Tensor
+    input_psnr: Tensor
+
+
+@torch.no_grad()
+def restore_cases(model: torch.nn.Module, photos: str, limit: int | None) -> list[CaseCache]:
+    """Every column of ``photo-tasks:photos`` restored once, every candidate kept."""
+    head = model.filter_bank
+    captured: dict[str, Any] = {}
+    hook = head.register_forward_hook(lambda _m, args, _out: captured.update(args=args))
+    out = []
+    try:
+        for column in get_benchmark(f"photo-tasks:{photos}").columns(None):
+            n = len(column) if limit is None else min(limit, len(column))
+            desc, cands, targets, inputs = [], [], [], []
+            for i in tqdm(range(n), desc=column.key, leave=False):
+                case = column[i]
+                model(case.input[None])
+                y, x, features, context = captured["args"]
+                h, w = case.input.shape[-2:]
+                desc.append(head.descriptor(y, x, features, context).float())
+                cands.append(torch.cat([
+                    head.candidate(j, y, x)[..., :h, :w].float()
+                    for j in range(head.num_candidates)
+                ]))  # fmt: skip
+                targets.append(case.target)
+                inputs.append(psnr(case.input[None].clamp(0, 1), case.target[None]))
+            out.append(CaseCache(column.key, torch.cat(desc), torch.stack(cands),
+                                 torch.stack(targets), torch.cat(inputs)))  # fmt: skip
+    finally:
+        hook.remove()
+    return out
+
+
+def cached_cases(
+    model: torch.nn.Module, photos: str, limit: int | None, cache: str | None
+) -> list[CaseCache]:
+    """:func:`restore_cases`, read from ``cache`` when it holds the same photos, limit and head
+    (filters and expert weights), else computed and written there."""
+    head = model.filter_bank
+    stamp = {"photos": str(photos), "limit": limit}
+    state = {k: v for k, v in head.state_dict().items() if not k.startswith("gate.")}
+    state = {k: v for k, v in state.items() if not k.startswith("descriptor_")}
+    if cache and Path(cache).is_file():
+        kept = torch.load(cache, weights_only=False)
+        same = kept["stamp"] == stamp and kept["state"].keys() == state.keys()
+        if same and all(torch.equal(kept["state"][k], v) for k, v in state.items()):
+            print(f"{cache}: restored cases reused")
+            return [CaseCache(**c) for c in kept["cases"]]
+    start = time.perf_counter()
+    cases = restore_cases(model, photos, limit)
+    print(f"restored {sum(len(c.targets) for c in cases)} cases in "
+          f"{time.perf_counter() - start:.0f} s")  # fmt: skip
+    if cache:
+        payload = {"stamp": stamp, "state": state, "cases": [dataclasses.asdict(c) for c in cases]}
+        torch.save(payload, cache)
+    return cases
+
+
+def floored_gain(columns: dict[str, float], inputs: dict[str, float]) -> float:
+    """The bar's selection measure (see the module docstring)."""
+    gains, shortfall = [], 0.0
+    for key, value in columns.items():
+        if key == "clean":
+            shortfall += max(0.0, IDENTITY_FLOOR_DB - value)
+            continue
+        gain = value - inputs[key]
+        gains.append(gain)
+        shortfall += max(0.0, -gain)
+    return sum(gains) / len(gains) - shortfall
+
+
+def score(head: torch.nn.Module, cases: list[CaseCache]) -> tuple[dict[str, float], dict]:
+    """Mean PSNR per column of the gate's blend, and the mean candidate weights per column."""
+    columns, weights = {}, {}
+    with torch.no_grad():
+        for c in cases:
+            w = head.gate(head.normalize(c.descriptors)).softmax(dim=1)
+            blend = (w[:, :, None, None, None] * c.candidates).sum(dim=1).clamp(0, 1)
+            # a perfect clean crop scores ∞: capped as validation caps it
+            columns[c.key] = float(psnr(blend, c.targets).clamp(max=PSNR_CAP).mean())
+            weights[c.key] = w.mean(dim=0)
+    return columns, weights
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    """Run the sweep; returns what ``--json`` writes."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", required=True, help="a fitted filter-bank model (folder)")
+    parser.add_argument("--examples", required=True, help="its gate_examples_file")
+    parser.add_argument("--photos", required=True, help="folder of photos (not the bar's)")
+    parser.add_argument("--grid", action="append", default=[], help="OPTION=v1,v2,… (repeat)")
+    parser.add_argument("--limit", type=int, default=None, help="cases per column")
+    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--json", default=None, help="write every setting's scores here")
+    parser.add_argument(
+        "--cache", default=None,
+        help="keep the restored cases in this file (reused while the model's head is the same)",
+    )  # fmt: skip
+    args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+
+    from aioir.engine.filter_bank import wrap_in_filter_bank
+    from aioir.models import unwrap
+
+    model = load_model(args.model).eval()
+    record = dict(model.aioir_metadata["filter_bank"])
+    base = FilterBankOptions(**{k: v for k, v in record["filter_bank"].items()})
+    seed = int(record["seed"])
+    grid: dict[str, list[Any]] = {}
+    for item in args.grid:
+        name, _, values = item.partition("=")
+        if name not in SWEEPABLE:
+            parser.error(f"--grid {name}: not a gate option ({', '.join(SWEEPABLE)})")
+        kind = type(getattr(base, name))
+        grid[name] = [kind(v) for v in values.split(",")]
+
+    with safe_open(args.examples, framework="pt") as f:
+        descriptors, raw_scores = f.get_tensor("descriptors"), f.get_tensor("scores")
+        rng_state = f.get_tensor("rng_state")
+    cases = cached_cases(model, args.photos, args.limit, args.cache)
+    inputs = {c.key: float(c.input_psnr.clamp(max=PSNR_CAP).mean()) for c in cases}
+    names = model.candidate_names()
+    network, head = unwrap(model), model.filter_bank
+    experts = list(head.experts)
+
+    saved_columns, _ = score(head, cases)  # the model's own gate: the bar's numbers
+    print(
+        f"as saved: floored gain {floored_gain(saved_columns, inputs):+.2f} | "
+        + " ".join(f"{k} {v:.2f}" for k, v in saved_columns.items())
+    )
+    results = []
+    for values in itertools.product(*grid.values()):
+        options = dataclasses.replace(base, **dict(zip(grid, values, strict=True)))
+        # the fit's initial gate (its seeded draw) and random state, as fit-filter-bank has them
+        fresh = wrap_in_filter_bank(network, head.num_filters, head.taps, options.hidden, seed,
+                                    experts).filter_bank  # fmt: skip
+        trial = copy.deepcopy(head)  # fit_gate sets its descriptor statistics again
+        trial.gate = fresh.gate
+        torch.set_rng_state(rng_state)
+        scores = raw_scores.clamp(max=options.score_cap)
+        scores[:, 0] += options.output_margin
+        expected = fit_gate(trial, descriptors, scores, options.gate_epochs, options.gate_lr,
+                            options.gate_weight_decay)  # fmt: skip
+        columns, weights = score(trial, cases)
+        gain = floored_gain(columns, inputs)
+        chosen = {
+            k: {names[j]: round(float(w[j]), 3) for j in w.argsort(descending=True)[:3].tolist()}
+            for k, w in weights.items()
+        }
+        setting = {k: getattr(options, k) for k in grid}
+        results.append({"setting": setting, "train_expected": expected, "columns": columns,
+                        "floored_gain": gain, "weights": chosen})  # fmt: skip
+        cells = " ".join(f"{k} {v:.2f}" for k, v in columns.items())
+        print(f"{setting}: floored gain {gain:+.2f} | {cells}", flush=True)
+    best = max(results, key=lambda r: r["floored_gain"])
+    print(f"best: {best['setting']} floored gain {best['floored_gain']:+.2f}")
+    print("input: " + " ".join(f"{k} {v:.2f}" for k, v in inputs.items()))
+    payload = {"model": args.model, "photos": args.photos, "inputs": inputs,
+               "as_saved": saved_columns, "results": results,
+               "date": time.strftime("%Y-%m-%d")}  # fmt: skip
+    if args.json:
+        Path(args.json).write_text(json.dumps(payload, indent=1, default=str))
+    return payload
+
+
+if __name__ == "__main__":
+    main()

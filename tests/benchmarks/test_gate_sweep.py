@@ -1,0 +1,56 @@
+"""``benchmarks/gate_sweep.py``: a gate setting scored from the examples is the fit's own gate."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from aioir.engine.config import build_config
+from aioir.engine.filter_bank import FilterBankFitConfig, fit
+from helpers import load_benchmark, make_corpus
+from udair_helpers import build_tiny_udair
+
+
+def test_the_fits_own_settings_reproduce_the_saved_gate(tmp_path):
+    corpus = make_corpus(tmp_path / "corpus")
+    base = build_tiny_udair(tmp_path / "base")
+    examples = tmp_path / "examples.safetensors"
+    raw = {
+        "model": {"name": str(base)},
+        "data": {
+            "kind": "synthetic", "root": str(corpus), "tasks": ["noise", "blur"],
+            "patch_size": 32, "samples_per_task": 2, "items_per_task": 12, "epoch_length": 3,
+        },
+        "filter_bank": {
+            "taps": 5, "severity_bins": 2, "patches": 4, "patch_size": 24,
+            "gate_items_per_task": 4, "gate_patch_size": 32, "gate_epochs": 20,
+            "gate_examples_file": str(examples),
+        },
+        "validation": {"enabled": False},
+        "runtime": {"num_threads": 1, "progress_bar": False},
+        "seed": 7,
+    }  # fmt: skip
+    fit(build_config(FilterBankFitConfig, raw, "test"), tmp_path / "fitted")
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 255, (40, 48, 3), dtype=np.uint8)).save(photos / "a.png")
+
+    sweep = load_benchmark("gate_sweep")
+    argv = ["--model", str(tmp_path / "fitted"), "--examples", str(examples),
+            "--photos", str(photos), "--limit", "1", "--threads", "1"]  # fmt: skip
+    out = sweep.main([*argv, "--grid", "gate_epochs=20,40", "--json", str(tmp_path / "s.json")])
+    own, longer = out["results"]
+    assert own["setting"] == {"gate_epochs": 20} and own["columns"] == out["as_saved"]
+    assert longer["columns"] != own["columns"]
+    assert (tmp_path / "s.json").is_file() and len(out["inputs"]) == 10
+    with pytest.raises(SystemExit):
+        sweep.main([*argv, "--grid", "taps=3"])  # not a gate option
+
+
+def test_floored_gain_charges_every_column_under_its_floor():
+    sweep = load_benchmark("gate_sweep")
+    inputs = {"a": 20.0, "b": 30.0}
+    assert sweep.floored_gain({"a": 24.0, "b": 32.0, "clean": 45.0}, inputs) == 3.0
+    assert sweep.floored_gain({"a": 24.0, "b": 29.0, "clean": 38.0}, inputs) == 1.5 - 1.0 - 2.0
