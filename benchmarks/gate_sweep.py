@@ -195,8 +195,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         torch.set_rng_state(rng_state)
         scores = raw_scores.clamp(max=options.score_cap)
         scores[:, 0] += options.output_margin
-        expected = fit_gate(trial, descriptors, scores, options.gate_epochs, options.gate_lr,
-                            options.gate_weight_decay)  # fmt: skip
+        expected = fit_gate(
+            trial, descriptors, scores, options.gate_epochs, options.gate_lr,
+            options.gate_weight_decay, target_weight=options.gate_target_weight,
+            target_temperature=options.gate_target_temperature,
+        )  # fmt: skip
         columns, weights = score(trial, cases)
         gain = floored_gain(columns, inputs)
         chosen = {

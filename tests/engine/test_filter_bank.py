@@ -87,6 +87,35 @@ def test_fit_gate_learns_the_best_candidate_per_image():
     assert 29.0 < expected <= 30.0
 
 
+def test_the_best_candidate_target_finds_a_candidate_the_expected_score_abandons():
+    """A candidate best on a few examples but poor elsewhere: the expected score alone, with
+    few steps, leaves it; the cross-entropy to the soft best candidate picks it up."""
+    from aioir.engine.filter_bank import fit_gate
+    from aioir.nn.filter_bank import DETAIL_SIGMAS, FilterBankHead
+
+    def fitted(**target) -> torch.Tensor:
+        torch.manual_seed(0)
+        head = FilterBankHead(feature_channels=2, context_channels=2, filters=2, taps=3)
+        rare = torch.arange(200) % 10 == 0  # candidate 3 is best on these, by 1 dB
+        descriptors = torch.randn(200, 8 + 2 * (len(DETAIL_SIGMAS) + 2) + 1) * 0.1
+        descriptors[:, 0] += 10.0 * rare
+        scores = torch.tensor([30.0, 25.0, 25.0, 5.0]).repeat(200, 1)
+        scores[rare, 3] = 31.0
+        fit_gate(head, descriptors, scores, epochs=60, lr=1e-2, weight_decay=1.0, **target)
+        with torch.no_grad():
+            return head.gate(head.normalize(descriptors)).softmax(dim=1)[rare, 3].mean()
+
+    assert fitted() < 0.5
+    assert fitted(target_weight=5.0, target_temperature=0.5) > 0.5
+
+
+def test_gate_target_options_are_checked(corpus, base):
+    for bad, message in [({"gate_target_weight": -1.0}, "gate_target_weight"),
+                         ({"gate_target_temperature": 0.0}, "gate_target_temperature")]:  # fmt: skip
+        with pytest.raises(ConfigError, match=message):
+            _config(corpus, base, filter_bank=bad).validate()
+
+
 def test_filter_bank_groups_follow_the_task_spec_and_severity_bins():
     from aioir.data.synthetic import TaskSpec
     from aioir.engine.filter_bank import filter_bank_groups

@@ -84,7 +84,10 @@ class FilterBankOptions:
     every candidate (capped at ``score_cap`` dB) are kept, the descriptor normalisation is set
     from them, and the gate is trained full-batch for ``gate_epochs`` AdamW steps (``gate_lr``,
     ``gate_weight_decay``) to maximise the expected PSNR of its choice, the network's own output
-    counted ``output_margin`` dB better than it is (leave it only for a clear gain).
+    counted ``output_margin`` dB better than it is (leave it only for a clear gain);
+    ``gate_target_weight`` > 0 adds a cross-entropy to the soft best candidate
+    (``gate_target_temperature`` dB), which keeps a candidate from being abandoned early
+    (:func:`fit_gate`).
 
     ``experts``: saved models (folders or files, e.g. ``aioir train``'s export of a small
     denoiser) or registered models without weights (``dark-channel-prior``) that join the
@@ -112,6 +115,8 @@ class FilterBankOptions:
     gate_epochs: int = 3000
     gate_lr: float = 1e-3
     gate_weight_decay: float = 0.1
+    gate_target_weight: float = 0.0
+    gate_target_temperature: float = 1.0
     score_cap: float = 60.0
     output_margin: float = 0.0
     experts: list[str | dict[str, Any]] = dataclasses.field(default_factory=list)
@@ -120,8 +125,8 @@ class FilterBankOptions:
 
 #: FilterBankOptions fields that change only the gate's training, not its examples
 GATE_ONLY_OPTIONS = (
-    "gate_epochs", "gate_lr", "gate_weight_decay", "score_cap", "output_margin",
-    "gate_examples_file",
+    "gate_epochs", "gate_lr", "gate_weight_decay", "gate_target_weight",
+    "gate_target_temperature", "score_cap", "output_margin", "gate_examples_file",
 )  # fmt: skip
 
 
@@ -178,6 +183,10 @@ class FilterBankFitConfig:
                     "gate_patch_size", "gate_epochs", "hidden"):  # fmt: skip
             if getattr(fb, key) < 1:
                 raise bad(f"filter_bank.{key}", "must be ≥ 1")
+        if fb.gate_target_weight < 0:
+            raise bad("filter_bank.gate_target_weight", "must be ≥ 0")
+        if fb.gate_target_temperature <= 0:
+            raise bad("filter_bank.gate_target_temperature", "must be > 0 (dB)")
         if fb.taps < 1 or fb.taps % 2 == 0:
             raise bad("filter_bank.taps", "must be a positive odd number")
         for i, item in enumerate(fb.experts):
@@ -296,26 +305,39 @@ def fit_gate(
     lr: float = 1e-3,
     weight_decay: float = 0.1,
     progress: bool = False,
+    target_weight: float = 0.0,
+    target_temperature: float = 1.0,
 ) -> float:
     """Set the descriptor normalisation from ``descriptors``, reset the gate's last layer and
     train the gate full-batch to maximise the mean expected score ``Σⱼ wⱼ·scoreⱼ``; returns
-    that score at the last step."""
+    that score at the last step.
+
+    ``target_weight`` > 0 adds that many dB times the cross-entropy between the gate's choice and
+    the soft best-candidate target ``softmax(scores / target_temperature)`` (temperature in
+    dB): the expected score alone saturates — a candidate whose weight collapses early gets no
+    gradient back even where it is best — and the cross-entropy keeps pulling towards it.
+    """
     head.set_descriptor_stats(descriptors)
     # start from an unbiased choice: the head's "stay close to the network" initialisation
     # (output logit +5) is for gradient fine-tuning and would anchor this fit on the output
     head.gate[-1].reset_parameters()
     params = list(head.gate.parameters())
     optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
-    loss = torch.zeros(())
+    targets = (scores / target_temperature).softmax(dim=1) if target_weight > 0 else None
+    expected = torch.zeros(())
     with torch.enable_grad():
         for _ in tqdm(range(epochs), desc="fitting the gate", disable=not progress, leave=False):
-            weights = head.gate(head.normalize(descriptors)).softmax(dim=1)
-            loss = -(weights * scores).sum(dim=1).mean()
+            logits = head.gate(head.normalize(descriptors))
+            expected = (logits.softmax(dim=1) * scores).sum(dim=1).mean()
+            loss = -expected
+            if targets is not None:
+                cross_entropy = -(targets * logits.log_softmax(dim=1)).sum(dim=1).mean()
+                loss = loss + target_weight * cross_entropy
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-    log.info("filter-bank gate: expected PSNR %.2f dB on %d crops", -loss.item(), len(scores))
-    return -float(loss.item())
+    log.info("filter-bank gate: expected PSNR %.2f dB on %d crops", expected.item(), len(scores))
+    return float(expected.item())
 
 
 # ------------------------------------------------------------------------------ the entry point
@@ -532,7 +554,8 @@ def fit(
     scores = scores.clamp(max=fb.score_cap)
     scores[:, 0] += fb.output_margin  # the network's output: leave it only for a clear gain
     expected = fit_gate(head, descriptors, scores, fb.gate_epochs, fb.gate_lr,
-                        fb.gate_weight_decay, progress)  # fmt: skip
+                        fb.gate_weight_decay, progress, fb.gate_target_weight,
+                        fb.gate_target_temperature)  # fmt: skip
     val = _validate(model, dm, config, device) if config.validation.enabled else None
 
     record: dict[str, Any] = {
