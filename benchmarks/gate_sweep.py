@@ -37,7 +37,7 @@ from tqdm import tqdm
 
 from aioir.engine.filter_bank import GATE_ONLY_OPTIONS, FilterBankOptions, fit_gate
 from aioir.engine.validation import IDENTITY_FLOOR_DB, PSNR_CAP
-from aioir.evaluate.benchmarks import get_benchmark
+from aioir.evaluate.benchmarks import PhotoTasksBenchmark
 from aioir.metrics import psnr
 from aioir.models import load_model
 
@@ -57,14 +57,18 @@ class CaseCache:
 
 
 @torch.no_grad()
-def restore_cases(model: torch.nn.Module, photos: str, limit: int | None) -> list[CaseCache]:
-    """Every column of ``photo-tasks:photos`` restored once, every candidate kept."""
+def restore_cases(
+    model: torch.nn.Module, photos: str, limit: int | None, crops_per_photo: int = 2
+) -> list[CaseCache]:
+    """Every column of ``photo-tasks:photos`` (``crops_per_photo`` seeded crops of each
+    photo; the bar's 2 by default) restored once, every candidate kept."""
     head = model.filter_bank
     captured: dict[str, Any] = {}
     hook = head.register_forward_hook(lambda _m, args, _out: captured.update(args=args))
     out = []
     try:
-        for column in get_benchmark(f"photo-tasks:{photos}").columns(None):
+        bench = PhotoTasksBenchmark(Path(photos), crops_per_photo=crops_per_photo)
+        for column in bench.columns(None):
             n = len(column) if limit is None else min(limit, len(column))
             desc, cands, targets, inputs = [], [], [], []
             for i in tqdm(range(n), desc=column.key, leave=False):
@@ -87,12 +91,16 @@ def restore_cases(model: torch.nn.Module, photos: str, limit: int | None) -> lis
 
 
 def cached_cases(
-    model: torch.nn.Module, photos: str, limit: int | None, cache: str | None
+    model: torch.nn.Module,
+    photos: str,
+    limit: int | None,
+    cache: str | None,
+    crops_per_photo: int = 2,
 ) -> list[CaseCache]:
-    """:func:`restore_cases`, read from ``cache`` when it holds the same photos, limit and head
-    (filters and expert weights), else computed and written there."""
+    """:func:`restore_cases`, read from ``cache`` when it holds the same photos, crops, limit
+    and head (filters and expert weights), else computed and written there."""
     head = model.filter_bank
-    stamp = {"photos": str(photos), "limit": limit}
+    stamp = {"photos": str(photos), "limit": limit, "crops_per_photo": crops_per_photo}
     state = {k: v for k, v in head.state_dict().items() if not k.startswith("gate.")}
     state = {k: v for k, v in state.items() if not k.startswith("descriptor_")}
     if cache and Path(cache).is_file():
@@ -102,7 +110,7 @@ def cached_cases(
             print(f"{cache}: restored cases reused")
             return [CaseCache(**c) for c in kept["cases"]]
     start = time.perf_counter()
-    cases = restore_cases(model, photos, limit)
+    cases = restore_cases(model, photos, limit, crops_per_photo)
     print(f"restored {sum(len(c.targets) for c in cases)} cases in "
           f"{time.perf_counter() - start:.0f} s")  # fmt: skip
     if cache:
@@ -145,6 +153,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--photos", required=True, help="folder of photos (not the bar's)")
     parser.add_argument("--grid", action="append", default=[], help="OPTION=v1,v2,… (repeat)")
     parser.add_argument("--limit", type=int, default=None, help="cases per column")
+    parser.add_argument(
+        "--crops-per-photo", type=int, default=2,
+        help="seeded crops of each photo per column (the bar: 2); more make a steadier choice",
+    )  # fmt: skip
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--json", default=None, help="write every setting's scores here")
     parser.add_argument(
@@ -173,7 +185,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     with safe_open(args.examples, framework="pt") as f:
         descriptors, raw_scores = f.get_tensor("descriptors"), f.get_tensor("scores")
         rng_state = f.get_tensor("rng_state")
-    cases = cached_cases(model, args.photos, args.limit, args.cache)
+    cases = cached_cases(model, args.photos, args.limit, args.cache, args.crops_per_photo)
     inputs = {c.key: float(c.input_psnr.clamp(max=PSNR_CAP).mean()) for c in cases}
     names = model.candidate_names()
     network, head = unwrap(model), model.filter_bank

@@ -8,6 +8,7 @@ from PIL import Image
 
 from aioir.engine.config import build_config
 from aioir.engine.filter_bank import FilterBankFitConfig, fit
+from aioir.models import load_model
 from helpers import load_benchmark, make_corpus
 from udair_helpers import build_tiny_udair
 
@@ -47,6 +48,10 @@ def test_the_fits_own_settings_reproduce_the_saved_gate(tmp_path):
     assert (tmp_path / "s.json").is_file() and len(out["inputs"]) == 10
     with pytest.raises(SystemExit):
         sweep.main([*argv, "--grid", "taps=3"])  # not a gate option
+    # more crops per photo: more cases per column (one photo, so 3 where the bar has 2)
+    model = load_model(tmp_path / "fitted").eval()
+    cases = sweep.restore_cases(model, str(photos), None, crops_per_photo=3)
+    assert [len(c.targets) for c in cases] == 10 * [3]
 
 
 def test_floored_gain_charges_every_column_under_its_floor():
