@@ -35,11 +35,13 @@ from safetensors import safe_open
 from torch import Tensor
 from tqdm import tqdm
 
-from aioir.engine.filter_bank import GATE_ONLY_OPTIONS, FilterBankOptions, fit_gate
-from aioir.engine.validation import IDENTITY_FLOOR_DB, PSNR_CAP
+from aioir.engine import validation
+from aioir.engine.filter_bank import GATE_ONLY_OPTIONS, FilterBankOptions, train_gate
+from aioir.engine.validation import PSNR_CAP
 from aioir.evaluate.benchmarks import PhotoTasksBenchmark
 from aioir.metrics import psnr
 from aioir.models import load_model
+from aioir.nn.padding import pad_to_multiple
 
 #: the gate settings a sweep may vary (``hidden`` too: the gate's shape, not its examples)
 SWEEPABLE = (*(k for k in GATE_ONLY_OPTIONS if k != "gate_examples_file"), "hidden")
@@ -63,30 +65,24 @@ def restore_cases(
     """Every column of ``photo-tasks:photos`` (``crops_per_photo`` seeded crops of each
     photo; the bar's 2 by default) restored once, every candidate kept."""
     head = model.filter_bank
-    captured: dict[str, Any] = {}
-    hook = head.register_forward_hook(lambda _m, args, _out: captured.update(args=args))
     out = []
-    try:
-        bench = PhotoTasksBenchmark(Path(photos), crops_per_photo=crops_per_photo)
-        for column in bench.columns(None):
-            n = len(column) if limit is None else min(limit, len(column))
-            desc, cands, targets, inputs = [], [], [], []
-            for i in tqdm(range(n), desc=column.key, leave=False):
-                case = column[i]
-                model(case.input[None])
-                y, x, features, context = captured["args"]
-                h, w = case.input.shape[-2:]
-                desc.append(head.descriptor(y, x, features, context).float())
-                cands.append(torch.cat([
-                    head.candidate(j, y, x)[..., :h, :w].float()
-                    for j in range(head.num_candidates)
-                ]))  # fmt: skip
-                targets.append(case.target)
-                inputs.append(psnr(case.input[None].clamp(0, 1), case.target[None]))
-            out.append(CaseCache(column.key, torch.cat(desc), torch.stack(cands),
-                                 torch.stack(targets), torch.cat(inputs)))  # fmt: skip
-    finally:
-        hook.remove()
+    bench = PhotoTasksBenchmark(Path(photos), crops_per_photo=crops_per_photo)
+    for column in bench.columns(None):
+        n = len(column) if limit is None else min(limit, len(column))
+        desc, cands, targets, inputs = [], [], [], []
+        for i in tqdm(range(n), desc=column.key, leave=False):
+            case = column[i]
+            padded, _ = pad_to_multiple(case.input[None], model.size_multiple)
+            y, x, features, context = model.head_inputs(padded)
+            h, w = case.input.shape[-2:]
+            desc.append(head.descriptor(y, x, features, context).float())
+            cands.append(torch.cat([
+                head.candidate(j, y, x)[..., :h, :w].float() for j in range(head.num_candidates)
+            ]))  # fmt: skip
+            targets.append(case.target)
+            inputs.append(psnr(case.input[None].clamp(0, 1), case.target[None]))
+        out.append(CaseCache(column.key, torch.cat(desc), torch.stack(cands),
+                             torch.stack(targets), torch.cat(inputs)))  # fmt: skip
     return out
 
 
@@ -120,16 +116,9 @@ def cached_cases(
 
 
 def floored_gain(columns: dict[str, float], inputs: dict[str, float]) -> float:
-    """The bar's selection measure (see the module docstring)."""
-    gains, shortfall = [], 0.0
-    for key, value in columns.items():
-        if key == "clean":
-            shortfall += max(0.0, IDENTITY_FLOOR_DB - value)
-            continue
-        gain = value - inputs[key]
-        gains.append(gain)
-        shortfall += max(0.0, -gain)
-    return sum(gains) / len(gains) - shortfall
+    """The bar's selection measure (:func:`aioir.engine.validation.floored_gain`); a column
+    without an input PSNR (the clean one: input = target) is an identity column."""
+    return validation.floored_gain(columns, {k: inputs.get(k, PSNR_CAP) for k in columns})
 
 
 def score(head: torch.nn.Module, cases: list[CaseCache]) -> tuple[dict[str, float], dict]:
@@ -171,8 +160,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     from aioir.models import unwrap
 
     model = load_model(args.model).eval()
-    record = dict(model.aioir_metadata["filter_bank"])
-    base = FilterBankOptions(**{k: v for k, v in record["filter_bank"].items()})
+    record = model.aioir_metadata["filter_bank"]
+    base = FilterBankOptions(**record["filter_bank"])
     seed = int(record["seed"])
     grid: dict[str, list[Any]] = {}
     for item in args.grid:
@@ -196,22 +185,18 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         f"as saved: floored gain {floored_gain(saved_columns, inputs):+.2f} | "
         + " ".join(f"{k} {v:.2f}" for k, v in saved_columns.items())
     )
+    initial_gates: dict[int, torch.nn.Module] = {}  # the fit's seeded initial gate, per width
     results = []
     for values in itertools.product(*grid.values()):
         options = dataclasses.replace(base, **dict(zip(grid, values, strict=True)))
-        # the fit's initial gate (its seeded draw) and random state, as fit-filter-bank has them
-        fresh = wrap_in_filter_bank(network, head.num_filters, head.taps, options.hidden, seed,
-                                    experts).filter_bank  # fmt: skip
+        if options.hidden not in initial_gates:
+            initial_gates[options.hidden] = wrap_in_filter_bank(
+                network, head.num_filters, head.taps, options.hidden, seed, experts
+            ).filter_bank.gate
         trial = copy.deepcopy(head)  # fit_gate sets its descriptor statistics again
-        trial.gate = fresh.gate
-        torch.set_rng_state(rng_state)
-        scores = raw_scores.clamp(max=options.score_cap)
-        scores[:, 0] += options.output_margin
-        expected = fit_gate(
-            trial, descriptors, scores, options.gate_epochs, options.gate_lr,
-            options.gate_weight_decay, target_weight=options.gate_target_weight,
-            target_temperature=options.gate_target_temperature,
-        )  # fmt: skip
+        trial.gate = copy.deepcopy(initial_gates[options.hidden])
+        torch.set_rng_state(rng_state)  # as the fit has it after the examples
+        expected = train_gate(trial, descriptors, raw_scores, options)
         columns, weights = score(trial, cases)
         gain = floored_gain(columns, inputs)
         chosen = {

@@ -270,11 +270,15 @@ def fit_filters(
 
 @torch.no_grad()
 def gate_examples(
-    model: nn.Module, head: FilterBankHead, loader: Any, score_cap: float, progress: bool = True
+    model: FilterBankRestorer,
+    head: FilterBankHead,
+    loader: Any,
+    score_cap: float,
+    progress: bool = True,
 ) -> tuple[Tensor, Tensor]:
-    """Descriptors (N×D) and candidate PSNRs (N×(K+2), capped) of ``loader``'s crops."""
-    captured: dict[str, Any] = {}
-    hook = head.register_forward_hook(lambda _m, args, _out: captured.update(args=args))
+    """Descriptors (N×D) and candidate PSNRs (N×(K+E+2), capped) of ``loader``'s crops."""
+    from aioir.nn.padding import pad_to_multiple
+
     was_training = model.training
     device = head.filters.device
     model.eval()
@@ -284,15 +288,14 @@ def gate_examples(
                           leave=False):  # fmt: skip
             target = batch["target"].to(device)
             h, w = target.shape[-2:]
-            model(batch["input"].to(device))
-            y, x, features, context = captured["args"]
+            padded, _ = pad_to_multiple(batch["input"].to(device), model.size_multiple)
+            y, x, features, context = model.head_inputs(padded)
             descriptors.append(head.descriptor(y, x, features, context).float())
             scores.append(torch.stack([
                 psnr(head.candidate(j, y, x)[..., :h, :w].float().clamp(0, 1), target)
                 for j in range(head.num_candidates)
             ], dim=1).clamp(max=score_cap))  # fmt: skip
     finally:
-        hook.remove()
         model.train(was_training)
     return torch.cat(descriptors), torch.cat(scores)
 
@@ -338,6 +341,24 @@ def fit_gate(
             optimizer.step()
     log.info("filter-bank gate: expected PSNR %.2f dB on %d crops", expected.item(), len(scores))
     return float(expected.item())
+
+
+def train_gate(
+    head: FilterBankHead,
+    descriptors: Tensor,
+    scores: Tensor,
+    options: FilterBankOptions,
+    progress: bool = False,
+) -> float:
+    """:func:`fit_gate` on gate examples as :func:`gate_examples` made them (uncapped scores),
+    with ``options``' cap, output margin and gate settings; returns the expected score."""
+    scores = scores.clamp(max=options.score_cap)
+    scores[:, 0] += options.output_margin  # the network's output: leave it only for a clear gain
+    return fit_gate(
+        head, descriptors, scores, options.gate_epochs, options.gate_lr,
+        options.gate_weight_decay, progress, options.gate_target_weight,
+        options.gate_target_temperature,
+    )  # fmt: skip
 
 
 # ------------------------------------------------------------------------------ the entry point
@@ -551,11 +572,7 @@ def fit(
         # the generator as restoring the crops left it (the gate's reset draws from it next)
         descriptors, scores, rng_state = examples
         torch.set_rng_state(rng_state)
-    scores = scores.clamp(max=fb.score_cap)
-    scores[:, 0] += fb.output_margin  # the network's output: leave it only for a clear gain
-    expected = fit_gate(head, descriptors, scores, fb.gate_epochs, fb.gate_lr,
-                        fb.gate_weight_decay, progress, fb.gate_target_weight,
-                        fb.gate_target_temperature)  # fmt: skip
+    expected = train_gate(head, descriptors, scores, fb, progress)
     val = _validate(model, dm, config, device) if config.validation.enabled else None
 
     record: dict[str, Any] = {

@@ -14,7 +14,7 @@ does the filter-bank fit (:mod:`aioir.engine.filter_bank`) without a trainer.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import torch
@@ -25,6 +25,7 @@ __all__ = [
     "IDENTITY_FLOOR_DB",
     "PSNR_CAP",
     "ValidationScores",
+    "floored_gain",
     "summarize_validation",
     "validate_model",
 ]
@@ -62,32 +63,46 @@ class ValidationScores:
 def summarize_validation(sums: Tensor, task_names: Sequence[str]) -> dict[str, float]:
     """The ``val/*`` record of :class:`ValidationScores` sums (empty when nothing was scored)."""
     result: dict[str, float] = {}
-    psnrs, ssims, gains = [], [], []
-    shortfall = 0.0
+    psnrs: dict[str, float] = {}
+    inputs: dict[str, float] = {}
+    ssims, gains = [], []
     for i, name in enumerate(task_names):
         n = float(sums[i, 2])
         if n == 0:
             continue
         p, s, p0 = float(sums[i, 0]) / n, float(sums[i, 1]) / n, float(sums[i, 3]) / n
         result[f"val/{name}/psnr"], result[f"val/{name}/ssim"] = p, s
-        psnrs.append(p)
+        psnrs[name], inputs[name] = p, p0
         ssims.append(s)
         if p0 < PSNR_CAP:  # an identity task (input = target) has no gain to speak of
             result[f"val/{name}/input_psnr"] = p0
             result[f"val/{name}/gain"] = p - p0
             gains.append(p - p0)
-            shortfall += max(0.0, GAIN_FLOOR_DB - (p - p0))
-        else:
-            shortfall += max(0.0, IDENTITY_FLOOR_DB - p)
     if not psnrs:
         return {}
-    result["val/psnr"] = sum(psnrs) / len(psnrs)
+    result["val/psnr"] = sum(psnrs.values()) / len(psnrs)
     result["val/ssim"] = sum(ssims) / len(ssims)
     if gains:
         result["val/min_gain"] = min(gains)
         result["val/mean_gain"] = sum(gains) / len(gains)
-        result["val/floored_gain"] = result["val/mean_gain"] - shortfall
+        result["val/floored_gain"] = floored_gain(psnrs, inputs)
     return result
+
+
+def floored_gain(psnrs: Mapping[str, float], input_psnrs: Mapping[str, float]) -> float:
+    """``val/floored_gain`` of per-task mean PSNRs and their inputs' (dB): the mean gain over
+    the input of the degradation tasks, less every dB a task falls under its floor
+    (:data:`GAIN_FLOOR_DB` of gain; an identity task, input PSNR at :data:`PSNR_CAP`:
+    :data:`IDENTITY_FLOOR_DB` of PSNR). ``nan`` without a degradation task."""
+    gains, shortfall = [], 0.0
+    for name, p in psnrs.items():
+        p0 = input_psnrs[name]
+        if p0 < PSNR_CAP:
+            gains.append(p - p0)
+            shortfall += max(0.0, GAIN_FLOOR_DB - (p - p0))
+        else:
+            shortfall += max(0.0, IDENTITY_FLOOR_DB - p)
+    return sum(gains) / len(gains) - shortfall if gains else float("nan")
 
 
 @torch.no_grad()

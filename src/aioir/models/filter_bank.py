@@ -31,6 +31,7 @@ from aioir.models.registry import create_model, registered_name
 from aioir.models.wrappers import RestorerWrapper, register_wrapper
 from aioir.nn.ensemble import GeometricEnsemble
 from aioir.nn.filter_bank import FilterBankHead
+from aioir.nn.inference_memory import declared_bytes_per_pixel
 from aioir.nn.padding import pad_to_multiple, unpad
 
 __all__ = [
@@ -86,13 +87,12 @@ class FilterBankRestorer(RestorerWrapper):
         """The network's declared activation memory per input pixel plus the head's (about four
         float32 copies of the features: 3,088 B/px measured for the default model, whose network
         declares 2,610); ``None`` when the network declares none."""
-        inner = getattr(self.restorer, "inference_bytes_per_pixel", None)
-        if not isinstance(inner, (int, float)) or inner <= 0:
+        inner = declared_bytes_per_pixel(self.restorer)
+        if inner is None:
             return None
         # an expert runs after the network, beside the head's copies: its own activations add
-        experts = [getattr(e, "inference_bytes_per_pixel", 0) for e in self.filter_bank.experts]
-        largest = max((int(b) for b in experts if isinstance(b, (int, float))), default=0)
-        return int(inner) + 16 * int(self.restorer.feature_channels) + largest
+        experts = (declared_bytes_per_pixel(e) or 0 for e in self.filter_bank.experts)
+        return inner + 16 * int(self.restorer.feature_channels) + max(experts, default=0)
 
     def wrapper_options(self) -> dict[str, Any]:
         head = self.filter_bank
@@ -125,10 +125,16 @@ class FilterBankRestorer(RestorerWrapper):
             lines.append("filter bank: " + ", ".join(kept))
         return lines
 
+    def head_inputs(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """What the head chooses from for ``x`` (sides multiples of :attr:`size_multiple`):
+        the network's output, ``x``, the features and the context map — the network run, the
+        candidates not (a fit scores each of them itself)."""
+        maps = self.restorer.forward_padded_with_maps(x)
+        return maps.image, x, maps.features, maps.context
+
     def forward_padded(self, x: Tensor) -> Tensor:
         """Restore an input whose sides are multiples of :attr:`size_multiple`."""
-        maps = self.restorer.forward_padded_with_maps(x)
-        return self.filter_bank(maps.image, x, maps.features, maps.context)
+        return self.filter_bank(*self.head_inputs(x))
 
     def forward(self, x: Tensor) -> Tensor:
         """Restore ``x`` (B×C×H×W, any H, W); returns the same shape."""

@@ -23,6 +23,7 @@ from collections.abc import Callable
 from torch import Tensor, nn
 
 from aioir.geometry import D8_SIZE, apply_d8, invert_d8
+from aioir.nn.inference_memory import declared_bytes_per_pixel
 
 __all__ = ["ENSEMBLE_MODES", "GeometricEnsemble", "self_ensemble"]
 
@@ -73,10 +74,8 @@ class GeometricEnsemble(nn.Module):
     def inference_bytes_per_pixel(self) -> int | None:
         """``module``'s declared activation memory per pixel plus the running sum and one
         transformed input (float32 RGB each); ``None`` when it declares none."""
-        inner = getattr(self.module, "inference_bytes_per_pixel", None)
-        if not isinstance(inner, (int, float)) or inner <= 0:
-            return None
-        return int(inner) + 2 * 3 * 4
+        inner = declared_bytes_per_pixel(self.module)
+        return None if inner is None else inner + 2 * 3 * 4
 
     def forward(self, x: Tensor) -> Tensor:
         """The mean of ``module`` over the elements of ``mode``, each mapped back."""

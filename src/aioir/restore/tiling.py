@@ -56,6 +56,7 @@ from aioir.nn.image_statistics import (
     recording,
     replaying,
 )
+from aioir.nn.inference_memory import declared_bytes_per_pixel
 
 __all__ = [
     "CONTEXT_CROP",
@@ -358,9 +359,9 @@ def model_bytes_per_pixel(model: nn.Module) -> int:
     else the one the network inside its wrappers declares, else
     :data:`DEFAULT_BYTES_PER_PIXEL`."""
     for candidate in (model, unwrap(model)):
-        declared = getattr(candidate, "inference_bytes_per_pixel", None)
-        if isinstance(declared, (int, float)) and declared > 0:
-            return int(declared)
+        declared = declared_bytes_per_pixel(candidate)
+        if declared is not None:
+            return declared
     return DEFAULT_BYTES_PER_PIXEL
 
 
