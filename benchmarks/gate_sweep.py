@@ -31,12 +31,17 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import safe_open
 from torch import Tensor
 from tqdm import tqdm
 
 from aioir.engine import validation
-from aioir.engine.filter_bank import GATE_ONLY_OPTIONS, FilterBankOptions, train_gate
+from aioir.engine.filter_bank import (
+    GATE_ONLY_OPTIONS,
+    FilterBankOptions,
+    candidate_ids,
+    read_gate_examples,
+    train_gate,
+)
 from aioir.engine.validation import PSNR_CAP
 from aioir.evaluate.benchmarks import PhotoTasksBenchmark
 from aioir.metrics import psnr
@@ -44,12 +49,17 @@ from aioir.models import load_model
 from aioir.nn.padding import pad_to_multiple
 
 #: the gate settings a sweep may vary (``hidden`` too: the gate's shape, not its examples)
-SWEEPABLE = (*(k for k in GATE_ONLY_OPTIONS if k != "gate_examples_file"), "hidden")
+SWEEPABLE = (
+    *(k for k in GATE_ONLY_OPTIONS if k != "gate_examples_file"),
+    "hidden",
+    "input_statistics",
+)
 
 
 @dataclasses.dataclass
 class CaseCache:
-    """One column's cases: descriptors (N×D), candidates (N×J×3×H×W), targets, input PSNRs."""
+    """One column's cases: the descriptors' network terms (N×D), candidates (N×J×3×H×W; 1 is
+    the input), targets, input PSNRs."""
 
     key: str
     descriptors: Tensor
@@ -75,7 +85,7 @@ def restore_cases(
             padded, _ = pad_to_multiple(case.input[None], model.size_multiple)
             y, x, features, context = model.head_inputs(padded)
             h, w = case.input.shape[-2:]
-            desc.append(head.descriptor(y, x, features, context).float())
+            desc.append(head.network_terms(y, x, features, context).float())
             cands.append(torch.cat([
                 head.candidate(j, y, x)[..., :h, :w].float() for j in range(head.num_candidates)
             ]))  # fmt: skip
@@ -115,6 +125,17 @@ def cached_cases(
     return cases
 
 
+def _option_value(default: Any, text: str) -> Any:
+    """``text`` as a value of the option whose default is ``default`` (``true``/``false`` for a
+    flag: ``bool("false")`` would be true)."""
+    if isinstance(default, bool):
+        flags = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
+        if text.lower() not in flags:
+            raise ValueError(f"expected true or false, not {text!r}")
+        return flags[text.lower()]
+    return type(default)(text)
+
+
 def floored_gain(columns: dict[str, float], inputs: dict[str, float]) -> float:
     """The bar's selection measure (:func:`aioir.engine.validation.floored_gain`); a column
     without an input PSNR (the clean one: input = target) is an identity column."""
@@ -126,7 +147,10 @@ def score(head: torch.nn.Module, cases: list[CaseCache]) -> tuple[dict[str, floa
     columns, weights = {}, {}
     with torch.no_grad():
         for c in cases:
-            w = head.gate(head.normalize(c.descriptors)).softmax(dim=1)
+            descriptors = c.descriptors
+            if head.input_terms_size:  # read from the input, candidate 1
+                descriptors = torch.cat([descriptors, head.input_terms(c.candidates[:, 1])], 1)
+            w = head.gate(head.normalize(descriptors)).softmax(dim=1)
             blend = (w[:, :, None, None, None] * c.candidates).sum(dim=1).clamp(0, 1)
             # a perfect clean crop scores ∞: capped as validation caps it
             columns[c.key] = float(psnr(blend, c.targets).clamp(max=PSNR_CAP).mean())
@@ -168,12 +192,17 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         name, _, values = item.partition("=")
         if name not in SWEEPABLE:
             parser.error(f"--grid {name}: not a gate option ({', '.join(SWEEPABLE)})")
-        kind = type(getattr(base, name))
-        grid[name] = [kind(v) for v in values.split(",")]
+        try:
+            grid[name] = [_option_value(getattr(base, name), v) for v in values.split(",")]
+        except ValueError as exc:
+            parser.error(f"--grid {name}: {exc}")
 
-    with safe_open(args.examples, framework="pt") as f:
-        descriptors, raw_scores = f.get_tensor("descriptors"), f.get_tensor("scores")
-        rng_state = f.get_tensor("rng_state")
+    examples = read_gate_examples(args.examples)
+    ids = candidate_ids(model.filter_bank.num_filters, base.experts)
+    absent = [i for i in ids if examples is None or i not in examples.columns]
+    if examples is None or absent:
+        parser.error(f"--examples {args.examples}: no scores for {absent or 'any candidate'}")
+    raw_scores = torch.stack([examples.columns[i] for i in ids], dim=1)
     cases = cached_cases(model, args.photos, args.limit, args.cache, args.crops_per_photo)
     inputs = {c.key: float(c.input_psnr.clamp(max=PSNR_CAP).mean()) for c in cases}
     names = model.candidate_names()
@@ -185,17 +214,25 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         f"as saved: floored gain {floored_gain(saved_columns, inputs):+.2f} | "
         + " ".join(f"{k} {v:.2f}" for k, v in saved_columns.items())
     )
-    initial_gates: dict[int, torch.nn.Module] = {}  # the fit's seeded initial gate, per width
+    # the fit's seeded initial head, per gate width and descriptor
+    initial_heads: dict[tuple[int, bool], torch.nn.Module] = {}
     results = []
     for values in itertools.product(*grid.values()):
         options = dataclasses.replace(base, **dict(zip(grid, values, strict=True)))
-        if options.hidden not in initial_gates:
-            initial_gates[options.hidden] = wrap_in_filter_bank(
-                network, head.num_filters, head.taps, options.hidden, seed, experts
-            ).filter_bank.gate
-        trial = copy.deepcopy(head)  # fit_gate sets its descriptor statistics again
-        trial.gate = copy.deepcopy(initial_gates[options.hidden])
-        torch.set_rng_state(rng_state)  # as the fit has it after the examples
+        shape = options.hidden, options.input_statistics
+        if shape not in initial_heads:
+            initial_heads[shape] = wrap_in_filter_bank(
+                network, head.num_filters, head.taps, options.hidden, seed, experts,
+                input_statistics=options.input_statistics,
+            ).filter_bank  # fmt: skip
+        trial = copy.deepcopy(initial_heads[shape])  # fit_gate sets its descriptor statistics
+        descriptors = examples.descriptors
+        if options.input_statistics:
+            if examples.input_statistics is None:
+                parser.error(f"--examples {args.examples}: no input statistics yet (a fit with "
+                             "filter_bank.input_statistics: true and this file adds them)")  # fmt: skip
+            descriptors = torch.cat([descriptors, examples.input_statistics], dim=1)
+        torch.set_rng_state(examples.rng_state)  # as the fit has it after the examples
         expected = train_gate(trial, descriptors, raw_scores, options)
         columns, weights = score(trial, cases)
         gain = floored_gain(columns, inputs)

@@ -48,6 +48,16 @@ def test_the_fits_own_settings_reproduce_the_saved_gate(tmp_path):
     assert (tmp_path / "s.json").is_file() and len(out["inputs"]) == 10
     with pytest.raises(SystemExit):
         sweep.main([*argv, "--grid", "taps=3"])  # not a gate option
+    with pytest.raises(SystemExit):
+        sweep.main([*argv, "--grid", "input_statistics=maybe"])
+    with pytest.raises(SystemExit):  # the file has no input statistics yet
+        sweep.main([*argv, "--grid", "input_statistics=true"])
+    # a fit whose gate reads them adds them to the file; then the sweep compares both gates
+    raw["filter_bank"]["input_statistics"] = True
+    fit(build_config(FilterBankFitConfig, raw, "test"), tmp_path / "statistics")
+    plain, statistics = sweep.main([*argv, "--grid", "input_statistics=false,true"])["results"]
+    assert plain["setting"] == {"input_statistics": False} and plain["columns"] == own["columns"]
+    assert statistics["setting"] == {"input_statistics": True}
     # more crops per photo: more cases per column (one photo, so 3 where the bar has 2)
     model = load_model(tmp_path / "fitted").eval()
     cases = sweep.restore_cases(model, str(photos), None, crops_per_photo=3)

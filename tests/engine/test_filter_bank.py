@@ -346,3 +346,113 @@ def test_gate_examples_file_is_reused_and_gives_the_same_fit(corpus, base, tmp_p
     with pytest.raises(AssertionError, match="computed again"):
         fit(_config(corpus, base, filter_bank={"gate_examples_file": cache}, seed=8, **sections),
             tmp_path / "seed")  # fmt: skip
+
+
+def _saved_expert(path: Path, seed: int) -> str:
+    from aioir.models import create_model, save_pretrained
+
+    torch.manual_seed(seed)
+    expert = create_model("residual-cnn-tiny")
+    with torch.no_grad():
+        expert.body[-1].weight.normal_(0, 0.1)
+    save_pretrained(expert, path)
+    return str(path)
+
+
+def test_an_added_expert_is_scored_alone_and_gives_the_fresh_examples(
+    corpus, base, tmp_path, monkeypatch
+):
+    """Examples stored without an expert gain its column without the network running again:
+    the same descriptors and scores as a fit that computed them all; the file is rewritten with
+    it, and a fit from the extended file is reproducible."""
+    import aioir.engine.filter_bank as engine
+    from aioir.engine.filter_bank import _examples_key, candidate_ids, read_gate_examples
+
+    one = _saved_expert(tmp_path / "e1", 5)
+    two = {"model": _saved_expert(tmp_path / "e2", 6), "self_ensemble": "flips"}
+    cache, reference = tmp_path / "examples.safetensors", tmp_path / "reference.safetensors"
+    off = {"validation": {"enabled": False}}
+    fit(_config(corpus, base, filter_bank={"gate_examples_file": str(cache), "experts": [one]},
+                **off), tmp_path / "first")  # fmt: skip
+    both = [two, one]  # the new one first: columns are matched by expert, not by position
+    fit(_config(corpus, base, filter_bank={"gate_examples_file": str(reference), "experts": both},
+                **off), tmp_path / "fresh")  # fmt: skip
+
+    def no_restoring(*args, **kwargs):
+        raise AssertionError("the network ran again")
+
+    monkeypatch.setattr(engine, "gate_examples", no_restoring)
+    config = _config(corpus, base, filter_bank={"gate_examples_file": str(cache), "experts": both},
+                     **off)  # fmt: skip
+    extended = fit(config, tmp_path / "extended")
+    key, ids = _examples_key(config), candidate_ids(6, both)
+    got, want = read_gate_examples(cache, key), read_gate_examples(reference, key)
+    assert got is not None and want is not None and list(got.columns) == ids
+    assert torch.equal(got.descriptors, want.descriptors)
+    assert all(torch.equal(got.columns[i], want.columns[i]) for i in ids)
+    # the file now holds both experts' columns: the next fit scores nothing, and is the same
+    monkeypatch.setattr(engine, "input_only_examples", no_restoring)
+    again = fit(config, tmp_path / "again")
+    old, new = extended.model.filter_bank.state_dict(), again.model.filter_bank.state_dict()
+    assert [k for k, v in old.items() if not torch.equal(v, new[k])] == []
+
+
+def test_examples_written_before_columns_were_named_are_read(corpus, base, tmp_path):
+    """The first format (experts in the stamp, no column names) maps onto candidate ids."""
+    import json
+
+    from safetensors.torch import save_file
+
+    from aioir.engine.filter_bank import _examples_key, candidate_ids, read_gate_examples
+
+    config = _config(corpus, base, filter_bank={"experts": ["dark-channel-prior"]})
+    key = json.loads(_examples_key(config))
+    key["filter_bank"]["experts"] = ["dark-channel-prior"]  # as the first format stamped it
+    scores = torch.arange(12.0).view(2, 6)  # 3 filters + output, input, the expert
+    path = tmp_path / "old.safetensors"
+    tensors = {"descriptors": torch.zeros(2, 4), "scores": scores, "rng_state": torch.zeros(3)}
+    save_file(tensors, str(path), metadata={"key": json.dumps(key, sort_keys=True)})
+    stored = read_gate_examples(path, _examples_key(config))
+    assert stored is not None
+    ids = candidate_ids(3, ["dark-channel-prior"])
+    assert list(stored.columns) == ids
+    assert torch.equal(stored.columns[ids[-1]], scores[:, -1])
+    other = _config(corpus, base, seed=9)
+    assert read_gate_examples(path, _examples_key(other)) is None
+
+
+def test_input_statistics_come_from_the_crops_when_the_examples_lack_them(
+    corpus, base, tmp_path, monkeypatch
+):
+    """A fit whose gate reads input statistics takes the network's terms from stored examples
+    and the statistics from the crops alone — the descriptors a fresh fit computes — and adds
+    them to the file; the saved model's head reads them."""
+    import aioir.engine.filter_bank as engine
+    from aioir.engine.filter_bank import _examples_key, read_gate_examples
+    from aioir.nn.filter_bank import INPUT_STATISTICS, InputStatisticsFilterBankHead
+
+    cache, reference = tmp_path / "examples.safetensors", tmp_path / "reference.safetensors"
+    off = {"validation": {"enabled": False}}
+    fit(_config(corpus, base, filter_bank={"gate_examples_file": str(cache)}, **off),
+        tmp_path / "plain")  # fmt: skip
+    assert read_gate_examples(cache).input_statistics is None
+    with_statistics = {"gate_examples_file": str(reference), "input_statistics": True}
+    fresh = fit(_config(corpus, base, filter_bank=with_statistics, **off), tmp_path / "fresh")
+
+    def no_restoring(*args, **kwargs):
+        raise AssertionError("the network ran again")
+
+    monkeypatch.setattr(engine, "gate_examples", no_restoring)
+    config = _config(corpus, base, filter_bank={**with_statistics, "gate_examples_file": str(cache)},
+                     **off)  # fmt: skip
+    result = fit(config, tmp_path / "statistics")
+    assert isinstance(result.model.filter_bank, InputStatisticsFilterBankHead)
+    got, want = read_gate_examples(cache), read_gate_examples(reference)
+    assert got.input_statistics is not None and want.input_statistics is not None
+    assert got.input_statistics.shape == (len(got.descriptors), len(INPUT_STATISTICS))
+    assert torch.allclose(got.input_statistics, want.input_statistics, atol=1e-6)
+    assert torch.equal(got.descriptors, want.descriptors)
+    assert _examples_key(config) == _examples_key(_config(corpus, base, **off))
+    old, new = fresh.model.filter_bank.state_dict(), result.model.filter_bank.state_dict()
+    for k in ("descriptor_mean", "descriptor_std"):
+        assert torch.allclose(old[k], new[k], atol=1e-5)

@@ -235,3 +235,21 @@ def test_a_self_ensembled_expert_is_saved_with_its_mode_and_averages_over_flips(
     assert isinstance(loaded.filter_bank.experts[0], GeometricEnsemble)
     with torch.no_grad():
         assert torch.equal(loaded(x), model(x))
+
+
+def test_a_gate_reading_input_statistics_is_saved_as_such_and_loads_back_identically(tmp_path):
+    from aioir.nn.filter_bank import InputStatisticsFilterBankHead
+
+    torch.manual_seed(0)
+    model = FilterBankRestorer(create_model("udair-tiny"), filters=2, taps=3, input_statistics=True)
+    with torch.no_grad():
+        torch.nn.init.normal_(model.filter_bank.gate[-1].weight, std=0.5)
+    assert isinstance(model.filter_bank, InputStatisticsFilterBankHead)
+    assert wrapper_specs(model)[0]["input_statistics"] is True
+    assert "input_statistics" not in wrapper_specs(_wrapped())[0]  # older files stay as they were
+    save_pretrained(model.eval(), tmp_path / "m")
+    loaded = load_model(tmp_path / "m")
+    assert isinstance(loaded.filter_bank, InputStatisticsFilterBankHead)
+    x = torch.rand(2, 3, 13, 18)
+    with torch.no_grad():
+        assert torch.equal(loaded(x), model(x))

@@ -8,10 +8,13 @@ import torch.nn.functional as F
 
 from aioir.nn.filter_bank import (
     DETAIL_SIGMAS,
+    INPUT_STATISTICS,
     FilterBankHead,
+    InputStatisticsFilterBankHead,
     LeastSquaresFilterFit,
     apply_filter,
     detail_profile,
+    input_statistics,
 )
 
 
@@ -164,3 +167,51 @@ def test_set_filters_checks_the_shape_and_marks_the_bank_fitted():
     assert bool(head.fitted)
     state = head.state_dict()
     assert {"filters", "fitted", "descriptor_mean", "descriptor_std"} <= set(state)
+
+
+def test_input_statistics_read_noise_haze_and_exposure():
+    """Noise raises the noise estimate (grey and colour), haze the dark channel, darkening
+    lowers the brightness and the highlights; a crop-split image has its whole image's."""
+    from aioir.nn.image_statistics import recording
+
+    x = _images(2, size=64)
+    base = input_statistics(x)
+    assert base.shape == (2, len(INPUT_STATISTICS))
+    noisy = input_statistics(
+        (x + 0.05 * torch.randn(x.shape, generator=torch.Generator().manual_seed(1))).clamp(0, 1)
+    )
+    assert (noisy[:, :3] > base[:, :3] + 0.5).all()  # log σ
+    sigma = 0.03
+    flat = torch.full((1, 3, 64, 64), 0.5)
+    noise = sigma * torch.randn(flat.shape, generator=torch.Generator().manual_seed(2))
+    estimate = input_statistics(flat + noise)[0, 0].exp()
+    assert abs(estimate.item() - sigma / 3**0.5) < 0.004  # the grey level averages 3 channels
+    hazy = input_statistics(0.4 * x + 0.6 * 0.9)  # t = 0.4, airlight 0.9
+    assert (hazy[:, 3] > base[:, 3] + 0.3).all()
+    dark = input_statistics(0.1 * x)
+    assert (dark[:, 5] < base[:, 5] - 2.0).all() and (dark[:, 8] == 0).all()
+    # two crops of one image (side by side) pool to the whole image's statistics
+    whole = _images(1, size=64)
+    crops = torch.cat([whole[..., :32], whole[..., 32:]])
+    with recording(crops=2):
+        pooled = input_statistics(crops)
+    direct = input_statistics(whole)
+    # means of per-pixel quantities pool exactly; the 15-px and 3×3 windows see crop borders
+    assert torch.allclose(pooled[0, 4:], direct[0, 4:], atol=1e-5)
+    assert torch.allclose(pooled[0], pooled[1])
+
+
+def test_input_statistics_head_appends_them_to_the_descriptor():
+    torch.manual_seed(0)
+    plain = FilterBankHead(feature_channels=4, context_channels=5, filters=2, taps=3)
+    torch.manual_seed(0)
+    head = InputStatisticsFilterBankHead(feature_channels=4, context_channels=5, filters=2, taps=3)
+    x, y = _images(2), _images(2, seed=5)
+    f, c = torch.randn(2, 4, 40, 40), torch.randn(2, 5, 10, 10)
+    d = head.descriptor(y, x, f, c)
+    assert head.input_terms_size == len(INPUT_STATISTICS) and plain.input_terms_size == 0
+    assert d.shape == (2, head.gate[0].in_features)
+    assert head.gate[0].in_features == plain.gate[0].in_features + len(INPUT_STATISTICS)
+    assert torch.equal(d[:, : -len(INPUT_STATISTICS)], plain.descriptor(y, x, f, c))
+    assert torch.equal(d[:, -len(INPUT_STATISTICS) :], input_statistics(x))
+    assert head(y, x, f, c).shape == x.shape

@@ -50,8 +50,9 @@ if TYPE_CHECKING:
 
 __all__ = [
     "FilterBankFitConfig", "FilterBankOptions", "FitModelConfig", "FitResult",
-    "FitRuntimeConfig", "FitValidationConfig", "filter_bank_groups", "fit", "fit_filters",
-    "fit_gate", "gate_examples", "load_fit_config", "wrap_in_filter_bank",
+    "FitRuntimeConfig", "FitValidationConfig", "GateExamples", "candidate_ids",
+    "filter_bank_groups", "fit", "fit_filters", "fit_gate", "gate_examples",
+    "input_only_examples", "load_fit_config", "read_gate_examples", "wrap_in_filter_bank",
 ]  # fmt: skip
 
 log = logging.getLogger(__name__)
@@ -89,6 +90,10 @@ class FilterBankOptions:
     (``gate_target_temperature`` dB), which keeps a candidate from being abandoned early
     (:func:`fit_gate`).
 
+    ``input_statistics``: the gate also reads the input's classical statistics (noise level,
+    dark channel, exposure; :class:`~aioir.nn.filter_bank.InputStatisticsFilterBankHead`).
+    They are computed from the crops alone, so stored examples serve either head.
+
     ``experts``: saved models (folders or files, e.g. ``aioir train``'s export of a small
     denoiser) or registered models without weights (``dark-channel-prior``) that join the
     candidates, frozen (:class:`~aioir.nn.filter_bank.FilterBankHead`); an entry ``{model:
@@ -96,12 +101,17 @@ class FilterBankOptions:
     (:class:`~aioir.nn.ensemble.GeometricEnsemble`, ``flips`` or ``all``).
 
     ``gate_examples_file``: a ``.safetensors`` file for the gate examples (descriptors and
-    uncapped candidate scores). When it holds the examples of the same model, data, seed,
-    filters and experts, they are read instead of restoring the crops again (the slow part of
-    a fit), so gate settings (``hidden`` aside: ``gate_*``, ``score_cap``, ``output_margin``)
-    compare in minutes; otherwise they are computed and written there, with the random
-    generator's state after them (the gate's reset draws from it next), so either way the fit
-    gives the same model.
+    uncapped candidate scores, one column per candidate). When it holds the examples of the
+    same model, data, seed and filters, they are read instead of restoring the crops again (the
+    slow part of a fit), so gate settings (``hidden`` aside: ``gate_*``, ``score_cap``,
+    ``output_margin``) compare in minutes; an expert the file has no column for is scored on
+    the crops alone (the network is not run: the descriptor does not depend on the experts),
+    so adding or swapping an expert costs that expert's time. Otherwise they are computed and
+    written there, with the random generator's state after them (the gate's reset draws from
+    it next), so either way the fit gives the same model — with an added expert, the model a
+    fit of the file's first expert list would give with the new column (building experts
+    draws from the generator). An expert is known by its entry (path and self-ensemble), as
+    the network is by its path.
     """
 
     task: str = "blur"
@@ -119,6 +129,7 @@ class FilterBankOptions:
     gate_target_temperature: float = 1.0
     score_cap: float = 60.0
     output_margin: float = 0.0
+    input_statistics: bool = False
     experts: list[str | dict[str, Any]] = dataclasses.field(default_factory=list)
     gate_examples_file: str | None = None
 
@@ -224,6 +235,7 @@ def wrap_in_filter_bank(
     hidden: int,
     seed: int,
     experts: Sequence[nn.Module] = (),
+    input_statistics: bool = False,
 ) -> FilterBankRestorer:
     """``network`` inside a new :class:`~aioir.models.FilterBankRestorer` (with ``experts``).
 
@@ -236,7 +248,9 @@ def wrap_in_filter_bank(
     """
     from aioir.models import FilterBankRestorer, Restormer
 
-    model = FilterBankRestorer(network, filters, taps, hidden, experts=experts)
+    model = FilterBankRestorer(
+        network, filters, taps, hidden, experts=experts, input_statistics=input_statistics
+    )
     backbone = getattr(network, "backbone_options", None)
     if isinstance(network, Restormer) and backbone is not None:
         with torch.random.fork_rng(devices=[]):
@@ -244,7 +258,7 @@ def wrap_in_filter_bank(
             Restormer(**backbone)
             channels = int(network.feature_channels), int(network.context_map_channels)
             stand_ins = [nn.Identity() for _ in experts]  # the gate's shape; draw nothing
-            head = FilterBankHead(*channels, filters, taps, hidden, experts=stand_ins)
+            head = type(model.filter_bank)(*channels, filters, taps, hidden, experts=stand_ins)
         model.filter_bank.gate.load_state_dict(head.gate.state_dict())
     return model
 
@@ -277,27 +291,62 @@ def gate_examples(
     progress: bool = True,
 ) -> tuple[Tensor, Tensor]:
     """Descriptors (N×D) and candidate PSNRs (N×(K+E+2), capped) of ``loader``'s crops."""
+    descriptors, scores = [], []
+    for target, padded in _crops(model, loader, "filter-bank gate examples", progress):
+        y, x, features, context = model.head_inputs(padded)
+        descriptors.append(head.descriptor(y, x, features, context).float())
+        scores.append(_scores(head, range(head.num_candidates), y, x, target, score_cap))
+    return torch.cat(descriptors), torch.cat(scores)
+
+
+@torch.no_grad()
+def input_only_examples(
+    model: FilterBankRestorer,
+    head: FilterBankHead,
+    loader: Any,
+    candidates: Sequence[int],
+    progress: bool = True,
+) -> tuple[Tensor, Tensor]:
+    """What the gate examples hold that the input alone gives, the network not run: the
+    descriptor's input terms (N×S, :meth:`FilterBankHead.input_terms`) and the PSNRs
+    (N×len(candidates), uncapped) of candidates that restore the input alone (the input,
+    filters, experts: not 0, the network's output) on ``loader``'s crops — what
+    :func:`gate_examples` gives them."""
+    if 0 in candidates:
+        raise ValueError("candidate 0 is the network's output: use gate_examples")
+    terms, scores = [], []
+    for target, padded in _crops(model, loader, "input-only gate examples", progress):
+        terms.append(head.input_terms(padded).float())
+        scores.append(_scores(head, candidates, padded, padded, target, float("inf")))
+    return torch.cat(terms), torch.cat(scores)
+
+
+def _crops(model: FilterBankRestorer, loader: Any, desc: str, progress: bool) -> Any:
+    """(target, padded input) of each batch of ``loader``, on the head's device, with the model
+    in eval mode (restored afterwards)."""
     from aioir.nn.padding import pad_to_multiple
 
     was_training = model.training
-    device = head.filters.device
+    device = model.filter_bank.filters.device
     model.eval()
-    descriptors, scores = [], []
     try:
-        for batch in tqdm(loader, desc="filter-bank gate examples", disable=not progress,
-                          leave=False):  # fmt: skip
-            target = batch["target"].to(device)
-            h, w = target.shape[-2:]
+        for batch in tqdm(loader, desc=desc, disable=not progress, leave=False):
             padded, _ = pad_to_multiple(batch["input"].to(device), model.size_multiple)
-            y, x, features, context = model.head_inputs(padded)
-            descriptors.append(head.descriptor(y, x, features, context).float())
-            scores.append(torch.stack([
-                psnr(head.candidate(j, y, x)[..., :h, :w].float().clamp(0, 1), target)
-                for j in range(head.num_candidates)
-            ], dim=1).clamp(max=score_cap))  # fmt: skip
+            yield batch["target"].to(device), padded
     finally:
         model.train(was_training)
-    return torch.cat(descriptors), torch.cat(scores)
+
+
+def _scores(
+    head: FilterBankHead, candidates: Any, y: Tensor, x: Tensor, target: Tensor, cap: float
+) -> Tensor:
+    """PSNR of each of ``candidates`` against ``target`` (B×len), capped at ``cap``."""
+    h, w = target.shape[-2:]
+    if not len(candidates):
+        return target.new_zeros(target.shape[0], 0)
+    return torch.stack([
+        psnr(head.candidate(j, y, x)[..., :h, :w].float().clamp(0, 1), target) for j in candidates
+    ], dim=1).clamp(max=cap)  # fmt: skip
 
 
 def fit_gate(
@@ -452,12 +501,14 @@ def _training_summary(model: nn.Module) -> dict[str, Any]:
 
 
 def _examples_key(config: FilterBankFitConfig) -> str:
-    """What the gate examples depend on, as canonical JSON (the examples file's stamp)."""
+    """What the gate examples' network terms and network/input/filter scores depend on, as
+    canonical JSON (the examples file's stamp; the experts are its columns, not its stamp, and
+    the descriptor's input terms are not stored)."""
     import json
 
     options = {
         k: v for k, v in dataclasses.asdict(config.filter_bank).items()
-        if k not in GATE_ONLY_OPTIONS and k != "hidden"
+        if k not in GATE_ONLY_OPTIONS and k not in ("hidden", "experts", "input_statistics")
     }  # fmt: skip
     what = {
         "model": dataclasses.asdict(config.model), "data": dataclasses.asdict(config.data),
@@ -467,34 +518,130 @@ def _examples_key(config: FilterBankFitConfig) -> str:
     return json.dumps(what, sort_keys=True, default=str)
 
 
-def _read_examples(path: Path, key: str) -> tuple[Tensor, Tensor, Tensor] | None:
-    """The examples (and the random generator's state after them) stored at ``path`` when they
-    were made with ``key``; ``None`` otherwise."""
+def candidate_ids(filters: int, experts: Sequence[str | Mapping[str, Any]]) -> list[str]:
+    """What each score column of the gate examples is: ``output``, ``input``, ``filter k``,
+    then each expert's entry as canonical JSON (its path and self-ensemble mode)."""
+    import json
+
+    ids = ["output", "input", *(f"filter {k}" for k in range(1, filters + 1))]
+    for item in experts:
+        model, mode = expert_entry(item, "filter_bank.experts")
+        ids.append(json.dumps({"model": model, "self_ensemble": mode}, sort_keys=True))
+    return ids
+
+
+@dataclasses.dataclass
+class GateExamples:
+    """Stored gate examples: the descriptors' network terms (N×D,
+    :meth:`FilterBankHead.network_terms`), one score column (N, uncapped) per candidate id
+    (:func:`candidate_ids`), the random generator's state after them and, once a fit with
+    ``input_statistics`` has computed them, the crops' input statistics (N×S,
+    :func:`~aioir.nn.filter_bank.input_statistics`)."""
+
+    descriptors: Tensor
+    columns: dict[str, Tensor]
+    rng_state: Tensor
+    input_statistics: Tensor | None = None
+
+
+def read_gate_examples(path: str | os.PathLike[str], key: str | None = None) -> GateExamples | None:
+    """The examples stored at ``path`` (a ``filter_bank.gate_examples_file``) when they were
+    made with ``key`` (any when ``None``); ``None`` otherwise. Files written before the columns
+    were named (their stamp held the experts) are read too."""
+    path = Path(path)
+    import json
+
     from safetensors import safe_open
 
     if not path.is_file():
         return None
     try:
         with safe_open(str(path), framework="pt") as f:
-            if (f.metadata() or {}).get("key") != key:
+            meta = f.metadata() or {}
+            stored_key, ids = meta.get("key", ""), meta.get("candidates")
+            if ids is None:  # the first format: experts inside the stamp, columns in order
+                stamp = json.loads(stored_key or "{}")
+                experts = stamp.get("filter_bank", {}).pop("experts", [])
+                stored_key = json.dumps(stamp, sort_keys=True, default=str)
+                scores = f.get_tensor("scores")
+                ids = json.dumps(candidate_ids(scores.shape[1] - 2 - len(experts), experts))
+            if key is not None and stored_key != key:
                 log.info("%s: gate examples of another fit; computing them again", path)
                 return None
-            return f.get_tensor("descriptors"), f.get_tensor("scores"), f.get_tensor("rng_state")
+            scores = f.get_tensor("scores")
+            columns = dict(zip(json.loads(ids), scores.unbind(dim=1), strict=True))
+            names = set(f.keys())
+            statistics = f.get_tensor("input_statistics") if "input_statistics" in names else None
+            return GateExamples(
+                f.get_tensor("descriptors"), columns, f.get_tensor("rng_state"), statistics
+            )
     except (OSError, ValueError, KeyError) as exc:
         raise ConfigError(f"filter_bank.gate_examples_file: {path}: unreadable ({exc})") from exc
 
 
-def _write_examples(
-    path: Path, key: str, descriptors: Tensor, scores: Tensor, rng_state: Tensor
-) -> None:
+def _write_examples(path: Path, key: str, ids: Sequence[str], examples: GateExamples) -> None:
+    import json
+
     from safetensors.torch import save
 
     from aioir.io import write_bytes_atomically
 
-    tensors = {"descriptors": descriptors, "scores": scores, "rng_state": rng_state}
-    payload = save({k: v.contiguous() for k, v in tensors.items()}, metadata={"key": key})
+    tensors = {
+        "descriptors": examples.descriptors,
+        "scores": torch.stack([examples.columns[i] for i in ids], dim=1),
+        "rng_state": examples.rng_state,
+    }
+    if examples.input_statistics is not None:
+        tensors["input_statistics"] = examples.input_statistics
+    metadata = {"key": key, "candidates": json.dumps(list(ids))}
+    payload = save({k: v.contiguous() for k, v in tensors.items()}, metadata=metadata)
     path.parent.mkdir(parents=True, exist_ok=True)
     write_bytes_atomically(path, payload, overwrite=True)
+
+
+def _gate_examples(
+    model: FilterBankRestorer,
+    loader: Any,
+    config: FilterBankFitConfig,
+    progress: bool,
+) -> tuple[Tensor, Tensor]:
+    """The gate examples of the fit (descriptors, uncapped scores in candidate order): read from
+    ``filter_bank.gate_examples_file`` where it has them (scoring the experts it lacks a column
+    for, and the input statistics if the head reads them and the file lacks them, from the
+    crops alone), else computed; the file is (re)written when anything was computed. Leaves the
+    random generator as restoring every crop would."""
+    head, fb = model.filter_bank, config.filter_bank
+    ids = candidate_ids(head.num_filters, fb.experts)
+    path = Path(fb.gate_examples_file) if fb.gate_examples_file else None
+    key = _examples_key(config)
+    stored = read_gate_examples(path, key) if path is not None else None
+    network_size = head.descriptor_mean.numel() - head.input_terms_size
+    if stored is None:
+        descriptors, scores = gate_examples(model, head, loader, float("inf"), progress)
+        columns = dict(zip(ids, scores.unbind(dim=1), strict=True))
+        statistics = descriptors[:, network_size:] if head.input_terms_size else None
+        stored = GateExamples(descriptors[:, :network_size], columns, torch.get_rng_state(),
+                              statistics)  # fmt: skip
+        changed = True
+    else:
+        missing = [j for j, i in enumerate(ids) if i not in stored.columns]
+        changed = bool(missing) or (head.input_terms_size > 0 and stored.input_statistics is None)
+        if changed:
+            log.info("gate examples: %d new candidate(s) and the input statistics from the crops",
+                     len(missing))  # fmt: skip
+            terms, new = input_only_examples(model, head, loader, missing, progress)
+            stored.columns.update(zip((ids[j] for j in missing), new.unbind(dim=1), strict=True))
+            if head.input_terms_size:
+                stored.input_statistics = terms
+        # the generator as restoring the crops left it (the gate's reset draws from it next)
+        torch.set_rng_state(stored.rng_state)
+    if path is not None and changed:
+        _write_examples(path, key, ids, stored)
+    descriptors = stored.descriptors
+    if head.input_terms_size:
+        assert stored.input_statistics is not None  # computed above when missing
+        descriptors = torch.cat([descriptors, stored.input_statistics], dim=1)
+    return descriptors, torch.stack([stored.columns[i] for i in ids], dim=1)
 
 
 def _validate(
@@ -551,7 +698,9 @@ def fit(
     dm.setup("fit")
     groups = filter_bank_groups(dm.task_spec(fb.task), fb.task, fb.severity_bins)
     experts = _load_experts(fb.experts)
-    model = wrap_in_filter_bank(network, len(groups), fb.taps, fb.hidden, config.seed, experts)
+    model = wrap_in_filter_bank(
+        network, len(groups), fb.taps, fb.hidden, config.seed, experts, fb.input_statistics
+    )
     if rt.channels_last:
         to_channels_last(model)
     model.to(device)
@@ -561,17 +710,7 @@ def fit(
     specs = {task: dm.task_spec(task) for task in dm.task_names}
     crops = dm.synthetic_pairs(specs, fb.gate_items_per_task, fb.gate_patch_size, salt=4)
     loader = DataLoader(crops, batch_size=16, shuffle=False)
-    cache = Path(fb.gate_examples_file) if fb.gate_examples_file else None
-    key = _examples_key(config)
-    examples = _read_examples(cache, key) if cache is not None else None
-    if examples is None:
-        descriptors, scores = gate_examples(model, head, loader, float("inf"), progress)
-        if cache is not None:
-            _write_examples(cache, key, descriptors, scores, torch.get_rng_state())
-    else:
-        # the generator as restoring the crops left it (the gate's reset draws from it next)
-        descriptors, scores, rng_state = examples
-        torch.set_rng_state(rng_state)
+    descriptors, scores = _gate_examples(model, loader, config, progress)
     expected = train_gate(head, descriptors, scores, fb, progress)
     val = _validate(model, dm, config, device) if config.validation.enabled else None
 

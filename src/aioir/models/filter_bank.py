@@ -11,7 +11,8 @@ fit-filter-bank``); the shipped default model (v4) is one.
 
 Saved form (:mod:`aioir.models.wrappers`): ``"wrappers": [{"name": "filter_bank", "filters": K,
 "taps": T, "hidden": H}]`` in ``config.json``, plus ``"experts": [{"architecture", "preset",
-"overrides"}, …]`` when the head has experts (and ``"self_ensemble": MODE`` for one run as a
+"overrides"}, …]`` when the head has experts, ``"input_statistics": true`` when its gate reads
+them (and ``"self_ensemble": MODE`` for one run as a
 :class:`~aioir.nn.ensemble.GeometricEnsemble`, its weights then under ``…<e>.module.``); weights ``restorer.*`` (the network) and
 ``filter_bank.*`` (the head, its experts' under ``filter_bank.experts.<e>.``). Models saved
 before the wrapper existed (format 1) described the head as constructor arguments
@@ -30,7 +31,7 @@ from aioir.errors import ConfigError
 from aioir.models.registry import create_model, registered_name
 from aioir.models.wrappers import RestorerWrapper, register_wrapper
 from aioir.nn.ensemble import GeometricEnsemble
-from aioir.nn.filter_bank import FilterBankHead
+from aioir.nn.filter_bank import FilterBankHead, InputStatisticsFilterBankHead
 from aioir.nn.inference_memory import declared_bytes_per_pixel
 from aioir.nn.padding import pad_to_multiple, unpad
 
@@ -61,6 +62,8 @@ class FilterBankRestorer(RestorerWrapper):
             ``aioir_config`` is saved) or that function's records, ``{"architecture",
             "preset", "overrides"}``, from which they are built (with random weights: loading
             the saved model fills them).
+        input_statistics: the gate also reads the input's classical statistics (noise level,
+            dark channel, exposure: :class:`~aioir.nn.filter_bank.InputStatisticsFilterBankHead`).
     """
 
     def __init__(
@@ -70,6 +73,7 @@ class FilterBankRestorer(RestorerWrapper):
         taps: int = 15,
         hidden: int = 64,
         experts: Sequence[nn.Module | Mapping[str, Any]] = (),
+        input_statistics: bool = False,
     ) -> None:
         if not hasattr(restorer, "forward_padded_with_maps"):
             raise ConfigError(
@@ -80,7 +84,8 @@ class FilterBankRestorer(RestorerWrapper):
         features = int(restorer.feature_channels)
         context = int(restorer.context_map_channels)
         modules = [e if isinstance(e, nn.Module) else _build_expert(e) for e in experts]
-        self.filter_bank = FilterBankHead(features, context, filters, taps, hidden, experts=modules)
+        head = InputStatisticsFilterBankHead if input_statistics else FilterBankHead
+        self.filter_bank = head(features, context, filters, taps, hidden, experts=modules)
 
     @property
     def inference_bytes_per_pixel(self) -> int | None:
@@ -101,6 +106,8 @@ class FilterBankRestorer(RestorerWrapper):
         }  # fmt: skip
         if head.num_experts:
             options["experts"] = [_expert_spec(e) for e in head.experts]
+        if isinstance(head, InputStatisticsFilterBankHead):
+            options["input_statistics"] = True
         return options
 
     def candidate_names(self) -> list[str]:

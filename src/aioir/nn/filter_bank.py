@@ -48,7 +48,10 @@ from torch import Tensor, nn
 from aioir.nn.image_statistics import crop_count, image_statistic, pool_crops
 from aioir.nn.padding import reflect_pad
 
-__all__ = ["FilterBankHead", "LeastSquaresFilterFit", "apply_filter", "detail_profile"]
+__all__ = [
+    "FilterBankHead", "InputStatisticsFilterBankHead", "LeastSquaresFilterFit", "apply_filter",
+    "detail_profile", "input_statistics",
+]  # fmt: skip
 
 
 def apply_filter(images: Tensor, kernel: Tensor) -> Tensor:
@@ -112,6 +115,57 @@ def detail_profile(images: Tensor, sigmas: tuple[float, ...] = DETAIL_SIGMAS) ->
     return torch.cat([profile, anisotropy], dim=1)
 
 
+#: Immerkær's noise-estimation mask (the difference of two Laplacians: blind to planes and ramps)
+_NOISE_MASK = ((1.0, -2.0, 1.0), (-2.0, 4.0, -2.0), (1.0, -2.0, 1.0))
+#: side (px) of the dark channel's minimum filter, the dark channel prior's patch
+DARK_CHANNEL_PATCH = 15
+#: what :func:`input_statistics` returns, in order
+INPUT_STATISTICS: tuple[str, ...] = (
+    "log noise σ (grey)", "log noise σ (red − green)", "log noise σ (blue − yellow)",
+    "dark channel (15 px)", "dark channel (pixel)", "log mean brightness", "log contrast",
+    "saturation", "highlights (max channel > 0.5)", "mean max channel",
+)  # fmt: skip
+
+
+def input_statistics(images: Tensor) -> Tensor:
+    """Classical statistics of each input image that read its degradation directly, B×10
+    (:data:`INPUT_STATISTICS`): the noise level by Immerkær's fast estimator (1996: the mean
+    absolute response to a mask that cancels planes, × √(π/2)/6) on the grey level and two
+    colour-opponent channels (sensor noise is coloured, photo detail mostly is not); the mean
+    dark channel over 15-px patches and per pixel (He et al.'s haze evidence: near 0 on a clear
+    photo, the airlight's share under haze); log mean brightness and log contrast (grey level's
+    standard deviation), mean saturation, the fraction of pixels whose brightest channel
+    exceeds 0.5 and that channel's mean (an under-exposed photo has no highlights; a dark photo
+    of a bright subject has some). Means over pixels, pooled over an image's crops (tiles share
+    the whole image's); convolutions and pooling only (ONNX, TorchScript, any size ≥ 3 px).
+    """
+    x = images.float().clamp(0.0, 1.0)
+    grey = x.mean(dim=1, keepdim=True)
+    red_green = x[:, :1] - x[:, 1:2]
+    blue_yellow = x[:, 2:3] - 0.5 * (x[:, :1] + x[:, 1:2])
+    mask = torch.tensor(_NOISE_MASK, dtype=x.dtype, device=x.device).view(1, 1, 3, 3)
+
+    def mean(t: Tensor) -> Tensor:
+        return pool_crops(t.mean(dim=(1, 2, 3)))
+
+    def log_noise(channel: Tensor) -> Tensor:
+        sigma = mean(F.conv2d(channel, mask).abs()) * (math.sqrt(math.pi / 2.0) / 6.0)
+        return sigma.clamp(min=1e-5).log()
+
+    lowest = x.amin(dim=1, keepdim=True)
+    highest = x.amax(dim=1, keepdim=True)
+    r = DARK_CHANNEL_PATCH // 2
+    dark_patch = -F.max_pool2d(-lowest, DARK_CHANNEL_PATCH, stride=1, padding=r)
+    brightness = mean(grey)
+    variance = (mean(grey.pow(2)) - brightness.pow(2)).clamp(min=1e-8)
+    saturation = (highest - lowest) / highest.clamp(min=1e-3)
+    return torch.stack([
+        log_noise(grey), log_noise(red_green), log_noise(blue_yellow),
+        mean(dark_patch), mean(lowest), brightness.clamp(min=1e-4).log(),
+        0.5 * variance.log(), mean(saturation), mean((highest > 0.5).to(x.dtype)), mean(highest),
+    ], dim=1)  # fmt: skip
+
+
 def _mean_std(t: Tensor) -> tuple[Tensor, Tensor]:
     """Per-channel mean and (Bessel-corrected) standard deviation over the pixels of B×C×H×W,
     over all crops of an image while recording crops (:mod:`aioir.nn.image_statistics`)."""
@@ -148,6 +202,8 @@ class FilterBankHead(nn.Module):
     fitted: Tensor
     #: the choice is a per-image decision (:mod:`aioir.nn.image_statistics`)
     image_statistics = True
+    #: size of :meth:`input_terms` (none here; :class:`InputStatisticsFilterBankHead` adds some)
+    input_terms_size = 0
 
     def __init__(
         self,
@@ -169,7 +225,8 @@ class FilterBankHead(nn.Module):
         self.register_buffer("filters", identity)
         self.register_buffer("fitted", torch.tensor(False))
         profile = len(DETAIL_SIGMAS) + 2  # detail_profile's size
-        descriptor = 2 * context_channels + 2 * feature_channels + 2 * profile + 1
+        network_terms = 2 * context_channels + 2 * feature_channels + 2 * profile + 1
+        descriptor = network_terms + self.input_terms_size
         self.register_buffer("descriptor_mean", torch.zeros(descriptor))
         self.register_buffer("descriptor_std", torch.ones(descriptor))
         self.gate = nn.Sequential(
@@ -215,9 +272,23 @@ class FilterBankHead(nn.Module):
         self.fitted.fill_(True)
 
     def descriptor(self, y: Tensor, x: Tensor, features: Tensor, context: Tensor) -> Tensor:
-        """What the choice is made from, B×D (before normalisation): pooled context and
-        features, the input's detail profile, and how much the network changed the input (log
-        mean squared change, and the change of the detail profile)."""
+        """What the choice is made from, B×D (before normalisation): :meth:`network_terms`, then
+        :meth:`input_terms`."""
+        terms = self.network_terms(y, x, features, context)
+        if not self.input_terms_size:
+            return terms
+        return torch.cat([terms, self.input_terms(x)], dim=1)
+
+    def input_terms(self, x: Tensor) -> Tensor:
+        """The descriptor's terms read from the input alone, B×:attr:`input_terms_size` (none
+        here): a fit computes them from its crops without the network, so stored examples of
+        :meth:`network_terms` serve any head's."""
+        return x.new_zeros(x.shape[0], 0)
+
+    def network_terms(self, y: Tensor, x: Tensor, features: Tensor, context: Tensor) -> Tensor:
+        """The descriptor's terms that need the network: pooled context and features, the
+        input's detail profile, and how much the network changed the input (log mean squared
+        change, and the change of the detail profile)."""
         c, f = context.float(), features.float()
         x, y = x.float(), y.float()
         profile_x, profile_y = detail_profile(x), detail_profile(y)
@@ -268,6 +339,19 @@ class FilterBankHead(nn.Module):
         for j in range(1, self.num_candidates):
             out = out + w[:, j] * self.candidate(j, y, x)
         return out
+
+
+class InputStatisticsFilterBankHead(FilterBankHead):
+    """A :class:`FilterBankHead` whose gate also reads :func:`input_statistics`: the input's
+    noise level, dark channel, exposure and saturation, which name the degradations the
+    network's pooled features leave ambiguous (a hazy photo that the network leaves alone looks
+    clean to a gate that reads only the network; noise on a dark photo looks like low light).
+    Same arguments as :class:`FilterBankHead`."""
+
+    input_terms_size = len(INPUT_STATISTICS)
+
+    def input_terms(self, x: Tensor) -> Tensor:
+        return input_statistics(x)
 
 
 class LeastSquaresFilterFit:
