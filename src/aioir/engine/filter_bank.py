@@ -338,7 +338,12 @@ def _crops(model: FilterBankRestorer, loader: Any, desc: str, progress: bool) ->
 
 
 def _scores(
-    head: FilterBankHead, candidates: Any, y: Tensor, x: Tensor, target: Tensor, cap: float
+    head: FilterBankHead,
+    candidates: Sequence[int],
+    y: Tensor,
+    x: Tensor,
+    target: Tensor,
+    cap: float,
 ) -> Tensor:
     """PSNR of each of ``candidates`` against ``target`` (B×len), capped at ``cap``."""
     h, w = target.shape[-2:]
@@ -548,28 +553,29 @@ def read_gate_examples(path: str | os.PathLike[str], key: str | None = None) -> 
     """The examples stored at ``path`` (a ``filter_bank.gate_examples_file``) when they were
     made with ``key`` (any when ``None``); ``None`` otherwise. Files written before the columns
     were named (their stamp held the experts) are read too."""
-    path = Path(path)
     import json
 
     from safetensors import safe_open
 
+    path = Path(path)
     if not path.is_file():
         return None
     try:
         with safe_open(str(path), framework="pt") as f:
             meta = f.metadata() or {}
-            stored_key, ids = meta.get("key", ""), meta.get("candidates")
-            if ids is None:  # the first format: experts inside the stamp, columns in order
+            stored_key = meta.get("key", "")
+            scores = f.get_tensor("scores")
+            if "candidates" in meta:
+                ids = json.loads(meta["candidates"])
+            else:  # the first format: experts inside the stamp, columns in order
                 stamp = json.loads(stored_key or "{}")
                 experts = stamp.get("filter_bank", {}).pop("experts", [])
                 stored_key = json.dumps(stamp, sort_keys=True, default=str)
-                scores = f.get_tensor("scores")
-                ids = json.dumps(candidate_ids(scores.shape[1] - 2 - len(experts), experts))
+                ids = candidate_ids(scores.shape[1] - 2 - len(experts), experts)
             if key is not None and stored_key != key:
                 log.info("%s: gate examples of another fit; computing them again", path)
                 return None
-            scores = f.get_tensor("scores")
-            columns = dict(zip(json.loads(ids), scores.unbind(dim=1), strict=True))
+            columns = dict(zip(ids, scores.unbind(dim=1), strict=True))
             names = set(f.keys())
             statistics = f.get_tensor("input_statistics") if "input_statistics" in names else None
             return GateExamples(

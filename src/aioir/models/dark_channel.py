@@ -27,11 +27,11 @@ dark-channel-prior``) it is the classical method.
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from aioir.color import BT601_LUMA
 from aioir.models.registry import Preset, register_presets
+from aioir.nn.dark_channel import dark_channel
 
 __all__ = ["DARK_CHANNEL_PRESETS", "DarkChannelPrior", "box_mean", "dark_channel", "guided_filter"]
 
@@ -39,16 +39,6 @@ __all__ = ["DARK_CHANNEL_PRESETS", "DarkChannelPrior", "box_mean", "dark_channel
 def _scaled(value: int, short_side: int, reference: int = 300, minimum: int = 3) -> int:
     """A pixel parameter tuned for ≥ ``reference``-px images, shrunk for smaller ones."""
     return max(minimum, round(value * min(1.0, short_side / reference)))
-
-
-def dark_channel(images: Tensor, patch: int) -> Tensor:
-    """Minimum over channels and a ``patch``² window, edge-replicated: B×C×H×W → B×1×H×W."""
-    low = images.amin(dim=1, keepdim=True)
-    before, after = (patch - 1) // 2, patch // 2
-    padded = F.pad(low, (before, after, before, after), mode="replicate")
-    # a square window's minimum is separable: rows, then columns
-    rows = F.max_pool2d(-padded, (patch, 1), stride=1)
-    return -F.max_pool2d(rows, (1, patch), stride=1)
 
 
 def _symmetric_pad_last(x: Tensor, before: int, after: int) -> Tensor:

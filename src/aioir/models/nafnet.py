@@ -147,8 +147,7 @@ NAFNET_PRESETS: dict[str, Preset] = {
     "tiny": Preset(
         {"dim": 16, "num_blocks": (1, 1, 1, 2), "decoder_blocks": (1, 1, 1)},
         parameters=407_603,
-        description="NAFNet-block U-Net, dim 16, one or two blocks per level (tests; CPU-fast "
-        "blur expert)",
+        description="NAFNet-block U-Net, dim 16, one or two blocks per level (tests)",
         inference_bytes_per_pixel=887,  # restore_large.py --bytes-per-pixel --threads 1
     ),
 }

@@ -45,6 +45,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from aioir.nn.dark_channel import dark_channel
 from aioir.nn.image_statistics import crop_count, image_statistic, pool_crops
 from aioir.nn.padding import reflect_pad
 
@@ -154,14 +155,12 @@ def input_statistics(images: Tensor) -> Tensor:
 
     lowest = x.amin(dim=1, keepdim=True)
     highest = x.amax(dim=1, keepdim=True)
-    r = DARK_CHANNEL_PATCH // 2
-    dark_patch = -F.max_pool2d(-lowest, DARK_CHANNEL_PATCH, stride=1, padding=r)
     brightness = mean(grey)
     variance = (mean(grey.pow(2)) - brightness.pow(2)).clamp(min=1e-8)
     saturation = (highest - lowest) / highest.clamp(min=1e-3)
     return torch.stack([
         log_noise(grey), log_noise(red_green), log_noise(blue_yellow),
-        mean(dark_patch), mean(lowest), brightness.clamp(min=1e-4).log(),
+        mean(dark_channel(x, DARK_CHANNEL_PATCH)), mean(lowest), brightness.clamp(min=1e-4).log(),
         0.5 * variance.log(), mean(saturation), mean((highest > 0.5).to(x.dtype)), mean(highest),
     ], dim=1)  # fmt: skip
 
