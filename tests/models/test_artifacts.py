@@ -10,7 +10,13 @@ import torch
 from torch import nn
 
 from aioir.errors import ConfigError
-from aioir.models import ModelArtifact, load_model, register_artifact, save_model
+from aioir.models import (
+    ModelArtifact,
+    load_model,
+    model_description,
+    register_artifact,
+    save_model,
+)
 from aioir.models.artifacts import ARTIFACTS, attach_artifacts
 from aioir.models.wrappers import RestorerWrapper, unwrap
 
@@ -97,3 +103,20 @@ def test_artifacts_attach_to_the_wrapped_network(tmp_path, note_artifact):
     (tmp_path / "note.txt").write_text("inside")
     attach_artifacts(wrapper, tmp_path, {"test_note": "note.txt"})
     assert unwrap(wrapper).note == "inside" and "note" not in vars(wrapper)
+
+
+def test_model_description_is_the_outermost_steps():
+    """A wrapper's fit describes the whole model; without one, the training run does."""
+    model = nn.Identity()
+    assert model_description(model) is None
+    model.aioir_metadata = {"training": {"description": "the network"}}
+    assert model_description(model) == "the network"
+    model.aioir_config = {"wrappers": [{"name": "outer_fit"}]}
+    assert model_description(model) == "the network"  # the wrapper's fit recorded nothing
+    model.aioir_metadata["outer_fit"] = {"description": "network + head"}
+    assert model_description(model) == "network + head"
+
+
+def test_the_shipped_default_is_described_by_its_heads_fit():
+    description = model_description(load_model("default"))
+    assert description is not None and "filter-bank head" in description

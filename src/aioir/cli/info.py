@@ -9,7 +9,7 @@ from aioir.cli import _options as options
 
 def _default_row() -> str | None:
     """The shipped default model's row of ``aioir models`` (``None`` when none is shipped)."""
-    from aioir.models import DEFAULT_MODEL, load_model, unwrap
+    from aioir.models import DEFAULT_MODEL, load_model, model_description, unwrap
     from aioir.models.checkpoints import shipped_weights
 
     if shipped_weights(DEFAULT_MODEL) is None:
@@ -17,7 +17,7 @@ def _default_row() -> str | None:
     model = load_model(DEFAULT_MODEL)
     config = unwrap(model).aioir_config
     params = sum(p.numel() for p in model.parameters())
-    what = model.aioir_metadata.get("training", {}).get("description") or type(model).__name__
+    what = model_description(model) or type(model).__name__
     return (
         f"{DEFAULT_MODEL:24s} {config['architecture']:12s} {config['preset']:8s} "
         f"{params:>12,}  the shipped default model, used without --model: {what}"

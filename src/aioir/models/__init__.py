@@ -31,6 +31,7 @@ from aioir.models.artifacts import (
     artifact_arguments,
     attach_artifact_files,
     attach_artifacts,
+    model_description,
     register_artifact,
     save_model,
 )
@@ -74,6 +75,7 @@ __all__ = [
     "get_model_info",
     "list_models",
     "load_model",
+    "model_description",
     "register_artifact",
     "register_model",
     "save_model",

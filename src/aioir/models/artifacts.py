@@ -200,3 +200,18 @@ def save_model(
     elif old.exists() or old.is_symlink():
         old.unlink()
     return out
+
+
+def model_description(model: nn.Module) -> str | None:
+    """What a loaded saved model is, in the words of the step that made it last: the
+    description its outermost wrapper's fit recorded (under the wrapper's name in the
+    metadata, e.g. ``aioir fit-filter-bank``'s), else its training run's; ``None`` when neither
+    recorded one."""
+    metadata = getattr(model, "aioir_metadata", None) or {}
+    config = getattr(model, "aioir_config", None) or {}
+    names = [w.get("name") for w in config.get("wrappers") or [] if isinstance(w, Mapping)]
+    for key in [*reversed(names), "training"]:
+        record = metadata.get(key) if isinstance(key, str) else None
+        if isinstance(record, Mapping) and record.get("description"):
+            return str(record["description"])
+    return None

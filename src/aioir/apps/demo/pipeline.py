@@ -66,6 +66,7 @@ def _check_arguments(
 
 
 def _model_label(spec: str | os.PathLike[str] | nn.Module, model: nn.Module) -> str:
+    from aioir.models import model_description
     from aioir.restore.adaptation import model_architecture
 
     if isinstance(spec, nn.Module):
@@ -74,8 +75,7 @@ def _model_label(spec: str | os.PathLike[str] | nn.Module, model: nn.Module) -> 
         arch = model_architecture(model)
         return f"{arch}-{preset}" if preset else arch
     label = os.fspath(spec)
-    training = (getattr(model, "aioir_metadata", None) or {}).get("training") or {}
-    description = training.get("description") if isinstance(training, dict) else None
+    description = model_description(model)
     return f"{label}: {description}" if description else label
 
 
