@@ -17,6 +17,11 @@ Use it on photos that the bar does not use: a folder of the corpus's ``val`` pho
 
 Each line printed is one setting: its per-column PSNR (dB) and floored gain. The fit options
 not in a ``--grid`` are the model's own (its saved ``filter_bank`` record).
+
+Crops are not whole photos: a gate that wins on crops can still misjudge a whole photo (run
+30's did, on ``make demo``'s blurred clock). ``--whole-photos 384`` also restores every photo
+whole, its long side 384 px as the demo has it, scores every setting on those too, and
+chooses by the mean of the two floored gains.
 """
 
 from __future__ import annotations
@@ -58,25 +63,33 @@ SWEEPABLE = (
 
 @dataclasses.dataclass
 class CaseCache:
-    """One column's cases: the descriptors' network terms (N×D), candidates (N×J×3×H×W; 1 is
-    the input), targets, input PSNRs."""
+    """One column's cases: the descriptors' network terms (N×D), each case's candidates
+    (J×3×H×W; 1 is the input) and target (3×H×W) — sizes may differ between cases (whole
+    photos) — and the input PSNRs (N)."""
 
     key: str
     descriptors: Tensor
-    candidates: Tensor
-    targets: Tensor
+    candidates: list[Tensor]
+    targets: list[Tensor]
     input_psnr: Tensor
 
 
 @torch.no_grad()
 def restore_cases(
-    model: torch.nn.Module, photos: str, limit: int | None, crops_per_photo: int = 2
+    model: torch.nn.Module,
+    photos: str,
+    limit: int | None,
+    crops_per_photo: int = 2,
+    whole_side: int | None = None,
 ) -> list[CaseCache]:
     """Every column of ``photo-tasks:photos`` (``crops_per_photo`` seeded crops of each
-    photo; the bar's 2 by default) restored once, every candidate kept."""
+    photo, the bar's 2 by default; or with ``whole_side`` each photo whole at that long side)
+    restored once, every candidate kept."""
     head = model.filter_bank
     out = []
-    bench = PhotoTasksBenchmark(Path(photos), crops_per_photo=crops_per_photo)
+    bench = PhotoTasksBenchmark(
+        Path(photos), crops_per_photo=crops_per_photo, whole_side=whole_side
+    )
     for column in bench.columns(None):
         n = len(column) if limit is None else min(limit, len(column))
         desc, cands, targets, inputs = [], [], [], []
@@ -91,8 +104,7 @@ def restore_cases(
             ]))  # fmt: skip
             targets.append(case.target)
             inputs.append(psnr(case.input[None].clamp(0, 1), case.target[None]))
-        out.append(CaseCache(column.key, torch.cat(desc), torch.stack(cands),
-                             torch.stack(targets), torch.cat(inputs)))  # fmt: skip
+        out.append(CaseCache(column.key, torch.cat(desc), cands, targets, torch.cat(inputs)))
     return out
 
 
@@ -102,11 +114,13 @@ def cached_cases(
     limit: int | None,
     cache: str | None,
     crops_per_photo: int = 2,
+    whole_side: int | None = None,
 ) -> list[CaseCache]:
     """:func:`restore_cases`, read from ``cache`` when it holds the same photos, crops, limit
     and head (filters and expert weights), else computed and written there."""
     head = model.filter_bank
-    stamp = {"photos": str(photos), "limit": limit, "crops_per_photo": crops_per_photo}
+    stamp = {"photos": str(photos), "limit": limit, "crops_per_photo": crops_per_photo,
+             "whole_side": whole_side, "format": 2}  # fmt: skip
     state = {k: v for k, v in head.state_dict().items() if not k.startswith("gate.")}
     state = {k: v for k, v in state.items() if not k.startswith("descriptor_")}
     if cache and Path(cache).is_file():
@@ -116,7 +130,7 @@ def cached_cases(
             print(f"{cache}: restored cases reused")
             return [CaseCache(**c) for c in kept["cases"]]
     start = time.perf_counter()
-    cases = restore_cases(model, photos, limit, crops_per_photo)
+    cases = restore_cases(model, photos, limit, crops_per_photo, whole_side)
     print(f"restored {sum(len(c.targets) for c in cases)} cases in "
           f"{time.perf_counter() - start:.0f} s")  # fmt: skip
     if cache:
@@ -149,13 +163,24 @@ def score(head: torch.nn.Module, cases: list[CaseCache]) -> tuple[dict[str, floa
         for c in cases:
             descriptors = c.descriptors
             if head.input_terms_size:  # read from the input, candidate 1
-                descriptors = torch.cat([descriptors, head.input_terms(c.candidates[:, 1])], 1)
+                inputs = [cands[1:2] for cands in c.candidates]
+                terms = torch.cat([head.input_terms(x) for x in inputs])
+                descriptors = torch.cat([descriptors, terms], 1)
             w = head.gate(head.normalize(descriptors)).softmax(dim=1)
-            blend = (w[:, :, None, None, None] * c.candidates).sum(dim=1).clamp(0, 1)
+            scores = []
+            for wi, cands, target in zip(w, c.candidates, c.targets, strict=True):
+                blend = (wi[:, None, None, None] * cands).sum(dim=0).clamp(0, 1)
+                scores.append(psnr(blend[None], target[None]))
             # a perfect clean crop scores ∞: capped as validation caps it
-            columns[c.key] = float(psnr(blend, c.targets).clamp(max=PSNR_CAP).mean())
+            columns[c.key] = float(torch.cat(scores).clamp(max=PSNR_CAP).mean())
             weights[c.key] = w.mean(dim=0)
     return columns, weights
+
+
+def _top_weights(weights: Tensor, names: list[str], count: int = 3) -> dict[str, float]:
+    """The ``count`` heaviest candidates of a column's mean weights, by name."""
+    order = weights.argsort(descending=True)[:count].tolist()
+    return {names[j]: round(float(weights[j]), 3) for j in order}
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -176,6 +201,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "--cache", default=None,
         help="keep the restored cases in this file (reused while the model's head is the same)",
     )  # fmt: skip
+    parser.add_argument(
+        "--whole-photos", type=int, default=None, metavar="SIDE",
+        help="also score every photo whole at this long side (e.g. 384, as make demo); a "
+        "setting is then chosen by the mean of the two floored gains",
+    )  # fmt: skip
+    parser.add_argument("--whole-cache", default=None, help="--cache for the whole photos")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -203,17 +234,25 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if examples is None or absent:
         parser.error(f"--examples {args.examples}: no scores for {absent or 'any candidate'}")
     raw_scores = torch.stack([examples.columns[i] for i in ids], dim=1)
-    cases = cached_cases(model, args.photos, args.limit, args.cache, args.crops_per_photo)
-    inputs = {c.key: float(c.input_psnr.clamp(max=PSNR_CAP).mean()) for c in cases}
+    sets = {"crops": cached_cases(model, args.photos, args.limit, args.cache,
+                                  args.crops_per_photo)}  # fmt: skip
+    if args.whole_photos:
+        sets["whole"] = cached_cases(model, args.photos, args.limit, args.whole_cache,
+                                     whole_side=args.whole_photos)  # fmt: skip
+    inputs = {
+        name: {c.key: float(c.input_psnr.clamp(max=PSNR_CAP).mean()) for c in cases}
+        for name, cases in sets.items()
+    }
     names = model.candidate_names()
     network, head = unwrap(model), model.filter_bank
     experts = list(head.experts)
 
-    saved_columns, _ = score(head, cases)  # the model's own gate: the bar's numbers
-    print(
-        f"as saved: floored gain {floored_gain(saved_columns, inputs):+.2f} | "
-        + " ".join(f"{k} {v:.2f}" for k, v in saved_columns.items())
-    )
+    saved = {name: score(head, cases)[0] for name, cases in sets.items()}  # the model's gate
+    for name, columns in saved.items():
+        print(
+            f"as saved ({name}): floored gain {floored_gain(columns, inputs[name]):+.2f} | "
+            + " ".join(f"{k} {v:.2f}" for k, v in columns.items())
+        )
     # the fit's seeded initial head, per gate width and descriptor
     initial_heads: dict[tuple[int, bool], torch.nn.Module] = {}
     results = []
@@ -234,23 +273,30 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             descriptors = torch.cat([descriptors, examples.input_statistics], dim=1)
         torch.set_rng_state(examples.rng_state)  # as the fit has it after the examples
         expected = train_gate(trial, descriptors, raw_scores, options)
-        columns, weights = score(trial, cases)
-        gain = floored_gain(columns, inputs)
-        chosen = {
-            k: {names[j]: round(float(w[j]), 3) for j in w.argsort(descending=True)[:3].tolist()}
-            for k, w in weights.items()
-        }
         setting = {k: getattr(options, k) for k in grid}
-        results.append({"setting": setting, "train_expected": expected, "columns": columns,
-                        "floored_gain": gain, "weights": chosen})  # fmt: skip
-        cells = " ".join(f"{k} {v:.2f}" for k, v in columns.items())
-        print(f"{setting}: floored gain {gain:+.2f} | {cells}", flush=True)
-    best = max(results, key=lambda r: r["floored_gain"])
-    print(f"best: {best['setting']} floored gain {best['floored_gain']:+.2f}")
-    print("input: " + " ".join(f"{k} {v:.2f}" for k, v in inputs.items()))
-    payload = {"model": args.model, "photos": args.photos, "inputs": inputs,
-               "as_saved": saved_columns, "results": results,
+        result: dict[str, Any] = {"setting": setting, "train_expected": expected}
+        for name, cases in sets.items():
+            columns, weights = score(trial, cases)
+            gain = floored_gain(columns, inputs[name])
+            chosen = {k: _top_weights(w, names) for k, w in weights.items()}
+            prefix = "" if name == "crops" else f"{name}_"
+            result.update({f"{prefix}columns": columns, f"{prefix}floored_gain": gain,
+                           f"{prefix}weights": chosen})  # fmt: skip
+            cells = " ".join(f"{k} {v:.2f}" for k, v in columns.items())
+            print(f"{setting} ({name}): floored gain {gain:+.2f} | {cells}", flush=True)
+        gains = [result[f"{'' if name == 'crops' else name + '_'}floored_gain"] for name in sets]
+        result["choice"] = sum(gains) / len(gains)
+        results.append(result)
+    best = max(results, key=lambda r: r["choice"])
+    print(f"best: {best['setting']} floored gain {best['choice']:+.2f}"
+          + (" (mean of crops and whole photos)" if len(sets) > 1 else ""))  # fmt: skip
+    for name, values in inputs.items():
+        print(f"input ({name}): " + " ".join(f"{k} {v:.2f}" for k, v in values.items()))
+    payload = {"model": args.model, "photos": args.photos, "whole_side": args.whole_photos,
+               "inputs": inputs["crops"], "as_saved": saved["crops"], "results": results,
                "date": time.strftime("%Y-%m-%d")}  # fmt: skip
+    if "whole" in sets:
+        payload.update(whole_inputs=inputs["whole"], whole_as_saved=saved["whole"])
     if args.json:
         Path(args.json).write_text(json.dumps(payload, indent=1, default=str))
     return payload

@@ -62,6 +62,17 @@ def test_the_fits_own_settings_reproduce_the_saved_gate(tmp_path):
     model = load_model(tmp_path / "fitted").eval()
     cases = sweep.restore_cases(model, str(photos), None, crops_per_photo=3)
     assert [len(c.targets) for c in cases] == 10 * [3]
+    # whole photos beside the crops: one case per photo at the long side asked, both scored,
+    # the setting chosen by the mean of the two floored gains
+    whole = sweep.main([*argv, "--grid", "gate_epochs=20,40", "--whole-photos", "36"])
+    first = whole["results"][0]
+    assert first["columns"] == own["columns"] and len(whole["whole_inputs"]) == 10
+    assert first["whole_columns"] == whole["whole_as_saved"]
+    assert first["choice"] == pytest.approx(
+        (first["floored_gain"] + first["whole_floored_gain"]) / 2
+    )
+    cases = sweep.restore_cases(model, str(photos), None, whole_side=36)
+    assert {tuple(t.shape) for c in cases for t in c.targets} == {(3, 30, 36)}
 
 
 def test_floored_gain_charges_every_column_under_its_floor():

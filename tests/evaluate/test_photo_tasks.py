@@ -182,3 +182,20 @@ def test_classical_auto_on_photo_tasks_runs_end_to_end(corpus):
     gamma = evaluate(ClassicalModel("adaptive-gamma"), _bench(corpus, "lowlight"), progress=False)
     assert gamma.columns[0].psnr > gamma.columns[0].input_psnr
     assert any("photo-tasks inputs" in n for n in result.notes)
+
+
+def test_whole_photos_are_one_case_each_resized_and_seeded(corpus):
+    """``whole_side``: every test photo whole, long side resized (never up), one case per photo."""
+    bench = PhotoTasksBenchmark(corpus, keys=("s25", "haze", "clean"), whole_side=32)
+    columns = bench.columns(None)
+    assert [len(c) for c in columns] == [3, 3, 3]  # the 3 test photos, no second crop
+    shapes = [tuple(columns[2][i].target.shape) for i in range(3)]
+    assert shapes == [(3, 27, 32), (3, 26, 32), (3, 20, 22)]  # 40×48, 36×44 shrunk; 20×22 kept
+    noisy, hazy = columns[0][1], columns[1][1]
+    assert noisy.input.shape == noisy.target.shape and noisy.meta["sigma"] == 25.0
+    assert not torch.equal(hazy.input, hazy.target)
+    assert torch.equal(hazy.input, bench.columns(None)[1][1].input)  # seeded
+    assert torch.equal(columns[2][0].input, columns[2][0].target)  # clean: input = target
+    assert "whole, long side resized to 32 px" in bench.notes()[0]
+    with pytest.raises(ConfigError, match="at least 8 px"):
+        PhotoTasksBenchmark(corpus, whole_side=4)

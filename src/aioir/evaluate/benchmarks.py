@@ -647,15 +647,20 @@ PHOTO_TASK_COLUMNS: tuple[PhotoTaskColumn, ...] = (
 
 
 class _PhotoCrops:
-    """The seeded crops of ``photo-tasks``: decoded once per photo, shared by every column."""
+    """The seeded crops of ``photo-tasks``: decoded once per photo, shared by every column.
+    With ``whole_side`` each photo is one case instead: the whole photo, its long side
+    resized to ``whole_side`` (never up-scaled)."""
 
-    def __init__(self, paths: Sequence[Path], crop: int, crops_per_photo: int, margin: int):
-        self.paths, self.crop, self.per_photo, self.margin = (
-            list(paths),
-            crop,
-            crops_per_photo,
-            margin,
-        )
+    def __init__(
+        self,
+        paths: Sequence[Path],
+        crop: int,
+        crops_per_photo: int,
+        margin: int,
+        whole_side: int | None = None,
+    ):
+        self.paths, self.crop, self.margin, self.whole_side = list(paths), crop, margin, whole_side
+        self.per_photo = 1 if whole_side else crops_per_photo
         self._cache: dict[int, torch.Tensor] = {}
 
     def __len__(self) -> int:
@@ -666,8 +671,9 @@ class _PhotoCrops:
         k, j = divmod(index, len(self.paths))
         return self.paths[j], k
 
-    @staticmethod
-    def case_name(photo: Path, k: int) -> str:
+    def case_name(self, photo: Path, k: int) -> str:
+        if self.whole_side:
+            return f"{photo.stem}@{self.whole_side}px{photo.suffix}"
         return f"{photo.stem}@{k}{photo.suffix}"
 
     def _photo(self, j: int) -> torch.Tensor:
@@ -676,28 +682,47 @@ class _PhotoCrops:
             from aioir.data.transforms import ensure_min_size
             from aioir.io import read_image
 
-            rgb = torch.from_numpy(read_image(self.paths[j])).permute(2, 0, 1)
-            rgb = ensure_min_size(rgb.float(), self.crop)
+            rgb = torch.from_numpy(read_image(self.paths[j])).permute(2, 0, 1).float()
+            if self.whole_side:
+                rgb = _fit_long_side(rgb, self.whole_side)
+            else:
+                rgb = ensure_min_size(rgb, self.crop)
             cached = rgb.mul(255.0).round_().clamp_(0, 255).to(torch.uint8).contiguous()
             self._cache[j] = cached
         return cached
 
-    def region(self, index: int) -> tuple[torch.Tensor, tuple[int, int, int, int]]:
+    def region(self, index: int) -> tuple[torch.Tensor, tuple[int, int, int, int, int, int]]:
         """Crop ``index`` with up to ``margin`` px of context: ``(1×3×h×w region in [0, 1],
-        (top, left) of the crop in the photo, (dt, dl) of the crop in the region)``."""
+        (top, left) of the crop in the photo, (dt, dl) of the crop in the region, (height,
+        width) of the crop)``; with ``whole_side``, the whole (resized) photo."""
         from aioir.data.transforms import random_crop_box
         from aioir.degradations import make_generator, seed_from_name
 
         photo, k = self.locate(index)
         img = self._photo(index % len(self.paths))
         _, h, w = img.shape
+        if self.whole_side:
+            return img.float().div(255.0)[None], (0, 0, 0, 0, h, w)
         gen = make_generator(seed_from_name(f"crop/{photo.name}/{k}"))
         top, left = random_crop_box(h, w, self.crop, gen)
         t0, l0 = max(0, top - self.margin), max(0, left - self.margin)
         t1 = min(h, top + self.crop + self.margin)
         l1 = min(w, left + self.crop + self.margin)
         region = img[:, t0:t1, l0:l1].float().div_(255.0)[None]
-        return region, (top, left, top - t0, left - l0)
+        return region, (top, left, top - t0, left - l0, self.crop, self.crop)
+
+
+def _fit_long_side(image: torch.Tensor, side: int) -> torch.Tensor:
+    """``3×H×W`` ``image`` with its long side ``side`` (antialiased bicubic; never up-scaled)."""
+    h, w = image.shape[-2:]
+    if max(h, w) <= side:
+        return image
+    scale = side / max(h, w)
+    size = (max(1, round(h * scale)), max(1, round(w * scale)))
+    resized = torch.nn.functional.interpolate(
+        image[None], size=size, mode="bicubic", antialias=True, align_corners=False
+    )
+    return resized[0].clamp(0.0, 1.0)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -706,7 +731,8 @@ class PhotoTasksBenchmark(Benchmark):
 
     ``keys``: keys of :data:`PHOTO_TASK_COLUMNS` (default all, in table order); ``crop``:
     side of the square crops; ``crops_per_photo``: crops per photo (cases per column = photos ×
-    this); ``margin``: context kept around a crop while degrading.
+    this); ``margin``: context kept around a crop while degrading; ``whole_side``: instead of
+    crops, every photo whole, its long side resized to this (one case per photo per column).
     """
 
     folder: Path
@@ -714,6 +740,7 @@ class PhotoTasksBenchmark(Benchmark):
     crop: int = 256
     crops_per_photo: int = 2
     margin: int = 16
+    whole_side: int | None = None
     default_protocol: str = "clean"
     expected_total: int | None = None
     needs_root: bool = False
@@ -730,6 +757,10 @@ class PhotoTasksBenchmark(Benchmark):
             raise ConfigError(f"--crop must be at least 8 px, not {self.crop}")
         if self.crops_per_photo < 1:
             raise ConfigError(f"crops per photo must be at least 1, not {self.crops_per_photo}")
+        if self.whole_side is not None and self.whole_side < 8:
+            raise ConfigError(
+                f"whole photos need a long side of at least 8 px, not {self.whole_side}"
+            )
 
     @property
     def name(self) -> str:  # type: ignore[override]
@@ -750,8 +781,9 @@ class PhotoTasksBenchmark(Benchmark):
     def columns(self, root: Path | None, *, noise_rounding: Rounding = "round") -> list[Column]:
         folder = self.folder if root is None else Path(root) / self.folder
         crops = _PhotoCrops(
-            _clean_photos(folder, self.name), self.crop, self.crops_per_photo, self.margin
-        )
+            _clean_photos(folder, self.name), self.crop, self.crops_per_photo, self.margin,
+            self.whole_side,
+        )  # fmt: skip
         return [self._column(spec, crops, noise_rounding) for spec in self.specs()]
 
     def _column(self, spec: PhotoTaskColumn, crops: _PhotoCrops, rounding: Rounding) -> Column:
@@ -762,14 +794,13 @@ class PhotoTasksBenchmark(Benchmark):
             severity_from_tier,
         )
 
-        size = self.crop
-
         def load(i: int) -> Case:
-            region, (top, left, dt, dl) = crops.region(i)
+            region, (top, left, dt, dl, h, w) = crops.region(i)
             photo, k = crops.locate(i)
             name = crops.case_name(photo, k)
-            clean = region[0, :, dt : dt + size, dl : dl + size].contiguous()
-            meta: dict[str, Any] = {"photo": photo.name, "crop": k, "box": [top, left, size]}
+            clean = region[0, :, dt : dt + h, dl : dl + w].contiguous()
+            box = [top, left, h] if h == w else [top, left, h, w]
+            meta: dict[str, Any] = {"photo": photo.name, "crop": k, "box": box}
             if spec.sigma is not None:
                 meta.update(sigma=float(spec.sigma), rounding=rounding)
                 degraded = noisy_input(clean, name, spec.sigma, rounding)
@@ -780,7 +811,7 @@ class PhotoTasksBenchmark(Benchmark):
                     severity = severity_from_tier(tier, gen)
                     out = degradation_class(deg_name).sample(severity, gen).apply(out, gen)
                     out = out.clamp(0.0, 1.0)
-                degraded = out[0, :, dt : dt + size, dl : dl + size].contiguous()
+                degraded = out[0, :, dt : dt + h, dl : dl + w].contiguous()
                 meta["degradations"] = [d for d, _ in spec.degradations]
             else:
                 degraded = clean.clone()
@@ -790,9 +821,15 @@ class PhotoTasksBenchmark(Benchmark):
 
     def notes(self, noise_rounding: Rounding = "round") -> list[str]:
         made = "; ".join(f"{c.title}: {c.describe()}" for c in self.specs())
+        inputs = (
+            f"every photo whole, long side resized to {self.whole_side} px (antialiased "
+            "bicubic, never up-scaled)"
+            if self.whole_side
+            else f"{self.crops_per_photo} seeded {self.crop}×{self.crop} crop(s) per photo (the "
+            "same crops in every column; seed = seed_from_name('crop/photo/k'))"
+        )
         return [
-            f"photo-tasks inputs: {self.crops_per_photo} seeded {self.crop}×{self.crop} crop(s) "
-            "per photo (the same crops in every column; seed = seed_from_name('crop/photo/k')), "
+            f"photo-tasks inputs: {inputs}, "
             "one pinned degradation per column, severity uniform inside the named tier, seeded "
             f"per case; Gaussian noise {'rounded to 8 bit' if noise_rounding == 'round' else 'truncated to uint8'}, "
             "seed = seed_from_name(case name, σ)",
