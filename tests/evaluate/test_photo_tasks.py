@@ -196,6 +196,7 @@ def test_whole_photos_are_one_case_each_resized_and_seeded(corpus):
     assert not torch.equal(hazy.input, hazy.target)
     assert torch.equal(hazy.input, bench.columns(None)[1][1].input)  # seeded
     assert torch.equal(columns[2][0].input, columns[2][0].target)  # clean: input = target
+    assert columns[2][0].meta["box"] == [0, 0, 27, 32]  # the whole photo: top, left, h, w
     assert "whole, long side resized to 32 px" in bench.notes()[0]
     with pytest.raises(ConfigError, match="at least 8 px"):
         PhotoTasksBenchmark(corpus, whole_side=4)

@@ -799,7 +799,7 @@ class PhotoTasksBenchmark(Benchmark):
             photo, k = crops.locate(i)
             name = crops.case_name(photo, k)
             clean = region[0, :, dt : dt + h, dl : dl + w].contiguous()
-            box = [top, left, h] if h == w else [top, left, h, w]
+            box = [top, left, h, w] if self.whole_side else [top, left, h]  # crops: square
             meta: dict[str, Any] = {"photo": photo.name, "crop": k, "box": box}
             if spec.sigma is not None:
                 meta.update(sigma=float(spec.sigma), rounding=rounding)
