@@ -72,6 +72,7 @@ class CaseCache:
     candidates: list[Tensor]
     targets: list[Tensor]
     input_psnr: Tensor
+    input_terms: Tensor | None = None  # a head's input statistics (N×S), once one needed them
 
 
 @torch.no_grad()
@@ -162,10 +163,10 @@ def score(head: torch.nn.Module, cases: list[CaseCache]) -> tuple[dict[str, floa
     with torch.no_grad():
         for c in cases:
             descriptors = c.descriptors
-            if head.input_terms_size:  # read from the input, candidate 1
-                inputs = [cands[1:2] for cands in c.candidates]
-                terms = torch.cat([head.input_terms(x) for x in inputs])
-                descriptors = torch.cat([descriptors, terms], 1)
+            if head.input_terms_size:  # read from the input (candidate 1), once per case
+                if c.input_terms is None:
+                    c.input_terms = torch.cat([head.input_terms(x[1:2]) for x in c.candidates])
+                descriptors = torch.cat([descriptors, c.input_terms], 1)
             w = head.gate(head.normalize(descriptors)).softmax(dim=1)
             scores = []
             for wi, cands, target in zip(w, c.candidates, c.targets, strict=True):
@@ -275,16 +276,17 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         expected = train_gate(trial, descriptors, raw_scores, options)
         setting = {k: getattr(options, k) for k in grid}
         result: dict[str, Any] = {"setting": setting, "train_expected": expected}
+        gains = []
         for name, cases in sets.items():
             columns, weights = score(trial, cases)
             gain = floored_gain(columns, inputs[name])
+            gains.append(gain)
             chosen = {k: _top_weights(w, names) for k, w in weights.items()}
             prefix = "" if name == "crops" else f"{name}_"
             result.update({f"{prefix}columns": columns, f"{prefix}floored_gain": gain,
                            f"{prefix}weights": chosen})  # fmt: skip
             cells = " ".join(f"{k} {v:.2f}" for k, v in columns.items())
             print(f"{setting} ({name}): floored gain {gain:+.2f} | {cells}", flush=True)
-        gains = [result[f"{'' if name == 'crops' else name + '_'}floored_gain"] for name in sets]
         result["choice"] = sum(gains) / len(gains)
         results.append(result)
     best = max(results, key=lambda r: r["choice"])
