@@ -21,7 +21,12 @@ not in a ``--grid`` are the model's own (its saved ``filter_bank`` record).
 Crops are not whole photos: a gate that wins on crops can still misjudge a whole photo (run
 30's did, on ``make demo``'s blurred clock). ``--whole-photos 384`` also restores every photo
 whole, its long side 384 px as the demo has it, scores every setting on those too, and
-chooses by the mean of the two floored gains.
+chooses by the mean of the two floored gains. ``--pale`` adds the whole photos rendered pale
+and flat (``PhotoTasksBenchmark(rendering="pale")``: a photo kind the val split lacks, which
+the network darkens as haze); the choice is then the mean of three.
+
+A fit with ``filter_bank.extra_gate_data`` keeps those examples in their own files: give every
+file, main first, as the fit lists them (``--examples MAIN --examples EXTRA``).
 """
 
 from __future__ import annotations
@@ -43,6 +48,7 @@ from aioir.engine import validation
 from aioir.engine.filter_bank import (
     GATE_ONLY_OPTIONS,
     FilterBankOptions,
+    GateExamples,
     candidate_ids,
     read_gate_examples,
     train_gate,
@@ -55,7 +61,7 @@ from aioir.nn.padding import pad_to_multiple
 
 #: the gate settings a sweep may vary (``hidden`` too: the gate's shape, not its examples)
 SWEEPABLE = (
-    *(k for k in GATE_ONLY_OPTIONS if k != "gate_examples_file"),
+    *(k for k in GATE_ONLY_OPTIONS if k not in ("gate_examples_file", "extra_gate_data")),
     "hidden",
     "input_statistics",
 )
@@ -82,14 +88,15 @@ def restore_cases(
     limit: int | None,
     crops_per_photo: int = 2,
     whole_side: int | None = None,
+    rendering: str | None = None,
 ) -> list[CaseCache]:
     """Every column of ``photo-tasks:photos`` (``crops_per_photo`` seeded crops of each
-    photo, the bar's 2 by default; or with ``whole_side`` each photo whole at that long side)
-    restored once, every candidate kept."""
+    photo, the bar's 2 by default; or with ``whole_side`` each photo whole at that long side;
+    every photo first rendered as ``rendering`` says) restored once, every candidate kept."""
     head = model.filter_bank
     out = []
     bench = PhotoTasksBenchmark(
-        Path(photos), crops_per_photo=crops_per_photo, whole_side=whole_side
+        Path(photos), crops_per_photo=crops_per_photo, whole_side=whole_side, rendering=rendering
     )
     for column in bench.columns(None):
         n = len(column) if limit is None else min(limit, len(column))
@@ -116,12 +123,15 @@ def cached_cases(
     cache: str | None,
     crops_per_photo: int = 2,
     whole_side: int | None = None,
+    rendering: str | None = None,
 ) -> list[CaseCache]:
-    """:func:`restore_cases`, read from ``cache`` when it holds the same photos, crops, limit
-    and head (filters and expert weights), else computed and written there."""
+    """:func:`restore_cases`, read from ``cache`` when it holds the same photos, crops, limit,
+    rendering and head (filters and expert weights), else computed and written there."""
     head = model.filter_bank
     stamp = {"photos": str(photos), "limit": limit, "crops_per_photo": crops_per_photo,
              "whole_side": whole_side, "format": 2}  # fmt: skip
+    if rendering:  # (absent otherwise: older caches stay valid)
+        stamp["rendering"] = rendering
     state = {k: v for k, v in head.state_dict().items() if not k.startswith("gate.")}
     state = {k: v for k, v in state.items() if not k.startswith("descriptor_")}
     if cache and Path(cache).is_file():
@@ -131,7 +141,7 @@ def cached_cases(
             print(f"{cache}: restored cases reused")
             return [CaseCache(**c) for c in kept["cases"]]
     start = time.perf_counter()
-    cases = restore_cases(model, photos, limit, crops_per_photo, whole_side)
+    cases = restore_cases(model, photos, limit, crops_per_photo, whole_side, rendering)
     print(f"restored {sum(len(c.targets) for c in cases)} cases in "
           f"{time.perf_counter() - start:.0f} s")  # fmt: skip
     if cache:
@@ -178,6 +188,21 @@ def score(head: torch.nn.Module, cases: list[CaseCache]) -> tuple[dict[str, floa
     return columns, weights
 
 
+def merge_examples(parts: list[GateExamples]) -> GateExamples:
+    """Gate examples of several files as one set, in order (the columns all share; the input
+    statistics when all have them; the first file's generator state, as a fit has it)."""
+    if len(parts) == 1:
+        return parts[0]
+    shared = [k for k in parts[0].columns if all(k in p.columns for p in parts)]
+    statistics = [p.input_statistics for p in parts if p.input_statistics is not None]
+    return GateExamples(
+        torch.cat([p.descriptors for p in parts]),
+        {k: torch.cat([p.columns[k] for p in parts]) for k in shared},
+        parts[0].rng_state,
+        torch.cat(statistics) if len(statistics) == len(parts) else None,
+    )
+
+
 def _top_weights(weights: Tensor, names: list[str], count: int = 3) -> dict[str, float]:
     """The ``count`` heaviest candidates of a column's mean weights, by name."""
     order = weights.argsort(descending=True)[:count].tolist()
@@ -188,7 +213,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     """Run the sweep; returns what ``--json`` writes."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", required=True, help="a fitted filter-bank model (folder)")
-    parser.add_argument("--examples", required=True, help="its gate_examples_file")
+    parser.add_argument(
+        "--examples", required=True, action="append",
+        help="its gate_examples_file (repeat for its extra_gate_data files, in the fit's order)",
+    )  # fmt: skip
     parser.add_argument("--photos", required=True, help="folder of photos (not the bar's)")
     parser.add_argument("--grid", action="append", default=[], help="OPTION=v1,v2,… (repeat)")
     parser.add_argument("--limit", type=int, default=None, help="cases per column")
@@ -208,6 +236,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "setting is then chosen by the mean of the two floored gains",
     )  # fmt: skip
     parser.add_argument("--whole-cache", default=None, help="--cache for the whole photos")
+    parser.add_argument(
+        "--pale", action="store_true",
+        help="with --whole-photos, also score the whole photos rendered pale and flat (a photo "
+        "kind a haze detector mistakes for haze); the choice is then the mean of three gains",
+    )  # fmt: skip
+    parser.add_argument("--pale-cache", default=None, help="--cache for the pale photos")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -229,17 +263,26 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         except ValueError as exc:
             parser.error(f"--grid {name}: {exc}")
 
-    examples = read_gate_examples(args.examples)
+    if args.pale and not args.whole_photos:
+        parser.error("--pale scores whole photos: give --whole-photos too")
     ids = candidate_ids(model.filter_bank.num_filters, base.experts)
-    absent = [i for i in ids if examples is None or i not in examples.columns]
-    if examples is None or absent:
-        parser.error(f"--examples {args.examples}: no scores for {absent or 'any candidate'}")
+    parts = []
+    for path in args.examples:
+        part = read_gate_examples(path)
+        absent = [i for i in ids if part is None or i not in part.columns]
+        if part is None or absent:
+            parser.error(f"--examples {path}: no scores for {absent or 'any candidate'}")
+        parts.append(part)
+    examples = merge_examples(parts)
     raw_scores = torch.stack([examples.columns[i] for i in ids], dim=1)
     sets = {"crops": cached_cases(model, args.photos, args.limit, args.cache,
                                   args.crops_per_photo)}  # fmt: skip
     if args.whole_photos:
         sets["whole"] = cached_cases(model, args.photos, args.limit, args.whole_cache,
                                      whole_side=args.whole_photos)  # fmt: skip
+    if args.pale:
+        sets["pale"] = cached_cases(model, args.photos, args.limit, args.pale_cache,
+                                    whole_side=args.whole_photos, rendering="pale")  # fmt: skip
     inputs = {
         name: {c.key: float(c.input_psnr.clamp(max=PSNR_CAP).mean()) for c in cases}
         for name, cases in sets.items()
@@ -269,8 +312,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         descriptors = examples.descriptors
         if options.input_statistics:
             if examples.input_statistics is None:
-                parser.error(f"--examples {args.examples}: no input statistics yet (a fit with "
-                             "filter_bank.input_statistics: true and this file adds them)")  # fmt: skip
+                parser.error("--examples: no input statistics yet (a fit with "
+                             "filter_bank.input_statistics: true adds them to its file)")  # fmt: skip
             descriptors = torch.cat([descriptors, examples.input_statistics], dim=1)
         torch.set_rng_state(examples.rng_state)  # as the fit has it after the examples
         expected = train_gate(trial, descriptors, raw_scores, options)
@@ -291,14 +334,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         results.append(result)
     best = max(results, key=lambda r: r["choice"])
     print(f"best: {best['setting']} floored gain {best['choice']:+.2f}"
-          + (" (mean of crops and whole photos)" if len(sets) > 1 else ""))  # fmt: skip
+          + (f" (mean of {', '.join(sets)})" if len(sets) > 1 else ""))  # fmt: skip
     for name, values in inputs.items():
         print(f"input ({name}): " + " ".join(f"{k} {v:.2f}" for k, v in values.items()))
     payload = {"model": args.model, "photos": args.photos, "whole_side": args.whole_photos,
                "inputs": inputs["crops"], "as_saved": saved["crops"], "results": results,
                "date": time.strftime("%Y-%m-%d")}  # fmt: skip
-    if "whole" in sets:
-        payload.update(whole_inputs=inputs["whole"], whole_as_saved=saved["whole"])
+    for name in sets:
+        if name != "crops":
+            payload.update({f"{name}_inputs": inputs[name], f"{name}_as_saved": saved[name]})
     if args.json:
         Path(args.json).write_text(json.dumps(payload, indent=1, default=str))
     return payload

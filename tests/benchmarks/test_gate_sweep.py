@@ -13,11 +13,9 @@ from helpers import load_benchmark, make_corpus
 from udair_helpers import build_tiny_udair
 
 
-def test_the_fits_own_settings_reproduce_the_saved_gate(tmp_path):
-    corpus = make_corpus(tmp_path / "corpus")
-    base = build_tiny_udair(tmp_path / "base")
-    examples = tmp_path / "examples.safetensors"
-    raw = {
+def _fit_config(corpus, base, **filter_bank) -> dict:
+    """A tiny filter-bank fit's raw config (noise and blur, 4 gate crops per task)."""
+    return {
         "model": {"name": str(base)},
         "data": {
             "kind": "synthetic", "root": str(corpus), "tasks": ["noise", "blur"],
@@ -25,18 +23,29 @@ def test_the_fits_own_settings_reproduce_the_saved_gate(tmp_path):
         },
         "filter_bank": {
             "taps": 5, "severity_bins": 2, "patches": 4, "patch_size": 24,
-            "gate_items_per_task": 4, "gate_patch_size": 32, "gate_epochs": 20,
-            "gate_examples_file": str(examples),
+            "gate_items_per_task": 4, "gate_patch_size": 32, "gate_epochs": 20, **filter_bank,
         },
         "validation": {"enabled": False},
         "runtime": {"num_threads": 1, "progress_bar": False},
         "seed": 7,
     }  # fmt: skip
+
+
+def _one_photo(folder, seed: int):
+    """A folder holding one random 40×48 photo."""
+    folder.mkdir()
+    rng = np.random.default_rng(seed)
+    Image.fromarray(rng.integers(0, 255, (40, 48, 3), dtype=np.uint8)).save(folder / "a.png")
+    return folder
+
+
+def test_the_fits_own_settings_reproduce_the_saved_gate(tmp_path):
+    corpus = make_corpus(tmp_path / "corpus")
+    base = build_tiny_udair(tmp_path / "base")
+    examples = tmp_path / "examples.safetensors"
+    raw = _fit_config(corpus, base, gate_examples_file=str(examples))
     fit(build_config(FilterBankFitConfig, raw, "test"), tmp_path / "fitted")
-    photos = tmp_path / "photos"
-    photos.mkdir()
-    rng = np.random.default_rng(0)
-    Image.fromarray(rng.integers(0, 255, (40, 48, 3), dtype=np.uint8)).save(photos / "a.png")
+    photos = _one_photo(tmp_path / "photos", seed=0)
 
     sweep = load_benchmark("gate_sweep")
     argv = ["--model", str(tmp_path / "fitted"), "--examples", str(examples),
@@ -80,3 +89,31 @@ def test_floored_gain_charges_every_column_under_its_floor():
     inputs = {"a": 20.0, "b": 30.0}
     assert sweep.floored_gain({"a": 24.0, "b": 32.0, "clean": 45.0}, inputs) == 3.0
     assert sweep.floored_gain({"a": 24.0, "b": 29.0, "clean": 38.0}, inputs) == 1.5 - 1.0 - 2.0
+
+
+def test_extra_examples_files_and_pale_photos(tmp_path):
+    """A fit with ``extra_gate_data`` is reproduced from its two example files given in order;
+    ``--pale`` scores the whole photos rendered pale too, the choice the mean of three gains."""
+    corpus = make_corpus(tmp_path / "corpus")
+    base = build_tiny_udair(tmp_path / "base")
+    main, pale = tmp_path / "main.safetensors", tmp_path / "pale.safetensors"
+    extra = {"data": {"pale": 1.0}, "items_per_task": 3, "examples_file": str(pale)}
+    raw = _fit_config(corpus, base, gate_examples_file=str(main), extra_gate_data=[extra])
+    fit(build_config(FilterBankFitConfig, raw, "test"), tmp_path / "fitted")
+    photos = _one_photo(tmp_path / "photos", seed=1)
+
+    sweep = load_benchmark("gate_sweep")
+    argv = ["--model", str(tmp_path / "fitted"), "--examples", str(main), "--examples",
+            str(pale), "--photos", str(photos), "--limit", "1", "--threads", "1",
+            "--grid", "gate_epochs=20"]  # fmt: skip
+    out = sweep.main([*argv, "--whole-photos", "36", "--pale"])
+    (own,) = out["results"]
+    assert own["columns"] == out["as_saved"] and own["pale_columns"] == out["pale_as_saved"]
+    assert own["choice"] == pytest.approx(
+        (own["floored_gain"] + own["whole_floored_gain"] + own["pale_floored_gain"]) / 3
+    )
+    assert own["pale_columns"] != own["whole_columns"]
+    main_only = sweep.main(argv[:4] + argv[6:])["results"][0]  # without the pale examples
+    assert main_only["columns"] != own["columns"]
+    with pytest.raises(SystemExit):
+        sweep.main([*argv, "--pale"])  # pale photos are whole photos

@@ -264,3 +264,17 @@ def test_shared_crops_crop_every_task_at_the_same_place(photos: list[Path]) -> N
     assert not all(torch.equal(plain[j]["target"], plain[3 + j]["target"]) for j in range(2))
     with pytest.raises(ConfigError, match="deterministic"):
         SyntheticDegradationDataset(photos, tasks, patch_size=16, shared_crops=True)
+
+
+def test_pale_renders_the_clean_patch_shared_by_input_and_target(photos: list[Path]) -> None:
+    plain = SyntheticDegradationDataset(photos, ["clean", "blur"], 16, seed=2, length=3)
+    pale = SyntheticDegradationDataset(photos, ["clean", "blur"], 16, seed=2, length=3, pale=1.0)
+    for i in range(len(plain)):
+        a, b = plain[i], pale[i]
+        if b["task"] == "clean":
+            torch.testing.assert_close(b["input"], b["target"], atol=0, rtol=0)
+        grey = b["target"].amax(0) - b["target"].amin(0)
+        assert float(grey.mean()) < float((a["target"].amax(0) - a["target"].amin(0)).mean())
+        assert 0.5 < float(b["target"].mean()) < 0.85
+    with pytest.raises(ConfigError, match="pale"):
+        SyntheticDegradationDataset(photos, ["clean"], 16, pale=-0.1)

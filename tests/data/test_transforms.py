@@ -6,8 +6,11 @@ import pytest
 import torch
 
 from aioir.data.transforms import (
+    PALE_LOOK,
     apply_d8,
     ensure_min_size,
+    pale_jitter,
+    pale_rendering,
     photometric_jitter,
     random_crop,
     random_flip_rotate,
@@ -128,3 +131,31 @@ def test_white_balance_jitter_scales_channels_and_keeps_brightness() -> None:
         assert 0.6 < r_over_b < 1.66
         casts.add(r_over_b > 1.0)
     assert casts == {True, False}  # both warm and cool draws occur
+
+
+def test_pale_rendering_is_bright_flat_and_grey() -> None:
+    x = torch.rand(2, 3, 16, 16, generator=torch.Generator().manual_seed(0))
+    y = pale_rendering(x, saturation=0.1, contrast=0.4, mean=0.7)
+    assert y.shape == x.shape and float(y.min()) >= 0.0 and float(y.max()) <= 1.0
+    assert float(y.mean()) == pytest.approx(0.7, abs=1e-4)
+    assert float(y.std()) == pytest.approx(0.4 * float(x.mean(1).std()), rel=0.25)
+    spread = (y.amax(1) - y.amin(1)).mean() / (x.amax(1) - x.amin(1)).mean()
+    assert float(spread) == pytest.approx(0.1 * 0.4, rel=1e-3)  # colour: ×saturation ×contrast
+    # PALE_LOOK is the default look
+    assert torch.equal(pale_rendering(x), pale_rendering(x, **PALE_LOOK))
+
+
+def test_pale_jitter_renders_with_its_probability_and_draws_nothing_at_zero() -> None:
+    x = torch.rand(1, 3, 16, 16, generator=torch.Generator().manual_seed(1))
+    gen = torch.Generator().manual_seed(5)
+    state = gen.get_state()
+    assert pale_jitter(x, gen, 0.0) is x and torch.equal(gen.get_state(), state)
+    rendered = [
+        not torch.equal(pale_jitter(x, torch.Generator().manual_seed(s), 0.5), x) for s in range(40)
+    ]
+    assert 8 < sum(rendered) < 32  # about half
+    always = pale_jitter(x, torch.Generator().manual_seed(2), 1.0)
+    assert torch.equal(always, pale_jitter(x, torch.Generator().manual_seed(2), 1.0))
+    assert 0.55 <= float(always.mean()) <= 0.8 and float(always.std()) < float(x.std())
+    with pytest.raises(ValueError, match="pale strength"):
+        pale_jitter(x, gen, 1.5)

@@ -456,3 +456,53 @@ def test_input_statistics_come_from_the_crops_when_the_examples_lack_them(
     old, new = fresh.model.filter_bank.state_dict(), result.model.filter_bank.state_dict()
     for k in ("descriptor_mean", "descriptor_std"):
         assert torch.allclose(old[k], new[k], atol=1e-5)
+
+
+def test_extra_gate_data_adds_examples_of_a_data_variant_in_their_own_file(
+    corpus, base, tmp_path, monkeypatch
+):
+    """``extra_gate_data``: crops of the data with some keys overridden (here: pale scenes)
+    join the gate's examples; they are kept in their own file, read back by the next fit, and
+    leave the main examples, the filters and the gate's initial draw as they were."""
+    import aioir.engine.filter_bank as engine
+    from aioir.engine.filter_bank import read_gate_examples
+
+    main, extra = tmp_path / "main.safetensors", tmp_path / "pale.safetensors"
+    off = {"validation": {"enabled": False}}
+    plain = fit(_config(corpus, base, filter_bank={"gate_examples_file": str(main)}, **off),
+                tmp_path / "plain")  # fmt: skip
+    entry = {"data": {"pale": 1.0}, "items_per_task": 2, "examples_file": str(extra)}
+    options = {"gate_examples_file": str(main), "extra_gate_data": [entry]}
+    first = fit(_config(corpus, base, filter_bank=options, **off), tmp_path / "pale")
+    assert first.record["gate_examples"] == plain.record["gate_examples"] + 2 * len(TASKS)
+    stored = read_gate_examples(extra)
+    assert stored is not None and len(stored.descriptors) == 2 * len(TASKS)
+    old, new = plain.model.filter_bank, first.model.filter_bank
+    assert torch.equal(old.filters, new.filters)
+    assert not torch.equal(old.descriptor_mean, new.descriptor_mean)  # more examples
+    assert first.record["filter_bank"]["extra_gate_data"] == [entry]
+
+    def no_restoring(*args, **kwargs):
+        raise AssertionError("the examples were computed again")
+
+    monkeypatch.setattr(engine, "gate_examples", no_restoring)
+    again = fit(_config(corpus, base, filter_bank=options, **off), tmp_path / "again")
+    a, b = first.model.filter_bank.state_dict(), again.model.filter_bank.state_dict()
+    assert [k for k, v in a.items() if not torch.equal(v, b[k])] == []
+    # another variant is another stamp: computed again
+    other = {**options, "extra_gate_data": [{**entry, "data": {"pale": 0.5}}]}
+    with pytest.raises(AssertionError, match="computed again"):
+        fit(_config(corpus, base, filter_bank=other, **off), tmp_path / "other")
+
+
+def test_extra_gate_data_entries_are_checked(corpus, base):
+    with pytest.raises(ConfigError, match=r"extra_gate_data\[0\]: unknown keys \['seed'\]"):
+        _config(corpus, base, filter_bank={"extra_gate_data": [{"seed": 3}]})
+    with pytest.raises(ConfigError, match=r"extra_gate_data\[0\]\.data: expected data-section"):
+        _config(corpus, base, filter_bank={"extra_gate_data": [{"data": {"paleness": 1}}]})
+    with pytest.raises(ConfigError, match=r"extra_gate_data\[0\]: data\.pale: expected a value"):
+        _config(corpus, base, filter_bank={"extra_gate_data": [{"data": {"pale": 2.0}}]})
+    with pytest.raises(ConfigError, match=r"extra_gate_data\[1\]\.items_per_task: must be"):
+        _config(corpus, base, filter_bank={"extra_gate_data": [{}, {"items_per_task": 0}]})
+    with pytest.raises(ConfigError, match=r"'filter_bank\.extra_gate_data' has a wrong type"):
+        _config(corpus, base, filter_bank={"extra_gate_data": ["pale"]})

@@ -200,3 +200,21 @@ def test_whole_photos_are_one_case_each_resized_and_seeded(corpus):
     assert "whole, long side resized to 32 px" in bench.notes()[0]
     with pytest.raises(ConfigError, match="at least 8 px"):
         PhotoTasksBenchmark(corpus, whole_side=4)
+
+
+def test_a_rendering_makes_every_clean_photo_pale_before_degrading(corpus):
+    """``rendering="pale"``: the targets are the pale photos, degraded as the plain ones are."""
+    plain = PhotoTasksBenchmark(corpus, keys=("haze", "clean"), whole_side=32)
+    pale = PhotoTasksBenchmark(corpus, keys=("haze", "clean"), whole_side=32, rendering="pale")
+    plain_clean = plain.columns(None)[1]
+    haze, clean = pale.columns(None)
+    for i in range(len(clean)):
+        target = clean[i].target
+        assert torch.equal(clean[i].input, target) and clean[i].meta["rendering"] == "pale"
+        assert abs(float(target.mean()) - 0.67) < 0.02
+        assert float((target.amax(0) - target.amin(0)).mean()) < 0.1  # almost grey
+        assert torch.equal(haze[i].target, target) and not torch.equal(haze[i].input, target)
+        assert not torch.equal(target, plain_clean[i].target)
+    assert "rendered 'pale' first" in pale.notes()[-1]
+    with pytest.raises(ConfigError, match="unknown photo rendering"):
+        PhotoTasksBenchmark(corpus, rendering="foggy")

@@ -31,6 +31,7 @@ from torch.utils.data import Dataset
 
 from aioir.data.transforms import (
     ensure_min_size,
+    pale_jitter,
     photometric_jitter,
     random_crop_box,
     random_flip_rotate,
@@ -170,6 +171,9 @@ class SyntheticDegradationDataset(Dataset[dict[str, Any]]):
         white_balance: strength in [0, 1] of a random colour-temperature/tint change of the
             clean patch, after ``photometric`` (:func:`~aioir.data.transforms.white_balance_jitter`;
             input and target share it); 0 (default) draws nothing.
+        pale: probability in [0, 1] that the clean patch is rendered pale and flat, last
+            (:func:`~aioir.data.transforms.pale_jitter`; input and target share it): pale
+            scenes that are not hazy; 0 (default) draws nothing.
         shared_crops: with ``deterministic``, crop every task's item of an image at the same
             place (seeded by image name and repeat only), so the columns of a benchmark show the
             same scenes; the degradations still differ per task.
@@ -190,6 +194,7 @@ class SyntheticDegradationDataset(Dataset[dict[str, Any]]):
         margin: int = 16,
         photometric: float = 0.0,
         white_balance: float = 0.0,
+        pale: float = 0.0,
         shared_crops: bool = False,
     ) -> None:
         self.paths = self._resolve_images(images)
@@ -220,6 +225,7 @@ class SyntheticDegradationDataset(Dataset[dict[str, Any]]):
         self.margin = int(margin)
         self.photometric = _strength("photometric", photometric)
         self.white_balance = _strength("white_balance", white_balance)
+        self.pale = _strength("pale", pale)
         if shared_crops and not deterministic:
             raise ConfigError("shared_crops needs deterministic=True")
         self.shared_crops = bool(shared_crops)
@@ -373,6 +379,8 @@ class SyntheticDegradationDataset(Dataset[dict[str, Any]]):
             region = photometric_jitter(region, gen, self.photometric)
         if self.white_balance > 0.0:
             region = white_balance_jitter(region, gen, self.white_balance)
+        if self.pale > 0.0:
+            region = pale_jitter(region, gen, self.pale)
 
         degradation = self._draw(task_id, gen)
         label_map: torch.Tensor | None = None

@@ -21,8 +21,11 @@ from aioir.color import BT601_LUMA
 from aioir.geometry import apply_d8
 
 __all__ = [
+    "PALE_LOOK",
     "apply_d8",
     "ensure_min_size",
+    "pale_jitter",
+    "pale_rendering",
     "photometric_jitter",
     "random_crop",
     "random_crop_box",
@@ -165,6 +168,42 @@ def photometric_jitter(
     luma = (x * weights.view(3, 1, 1)).sum(dim=-3, keepdim=True)
     x = luma + saturation * (x - luma)
     return x.clamp(0.0, 1.0)
+
+
+#: the pale rendering of :func:`pale_rendering`'s defaults: a bright, flat, almost grey photo
+#: (the look of the demo's blurred clock, ``greentock``: grey mean 0.67, saturation 0.06)
+PALE_LOOK = {"saturation": 0.15, "contrast": 0.45, "mean": 0.67}
+
+
+def pale_rendering(
+    images: torch.Tensor, saturation: float = 0.15, contrast: float = 0.45, mean: float = 0.67
+) -> torch.Tensor:
+    """``B×3×H×W`` clean images rendered pale and flat: colour scaled towards the luma by
+    ``saturation``, contrast about the image mean scaled by ``contrast``, then the mean moved
+    to ``mean``; clipped to [0, 1]. An overcast, over-exposed or misty-looking photo whose
+    target is itself — the look that a haze detector mistakes for haze."""
+    x = images.clamp(0.0, 1.0)
+    weights = torch.tensor(BT601_LUMA, dtype=x.dtype, device=x.device)
+    luma = (x * weights.view(3, 1, 1)).sum(dim=-3, keepdim=True)
+    x = luma + saturation * (x - luma)
+    centre = x.mean(dim=(-3, -2, -1), keepdim=True)
+    return (mean + contrast * (x - centre)).clamp(0.0, 1.0)
+
+
+def pale_jitter(
+    images: torch.Tensor, generator: torch.Generator, probability: float
+) -> torch.Tensor:
+    """With ``probability``, :func:`pale_rendering` of *clean* ``B×3×H×W`` images at a random
+    look (saturation ``U(0.05, 0.5)``, contrast ``U(0.3, 0.7)``, mean ``U(0.55, 0.8)``);
+    otherwise unchanged. Applied before degrading, so input and target share it: the model
+    meets pale scenes that are their own target, and learns that paleness alone is not haze.
+    Four draws whenever ``probability`` > 0 (none at 0); one decision per call."""
+    p, u = _jitter_draws(probability, generator, 4, "pale")
+    if p == 0.0 or u[0] >= p:
+        return images
+    return pale_rendering(
+        images, saturation=0.05 + 0.45 * u[1], contrast=0.3 + 0.4 * u[2], mean=0.55 + 0.25 * u[3]
+    )
 
 
 def white_balance_jitter(

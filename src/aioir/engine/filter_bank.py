@@ -112,6 +112,14 @@ class FilterBankOptions:
     fit of the file's first expert list would give with the new column (building experts
     draws from the generator). An expert is known by its entry (path and self-ensemble), as
     the network is by its path.
+
+    ``extra_gate_data``: more gate crops from variants of the training data, appended to the
+    gate's examples: each entry ``{data: {…}, items_per_task: N, salt: S, examples_file:
+    PATH}`` draws ``N`` crops per task (default ``gate_items_per_task``) with the ``data``
+    section's keys overridden (e.g. ``{pale: 0.5}``: pale scenes that are their own target) and
+    seed salt ``S`` (default ``5 + its index``; the main crops use 4), restores them with the
+    same network, filters and experts, and keeps them in its own ``examples_file`` as
+    ``gate_examples_file`` keeps the main ones. The filters are fitted on the main data alone.
     """
 
     task: str = "blur"
@@ -132,13 +140,18 @@ class FilterBankOptions:
     input_statistics: bool = False
     experts: list[str | dict[str, Any]] = dataclasses.field(default_factory=list)
     gate_examples_file: str | None = None
+    extra_gate_data: list[dict[str, Any]] = dataclasses.field(default_factory=list)
 
 
 #: FilterBankOptions fields that change only the gate's training, not its examples
 GATE_ONLY_OPTIONS = (
     "gate_epochs", "gate_lr", "gate_weight_decay", "gate_target_weight",
     "gate_target_temperature", "score_cap", "output_margin", "gate_examples_file",
+    "extra_gate_data",
 )  # fmt: skip
+
+#: the keys of an ``extra_gate_data`` entry
+EXTRA_GATE_DATA_KEYS = ("data", "items_per_task", "salt", "examples_file")
 
 
 @dataclasses.dataclass
@@ -202,12 +215,34 @@ class FilterBankFitConfig:
             raise bad("filter_bank.taps", "must be a positive odd number")
         for i, item in enumerate(fb.experts):
             expert_entry(item, f"{where}: filter_bank.experts[{i}]")
+        for i in range(len(fb.extra_gate_data)):
+            self.extra_data(i, where)
         get_protocol(self.validation.protocol)
         if self.validation.precision not in ("32", "bf16-mixed"):
             raise bad("validation.precision", "expected 32 or bf16-mixed")
         if self.runtime.device not in ("cpu", "cuda", "auto"):
             raise bad("runtime.device", "expected cpu, cuda or auto")
         return self
+
+    def extra_data(self, index: int, where: str = "config") -> tuple[DataConfig, int, int]:
+        """Entry ``index`` of ``filter_bank.extra_gate_data`` as ``(data config, crops per task,
+        seed salt)``, checked."""
+        key = f"{where}: filter_bank.extra_gate_data[{index}]"
+        entry = self.filter_bank.extra_gate_data[index]
+        if not isinstance(entry, Mapping):
+            raise ConfigError(f"{key}: expected a mapping ({', '.join(EXTRA_GATE_DATA_KEYS)})")
+        unknown = sorted(set(entry) - set(EXTRA_GATE_DATA_KEYS))
+        if unknown:
+            raise ConfigError(f"{key}: unknown keys {unknown} ({', '.join(EXTRA_GATE_DATA_KEYS)})")
+        overrides = entry.get("data") or {}
+        fields = {f.name for f in dataclasses.fields(DataConfig)}
+        if not isinstance(overrides, Mapping) or set(overrides) - fields:
+            raise ConfigError(f"{key}.data: expected data-section keys, got {overrides!r}")
+        data = dataclasses.replace(self.data, **overrides).validate(f"{key}")
+        items = int(entry.get("items_per_task", self.filter_bank.gate_items_per_task))
+        if items < 1:
+            raise ConfigError(f"{key}.items_per_task: must be ≥ 1")
+        return data, items, int(entry.get("salt", 5 + index))
 
 
 def load_fit_config(
@@ -505,6 +540,12 @@ def _training_summary(model: nn.Module) -> dict[str, Any]:
     return {k: training[k] for k in keys if k in training}
 
 
+#: data options added after gate-example files were first written (left out of the stamp at
+#: their defaults)
+_LATER_DATA_FIELDS = ("pale",)
+_DATA_DEFAULTS = dataclasses.asdict(DataConfig())
+
+
 def _examples_key(config: FilterBankFitConfig) -> str:
     """What the gate examples' network terms and network/input/filter scores depend on, as
     canonical JSON (the examples file's stamp; the experts are its columns, not its stamp, and
@@ -515,8 +556,12 @@ def _examples_key(config: FilterBankFitConfig) -> str:
         k: v for k, v in dataclasses.asdict(config.filter_bank).items()
         if k not in GATE_ONLY_OPTIONS and k not in ("hidden", "experts", "input_statistics")
     }  # fmt: skip
+    data = dataclasses.asdict(config.data)
+    for name in _LATER_DATA_FIELDS:  # at their defaults they leave older files' stamps valid
+        if data[name] == _DATA_DEFAULTS[name]:
+            del data[name]
     what = {
-        "model": dataclasses.asdict(config.model), "data": dataclasses.asdict(config.data),
+        "model": dataclasses.asdict(config.model), "data": data,
         "seed": config.seed, "filter_bank": options, "device": config.runtime.device,
         "channels_last": config.runtime.channels_last,
     }  # fmt: skip
@@ -608,18 +653,19 @@ def _write_examples(path: Path, key: str, ids: Sequence[str], examples: GateExam
 def _gate_examples(
     model: FilterBankRestorer,
     loader: Any,
-    config: FilterBankFitConfig,
+    experts: Sequence[str | Mapping[str, Any]],
+    file: str | None,
+    key: str,
     progress: bool,
 ) -> tuple[Tensor, Tensor]:
-    """The gate examples of the fit (descriptors, uncapped scores in candidate order): read from
-    ``filter_bank.gate_examples_file`` where it has them (scoring the experts it lacks a column
-    for, and the input statistics if the head reads them and the file lacks them, from the
-    crops alone), else computed; the file is (re)written when anything was computed. Leaves the
-    random generator as restoring every crop would."""
-    head, fb = model.filter_bank, config.filter_bank
-    ids = candidate_ids(head.num_filters, fb.experts)
-    path = Path(fb.gate_examples_file) if fb.gate_examples_file else None
-    key = _examples_key(config)
+    """The gate examples of ``loader``'s crops (descriptors, uncapped scores in candidate
+    order): read from ``file`` where it has them for ``key`` (scoring the experts it lacks a
+    column for, and the input statistics if the head reads them and the file lacks them, from
+    the crops alone), else computed; the file is (re)written when anything was computed. Leaves
+    the random generator as restoring every crop would."""
+    head = model.filter_bank
+    ids = candidate_ids(head.num_filters, experts)
+    path = Path(file) if file else None
     stored = read_gate_examples(path, key) if path is not None else None
     network_size = head.descriptor_mean.numel() - head.input_terms_size
     if stored is None:
@@ -648,6 +694,41 @@ def _gate_examples(
         assert stored.input_statistics is not None  # computed above when missing
         descriptors = torch.cat([descriptors, stored.input_statistics], dim=1)
     return descriptors, torch.stack([stored.columns[i] for i in ids], dim=1)
+
+
+def _all_gate_examples(
+    model: FilterBankRestorer, dm: Any, config: FilterBankFitConfig, progress: bool
+) -> tuple[Tensor, Tensor]:
+    """The fit's gate examples: the main crops', then each ``extra_gate_data`` entry's (each
+    in its own examples file, stamped with the main key and the entry). The random generator is
+    left as the main examples leave it, so extra data never changes the gate's initial draw."""
+    import json
+
+    fb = config.filter_bank
+    specs = {task: dm.task_spec(task) for task in dm.task_names}
+    crops = dm.synthetic_pairs(specs, fb.gate_items_per_task, fb.gate_patch_size, salt=4)
+    key = _examples_key(config)
+    descriptors, scores = _gate_examples(
+        model, DataLoader(crops, batch_size=16, shuffle=False), fb.experts,
+        fb.gate_examples_file, key, progress,
+    )  # fmt: skip
+    state = torch.get_rng_state()
+    parts = [(descriptors, scores)]
+    for i, entry in enumerate(fb.extra_gate_data):
+        from aioir.engine.datamodule import RestorationDataModule
+
+        data, items, salt = config.extra_data(i)
+        extra_dm = RestorationDataModule(data, data.resolved_root(), seed=config.seed)
+        extra_specs = {task: extra_dm.task_spec(task) for task in extra_dm.task_names}
+        extra = extra_dm.synthetic_pairs(extra_specs, items, fb.gate_patch_size, salt=salt)
+        stamp = {k: v for k, v in entry.items() if k != "examples_file"}
+        extra_key = json.dumps({"main": key, "extra": stamp}, sort_keys=True, default=str)
+        parts.append(_gate_examples(
+            model, DataLoader(extra, batch_size=16, shuffle=False), fb.experts,
+            entry.get("examples_file"), extra_key, progress,
+        ))  # fmt: skip
+    torch.set_rng_state(state)
+    return torch.cat([d for d, _ in parts]), torch.cat([s for _, s in parts])
 
 
 def _validate(
@@ -713,10 +794,7 @@ def fit(
     head = model.filter_bank
 
     fit_filters(head, dm, groups, fb, progress)
-    specs = {task: dm.task_spec(task) for task in dm.task_names}
-    crops = dm.synthetic_pairs(specs, fb.gate_items_per_task, fb.gate_patch_size, salt=4)
-    loader = DataLoader(crops, batch_size=16, shuffle=False)
-    descriptors, scores = _gate_examples(model, loader, config, progress)
+    descriptors, scores = _all_gate_examples(model, dm, config, progress)
     expected = train_gate(head, descriptors, scores, fb, progress)
     val = _validate(model, dm, config, device) if config.validation.enabled else None
 

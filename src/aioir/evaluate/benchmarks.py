@@ -649,7 +649,8 @@ PHOTO_TASK_COLUMNS: tuple[PhotoTaskColumn, ...] = (
 class _PhotoCrops:
     """The seeded crops of ``photo-tasks``: decoded once per photo, shared by every column.
     With ``whole_side`` each photo is one case instead: the whole photo, its long side
-    resized to ``whole_side`` (never up-scaled)."""
+    resized to ``whole_side`` (never up-scaled). With ``rendering`` (a key of
+    :data:`PHOTO_RENDERINGS`) every photo is first rendered so, and that is the clean target."""
 
     def __init__(
         self,
@@ -658,8 +659,10 @@ class _PhotoCrops:
         crops_per_photo: int,
         margin: int,
         whole_side: int | None = None,
+        rendering: str | None = None,
     ):
         self.paths, self.crop, self.margin, self.whole_side = list(paths), crop, margin, whole_side
+        self.rendering = rendering
         self.per_photo = 1 if whole_side else crops_per_photo
         self._cache: dict[int, torch.Tensor] = {}
 
@@ -687,6 +690,8 @@ class _PhotoCrops:
                 rgb = _fit_long_side(rgb, self.whole_side)
             else:
                 rgb = ensure_min_size(rgb, self.crop)
+            if self.rendering:
+                rgb = PHOTO_RENDERINGS[self.rendering](rgb[None])[0]
             cached = rgb.mul(255.0).round_().clamp_(0, 255).to(torch.uint8).contiguous()
             self._cache[j] = cached
         return cached
@@ -712,6 +717,19 @@ class _PhotoCrops:
         return region, (top, left, top - t0, left - l0, self.crop, self.crop)
 
 
+def _pale(images: torch.Tensor) -> torch.Tensor:
+    from aioir.data.transforms import PALE_LOOK, pale_rendering
+
+    return pale_rendering(images, **PALE_LOOK)
+
+
+#: renderings of the clean photos that ``photo-tasks`` can apply first (``rendering=``): each
+#: B×3×H×W → B×3×H×W. ``pale``: bright, flat and almost grey
+#: (:func:`aioir.data.transforms.pale_rendering` with ``PALE_LOOK``), where a haze detector
+#: sees haze in a photo that has none.
+PHOTO_RENDERINGS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {"pale": _pale}
+
+
 def _fit_long_side(image: torch.Tensor, side: int) -> torch.Tensor:
     """``3×H×W`` ``image`` with its long side ``side`` (antialiased bicubic; never up-scaled)."""
     h, w = image.shape[-2:]
@@ -732,7 +750,9 @@ class PhotoTasksBenchmark(Benchmark):
     ``keys``: keys of :data:`PHOTO_TASK_COLUMNS` (default all, in table order); ``crop``:
     side of the square crops; ``crops_per_photo``: crops per photo (cases per column = photos ×
     this); ``margin``: context kept around a crop while degrading; ``whole_side``: instead of
-    crops, every photo whole, its long side resized to this (one case per photo per column).
+    crops, every photo whole, its long side resized to this (one case per photo per column);
+    ``rendering``: a key of :data:`PHOTO_RENDERINGS` applied to every clean photo first (a
+    photo kind the folder lacks, e.g. ``pale``; the degradations draw as for the photo itself).
     """
 
     folder: Path
@@ -741,6 +761,7 @@ class PhotoTasksBenchmark(Benchmark):
     crops_per_photo: int = 2
     margin: int = 16
     whole_side: int | None = None
+    rendering: str | None = None
     default_protocol: str = "clean"
     expected_total: int | None = None
     needs_root: bool = False
@@ -760,6 +781,10 @@ class PhotoTasksBenchmark(Benchmark):
         if self.whole_side is not None and self.whole_side < 8:
             raise ConfigError(
                 f"whole photos need a long side of at least 8 px, not {self.whole_side}"
+            )
+        if self.rendering is not None and self.rendering not in PHOTO_RENDERINGS:
+            raise ConfigError(
+                f"unknown photo rendering {self.rendering!r}; known: {', '.join(PHOTO_RENDERINGS)}"
             )
 
     @property
@@ -782,7 +807,7 @@ class PhotoTasksBenchmark(Benchmark):
         folder = self.folder if root is None else Path(root) / self.folder
         crops = _PhotoCrops(
             _clean_photos(folder, self.name), self.crop, self.crops_per_photo, self.margin,
-            self.whole_side,
+            self.whole_side, self.rendering,
         )  # fmt: skip
         return [self._column(spec, crops, noise_rounding) for spec in self.specs()]
 
@@ -801,6 +826,8 @@ class PhotoTasksBenchmark(Benchmark):
             clean = region[0, :, dt : dt + h, dl : dl + w].contiguous()
             box = [top, left, h, w] if self.whole_side else [top, left, h]  # crops: square
             meta: dict[str, Any] = {"photo": photo.name, "crop": k, "box": box}
+            if self.rendering:
+                meta["rendering"] = self.rendering
             if spec.sigma is not None:
                 meta.update(sigma=float(spec.sigma), rounding=rounding)
                 degraded = noisy_input(clean, name, spec.sigma, rounding)
@@ -834,7 +861,8 @@ class PhotoTasksBenchmark(Benchmark):
             f"per case; Gaussian noise {'rounded to 8 bit' if noise_rounding == 'round' else 'truncated to uint8'}, "
             "seed = seed_from_name(case name, σ)",
             f"columns: {made}",
-        ]
+        ] + ([f"every clean photo rendered {self.rendering!r} first (that is the target)"]
+             if self.rendering else [])  # fmt: skip
 
 
 def _promptir(name: str, five: bool) -> LayoutBenchmark:
