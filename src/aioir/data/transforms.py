@@ -164,28 +164,33 @@ def photometric_jitter(
     x = images.clamp(0.0, 1.0).pow(gamma)
     mean = x.mean(dim=(-3, -2, -1), keepdim=True)
     x = mean + contrast * (x - mean)
+    return _scale_saturation(x, saturation).clamp(0.0, 1.0)
+
+
+def _scale_saturation(x: torch.Tensor, factor: float) -> torch.Tensor:
+    """``B×3×H×W`` colours moved towards (factor < 1) or away from their BT.601 luma."""
     weights = torch.tensor(BT601_LUMA, dtype=x.dtype, device=x.device)
     luma = (x * weights.view(3, 1, 1)).sum(dim=-3, keepdim=True)
-    x = luma + saturation * (x - luma)
-    return x.clamp(0.0, 1.0)
+    return luma + factor * (x - luma)
 
 
-#: the pale rendering of :func:`pale_rendering`'s defaults: a bright, flat, almost grey photo
+#: :func:`pale_rendering`'s default look: a bright, flat, almost grey photo
 #: (the look of the demo's blurred clock, ``greentock``: grey mean 0.67, saturation 0.06)
 PALE_LOOK = {"saturation": 0.15, "contrast": 0.45, "mean": 0.67}
 
 
 def pale_rendering(
-    images: torch.Tensor, saturation: float = 0.15, contrast: float = 0.45, mean: float = 0.67
+    images: torch.Tensor,
+    saturation: float = PALE_LOOK["saturation"],
+    contrast: float = PALE_LOOK["contrast"],
+    mean: float = PALE_LOOK["mean"],
 ) -> torch.Tensor:
-    """``B×3×H×W`` clean images rendered pale and flat: colour scaled towards the luma by
-    ``saturation``, contrast about the image mean scaled by ``contrast``, then the mean moved
-    to ``mean``; clipped to [0, 1]. An overcast, over-exposed or misty-looking photo whose
-    target is itself — the look that a haze detector mistakes for haze."""
-    x = images.clamp(0.0, 1.0)
-    weights = torch.tensor(BT601_LUMA, dtype=x.dtype, device=x.device)
-    luma = (x * weights.view(3, 1, 1)).sum(dim=-3, keepdim=True)
-    x = luma + saturation * (x - luma)
+    """``B×3×H×W`` clean images rendered pale and flat (default: :data:`PALE_LOOK`): colour
+    scaled towards the luma by ``saturation``, contrast about the image mean scaled by
+    ``contrast``, then the mean moved to ``mean``; clipped to [0, 1]. An overcast, over-exposed
+    or misty-looking photo whose target is itself — the look that a haze detector mistakes for
+    haze."""
+    x = _scale_saturation(images.clamp(0.0, 1.0), saturation)
     centre = x.mean(dim=(-3, -2, -1), keepdim=True)
     return (mean + contrast * (x - centre)).clamp(0.0, 1.0)
 

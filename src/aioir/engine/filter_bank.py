@@ -700,34 +700,31 @@ def _all_gate_examples(
     model: FilterBankRestorer, dm: Any, config: FilterBankFitConfig, progress: bool
 ) -> tuple[Tensor, Tensor]:
     """The fit's gate examples: the main crops', then each ``extra_gate_data`` entry's (each
-    in its own examples file, stamped with the main key and the entry). The random generator is
-    left as the main examples leave it, so extra data never changes the gate's initial draw."""
+    in its own examples file, stamped with the main key and the entry's resolved data, count
+    and salt). The random generator is left as the main examples leave it, so extra data never
+    changes the gate's initial draw."""
     import json
 
-    fb = config.filter_bank
-    specs = {task: dm.task_spec(task) for task in dm.task_names}
-    crops = dm.synthetic_pairs(specs, fb.gate_items_per_task, fb.gate_patch_size, salt=4)
-    key = _examples_key(config)
-    descriptors, scores = _gate_examples(
-        model, DataLoader(crops, batch_size=16, shuffle=False), fb.experts,
-        fb.gate_examples_file, key, progress,
-    )  # fmt: skip
-    state = torch.get_rng_state()
-    parts = [(descriptors, scores)]
-    for i, entry in enumerate(fb.extra_gate_data):
-        from aioir.engine.datamodule import RestorationDataModule
+    from aioir.engine.datamodule import RestorationDataModule
 
+    fb = config.filter_bank
+    key = _examples_key(config)
+    # (datamodule, crops per task, salt, examples file, stamp) per source, the main one first
+    sources = [(dm, fb.gate_items_per_task, 4, fb.gate_examples_file, key)]
+    for i, entry in enumerate(fb.extra_gate_data):
         data, items, salt = config.extra_data(i)
-        extra_dm = RestorationDataModule(data, data.resolved_root(), seed=config.seed)
-        extra_specs = {task: extra_dm.task_spec(task) for task in extra_dm.task_names}
-        extra = extra_dm.synthetic_pairs(extra_specs, items, fb.gate_patch_size, salt=salt)
-        stamp = {k: v for k, v in entry.items() if k != "examples_file"}
+        stamp = {"data": entry.get("data") or {}, "items_per_task": items, "salt": salt}
         extra_key = json.dumps({"main": key, "extra": stamp}, sort_keys=True, default=str)
-        parts.append(_gate_examples(
-            model, DataLoader(extra, batch_size=16, shuffle=False), fb.experts,
-            entry.get("examples_file"), extra_key, progress,
-        ))  # fmt: skip
-    torch.set_rng_state(state)
+        extra_dm = RestorationDataModule(data, data.resolved_root(), seed=config.seed)
+        sources.append((extra_dm, items, salt, entry.get("examples_file"), extra_key))
+    parts, states = [], []
+    for source, items, salt, file, stamp_key in sources:
+        specs = {task: source.task_spec(task) for task in source.task_names}
+        crops = source.synthetic_pairs(specs, items, fb.gate_patch_size, salt=salt)
+        loader = DataLoader(crops, batch_size=16, shuffle=False)
+        parts.append(_gate_examples(model, loader, fb.experts, file, stamp_key, progress))
+        states.append(torch.get_rng_state())
+    torch.set_rng_state(states[0])  # as the main examples left it
     return torch.cat([d for d, _ in parts]), torch.cat([s for _, s in parts])
 
 

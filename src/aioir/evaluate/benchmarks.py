@@ -718,14 +718,14 @@ class _PhotoCrops:
 
 
 def _pale(images: torch.Tensor) -> torch.Tensor:
-    from aioir.data.transforms import PALE_LOOK, pale_rendering
+    from aioir.data.transforms import pale_rendering
 
-    return pale_rendering(images, **PALE_LOOK)
+    return pale_rendering(images)
 
 
 #: renderings of the clean photos that ``photo-tasks`` can apply first (``rendering=``): each
 #: B×3×H×W → B×3×H×W. ``pale``: bright, flat and almost grey
-#: (:func:`aioir.data.transforms.pale_rendering` with ``PALE_LOOK``), where a haze detector
+#: (:func:`aioir.data.transforms.pale_rendering`, its default look), where a haze detector
 #: sees haze in a photo that has none.
 PHOTO_RENDERINGS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {"pale": _pale}
 
