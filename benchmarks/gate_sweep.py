@@ -152,7 +152,12 @@ def cached_cases(
 
 def _option_value(default: Any, text: str) -> Any:
     """``text`` as a value of the option whose default is ``default`` (``true``/``false`` for a
-    flag: ``bool("false")`` would be true)."""
+    flag: ``bool("false")`` would be true; ``null`` for "not set", and a number for an option
+    not set by default, e.g. ``gate_components``)."""
+    if text.lower() in ("null", "none"):
+        return None
+    if default is None:
+        return int(text)
     if isinstance(default, bool):
         flags = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
         if text.lower() not in flags:

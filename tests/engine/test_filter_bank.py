@@ -506,3 +506,81 @@ def test_extra_gate_data_entries_are_checked(corpus, base):
         _config(corpus, base, filter_bank={"extra_gate_data": [{}, {"items_per_task": 0}]})
     with pytest.raises(ConfigError, match=r"'filter_bank\.extra_gate_data' has a wrong type"):
         _config(corpus, base, filter_bank={"extra_gate_data": ["pale"]})
+
+
+def _separable_examples(n: int = 200) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Descriptors whose first 6 entries name the best of 4 candidates (correlated terms, as
+    the pooled features are: the first principal axis), the rest noise."""
+    from aioir.nn.filter_bank import DETAIL_SIGMAS
+
+    kind = torch.randint(0, 4, (n,))
+    descriptors = torch.randn(n, 8 + 2 * (len(DETAIL_SIGMAS) + 2) + 1) * 0.1
+    descriptors[:, :6] += 10.0 * kind[:, None]
+    scores = torch.full((n, 4), 20.0)
+    scores[torch.arange(n), kind] = 30.0
+    return descriptors, scores, kind
+
+
+@pytest.mark.parametrize(("members", "components"), [(3, None), (1, 4), (2, 3)])
+def test_bagged_and_projected_gates_are_installed_as_one_ordinary_gate(members, components):
+    """A bagged and/or projected gate still learns the choice, and is saved as the head's one
+    ``Linear → GELU → Linear`` gate (width ``members × hidden``) that computes the mean of its
+    members' logits."""
+    from aioir.engine.filter_bank import fit_gate
+    from aioir.nn.filter_bank import FilterBankHead
+
+    torch.manual_seed(0)
+    head = FilterBankHead(feature_channels=2, context_channels=2, filters=2, taps=3, hidden=8)
+    descriptors, scores, kind = _separable_examples()
+    expected = fit_gate(
+        head, descriptors, scores, epochs=400, lr=1e-2, members=members, components=components
+    )
+    assert head.hidden == 8 * members
+    assert head.gate[0].in_features == descriptors.shape[1]
+    if components is not None:  # the first layer reads a rank-`components` projection
+        assert torch.linalg.matrix_rank(head.gate[0].weight[:8]) <= components
+    with torch.no_grad():
+        weights = head.gate(head.normalize(descriptors)).softmax(dim=1)
+    assert (weights.argmax(dim=1) == kind).float().mean() > 0.85  # bagged: each member on ~63%
+    assert 28.0 < expected <= 30.0
+
+
+def test_the_averaged_gate_is_the_mean_of_its_members_logits():
+    from aioir.engine.filter_bank import _averaged_gate
+
+    torch.manual_seed(1)
+    gates = [
+        torch.nn.Sequential(torch.nn.Linear(3, 5), torch.nn.GELU(), torch.nn.Linear(5, 4))
+        for _ in range(3)
+    ]
+    axes = torch.linalg.qr(torch.randn(6, 3)).Q  # a 6-d descriptor read through 3 axes
+    x = torch.randn(10, 6)
+    with torch.no_grad():
+        mean = torch.stack([g(x @ axes) for g in gates]).mean(dim=0)
+        assert torch.allclose(_averaged_gate(gates, axes)(x), mean, atol=1e-5)
+
+
+def test_a_single_gate_without_projection_is_trained_in_place_as_before():
+    """``members=1, components=None`` keeps the head's gate object and its first layer's
+    initial weights (the fits before these options give the same model)."""
+    from aioir.engine.filter_bank import fit_gate
+    from aioir.nn.filter_bank import FilterBankHead
+
+    torch.manual_seed(0)
+    head = FilterBankHead(feature_channels=2, context_channels=2, filters=2, taps=3, hidden=8)
+    gate = head.gate
+    descriptors, scores, _ = _separable_examples()
+    fit_gate(head, descriptors, scores, epochs=5, lr=1e-2)
+    assert head.gate is gate and head.hidden == 8
+
+
+def test_bad_gate_members_or_components_are_refused():
+    from aioir.engine.filter_bank import fit_gate
+    from aioir.nn.filter_bank import FilterBankHead
+
+    head = FilterBankHead(feature_channels=2, context_channels=2, filters=2, taps=3, hidden=8)
+    descriptors, scores, _ = _separable_examples(20)
+    with pytest.raises(ValueError, match="members must be"):
+        fit_gate(head, descriptors, scores, epochs=1, members=0)
+    with pytest.raises(ValueError, match="components in 1"):
+        fit_gate(head, descriptors, scores, epochs=1, components=10_000)

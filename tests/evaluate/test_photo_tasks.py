@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 from pathlib import Path
 
 import pytest
@@ -200,6 +201,27 @@ def test_whole_photos_are_one_case_each_resized_and_seeded(corpus):
     assert "whole, long side resized to 32 px" in bench.notes()[0]
     with pytest.raises(ConfigError, match="at least 8 px"):
         PhotoTasksBenchmark(corpus, whole_side=4)
+
+
+def test_whole_side_from_the_command_line(corpus, tmp_path, capsys):
+    """``aioir evaluate --whole-side N`` scores photo-tasks photos whole; other benchmarks
+    refuse it in one line."""
+    from aioir.cli import main
+
+    bench = get_benchmark(f"photo-tasks:{corpus}:clean", whole_side=32)
+    assert isinstance(bench, PhotoTasksBenchmark) and bench.whole_side == 32
+    assert "whole, long side 32 px" in bench.description
+    with pytest.raises(ConfigError, match="--whole-side applies to photo-tasks"):
+        get_benchmark(f"synthetic:{corpus}", whole_side=32)
+    out = tmp_path / "whole.json"
+    argv = ["evaluate", "--model", "classical:auto", "--benchmark", f"photo-tasks:{corpus}:haze",
+            "--whole-side", "32", "--json", str(out), "--no-progress"]  # fmt: skip
+    assert main(argv) == 0
+    images = json.loads(out.read_text())["results"][0]["images"]
+    assert sorted(i["name"] for i in images) == ["p0@32px.png", "p2@32px.png", "p4@32px.png"]
+    assert main(["evaluate", "--model", "classical:auto", "--benchmark", f"synthetic:{corpus}",
+                 "--whole-side", "32"]) != 0  # fmt: skip
+    assert "--whole-side applies to photo-tasks" in capsys.readouterr().err
 
 
 def test_a_rendering_makes_every_clean_photo_pale_before_degrading(corpus):

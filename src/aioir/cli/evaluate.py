@@ -43,7 +43,9 @@ def _evaluate(args: argparse.Namespace) -> int:
     if args.protocol is not None:
         get_protocol(args.protocol)
     # validate every benchmark (names, data root) before loading a model
-    benchmarks = [get_benchmark(b, crop=args.crop) for b in args.benchmark]
+    benchmarks = [
+        get_benchmark(b, crop=args.crop, whole_side=args.whole_side) for b in args.benchmark
+    ]
     for bench in benchmarks:
         if bench.needs_root and args.data_root is None:
             raise ConfigError(f"benchmark {bench.name} needs --data-root (the dataset root)")
@@ -136,6 +138,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=None,
         help="synthetic:/composite: benchmarks: seeded N×N crop per image (composite: 256); "
         "photo-tasks: crop side (default 256)",
+    )
+    p.add_argument(
+        "--whole-side",
+        type=int,
+        default=None,
+        metavar="N",
+        help="photo-tasks: every photo whole, its long side resized to N px, instead of crops",
     )
     p.add_argument(
         "--no-strict-counts",

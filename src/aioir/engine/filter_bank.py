@@ -88,7 +88,9 @@ class FilterBankOptions:
     counted ``output_margin`` dB better than it is (leave it only for a clear gain);
     ``gate_target_weight`` > 0 adds a cross-entropy to the soft best candidate
     (``gate_target_temperature`` dB), which keeps a candidate from being abandoned early
-    (:func:`fit_gate`).
+    (:func:`fit_gate`). ``gate_components`` (the gate reads that many principal axes of the
+    descriptors) and ``gate_members`` (a bagged gate of that many members, saved as one of
+    ``members × hidden`` width) keep it from separating its examples too sharply.
 
     ``input_statistics``: the gate also reads the input's classical statistics (noise level,
     dark channel, exposure; :class:`~aioir.nn.filter_bank.InputStatisticsFilterBankHead`).
@@ -135,6 +137,8 @@ class FilterBankOptions:
     gate_weight_decay: float = 0.1
     gate_target_weight: float = 0.0
     gate_target_temperature: float = 1.0
+    gate_members: int = 1
+    gate_components: int | None = None
     score_cap: float = 60.0
     output_margin: float = 0.0
     input_statistics: bool = False
@@ -146,8 +150,8 @@ class FilterBankOptions:
 #: FilterBankOptions fields that change only the gate's training, not its examples
 GATE_ONLY_OPTIONS = (
     "gate_epochs", "gate_lr", "gate_weight_decay", "gate_target_weight",
-    "gate_target_temperature", "score_cap", "output_margin", "gate_examples_file",
-    "extra_gate_data",
+    "gate_target_temperature", "gate_members", "gate_components", "score_cap",
+    "output_margin", "gate_examples_file", "extra_gate_data",
 )  # fmt: skip
 
 #: the keys of an ``extra_gate_data`` entry
@@ -207,6 +211,10 @@ class FilterBankFitConfig:
                     "gate_patch_size", "gate_epochs", "hidden"):  # fmt: skip
             if getattr(fb, key) < 1:
                 raise bad(f"filter_bank.{key}", "must be ≥ 1")
+        if fb.gate_members < 1:
+            raise bad("filter_bank.gate_members", "must be ≥ 1")
+        if fb.gate_components is not None and fb.gate_components < 1:
+            raise bad("filter_bank.gate_components", "must be ≥ 1 (or null: every term)")
         if fb.gate_target_weight < 0:
             raise bad("filter_bank.gate_target_weight", "must be ≥ 0")
         if fb.gate_target_temperature <= 0:
@@ -399,27 +407,90 @@ def fit_gate(
     progress: bool = False,
     target_weight: float = 0.0,
     target_temperature: float = 1.0,
+    members: int = 1,
+    components: int | None = None,
 ) -> float:
     """Set the descriptor normalisation from ``descriptors``, reset the gate's last layer and
     train the gate full-batch to maximise the mean expected score ``Σⱼ wⱼ·scoreⱼ``; returns
-    that score at the last step.
+    that score at the last step (with ``members`` or ``components``: of the installed gate).
 
     ``target_weight`` > 0 adds that many dB times the cross-entropy between the gate's choice and
     the soft best-candidate target ``softmax(scores / target_temperature)`` (temperature in
     dB): the expected score alone saturates — a candidate whose weight collapses early gets no
     gradient back even where it is best — and the cross-entropy keeps pulling towards it.
+
+    Two ways to keep a gate from separating its examples too sharply (a few hundred examples
+    per task in a few hundred dimensions are nearly separable, and such a gate is sure of
+    itself far from them):
+
+    - ``components``: the gate reads only the first ``components`` principal axes of the
+      normalised descriptors — trained as ``Linear(components, hidden)`` on the projection and
+      installed as the rank-``components`` first layer ``W·Pᵀ`` it equals.
+    - ``members`` > 1: a bagged gate — that many gates, each trained on a bootstrap resample
+      of the examples (fresh initial weights), whose logits are averaged; installed as one gate
+      of width ``members × hidden`` (hidden layers side by side, output weights ÷ ``members``),
+      so the saved model is an ordinary head.
+
+    Both draw from torch's global generator; with neither, the head's own gate is trained in
+    place (as every fit before them did).
     """
     head.set_descriptor_stats(descriptors)
     # start from an unbiased choice: the head's "stay close to the network" initialisation
     # (output logit +5) is for gradient fine-tuning and would anchor this fit on the output
     head.gate[-1].reset_parameters()
-    params = list(head.gate.parameters())
-    optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+    inputs = head.normalize(descriptors)
+    settings = (epochs, lr, weight_decay, progress, target_weight, target_temperature)
+    if members < 1 or (components is not None and not 1 <= components <= inputs.shape[1]):
+        raise ValueError(
+            f"members must be ≥ 1 and components in 1 … {inputs.shape[1]}, "
+            f"got {members} and {components}"
+        )
+    if members == 1 and components is None:
+        expected = _train_gate_mlp(head.gate, inputs, scores, *settings)
+        log.info("filter-bank gate: expected PSNR %.2f dB on %d crops", expected, len(scores))
+        return expected
+    axes = None if components is None else _principal_axes(inputs, components)
+    hidden, outputs = head.gate[0].out_features, head.gate[-1].out_features
+    gates = []
+    for _ in range(members):
+        gate = nn.Sequential(
+            nn.Linear(inputs.shape[1] if axes is None else components, hidden),
+            nn.GELU(),
+            nn.Linear(hidden, outputs),
+        )
+        rows = torch.randint(len(inputs), (len(inputs),)) if members > 1 else slice(None)
+        member_inputs = inputs[rows] if axes is None else inputs[rows] @ axes
+        _train_gate_mlp(gate, member_inputs, scores[rows], *settings)
+        gates.append(gate)
+    head.gate = _averaged_gate(gates, axes)
+    with torch.no_grad():
+        expected = float((head.gate(inputs).softmax(dim=1) * scores).sum(dim=1).mean())
+    log.info(
+        "filter-bank gate (%d members, %s components): expected PSNR %.2f dB on %d crops",
+        members, components or "all", expected, len(scores),
+    )  # fmt: skip
+    return expected
+
+
+def _train_gate_mlp(
+    gate: nn.Module,
+    inputs: Tensor,
+    scores: Tensor,
+    epochs: int,
+    lr: float,
+    weight_decay: float,
+    progress: bool,
+    target_weight: float,
+    target_temperature: float,
+) -> float:
+    """Train ``gate`` full-batch on normalised ``inputs`` (see :func:`fit_gate`); returns the
+    expected score at the last step."""
+    optimizer = torch.optim.AdamW(gate.parameters(), lr=lr, weight_decay=weight_decay)
     targets = (scores / target_temperature).softmax(dim=1) if target_weight > 0 else None
     expected = torch.zeros(())
     with torch.enable_grad():
         for _ in tqdm(range(epochs), desc="fitting the gate", disable=not progress, leave=False):
-            logits = head.gate(head.normalize(descriptors))
+            logits = gate(inputs)
             expected = (logits.softmax(dim=1) * scores).sum(dim=1).mean()
             loss = -expected
             if targets is not None:
@@ -428,8 +499,31 @@ def fit_gate(
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-    log.info("filter-bank gate: expected PSNR %.2f dB on %d crops", expected.item(), len(scores))
     return float(expected.item())
+
+
+def _principal_axes(inputs: Tensor, components: int) -> Tensor:
+    """The first ``components`` principal axes of ``inputs`` (N×D, already centred by the
+    descriptor normalisation), D×components."""
+    _, _, v = torch.linalg.svd(inputs - inputs.mean(dim=0), full_matrices=False)
+    return v[:components].T.contiguous()
+
+
+@torch.no_grad()
+def _averaged_gate(gates: Sequence[nn.Sequential], axes: Tensor | None) -> nn.Sequential:
+    """One ``Linear → GELU → Linear`` gate whose logits are the mean of ``gates``' logits,
+    each gate's first layer composed with the projection ``axes`` (D×k) when given."""
+    first = [g[0].weight if axes is None else g[0].weight @ axes.T for g in gates]
+    out = nn.Sequential(
+        nn.Linear(first[0].shape[1], sum(w.shape[0] for w in first)),
+        nn.GELU(),
+        nn.Linear(sum(w.shape[0] for w in first), gates[0][-1].out_features),
+    )
+    out[0].weight.copy_(torch.cat(first))
+    out[0].bias.copy_(torch.cat([g[0].bias for g in gates]))
+    out[2].weight.copy_(torch.cat([g[-1].weight for g in gates], dim=1) / len(gates))
+    out[2].bias.copy_(torch.stack([g[-1].bias for g in gates]).mean(dim=0))
+    return out
 
 
 def train_gate(
@@ -446,7 +540,7 @@ def train_gate(
     return fit_gate(
         head, descriptors, scores, options.gate_epochs, options.gate_lr,
         options.gate_weight_decay, progress, options.gate_target_weight,
-        options.gate_target_temperature,
+        options.gate_target_temperature, options.gate_members, options.gate_components,
     )  # fmt: skip
 
 

@@ -796,6 +796,11 @@ class PhotoTasksBenchmark(Benchmark):
 
     @property
     def description(self) -> str:  # type: ignore[override]
+        if self.whole_side:
+            return (
+                f"per-task bar on the clean photos in {self.folder}, whole, long side "
+                f"{self.whole_side} px"
+            )
         return f"per-task bar on seeded {self.crop}² crops of the clean photos in {self.folder}"
 
     def specs(self) -> list[PhotoTaskColumn]:
@@ -968,17 +973,22 @@ def _check_tasks(text: str, tasks: Sequence[str]) -> None:
         raise ConfigError(f"benchmark {text}: a column is given twice")
 
 
-def get_benchmark(spec: str | Benchmark, *, crop: int | None = None) -> Benchmark:
+def get_benchmark(
+    spec: str | Benchmark, *, crop: int | None = None, whole_side: int | None = None
+) -> Benchmark:
     """A benchmark from its name or ``paired:DIR[:TASK]`` / ``synthetic:DIR[:TASKS]`` /
     ``composite:DIR[:COMBOS]`` / ``photo-tasks:DIR[:COLUMNS]``.
 
     ``crop`` applies to ``synthetic:`` and ``composite:`` (side of a seeded per-image crop;
     ``composite:`` defaults to :data:`COMPOSITE_CROP`) and ``photo-tasks:`` (side of its crops;
-    default 256).
+    default 256). ``whole_side`` applies to ``photo-tasks:`` alone: every photo whole, its long
+    side resized to that many pixels, instead of crops.
     """
     if isinstance(spec, Benchmark):
         return spec
     text = str(spec).strip()
+    if whole_side is not None and not text.startswith("photo-tasks:"):
+        raise ConfigError(f"benchmark {text}: --whole-side applies to photo-tasks: benchmarks")
     if text in BENCHMARKS:
         return BENCHMARKS[text]
     kind, sep, rest = text.partition(":")
@@ -989,6 +999,7 @@ def get_benchmark(spec: str | Benchmark, *, crop: int | None = None) -> Benchmar
             Path(folder),
             keys or tuple(c.key for c in PHOTO_TASK_COLUMNS),
             crop=256 if crop is None else crop,
+            whole_side=whole_side,
         )
     if sep and kind in ("paired", "synthetic", "composite") and rest:
         folder, _, extra = rest.partition(":")
