@@ -136,18 +136,72 @@ def cached_cases(
     state = {k: v for k, v in state.items() if not k.startswith("descriptor_")}
     if cache and Path(cache).is_file():
         kept = torch.load(cache, weights_only=False)
-        same = kept["stamp"] == stamp and kept["state"].keys() == state.keys()
-        if same and all(torch.equal(kept["state"][k], v) for k, v in state.items()):
+        cases = [CaseCache(**c) for c in kept["cases"]]
+        kept_experts = _cached_experts(cases, head)
+        same = kept["stamp"] == stamp and kept_experts is not None
+        same = same and all(
+            k in state and torch.equal(v, state[k]) for k, v in kept["state"].items()
+        )  # fmt: skip
+        added = same and set(state) - set(kept["state"])
+        if added and any(not _expert_key(k, kept_experts) for k in added):
+            same = False  # a key changed that is not a new expert's
+        if same and kept_experts == head.num_experts:
             print(f"{cache}: restored cases reused")
-            return [CaseCache(**c) for c in kept["cases"]]
+            return cases
+        if same:
+            new = head.num_experts - kept_experts
+            print(f"{cache}: restored cases reused, {new} added expert(s) run on their inputs")
+            _add_experts(cases, model, kept_experts)
+            del kept  # the cases hold the tensors now: one copy in memory (caches reach 9 GB)
+            _save_cases(cache, stamp, state, cases)
+            return cases
     start = time.perf_counter()
     cases = restore_cases(model, photos, limit, crops_per_photo, whole_side, rendering)
     print(f"restored {sum(len(c.targets) for c in cases)} cases in "
           f"{time.perf_counter() - start:.0f} s")  # fmt: skip
     if cache:
-        payload = {"stamp": stamp, "state": state, "cases": [dataclasses.asdict(c) for c in cases]}
-        torch.save(payload, cache)
+        _save_cases(cache, stamp, state, cases)
     return cases
+
+
+def _save_cases(cache: str, stamp: dict, state: dict, cases: list[CaseCache]) -> None:
+    """Write the cases to ``cache`` (fields as they are: ``dataclasses.asdict`` would copy
+    every tensor, and a cache of 660 crops × 16 candidates is 9 GB)."""
+    fields = [f.name for f in dataclasses.fields(CaseCache)]
+    payload = {"stamp": stamp, "state": state,
+               "cases": [{k: getattr(c, k) for k in fields} for c in cases]}  # fmt: skip
+    torch.save(payload, cache)
+
+
+def _cached_experts(cases: list[CaseCache], head: torch.nn.Module) -> int | None:
+    """How many of ``head``'s experts the cached ``cases`` hold candidates for (``None``: the
+    cache has more candidates than the head, or a different number of filters)."""
+    held = cases[0].candidates[0].shape[0] - head.num_filters - 2 if cases else 0
+    return held if 0 <= held <= head.num_experts else None
+
+
+def _expert_key(key: str, first_new: int) -> bool:
+    """Whether head state ``key`` belongs to an expert numbered ``first_new`` or later."""
+    parts = key.split(".")
+    return len(parts) > 2 and parts[0] == "experts" and int(parts[1]) >= first_new
+
+
+@torch.no_grad()
+def _add_experts(cases: list[CaseCache], model: torch.nn.Module, first_new: int) -> None:
+    """Append the candidates of ``model``'s experts ``first_new`` … to every cached case, as
+    :func:`restore_cases` makes them: an expert restores the (padded) input alone, so the
+    network is not run again (as a fit scores an added expert on its stored examples)."""
+    head = model.filter_bank
+    for c in tqdm(cases, desc="added experts", leave=False):
+        for i, cands in enumerate(c.candidates):
+            x = cands[1:2]  # the input
+            padded, _ = pad_to_multiple(x, model.size_multiple)
+            h, w = x.shape[-2:]
+            extra = [
+                head.candidate(j, padded, padded)[..., :h, :w].float()
+                for j in range(head.num_filters + 2 + first_new, head.num_candidates)
+            ]  # fmt: skip
+            c.candidates[i] = torch.cat([cands, *extra])
 
 
 def _option_value(default: Any, text: str) -> Any:

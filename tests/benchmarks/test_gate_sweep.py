@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from aioir.engine.config import build_config
@@ -117,3 +118,33 @@ def test_extra_examples_files_and_pale_photos(tmp_path):
     assert main_only["columns"] != own["columns"]
     with pytest.raises(SystemExit):
         sweep.main([*argv, "--pale"])  # pale photos are whole photos
+
+
+def test_a_cache_takes_an_added_expert_without_running_the_network_again(tmp_path, capsys):
+    """A model refitted with one more expert reuses the cached cases: only the new expert's
+    candidate is made, from each cached input, equal to what a fresh restore gives."""
+    corpus = make_corpus(tmp_path / "corpus")
+    base = build_tiny_udair(tmp_path / "base")
+    examples = tmp_path / "examples.safetensors"
+    raw = _fit_config(corpus, base, gate_examples_file=str(examples))
+    fit(build_config(FilterBankFitConfig, raw, "test"), tmp_path / "plain")
+    raw["filter_bank"]["experts"] = ["dark-channel-prior"]
+    fit(build_config(FilterBankFitConfig, raw, "test"), tmp_path / "expert")
+    photos = _one_photo(tmp_path / "photos", seed=2)
+    sweep = load_benchmark("gate_sweep")
+    cache = str(tmp_path / "cases.pt")
+
+    plain = load_model(tmp_path / "plain").eval()
+    sweep.cached_cases(plain, str(photos), 1, cache)
+    expert = load_model(tmp_path / "expert").eval()
+    cases = sweep.cached_cases(expert, str(photos), 1, cache)
+    assert "1 added expert(s) run on their inputs" in capsys.readouterr().out
+    fresh = sweep.restore_cases(expert, str(photos), 1)
+    for c, f in zip(cases, fresh, strict=True):
+        assert torch.allclose(c.candidates[0], f.candidates[0], atol=1e-6)
+    assert sweep.cached_cases(expert, str(photos), 1, cache)  # now held whole
+    assert "restored cases reused\n" in capsys.readouterr().out
+    # the plain model cannot use a cache holding more candidates than it has: restored again
+    sweep.cached_cases(plain, str(photos), 1, cache)
+    out = capsys.readouterr().out
+    assert out.startswith("restored ") and "reused" not in out

@@ -584,3 +584,22 @@ def test_bad_gate_members_or_components_are_refused():
         fit_gate(head, descriptors, scores, epochs=1, members=0)
     with pytest.raises(ValueError, match="components in 1"):
         fit_gate(head, descriptors, scores, epochs=1, components=10_000)
+
+
+def test_a_bagged_projected_fit_saves_an_ordinary_head_that_loads(corpus, base, tmp_path):
+    """``gate_members``/``gate_components`` in a fit: the saved head records the wider gate and
+    loads to the same outputs; bad values are refused by name."""
+    out = tmp_path / "bagged"
+    sections = {"filter_bank": {"gate_members": 2, "gate_components": 4}}
+    fit(_config(corpus, base, **sections), out)
+    config = json.loads((out / "config.json").read_text())
+    assert config["wrappers"][0]["hidden"] == 128  # 2 members × 64
+    fitted = load_model(out).eval()
+    x = torch.rand(1, 3, 32, 32, generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        first, again = fitted(x), load_model(out).eval()(x)
+    assert torch.equal(first, again)
+    for bad, message in [({"gate_members": 0}, "gate_members"),
+                         ({"gate_components": 0}, "gate_components")]:  # fmt: skip
+        with pytest.raises(ConfigError, match=message):
+            _config(corpus, base, filter_bank=bad).validate()
