@@ -144,7 +144,7 @@ def cached_cases(
         )  # fmt: skip
         added = same and set(state) - set(kept["state"])
         if added and any(not _expert_key(k, kept_experts) for k in added):
-            same = False  # a key changed that is not a new expert's
+            same = False  # a key appeared that is not a new expert's
         if same and kept_experts == head.num_experts:
             print(f"{cache}: restored cases reused")
             return cases
