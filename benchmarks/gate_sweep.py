@@ -137,21 +137,20 @@ def cached_cases(
     if cache and Path(cache).is_file():
         kept = torch.load(cache, weights_only=False)
         cases = [CaseCache(**c) for c in kept["cases"]]
-        kept_experts = _cached_experts(cases, head)
-        same = kept["stamp"] == stamp and kept_experts is not None
-        same = same and all(
-            k in state and torch.equal(v, state[k]) for k, v in kept["state"].items()
-        )  # fmt: skip
-        added = same and set(state) - set(kept["state"])
-        if added and any(not _expert_key(k, kept_experts) for k in added):
-            same = False  # a key appeared that is not a new expert's
-        if same and kept_experts == head.num_experts:
-            print(f"{cache}: restored cases reused")
-            return cases
-        if same:
-            new = head.num_experts - kept_experts
-            print(f"{cache}: restored cases reused, {new} added expert(s) run on their inputs")
-            _add_experts(cases, model, kept_experts)
+        held = _cached_experts(cases, head)  # None: not a prefix of this head's candidates
+        added = set(state) - set(kept["state"])  # the weights of experts the cache lacks
+        if (
+            kept["stamp"] == stamp
+            and held is not None
+            and all(k in state and torch.equal(v, state[k]) for k, v in kept["state"].items())
+            and all(_expert_key(k, held) for k in added)
+        ):
+            if held == head.num_experts:
+                print(f"{cache}: restored cases reused")
+                return cases
+            print(f"{cache}: restored cases reused, {head.num_experts - held} added expert(s) "
+                  "run on their inputs")  # fmt: skip
+            _add_experts(cases, model, held)
             del kept  # the cases hold the tensors now: one copy in memory (caches reach 9 GB)
             _save_cases(cache, stamp, state, cases)
             return cases

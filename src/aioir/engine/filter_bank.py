@@ -26,6 +26,7 @@ record) and ``val``. The config (:class:`FilterBankFitConfig`, a YAML file such 
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import os
 import time
@@ -434,33 +435,31 @@ def fit_gate(
     Both draw from torch's global generator; with neither, the head's own gate is trained in
     place (as every fit before them did).
     """
+    size = descriptors.shape[1]
+    if members < 1 or (components is not None and not 1 <= components <= size):
+        raise ValueError(
+            f"members must be ≥ 1 and components in 1 … {size}, got {members} and {components}"
+        )
     head.set_descriptor_stats(descriptors)
     # start from an unbiased choice: the head's "stay close to the network" initialisation
     # (output logit +5) is for gradient fine-tuning and would anchor this fit on the output
     head.gate[-1].reset_parameters()
     inputs = head.normalize(descriptors)
     settings = (epochs, lr, weight_decay, progress, target_weight, target_temperature)
-    if members < 1 or (components is not None and not 1 <= components <= inputs.shape[1]):
-        raise ValueError(
-            f"members must be ≥ 1 and components in 1 … {inputs.shape[1]}, "
-            f"got {members} and {components}"
-        )
     if members == 1 and components is None:
         expected = _train_gate_mlp(head.gate, inputs, scores, *settings)
         log.info("filter-bank gate: expected PSNR %.2f dB on %d crops", expected, len(scores))
         return expected
     axes = None if components is None else _principal_axes(inputs, components)
+    projected = inputs if axes is None else inputs @ axes
     hidden, outputs = head.gate[0].out_features, head.gate[-1].out_features
     gates = []
     for _ in range(members):
         gate = nn.Sequential(
-            nn.Linear(inputs.shape[1] if axes is None else components, hidden),
-            nn.GELU(),
-            nn.Linear(hidden, outputs),
+            nn.Linear(projected.shape[1], hidden), nn.GELU(), nn.Linear(hidden, outputs)
         )
         rows = torch.randint(len(inputs), (len(inputs),)) if members > 1 else slice(None)
-        member_inputs = inputs[rows] if axes is None else inputs[rows] @ axes
-        _train_gate_mlp(gate, member_inputs, scores[rows], *settings)
+        _train_gate_mlp(gate, projected[rows], scores[rows], *settings)
         gates.append(gate)
     head.gate = _averaged_gate(gates, axes)
     with torch.no_grad():
@@ -644,8 +643,6 @@ def _examples_key(config: FilterBankFitConfig) -> str:
     """What the gate examples' network terms and network/input/filter scores depend on, as
     canonical JSON (the examples file's stamp; the experts are its columns, not its stamp, and
     the descriptor's input terms are not stored)."""
-    import json
-
     options = {
         k: v for k, v in dataclasses.asdict(config.filter_bank).items()
         if k not in GATE_ONLY_OPTIONS and k not in ("hidden", "experts", "input_statistics")
@@ -665,8 +662,6 @@ def _examples_key(config: FilterBankFitConfig) -> str:
 def candidate_ids(filters: int, experts: Sequence[str | Mapping[str, Any]]) -> list[str]:
     """What each score column of the gate examples is: ``output``, ``input``, ``filter k``,
     then each expert's entry as canonical JSON (its path and self-ensemble mode)."""
-    import json
-
     ids = ["output", "input", *(f"filter {k}" for k in range(1, filters + 1))]
     for item in experts:
         model, mode = expert_entry(item, "filter_bank.experts")
@@ -692,8 +687,6 @@ def read_gate_examples(path: str | os.PathLike[str], key: str | None = None) -> 
     """The examples stored at ``path`` (a ``filter_bank.gate_examples_file``) when they were
     made with ``key`` (any when ``None``); ``None`` otherwise. Files written before the columns
     were named (their stamp held the experts) are read too."""
-    import json
-
     from safetensors import safe_open
 
     path = Path(path)
@@ -725,8 +718,6 @@ def read_gate_examples(path: str | os.PathLike[str], key: str | None = None) -> 
 
 
 def _write_examples(path: Path, key: str, ids: Sequence[str], examples: GateExamples) -> None:
-    import json
-
     from safetensors.torch import save
 
     from aioir.io import write_bytes_atomically
@@ -797,8 +788,6 @@ def _all_gate_examples(
     in its own examples file, stamped with the main key and the entry's resolved data, count
     and salt). The random generator is left as the main examples leave it, so extra data never
     changes the gate's initial draw."""
-    import json
-
     from aioir.engine.datamodule import RestorationDataModule
 
     fb = config.filter_bank

@@ -987,11 +987,11 @@ def get_benchmark(
     if isinstance(spec, Benchmark):
         return spec
     text = str(spec).strip()
-    if whole_side is not None and not text.startswith("photo-tasks:"):
+    kind, sep, rest = text.partition(":")
+    if whole_side is not None and kind != "photo-tasks":
         raise ConfigError(f"benchmark {text}: --whole-side applies to photo-tasks: benchmarks")
     if text in BENCHMARKS:
         return BENCHMARKS[text]
-    kind, sep, rest = text.partition(":")
     if sep and kind == "photo-tasks" and rest:
         folder, _, extra = rest.partition(":")
         keys = tuple(k.strip() for k in extra.split(",") if k.strip())
