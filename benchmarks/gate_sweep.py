@@ -64,6 +64,7 @@ SWEEPABLE = (
     *(k for k in GATE_ONLY_OPTIONS if k not in ("gate_examples_file", "extra_gate_data")),
     "hidden",
     "input_statistics",
+    "gate_descriptor",
 )
 
 
@@ -78,7 +79,8 @@ class CaseCache:
     candidates: list[Tensor]
     targets: list[Tensor]
     input_psnr: Tensor
-    input_terms: Tensor | None = None  # a head's input statistics (N×S), once one needed them
+    input_terms: Tensor | None = None  # a head's input terms (N×S), once one needed them
+    input_terms_id: str = ""  # whose (FilterBankHead.input_terms_id)
 
 
 @torch.no_grad()
@@ -133,7 +135,8 @@ def cached_cases(
     if rendering:  # (absent otherwise: older caches stay valid)
         stamp["rendering"] = rendering
     state = {k: v for k, v in head.state_dict().items() if not k.startswith("gate.")}
-    state = {k: v for k, v in state.items() if not k.startswith("descriptor_")}
+    # (nor on what the gate reads beyond the network: its input terms are computed per head)
+    state = {k: v for k, v in state.items() if not k.startswith(("descriptor_", "classifier."))}
     if cache and Path(cache).is_file():
         kept = torch.load(cache, weights_only=False)
         cases = [CaseCache(**c) for c in kept["cases"]]
@@ -230,11 +233,13 @@ def score(head: torch.nn.Module, cases: list[CaseCache]) -> tuple[dict[str, floa
     columns, weights = {}, {}
     with torch.no_grad():
         for c in cases:
-            descriptors = c.descriptors
+            terms = None
             if head.input_terms_size:  # read from the input (candidate 1), once per case
-                if c.input_terms is None:
+                if c.input_terms is None or c.input_terms_id != head.input_terms_id():
                     c.input_terms = torch.cat([head.input_terms(x[1:2]) for x in c.candidates])
-                descriptors = torch.cat([descriptors, c.input_terms], 1)
+                    c.input_terms_id = head.input_terms_id()
+                terms = c.input_terms
+            descriptors = head.assemble(c.descriptors, terms)
             w = head.gate(head.normalize(descriptors)).softmax(dim=1)
             scores = []
             for wi, cands, target in zip(w, c.candidates, c.targets, strict=True):
@@ -248,16 +253,18 @@ def score(head: torch.nn.Module, cases: list[CaseCache]) -> tuple[dict[str, floa
 
 def merge_examples(parts: list[GateExamples]) -> GateExamples:
     """Gate examples of several files as one set, in order (the columns all share; the input
-    statistics when all have them; the first file's generator state, as a fit has it)."""
+    terms when all have the same; the first file's generator state, as a fit has it)."""
     if len(parts) == 1:
         return parts[0]
     shared = [k for k in parts[0].columns if all(k in p.columns for p in parts)]
-    statistics = [p.input_statistics for p in parts if p.input_statistics is not None]
+    terms = [p.input_terms for p in parts if p.input_terms is not None]
+    same = len(terms) == len(parts) and len({p.input_terms_id for p in parts}) == 1
     return GateExamples(
         torch.cat([p.descriptors for p in parts]),
         {k: torch.cat([p.columns[k] for p in parts]) for k in shared},
         parts[0].rng_state,
-        torch.cat(statistics) if len(statistics) == len(parts) else None,
+        torch.cat(terms) if same else None,
+        parts[0].input_terms_id if same else "",
     )
 
 
@@ -355,24 +362,26 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             f"as saved ({name}): floored gain {floored_gain(columns, inputs[name]):+.2f} | "
             + " ".join(f"{k} {v:.2f}" for k, v in columns.items())
         )
+    classifier = getattr(head, "classifier", None)  # a classifier-reading head's, reused
     # the fit's seeded initial head, per gate width and descriptor
-    initial_heads: dict[tuple[int, bool], torch.nn.Module] = {}
+    initial_heads: dict[tuple[int, bool, str], torch.nn.Module] = {}
     results = []
     for values in itertools.product(*grid.values()):
         options = dataclasses.replace(base, **dict(zip(grid, values, strict=True)))
-        shape = options.hidden, options.input_statistics
+        shape = options.hidden, options.input_statistics, options.gate_descriptor
         if shape not in initial_heads:
             initial_heads[shape] = wrap_in_filter_bank(
                 network, head.num_filters, head.taps, options.hidden, seed, experts,
                 input_statistics=options.input_statistics,
+                classifier=None if options.input_statistics else classifier,
+                gate_descriptor=options.gate_descriptor,
             ).filter_bank  # fmt: skip
         trial = copy.deepcopy(initial_heads[shape])  # fit_gate sets its descriptor statistics
-        descriptors = examples.descriptors
-        if options.input_statistics:
-            if examples.input_statistics is None:
-                parser.error("--examples: no input statistics yet (a fit with "
-                             "filter_bank.input_statistics: true adds them to its file)")  # fmt: skip
-            descriptors = torch.cat([descriptors, examples.input_statistics], dim=1)
+        terms = examples.terms_for(trial)
+        if trial.input_terms_size and terms is None:
+            parser.error("--examples: not this head's input terms (a fit with this head's "
+                         "input statistics or classifier adds them to its file)")  # fmt: skip
+        descriptors = trial.assemble(examples.descriptors, terms)
         torch.set_rng_state(examples.rng_state)  # as the fit has it after the examples
         expected = train_gate(trial, descriptors, raw_scores, options)
         setting = {k: getattr(options, k) for k in grid}

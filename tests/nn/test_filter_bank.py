@@ -215,3 +215,55 @@ def test_input_statistics_head_appends_them_to_the_descriptor():
     assert torch.equal(d[:, : -len(INPUT_STATISTICS)], plain.descriptor(y, x, f, c))
     assert torch.equal(d[:, -len(INPUT_STATISTICS) :], input_statistics(x))
     assert head(y, x, f, c).shape == x.shape
+
+
+def _classifier_head(compact: bool = False) -> FilterBankHead:
+    from aioir.nn.degradation_classifier import DegradationClassifier
+    from aioir.nn.filter_bank import ClassifierFilterBankHead, CompactClassifierFilterBankHead
+
+    torch.manual_seed(0)
+    classifier = DegradationClassifier(["noise", "haze", "clean"], widths=(4, 6), hidden=8)
+    kind = CompactClassifierFilterBankHead if compact else ClassifierFilterBankHead
+    return kind(feature_channels=4, context_channels=5, filters=2, taps=3, classifier=classifier)
+
+
+def test_classifier_head_appends_the_classifier_log_probabilities():
+    torch.manual_seed(0)
+    plain = FilterBankHead(feature_channels=4, context_channels=5, filters=2, taps=3)
+    head = _classifier_head().eval()
+    x, y = _images(2), _images(2, seed=5)
+    f, c = torch.randn(2, 4, 40, 40), torch.randn(2, 5, 10, 10)
+    with torch.no_grad():
+        d = head.descriptor(y, x, f, c)
+        log_probabilities = head.classifier(x).log_softmax(dim=1)
+    assert head.input_terms_size == 3
+    assert head.gate[0].in_features == plain.gate[0].in_features + 3 == d.shape[1]
+    assert torch.equal(d[:, :-3], plain.descriptor(y, x, f, c))
+    torch.testing.assert_close(d[:, -3:], log_probabilities)
+    assert head(y, x, f, c).shape == x.shape
+
+
+def test_compact_classifier_head_reads_only_the_blur_and_change_terms():
+    torch.manual_seed(0)
+    plain = FilterBankHead(feature_channels=4, context_channels=5, filters=2, taps=3)
+    head = _classifier_head(compact=True).eval()
+    x, y = _images(2), _images(2, seed=5)
+    f, c = torch.randn(2, 4, 40, 40), torch.randn(2, 5, 10, 10)
+    kept = 2 * (len(DETAIL_SIGMAS) + 2) + 1
+    with torch.no_grad():
+        d = head.descriptor(y, x, f, c)
+    assert d.shape == (2, kept + 3) and head.gate[0].in_features == kept + 3
+    assert torch.equal(d[:, :kept], plain.descriptor(y, x, f, c)[:, -kept:])
+    with pytest.raises(ValueError, match="input terms"):
+        head.assemble(plain.descriptor(y, x, f, c), None)
+
+
+def test_input_terms_ids_name_what_the_terms_are():
+    head = _classifier_head()
+    assert FilterBankHead(4, 5, 2, 3).input_terms_id() == ""
+    assert InputStatisticsFilterBankHead(4, 5, 2, 3).input_terms_id() == "input_statistics"
+    first = head.input_terms_id()
+    assert first.startswith("classifier:") and first == _classifier_head().input_terms_id()
+    with torch.no_grad():
+        head.classifier.head[-1].bias.add_(1.0)
+    assert head.input_terms_id() != first  # other weights, other terms

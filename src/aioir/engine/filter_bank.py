@@ -42,8 +42,10 @@ from tqdm.auto import tqdm
 from aioir.data.synthetic import TaskSpec
 from aioir.degradations import available_degradations
 from aioir.engine.config import DataConfig, build_config, read_yaml
+from aioir.engine.degradation_classifier import ClassifierOptions
 from aioir.errors import ConfigError
 from aioir.metrics import psnr
+from aioir.nn.degradation_classifier import DegradationClassifier
 from aioir.nn.filter_bank import FilterBankHead, LeastSquaresFilterFit
 
 if TYPE_CHECKING:
@@ -97,6 +99,15 @@ class FilterBankOptions:
     dark channel, exposure; :class:`~aioir.nn.filter_bank.InputStatisticsFilterBankHead`).
     They are computed from the crops alone, so stored examples serve either head.
 
+    ``classifier``: the gate also reads a degradation classifier's verdict on the input
+    (:class:`~aioir.nn.filter_bank.ClassifierFilterBankHead`), a classifier trained first, on
+    synthetic crops of the training photos labelled by task (the options of
+    :class:`~aioir.engine.degradation_classifier.ClassifierOptions`, e.g. ``{steps: 8000}``;
+    ``{}`` for the defaults), in its own seeded generator. ``gate_descriptor: compact`` (with
+    a classifier): the gate reads only the classifier and the blur and change terms
+    (:class:`~aioir.nn.filter_bank.CompactClassifierFilterBankHead`), not the network's pooled
+    features. Neither changes the stored examples.
+
     ``experts``: saved models (folders or files, e.g. ``aioir train``'s export of a small
     denoiser) or registered models without weights (``dark-channel-prior``) that join the
     candidates, frozen (:class:`~aioir.nn.filter_bank.FilterBankHead`); an entry ``{model:
@@ -143,6 +154,8 @@ class FilterBankOptions:
     score_cap: float = 60.0
     output_margin: float = 0.0
     input_statistics: bool = False
+    classifier: dict[str, Any] | None = None
+    gate_descriptor: str = "full"
     experts: list[str | dict[str, Any]] = dataclasses.field(default_factory=list)
     gate_examples_file: str | None = None
     extra_gate_data: list[dict[str, Any]] = dataclasses.field(default_factory=list)
@@ -222,6 +235,15 @@ class FilterBankFitConfig:
             raise bad("filter_bank.gate_target_temperature", "must be > 0 (dB)")
         if fb.taps < 1 or fb.taps % 2 == 0:
             raise bad("filter_bank.taps", "must be a positive odd number")
+        if fb.gate_descriptor not in ("full", "compact"):
+            raise bad("filter_bank.gate_descriptor", "expected full or compact")
+        if fb.gate_descriptor == "compact" and fb.classifier is None:
+            raise bad("filter_bank.gate_descriptor", "compact reads a classifier: set one")
+        if fb.classifier is not None:
+            if fb.input_statistics:
+                raise bad("filter_bank.classifier", "a gate reads input_statistics or a "
+                          "classifier, not both")  # fmt: skip
+            self.classifier_options(where)
         for i, item in enumerate(fb.experts):
             expert_entry(item, f"{where}: filter_bank.experts[{i}]")
         for i in range(len(fb.extra_gate_data)):
@@ -232,6 +254,20 @@ class FilterBankFitConfig:
         if self.runtime.device not in ("cpu", "cuda", "auto"):
             raise bad("runtime.device", "expected cpu, cuda or auto")
         return self
+
+    def classifier_options(self, where: str = "config") -> ClassifierOptions | None:
+        """``filter_bank.classifier`` as checked options (``None``: the gate reads none)."""
+        raw = self.filter_bank.classifier
+        if raw is None:
+            return None
+        key = f"{where}: filter_bank.classifier"
+        fields = {f.name for f in dataclasses.fields(ClassifierOptions)}
+        if not isinstance(raw, Mapping) or set(raw) - fields:
+            raise ConfigError(f"{key}: expected a mapping of {', '.join(sorted(fields))}")
+        try:
+            return ClassifierOptions(**raw).validate(key)
+        except TypeError as exc:
+            raise ConfigError(f"{key}: {exc}") from exc
 
     def extra_data(self, index: int, where: str = "config") -> tuple[DataConfig, int, int]:
         """Entry ``index`` of ``filter_bank.extra_gate_data`` as ``(data config, crops per task,
@@ -280,6 +316,8 @@ def wrap_in_filter_bank(
     seed: int,
     experts: Sequence[nn.Module] = (),
     input_statistics: bool = False,
+    classifier: nn.Module | None = None,
+    gate_descriptor: str = "full",
 ) -> FilterBankRestorer:
     """``network`` inside a new :class:`~aioir.models.FilterBankRestorer` (with ``experts``).
 
@@ -293,8 +331,9 @@ def wrap_in_filter_bank(
     from aioir.models import FilterBankRestorer, Restormer
 
     model = FilterBankRestorer(
-        network, filters, taps, hidden, experts=experts, input_statistics=input_statistics
-    )
+        network, filters, taps, hidden, experts=experts, input_statistics=input_statistics,
+        classifier=classifier, gate_descriptor=gate_descriptor,
+    )  # fmt: skip
     backbone = getattr(network, "backbone_options", None)
     if isinstance(network, Restormer) and backbone is not None:
         with torch.random.fork_rng(devices=[]):
@@ -302,7 +341,10 @@ def wrap_in_filter_bank(
             Restormer(**backbone)
             channels = int(network.feature_channels), int(network.context_map_channels)
             stand_ins = [nn.Identity() for _ in experts]  # the gate's shape; draw nothing
-            head = type(model.filter_bank)(*channels, filters, taps, hidden, experts=stand_ins)
+            extra = {} if classifier is None else {"classifier": classifier}
+            head = type(model.filter_bank)(
+                *channels, filters, taps, hidden, experts=stand_ins, **extra
+            )
         model.filter_bank.gate.load_state_dict(head.gate.state_dict())
     return model
 
@@ -333,14 +375,18 @@ def gate_examples(
     loader: Any,
     score_cap: float,
     progress: bool = True,
-) -> tuple[Tensor, Tensor]:
-    """Descriptors (N×D) and candidate PSNRs (N×(K+E+2), capped) of ``loader``'s crops."""
-    descriptors, scores = [], []
+) -> tuple[Tensor, Tensor | None, Tensor]:
+    """The network terms of the descriptors (N×D, :meth:`FilterBankHead.network_terms`), their
+    input terms (N×S, ``None`` when the head reads none) and the candidate PSNRs (N×(K+E+2),
+    capped) of ``loader``'s crops; :meth:`FilterBankHead.assemble` makes the descriptors."""
+    network, inputs, scores = [], [], []
     for target, padded in _crops(model, loader, "filter-bank gate examples", progress):
         y, x, features, context = model.head_inputs(padded)
-        descriptors.append(head.descriptor(y, x, features, context).float())
+        network.append(head.network_terms(y, x, features, context).float())
+        if head.input_terms_size:
+            inputs.append(head.input_terms(x).float())
         scores.append(_scores(head, range(head.num_candidates), y, x, target, score_cap))
-    return torch.cat(descriptors), torch.cat(scores)
+    return torch.cat(network), torch.cat(inputs) if inputs else None, torch.cat(scores)
 
 
 @torch.no_grad()
@@ -645,7 +691,8 @@ def _examples_key(config: FilterBankFitConfig) -> str:
     the descriptor's input terms are not stored)."""
     options = {
         k: v for k, v in dataclasses.asdict(config.filter_bank).items()
-        if k not in GATE_ONLY_OPTIONS and k not in ("hidden", "experts", "input_statistics")
+        if k not in GATE_ONLY_OPTIONS
+        and k not in ("hidden", "experts", "input_statistics", "classifier", "gate_descriptor")
     }  # fmt: skip
     data = dataclasses.asdict(config.data)
     for name in _LATER_DATA_FIELDS:  # at their defaults they leave older files' stamps valid
@@ -673,14 +720,23 @@ def candidate_ids(filters: int, experts: Sequence[str | Mapping[str, Any]]) -> l
 class GateExamples:
     """Stored gate examples: the descriptors' network terms (N×D,
     :meth:`FilterBankHead.network_terms`), one score column (N, uncapped) per candidate id
-    (:func:`candidate_ids`), the random generator's state after them and, once a fit with
-    ``input_statistics`` has computed them, the crops' input statistics (N×S,
-    :func:`~aioir.nn.filter_bank.input_statistics`)."""
+    (:func:`candidate_ids`), the random generator's state after them and, once a fit whose
+    head reads input terms has computed them, the crops' input terms (N×S,
+    :meth:`FilterBankHead.input_terms`) and what they are
+    (:meth:`FilterBankHead.input_terms_id`: ``input_statistics``, or a classifier's
+    fingerprint)."""
 
     descriptors: Tensor
     columns: dict[str, Tensor]
     rng_state: Tensor
-    input_statistics: Tensor | None = None
+    input_terms: Tensor | None = None
+    input_terms_id: str = ""
+
+    def terms_for(self, head: FilterBankHead) -> Tensor | None:
+        """The stored input terms if they are ``head``'s (``None`` otherwise)."""
+        if self.input_terms is None or self.input_terms_id != head.input_terms_id():
+            return None
+        return self.input_terms
 
 
 def read_gate_examples(path: str | os.PathLike[str], key: str | None = None) -> GateExamples | None:
@@ -709,9 +765,13 @@ def read_gate_examples(path: str | os.PathLike[str], key: str | None = None) -> 
                 return None
             columns = dict(zip(ids, scores.unbind(dim=1), strict=True))
             names = set(f.keys())
-            statistics = f.get_tensor("input_statistics") if "input_statistics" in names else None
+            terms, terms_id = None, ""
+            if "input_terms" in names:
+                terms, terms_id = f.get_tensor("input_terms"), meta.get("input_terms_id", "")
+            elif "input_statistics" in names:  # files written before other input terms
+                terms, terms_id = f.get_tensor("input_statistics"), "input_statistics"
             return GateExamples(
-                f.get_tensor("descriptors"), columns, f.get_tensor("rng_state"), statistics
+                f.get_tensor("descriptors"), columns, f.get_tensor("rng_state"), terms, terms_id
             )
     except (OSError, ValueError, KeyError) as exc:
         raise ConfigError(f"filter_bank.gate_examples_file: {path}: unreadable ({exc})") from exc
@@ -727,9 +787,10 @@ def _write_examples(path: Path, key: str, ids: Sequence[str], examples: GateExam
         "scores": torch.stack([examples.columns[i] for i in ids], dim=1),
         "rng_state": examples.rng_state,
     }
-    if examples.input_statistics is not None:
-        tensors["input_statistics"] = examples.input_statistics
     metadata = {"key": key, "candidates": json.dumps(list(ids))}
+    if examples.input_terms is not None:
+        tensors["input_terms"] = examples.input_terms
+        metadata["input_terms_id"] = examples.input_terms_id
     payload = save({k: v.contiguous() for k, v in tensors.items()}, metadata=metadata)
     path.parent.mkdir(parents=True, exist_ok=True)
     write_bytes_atomically(path, payload, overwrite=True)
@@ -745,39 +806,35 @@ def _gate_examples(
 ) -> tuple[Tensor, Tensor]:
     """The gate examples of ``loader``'s crops (descriptors, uncapped scores in candidate
     order): read from ``file`` where it has them for ``key`` (scoring the experts it lacks a
-    column for, and the input statistics if the head reads them and the file lacks them, from
-    the crops alone), else computed; the file is (re)written when anything was computed. Leaves
-    the random generator as restoring every crop would."""
+    column for, and the head's input terms if the file lacks them, from the crops alone), else
+    computed; the file is (re)written when anything was computed. Leaves the random generator
+    as restoring every crop would."""
     head = model.filter_bank
     ids = candidate_ids(head.num_filters, experts)
     path = Path(file) if file else None
     stored = read_gate_examples(path, key) if path is not None else None
-    network_size = head.descriptor_mean.numel() - head.input_terms_size
     if stored is None:
-        descriptors, scores = gate_examples(model, head, loader, float("inf"), progress)
+        network, terms, scores = gate_examples(model, head, loader, float("inf"), progress)
         columns = dict(zip(ids, scores.unbind(dim=1), strict=True))
-        statistics = descriptors[:, network_size:] if head.input_terms_size else None
-        stored = GateExamples(descriptors[:, :network_size], columns, torch.get_rng_state(),
-                              statistics)  # fmt: skip
+        stored = GateExamples(network, columns, torch.get_rng_state(), terms,
+                              head.input_terms_id())  # fmt: skip
         changed = True
     else:
         missing = [j for j, i in enumerate(ids) if i not in stored.columns]
-        changed = bool(missing) or (head.input_terms_size > 0 and stored.input_statistics is None)
+        need_terms = head.input_terms_size > 0 and stored.terms_for(head) is None
+        changed = bool(missing) or need_terms
         if changed:
-            log.info("gate examples: %d new candidate(s) and the input statistics from the crops",
-                     len(missing))  # fmt: skip
+            log.info("gate examples: %d new candidate(s)%s from the crops", len(missing),
+                     " and the input terms" if need_terms else "")  # fmt: skip
             terms, new = input_only_examples(model, head, loader, missing, progress)
             stored.columns.update(zip((ids[j] for j in missing), new.unbind(dim=1), strict=True))
-            if head.input_terms_size:
-                stored.input_statistics = terms
+            if need_terms:
+                stored.input_terms, stored.input_terms_id = terms, head.input_terms_id()
         # the generator as restoring the crops left it (the gate's reset draws from it next)
         torch.set_rng_state(stored.rng_state)
     if path is not None and changed:
         _write_examples(path, key, ids, stored)
-    descriptors = stored.descriptors
-    if head.input_terms_size:
-        assert stored.input_statistics is not None  # computed above when missing
-        descriptors = torch.cat([descriptors, stored.input_statistics], dim=1)
+    descriptors = head.assemble(stored.descriptors, stored.terms_for(head))
     return descriptors, torch.stack([stored.columns[i] for i in ids], dim=1)
 
 
@@ -809,6 +866,48 @@ def _all_gate_examples(
         states.append(torch.get_rng_state())
     torch.set_rng_state(states[0])  # as the main examples left it
     return torch.cat([d for d, _ in parts]), torch.cat([s for _, s in parts])
+
+
+def _fit_classifier(
+    dm: Any, config: FilterBankFitConfig, progress: bool
+) -> tuple[DegradationClassifier | None, dict[str, Any]]:
+    """The degradation classifier ``filter_bank.classifier`` asks for (``None`` and an empty
+    record when it asks for none), trained on crops of the training photos, plain and pale, in
+    a generator of its own (seeded from the fit's seed and its salt: the rest of the fit draws
+    as it would without it); its record holds its accuracy on the data's validation crops."""
+    from aioir.engine.datamodule import RestorationDataModule
+    from aioir.engine.degradation_classifier import (
+        classifier_accuracy,
+        classifier_crops,
+        train_classifier,
+    )
+
+    options = config.classifier_options()
+    if options is None:
+        return None, {}
+    start = time.perf_counter()
+    pale = dataclasses.replace(config.data, pale=1.0)
+    pale_dm = RestorationDataModule(pale, pale.resolved_root(), seed=config.seed)
+    sources = [(dm, options.items_per_task), (pale_dm, options.pale_items_per_task)]
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(config.seed + options.salt)
+        inputs, labels, classes = classifier_crops(
+            sources, options.patch_size, options.salt, progress, options.clean_above
+        )
+        classifier = train_classifier(inputs, labels, classes, options, progress)
+    val_inputs, val_labels = [], []
+    for batch in dm.val_dataloader():
+        val_inputs.append(batch["input"])
+        val_labels.append(batch["task_id"])
+    accuracy = classifier_accuracy(classifier, torch.cat(val_inputs), torch.cat(val_labels))
+    log.info("degradation classifier: %.1f%% of the validation crops named right", 100 * accuracy)
+    record = {
+        "options": dataclasses.asdict(options), "classes": classes, "crops": len(labels),
+        "crops_per_class": torch.bincount(labels, minlength=len(classes)).tolist(),
+        "val_accuracy": round(accuracy, 4),
+        "wall_time_s": round(time.perf_counter() - start, 2),
+    }  # fmt: skip
+    return classifier.requires_grad_(False), record
 
 
 def _validate(
@@ -865,9 +964,11 @@ def fit(
     dm.setup("fit")
     groups = filter_bank_groups(dm.task_spec(fb.task), fb.task, fb.severity_bins)
     experts = _load_experts(fb.experts)
+    classifier, classifier_record = _fit_classifier(dm, config, progress)
     model = wrap_in_filter_bank(
-        network, len(groups), fb.taps, fb.hidden, config.seed, experts, fb.input_statistics
-    )
+        network, len(groups), fb.taps, fb.hidden, config.seed, experts, fb.input_statistics,
+        classifier, fb.gate_descriptor,
+    )  # fmt: skip
     if rt.channels_last:
         to_channels_last(model)
     model.to(device)
@@ -893,6 +994,7 @@ def fit(
                 strict=True,
             )
         ],
+        **({"classifier_training": classifier_record} if classifier_record else {}),
         "gate_examples": len(scores),
         "gate_expected_psnr": expected,
         "protocol": get_protocol(config.validation.protocol).header(),

@@ -30,8 +30,14 @@ from torch import Tensor, nn
 from aioir.errors import ConfigError
 from aioir.models.registry import create_model, registered_name
 from aioir.models.wrappers import RestorerWrapper, register_wrapper
+from aioir.nn.degradation_classifier import DegradationClassifier
 from aioir.nn.ensemble import GeometricEnsemble
-from aioir.nn.filter_bank import FilterBankHead, InputStatisticsFilterBankHead
+from aioir.nn.filter_bank import (
+    ClassifierFilterBankHead,
+    CompactClassifierFilterBankHead,
+    FilterBankHead,
+    InputStatisticsFilterBankHead,
+)
 from aioir.nn.inference_memory import declared_bytes_per_pixel
 from aioir.nn.padding import pad_to_multiple, unpad
 
@@ -64,6 +70,12 @@ class FilterBankRestorer(RestorerWrapper):
             the saved model fills them).
         input_statistics: the gate also reads the input's classical statistics (noise level,
             dark channel, exposure: :class:`~aioir.nn.filter_bank.InputStatisticsFilterBankHead`).
+        classifier: the gate also reads a degradation classifier's verdict on the input
+            (:class:`~aioir.nn.filter_bank.ClassifierFilterBankHead`): the module, or its saved
+            record ``{"classes", "widths", "hidden"}`` (random weights until loaded).
+        gate_descriptor: ``"full"`` (every descriptor term) or, with a classifier,
+            ``"compact"``: the classifier and the blur and change terms only
+            (:class:`~aioir.nn.filter_bank.CompactClassifierFilterBankHead`).
     """
 
     def __init__(
@@ -74,6 +86,8 @@ class FilterBankRestorer(RestorerWrapper):
         hidden: int = 64,
         experts: Sequence[nn.Module | Mapping[str, Any]] = (),
         input_statistics: bool = False,
+        classifier: DegradationClassifier | Mapping[str, Any] | None = None,
+        gate_descriptor: str = "full",
     ) -> None:
         if not hasattr(restorer, "forward_padded_with_maps"):
             raise ConfigError(
@@ -84,8 +98,26 @@ class FilterBankRestorer(RestorerWrapper):
         features = int(restorer.feature_channels)
         context = int(restorer.context_map_channels)
         modules = [e if isinstance(e, nn.Module) else _build_expert(e) for e in experts]
-        head = InputStatisticsFilterBankHead if input_statistics else FilterBankHead
-        self.filter_bank = head(features, context, filters, taps, hidden, experts=modules)
+        if gate_descriptor not in ("full", "compact"):
+            raise ConfigError(f"gate_descriptor must be full or compact, not {gate_descriptor!r}")
+        if gate_descriptor == "compact" and classifier is None:
+            raise ConfigError("a compact gate descriptor reads a classifier: give one")
+        if classifier is not None and input_statistics:
+            raise ConfigError("a gate reads the input's statistics or a classifier, not both")
+        if classifier is not None:
+            if not isinstance(classifier, nn.Module):
+                classifier = _build_classifier(classifier)
+            head: type[FilterBankHead] = (
+                CompactClassifierFilterBankHead
+                if gate_descriptor == "compact"
+                else ClassifierFilterBankHead
+            )
+            self.filter_bank = head(
+                features, context, filters, taps, hidden, experts=modules, classifier=classifier
+            )
+        else:
+            head = InputStatisticsFilterBankHead if input_statistics else FilterBankHead
+            self.filter_bank = head(features, context, filters, taps, hidden, experts=modules)
 
     @property
     def inference_bytes_per_pixel(self) -> int | None:
@@ -108,6 +140,11 @@ class FilterBankRestorer(RestorerWrapper):
             options["experts"] = [_expert_spec(e) for e in head.experts]
         if isinstance(head, InputStatisticsFilterBankHead):
             options["input_statistics"] = True
+        if isinstance(head, ClassifierFilterBankHead):
+            c = head.classifier
+            options["classifier"] = {"classes": c.classes, "widths": c.widths, "hidden": c.hidden}
+        if isinstance(head, CompactClassifierFilterBankHead):
+            options["gate_descriptor"] = "compact"
         return options
 
     def candidate_names(self) -> list[str]:
@@ -120,16 +157,26 @@ class FilterBankRestorer(RestorerWrapper):
 
     def describe_decisions(self) -> list[str]:
         """Per image of the last restoration, the candidates the head chose, heaviest first
-        (those of weight ≥ 0.01; :class:`~aioir.models.protocols.DecisionReporter`)."""
+        (those of weight ≥ 0.01; :class:`~aioir.models.protocols.DecisionReporter`), and, when
+        the gate reads a degradation classifier, its two likeliest classes."""
         weights = self.filter_bank.last_weights
         if weights is None:
             return []
         names = self.candidate_names()
+        classifier = getattr(self.filter_bank, "classifier", None)
+        verdicts = None if classifier is None else classifier.last_logits
         lines = []
-        for row in weights.float():
+        for i, row in enumerate(weights.float()):
             order = row.argsort(descending=True, stable=True).tolist()
             kept = [f"{names[j]} {float(row[j]):.2f}" for j in order if row[j] >= 0.01]
-            lines.append("filter bank: " + ", ".join(kept))
+            line = "filter bank: " + ", ".join(kept)
+            if verdicts is not None and i < len(verdicts):  # what the gate read the image as
+                p = verdicts[i].float().softmax(dim=0)
+                top = p.argsort(descending=True)[:2].tolist()
+                line += " (classifier: " + ", ".join(
+                    f"{classifier.classes[k]} {float(p[k]):.2f}" for k in top
+                ) + ")"  # fmt: skip
+            lines.append(line)
         return lines
 
     def head_inputs(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
@@ -185,6 +232,18 @@ def _build_expert(spec: Mapping[str, Any]) -> nn.Module:
     expert = create_model(name, **dict(spec.get("overrides") or {}))
     mode = spec.get("self_ensemble")
     return expert if mode is None else GeometricEnsemble(expert, str(mode))
+
+
+def _build_classifier(spec: Mapping[str, Any]) -> DegradationClassifier:
+    """A degradation classifier (random weights) from its saved record."""
+    unknown = sorted(set(spec) - {"classes", "widths", "hidden"})
+    if unknown or "classes" not in spec:
+        raise ConfigError(
+            f"a filter-bank classifier needs classes (and optionally widths, hidden): got "
+            f"{dict(spec)}"
+        )
+    options = {k: spec[k] for k in ("widths", "hidden") if k in spec}
+    return DegradationClassifier(list(spec["classes"]), **options)
 
 
 def legacy_wrapper_spec(overrides: dict[str, Any]) -> dict[str, Any] | None:

@@ -38,20 +38,24 @@ channel prior (``docs/decisions.md``, "Filter bank").
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from aioir.nn.dark_channel import dark_channel
+from aioir.nn.degradation_classifier import DegradationClassifier
 from aioir.nn.image_statistics import crop_count, image_statistic, pool_crops
 from aioir.nn.padding import reflect_pad
 
 __all__ = [
-    "FilterBankHead", "InputStatisticsFilterBankHead", "LeastSquaresFilterFit", "apply_filter",
-    "detail_profile", "input_statistics",
+    "ClassifierFilterBankHead", "CompactClassifierFilterBankHead", "FilterBankHead",
+    "InputStatisticsFilterBankHead", "LeastSquaresFilterFit", "apply_filter", "detail_profile",
+    "input_statistics",
 ]  # fmt: skip
 
 
@@ -225,7 +229,7 @@ class FilterBankHead(nn.Module):
         self.register_buffer("fitted", torch.tensor(False))
         profile = len(DETAIL_SIGMAS) + 2  # detail_profile's size
         network_terms = 2 * context_channels + 2 * feature_channels + 2 * profile + 1
-        descriptor = network_terms + self.input_terms_size
+        descriptor = self.descriptor_size(network_terms)
         self.register_buffer("descriptor_mean", torch.zeros(descriptor))
         self.register_buffer("descriptor_std", torch.ones(descriptor))
         self.gate = nn.Sequential(
@@ -271,12 +275,28 @@ class FilterBankHead(nn.Module):
         self.fitted.fill_(True)
 
     def descriptor(self, y: Tensor, x: Tensor, features: Tensor, context: Tensor) -> Tensor:
-        """What the choice is made from, B×D (before normalisation): :meth:`network_terms`, then
-        :meth:`input_terms`."""
+        """What the choice is made from, B×D (before normalisation): :meth:`assemble` of
+        :meth:`network_terms` and :meth:`input_terms`."""
         terms = self.network_terms(y, x, features, context)
+        return self.assemble(terms, self.input_terms(x) if self.input_terms_size else None)
+
+    def descriptor_size(self, network_terms: int) -> int:
+        """``D``, the size of :meth:`assemble`'s descriptor from ``network_terms`` of them."""
+        return network_terms + self.input_terms_size
+
+    def assemble(self, network_terms: Tensor, input_terms: Tensor | None) -> Tensor:
+        """The descriptor (B×D) from its parts: every one of :meth:`network_terms` (as stored
+        gate examples hold them), then :meth:`input_terms` (``None`` when there are none)."""
         if not self.input_terms_size:
-            return terms
-        return torch.cat([terms, self.input_terms(x)], dim=1)
+            return network_terms
+        if input_terms is None:
+            raise ValueError(f"{type(self).__name__} reads input terms: give them")
+        return torch.cat([network_terms, input_terms], dim=1)
+
+    def input_terms_id(self) -> str:
+        """What :meth:`input_terms` are, for stored examples (``""``: none; equal ids, equal
+        terms of the same crops)."""
+        return ""
 
     def input_terms(self, x: Tensor) -> Tensor:
         """The descriptor's terms read from the input alone, B×:attr:`input_terms_size` (none
@@ -351,6 +371,56 @@ class InputStatisticsFilterBankHead(FilterBankHead):
 
     def input_terms(self, x: Tensor) -> Tensor:
         return input_statistics(x)
+
+    def input_terms_id(self) -> str:
+        return "input_statistics"
+
+
+class ClassifierFilterBankHead(FilterBankHead):
+    """A :class:`FilterBankHead` whose gate also reads what a
+    :class:`~aioir.nn.degradation_classifier.DegradationClassifier` makes of the input (its
+    log-probabilities): a classifier trained on many thousands of synthetic crops names the
+    degradation where the restoration network's features, trained for something else, place a
+    hazy photo among clean ones. Its weights are the head's (``classifier.*``), trained before
+    the gate and frozen in it (:mod:`aioir.engine.degradation_classifier`).
+
+    Args: as :class:`FilterBankHead`, and ``classifier``.
+    """
+
+    def __init__(self, *args: Any, classifier: DegradationClassifier, **kwargs: Any) -> None:
+        # the descriptor's size depends on it: set before the base class sizes the gate
+        self.__dict__["input_terms_size"] = classifier.num_classes
+        super().__init__(*args, **kwargs)
+        self.classifier = classifier
+
+    def input_terms(self, x: Tensor) -> Tensor:
+        return self.classifier(x).float().log_softmax(dim=1)
+
+    def input_terms_id(self) -> str:
+        digest = hashlib.sha256()
+        for name, value in sorted(self.classifier.state_dict().items()):
+            digest.update(name.encode())
+            digest.update(value.detach().float().cpu().numpy().tobytes())
+        return f"classifier:{digest.hexdigest()[:16]}"
+
+
+class CompactClassifierFilterBankHead(ClassifierFilterBankHead):
+    """A :class:`ClassifierFilterBankHead` whose gate reads, of the network's terms, only the
+    input's detail profile and how much the network changed the input (the blur and change
+    terms: ``2·P + 1`` numbers), not its pooled features and context map — a gate of a few
+    dozen inputs where a few hundred let it tell its training crops apart by the network's
+    features and be sure of itself far from them. Same arguments."""
+
+    @property
+    def kept_network_terms(self) -> int:
+        """How many of the network terms (their tail) the gate reads."""
+        return 2 * (len(DETAIL_SIGMAS) + 2) + 1
+
+    def descriptor_size(self, network_terms: int) -> int:
+        return self.kept_network_terms + self.input_terms_size
+
+    def assemble(self, network_terms: Tensor, input_terms: Tensor | None) -> Tensor:
+        return super().assemble(network_terms[:, -self.kept_network_terms :], input_terms)
 
 
 class LeastSquaresFilterFit:

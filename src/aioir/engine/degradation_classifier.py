@@ -1,0 +1,163 @@
+"""Training a :class:`~aioir.nn.degradation_classifier.DegradationClassifier` on synthetic crops.
+
+The labels come with the synthesis: fixed crops of the training photos, each degraded by one
+task of the data section at a random severity (:meth:`RestorationDataModule.synthetic_pairs`),
+labelled with that task — or with ``clean`` when the degradation drawn is too light to matter
+(the input within ``clean_above`` dB PSNR of its target: a near-zero severity, which would
+otherwise teach the classifier that a clean-looking crop is as likely degraded as not);
+``pale_items_per_task`` more per task come from the same photos rendered pale and flat (the
+data's ``pale`` option), so that a pale clean photo is learned as clean and not as haze. The crops are made once and kept in memory (half precision); training
+draws batches from them with random flips, transposes and square sub-crops of
+``min_crop`` … ``patch_size`` px, cross-entropy, AdamW (linear warm-up, cosine decay), bfloat16 on the
+CPU. A filter-bank fit trains one this way when its ``filter_bank.classifier`` is set
+(:mod:`aioir.engine.filter_bank`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+
+from aioir.errors import ConfigError
+from aioir.nn.degradation_classifier import DegradationClassifier
+
+__all__ = ["ClassifierOptions", "classifier_accuracy", "classifier_crops", "train_classifier"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass
+class ClassifierOptions:
+    """How the classifier is made: its shape (``widths``, ``hidden``), its crops
+    (``items_per_task`` plain and ``pale_items_per_task`` pale ones per task, ``patch_size``
+    px, seed salt ``salt``) and its training (``steps`` of ``batch_size``, peak ``lr``,
+    ``weight_decay``, sub-crops from ``min_crop`` px); crops whose input is within
+    ``clean_above`` dB of their target are labelled ``clean`` (``None``: never relabelled)."""
+
+    widths: list[int] = dataclasses.field(default_factory=lambda: [24, 48, 96, 128])
+    hidden: int = 96
+    items_per_task: int = 2000
+    pale_items_per_task: int = 1000
+    patch_size: int = 128
+    min_crop: int = 64
+    steps: int = 8000
+    batch_size: int = 48
+    lr: float = 2e-3
+    weight_decay: float = 1e-4
+    salt: int = 11
+    clean_above: float | None = 40.0
+
+    def validate(self, where: str) -> ClassifierOptions:
+        """Check the values; returns ``self``."""
+        for key in ("hidden", "items_per_task", "patch_size", "steps", "batch_size"):
+            if getattr(self, key) < 1:
+                raise ConfigError(f"{where}.{key}: must be ≥ 1")
+        if self.pale_items_per_task < 0:
+            raise ConfigError(f"{where}.pale_items_per_task: must be ≥ 0")
+        if not self.widths or min(self.widths) < 1:
+            raise ConfigError(f"{where}.widths: give positive channel counts")
+        if not 1 <= self.min_crop <= self.patch_size:
+            raise ConfigError(f"{where}.min_crop: must be in 1 … patch_size")
+        if self.lr <= 0 or self.weight_decay < 0:
+            raise ConfigError(f"{where}: lr must be > 0 and weight_decay ≥ 0")
+        return self
+
+
+def classifier_crops(
+    datamodules: list[tuple[Any, int]],
+    patch_size: int,
+    salt: int,
+    progress: bool = True,
+    clean_above: float | None = None,
+) -> tuple[Tensor, Tensor, list[str]]:
+    """Degraded crops (N×3×P×P, float16) and their task labels (N) from each ``(datamodule,
+    items per task)``, its tasks as the classes (every datamodule must have the same); with
+    ``clean_above`` (dB) and a ``clean`` task, crops whose input is at least that close to
+    their target (PSNR) are labelled ``clean``."""
+    from aioir.metrics import psnr
+
+    names = list(datamodules[0][0].task_names)
+    clean = names.index("clean") if clean_above is not None and "clean" in names else None
+    inputs, labels = [], []
+    for i, (dm, items) in enumerate(datamodules):
+        if list(dm.task_names) != names:
+            raise ConfigError(f"classifier crops: tasks {dm.task_names} differ from {names}")
+        if items < 1:
+            continue
+        specs = {task: dm.task_spec(task) for task in names}
+        pairs = dm.synthetic_pairs(specs, items, patch_size, salt=salt + i)
+        loader = DataLoader(pairs, batch_size=64, shuffle=False)
+        for batch in tqdm(loader, desc="classifier crops", disable=not progress, leave=False):
+            inputs.append(batch["input"].half())
+            label = batch["task_id"]
+            if clean is not None:
+                close = psnr(batch["input"].clamp(0, 1), batch["target"]) >= clean_above
+                label = torch.where(close, clean, label)
+            labels.append(label)
+    return torch.cat(inputs), torch.cat(labels), names
+
+
+def train_classifier(
+    inputs: Tensor,
+    labels: Tensor,
+    classes: list[str],
+    options: ClassifierOptions,
+    progress: bool = True,
+) -> DegradationClassifier:
+    """A classifier trained on ``inputs`` (N×3×P×P) and ``labels`` (N) as ``options`` say
+    (module docstring); draws from torch's global generator. Returned in eval mode."""
+    model = DegradationClassifier(classes, options.widths, options.hidden)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=options.lr,
+                                  weight_decay=options.weight_decay)  # fmt: skip
+    warmup = max(1, round(0.05 * options.steps))
+
+    def factor(step: int) -> float:  # linear warm-up over 5 % of the steps, then cosine to 0
+        if step < warmup:
+            return (step + 1) / warmup
+        return 0.5 * (1.0 + math.cos(math.pi * (step - warmup) / max(1, options.steps - warmup)))
+
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+    side = inputs.shape[-1]
+    model.train()
+    bar = tqdm(range(options.steps), desc="training the classifier", disable=not progress,
+               leave=False)  # fmt: skip
+    loss = torch.zeros(())
+    for step in bar:
+        rows = torch.randint(len(inputs), (options.batch_size,))
+        x = inputs[rows].float()
+        if torch.rand(()) < 0.5:
+            x = x.flip(-1)
+        if torch.rand(()) < 0.5:
+            x = x.transpose(-1, -2)
+        crop = int(torch.randint(options.min_crop, side + 1, ()))
+        top, left = torch.randint(0, side - crop + 1, (2,)).tolist()
+        x = x[..., top : top + crop, left : left + crop]
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            logits = model(x)
+        loss = F.cross_entropy(logits.float(), labels[rows])
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        schedule.step()
+        if step % 100 == 0:
+            bar.set_postfix(loss=f"{loss.item():.3f}")
+    log.info("degradation classifier: %d steps, last loss %.3f", options.steps, loss.item())
+    return model.eval()
+
+
+@torch.no_grad()
+def classifier_accuracy(model: DegradationClassifier, inputs: Tensor, labels: Tensor) -> float:
+    """The fraction of ``inputs`` (N×3×H×W) whose most likely class is their label."""
+    hits = 0
+    for start in range(0, len(inputs), 64):
+        logits = model(inputs[start : start + 64].float())
+        hits += int((logits.argmax(dim=1) == labels[start : start + 64]).sum())
+    return hits / max(len(inputs), 1)

@@ -1,0 +1,78 @@
+"""Training the degradation classifier (a fit whose gate reads one: ``test_filter_bank.py``)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from aioir.engine.degradation_classifier import (
+    ClassifierOptions,
+    classifier_accuracy,
+    train_classifier,
+)
+from aioir.errors import ConfigError
+
+
+def _toy(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Three kinds of 16-px crops: clean mid-grey texture, the same noisy, the same dark."""
+    g = torch.Generator().manual_seed(seed)
+    base = 0.4 + 0.2 * torch.rand(n, 1, 16, 16, generator=g).expand(n, 3, 16, 16)
+    labels = torch.arange(n) % 3
+    noisy = (base + 0.15 * torch.randn(base.shape, generator=g)).clamp(0, 1)
+    x = torch.where((labels == 1)[:, None, None, None], noisy, base)
+    x = torch.where((labels == 2)[:, None, None, None], 0.15 * base, x)
+    return x.half(), labels
+
+
+def test_the_classifier_learns_to_tell_noise_and_darkness_from_clean():
+    torch.manual_seed(0)
+    inputs, labels = _toy(90, seed=0)
+    options = ClassifierOptions(widths=[4, 8], hidden=16, patch_size=16, min_crop=12,
+                                steps=200, batch_size=16, lr=1e-2)  # fmt: skip
+    model = train_classifier(inputs, labels, ["clean", "noise", "dark"], options, progress=False)
+    assert not model.training
+    held_out, truth = _toy(60, seed=1)
+    assert classifier_accuracy(model, held_out, truth) > 0.9
+    untrained = train_classifier(inputs, labels, ["clean", "noise", "dark"],
+                                 ClassifierOptions(widths=[4, 8], hidden=16, patch_size=16,
+                                                   min_crop=12, steps=1), progress=False)  # fmt: skip
+    assert classifier_accuracy(untrained, held_out, truth) < 0.7
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [({"steps": 0}, "steps"), ({"min_crop": 64, "patch_size": 32}, "min_crop"),
+     ({"widths": []}, "widths"), ({"lr": 0.0}, "lr")],
+)  # fmt: skip
+def test_classifier_options_are_validated(options, message):
+    with pytest.raises(ConfigError, match=message):
+        ClassifierOptions(**options).validate("filter_bank.classifier")
+
+
+class _FakeData:
+    """A datamodule stand-in: for each task, one crop degraded a little and one a lot."""
+
+    task_names = ("noise", "clean")
+
+    def task_spec(self, task: str) -> str:
+        return task
+
+    def synthetic_pairs(self, specs, items, patch_size, salt):
+        g = torch.Generator().manual_seed(salt)
+        out = []
+        for task_id, _ in enumerate(specs):
+            for sigma in (1e-3, 0.2)[:items]:
+                target = torch.rand(3, patch_size, patch_size, generator=g)
+                noise = sigma * torch.randn(target.shape, generator=g)
+                out.append({"input": target + noise, "target": target, "task_id": task_id})
+        return out
+
+
+def test_crops_too_lightly_degraded_to_matter_are_labelled_clean():
+    from aioir.engine.degradation_classifier import classifier_crops
+
+    inputs, labels, names = classifier_crops([(_FakeData(), 2)], 8, salt=0, progress=False)
+    assert names == ["noise", "clean"] and inputs.dtype == torch.float16
+    assert labels.tolist() == [0, 0, 1, 1]
+    _, relabelled, _ = classifier_crops([(_FakeData(), 2)], 8, 0, False, clean_above=40.0)
+    assert relabelled.tolist() == [1, 0, 1, 1]  # σ = 0.001 (≈ 60 dB) reads as clean
