@@ -231,13 +231,14 @@ def floored_gain(columns: dict[str, float], inputs: dict[str, float]) -> float:
 def score(head: torch.nn.Module, cases: list[CaseCache]) -> tuple[dict[str, float], dict]:
     """Mean PSNR per column of the gate's blend, and the mean candidate weights per column."""
     columns, weights = {}, {}
+    terms_id = head.input_terms_id()  # (a classifier's is a hash of its weights: once)
     with torch.no_grad():
         for c in cases:
             terms = None
             if head.input_terms_size:  # read from the input (candidate 1), once per case
-                if c.input_terms is None or c.input_terms_id != head.input_terms_id():
+                if c.input_terms is None or c.input_terms_id != terms_id:
                     c.input_terms = torch.cat([head.input_terms(x[1:2]) for x in c.candidates])
-                    c.input_terms_id = head.input_terms_id()
+                    c.input_terms_id = terms_id
                 terms = c.input_terms
             descriptors = head.assemble(c.descriptors, terms)
             w = head.gate(head.normalize(descriptors)).softmax(dim=1)

@@ -6,11 +6,11 @@ labelled with that task — or with ``clean`` when the degradation drawn is too 
 (the input within ``clean_above`` dB PSNR of its target: a near-zero severity, which would
 otherwise teach the classifier that a clean-looking crop is as likely degraded as not);
 ``pale_items_per_task`` more per task come from the same photos rendered pale and flat (the
-data's ``pale`` option), so that a pale clean photo is learned as clean and not as haze. The crops are made once and kept in memory (half precision); training
-draws batches from them with random flips, transposes and square sub-crops of
-``min_crop`` … ``patch_size`` px, cross-entropy, AdamW (linear warm-up, cosine decay), bfloat16 on the
-CPU. A filter-bank fit trains one this way when its ``filter_bank.classifier`` is set
-(:mod:`aioir.engine.filter_bank`).
+data's ``pale`` option), so that a pale clean photo is learned as clean and not as haze. The
+crops are made once and kept in memory (half precision); training draws batches from them
+with random flips, transposes and square sub-crops of ``min_crop`` … ``patch_size`` px,
+cross-entropy, AdamW (linear warm-up, cosine decay), bfloat16 on the CPU. A filter-bank fit
+trains one this way when its ``filter_bank.classifier`` is set (:mod:`aioir.engine.filter_bank`).
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from aioir.errors import ConfigError
+from aioir.metrics import psnr
 from aioir.nn.degradation_classifier import DegradationClassifier
 
 __all__ = ["ClassifierOptions", "classifier_accuracy", "classifier_crops", "train_classifier"]
@@ -82,8 +83,6 @@ def classifier_crops(
     items per task)``, its tasks as the classes (every datamodule must have the same); with
     ``clean_above`` (dB) and a ``clean`` task, crops whose input is at least that close to
     their target (PSNR) are labelled ``clean``."""
-    from aioir.metrics import psnr
-
     names = list(datamodules[0][0].task_names)
     clean = names.index("clean") if clean_above is not None and "clean" in names else None
     inputs, labels = [], []

@@ -11,9 +11,12 @@ fit-filter-bank``); the shipped default model (v4) is one.
 
 Saved form (:mod:`aioir.models.wrappers`): ``"wrappers": [{"name": "filter_bank", "filters": K,
 "taps": T, "hidden": H}]`` in ``config.json``, plus ``"experts": [{"architecture", "preset",
-"overrides"}, …]`` when the head has experts, ``"input_statistics": true`` when its gate reads
-them (and ``"self_ensemble": MODE`` for one run as a
-:class:`~aioir.nn.ensemble.GeometricEnsemble`, its weights then under ``…<e>.module.``); weights ``restorer.*`` (the network) and
+"overrides", "self_ensemble"?}, …]`` when the head has experts (``self_ensemble``: one run as
+a :class:`~aioir.nn.ensemble.GeometricEnsemble`, its weights then under ``…<e>.module.``),
+``"input_statistics": true`` when its gate reads them, ``"classifier": {"classes", "widths",
+"hidden"}`` when it reads a degradation classifier's verdict (weights
+``filter_bank.classifier.*``) and ``"gate_descriptor": "compact"`` when, of the network's terms,
+it reads only the blur and change ones; weights ``restorer.*`` (the network) and
 ``filter_bank.*`` (the head, its experts' under ``filter_bank.experts.<e>.``). Models saved
 before the wrapper existed (format 1) described the head as constructor arguments
 (``overrides: {filter_bank: K, filter_taps: T}``) with its keys beside the network's:

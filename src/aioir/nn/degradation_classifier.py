@@ -3,14 +3,16 @@
 :class:`DegradationClassifier` reads the input at full resolution (pixel noise vanishes in a
 downscaled copy) through four stride-2 3×3 convolutions and pools each stage's activations
 over the whole image: the first stages see pixel-level noise and blur, the last ones global
-tone (haze, low light, colour cast). The pooled means feed a small MLP that gives one logit per
-class. Its decision is per image: under a tiled restoration it is pooled over the tiles
-(:mod:`aioir.nn.image_statistics`), so every tile shares the whole image's.
+tone (haze, low light, colour cast). Each stage's mean activation and log mean square (its
+energy) feed a small MLP that gives one logit per class. Its decision is per image: under a
+tiled restoration it is pooled over the tiles (:mod:`aioir.nn.image_statistics`), so every
+tile shares the whole image's.
 
 It is trained on synthetic crops whose degradation is known (the label comes for free with the
 synthesis), many thousands of them in minutes on a CPU — far more examples than a gate fitted
 on restored crops ever sees — and so is a descriptor that generalises where features of a
-restoration network, trained for something else, may not (:mod:`aioir.engine.degradation_classifier`).
+restoration network, trained for something else, may not
+(:mod:`aioir.engine.degradation_classifier`).
 """
 
 from __future__ import annotations
