@@ -27,6 +27,11 @@ the network darkens as haze); the choice is then the mean of three.
 
 A fit with ``filter_bank.extra_gate_data`` keeps those examples in their own files: give every
 file, main first, as the fit lists them (``--examples MAIN --examples EXTRA``).
+
+``--save DIR`` writes the chosen setting's model there (the model with that gate, its record's
+``filter_bank`` options updated and the sweep's scores under ``gate_sweep``; its fit-time
+``val`` scores dropped, as they were another gate's): the model a fit with those options would
+give, without fitting again, ready for the held-out checks.
 """
 
 from __future__ import annotations
@@ -65,6 +70,7 @@ SWEEPABLE = (
     "hidden",
     "input_statistics",
     "gate_descriptor",
+    "routed_gate",
 )
 
 
@@ -241,7 +247,7 @@ def score(head: torch.nn.Module, cases: list[CaseCache]) -> tuple[dict[str, floa
                     c.input_terms_id = terms_id
                 terms = c.input_terms
             descriptors = head.assemble(c.descriptors, terms)
-            w = head.gate(head.normalize(descriptors)).softmax(dim=1)
+            w = head.choose(descriptors)
             scores = []
             for wi, cands, target in zip(w, c.candidates, c.targets, strict=True):
                 blend = (wi[:, None, None, None] * cands).sum(dim=0).clamp(0, 1)
@@ -308,6 +314,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "kind a haze detector mistakes for haze); the choice is then the mean of three gains",
     )  # fmt: skip
     parser.add_argument("--pale-cache", default=None, help="--cache for the pale photos")
+    parser.add_argument(
+        "--save", default=None, metavar="DIR",
+        help="write the chosen setting's model to this folder (must not exist or be empty)",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -331,6 +341,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     if args.pale and not args.whole_photos:
         parser.error("--pale scores whole photos: give --whole-photos too")
+    if args.save:
+        from aioir.errors import ConfigError
+        from aioir.models.artifacts import check_model_output
+
+        try:
+            check_model_output(Path(args.save), overwrite=False)
+        except ConfigError as exc:
+            parser.error(f"--save: {exc}")
     ids = candidate_ids(model.filter_bank.num_filters, base.experts)
     parts = []
     for path in args.examples:
@@ -340,6 +358,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             parser.error(f"--examples {path}: no scores for {absent or 'any candidate'}")
         parts.append(part)
     examples = merge_examples(parts)
+    extra = len(examples.descriptors) - len(parts[0].descriptors)  # extra_gate_data's, last
     raw_scores = torch.stack([examples.columns[i] for i in ids], dim=1)
     sets = {"crops": cached_cases(model, args.photos, args.limit, args.cache,
                                   args.crops_per_photo)}  # fmt: skip
@@ -365,17 +384,19 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         )
     classifier = getattr(head, "classifier", None)  # a classifier-reading head's, reused
     # the fit's seeded initial head, per gate width and descriptor
-    initial_heads: dict[tuple[int, bool, str], torch.nn.Module] = {}
+    initial_heads: dict[tuple[int, bool, str, bool], torch.nn.Module] = {}
     results = []
+    best_head: torch.nn.Module | None = None
     for values in itertools.product(*grid.values()):
         options = dataclasses.replace(base, **dict(zip(grid, values, strict=True)))
-        shape = options.hidden, options.input_statistics, options.gate_descriptor
+        shape = (options.hidden, options.input_statistics, options.gate_descriptor,
+                 options.routed_gate)  # fmt: skip
         if shape not in initial_heads:
             initial_heads[shape] = wrap_in_filter_bank(
                 network, head.num_filters, head.taps, options.hidden, seed, experts,
                 input_statistics=options.input_statistics,
                 classifier=None if options.input_statistics else classifier,
-                gate_descriptor=options.gate_descriptor,
+                gate_descriptor=options.gate_descriptor, routed_gate=options.routed_gate,
             ).filter_bank  # fmt: skip
         trial = copy.deepcopy(initial_heads[shape])  # fit_gate sets its descriptor statistics
         terms = examples.terms_for(trial)
@@ -384,7 +405,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                          "input statistics or classifier adds them to its file)")  # fmt: skip
         descriptors = trial.assemble(examples.descriptors, terms)
         torch.set_rng_state(examples.rng_state)  # as the fit has it after the examples
-        expected = train_gate(trial, descriptors, raw_scores, options)
+        expected = train_gate(trial, descriptors, raw_scores, options, extra_examples=extra)
         setting = {k: getattr(options, k) for k in grid}
         result: dict[str, Any] = {"setting": setting, "train_expected": expected}
         gains = []
@@ -399,6 +420,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             cells = " ".join(f"{k} {v:.2f}" for k, v in columns.items())
             print(f"{setting} ({name}): floored gain {gain:+.2f} | {cells}", flush=True)
         result["choice"] = sum(gains) / len(gains)
+        if args.save and (not results or result["choice"] > max(r["choice"] for r in results)):
+            best_head = trial
         results.append(result)
     best = max(results, key=lambda r: r["choice"])
     print(f"best: {best['setting']} floored gain {best['choice']:+.2f}"
@@ -413,7 +436,43 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             payload.update({f"{name}_inputs": inputs[name], f"{name}_as_saved": saved[name]})
     if args.json:
         Path(args.json).write_text(json.dumps(payload, indent=1, default=str))
+    if args.save and best_head is not None:
+        save_chosen(model, best_head, best, payload, args.save)
     return payload
+
+
+def save_chosen(
+    model: torch.nn.Module,
+    head: torch.nn.Module,
+    chosen: dict[str, Any],
+    payload: dict[str, Any],
+    folder: str,
+) -> None:
+    """Write ``model`` with the chosen setting's gate ``head`` to ``folder``: the record's
+    ``filter_bank`` options and expected score as that setting's, its ``val`` dropped (another
+    gate's), the sweep's settings and scores under ``gate_sweep``."""
+    from aioir.models import save_model
+
+    metadata = copy.deepcopy(model.aioir_metadata)
+    record = metadata["filter_bank"]
+    record["filter_bank"].update(chosen["setting"])
+    record["gate_expected_psnr"] = chosen["train_expected"]
+    record["gate_sweep"] = {
+        "from": payload["model"], "photos": payload["photos"], "date": payload["date"],
+        "setting": chosen["setting"], "choice": chosen["choice"],
+        **{k: v for k, v in chosen.items() if k.endswith("floored_gain")},
+    }  # fmt: skip
+    metadata["val"] = None
+    # the sweep's heads were built fresh: the model's fitted filters (and all but the gate) go in
+    fitted = model.filter_bank.state_dict()
+    own = ("gate.", "descriptor_")
+    state = {k: v for k, v in head.state_dict().items() if k.startswith(own)}
+    state.update({k: v for k, v in fitted.items() if not k.startswith(own)})
+    head.load_state_dict(state)
+    model.filter_bank = head
+    model.aioir_metadata = metadata
+    save_model(model, folder, metadata=metadata)
+    print(f"wrote {folder} ({chosen['setting']})")
 
 
 if __name__ == "__main__":

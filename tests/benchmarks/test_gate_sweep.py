@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -40,17 +42,23 @@ def _one_photo(folder, seed: int):
     return folder
 
 
-def test_the_fits_own_settings_reproduce_the_saved_gate(tmp_path):
+def _fitted(tmp_path) -> tuple[dict, Path, list[str]]:
+    """A tiny fit at ``tmp_path/fitted`` with its examples file, a folder of one photo and the
+    sweep's arguments for them: (raw config, photos, argv)."""
     corpus = make_corpus(tmp_path / "corpus")
     base = build_tiny_udair(tmp_path / "base")
     examples = tmp_path / "examples.safetensors"
     raw = _fit_config(corpus, base, gate_examples_file=str(examples))
     fit(build_config(FilterBankFitConfig, raw, "test"), tmp_path / "fitted")
     photos = _one_photo(tmp_path / "photos", seed=0)
-
-    sweep = load_benchmark("gate_sweep")
     argv = ["--model", str(tmp_path / "fitted"), "--examples", str(examples),
             "--photos", str(photos), "--limit", "1", "--threads", "1"]  # fmt: skip
+    return raw, photos, argv
+
+
+def test_the_fits_own_settings_reproduce_the_saved_gate(tmp_path):
+    raw, photos, argv = _fitted(tmp_path)
+    sweep = load_benchmark("gate_sweep")
     out = sweep.main([*argv, "--grid", "gate_epochs=20,40", "--json", str(tmp_path / "s.json")])
     own, longer = out["results"]
     assert own["setting"] == {"gate_epochs": 20} and own["columns"] == out["as_saved"]
@@ -148,3 +156,20 @@ def test_a_cache_takes_an_added_expert_without_running_the_network_again(tmp_pat
     sweep.cached_cases(plain, str(photos), 1, cache)
     out = capsys.readouterr().out
     assert out.startswith("restored ") and "reused" not in out
+
+
+def test_save_writes_the_model_a_fit_with_the_chosen_setting_gives(tmp_path):
+    raw, _, argv = _fitted(tmp_path)
+    sweep = load_benchmark("gate_sweep")
+    out = sweep.main([*argv, "--grid", "gate_epochs=40", "--save", str(tmp_path / "chosen")])
+    raw["filter_bank"]["gate_epochs"] = 40
+    refit = fit(build_config(FilterBankFitConfig, raw, "test"), tmp_path / "refit").model
+    saved = load_model(tmp_path / "chosen")
+    for k, v in refit.state_dict().items():
+        assert torch.equal(saved.state_dict()[k], v), k
+    record = saved.aioir_metadata["filter_bank"]
+    assert record["filter_bank"]["gate_epochs"] == 40 and saved.aioir_metadata["val"] is None
+    assert record["gate_sweep"]["setting"] == {"gate_epochs": 40}
+    assert record["gate_sweep"]["choice"] == out["results"][0]["choice"]
+    with pytest.raises(SystemExit):  # never over an existing model
+        sweep.main([*argv, "--grid", "gate_epochs=20", "--save", str(tmp_path / "chosen")])

@@ -622,6 +622,10 @@ def test_fit_config_checks_the_classifier_section(corpus, base):
         ({"gate_descriptor": "compact"}, "compact reads a classifier"),
         ({"gate_descriptor": "half"}, "full or compact"),
         ({"classifier": {}, "input_statistics": True}, "not both"),
+        ({"routed_gate": True}, "routed gate reads a classifier"),
+        ({"classifier": {}, "gate_input_weight": 0.0}, "gate_input_weight"),
+        ({"extra_gate_weight": -1.0}, "extra_gate_weight"),
+        ({"gate_floor_weight": -1.0}, "gate_floor_weight"),
     ]:
         with pytest.raises(ConfigError, match=message):
             _config(corpus, base, filter_bank=bad).validate()
@@ -634,7 +638,11 @@ def test_a_fit_with_a_classifier_saves_a_head_that_reads_it(corpus, base, tmp_pa
     import aioir.engine.filter_bank as engine
     from aioir.engine.filter_bank import fit, read_gate_examples
     from aioir.models import load_model
-    from aioir.nn.filter_bank import ClassifierFilterBankHead, CompactClassifierFilterBankHead
+    from aioir.nn.filter_bank import (
+        ClassifierFilterBankHead,
+        CompactClassifierFilterBankHead,
+        RoutedClassifierFilterBankHead,
+    )
 
     examples = tmp_path / "examples.safetensors"
     options = {"classifier": SMALL_CLASSIFIER, "gate_examples_file": str(examples)}
@@ -664,3 +672,115 @@ def test_a_fit_with_a_classifier_saves_a_head_that_reads_it(corpus, base, tmp_pa
     small = fit(_config(corpus, base, filter_bank=compact), tmp_path / "compact")
     assert type(small.model.filter_bank) is CompactClassifierFilterBankHead
     assert small.model.filter_bank.gate[0].in_features < head.gate[0].in_features
+    routed = {**options, "routed_gate": True, "gate_input_weight": 2.0}
+    per_class = fit(_config(corpus, base, filter_bank=routed), tmp_path / "routed")
+    assert type(per_class.model.filter_bank) is RoutedClassifierFilterBankHead
+    assert per_class.record["filter_bank"]["routed_gate"] is True
+    loaded = load_model(tmp_path / "routed")
+    with torch.no_grad():
+        assert torch.equal(loaded(x), per_class.model(x))
+
+
+def _conflicting_examples(n: int = 300) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Examples of three classes whose best candidate is the class's own (0, 1 or 2), named by
+    the classifier's log-probabilities (the descriptor's last 3 terms) but not by the network
+    terms, which are noise: (descriptors, scores, classes)."""
+    from aioir.nn.filter_bank import DETAIL_SIGMAS
+
+    torch.manual_seed(0)
+    kind = torch.arange(n) % 3
+    network = torch.randn(n, 8 + 2 * (len(DETAIL_SIGMAS) + 2) + 1)
+    log_probabilities = (torch.nn.functional.one_hot(kind, 3) * 6.0).log_softmax(dim=1)
+    scores = torch.full((n, 4), 20.0)  # output, input, 2 filters
+    scores[torch.arange(n), kind] = 30.0
+    return torch.cat([network, log_probabilities], dim=1), scores, kind
+
+
+def _head_reading_a_classifier(routed: bool):
+    from aioir.nn.degradation_classifier import DegradationClassifier
+    from aioir.nn.filter_bank import ClassifierFilterBankHead, RoutedClassifierFilterBankHead
+
+    classifier = DegradationClassifier(["a", "b", "c"], widths=(4,), hidden=4)
+    kind = RoutedClassifierFilterBankHead if routed else ClassifierFilterBankHead
+    return kind(feature_channels=2, context_channels=2, filters=2, taps=3, classifier=classifier)
+
+
+def test_a_routed_gate_is_fitted_through_the_classifier_mixture():
+    from aioir.engine.filter_bank import fit_gate
+
+    descriptors, scores, kind = _conflicting_examples()
+    head = _head_reading_a_classifier(routed=True)
+    expected = fit_gate(head, descriptors, scores, epochs=300, lr=1e-2)
+    with torch.no_grad():
+        weights = head.choose(descriptors)
+    assert (weights.argmax(dim=1) == kind).float().mean() > 0.95
+    assert 29.0 < expected <= 30.0
+    # each class's gate learnt its own candidate: read it with the class's examples alone
+    with torch.no_grad():
+        logits = head.gate(head.normalize(descriptors)).view(len(kind), 3, 4)
+    for c in range(3):
+        assert logits[kind == c, c].argmax(dim=1).eq(c).float().mean() > 0.95
+
+
+def test_the_input_weight_scales_the_input_terms_after_normalisation():
+    from aioir.engine.filter_bank import fit_gate
+
+    descriptors, scores, _ = _conflicting_examples()
+    plain, weighted = (_head_reading_a_classifier(routed=False) for _ in range(2))
+    fit_gate(plain, descriptors, scores, epochs=2)
+    fit_gate(weighted, descriptors, scores, epochs=2, input_weight=4.0)
+    torch.testing.assert_close(weighted.descriptor_std[:-3], plain.descriptor_std[:-3])
+    torch.testing.assert_close(weighted.descriptor_std[-3:], plain.descriptor_std[-3:] / 4.0)
+    normalised = weighted.normalize(descriptors)[:, -3:]
+    torch.testing.assert_close(normalised.std(dim=0), torch.full((3,), 4.0))
+    with pytest.raises(ValueError, match="input_weight"):
+        fit_gate(plain, descriptors, scores, epochs=2, input_weight=0.0)
+
+
+def test_extra_examples_count_as_often_as_the_extra_gate_weight_says():
+    """Two kinds of example the gate cannot tell apart (the same descriptors) want different
+    candidates: the main ones (200) candidate 0, the extra ones (50) candidate 1. Counted once
+    each, the main ones win; counted 10 times, the extra ones do."""
+    from aioir.engine.filter_bank import FilterBankOptions, train_gate
+    from aioir.nn.filter_bank import DETAIL_SIGMAS, FilterBankHead
+
+    torch.manual_seed(0)
+    descriptors = torch.randn(250, 8 + 2 * (len(DETAIL_SIGMAS) + 2) + 1)
+    descriptors[200:] = descriptors[:50]
+    scores = torch.full((250, 4), 10.0)
+    scores[:200, 0] = scores[200:, 1] = 30.0
+
+    def chosen(weight: float) -> int:
+        torch.manual_seed(0)
+        head = FilterBankHead(feature_channels=2, context_channels=2, filters=2, taps=3)
+        options = FilterBankOptions(gate_epochs=200, gate_lr=1e-2, extra_gate_weight=weight)
+        train_gate(head, descriptors, scores.clone(), options, extra_examples=50)
+        with torch.no_grad():
+            return int(head.choose(descriptors[200:]).mean(dim=0).argmax())
+
+    assert chosen(1.0) == 0
+    assert chosen(10.0) == 1
+
+
+def test_the_floor_weight_charges_a_candidate_for_the_photos_it_wrecks():
+    """Candidate 0 is 3 dB above the input on 90 examples and 20 dB under it on 10 that look
+    the same: on average it wins (30.7 against 30 dB); charged once more for every dB under
+    the input, the input wins."""
+    from aioir.engine.filter_bank import FilterBankOptions, train_gate
+    from aioir.nn.filter_bank import DETAIL_SIGMAS, FilterBankHead
+
+    torch.manual_seed(0)
+    descriptors = torch.randn(1, 8 + 2 * (len(DETAIL_SIGMAS) + 2) + 1).repeat(100, 1)
+    scores = torch.tensor([33.0, 30.0, 5.0, 5.0]).repeat(100, 1)
+    scores[90:, 0] = 10.0
+
+    def chosen(floor: float) -> int:
+        torch.manual_seed(0)
+        head = FilterBankHead(feature_channels=2, context_channels=2, filters=2, taps=3)
+        options = FilterBankOptions(gate_epochs=200, gate_lr=1e-2, gate_floor_weight=floor)
+        train_gate(head, descriptors, scores.clone(), options)
+        with torch.no_grad():
+            return int(head.choose(descriptors).mean(dim=0).argmax())
+
+    assert chosen(0.0) == 0
+    assert chosen(1.0) == 1

@@ -189,6 +189,11 @@ def test_an_expert_is_one_more_candidate_the_gate_can_choose():
         model(torch.rand(2, 3, 16, 24))
     assert model.describe_decisions() == 2 * ["filter bank: network output 0.42, "
                                               "residual-cnn-tiny 0.42, input 0.16"]  # fmt: skip
+    # two experts of one architecture (a noise and a haze expert) are told apart
+    twice = FilterBankRestorer(plain, filters=2, taps=3, experts=[_expert(), _expert()])
+    assert twice.candidate_names()[-2:] == [
+        "residual-cnn-tiny (expert 1)", "residual-cnn-tiny (expert 2)",
+    ]  # fmt: skip
 
 
 def test_experts_are_saved_as_registry_records_and_load_back_identically(tmp_path):
@@ -255,18 +260,24 @@ def test_a_gate_reading_input_statistics_is_saved_as_such_and_loads_back_identic
         assert torch.equal(loaded(x), model(x))
 
 
+@pytest.mark.parametrize("routed", [False, True])
 @pytest.mark.parametrize("gate_descriptor", ["full", "compact"])
 def test_a_gate_reading_a_classifier_is_saved_as_such_and_loads_back_identically(
-    tmp_path, gate_descriptor
+    tmp_path, gate_descriptor, routed
 ):
     from aioir.nn.degradation_classifier import DegradationClassifier
-    from aioir.nn.filter_bank import ClassifierFilterBankHead, CompactClassifierFilterBankHead
+    from aioir.nn.filter_bank import (
+        ClassifierFilterBankHead,
+        CompactClassifierFilterBankHead,
+        RoutedClassifierFilterBankHead,
+        RoutedCompactClassifierFilterBankHead,
+    )
 
     torch.manual_seed(0)
     classifier = DegradationClassifier(["noise", "haze", "clean"], widths=(4, 6), hidden=8)
     model = FilterBankRestorer(
         create_model("udair-tiny"), filters=2, taps=3, classifier=classifier,
-        gate_descriptor=gate_descriptor,
+        gate_descriptor=gate_descriptor, routed_gate=routed,
     )  # fmt: skip
     with torch.no_grad():
         torch.nn.init.normal_(model.filter_bank.gate[-1].weight, std=0.5)
@@ -274,13 +285,15 @@ def test_a_gate_reading_a_classifier_is_saved_as_such_and_loads_back_identically
     assert spec["classifier"] == {"classes": ["noise", "haze", "clean"], "widths": [4, 6],
                                   "hidden": 8}  # fmt: skip
     assert spec.get("gate_descriptor", "full") == gate_descriptor
+    assert spec.get("routed_gate", False) is routed
     save_pretrained(model.eval(), tmp_path / "m")
     loaded = load_model(tmp_path / "m")
-    kind = (
-        CompactClassifierFilterBankHead
-        if gate_descriptor == "compact"
-        else ClassifierFilterBankHead
-    )
+    kind = {
+        ("full", False): ClassifierFilterBankHead,
+        ("compact", False): CompactClassifierFilterBankHead,
+        ("full", True): RoutedClassifierFilterBankHead,
+        ("compact", True): RoutedCompactClassifierFilterBankHead,
+    }[gate_descriptor, routed]
     assert type(loaded.filter_bank) is kind
     x = torch.rand(2, 3, 13, 18)
     with torch.no_grad():
@@ -297,6 +310,8 @@ def test_classifier_options_are_checked():
         FilterBankRestorer(network, filters=2, taps=3, gate_descriptor="compact")
     with pytest.raises(ConfigError, match="full or compact"):
         FilterBankRestorer(network, filters=2, taps=3, gate_descriptor="tiny")
+    with pytest.raises(ConfigError, match="routed by a classifier"):
+        FilterBankRestorer(network, filters=2, taps=3, routed_gate=True)
     record = {"classes": ["a", "b"]}
     with pytest.raises(ConfigError, match="not both"):
         FilterBankRestorer(network, filters=2, taps=3, classifier=record, input_statistics=True)

@@ -267,3 +267,43 @@ def test_input_terms_ids_name_what_the_terms_are():
     with torch.no_grad():
         head.classifier.head[-1].bias.add_(1.0)
     assert head.input_terms_id() != first  # other weights, other terms
+
+
+def test_a_routed_gate_mixes_each_class_choice_by_the_classifier_probabilities():
+    from aioir.nn.degradation_classifier import DegradationClassifier
+    from aioir.nn.filter_bank import (
+        RoutedClassifierFilterBankHead,
+        RoutedCompactClassifierFilterBankHead,
+    )
+
+    torch.manual_seed(0)
+    classifier = DegradationClassifier(["noise", "haze", "clean"], widths=(4, 6), hidden=8)
+    head = RoutedClassifierFilterBankHead(4, 5, filters=2, taps=3, classifier=classifier).eval()
+    single = _classifier_head()
+    j = head.num_candidates
+    assert (
+        head.gate[-1].out_features == 3 * j
+        and head.gate[0].in_features == single.gate[0].in_features
+    )
+    # before any fit every class's block is the single gate's start: the network output
+    assert torch.equal(head.gate[-1].bias.view(3, j), single.gate[-1].bias.repeat(3, 1))
+    with torch.no_grad():  # class c's gate picks candidate c, whatever the descriptor
+        head.gate[-1].weight.zero_()
+        head.gate[-1].bias.copy_((torch.eye(3, j) * 50.0).flatten())
+    x, y = _images(2), _images(2, seed=5)
+    f, c = torch.randn(2, 4, 40, 40), torch.randn(2, 5, 10, 10)
+    with torch.no_grad():
+        weights = head.weights(y, x, f, c)
+        p = classifier(x).softmax(dim=1)
+    torch.testing.assert_close(weights[:, :3], p)  # the classifier's probabilities, routed
+    assert weights[:, 3:].abs().max() < 1e-6
+    torch.testing.assert_close(weights.sum(dim=1), torch.ones(2))
+    logits, descriptor = torch.randn(2, 3 * j), head.descriptor(y, x, f, c)
+    for h in (head, single):
+        width = h.gate[-1].out_features
+        torch.testing.assert_close(
+            h.log_mix(logits[:, :width], descriptor), h.mix(logits[:, :width], descriptor).log()
+        )
+    compact = RoutedCompactClassifierFilterBankHead(4, 5, 2, 3, classifier=classifier)
+    assert compact.gate[-1].out_features == 3 * j
+    assert compact.gate[0].in_features == 2 * (len(DETAIL_SIGMAS) + 2) + 1 + 3

@@ -94,6 +94,12 @@ class FilterBankOptions:
     (:func:`fit_gate`). ``gate_components`` (the gate reads that many principal axes of the
     descriptors) and ``gate_members`` (a bagged gate of that many members, saved as one of
     ``members × hidden`` width) keep it from separating its examples too sharply.
+    ``gate_input_weight`` (with input terms: a classifier's or the input statistics) scales
+    those terms after normalisation — under weight decay, a gate leans on a term in proportion
+    to its scale, so > 1 makes it trust a classifier trained on many thousands of crops more
+    than the network's few hundred pooled features, fitted on its ~1,000 examples.
+    ``gate_floor_weight`` λ: each candidate's score is charged λ dB more per dB it falls under
+    the input's on that example (the selection measure's floor, per example; 0: off).
 
     ``input_statistics``: the gate also reads the input's classical statistics (noise level,
     dark channel, exposure; :class:`~aioir.nn.filter_bank.InputStatisticsFilterBankHead`).
@@ -106,7 +112,11 @@ class FilterBankOptions:
     ``{}`` for the defaults), in its own seeded generator. ``gate_descriptor: compact`` (with
     a classifier): the gate reads only the classifier and the blur and change terms
     (:class:`~aioir.nn.filter_bank.CompactClassifierFilterBankHead`), not the network's pooled
-    features. Neither changes the stored examples.
+    features. ``routed_gate: true`` (with a classifier): one gate per degradation
+    class, their choices mixed by the classifier's probabilities
+    (:class:`~aioir.nn.filter_bank.RoutedClassifierFilterBankHead`), so each class's gate
+    learns from the examples the classifier gives it. None of these changes the stored
+    examples.
 
     ``experts``: saved models (folders or files, e.g. ``aioir train``'s export of a small
     denoiser) or registered models without weights (``dark-channel-prior``) that join the
@@ -134,6 +144,9 @@ class FilterBankOptions:
     seed salt ``S`` (default ``5 + its index``; the main crops use 4), restores them with the
     same network, filters and experts, and keeps them in its own ``examples_file`` as
     ``gate_examples_file`` keeps the main ones. The filters are fitted on the main data alone.
+    ``extra_gate_weight``: how much each extra example counts in the gate's objective against
+    a main one (a few hundred pale crops beside a thousand main ones: > 1 makes the gate care
+    about that kind as much as the main mix).
     """
 
     task: str = "blur"
@@ -151,21 +164,26 @@ class FilterBankOptions:
     gate_target_temperature: float = 1.0
     gate_members: int = 1
     gate_components: int | None = None
+    gate_input_weight: float = 1.0
+    gate_floor_weight: float = 0.0
     score_cap: float = 60.0
     output_margin: float = 0.0
     input_statistics: bool = False
     classifier: dict[str, Any] | None = None
     gate_descriptor: str = "full"
+    routed_gate: bool = False
     experts: list[str | dict[str, Any]] = dataclasses.field(default_factory=list)
     gate_examples_file: str | None = None
     extra_gate_data: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    extra_gate_weight: float = 1.0
 
 
 #: FilterBankOptions fields that change only the gate's training, not its examples
 GATE_ONLY_OPTIONS = (
     "gate_epochs", "gate_lr", "gate_weight_decay", "gate_target_weight",
-    "gate_target_temperature", "gate_members", "gate_components", "score_cap",
-    "output_margin", "gate_examples_file", "extra_gate_data",
+    "gate_target_temperature", "gate_members", "gate_components", "gate_input_weight",
+    "gate_floor_weight", "score_cap", "output_margin", "gate_examples_file", "extra_gate_data",
+    "extra_gate_weight",
 )  # fmt: skip
 
 #: the keys of an ``extra_gate_data`` entry
@@ -229,6 +247,12 @@ class FilterBankFitConfig:
             raise bad("filter_bank.gate_members", "must be ≥ 1")
         if fb.gate_components is not None and fb.gate_components < 1:
             raise bad("filter_bank.gate_components", "must be ≥ 1 (or null: every term)")
+        if not fb.gate_input_weight > 0:
+            raise bad("filter_bank.gate_input_weight", "must be > 0")
+        if not fb.extra_gate_weight > 0:
+            raise bad("filter_bank.extra_gate_weight", "must be > 0")
+        if fb.gate_floor_weight < 0:
+            raise bad("filter_bank.gate_floor_weight", "must be ≥ 0")
         if fb.gate_target_weight < 0:
             raise bad("filter_bank.gate_target_weight", "must be ≥ 0")
         if fb.gate_target_temperature <= 0:
@@ -239,6 +263,8 @@ class FilterBankFitConfig:
             raise bad("filter_bank.gate_descriptor", "expected full or compact")
         if fb.gate_descriptor == "compact" and fb.classifier is None:
             raise bad("filter_bank.gate_descriptor", "compact reads a classifier: set one")
+        if fb.routed_gate and fb.classifier is None:
+            raise bad("filter_bank.routed_gate", "a routed gate reads a classifier: set one")
         if fb.classifier is not None:
             if fb.input_statistics:
                 raise bad("filter_bank.classifier", "a gate reads input_statistics or a "
@@ -318,6 +344,7 @@ def wrap_in_filter_bank(
     input_statistics: bool = False,
     classifier: nn.Module | None = None,
     gate_descriptor: str = "full",
+    routed_gate: bool = False,
 ) -> FilterBankRestorer:
     """``network`` inside a new :class:`~aioir.models.FilterBankRestorer` (with ``experts``).
 
@@ -332,7 +359,7 @@ def wrap_in_filter_bank(
 
     model = FilterBankRestorer(
         network, filters, taps, hidden, experts=experts, input_statistics=input_statistics,
-        classifier=classifier, gate_descriptor=gate_descriptor,
+        classifier=classifier, gate_descriptor=gate_descriptor, routed_gate=routed_gate,
     )  # fmt: skip
     backbone = getattr(network, "backbone_options", None)
     if isinstance(network, Restormer) and backbone is not None:
@@ -456,6 +483,8 @@ def fit_gate(
     target_temperature: float = 1.0,
     members: int = 1,
     components: int | None = None,
+    input_weight: float = 1.0,
+    example_weights: Tensor | None = None,
 ) -> float:
     """Set the descriptor normalisation from ``descriptors``, reset the gate's last layer and
     train the gate full-batch to maximise the mean expected score ``Σⱼ wⱼ·scoreⱼ``; returns
@@ -480,20 +509,33 @@ def fit_gate(
 
     Both draw from torch's global generator; with neither, the head's own gate is trained in
     place (as every fit before them did).
+
+    ``input_weight``: the head's input terms (the descriptor's last
+    :attr:`~aioir.nn.filter_bank.FilterBankHead.input_terms_size`) are normalised to that
+    standard deviation instead of 1 (their stored scale divided by it, so the saved head
+    applies it too): the same weight decay then costs the gate less per unit of their effect.
+
+    ``example_weights`` (N): how much each example counts in the mean (all 1 by default).
     """
     size = descriptors.shape[1]
     if members < 1 or (components is not None and not 1 <= components <= size):
         raise ValueError(
             f"members must be ≥ 1 and components in 1 … {size}, got {members} and {components}"
         )
+    if not input_weight > 0:
+        raise ValueError(f"input_weight must be > 0, got {input_weight}")
     head.set_descriptor_stats(descriptors)
+    if head.input_terms_size and input_weight != 1.0:
+        with torch.no_grad():
+            head.descriptor_std[-head.input_terms_size :] /= input_weight
     # start from an unbiased choice: the head's "stay close to the network" initialisation
     # (output logit +5) is for gradient fine-tuning and would anchor this fit on the output
     head.gate[-1].reset_parameters()
     inputs = head.normalize(descriptors)
     settings = (epochs, lr, weight_decay, progress, target_weight, target_temperature)
+    weights = scores.new_ones(len(scores)) if example_weights is None else example_weights
     if members == 1 and components is None:
-        expected = _train_gate_mlp(head.gate, inputs, scores, *settings)
+        expected = _train_gate_mlp(head, head.gate, inputs, descriptors, scores, weights, *settings)
         log.info("filter-bank gate: expected PSNR %.2f dB on %d crops", expected, len(scores))
         return expected
     axes = None if components is None else _principal_axes(inputs, components)
@@ -505,11 +547,14 @@ def fit_gate(
             nn.Linear(projected.shape[1], hidden), nn.GELU(), nn.Linear(hidden, outputs)
         )
         rows = torch.randint(len(inputs), (len(inputs),)) if members > 1 else slice(None)
-        _train_gate_mlp(gate, projected[rows], scores[rows], *settings)
+        _train_gate_mlp(
+            head, gate, projected[rows], descriptors[rows], scores[rows], weights[rows], *settings
+        )
         gates.append(gate)
     head.gate = _averaged_gate(gates, axes)
     with torch.no_grad():
-        expected = float((head.gate(inputs).softmax(dim=1) * scores).sum(dim=1).mean())
+        per_example = (head.choose(descriptors) * scores).sum(dim=1)
+        expected = float((weights * per_example).sum() / weights.sum())
     log.info(
         "filter-bank gate (%d members, %s components): expected PSNR %.2f dB on %d crops",
         members, components or "all", expected, len(scores),
@@ -518,9 +563,12 @@ def fit_gate(
 
 
 def _train_gate_mlp(
+    head: FilterBankHead,
     gate: nn.Module,
     inputs: Tensor,
+    descriptors: Tensor,
     scores: Tensor,
+    example_weights: Tensor,
     epochs: int,
     lr: float,
     weight_decay: float,
@@ -528,18 +576,28 @@ def _train_gate_mlp(
     target_weight: float,
     target_temperature: float,
 ) -> float:
-    """Train ``gate`` full-batch on normalised ``inputs`` (see :func:`fit_gate`); returns the
-    expected score at the last step."""
+    """Train ``gate`` full-batch on normalised ``inputs`` (see :func:`fit_gate`), its logits
+    turned into candidate weights as ``head`` turns its own (:meth:`FilterBankHead.mix`, which
+    may read the raw ``descriptors``), each example counted ``example_weights`` times; returns
+    the (weighted) expected score at the last step."""
     optimizer = torch.optim.AdamW(gate.parameters(), lr=lr, weight_decay=weight_decay)
     targets = (scores / target_temperature).softmax(dim=1) if target_weight > 0 else None
+    uniform = bool((example_weights == 1).all())
+    share = example_weights / example_weights.sum()
+
+    def mean(values: Tensor) -> Tensor:  # (the plain mean when every weight is 1: as before)
+        return values.mean() if uniform else (share * values).sum()
+
     expected = torch.zeros(())
     with torch.enable_grad():
         for _ in tqdm(range(epochs), desc="fitting the gate", disable=not progress, leave=False):
             logits = gate(inputs)
-            expected = (logits.softmax(dim=1) * scores).sum(dim=1).mean()
+            weights = head.mix(logits, descriptors)
+            expected = mean((weights * scores).sum(dim=1))
             loss = -expected
             if targets is not None:
-                cross_entropy = -(targets * logits.log_softmax(dim=1)).sum(dim=1).mean()
+                log_weights = head.log_mix(logits, descriptors)
+                cross_entropy = mean(-(targets * log_weights).sum(dim=1))
                 loss = loss + target_weight * cross_entropy
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -577,15 +635,28 @@ def train_gate(
     scores: Tensor,
     options: FilterBankOptions,
     progress: bool = False,
+    extra_examples: int = 0,
 ) -> float:
     """:func:`fit_gate` on gate examples as :func:`gate_examples` made them (uncapped scores),
-    with ``options``' cap, output margin and gate settings; returns the expected score."""
+    with ``options``' cap, output margin and gate settings; returns the expected score. The last
+    ``extra_examples`` are ``extra_gate_data``'s, counted ``options.extra_gate_weight`` times.
+    ``options.gate_floor_weight`` λ charges every candidate λ dB more per dB it falls under the
+    input (candidate 1) on that example — the selection measure's floor, per example: a gate
+    that risks a photo for a gain elsewhere is charged for the risk."""
+    weights = None
+    if extra_examples and options.extra_gate_weight != 1.0:
+        weights = scores.new_ones(len(scores))
+        weights[len(scores) - extra_examples :] = options.extra_gate_weight
     scores = scores.clamp(max=options.score_cap)
+    if options.gate_floor_weight:
+        shortfall = (scores[:, 1:2] - scores).clamp(min=0.0)
+        scores = scores - options.gate_floor_weight * shortfall
     scores[:, 0] += options.output_margin  # the network's output: leave it only for a clear gain
     return fit_gate(
         head, descriptors, scores, options.gate_epochs, options.gate_lr,
         options.gate_weight_decay, progress, options.gate_target_weight,
         options.gate_target_temperature, options.gate_members, options.gate_components,
+        options.gate_input_weight, weights,
     )  # fmt: skip
 
 
@@ -692,7 +763,10 @@ def _examples_key(config: FilterBankFitConfig) -> str:
     options = {
         k: v for k, v in dataclasses.asdict(config.filter_bank).items()
         if k not in GATE_ONLY_OPTIONS
-        and k not in ("hidden", "experts", "input_statistics", "classifier", "gate_descriptor")
+        and k not in (
+            "hidden", "experts", "input_statistics", "classifier", "gate_descriptor",
+            "routed_gate",
+        )
     }  # fmt: skip
     data = dataclasses.asdict(config.data)
     for name in _LATER_DATA_FIELDS:  # at their defaults they leave older files' stamps valid
@@ -840,7 +914,7 @@ def _gate_examples(
 
 def _all_gate_examples(
     model: FilterBankRestorer, dm: Any, config: FilterBankFitConfig, progress: bool
-) -> tuple[Tensor, Tensor]:
+) -> tuple[Tensor, Tensor, int]:
     """The fit's gate examples: the main crops', then each ``extra_gate_data`` entry's (each
     in its own examples file, stamped with the main key and the entry's resolved data, count
     and salt). The random generator is left as the main examples leave it, so extra data never
@@ -865,7 +939,8 @@ def _all_gate_examples(
         parts.append(_gate_examples(model, loader, fb.experts, file, stamp_key, progress))
         states.append(torch.get_rng_state())
     torch.set_rng_state(states[0])  # as the main examples left it
-    return torch.cat([d for d, _ in parts]), torch.cat([s for _, s in parts])
+    extra = sum(len(s) for _, s in parts[1:])
+    return torch.cat([d for d, _ in parts]), torch.cat([s for _, s in parts]), extra
 
 
 def _fit_classifier(
@@ -967,7 +1042,7 @@ def fit(
     classifier, classifier_record = _fit_classifier(dm, config, progress)
     model = wrap_in_filter_bank(
         network, len(groups), fb.taps, fb.hidden, config.seed, experts, fb.input_statistics,
-        classifier, fb.gate_descriptor,
+        classifier, fb.gate_descriptor, fb.routed_gate,
     )  # fmt: skip
     if rt.channels_last:
         to_channels_last(model)
@@ -975,8 +1050,8 @@ def fit(
     head = model.filter_bank
 
     fit_filters(head, dm, groups, fb, progress)
-    descriptors, scores = _all_gate_examples(model, dm, config, progress)
-    expected = train_gate(head, descriptors, scores, fb, progress)
+    descriptors, scores, extra = _all_gate_examples(model, dm, config, progress)
+    expected = train_gate(head, descriptors, scores, fb, progress, extra)
     val = _validate(model, dm, config, device) if config.validation.enabled else None
 
     record: dict[str, Any] = {

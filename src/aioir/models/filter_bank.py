@@ -15,8 +15,9 @@ Saved form (:mod:`aioir.models.wrappers`): ``"wrappers": [{"name": "filter_bank"
 a :class:`~aioir.nn.ensemble.GeometricEnsemble`, its weights then under ``…<e>.module.``),
 ``"input_statistics": true`` when its gate reads them, ``"classifier": {"classes", "widths",
 "hidden"}`` when it reads a degradation classifier's verdict (weights
-``filter_bank.classifier.*``) and ``"gate_descriptor": "compact"`` when, of the network's terms,
-it reads only the blur and change ones; weights ``restorer.*`` (the network) and
+``filter_bank.classifier.*``), ``"gate_descriptor": "compact"`` when, of the network's terms,
+it reads only the blur and change ones, and ``"routed_gate": true`` when its gate is one per
+degradation class, mixed by the classifier; weights ``restorer.*`` (the network) and
 ``filter_bank.*`` (the head, its experts' under ``filter_bank.experts.<e>.``). Models saved
 before the wrapper existed (format 1) described the head as constructor arguments
 (``overrides: {filter_bank: K, filter_taps: T}``) with its keys beside the network's:
@@ -40,6 +41,8 @@ from aioir.nn.filter_bank import (
     CompactClassifierFilterBankHead,
     FilterBankHead,
     InputStatisticsFilterBankHead,
+    RoutedClassifierFilterBankHead,
+    RoutedCompactClassifierFilterBankHead,
 )
 from aioir.nn.inference_memory import declared_bytes_per_pixel
 from aioir.nn.padding import pad_to_multiple, unpad
@@ -79,6 +82,9 @@ class FilterBankRestorer(RestorerWrapper):
         gate_descriptor: ``"full"`` (every descriptor term) or, with a classifier,
             ``"compact"``: the classifier and the blur and change terms only
             (:class:`~aioir.nn.filter_bank.CompactClassifierFilterBankHead`).
+        routed_gate: with a classifier, one gate per degradation class, mixed by the
+            classifier's probabilities
+            (:class:`~aioir.nn.filter_bank.RoutedClassifierFilterBankHead`).
     """
 
     def __init__(
@@ -91,6 +97,7 @@ class FilterBankRestorer(RestorerWrapper):
         input_statistics: bool = False,
         classifier: DegradationClassifier | Mapping[str, Any] | None = None,
         gate_descriptor: str = "full",
+        routed_gate: bool = False,
     ) -> None:
         if not hasattr(restorer, "forward_padded_with_maps"):
             raise ConfigError(
@@ -105,16 +112,19 @@ class FilterBankRestorer(RestorerWrapper):
             raise ConfigError(f"gate_descriptor must be full or compact, not {gate_descriptor!r}")
         if gate_descriptor == "compact" and classifier is None:
             raise ConfigError("a compact gate descriptor reads a classifier: give one")
+        if routed_gate and classifier is None:
+            raise ConfigError("a gate routed by a classifier needs one: give it")
         if classifier is not None and input_statistics:
             raise ConfigError("a gate reads the input's statistics or a classifier, not both")
         if classifier is not None:
             if not isinstance(classifier, nn.Module):
                 classifier = _build_classifier(classifier)
-            head: type[FilterBankHead] = (
-                CompactClassifierFilterBankHead
-                if gate_descriptor == "compact"
-                else ClassifierFilterBankHead
-            )
+            head: type[FilterBankHead] = {
+                ("full", False): ClassifierFilterBankHead,
+                ("compact", False): CompactClassifierFilterBankHead,
+                ("full", True): RoutedClassifierFilterBankHead,
+                ("compact", True): RoutedCompactClassifierFilterBankHead,
+            }[gate_descriptor, bool(routed_gate)]
             self.filter_bank = head(
                 features, context, filters, taps, hidden, experts=modules, classifier=classifier
             )
@@ -148,14 +158,20 @@ class FilterBankRestorer(RestorerWrapper):
             options["classifier"] = {"classes": c.classes, "widths": c.widths, "hidden": c.hidden}
         if isinstance(head, CompactClassifierFilterBankHead):
             options["gate_descriptor"] = "compact"
+        if isinstance(head, RoutedClassifierFilterBankHead | RoutedCompactClassifierFilterBankHead):
+            options["routed_gate"] = True
         return options
 
     def candidate_names(self) -> list[str]:
         """The candidates in the head's order: the network's output, the input, the filters,
-        the experts (by registered name)."""
+        the experts (by registered name; ``… (expert e)`` where two share one)."""
         head = self.filter_bank
         filters = [f"filter {k}" for k in range(1, head.num_filters + 1)]
         experts = [_expert_name(e) for e in head.experts]
+        experts = [
+            f"{name} (expert {e})" if experts.count(name) > 1 else name
+            for e, name in enumerate(experts, start=1)
+        ]
         return ["network output", "input", *filters, *experts]
 
     def describe_decisions(self) -> list[str]:

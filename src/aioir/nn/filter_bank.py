@@ -54,8 +54,8 @@ from aioir.nn.padding import reflect_pad
 
 __all__ = [
     "ClassifierFilterBankHead", "CompactClassifierFilterBankHead", "FilterBankHead",
-    "InputStatisticsFilterBankHead", "LeastSquaresFilterFit", "apply_filter", "detail_profile",
-    "input_statistics",
+    "InputStatisticsFilterBankHead", "LeastSquaresFilterFit", "RoutedClassifierFilterBankHead",
+    "RoutedCompactClassifierFilterBankHead", "apply_filter", "detail_profile", "input_statistics",
 ]  # fmt: skip
 
 
@@ -323,10 +323,23 @@ class FilterBankHead(nn.Module):
         1 … E."""
 
         def choose() -> Tensor:
-            descriptor = self.descriptor(y, x, features, context)
-            return self.gate(self.normalize(descriptor)).softmax(dim=1)
+            return self.choose(self.descriptor(y, x, features, context))
 
         return image_statistic(self, y.shape[0], choose)
+
+    def choose(self, descriptor: Tensor) -> Tensor:
+        """The candidate weights (B×(K+E+2)) for descriptors as :meth:`assemble` makes them
+        (not normalised): the gate's :meth:`mix` of them."""
+        return self.mix(self.gate(self.normalize(descriptor)), descriptor)
+
+    def mix(self, logits: Tensor, descriptor: Tensor) -> Tensor:
+        """Candidate weights from the gate's ``logits`` (here their softmax; ``descriptor``, the
+        raw descriptor, is for heads whose choice also reads it unnormalised)."""
+        return logits.softmax(dim=1)
+
+    def log_mix(self, logits: Tensor, descriptor: Tensor) -> Tensor:
+        """The logarithm of :meth:`mix` (here ``log_softmax``: exact where a weight is tiny)."""
+        return logits.log_softmax(dim=1)
 
     def normalize(self, descriptor: Tensor) -> Tensor:
         """Standardise a descriptor with the stored statistics (:meth:`set_descriptor_stats`)."""
@@ -421,6 +434,55 @@ class CompactClassifierFilterBankHead(ClassifierFilterBankHead):
 
     def assemble(self, network_terms: Tensor, input_terms: Tensor | None) -> Tensor:
         return super().assemble(network_terms[:, -self.kept_network_terms :], input_terms)
+
+
+class _RoutedGate:
+    """The gate of a classifier-reading head as one gate per degradation class, mixed by the
+    classifier: ``w = Σ_c p(c|x)·softmax(G_c(descriptor))``. The gate's last layer gives
+    ``C × (K+E+2)`` logits, one block per class; ``p(c|x)`` are the classifier's probabilities
+    (the descriptor's last ``C`` terms are their logarithms). Fitted on the gate examples with
+    the same mixture, each class's gate learns from the examples the classifier assigns to it:
+    the noise gate from noisy crops only, so a photo the classifier calls noisy is restored as
+    noisy crops were, even where the network's features resemble another task's (a pale photo
+    whose features look hazy). Which degradation it is, the classifier decides (trained on tens
+    of thousands of crops); what to do about it, the class's gate (its few hundred examples)."""
+
+    gate: nn.Sequential
+    classifier: DegradationClassifier
+    num_candidates: int
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        last = self.gate[-1]
+        routed = nn.Linear(last.in_features, self.classifier.num_classes * self.num_candidates)
+        nn.init.zeros_(routed.weight)
+        with torch.no_grad():  # every class's block starts as the single gate did
+            routed.bias.copy_(last.bias.detach().repeat(self.classifier.num_classes))
+        self.gate[-1] = routed
+
+    def routes(self, descriptor: Tensor) -> Tensor:
+        """``p(c|x)`` (B×C) from raw descriptors: the softmax of their last ``C`` terms (the
+        classifier's log-probabilities)."""
+        return descriptor[:, -self.classifier.num_classes :].float().softmax(dim=1)
+
+    def mix(self, logits: Tensor, descriptor: Tensor) -> Tensor:
+        per_class = logits.view(logits.shape[0], self.classifier.num_classes, -1).softmax(dim=2)
+        return (self.routes(descriptor).to(per_class.dtype)[:, :, None] * per_class).sum(dim=1)
+
+    def log_mix(self, logits: Tensor, descriptor: Tensor) -> Tensor:
+        # log Σ_c p_c·softmax_c = logsumexp_c (log p_c + log_softmax_c): exact for tiny weights
+        per_class = logits.view(logits.shape[0], self.classifier.num_classes, -1)
+        log_routes = self.routes(descriptor).clamp_min(1e-30).log().to(per_class.dtype)
+        return (log_routes[:, :, None] + per_class.log_softmax(dim=2)).logsumexp(dim=1)
+
+
+class RoutedClassifierFilterBankHead(_RoutedGate, ClassifierFilterBankHead):
+    """A :class:`ClassifierFilterBankHead` whose gate is one per degradation class, mixed by the
+    classifier's probabilities (:class:`_RoutedGate`). Same arguments."""
+
+
+class RoutedCompactClassifierFilterBankHead(_RoutedGate, CompactClassifierFilterBankHead):
+    """A :class:`CompactClassifierFilterBankHead` with a routed gate (:class:`_RoutedGate`)."""
 
 
 class LeastSquaresFilterFit:
