@@ -9,7 +9,9 @@ state, same examples) and scores the blended output of every case. A setting is 
 bar's selection measure, the **floored gain**: the mean gain over the input of the degraded
 columns, less every dB a column falls under its input (the clean column: under 40 dB).
 
-Use it on photos that the bar does not use: a folder of the corpus's ``val`` photos.
+Use it on photos that the bar does not use: a folder of the corpus's ``val`` photos (repeat
+``--photos``, and the cache options with it, to score several folders as one set: the v4
+corpus's val photos and ``photos-v4-val2``'s).
 
     python benchmarks/gate_sweep.py --model runs/v4b-base \
         --examples runs/v4b-gate-examples.safetensors --photos runs/val-photos \
@@ -172,6 +174,26 @@ def cached_cases(
     return cases
 
 
+def merge_cases(parts: list[list[CaseCache]]) -> list[CaseCache]:
+    """The cases of several photo folders as one set: each column's cases, folder after folder
+    (every part has the same columns, in the same order)."""
+    if len(parts) == 1:
+        return parts[0]
+    out = []
+    for columns in zip(*parts, strict=True):
+        keys = {c.key for c in columns}
+        if len(keys) != 1:
+            raise ValueError(f"the folders' columns differ: {sorted(keys)}")
+        out.append(CaseCache(
+            columns[0].key,
+            torch.cat([c.descriptors for c in columns]),
+            [t for c in columns for t in c.candidates],
+            [t for c in columns for t in c.targets],
+            torch.cat([c.input_psnr for c in columns]),
+        ))  # fmt: skip
+    return out
+
+
 def _save_cases(cache: str, stamp: dict, state: dict, cases: list[CaseCache]) -> None:
     """Write the cases to ``cache`` (fields as they are: ``dataclasses.asdict`` would copy
     every tensor, and a cache of 660 crops × 16 candidates is 9 GB)."""
@@ -289,7 +311,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "--examples", required=True, action="append",
         help="its gate_examples_file (repeat for its extra_gate_data files, in the fit's order)",
     )  # fmt: skip
-    parser.add_argument("--photos", required=True, help="folder of photos (not the bar's)")
+    parser.add_argument(
+        "--photos", required=True, action="append",
+        help="folder of photos (not the bar's); repeat to score several folders as one set",
+    )  # fmt: skip
     parser.add_argument("--grid", action="append", default=[], help="OPTION=v1,v2,… (repeat)")
     parser.add_argument("--limit", type=int, default=None, help="cases per column")
     parser.add_argument(
@@ -299,21 +324,26 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--json", default=None, help="write every setting's scores here")
     parser.add_argument(
-        "--cache", default=None,
-        help="keep the restored cases in this file (reused while the model's head is the same)",
+        "--cache", default=None, action="append",
+        help="keep the restored cases in this file (reused while the model's head is the same); "
+        "with several --photos, one per folder, in their order",
     )  # fmt: skip
     parser.add_argument(
         "--whole-photos", type=int, default=None, metavar="SIDE",
         help="also score every photo whole at this long side (e.g. 384, as make demo); a "
         "setting is then chosen by the mean of the two floored gains",
     )  # fmt: skip
-    parser.add_argument("--whole-cache", default=None, help="--cache for the whole photos")
+    parser.add_argument(
+        "--whole-cache", default=None, action="append", help="--cache for the whole photos"
+    )
     parser.add_argument(
         "--pale", action="store_true",
         help="with --whole-photos, also score the whole photos rendered pale and flat (a photo "
         "kind a haze detector mistakes for haze); the choice is then the mean of three gains",
     )  # fmt: skip
-    parser.add_argument("--pale-cache", default=None, help="--cache for the pale photos")
+    parser.add_argument(
+        "--pale-cache", default=None, action="append", help="--cache for the pale photos"
+    )
     parser.add_argument(
         "--save", default=None, metavar="DIR",
         help="write the chosen setting's model to this folder (must not exist or be empty)",
@@ -341,6 +371,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     if args.pale and not args.whole_photos:
         parser.error("--pale scores whole photos: give --whole-photos too")
+    for flag, files in (("--cache", args.cache), ("--whole-cache", args.whole_cache),
+                        ("--pale-cache", args.pale_cache)):  # fmt: skip
+        if files and len(files) > len(args.photos):
+            parser.error(f"{flag}: at most one per --photos folder ({len(args.photos)})")
     if args.save:
         from aioir.errors import ConfigError
         from aioir.models.artifacts import check_model_output
@@ -360,33 +394,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     examples = merge_examples(parts)
     extra = len(examples.descriptors) - len(parts[0].descriptors)  # extra_gate_data's, last
     raw_scores = torch.stack([examples.columns[i] for i in ids], dim=1)
-    sets = {"crops": cached_cases(model, args.photos, args.limit, args.cache,
-                                  args.crops_per_photo)}  # fmt: skip
-    if args.whole_photos:
-        sets["whole"] = cached_cases(model, args.photos, args.limit, args.whole_cache,
-                                     whole_side=args.whole_photos)  # fmt: skip
-    if args.pale:
-        sets["pale"] = cached_cases(model, args.photos, args.limit, args.pale_cache,
-                                    whole_side=args.whole_photos, rendering="pale")  # fmt: skip
-    inputs = {
-        name: {c.key: float(c.input_psnr.clamp(max=PSNR_CAP).mean()) for c in cases}
-        for name, cases in sets.items()
-    }
     names = model.candidate_names()
     network, head = unwrap(model), model.filter_bank
     experts = list(head.experts)
-
-    saved = {name: score(head, cases)[0] for name, cases in sets.items()}  # the model's gate
-    for name, columns in saved.items():
-        print(
-            f"as saved ({name}): floored gain {floored_gain(columns, inputs[name]):+.2f} | "
-            + " ".join(f"{k} {v:.2f}" for k, v in columns.items())
-        )
     classifier = getattr(head, "classifier", None)  # a classifier-reading head's, reused
-    # the fit's seeded initial head, per gate width and descriptor
+    # every setting's gate first (small); then each set of cases is restored or read, scored by
+    # every gate and let go — one set in memory at a time (a set of 38 photos is ~10 GB)
     initial_heads: dict[tuple[int, bool, str, bool], torch.nn.Module] = {}
-    results = []
-    best_head: torch.nn.Module | None = None
+    trials: list[torch.nn.Module] = []
+    results: list[dict[str, Any]] = []
     for values in itertools.product(*grid.values()):
         options = dataclasses.replace(base, **dict(zip(grid, values, strict=True)))
         shape = (options.hidden, options.input_statistics, options.gate_descriptor,
@@ -406,38 +422,58 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         descriptors = trial.assemble(examples.descriptors, terms)
         torch.set_rng_state(examples.rng_state)  # as the fit has it after the examples
         expected = train_gate(trial, descriptors, raw_scores, options, extra_examples=extra)
-        setting = {k: getattr(options, k) for k in grid}
-        result: dict[str, Any] = {"setting": setting, "train_expected": expected}
-        gains = []
-        for name, cases in sets.items():
+        trials.append(trial)
+        results.append({"setting": {k: getattr(options, k) for k in grid},
+                        "train_expected": expected})  # fmt: skip
+
+    kinds = {"crops": {"crops_per_photo": args.crops_per_photo}}
+    if args.whole_photos:
+        kinds["whole"] = {"whole_side": args.whole_photos}
+    if args.pale:
+        kinds["pale"] = {"whole_side": args.whole_photos, "rendering": "pale"}
+    caches = {"crops": args.cache, "whole": args.whole_cache, "pale": args.pale_cache}
+    inputs: dict[str, dict[str, float]] = {}
+    saved: dict[str, dict[str, float]] = {}
+    for name, kind in kinds.items():
+        files = caches[name] or []
+        cases = merge_cases([
+            cached_cases(model, photos, args.limit, files[i] if i < len(files) else None, **kind)
+            for i, photos in enumerate(args.photos)
+        ])  # fmt: skip
+        inputs[name] = {c.key: float(c.input_psnr.clamp(max=PSNR_CAP).mean()) for c in cases}
+        saved[name] = score(head, cases)[0]  # the model's own gate
+        print(f"as saved ({name}): floored gain {floored_gain(saved[name], inputs[name]):+.2f} | "
+              + " ".join(f"{k} {v:.2f}" for k, v in saved[name].items()))  # fmt: skip
+        prefix = "" if name == "crops" else f"{name}_"
+        for trial, result in zip(trials, results, strict=True):
             columns, weights = score(trial, cases)
             gain = floored_gain(columns, inputs[name])
-            gains.append(gain)
             chosen = {k: _top_weights(w, names) for k, w in weights.items()}
-            prefix = "" if name == "crops" else f"{name}_"
             result.update({f"{prefix}columns": columns, f"{prefix}floored_gain": gain,
                            f"{prefix}weights": chosen})  # fmt: skip
             cells = " ".join(f"{k} {v:.2f}" for k, v in columns.items())
-            print(f"{setting} ({name}): floored gain {gain:+.2f} | {cells}", flush=True)
-        result["choice"] = sum(gains) / len(gains)
-        if args.save and (not results or result["choice"] > max(r["choice"] for r in results)):
-            best_head = trial
-        results.append(result)
-    best = max(results, key=lambda r: r["choice"])
+            print(f"{result['setting']} ({name}): floored gain {gain:+.2f} | {cells}", flush=True)
+        del cases
+    gain_keys = [("" if name == "crops" else f"{name}_") + "floored_gain" for name in kinds]
+    for result in results:
+        result["choice"] = sum(result[k] for k in gain_keys) / len(gain_keys)
+    best_index = max(range(len(results)), key=lambda i: results[i]["choice"])
+    best = results[best_index]
     print(f"best: {best['setting']} floored gain {best['choice']:+.2f}"
-          + (f" (mean of {', '.join(sets)})" if len(sets) > 1 else ""))  # fmt: skip
+          + (f" (mean of {', '.join(kinds)})" if len(kinds) > 1 else ""))  # fmt: skip
     for name, values in inputs.items():
         print(f"input ({name}): " + " ".join(f"{k} {v:.2f}" for k, v in values.items()))
-    payload = {"model": args.model, "photos": args.photos, "whole_side": args.whole_photos,
+    photos_named = args.photos[0] if len(args.photos) == 1 else args.photos
+    payload = {"model": args.model, "photos": photos_named, "whole_side": args.whole_photos,
                "inputs": inputs["crops"], "as_saved": saved["crops"], "results": results,
                "date": time.strftime("%Y-%m-%d")}  # fmt: skip
-    for name in sets:
+    for name in kinds:
         if name != "crops":
             payload.update({f"{name}_inputs": inputs[name], f"{name}_as_saved": saved[name]})
     if args.json:
         Path(args.json).write_text(json.dumps(payload, indent=1, default=str))
-    if args.save and best_head is not None:
-        save_chosen(model, best_head, best, payload, args.save)
+    if args.save:
+        save_chosen(model, trials[best_index], best, payload, args.save)
     return payload
 
 

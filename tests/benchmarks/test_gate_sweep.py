@@ -173,3 +173,21 @@ def test_save_writes_the_model_a_fit_with_the_chosen_setting_gives(tmp_path):
     assert record["gate_sweep"]["choice"] == out["results"][0]["choice"]
     with pytest.raises(SystemExit):  # never over an existing model
         sweep.main([*argv, "--grid", "gate_epochs=20", "--save", str(tmp_path / "chosen")])
+
+
+def test_several_photo_folders_are_scored_as_one_set(tmp_path):
+    argv = _fitted(tmp_path)[2]
+    other = _one_photo(tmp_path / "other", seed=3)
+    sweep = load_benchmark("gate_sweep")
+    grid = ["--grid", "gate_epochs=20"]
+    first = sweep.main([*argv, *grid])["results"][0]["columns"]
+    second = sweep.main([*argv[:4], "--photos", str(other), *argv[6:], *grid])["results"][0]
+    caches = ["--cache", str(tmp_path / "a.pt"), "--cache", str(tmp_path / "b.pt")]
+    both = sweep.main([*argv, "--photos", str(other), *caches, *grid])["results"][0]["columns"]
+    for key, value in both.items():  # one case per folder and column: the mean of the two
+        assert value == pytest.approx((first[key] + second["columns"][key]) / 2, abs=1e-4)
+    assert (tmp_path / "a.pt").is_file() and (tmp_path / "b.pt").is_file()
+    again = sweep.main([*argv, "--photos", str(other), *caches, *grid])["results"][0]["columns"]
+    assert again == both  # read back from the two caches
+    with pytest.raises(SystemExit):  # more caches than folders
+        sweep.main([*argv, *caches, *grid])

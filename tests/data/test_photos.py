@@ -291,3 +291,22 @@ def test_shipped_v4_list_keeps_the_v1_splits_and_leaves_out_the_samples() -> Non
     split = split_of(names, {n: e.split for e, n in zip(v4, names)})
     counts = {s: sum(v == s for v in split.values()) for s in ("train", "val", "test")}
     assert counts == {"train": 60, "val": 11, "test": 12}
+
+
+def test_shipped_val2_list_is_new_photos_all_pinned_to_val() -> None:
+    """``photos-v4-val2`` widens the v4 corpus's val split only: none of its photos is in
+    ``photos``, ``photos-v4`` or the samples (so no model trained on those saw them), every one
+    is pinned to ``val``, and none comes from a reserved package."""
+    val2 = read_photo_list("photos-v4-val2")
+    older = {(e.package, e.path_in_package) for e in read_photo_list("photos")}
+    older |= {(e.package, e.path_in_package) for e in read_photo_list("photos-v4")}
+    samples_tsv = Path(str(resources.files("aioir").joinpath("assets", "samples", "SOURCES.tsv")))
+    with samples_tsv.open(encoding="utf-8") as fh:
+        older |= {(r["package"], r["path_in_package"]) for r in csv.DictReader(fh, delimiter="\t")}
+    assert len(val2) == 38 and not {(e.package, e.path_in_package) for e in val2} & older
+    assert {e.split for e in val2} == {"val"} and all(e.license for e in val2)
+    assert all(e.package not in photos.RESERVED_PACKAGES for e in val2)
+    assert not any("opencv" in e.package for e in val2)
+    names = [photos._output_name(e) for e in val2]
+    v4_names = {photos._output_name(e) for e in read_photo_list("photos-v4")}
+    assert len(set(names)) == len(names) and not set(names) & v4_names

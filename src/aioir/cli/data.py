@@ -79,7 +79,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--list",
         type=Path,
         default=None,
-        help="TSV of package/path/licence[/split], or a shipped list: photos (default), photos-v4",
+        help="TSV of package/path/licence[/split], or a shipped list: photos (default), photos-v4, "
+        "photos-v4-val2",
     )
     photos.add_argument(
         "--max-side", type=int, default=2048, help="down-scale larger photos (default 2048)"

@@ -3,9 +3,10 @@
 Synthetic-degradation training (:mod:`aioir.data.synthetic`) needs clean, high-quality photos
 with a known licence that can be fetched without web scraping. Debian ships such photos in its
 wallpaper packages (and a few others); a TSV list (columns ``package``, ``path_in_package``,
-``license`` and an optional ``split``; ``#`` starts a comment line) names the files to use. Two
-lists ship with aioir (``aioir/assets/``, see :data:`SHIPPED_LISTS`): ``photos`` (the default, 38
-wallpaper photos) and ``photos-v4`` (83 photos; docs/datasets.md §6 lists its sources).
+``license`` and an optional ``split``; ``#`` starts a comment line) names the files to use.
+Three lists ship with aioir (``aioir/assets/``, see :data:`SHIPPED_LISTS`): ``photos`` (the
+default, 38 wallpaper photos), ``photos-v4`` (83 photos) and ``photos-v4-val2`` (38 more photos,
+all pinned to ``val``); docs/datasets.md §6 lists their sources.
 
 :func:`build_photo_corpus` then
 
@@ -85,7 +86,7 @@ __all__ = [
 SPLITS: dict[str, float] = {"train": 0.70, "val": 0.15, "test": 0.15}
 
 #: Lists shipped in ``aioir/assets/`` (``<name>.tsv``), selectable by name (``--list photos-v4``).
-SHIPPED_LISTS: tuple[str, ...] = ("photos", "photos-v4")
+SHIPPED_LISTS: tuple[str, ...] = ("photos", "photos-v4", "photos-v4-val2")
 
 #: Packages whose images must never enter a corpus, with the reason.
 RESERVED_PACKAGES: dict[str, str] = {
