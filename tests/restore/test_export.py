@@ -95,6 +95,28 @@ def test_filter_bank_model_exports_to_onnx_and_torchscript(tmp_path):
 
 
 @pytest.mark.filterwarnings("ignore")
+def test_a_gate_routed_by_a_classifier_exports_to_onnx_and_torchscript(tmp_path):
+    from aioir.nn.degradation_classifier import DegradationClassifier
+
+    torch.manual_seed(0)
+    classifier = DegradationClassifier(["noise", "haze", "clean"], widths=(4, 6), hidden=8)
+    wrapped = FilterBankRestorer(
+        load_model("udair-tiny"), filters=3, taps=5, classifier=classifier, routed_gate=True
+    )
+    with torch.no_grad():  # every class's gate mixes all candidates
+        nn.init.normal_(wrapped.filter_bank.gate[-1].weight, std=0.5)
+    save_pretrained(wrapped, tmp_path / "saved")
+    model = load_model(tmp_path / "saved")
+    x = torch.rand(1, 3, 44, 37)
+    with torch.no_grad():
+        ref = model(x)
+    path = export_model(model, tmp_path / "m.onnx", "onnx", size=32)
+    np.testing.assert_allclose(_ort_run(path, x), ref.numpy(), atol=1e-4)
+    loaded = torch.jit.load(str(export_model(model, tmp_path / "m.pt", "torchscript", size=32)))
+    torch.testing.assert_close(loaded(x), ref, atol=1e-5, rtol=0)
+
+
+@pytest.mark.filterwarnings("ignore")
 def test_torchscript_registered_tiny_model(tmp_path):
     model = load_model("udair-tiny")
     loaded = torch.jit.load(str(export_model(model, tmp_path / "m.pt", "torchscript", size=32)))
