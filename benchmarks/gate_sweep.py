@@ -30,6 +30,11 @@ the network darkens as haze); the choice is then the mean of three.
 A fit with ``filter_bank.extra_gate_data`` keeps those examples in their own files: give every
 file, main first, as the fit lists them (``--examples MAIN --examples EXTRA``).
 
+``--keep-gains 0.5`` chooses only among settings that keep, in every degraded column, at least
+half of the model's own gate's gain over the input: the floored gain charges a task given up
+(its input returned) only as a lost gain, so without it a sweep may choose a gate that never
+dehazes (run 35).
+
 ``--save DIR`` writes the chosen setting's model there (the model with that gate, its record's
 ``filter_bank`` options updated and the sweep's scores under ``gate_sweep``; its fit-time
 ``val`` scores dropped, as they were another gate's): the model a fit with those options would
@@ -345,6 +350,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "--pale-cache", default=None, action="append", help="--cache for the pale photos"
     )
     parser.add_argument(
+        "--keep-gains", type=float, default=None, metavar="FRACTION",
+        help="choose only among settings that keep, in every degraded column of every set, at "
+        "least FRACTION of the model's own gate's gain over the input (where that is ≥ 0.5 dB): "
+        "a setting that gives a task up is not chosen",
+    )  # fmt: skip
+    parser.add_argument(
         "--save", default=None, metavar="DIR",
         help="write the chosen setting's model to this folder (must not exist or be empty)",
     )  # fmt: skip
@@ -457,7 +468,16 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     gain_keys = [("" if name == "crops" else f"{name}_") + "floored_gain" for name in kinds]
     for result in results:
         result["choice"] = sum(result[k] for k in gain_keys) / len(gain_keys)
-    best_index = max(range(len(results)), key=lambda i: results[i]["choice"])
+    eligible = list(range(len(results)))
+    if args.keep_gains is not None:
+        for result in results:
+            result["gives_up"] = _given_up(result, saved, inputs, args.keep_gains)
+            if result["gives_up"]:
+                print(f"{result['setting']}: gives up {', '.join(result['gives_up'])}")
+        eligible = [i for i, r in enumerate(results) if not r["gives_up"]]
+        if not eligible:
+            parser.error(f"--keep-gains {args.keep_gains}: every setting gives a task up")
+    best_index = max(eligible, key=lambda i: results[i]["choice"])
     best = results[best_index]
     print(f"best: {best['setting']} floored gain {best['choice']:+.2f}"
           + (f" (mean of {', '.join(kinds)})" if len(kinds) > 1 else ""))  # fmt: skip
@@ -475,6 +495,26 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if args.save:
         save_chosen(model, trials[best_index], best, payload, args.save)
     return payload
+
+
+def _given_up(
+    result: dict[str, Any],
+    saved: dict[str, dict[str, float]],
+    inputs: dict[str, dict[str, float]],
+    fraction: float,
+) -> list[str]:
+    """The columns (``set column``) where ``result`` keeps less than ``fraction`` of the saved
+    gate's gain over the input, among those where that gain is at least 0.5 dB."""
+    short = []
+    for name, reference in saved.items():
+        columns = result["columns" if name == "crops" else f"{name}_columns"]
+        for key, value in reference.items():
+            floor = inputs[name][key]
+            if floor >= PSNR_CAP or value - floor < 0.5:  # clean, or nothing to keep
+                continue
+            if columns[key] - floor < fraction * (value - floor):
+                short.append(f"{name} {key}")
+    return short
 
 
 def save_chosen(

@@ -191,3 +191,21 @@ def test_several_photo_folders_are_scored_as_one_set(tmp_path):
     assert again == both  # read back from the two caches
     with pytest.raises(SystemExit):  # more caches than folders
         sweep.main([*argv, *caches, *grid])
+
+
+def test_keep_gains_refuses_settings_that_give_a_task_up(tmp_path):
+    sweep = load_benchmark("gate_sweep")
+    saved = {"crops": {"haze": 16.0, "noise": 30.0, "clean": 50.0}}
+    inputs = {"crops": {"haze": 14.0, "noise": 29.8, "clean": 100.0}}
+    kept = {"columns": {"haze": 15.2, "noise": 20.0, "clean": 40.0}}
+    dropped = {"columns": {"haze": 14.5, "noise": 30.0, "clean": 50.0}}
+    # haze: the saved gate gains 2 dB, half is 1 dB; noise gains < 0.5 dB and clean has no
+    # input gain, so neither is held to anything
+    assert sweep._given_up(kept, saved, inputs, 0.5) == []
+    assert sweep._given_up(dropped, saved, inputs, 0.5) == ["crops haze"]
+    argv = _fitted(tmp_path)[2]
+    grid = ["--grid", "gate_epochs=20,40"]
+    out = sweep.main([*argv, *grid, "--keep-gains", "0"])
+    assert all(r["gives_up"] == [] for r in out["results"])
+    with pytest.raises(SystemExit):  # no setting keeps 100 times the saved gate's gains
+        sweep.main([*argv, *grid, "--keep-gains", "100"])
