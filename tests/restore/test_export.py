@@ -82,6 +82,12 @@ def test_filter_bank_model_exports_to_onnx_and_torchscript(tmp_path):
     with torch.no_grad():  # a gate that mixes all candidates, so every path is exercised
         nn.init.normal_(wrapped.filter_bank.gate[-1].weight, std=0.5)
         nn.init.normal_(wrapped.filter_bank.experts[0].module.body[-1].weight, std=0.1)
+    _saved_model_exports_identically(wrapped, tmp_path)
+
+
+def _saved_model_exports_identically(wrapped: nn.Module, tmp_path) -> None:
+    """Save ``wrapped``, load it back as ``aioir export --model DIR`` does, export it to ONNX
+    and TorchScript and check both give the loaded model's output."""
     save_pretrained(wrapped, tmp_path / "saved")
     model = load_model(tmp_path / "saved")  # as `aioir export --model DIR` loads it
     assert isinstance(model, FilterBankRestorer)
@@ -105,15 +111,7 @@ def test_a_gate_routed_by_a_classifier_exports_to_onnx_and_torchscript(tmp_path)
     )
     with torch.no_grad():  # every class's gate mixes all candidates
         nn.init.normal_(wrapped.filter_bank.gate[-1].weight, std=0.5)
-    save_pretrained(wrapped, tmp_path / "saved")
-    model = load_model(tmp_path / "saved")
-    x = torch.rand(1, 3, 44, 37)
-    with torch.no_grad():
-        ref = model(x)
-    path = export_model(model, tmp_path / "m.onnx", "onnx", size=32)
-    np.testing.assert_allclose(_ort_run(path, x), ref.numpy(), atol=1e-4)
-    loaded = torch.jit.load(str(export_model(model, tmp_path / "m.pt", "torchscript", size=32)))
-    torch.testing.assert_close(loaded(x), ref, atol=1e-5, rtol=0)
+    _saved_model_exports_identically(wrapped, tmp_path)
 
 
 @pytest.mark.filterwarnings("ignore")

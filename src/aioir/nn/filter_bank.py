@@ -460,20 +460,19 @@ class _RoutedGate:
             routed.bias.copy_(last.bias.detach().repeat(self.classifier.num_classes))
         self.gate[-1] = routed
 
-    def routes(self, descriptor: Tensor) -> Tensor:
-        """``p(c|x)`` (B×C) from raw descriptors: the softmax of their last ``C`` terms (the
-        classifier's log-probabilities)."""
-        return descriptor[:, -self.classifier.num_classes :].float().softmax(dim=1)
-
-    def mix(self, logits: Tensor, descriptor: Tensor) -> Tensor:
-        per_class = logits.view(logits.shape[0], self.classifier.num_classes, -1).softmax(dim=2)
-        return (self.routes(descriptor).to(per_class.dtype)[:, :, None] * per_class).sum(dim=1)
+    def log_routes(self, descriptor: Tensor) -> Tensor:
+        """``log p(c|x)`` (B×C) from raw descriptors: their last ``C`` terms (the classifier's
+        log-probabilities), normalised again."""
+        return descriptor[:, -self.classifier.num_classes :].float().log_softmax(dim=1)
 
     def log_mix(self, logits: Tensor, descriptor: Tensor) -> Tensor:
         # log Σ_c p_c·softmax_c = logsumexp_c (log p_c + log_softmax_c): exact for tiny weights
         per_class = logits.view(logits.shape[0], self.classifier.num_classes, -1)
-        log_routes = self.routes(descriptor).clamp_min(1e-30).log().to(per_class.dtype)
+        log_routes = self.log_routes(descriptor).to(per_class.dtype)
         return (log_routes[:, :, None] + per_class.log_softmax(dim=2)).logsumexp(dim=1)
+
+    def mix(self, logits: Tensor, descriptor: Tensor) -> Tensor:
+        return self.log_mix(logits, descriptor).exp()
 
 
 class RoutedClassifierFilterBankHead(_RoutedGate, ClassifierFilterBankHead):
