@@ -62,6 +62,7 @@ from aioir.engine.filter_bank import (
     FilterBankOptions,
     GateExamples,
     candidate_ids,
+    gate_example_tasks,
     read_gate_examples,
     train_gate,
 )
@@ -242,7 +243,16 @@ def _add_experts(cases: list[CaseCache], model: torch.nn.Module, first_new: int)
 def _option_value(default: Any, text: str) -> Any:
     """``text`` as a value of the option whose default is ``default`` (``true``/``false`` for a
     flag: ``bool("false")`` would be true; ``null`` for "not set", and a number for an option
-    not set by default, e.g. ``gate_components``)."""
+    not set by default, e.g. ``gate_components``; ``task:w/task:w`` for per-task weights and
+    ``task/task`` for a task list, ``none`` for neither: ``+`` is in composite task names)."""
+    if isinstance(default, dict | list):
+        items = [] if text.lower() in ("none", "") else text.split("/")
+        if isinstance(default, list):
+            return items
+        pairs = [item.partition(":") for item in items]
+        if any(not sep for _, sep, _ in pairs):
+            raise ValueError(f"expected task:weight/task:weight, not {text!r}")
+        return {task: float(weight) for task, _, weight in pairs}
     if text.lower() in ("null", "none"):
         return None
     if default is None:
@@ -404,6 +414,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         parts.append(part)
     examples = merge_examples(parts)
     extra = len(examples.descriptors) - len(parts[0].descriptors)  # extra_gate_data's, last
+    given = dataclasses.replace(base, extra_gate_data=base.extra_gate_data[: len(parts) - 1])
+    tasks = gate_example_tasks(record["data"]["tasks"], given)  # (the files given: main first)
+    if len(tasks) != len(examples.descriptors):
+        parser.error(f"--examples: {len(examples.descriptors)} examples, but the fit's tasks and "
+                     f"counts give {len(tasks)}")  # fmt: skip
     raw_scores = torch.stack([examples.columns[i] for i in ids], dim=1)
     names = model.candidate_names()
     network, head = unwrap(model), model.filter_bank
@@ -432,7 +447,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                          "input statistics or classifier adds them to its file)")  # fmt: skip
         descriptors = trial.assemble(examples.descriptors, terms)
         torch.set_rng_state(examples.rng_state)  # as the fit has it after the examples
-        expected = train_gate(trial, descriptors, raw_scores, options, extra_examples=extra)
+        expected = train_gate(
+            trial, descriptors, raw_scores, options, extra_examples=extra, example_tasks=tasks
+        )
         trials.append(trial)
         results.append({"setting": {k: getattr(options, k) for k in grid},
                         "train_expected": expected})  # fmt: skip
@@ -475,12 +492,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             if result["gives_up"]:
                 print(f"{result['setting']}: gives up {', '.join(result['gives_up'])}")
         eligible = [i for i, r in enumerate(results) if not r["gives_up"]]
-        if not eligible:
-            parser.error(f"--keep-gains {args.keep_gains}: every setting gives a task up")
-    best_index = max(eligible, key=lambda i: results[i]["choice"])
-    best = results[best_index]
-    print(f"best: {best['setting']} floored gain {best['choice']:+.2f}"
-          + (f" (mean of {', '.join(kinds)})" if len(kinds) > 1 else ""))  # fmt: skip
+    best_index = max(eligible, key=lambda i: results[i]["choice"]) if eligible else None
+    if best_index is not None:
+        best = results[best_index]
+        print(f"best: {best['setting']} floored gain {best['choice']:+.2f}"
+              + (f" (mean of {', '.join(kinds)})" if len(kinds) > 1 else ""))  # fmt: skip
     for name, values in inputs.items():
         print(f"input ({name}): " + " ".join(f"{k} {v:.2f}" for k, v in values.items()))
     photos_named = args.photos[0] if len(args.photos) == 1 else args.photos
@@ -490,10 +506,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     for name in kinds:
         if name != "crops":
             payload.update({f"{name}_inputs": inputs[name], f"{name}_as_saved": saved[name]})
-    if args.json:
+    if args.json:  # (every setting's scores, a choice or none)
         Path(args.json).write_text(json.dumps(payload, indent=1, default=str))
+    if best_index is None:
+        parser.error(f"--keep-gains {args.keep_gains}: every setting gives a task up")
     if args.save:
-        save_chosen(model, trials[best_index], best, payload, args.save)
+        save_chosen(model, trials[best_index], results[best_index], payload, args.save)
     return payload
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -208,4 +209,23 @@ def test_keep_gains_refuses_settings_that_give_a_task_up(tmp_path):
     out = sweep.main([*argv, *grid, "--keep-gains", "0"])
     assert all(r["gives_up"] == [] for r in out["results"])
     with pytest.raises(SystemExit):  # no setting keeps 100 times the saved gate's gains
-        sweep.main([*argv, *grid, "--keep-gains", "100"])
+        sweep.main([*argv, *grid, "--keep-gains", "100", "--json", str(tmp_path / "none.json")])
+    written = json.loads((tmp_path / "none.json").read_text())  # the scores are kept all the same
+    assert len(written["results"]) == 2 and all(r["gives_up"] for r in written["results"])
+
+
+def test_per_task_options_are_swept_with_each_examples_task(tmp_path):
+    sweep = load_benchmark("gate_sweep")
+    assert sweep._option_value({}, "haze:2/noise+jpeg:0.5") == {"haze": 2.0, "noise+jpeg": 0.5}
+    assert sweep._option_value({}, "none") == {} and sweep._option_value([], "none") == []
+    assert sweep._option_value([], "haze/noise+jpeg") == ["haze", "noise+jpeg"]
+    with pytest.raises(ValueError):
+        sweep._option_value({}, "haze")
+    _, _, argv = _fitted(tmp_path)
+    out = sweep.main([*argv, "--grid", "gate_task_weights=none,blur:20",
+                      "--grid", "gate_target_tasks=blur"])  # fmt: skip
+    own, heavy = out["results"]
+    assert own["setting"] == {"gate_task_weights": {}, "gate_target_tasks": ["blur"]}
+    assert own["columns"] == out["as_saved"]  # no target term: the tasks change nothing
+    assert heavy["setting"]["gate_task_weights"] == {"blur": 20.0}
+    assert heavy["train_expected"] != own["train_expected"]

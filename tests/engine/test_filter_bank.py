@@ -784,3 +784,95 @@ def test_the_floor_weight_charges_a_candidate_for_the_photos_it_wrecks():
 
     assert chosen(0.0) == 0
     assert chosen(1.0) == 1
+
+
+def _two_kinds_alike(main: int = 200, other: int = 50) -> tuple[torch.Tensor, torch.Tensor]:
+    """Two kinds of example the gate cannot tell apart (the same descriptors): the first
+    ``main`` want candidate 0, the last ``other`` candidate 1 (descriptors, scores)."""
+    from aioir.nn.filter_bank import DETAIL_SIGMAS
+
+    torch.manual_seed(0)
+    descriptors = torch.randn(main + other, 8 + 2 * (len(DETAIL_SIGMAS) + 2) + 1)
+    descriptors[main:] = descriptors[:other]
+    scores = torch.full((main + other, 4), 10.0)
+    scores[:main, 0] = scores[main:, 1] = 30.0
+    return descriptors, scores
+
+
+def _chosen_for_the_second_kind(descriptors, scores, options, tasks) -> int:
+    from aioir.engine.filter_bank import train_gate
+    from aioir.nn.filter_bank import FilterBankHead
+
+    torch.manual_seed(0)
+    head = FilterBankHead(feature_channels=2, context_channels=2, filters=2, taps=3)
+    train_gate(head, descriptors, scores.clone(), options, example_tasks=tasks)
+    with torch.no_grad():
+        return int(head.choose(descriptors[200:]).mean(dim=0).argmax())
+
+
+def test_task_weights_count_a_tasks_examples_more():
+    """Counted once, the 200 examples of task a win; task b's 50 counted 10 times win."""
+    from aioir.engine.filter_bank import FilterBankOptions, train_gate
+    from aioir.nn.filter_bank import FilterBankHead
+
+    descriptors, scores = _two_kinds_alike()
+    tasks = ["a"] * 200 + ["b"] * 50
+
+    def options(**kw):
+        return FilterBankOptions(gate_epochs=200, gate_lr=1e-2, **kw)
+
+    assert _chosen_for_the_second_kind(descriptors, scores, options(), tasks) == 0
+    heavy = options(gate_task_weights={"b": 10.0})
+    assert _chosen_for_the_second_kind(descriptors, scores, heavy, tasks) == 1
+    assert _chosen_for_the_second_kind(descriptors, scores, options(gate_task_weights={"a": 3.0}),
+                                       tasks) == 0  # fmt: skip
+    head = FilterBankHead(feature_channels=2, context_channels=2, filters=2, taps=3)
+    with pytest.raises(ValueError, match="task"):  # the tasks are needed
+        train_gate(head, descriptors, scores.clone(), heavy)
+    with pytest.raises(ValueError, match="task"):
+        train_gate(head, descriptors, scores.clone(), heavy, example_tasks=tasks[:10])
+
+
+def test_target_tasks_limit_the_cross_entropy_to_their_examples():
+    """A strong target term on every example follows the majority (task a: candidate 0); on
+    task b's examples alone it pulls the gate to b's best candidate; on a's alone it does not."""
+    from aioir.engine.filter_bank import FilterBankOptions
+
+    descriptors, scores = _two_kinds_alike()
+    tasks = ["a"] * 200 + ["b"] * 50
+
+    def chosen(target_tasks: list[str]) -> int:
+        options = FilterBankOptions(gate_epochs=200, gate_lr=1e-2, gate_target_weight=100.0,
+                                    gate_target_tasks=target_tasks)  # fmt: skip
+        return _chosen_for_the_second_kind(descriptors, scores, options, tasks)
+
+    assert chosen([]) == 0
+    assert chosen(["b"]) == 1
+    assert chosen(["a"]) == 0
+
+
+def test_gate_example_tasks_follow_the_fits_order():
+    from aioir.engine.filter_bank import FilterBankOptions, gate_example_tasks
+
+    options = FilterBankOptions(
+        gate_items_per_task=2,
+        extra_gate_data=[{"data": {"pale": 1.0}, "items_per_task": 1},
+                         {"data": {"tasks": ["haze"]}}],
+    )  # fmt: skip
+    assert gate_example_tasks(["noise", "haze"], options) == [
+        "noise", "noise", "haze", "haze", "noise", "haze", "haze", "haze",
+    ]  # fmt: skip
+
+
+def test_task_weight_and_target_task_options_are_checked(corpus, base):
+    for bad, message in [
+        ({"gate_task_weights": {"rain": 2.0}}, "no task 'rain'"),
+        ({"gate_task_weights": {"haze": 0.0}}, "gate_task_weights.haze"),
+        ({"gate_task_weights": ["haze"]}, "gate_task_weights.* wrong type"),
+        ({"gate_target_tasks": ["rain"]}, "no task 'rain'"),
+        ({"gate_target_tasks": "haze"}, "gate_target_tasks.* wrong type"),
+    ]:
+        with pytest.raises(ConfigError, match=message):
+            _config(corpus, base, filter_bank=bad).validate()
+    _config(corpus, base, filter_bank={"gate_task_weights": {"haze": 2},
+                                       "gate_target_tasks": ["haze"]}).validate()  # fmt: skip

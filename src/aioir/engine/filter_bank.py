@@ -30,7 +30,7 @@ import json
 import logging
 import os
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -40,6 +40,7 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from aioir.data.synthetic import TaskSpec
+from aioir.data.task_specs import parse_task_specs
 from aioir.degradations import available_degradations
 from aioir.engine.config import DataConfig, build_config, read_yaml
 from aioir.engine.degradation_classifier import ClassifierOptions
@@ -147,6 +148,13 @@ class FilterBankOptions:
     ``extra_gate_weight``: how much each extra example counts in the gate's objective against
     a main one (a few hundred pale crops beside a thousand main ones: > 1 makes the gate care
     about that kind as much as the main mix).
+
+    Per task (the names of ``data.tasks``): ``gate_task_weights`` ``{task: w}`` counts every
+    example of that task, main or extra, ``w`` times more (on top of ``extra_gate_weight``) —
+    e.g. ``{haze: 3}`` so that the pale clean crops that look hazy do not teach the gate to give
+    haze up; ``gate_target_tasks`` limits the cross-entropy term to those tasks' examples (empty:
+    every example), each still counted as in the whole mean — e.g. ``[haze]`` revives a
+    collapsed dehazer without pulling noisy crops off the noise expert.
     """
 
     task: str = "blur"
@@ -176,6 +184,8 @@ class FilterBankOptions:
     gate_examples_file: str | None = None
     extra_gate_data: list[dict[str, Any]] = dataclasses.field(default_factory=list)
     extra_gate_weight: float = 1.0
+    gate_task_weights: dict[str, float] = dataclasses.field(default_factory=dict)
+    gate_target_tasks: list[str] = dataclasses.field(default_factory=list)
 
 
 #: FilterBankOptions fields that change only the gate's training, not its examples
@@ -183,7 +193,7 @@ GATE_ONLY_OPTIONS = (
     "gate_epochs", "gate_lr", "gate_weight_decay", "gate_target_weight",
     "gate_target_temperature", "gate_members", "gate_components", "gate_input_weight",
     "gate_floor_weight", "score_cap", "output_margin", "gate_examples_file", "extra_gate_data",
-    "extra_gate_weight",
+    "extra_gate_weight", "gate_task_weights", "gate_target_tasks",
 )  # fmt: skip
 
 #: the keys of an ``extra_gate_data`` entry
@@ -274,6 +284,17 @@ class FilterBankFitConfig:
             expert_entry(item, f"{where}: filter_bank.experts[{i}]")
         for i in range(len(fb.extra_gate_data)):
             self.extra_data(i, where)
+        tasks = set(gate_example_tasks(parse_task_specs(self.data.tasks), fb))
+        for task, weight in fb.gate_task_weights.items():
+            if task not in tasks:
+                raise bad("filter_bank.gate_task_weights", f"no task {task!r} in the gate's "
+                          f"examples (have {', '.join(sorted(tasks))})")  # fmt: skip
+            if not isinstance(weight, int | float) or not weight > 0:
+                raise bad(f"filter_bank.gate_task_weights.{task}", "must be a number > 0")
+        for task in fb.gate_target_tasks:
+            if task not in tasks:
+                raise bad("filter_bank.gate_target_tasks", f"no task {task!r} in the gate's "
+                          f"examples (have {', '.join(sorted(tasks))})")  # fmt: skip
         get_protocol(self.validation.protocol)
         if self.validation.precision not in ("32", "bf16-mixed"):
             raise bad("validation.precision", "expected 32 or bf16-mixed")
@@ -314,6 +335,20 @@ class FilterBankFitConfig:
         if items < 1:
             raise ConfigError(f"{key}.items_per_task: must be ≥ 1")
         return data, items, int(entry.get("salt", 5 + index))
+
+
+def gate_example_tasks(tasks: Iterable[str], options: FilterBankOptions) -> list[str]:
+    """The task of every gate example, in the fit's order: ``options.gate_items_per_task``
+    crops of each of ``tasks`` (``data.tasks``' names), then each ``extra_gate_data`` entry's
+    ``items_per_task`` of each of its tasks (its ``data.tasks`` if it overrides them)."""
+    names = list(tasks)
+    out = [t for t in names for _ in range(options.gate_items_per_task)]
+    for entry in options.extra_gate_data:
+        overrides = entry.get("data") or {}
+        entry_tasks = list(parse_task_specs(overrides["tasks"])) if "tasks" in overrides else names
+        items = int(entry.get("items_per_task", options.gate_items_per_task))
+        out += [t for t in entry_tasks for _ in range(items)]
+    return out
 
 
 def load_fit_config(
@@ -485,6 +520,7 @@ def fit_gate(
     components: int | None = None,
     input_weight: float = 1.0,
     example_weights: Tensor | None = None,
+    target_examples: Tensor | None = None,
 ) -> float:
     """Set the descriptor normalisation from ``descriptors``, reset the gate's last layer and
     train the gate full-batch to maximise the mean expected score ``Σⱼ wⱼ·scoreⱼ``; returns
@@ -516,6 +552,8 @@ def fit_gate(
     applies it too): the same weight decay then costs the gate less per unit of their effect.
 
     ``example_weights`` (N): how much each example counts in the mean (all 1 by default).
+    ``target_examples`` (N, bool): the examples the cross-entropy term covers (all by default);
+    the others add nothing to it, the covered ones count as in the whole mean.
     """
     size = descriptors.shape[1]
     if members < 1 or (components is not None and not 1 <= components <= size):
@@ -534,8 +572,13 @@ def fit_gate(
     inputs = head.normalize(descriptors)
     settings = (epochs, lr, weight_decay, progress, target_weight, target_temperature)
     weights = scores.new_ones(len(scores)) if example_weights is None else example_weights
+    covered = (
+        scores.new_ones(len(scores)) if target_examples is None else target_examples.to(scores)
+    )
     if members == 1 and components is None:
-        expected = _train_gate_mlp(head, head.gate, inputs, descriptors, scores, weights, *settings)
+        expected = _train_gate_mlp(
+            head, head.gate, inputs, descriptors, scores, weights, covered, *settings
+        )
         log.info("filter-bank gate: expected PSNR %.2f dB on %d crops", expected, len(scores))
         return expected
     axes = None if components is None else _principal_axes(inputs, components)
@@ -548,8 +591,9 @@ def fit_gate(
         )
         rows = torch.randint(len(inputs), (len(inputs),)) if members > 1 else slice(None)
         _train_gate_mlp(
-            head, gate, projected[rows], descriptors[rows], scores[rows], weights[rows], *settings
-        )
+            head, gate, projected[rows], descriptors[rows], scores[rows], weights[rows],
+            covered[rows], *settings,
+        )  # fmt: skip
         gates.append(gate)
     head.gate = _averaged_gate(gates, axes)
     with torch.no_grad():
@@ -569,6 +613,7 @@ def _train_gate_mlp(
     descriptors: Tensor,
     scores: Tensor,
     example_weights: Tensor,
+    target_examples: Tensor,
     epochs: int,
     lr: float,
     weight_decay: float,
@@ -578,8 +623,9 @@ def _train_gate_mlp(
 ) -> float:
     """Train ``gate`` full-batch on normalised ``inputs`` (see :func:`fit_gate`), its logits
     turned into candidate weights as ``head`` turns its own (:meth:`FilterBankHead.mix`, which
-    may read the raw ``descriptors``), each example counted ``example_weights`` times; returns
-    the (weighted) expected score at the last step."""
+    may read the raw ``descriptors``), each example counted ``example_weights`` times, the
+    cross-entropy term on the examples where ``target_examples`` is 1; returns the (weighted)
+    expected score at the last step."""
     optimizer = torch.optim.AdamW(gate.parameters(), lr=lr, weight_decay=weight_decay)
     targets = (scores / target_temperature).softmax(dim=1) if target_weight > 0 else None
     uniform = bool((example_weights == 1).all())
@@ -597,7 +643,7 @@ def _train_gate_mlp(
             loss = -expected
             if targets is not None:
                 log_weights = head.log_mix(logits, descriptors)
-                cross_entropy = mean(-(targets * log_weights).sum(dim=1))
+                cross_entropy = mean(-(targets * log_weights).sum(dim=1) * target_examples)
                 loss = loss + target_weight * cross_entropy
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -636,17 +682,34 @@ def train_gate(
     options: FilterBankOptions,
     progress: bool = False,
     extra_examples: int = 0,
+    example_tasks: Sequence[str] | None = None,
 ) -> float:
     """:func:`fit_gate` on gate examples as :func:`gate_examples` made them (uncapped scores),
     with ``options``' cap, output margin and gate settings; returns the expected score. The last
     ``extra_examples`` are ``extra_gate_data``'s, counted ``options.extra_gate_weight`` times.
+    ``example_tasks`` (each example's task, :func:`gate_example_tasks`) is needed by
+    ``options.gate_task_weights`` and ``options.gate_target_tasks``.
     ``options.gate_floor_weight`` λ charges every candidate λ dB more per dB it falls under the
     input (candidate 1) on that example — the selection measure's floor, per example: a gate
     that risks a photo for a gain elsewhere is charged for the risk."""
-    weights = None
+    weights, covered = None, None
     if extra_examples and options.extra_gate_weight != 1.0:
         weights = scores.new_ones(len(scores))
         weights[len(scores) - extra_examples :] = options.extra_gate_weight
+    if options.gate_task_weights or options.gate_target_tasks:
+        if example_tasks is None or len(example_tasks) != len(scores):
+            raise ValueError(
+                f"gate_task_weights and gate_target_tasks need each of the {len(scores)} "
+                f"examples' task, got {None if example_tasks is None else len(example_tasks)}"
+            )
+        if options.gate_task_weights:
+            per_task = [options.gate_task_weights.get(t, 1.0) for t in example_tasks]
+            weights = (scores.new_ones(len(scores)) if weights is None else weights) * (
+                torch.tensor(per_task, dtype=scores.dtype)
+            )
+        if options.gate_target_tasks:
+            chosen = set(options.gate_target_tasks)
+            covered = torch.tensor([t in chosen for t in example_tasks])
     scores = scores.clamp(max=options.score_cap)
     if options.gate_floor_weight:
         shortfall = (scores[:, 1:2] - scores).clamp(min=0.0)
@@ -656,7 +719,7 @@ def train_gate(
         head, descriptors, scores, options.gate_epochs, options.gate_lr,
         options.gate_weight_decay, progress, options.gate_target_weight,
         options.gate_target_temperature, options.gate_members, options.gate_components,
-        options.gate_input_weight, weights,
+        options.gate_input_weight, weights, covered,
     )  # fmt: skip
 
 
@@ -1051,7 +1114,8 @@ def fit(
 
     fit_filters(head, dm, groups, fb, progress)
     descriptors, scores, extra = _all_gate_examples(model, dm, config, progress)
-    expected = train_gate(head, descriptors, scores, fb, progress, extra)
+    tasks = gate_example_tasks(dm.task_names, fb)
+    expected = train_gate(head, descriptors, scores, fb, progress, extra, tasks)
     val = _validate(model, dm, config, device) if config.validation.enabled else None
 
     record: dict[str, Any] = {
