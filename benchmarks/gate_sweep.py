@@ -142,7 +142,9 @@ def cached_cases(
     rendering: str | None = None,
 ) -> list[CaseCache]:
     """:func:`restore_cases`, read from ``cache`` when it holds the same photos, crops, limit,
-    rendering and head (filters and expert weights), else computed and written there."""
+    rendering and head (filters and expert weights), else computed and written there. An expert
+    the cache lacks or holds other weights of (and every expert after it) is run again on the
+    cached inputs: the network is not."""
     head = model.filter_bank
     stamp = {"photos": str(photos), "limit": limit, "crops_per_photo": crops_per_photo,
              "whole_side": whole_side, "format": 2}  # fmt: skip
@@ -155,19 +157,20 @@ def cached_cases(
         kept = torch.load(cache, weights_only=False)
         cases = [CaseCache(**c) for c in kept["cases"]]
         held = _cached_experts(cases, head)  # None: not a prefix of this head's candidates
-        added = set(state) - set(kept["state"])  # the weights of experts the cache lacks
-        if (
-            kept["stamp"] == stamp
-            and held is not None
-            and all(k in state and torch.equal(v, state[k]) for k, v in kept["state"].items())
-            and all(_expert_key(k, held) for k in added)
-        ):
-            if held == head.num_experts:
+        valid = None if held is None else _still_valid(kept["state"], state, held)
+        if kept["stamp"] == stamp and valid is not None:
+            if valid == head.num_experts:
                 print(f"{cache}: restored cases reused")
                 return cases
-            print(f"{cache}: restored cases reused, {head.num_experts - held} added expert(s) "
-                  "run on their inputs")  # fmt: skip
-            _add_experts(cases, model, held)
+            changed = held - valid
+            print(f"{cache}: restored cases reused, {head.num_experts - held} added and "
+                  f"{changed} changed expert(s) run on their inputs")  # fmt: skip
+            if changed:  # (in place: the cache's lists are the cases', one copy in memory)
+                keep = head.num_filters + 2 + valid
+                for c in cases:
+                    for i, cands in enumerate(c.candidates):
+                        c.candidates[i] = cands[:keep]
+            _add_experts(cases, model, valid)
             del kept  # the cases hold the tensors now: one copy in memory (caches reach 9 GB)
             _save_cases(cache, stamp, state, cases)
             return cases
@@ -216,10 +219,25 @@ def _cached_experts(cases: list[CaseCache], head: torch.nn.Module) -> int | None
     return held if 0 <= held <= head.num_experts else None
 
 
-def _expert_key(key: str, first_new: int) -> bool:
-    """Whether head state ``key`` belongs to an expert numbered ``first_new`` or later."""
+def _expert_index(key: str) -> int | None:
+    """The number of the expert head state ``key`` belongs to (``None``: not an expert's)."""
     parts = key.split(".")
-    return len(parts) > 2 and parts[0] == "experts" and int(parts[1]) >= first_new
+    return int(parts[1]) if len(parts) > 2 and parts[0] == "experts" else None
+
+
+def _still_valid(kept: dict[str, Tensor], state: dict[str, Tensor], held: int) -> int | None:
+    """How many of the ``held`` cached experts' candidates still hold for a head whose state is
+    ``state`` (those before the first expert whose weights differ or are new), or ``None`` when
+    anything but an expert differs (the filters: every candidate would)."""
+    valid = held
+    for key in set(kept) | set(state):
+        if key in kept and key in state and torch.equal(kept[key], state[key]):
+            continue
+        index = _expert_index(key)
+        if index is None:
+            return None
+        valid = min(valid, index)
+    return valid
 
 
 @torch.no_grad()

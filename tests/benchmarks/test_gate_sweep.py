@@ -147,7 +147,7 @@ def test_a_cache_takes_an_added_expert_without_running_the_network_again(tmp_pat
     sweep.cached_cases(plain, str(photos), 1, cache)
     expert = load_model(tmp_path / "expert").eval()
     cases = sweep.cached_cases(expert, str(photos), 1, cache)
-    assert "1 added expert(s) run on their inputs" in capsys.readouterr().out
+    assert "1 added and 0 changed expert(s) run on their inputs" in capsys.readouterr().out
     fresh = sweep.restore_cases(expert, str(photos), 1)
     for c, f in zip(cases, fresh, strict=True):
         assert torch.allclose(c.candidates[0], f.candidates[0], atol=1e-6)
@@ -157,6 +157,44 @@ def test_a_cache_takes_an_added_expert_without_running_the_network_again(tmp_pat
     sweep.cached_cases(plain, str(photos), 1, cache)
     out = capsys.readouterr().out
     assert out.startswith("restored ") and "reused" not in out
+
+
+def test_a_cache_runs_a_changed_expert_again_without_the_network(tmp_path, capsys, monkeypatch):
+    """A model whose expert has other weights reuses the cached cases: that expert's candidate
+    is made again from each cached input, equal to what a fresh restore gives; the network is
+    not run."""
+    from aioir.models import create_model, save_pretrained
+
+    corpus = make_corpus(tmp_path / "corpus")
+    base = build_tiny_udair(tmp_path / "base")
+    raw = _fit_config(corpus, base, gate_examples_file=str(tmp_path / "examples.safetensors"))
+    for seed, name in ((0, "first"), (1, "second")):
+        torch.manual_seed(seed)
+        expert = create_model("residual-cnn-tiny")
+        with torch.no_grad():
+            expert.body[-1].weight.normal_(0, 0.1)
+        save_pretrained(expert, tmp_path / f"expert-{name}")
+        raw["filter_bank"]["experts"] = ["dark-channel-prior", str(tmp_path / f"expert-{name}")]
+        fit(build_config(FilterBankFitConfig, raw, "test"), tmp_path / name)
+    photos = _one_photo(tmp_path / "photos", seed=3)
+    sweep = load_benchmark("gate_sweep")
+    cache = str(tmp_path / "cases.pt")
+    sweep.cached_cases(load_model(tmp_path / "first").eval(), str(photos), 1, cache)
+    second = load_model(tmp_path / "second").eval()
+    fresh = sweep.restore_cases(second, str(photos), 1)
+
+    def no_network(*args, **kwargs):
+        raise AssertionError("the network ran again")
+
+    monkeypatch.setattr(sweep, "restore_cases", no_network)
+    capsys.readouterr()
+    cases = sweep.cached_cases(second, str(photos), 1, cache)
+    assert "0 added and 1 changed expert(s)" in capsys.readouterr().out
+    for c, f in zip(cases, fresh, strict=True):
+        assert c.candidates[0].shape == f.candidates[0].shape
+        torch.testing.assert_close(c.candidates[0], f.candidates[0], atol=1e-6, rtol=0)
+    sweep.cached_cases(second, str(photos), 1, cache)  # now held whole
+    assert "restored cases reused\n" in capsys.readouterr().out
 
 
 def test_save_writes_the_model_a_fit_with_the_chosen_setting_gives(tmp_path):
