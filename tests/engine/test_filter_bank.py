@@ -737,18 +737,27 @@ def test_the_input_weight_scales_the_input_terms_after_normalisation():
         fit_gate(plain, descriptors, scores, epochs=2, input_weight=0.0)
 
 
+def _two_kinds_alike(main: int = 200, other: int = 50) -> tuple[torch.Tensor, torch.Tensor]:
+    """Two kinds of example the gate cannot tell apart (the same descriptors): the first
+    ``main`` want candidate 0, the last ``other`` candidate 1 (descriptors, scores)."""
+    from aioir.nn.filter_bank import DETAIL_SIGMAS
+
+    torch.manual_seed(0)
+    descriptors = torch.randn(main + other, 8 + 2 * (len(DETAIL_SIGMAS) + 2) + 1)
+    descriptors[main:] = descriptors[:other]
+    scores = torch.full((main + other, 4), 10.0)
+    scores[:main, 0] = scores[main:, 1] = 30.0
+    return descriptors, scores
+
+
 def test_extra_examples_count_as_often_as_the_extra_gate_weight_says():
     """Two kinds of example the gate cannot tell apart (the same descriptors) want different
     candidates: the main ones (200) candidate 0, the extra ones (50) candidate 1. Counted once
     each, the main ones win; counted 10 times, the extra ones do."""
     from aioir.engine.filter_bank import FilterBankOptions, train_gate
-    from aioir.nn.filter_bank import DETAIL_SIGMAS, FilterBankHead
+    from aioir.nn.filter_bank import FilterBankHead
 
-    torch.manual_seed(0)
-    descriptors = torch.randn(250, 8 + 2 * (len(DETAIL_SIGMAS) + 2) + 1)
-    descriptors[200:] = descriptors[:50]
-    scores = torch.full((250, 4), 10.0)
-    scores[:200, 0] = scores[200:, 1] = 30.0
+    descriptors, scores = _two_kinds_alike()
 
     def chosen(weight: float) -> int:
         torch.manual_seed(0)
@@ -784,19 +793,6 @@ def test_the_floor_weight_charges_a_candidate_for_the_photos_it_wrecks():
 
     assert chosen(0.0) == 0
     assert chosen(1.0) == 1
-
-
-def _two_kinds_alike(main: int = 200, other: int = 50) -> tuple[torch.Tensor, torch.Tensor]:
-    """Two kinds of example the gate cannot tell apart (the same descriptors): the first
-    ``main`` want candidate 0, the last ``other`` candidate 1 (descriptors, scores)."""
-    from aioir.nn.filter_bank import DETAIL_SIGMAS
-
-    torch.manual_seed(0)
-    descriptors = torch.randn(main + other, 8 + 2 * (len(DETAIL_SIGMAS) + 2) + 1)
-    descriptors[main:] = descriptors[:other]
-    scores = torch.full((main + other, 4), 10.0)
-    scores[:main, 0] = scores[main:, 1] = 30.0
-    return descriptors, scores
 
 
 def _chosen_for_the_second_kind(descriptors, scores, options, tasks) -> int:

@@ -285,16 +285,14 @@ class FilterBankFitConfig:
         for i in range(len(fb.extra_gate_data)):
             self.extra_data(i, where)
         tasks = set(gate_example_tasks(parse_task_specs(self.data.tasks), fb))
+        for key, named in (("gate_task_weights", fb.gate_task_weights),
+                           ("gate_target_tasks", fb.gate_target_tasks)):  # fmt: skip
+            for task in set(named) - tasks:
+                raise bad(f"filter_bank.{key}", f"no task {task!r} in the gate's examples "
+                          f"(have {', '.join(sorted(tasks))})")  # fmt: skip
         for task, weight in fb.gate_task_weights.items():
-            if task not in tasks:
-                raise bad("filter_bank.gate_task_weights", f"no task {task!r} in the gate's "
-                          f"examples (have {', '.join(sorted(tasks))})")  # fmt: skip
             if not isinstance(weight, int | float) or not weight > 0:
                 raise bad(f"filter_bank.gate_task_weights.{task}", "must be a number > 0")
-        for task in fb.gate_target_tasks:
-            if task not in tasks:
-                raise bad("filter_bank.gate_target_tasks", f"no task {task!r} in the gate's "
-                          f"examples (have {', '.join(sorted(tasks))})")  # fmt: skip
         get_protocol(self.validation.protocol)
         if self.validation.precision not in ("32", "bf16-mixed"):
             raise bad("validation.precision", "expected 32 or bf16-mixed")
@@ -692,24 +690,18 @@ def train_gate(
     ``options.gate_floor_weight`` λ charges every candidate λ dB more per dB it falls under the
     input (candidate 1) on that example — the selection measure's floor, per example: a gate
     that risks a photo for a gain elsewhere is charged for the risk."""
-    weights, covered = None, None
-    if extra_examples and options.extra_gate_weight != 1.0:
-        weights = scores.new_ones(len(scores))
-        weights[len(scores) - extra_examples :] = options.extra_gate_weight
+    weights = scores.new_ones(len(scores))  # (all 1: fit_gate's plain mean, as before)
+    weights[len(scores) - extra_examples :] = options.extra_gate_weight  # (none: an empty slice)
+    covered = None
     if options.gate_task_weights or options.gate_target_tasks:
         if example_tasks is None or len(example_tasks) != len(scores):
             raise ValueError(
                 f"gate_task_weights and gate_target_tasks need each of the {len(scores)} "
                 f"examples' task, got {None if example_tasks is None else len(example_tasks)}"
             )
-        if options.gate_task_weights:
-            per_task = [options.gate_task_weights.get(t, 1.0) for t in example_tasks]
-            weights = (scores.new_ones(len(scores)) if weights is None else weights) * (
-                torch.tensor(per_task, dtype=scores.dtype)
-            )
+        weights *= scores.new_tensor([options.gate_task_weights.get(t, 1.0) for t in example_tasks])
         if options.gate_target_tasks:
-            chosen = set(options.gate_target_tasks)
-            covered = torch.tensor([t in chosen for t in example_tasks])
+            covered = torch.tensor([t in options.gate_target_tasks for t in example_tasks])
     scores = scores.clamp(max=options.score_cap)
     if options.gate_floor_weight:
         shortfall = (scores[:, 1:2] - scores).clamp(min=0.0)
