@@ -422,7 +422,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             check_model_output(Path(args.save), overwrite=False)
         except ConfigError as exc:
             parser.error(f"--save: {exc}")
-    ids = candidate_ids(model.filter_bank.num_filters, base.experts)
+    head = model.filter_bank
+    ids = candidate_ids(head.num_filters, base.experts, head.expert_fingerprints())
     parts = []
     for path in args.examples:
         part = read_gate_examples(path)

@@ -266,6 +266,27 @@ def test_shared_crops_crop_every_task_at_the_same_place(photos: list[Path]) -> N
         SyntheticDegradationDataset(photos, tasks, patch_size=16, shared_crops=True)
 
 
+def test_defocus_renders_the_clean_patch_out_of_focus_for_input_and_target(
+    photos: list[Path],
+) -> None:
+    plain = SyntheticDegradationDataset(photos, ["clean", "noise"], 16, seed=3, length=4)
+    bokeh = SyntheticDegradationDataset(
+        photos, ["clean", "noise"], 16, seed=3, length=4, defocus=1.0
+    )
+    smoother = 0
+    for i in range(len(plain)):
+        a, b = plain[i], bokeh[i]
+        if b["task"] == "clean":
+            torch.testing.assert_close(b["input"], b["target"], atol=0, rtol=0)
+        else:  # the noise is drawn on the defocused target
+            assert float((b["input"] - b["target"]).abs().mean()) > 0.0
+        detail = (b["target"].diff(dim=-1).abs().mean(), a["target"].diff(dim=-1).abs().mean())
+        smoother += int(float(detail[0]) < float(detail[1]))
+    assert smoother == len(plain)
+    with pytest.raises(ConfigError, match="defocus"):
+        SyntheticDegradationDataset(photos, ["clean"], 16, defocus=1.5)
+
+
 def test_pale_renders_the_clean_patch_shared_by_input_and_target(photos: list[Path]) -> None:
     plain = SyntheticDegradationDataset(photos, ["clean", "blur"], 16, seed=2, length=3)
     pale = SyntheticDegradationDataset(photos, ["clean", "blur"], 16, seed=2, length=3, pale=1.0)

@@ -8,6 +8,8 @@ import torch
 from aioir.data.transforms import (
     PALE_LOOK,
     apply_d8,
+    defocus_jitter,
+    defocus_rendering,
     ensure_min_size,
     pale_jitter,
     pale_rendering,
@@ -159,3 +161,43 @@ def test_pale_jitter_renders_with_its_probability_and_draws_nothing_at_zero() ->
     assert 0.55 <= float(always.mean()) <= 0.8 and float(always.std()) < float(x.std())
     with pytest.raises(ValueError, match="pale strength"):
         pale_jitter(x, gen, 1.5)
+
+
+def test_defocus_rendering_blurs_by_a_disk_and_blends_by_its_mask() -> None:
+    x = torch.zeros(1, 3, 33, 33)
+    x[..., 16, 16] = 1.0  # a point light: its image is the disk
+    y = defocus_rendering(x, radius=4.0)
+    assert float(y.sum()) == pytest.approx(3.0, abs=1e-4)  # energy kept
+    spot = y[0, 0] > 1e-6
+    rows, cols = spot.nonzero().T
+    assert int(rows.max() - rows.min()) == int(cols.max() - cols.min()) == 8  # a 9-px disk
+    assert float(y[0, 0, 16, 16]) == pytest.approx(float(y[0, 0, 16, 13]), rel=1e-3)  # flat top
+    # the mask blends: 0 keeps the sharp image, 1 the blurred one, per pixel
+    mask = torch.zeros(1, 1, 33, 33)
+    mask[..., :, 17:] = 1.0
+    photo = torch.rand(1, 3, 33, 33, generator=torch.Generator().manual_seed(0))
+    half = defocus_rendering(photo, 2.0, mask)
+    torch.testing.assert_close(half[..., :17], photo[..., :17], atol=0, rtol=0)
+    torch.testing.assert_close(half[..., 17:], defocus_rendering(photo, 2.0)[..., 17:])
+
+
+def test_defocus_jitter_renders_with_its_probability_whole_or_along_a_ramp() -> None:
+    x = torch.rand(1, 3, 48, 48, generator=torch.Generator().manual_seed(1))
+    gen = torch.Generator().manual_seed(5)
+    state = gen.get_state()
+    assert defocus_jitter(x, gen, 0.0) is x and torch.equal(gen.get_state(), state)
+    rendered = [
+        not torch.equal(defocus_jitter(x, torch.Generator().manual_seed(s), 0.5), x)
+        for s in range(40)
+    ]
+    assert 8 < sum(rendered) < 32  # about half
+    kinds = set()
+    for s in range(20):
+        y = defocus_jitter(x, torch.Generator().manual_seed(s), 1.0)
+        assert torch.equal(y, defocus_jitter(x, torch.Generator().manual_seed(s), 1.0))
+        assert float(y.std()) < float(x.std())  # smoother than the noise it came from
+        unchanged = (y == x).all(dim=1).float().mean()
+        kinds.add("ramp" if unchanged > 0.02 else "whole")  # a ramp keeps a sharp side
+    assert kinds == {"ramp", "whole"}
+    with pytest.raises(ValueError, match="defocus strength"):
+        defocus_jitter(x, gen, 1.5)

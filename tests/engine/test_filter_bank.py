@@ -390,7 +390,8 @@ def test_an_added_expert_is_scored_alone_and_gives_the_fresh_examples(
     config = _config(corpus, base, filter_bank={"gate_examples_file": str(cache), "experts": both},
                      **off)  # fmt: skip
     extended = fit(config, tmp_path / "extended")
-    key, ids = _examples_key(config), candidate_ids(6, both)
+    weights = extended.model.filter_bank.expert_fingerprints()
+    key, ids = _examples_key(config), candidate_ids(6, both, weights)
     got, want = read_gate_examples(cache, key), read_gate_examples(reference, key)
     assert got is not None and want is not None and list(got.columns) == ids
     assert torch.equal(got.descriptors, want.descriptors)
@@ -400,6 +401,43 @@ def test_an_added_expert_is_scored_alone_and_gives_the_fresh_examples(
     again = fit(config, tmp_path / "again")
     old, new = extended.model.filter_bank.state_dict(), again.model.filter_bank.state_dict()
     assert [k for k, v in old.items() if not torch.equal(v, new[k])] == []
+
+
+def test_new_weights_at_an_expert_s_old_path_are_scored_again(corpus, base, tmp_path, monkeypatch):
+    """A column is an expert's *weights*, not its path: an expert saved again at the same path
+    with other weights is scored again (the network not run); its old column is not reused."""
+    import shutil
+
+    import aioir.engine.filter_bank as engine
+    from aioir.engine.filter_bank import _examples_key, candidate_ids, read_gate_examples
+
+    path = tmp_path / "expert"
+    cache = tmp_path / "examples.safetensors"
+    off = {"validation": {"enabled": False}}
+    config = _config(corpus, base, filter_bank={"gate_examples_file": str(cache),
+                                                "experts": [_saved_expert(path, 5)]}, **off)  # fmt: skip
+    first = fit(config, tmp_path / "first").model.filter_bank
+    before = read_gate_examples(cache, _examples_key(config))
+    shutil.rmtree(path)
+    _saved_expert(path, 6)  # other weights, same path
+
+    def no_restoring(*args, **kwargs):
+        raise AssertionError("the network ran again")
+
+    monkeypatch.setattr(engine, "gate_examples", no_restoring)
+    second = fit(config, tmp_path / "second").model.filter_bank
+    old, new = first.expert_fingerprints(), second.expert_fingerprints()
+    assert old != new
+    after = read_gate_examples(cache, _examples_key(config))
+    assert before is not None and after is not None
+    k = first.num_filters
+    was, now = candidate_ids(k, [str(path)], old)[-1], candidate_ids(k, [str(path)], new)[-1]
+    assert list(before.columns)[-1] == was and list(after.columns)[-1] == now
+    assert not torch.equal(before.columns[was], after.columns[now])  # scored again
+    assert torch.equal(before.columns["output"], after.columns["output"])  # the rest kept
+    assert json.loads(now) == {"model": str(path), "self_ensemble": None, "weights": new[0]}
+    with pytest.raises(ValueError, match="2 fingerprints for 1 experts"):
+        candidate_ids(3, [str(path)], ["a", "b"])
 
 
 def test_examples_written_before_columns_were_named_are_read(corpus, base, tmp_path):

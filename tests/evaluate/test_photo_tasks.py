@@ -240,3 +240,29 @@ def test_a_rendering_makes_every_clean_photo_pale_before_degrading(corpus):
     assert "rendered 'pale' first" in pale.notes()[-1]
     with pytest.raises(ConfigError, match="unknown photo rendering"):
         PhotoTasksBenchmark(corpus, rendering="foggy")
+
+
+def test_the_defocus_rendering_from_the_command_line(corpus, tmp_path, capsys):
+    """``aioir evaluate --rendering defocus``: the targets are the photos out of focus (smoother
+    than the plain ones); other benchmarks and unknown names refuse it in one line."""
+    from aioir.cli import main
+
+    plain = get_benchmark(f"photo-tasks:{corpus}:clean", whole_side=32).columns(None)[0]
+    bench = get_benchmark(f"photo-tasks:{corpus}:clean", whole_side=32, rendering="defocus")
+    assert isinstance(bench, PhotoTasksBenchmark) and bench.rendering == "defocus"
+    column = bench.columns(None)[0]
+    for i in range(len(column)):
+        sharp, soft = plain[i].target, column[i].target
+        assert torch.equal(column[i].input, soft) and column[i].meta["rendering"] == "defocus"
+        assert float(soft.diff(dim=-1).abs().mean()) < float(sharp.diff(dim=-1).abs().mean())
+    with pytest.raises(ConfigError, match="--rendering applies to photo-tasks"):
+        get_benchmark(f"synthetic:{corpus}", rendering="defocus")
+    out = tmp_path / "defocus.json"
+    argv = ["evaluate", "--model", "classical:auto", "--benchmark", f"photo-tasks:{corpus}:clean",
+            "--whole-side", "32", "--rendering", "defocus", "--json", str(out), "--no-progress"]  # fmt: skip
+    assert main(argv) == 0
+    notes = json.loads(out.read_text())["results"][0]
+    assert "rendered 'defocus' first" in json.dumps(notes)
+    assert main(["evaluate", "--model", "classical:auto", "--benchmark",
+                 f"photo-tasks:{corpus}:clean", "--rendering", "bokeh"]) != 0  # fmt: skip
+    assert "unknown photo rendering 'bokeh'" in capsys.readouterr().err

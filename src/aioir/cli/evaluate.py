@@ -44,7 +44,8 @@ def _evaluate(args: argparse.Namespace) -> int:
         get_protocol(args.protocol)
     # validate every benchmark (names, data root) before loading a model
     benchmarks = [
-        get_benchmark(b, crop=args.crop, whole_side=args.whole_side) for b in args.benchmark
+        get_benchmark(b, crop=args.crop, whole_side=args.whole_side, rendering=args.rendering)
+        for b in args.benchmark
     ]
     for bench in benchmarks:
         if bench.needs_root and args.data_root is None:
@@ -145,6 +146,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=None,
         metavar="N",
         help="photo-tasks: every photo whole, its long side resized to N px, instead of crops",
+    )
+    p.add_argument(
+        "--rendering",
+        default=None,
+        metavar="NAME",
+        help="photo-tasks: render every clean photo so first and score against that "
+        "(pale: bright, flat, grey; defocus: out of focus)",
     )
     p.add_argument(
         "--no-strict-counts",

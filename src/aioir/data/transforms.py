@@ -21,8 +21,11 @@ from aioir.color import BT601_LUMA
 from aioir.geometry import apply_d8
 
 __all__ = [
+    "DEFOCUS_RADIUS",
     "PALE_LOOK",
     "apply_d8",
+    "defocus_jitter",
+    "defocus_rendering",
     "ensure_min_size",
     "pale_jitter",
     "pale_rendering",
@@ -209,6 +212,54 @@ def pale_jitter(
     return pale_rendering(
         images, saturation=0.05 + 0.45 * u[1], contrast=0.3 + 0.4 * u[2], mean=0.55 + 0.25 * u[3]
     )
+
+
+#: :func:`defocus_rendering`'s default radius in pixels (a lens's circle of confusion)
+DEFOCUS_RADIUS = 4.0
+
+
+def defocus_rendering(
+    images: torch.Tensor, radius: float = DEFOCUS_RADIUS, mask: torch.Tensor | None = None
+) -> torch.Tensor:
+    """``B×3×H×W`` clean images rendered out of focus: blurred by an anti-aliased disk of
+    ``radius`` pixels (:func:`aioir.degradations.blur.disk_kernel`, a lens's defocus) and
+    blended with the sharp image by ``mask`` (``B×1×H×W`` or ``1×1×H×W`` in [0, 1], 1 = out of
+    focus; ``None``: the whole frame). A shallow depth of field whose target is itself — the
+    look that a deblurring network mistakes for blur and "sharpens" into invented detail."""
+    from aioir.degradations.blur import apply_kernel, disk_kernel
+
+    blurred = apply_kernel(images.clamp(0.0, 1.0), disk_kernel(float(radius))).clamp(0.0, 1.0)
+    if mask is None:
+        return blurred
+    return torch.lerp(images.clamp(0.0, 1.0), blurred, mask.clamp(0.0, 1.0))
+
+
+def defocus_jitter(
+    images: torch.Tensor, generator: torch.Generator, probability: float
+) -> torch.Tensor:
+    """With ``probability``, :func:`defocus_rendering` of *clean* ``B×3×H×W`` images at a
+    radius ``U(1, 8)`` px; otherwise unchanged. Half of the rendered patches are out of focus
+    in the whole frame, the other half along a depth ramp (sharp on one side, blurred on the
+    other: ``mask = clip((u − o)/w + ½, 0, 1)`` with ``u`` the position along a random direction
+    in units of the patch side, ``o ~ U(−½, ½)``, ``w ~ U(0.1, 1)``). Applied before degrading,
+    so input and target share it: the model meets bokeh that is its own target, and learns that
+    smoothness alone is not blur. Six draws whenever ``probability`` > 0 (none at 0); one
+    decision per call."""
+    p, u = _jitter_draws(probability, generator, 6, "defocus")
+    if p == 0.0 or u[0] >= p:
+        return images
+    radius = 1.0 + 7.0 * u[1]
+    if u[2] < 0.5:
+        return defocus_rendering(images, radius)
+    h, w = images.shape[-2:]
+    side = float(max(h, w))
+    angle = 2.0 * math.pi * u[3]
+    ys = torch.arange(h, dtype=images.dtype, device=images.device).view(h, 1) / side
+    xs = torch.arange(w, dtype=images.dtype, device=images.device).view(1, w) / side
+    along = xs * math.cos(angle) + ys * math.sin(angle)
+    along = along - along.mean()
+    mask = ((along - (u[4] - 0.5)) / (0.1 + 0.9 * u[5]) + 0.5).clamp(0.0, 1.0)
+    return defocus_rendering(images, radius, mask[None, None])
 
 
 def white_balance_jitter(

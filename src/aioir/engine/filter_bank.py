@@ -807,7 +807,7 @@ def _training_summary(model: nn.Module) -> dict[str, Any]:
 
 #: data options added after gate-example files were first written (left out of the stamp at
 #: their defaults)
-_LATER_DATA_FIELDS = ("pale",)
+_LATER_DATA_FIELDS = ("pale", "defocus")
 _DATA_DEFAULTS = dataclasses.asdict(DataConfig())
 
 
@@ -835,13 +835,26 @@ def _examples_key(config: FilterBankFitConfig) -> str:
     return json.dumps(what, sort_keys=True, default=str)
 
 
-def candidate_ids(filters: int, experts: Sequence[str | Mapping[str, Any]]) -> list[str]:
+def candidate_ids(
+    filters: int,
+    experts: Sequence[str | Mapping[str, Any]],
+    weights: Sequence[str] | None = None,
+) -> list[str]:
     """What each score column of the gate examples is: ``output``, ``input``, ``filter k``,
-    then each expert's entry as canonical JSON (its path and self-ensemble mode)."""
+    then each expert's entry as canonical JSON: its path, self-ensemble mode and, given
+    ``weights`` (one :func:`~aioir.nn.filter_bank.weights_fingerprint` per expert, e.g.
+    :meth:`FilterBankHead.expert_fingerprints`), its weights — so new weights at an old path
+    are a new column, never the old expert's scores. (Files written before the fingerprints
+    have ids without them: their expert columns are scored again.)"""
+    if weights is not None and len(weights) != len(experts):
+        raise ValueError(f"{len(weights)} fingerprints for {len(experts)} experts")
     ids = ["output", "input", *(f"filter {k}" for k in range(1, filters + 1))]
-    for item in experts:
+    for j, item in enumerate(experts):
         model, mode = expert_entry(item, "filter_bank.experts")
-        ids.append(json.dumps({"model": model, "self_ensemble": mode}, sort_keys=True))
+        entry: dict[str, Any] = {"model": model, "self_ensemble": mode}
+        if weights is not None:
+            entry["weights"] = weights[j]
+        ids.append(json.dumps(entry, sort_keys=True))
     return ids
 
 
@@ -939,7 +952,7 @@ def _gate_examples(
     computed; the file is (re)written when anything was computed. Leaves the random generator
     as restoring every crop would."""
     head = model.filter_bank
-    ids = candidate_ids(head.num_filters, experts)
+    ids = candidate_ids(head.num_filters, experts, head.expert_fingerprints())
     path = Path(file) if file else None
     stored = read_gate_examples(path, key) if path is not None else None
     if stored is None:

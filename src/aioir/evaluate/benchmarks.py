@@ -723,11 +723,22 @@ def _pale(images: torch.Tensor) -> torch.Tensor:
     return pale_rendering(images)
 
 
+def _defocus(images: torch.Tensor) -> torch.Tensor:
+    from aioir.data.transforms import defocus_rendering
+
+    return defocus_rendering(images)
+
+
 #: renderings of the clean photos that ``photo-tasks`` can apply first (``rendering=``): each
 #: B×3×H×W → B×3×H×W. ``pale``: bright, flat and almost grey
 #: (:func:`aioir.data.transforms.pale_rendering`, its default look), where a haze detector
-#: sees haze in a photo that has none.
-PHOTO_RENDERINGS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {"pale": _pale}
+#: sees haze in a photo that has none. ``defocus``: the whole photo out of focus (a 4-px disk,
+#: :func:`aioir.data.transforms.defocus_rendering`), where a deblurring network sees blur in
+#: bokeh and invents detail.
+PHOTO_RENDERINGS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
+    "pale": _pale,
+    "defocus": _defocus,
+}
 
 
 def _fit_long_side(image: torch.Tensor, side: int) -> torch.Tensor:
@@ -974,7 +985,11 @@ def _check_tasks(text: str, tasks: Sequence[str]) -> None:
 
 
 def get_benchmark(
-    spec: str | Benchmark, *, crop: int | None = None, whole_side: int | None = None
+    spec: str | Benchmark,
+    *,
+    crop: int | None = None,
+    whole_side: int | None = None,
+    rendering: str | None = None,
 ) -> Benchmark:
     """A benchmark from its name or ``paired:DIR[:TASK]`` / ``synthetic:DIR[:TASKS]`` /
     ``composite:DIR[:COMBOS]`` / ``photo-tasks:DIR[:COLUMNS]``.
@@ -982,7 +997,9 @@ def get_benchmark(
     ``crop`` applies to ``synthetic:`` and ``composite:`` (side of a seeded per-image crop;
     ``composite:`` defaults to :data:`COMPOSITE_CROP`) and ``photo-tasks:`` (side of its crops;
     default 256). ``whole_side`` applies to ``photo-tasks:`` alone: every photo whole, its long
-    side resized to that many pixels, instead of crops.
+    side resized to that many pixels, instead of crops. ``rendering`` (a key of
+    :data:`PHOTO_RENDERINGS`) applies to ``photo-tasks:`` alone: every clean photo rendered so
+    first (it is the target).
     """
     if isinstance(spec, Benchmark):
         return spec
@@ -990,6 +1007,8 @@ def get_benchmark(
     kind, sep, rest = text.partition(":")
     if whole_side is not None and kind != "photo-tasks":
         raise ConfigError(f"benchmark {text}: --whole-side applies to photo-tasks: benchmarks")
+    if rendering is not None and kind != "photo-tasks":
+        raise ConfigError(f"benchmark {text}: --rendering applies to photo-tasks: benchmarks")
     if text in BENCHMARKS:
         return BENCHMARKS[text]
     if sep and kind == "photo-tasks" and rest:
@@ -1000,6 +1019,7 @@ def get_benchmark(
             keys or tuple(c.key for c in PHOTO_TASK_COLUMNS),
             crop=256 if crop is None else crop,
             whole_side=whole_side,
+            rendering=rendering,
         )
     if sep and kind in ("paired", "synthetic", "composite") and rest:
         folder, _, extra = rest.partition(":")

@@ -56,7 +56,18 @@ __all__ = [
     "ClassifierFilterBankHead", "CompactClassifierFilterBankHead", "FilterBankHead",
     "InputStatisticsFilterBankHead", "LeastSquaresFilterFit", "RoutedClassifierFilterBankHead",
     "RoutedCompactClassifierFilterBankHead", "apply_filter", "detail_profile", "input_statistics",
+    "weights_fingerprint",
 ]  # fmt: skip
+
+
+def weights_fingerprint(module: nn.Module) -> str:
+    """16 hex digits of a SHA-256 over ``module``'s state (names and float32 values, sorted):
+    equal for equal weights, whatever file or path they came from."""
+    digest = hashlib.sha256()
+    for name, value in sorted(module.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(value.detach().float().cpu().numpy().tobytes())
+    return digest.hexdigest()[:16]
 
 
 def apply_filter(images: Tensor, kernel: Tensor) -> Tensor:
@@ -250,6 +261,10 @@ class FilterBankHead(nn.Module):
     def num_experts(self) -> int:
         return len(self.experts)
 
+    def expert_fingerprints(self) -> list[str]:
+        """Each expert's :func:`weights_fingerprint`, in candidate order."""
+        return [weights_fingerprint(expert) for expert in self.experts]
+
     @property
     def num_candidates(self) -> int:
         """``K + E + 2``: the output, the input, the filters and the experts."""
@@ -410,11 +425,7 @@ class ClassifierFilterBankHead(FilterBankHead):
         return self.classifier(x).float().log_softmax(dim=1)
 
     def input_terms_id(self) -> str:
-        digest = hashlib.sha256()
-        for name, value in sorted(self.classifier.state_dict().items()):
-            digest.update(name.encode())
-            digest.update(value.detach().float().cpu().numpy().tobytes())
-        return f"classifier:{digest.hexdigest()[:16]}"
+        return f"classifier:{weights_fingerprint(self.classifier)}"
 
 
 class CompactClassifierFilterBankHead(ClassifierFilterBankHead):
