@@ -25,7 +25,9 @@ Crops are not whole photos: a gate that wins on crops can still misjudge a whole
 whole, its long side 384 px as the demo has it, scores every setting on those too, and
 chooses by the mean of the two floored gains. ``--pale`` adds the whole photos rendered pale
 and flat (``PhotoTasksBenchmark(rendering="pale")``: a photo kind the val split lacks, which
-the network darkens as haze); the choice is then the mean of three.
+the network darkens as haze); the choice is then the mean of three. ``--defocus`` adds them
+rendered out of focus (bokeh, which a deblurring expert "sharpens" into invented texture: run
+37), one more gain in the mean.
 
 A fit with ``filter_bank.extra_gate_data`` keeps those examples in their own files: give every
 file, main first, as the fit lists them (``--examples MAIN --examples EXTRA``).
@@ -80,6 +82,11 @@ SWEEPABLE = (
     "gate_descriptor",
     "routed_gate",
 )
+
+#: photo renderings a sweep can also score, whole (``--pale``, ``--defocus``), each with its
+#: ``--NAME-cache``: photo kinds the val split lacks
+#: (:data:`aioir.evaluate.benchmarks.PHOTO_RENDERINGS`)
+RENDERED_KINDS = ("pale", "defocus")
 
 
 @dataclasses.dataclass
@@ -378,6 +385,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "--pale-cache", default=None, action="append", help="--cache for the pale photos"
     )
     parser.add_argument(
+        "--defocus", action="store_true",
+        help="with --whole-photos, also score the whole photos rendered out of focus (bokeh, "
+        "which a deblurring candidate mistakes for blur); one more gain in the mean",
+    )  # fmt: skip
+    parser.add_argument(
+        "--defocus-cache", default=None, action="append",
+        help="--cache for the out-of-focus photos",
+    )  # fmt: skip
+    parser.add_argument(
         "--keep-gains", type=float, default=None, metavar="FRACTION",
         help="choose only among settings that keep, in every degraded column of every set, at "
         "least FRACTION of the model's own gate's gain over the input (where that is ≥ 0.5 dB): "
@@ -408,10 +424,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         except ValueError as exc:
             parser.error(f"--grid {name}: {exc}")
 
-    if args.pale and not args.whole_photos:
-        parser.error("--pale scores whole photos: give --whole-photos too")
+    rendered = [name for name in RENDERED_KINDS if getattr(args, name)]
+    for name in rendered:
+        if not args.whole_photos:
+            parser.error(f"--{name} scores whole photos: give --whole-photos too")
     for flag, files in (("--cache", args.cache), ("--whole-cache", args.whole_cache),
-                        ("--pale-cache", args.pale_cache)):  # fmt: skip
+                        *((f"--{n}-cache", getattr(args, f"{n}_cache")) for n in RENDERED_KINDS)):  # fmt: skip
         if files and len(files) > len(args.photos):
             parser.error(f"{flag}: at most one per --photos folder ({len(args.photos)})")
     if args.save:
@@ -476,9 +494,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     kinds = {"crops": {"crops_per_photo": args.crops_per_photo}}
     if args.whole_photos:
         kinds["whole"] = {"whole_side": args.whole_photos}
-    if args.pale:
-        kinds["pale"] = {"whole_side": args.whole_photos, "rendering": "pale"}
-    caches = {"crops": args.cache, "whole": args.whole_cache, "pale": args.pale_cache}
+    caches = {"crops": args.cache, "whole": args.whole_cache}
+    for name in rendered:
+        kinds[name] = {"whole_side": args.whole_photos, "rendering": name}
+        caches[name] = getattr(args, f"{name}_cache")
     inputs: dict[str, dict[str, float]] = {}
     saved: dict[str, dict[str, float]] = {}
     for name, kind in kinds.items():

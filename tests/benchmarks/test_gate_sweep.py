@@ -101,9 +101,10 @@ def test_floored_gain_charges_every_column_under_its_floor():
     assert sweep.floored_gain({"a": 24.0, "b": 29.0, "clean": 38.0}, inputs) == 1.5 - 1.0 - 2.0
 
 
-def test_extra_examples_files_and_pale_photos(tmp_path):
+def test_extra_examples_files_and_rendered_photos(tmp_path):
     """A fit with ``extra_gate_data`` is reproduced from its two example files given in order;
-    ``--pale`` scores the whole photos rendered pale too, the choice the mean of three gains."""
+    ``--pale`` scores the whole photos rendered pale too, the choice the mean of three gains;
+    ``--defocus`` the photos out of focus, the mean of four."""
     corpus = make_corpus(tmp_path / "corpus")
     base = build_tiny_udair(tmp_path / "base")
     main, pale = tmp_path / "main.safetensors", tmp_path / "pale.safetensors"
@@ -127,6 +128,15 @@ def test_extra_examples_files_and_pale_photos(tmp_path):
     assert main_only["columns"] != own["columns"]
     with pytest.raises(SystemExit):
         sweep.main([*argv, "--pale"])  # pale photos are whole photos
+    # --defocus: the whole photos out of focus too, one more gain in the mean
+    both = sweep.main([*argv, "--whole-photos", "36", "--pale", "--defocus"])
+    (own,) = both["results"]
+    assert own["defocus_columns"] == both["defocus_as_saved"]
+    assert own["defocus_columns"] != own["whole_columns"] != own["pale_columns"]
+    kinds = ("floored_gain", "whole_floored_gain", "pale_floored_gain", "defocus_floored_gain")
+    assert own["choice"] == pytest.approx(sum(own[k] for k in kinds) / 4)
+    with pytest.raises(SystemExit):
+        sweep.main([*argv, "--defocus"])  # out-of-focus photos are whole photos too
 
 
 def test_a_cache_takes_an_added_expert_without_running_the_network_again(tmp_path, capsys):
