@@ -428,8 +428,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     for name in rendered:
         if not args.whole_photos:
             parser.error(f"--{name} scores whole photos: give --whole-photos too")
-    for flag, files in (("--cache", args.cache), ("--whole-cache", args.whole_cache),
-                        *((f"--{n}-cache", getattr(args, f"{n}_cache")) for n in RENDERED_KINDS)):  # fmt: skip
+    cache_flags = {"--cache": args.cache, "--whole-cache": args.whole_cache}
+    cache_flags.update({f"--{n}-cache": getattr(args, f"{n}_cache") for n in RENDERED_KINDS})
+    for flag, files in cache_flags.items():
         if files and len(files) > len(args.photos):
             parser.error(f"{flag}: at most one per --photos folder ({len(args.photos)})")
     if args.save:
