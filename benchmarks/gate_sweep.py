@@ -448,7 +448,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         part = read_gate_examples(path)
         absent = [i for i in ids if part is None or i not in part.columns]
         if part is None or absent:
-            parser.error(f"--examples {path}: no scores for {absent or 'any candidate'}")
+            parser.error(f"--examples {path}: no scores for {absent or 'any candidate'} (a fit "
+                         "of this model's config with this file as its gate_examples_file adds "
+                         "them from the crops)")  # fmt: skip
         parts.append(part)
     examples = merge_examples(parts)
     extra = len(examples.descriptors) - len(parts[0].descriptors)  # extra_gate_data's, last

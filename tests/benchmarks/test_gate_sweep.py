@@ -207,6 +207,39 @@ def test_a_cache_runs_a_changed_expert_again_without_the_network(tmp_path, capsy
     assert "restored cases reused\n" in capsys.readouterr().out
 
 
+def test_examples_of_other_expert_weights_at_the_same_path_are_refused(tmp_path, capsys):
+    """The examples' columns name each expert's weights: a model whose expert has other
+    weights at the same path is refused with one line that says how to add them."""
+    import shutil
+
+    from aioir.models import create_model, save_pretrained
+
+    corpus = make_corpus(tmp_path / "corpus")
+    base = build_tiny_udair(tmp_path / "base")
+    expert_path = tmp_path / "expert"
+    for seed, name in ((0, "first"), (1, "second")):
+        shutil.rmtree(expert_path, ignore_errors=True)
+        torch.manual_seed(seed)
+        expert = create_model("residual-cnn-tiny")
+        with torch.no_grad():
+            expert.body[-1].weight.normal_(0, 0.1)
+        save_pretrained(expert, expert_path)
+        examples = str(tmp_path / f"{name}.safetensors")
+        raw = _fit_config(corpus, base, gate_examples_file=examples, experts=[str(expert_path)])
+        fit(build_config(FilterBankFitConfig, raw, "test"), tmp_path / name)
+    photos = _one_photo(tmp_path / "photos", seed=3)
+    sweep = load_benchmark("gate_sweep")
+    argv = ["--model", str(tmp_path / "second"), "--photos", str(photos), "--limit", "1",
+            "--threads", "1", "--grid", "gate_epochs=20"]  # fmt: skip
+    capsys.readouterr()
+    with pytest.raises(SystemExit):
+        sweep.main([*argv, "--examples", str(tmp_path / "first.safetensors")])
+    err = capsys.readouterr().err
+    assert "no scores for" in err and '"weights": ' in err and "gate_examples_file" in err
+    out = sweep.main([*argv, "--examples", str(tmp_path / "second.safetensors")])
+    assert out["results"][0]["columns"] == out["as_saved"]
+
+
 def test_save_writes_the_model_a_fit_with_the_chosen_setting_gives(tmp_path):
     raw, _, argv = _fitted(tmp_path)
     sweep = load_benchmark("gate_sweep")
