@@ -27,7 +27,8 @@ chooses by the mean of the two floored gains. ``--pale`` adds the whole photos r
 and flat (``PhotoTasksBenchmark(rendering="pale")``: a photo kind the val split lacks, which
 the network darkens as haze); the choice is then the mean of three. ``--defocus`` adds them
 rendered out of focus (bokeh, which a deblurring expert "sharpens" into invented texture: run
-37), one more gain in the mean.
+37), and ``--dark`` rendered dim (a night scene, which a low-light enhancer brightens: run 38),
+each one more gain in the mean.
 
 A fit with ``filter_bank.extra_gate_data`` keeps those examples in their own files: give every
 file, main first, as the fit lists them (``--examples MAIN --examples EXTRA``).
@@ -83,10 +84,14 @@ SWEEPABLE = (
     "routed_gate",
 )
 
-#: photo renderings a sweep can also score, whole (``--pale``, ``--defocus``), each with its
-#: ``--NAME-cache``: photo kinds the val split lacks
-#: (:data:`aioir.evaluate.benchmarks.PHOTO_RENDERINGS`)
-RENDERED_KINDS = ("pale", "defocus")
+#: photo renderings a sweep can also score, whole (``--pale``, ``--dark``, ``--defocus``), each
+#: with its ``--NAME-cache``: photo kinds the val split lacks
+#: (:data:`aioir.evaluate.benchmarks.PHOTO_RENDERINGS`), and what each looks like
+RENDERED_KINDS = {
+    "pale": "pale and flat (a photo kind a haze detector mistakes for haze)",
+    "dark": "dim and low-key (a night scene a low-light enhancer mistakes for under-exposure)",
+    "defocus": "out of focus (bokeh, which a deblurring candidate mistakes for blur)",
+}
 
 
 @dataclasses.dataclass
@@ -376,23 +381,16 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument(
         "--whole-cache", default=None, action="append", help="--cache for the whole photos"
     )
-    parser.add_argument(
-        "--pale", action="store_true",
-        help="with --whole-photos, also score the whole photos rendered pale and flat (a photo "
-        "kind a haze detector mistakes for haze); the choice is then the mean of three gains",
-    )  # fmt: skip
-    parser.add_argument(
-        "--pale-cache", default=None, action="append", help="--cache for the pale photos"
-    )
-    parser.add_argument(
-        "--defocus", action="store_true",
-        help="with --whole-photos, also score the whole photos rendered out of focus (bokeh, "
-        "which a deblurring candidate mistakes for blur); one more gain in the mean",
-    )  # fmt: skip
-    parser.add_argument(
-        "--defocus-cache", default=None, action="append",
-        help="--cache for the out-of-focus photos",
-    )  # fmt: skip
+    for name, what in RENDERED_KINDS.items():
+        parser.add_argument(
+            f"--{name}", action="store_true",
+            help=f"with --whole-photos, also score the whole photos rendered {what}; one more "
+            "gain in the mean",
+        )  # fmt: skip
+        parser.add_argument(
+            f"--{name}-cache", default=None, action="append",
+            help=f"--cache for the {name} photos",
+        )  # fmt: skip
     parser.add_argument(
         "--keep-gains", type=float, default=None, metavar="FRACTION",
         help="choose only among settings that keep, in every degraded column of every set, at "

@@ -23,6 +23,15 @@ test photos whole the same with ``--whole-side 384`` instead of ``--limit``, and
 photos ``--benchmark synthetic:SAMPLES --benchmark synthetic:SAMPLES:clean`` (one file may hold
 several results: their columns are pooled). Prints each check and the verdict; exits 0 when the
 candidate replaces the shipped model, 1 when it does not.
+
+Or let it run the six evaluations itself (each skipped when its file is already there, so the
+shipped model's three are run once per results folder)::
+
+    python benchmarks/replacement_check.py --run runs/v9d --results runs/checks \
+        --photos data/photos1024-v4
+
+which writes ``runs/checks/{bar,whole,samples}-{default,v9d}.json`` (a model's tag is its
+folder's name) and judges them.
 """
 
 from __future__ import annotations
@@ -30,11 +39,18 @@ from __future__ import annotations
 import argparse
 import json
 import math
-from collections.abc import Sequence
+import subprocess
+import sys
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from aioir.engine.validation import PSNR_CAP, floored_gain
+
+#: the shipped sample photos (the second whole-photo set)
+SAMPLES = Path(__file__).resolve().parents[1] / "src" / "aioir" / "assets" / "samples"
+#: the three result sets the rule reads, in order: bar, test photos whole, sample photos
+CHECK_SETS = ("bar", "whole", "samples")
 
 #: a degraded photo restored more than this many dB under its input is wrecked
 WRECK_DB = 10.0
@@ -116,14 +132,78 @@ def check(bar: tuple[str, str], whole: Sequence[tuple[str, str]]) -> tuple[bool,
     return verdict, lines
 
 
+def model_tag(model: str) -> str:
+    """The name a model's result files carry: ``default``, or a saved model's folder name."""
+    return Path(model).name or model
+
+
+def evaluate_args(model: str, check_set: str, photos: Path, samples: Path, out: Path) -> list[str]:
+    """The ``aioir evaluate`` arguments that write one check set's results for ``model``."""
+    if check_set == "bar":
+        bench = ["--benchmark", f"photo-tasks:{photos}", "--limit", "12"]
+    elif check_set == "whole":
+        bench = ["--benchmark", f"photo-tasks:{photos}", "--whole-side", "384"]
+    elif check_set == "samples":
+        bench = ["--benchmark", f"synthetic:{samples}", "--benchmark", f"synthetic:{samples}:clean"]
+    else:
+        raise ValueError(f"unknown check set {check_set!r} (one of {', '.join(CHECK_SETS)})")
+    return ["evaluate", "--model", model, *bench, "--no-progress", "--json", str(out)]
+
+
+def _run_aioir(args: list[str]) -> int:
+    return subprocess.run([sys.executable, "-m", "aioir", *args], check=False).returncode
+
+
+def run_checks(
+    shipped: str, candidate: str, results: Path, photos: Path, samples: Path = SAMPLES,
+    runner: Callable[[list[str]], int] | None = None,
+) -> dict[str, tuple[str, str]]:  # fmt: skip
+    """Write whichever of the six result files ``results`` lacks; return ``{set: (shipped,
+    candidate)}`` paths. ``runner`` runs ``aioir`` with the given arguments (default: a
+    subprocess); a failed evaluation stops with its command in the message."""
+    runner = _run_aioir if runner is None else runner
+    results.mkdir(parents=True, exist_ok=True)
+    if model_tag(shipped) == model_tag(candidate):
+        raise SystemExit(f"{candidate}: its result files would be named as {shipped}'s")
+    paths: dict[str, tuple[str, str]] = {}
+    for check_set in CHECK_SETS:
+        pair = []
+        for model in (shipped, candidate):
+            out = results / f"{check_set}-{model_tag(model)}.json"
+            if not out.is_file():
+                args = evaluate_args(model, check_set, photos, samples, out)
+                print(f"aioir {' '.join(args)}", flush=True)
+                if runner(args) != 0:
+                    raise SystemExit(f"{out}: aioir {' '.join(args)} failed")
+            pair.append(str(out))
+        paths[check_set] = (pair[0], pair[1])
+    return paths
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--bar", nargs=2, required=True, metavar=("SHIPPED", "CANDIDATE"))
+    parser.add_argument("--bar", nargs=2, metavar=("SHIPPED", "CANDIDATE"))
     parser.add_argument(
-        "--whole", nargs=2, action="append", required=True, metavar=("SHIPPED", "CANDIDATE"),
+        "--whole", nargs=2, action="append", metavar=("SHIPPED", "CANDIDATE"),
         help="a whole-photo set's results (repeat: test photos whole, sample photos)",
     )  # fmt: skip
+    parser.add_argument("--run", metavar="MODEL", help="run the evaluations for this candidate")
+    parser.add_argument("--shipped", default="default", help="the model to beat (with --run)")
+    parser.add_argument("--results", type=Path, help="folder of result files (with --run)")
+    parser.add_argument("--photos", type=Path, help="the photos-v4 corpus folder (with --run)")
+    parser.add_argument("--samples", type=Path, default=SAMPLES, help="sample photos (with --run)")
     args = parser.parse_args(argv)
+    if args.run is not None:
+        if args.bar or args.whole:
+            parser.error("--run computes --bar and --whole itself: give one or the other")
+        if args.results is None or args.photos is None:
+            parser.error("--run needs --results and --photos")
+        if not args.photos.is_dir():
+            parser.error(f"{args.photos}: no such folder")
+        paths = run_checks(args.shipped, args.run, args.results, args.photos, args.samples)
+        args.bar, args.whole = paths["bar"], [paths["whole"], paths["samples"]]
+    elif not args.bar or not args.whole:
+        parser.error("give --bar and --whole, or --run")
     for path in [*args.bar, *(p for pair in args.whole for p in pair)]:
         if not Path(path).is_file():
             parser.error(f"{path}: no such file")

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from helpers import load_benchmark
 
 
@@ -48,3 +50,52 @@ def test_a_candidate_is_judged_by_the_bar_the_pooled_whole_photos_and_wrecks(tmp
     assert check.main(["--bar", bar_old, bar_new, "--whole", whole_old, fixed,
                        "--whole", samples_old, samples_new]) == 0  # fmt: skip
     assert capsys.readouterr().out.strip().endswith("replaces the shipped model")
+
+
+def test_run_writes_only_the_missing_result_files_then_judges(tmp_path, capsys, monkeypatch):
+    check = load_benchmark("replacement_check")
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    results = tmp_path / "checks"
+    results.mkdir()
+    # the shipped model's bar is already there: it is not run again
+    _results(results / "bar-default.json", {"haze": [(20.0, 15.0)]})
+    ran: list[list[str]] = []
+
+    def fake_aioir(args: list[str]) -> int:
+        ran.append(args)
+        out = Path(args[args.index("--json") + 1])
+        better = "v9" in args[args.index("--model") + 1]
+        _results(out, {"haze": [(21.0 if better else 20.0, 15.0)]})
+        return 0
+
+    monkeypatch.setattr(check, "_run_aioir", fake_aioir)
+    code = check.main(["--run", "runs/v9", "--results", str(results), "--photos", str(photos)])
+    assert code == 0
+    assert [(a[2], a[a.index("--json") + 1].rsplit("/", 1)[1]) for a in ran] == [
+        ("runs/v9", "bar-v9.json"), ("default", "whole-default.json"), ("runs/v9", "whole-v9.json"),
+        ("default", "samples-default.json"), ("runs/v9", "samples-v9.json"),
+    ]  # fmt: skip
+    whole = ran[2]
+    assert whole[whole.index("--whole-side") + 1] == "384" and "--limit" not in whole
+    assert ran[0][ran[0].index("--limit") + 1] == "12"
+    samples = ran[4]
+    assert [samples[i + 1] for i, a in enumerate(samples) if a == "--benchmark"] == [
+        f"synthetic:{check.SAMPLES}",
+        f"synthetic:{check.SAMPLES}:clean",
+    ]
+    assert capsys.readouterr().out.strip().endswith("replaces the shipped model")
+
+    # a second call finds all six files and runs nothing
+    ran.clear()
+    assert check.main(["--run", "runs/v9", "--results", str(results), "--photos", str(photos)]) == 0
+    assert ran == []
+
+
+def test_run_stops_in_one_line_when_an_evaluation_fails(tmp_path, monkeypatch):
+    check = load_benchmark("replacement_check")
+    monkeypatch.setattr(check, "_run_aioir", lambda args: 2)
+    with pytest.raises(SystemExit, match=r"bar-default\.json: aioir evaluate --model default"):
+        check.main(["--run", "runs/v9", "--results", str(tmp_path), "--photos", str(tmp_path)])
+    with pytest.raises(SystemExit, match="would be named"):
+        check.run_checks("runs/x", "other/x", tmp_path, tmp_path)

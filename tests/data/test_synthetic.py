@@ -287,6 +287,21 @@ def test_defocus_renders_the_clean_patch_out_of_focus_for_input_and_target(
         SyntheticDegradationDataset(photos, ["clean"], 16, defocus=1.5)
 
 
+def test_dark_renders_the_clean_patch_dim_for_input_and_target(photos: list[Path]) -> None:
+    plain = SyntheticDegradationDataset(photos, ["clean", "noise"], 16, seed=4, length=4)
+    dark = SyntheticDegradationDataset(photos, ["clean", "noise"], 16, seed=4, length=4, dark=1.0)
+    for i in range(len(plain)):
+        a, b = plain[i], dark[i]
+        assert 0.05 - 1e-3 <= float(b["target"].mean()) <= 0.25 + 1e-3
+        assert float(b["target"].mean()) < float(a["target"].mean())
+        if b["task"] == "clean":
+            torch.testing.assert_close(b["input"], b["target"], atol=0, rtol=0)
+        else:  # the noise is drawn on the dark target
+            assert float((b["input"] - b["target"]).abs().mean()) > 0.0
+    with pytest.raises(ConfigError, match="dark"):
+        SyntheticDegradationDataset(photos, ["clean"], 16, dark=-0.5)
+
+
 def test_pale_renders_the_clean_patch_shared_by_input_and_target(photos: list[Path]) -> None:
     plain = SyntheticDegradationDataset(photos, ["clean", "blur"], 16, seed=2, length=3)
     pale = SyntheticDegradationDataset(photos, ["clean", "blur"], 16, seed=2, length=3, pale=1.0)

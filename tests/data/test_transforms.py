@@ -8,6 +8,8 @@ import torch
 from aioir.data.transforms import (
     PALE_LOOK,
     apply_d8,
+    dark_jitter,
+    dark_rendering,
     defocus_jitter,
     defocus_rendering,
     ensure_min_size,
@@ -201,3 +203,34 @@ def test_defocus_jitter_renders_with_its_probability_whole_or_along_a_ramp() -> 
     assert kinds == {"ramp", "whole"}
     with pytest.raises(ValueError, match="defocus strength"):
         defocus_jitter(x, gen, 1.5)
+
+
+def test_dark_rendering_sets_the_mean_and_deepens_the_shadows_more() -> None:
+    x = torch.rand(2, 3, 24, 24, generator=torch.Generator().manual_seed(2)) * 0.8 + 0.1
+    y = dark_rendering(x, mean=0.1, gamma=2.0)
+    torch.testing.assert_close(y.mean(dim=(1, 2, 3)), torch.full((2,), 0.1))
+    # the order of the pixels is kept, and a gamma > 1 widens the ratio of light to dark
+    flat_x, flat_y = x[0].flatten(), y[0].flatten()
+    assert torch.equal(flat_x.argsort(), flat_y.argsort())
+    lo, hi = int(flat_x.argmin()), int(flat_x.argmax())
+    assert float(flat_y[hi] / flat_y[lo]) > float(flat_x[hi] / flat_x[lo])
+    # gamma 1 is a plain exposure change
+    torch.testing.assert_close(
+        dark_rendering(x, 0.2, 1.0), x * (0.2 / x.mean(dim=(1, 2, 3), keepdim=True))
+    )
+
+
+def test_dark_jitter_renders_with_its_probability_and_draws_nothing_at_zero() -> None:
+    x = torch.rand(1, 3, 16, 16, generator=torch.Generator().manual_seed(3))
+    gen = torch.Generator().manual_seed(4)
+    state = gen.get_state()
+    assert dark_jitter(x, gen, 0.0) is x and torch.equal(gen.get_state(), state)
+    rendered = [
+        not torch.equal(dark_jitter(x, torch.Generator().manual_seed(s), 0.5), x) for s in range(40)
+    ]
+    assert 8 < sum(rendered) < 32  # about half
+    for s in range(10):
+        y = dark_jitter(x, torch.Generator().manual_seed(s), 1.0)
+        assert 0.05 - 1e-4 <= float(y.mean()) <= 0.25 + 1e-4
+    with pytest.raises(ValueError, match="dark strength"):
+        dark_jitter(x, gen, 1.5)

@@ -57,7 +57,7 @@ def test_config_errors_name_file_and_key(tmp_path):
         load_config(ok, ["trainer.max_steps=abc"])
     with pytest.raises(ConfigError, match=r"data\.kind"):
         load_config(ok, ["data.kind=imagenet"])
-    for key in ("photometric", "white_balance", "pale", "defocus"):
+    for key in ("photometric", "white_balance", "pale", "dark", "defocus"):
         with pytest.raises(ConfigError, match=rf"data\.{key}"):
             load_config(ok, [f"data.{key}=1.5"])
     cfg = load_config(ok, ["trainer.max_steps=7", "data.patch_size=48", "losses={l1: 1.0}"])

@@ -266,3 +266,14 @@ def test_the_defocus_rendering_from_the_command_line(corpus, tmp_path, capsys):
     assert main(["evaluate", "--model", "classical:auto", "--benchmark",
                  f"photo-tasks:{corpus}:clean", "--rendering", "bokeh"]) != 0  # fmt: skip
     assert "unknown photo rendering 'bokeh'" in capsys.readouterr().err
+
+
+def test_the_dark_rendering_scores_against_the_photos_rendered_dim(corpus):
+    """``--rendering dark``: every clean target is the photo rendered dark (mean 0.12)."""
+    bench = get_benchmark(f"photo-tasks:{corpus}:clean,lowlight", whole_side=32, rendering="dark")
+    clean, lowlight = bench.columns(None)
+    for i in range(len(clean)):
+        target = clean[i].target
+        assert abs(float(target.mean()) - 0.12) < 0.01  # 8-bit rounding and clipping
+        assert torch.equal(clean[i].input, target) and torch.equal(lowlight[i].target, target)
+        assert float(lowlight[i].input.mean()) < float(target.mean())  # darker still

@@ -30,6 +30,7 @@ import torch
 from torch.utils.data import Dataset
 
 from aioir.data.transforms import (
+    dark_jitter,
     defocus_jitter,
     ensure_min_size,
     pale_jitter,
@@ -175,8 +176,11 @@ class SyntheticDegradationDataset(Dataset[dict[str, Any]]):
         pale: probability in [0, 1] that the clean patch is rendered pale and flat, last
             (:func:`~aioir.data.transforms.pale_jitter`; input and target share it): pale
             scenes that are not hazy; 0 (default) draws nothing.
+        dark: probability in [0, 1] that the clean patch is rendered dark, after ``pale``
+            (:func:`~aioir.data.transforms.dark_jitter`; input and target share it): dim
+            scenes that are not under-exposed; 0 (default) draws nothing.
         defocus: probability in [0, 1] that the clean patch is rendered out of focus, after
-            ``pale`` (:func:`~aioir.data.transforms.defocus_jitter`; input and target share
+            ``dark`` (:func:`~aioir.data.transforms.defocus_jitter`; input and target share
             it): bokeh that is not blur; 0 (default) draws nothing.
         shared_crops: with ``deterministic``, crop every task's item of an image at the same
             place (seeded by image name and repeat only), so the columns of a benchmark show the
@@ -199,6 +203,7 @@ class SyntheticDegradationDataset(Dataset[dict[str, Any]]):
         photometric: float = 0.0,
         white_balance: float = 0.0,
         pale: float = 0.0,
+        dark: float = 0.0,
         defocus: float = 0.0,
         shared_crops: bool = False,
     ) -> None:
@@ -231,6 +236,7 @@ class SyntheticDegradationDataset(Dataset[dict[str, Any]]):
         self.photometric = _strength("photometric", photometric)
         self.white_balance = _strength("white_balance", white_balance)
         self.pale = _strength("pale", pale)
+        self.dark = _strength("dark", dark)
         self.defocus = _strength("defocus", defocus)
         if shared_crops and not deterministic:
             raise ConfigError("shared_crops needs deterministic=True")
@@ -387,6 +393,8 @@ class SyntheticDegradationDataset(Dataset[dict[str, Any]]):
             region = white_balance_jitter(region, gen, self.white_balance)
         if self.pale > 0.0:
             region = pale_jitter(region, gen, self.pale)
+        if self.dark > 0.0:
+            region = dark_jitter(region, gen, self.dark)
         if self.defocus > 0.0:
             region = defocus_jitter(region, gen, self.defocus)
 

@@ -214,6 +214,37 @@ def pale_jitter(
     )
 
 
+#: :func:`dark_rendering`'s default look: a dim, low-key scene (the bar's night-fog trees:
+#: mean 0.17; its dark wallpaper: 0.09)
+DARK_LOOK = {"mean": 0.12, "gamma": 1.5}
+
+
+def dark_rendering(
+    images: torch.Tensor, mean: float = DARK_LOOK["mean"], gamma: float = DARK_LOOK["gamma"]
+) -> torch.Tensor:
+    """``B×3×H×W`` clean images rendered dark: a gamma curve ``x^gamma`` (shadows deepen more
+    than highlights), then every image's exposure scaled so its mean is ``mean``; clipped to
+    [0, 1]. A night, dusk or low-key photo whose target is itself — the look that a low-light
+    enhancer mistakes for under-exposure and brightens."""
+    x = images.clamp(0.0, 1.0).pow(float(gamma))
+    level = x.mean(dim=(-3, -2, -1), keepdim=True).clamp_min(1e-6)
+    return (x * (float(mean) / level)).clamp(0.0, 1.0)
+
+
+def dark_jitter(
+    images: torch.Tensor, generator: torch.Generator, probability: float
+) -> torch.Tensor:
+    """With ``probability``, :func:`dark_rendering` of *clean* ``B×3×H×W`` images at a random
+    look (mean ``U(0.05, 0.25)``, gamma ``U(1, 2)``); otherwise unchanged. Applied before
+    degrading, so input and target share it: the model meets dim scenes that are their own
+    target, and learns that darkness alone is not low light. Three draws whenever
+    ``probability`` > 0 (none at 0); one decision per call."""
+    p, u = _jitter_draws(probability, generator, 3, "dark")
+    if p == 0.0 or u[0] >= p:
+        return images
+    return dark_rendering(images, mean=0.05 + 0.2 * u[1], gamma=1.0 + u[2])
+
+
 #: :func:`defocus_rendering`'s default radius in pixels (a lens's circle of confusion)
 DEFOCUS_RADIUS = 4.0
 

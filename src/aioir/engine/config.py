@@ -88,6 +88,7 @@ class DataConfig:
     photometric: float = 0.0  # synthetic data: exposure/contrast/saturation jitter (0–1)
     white_balance: float = 0.0  # synthetic data: colour temperature/tint jitter (0–1)
     pale: float = 0.0  # synthetic data: probability of a pale, flat rendering of the clean patch
+    dark: float = 0.0  # synthetic data: probability of a dark, low-key rendering of the patch
     defocus: float = 0.0  # synthetic data: probability of an out-of-focus rendering of the patch
     #: synthetic training data: degradation CutMix (regions of other tasks pasted into each
     #: patch; the batch carries ``label_map``, 0 = clean, task id + 1 elsewhere)
@@ -115,7 +116,7 @@ class DataConfig:
             raise bad("sampler", "expected 'task_balanced' or 'random'")
         if self.augment not in ("d8", "udair", "none"):
             raise bad("augment", "expected 'd8', 'udair' or 'none'")
-        for key in ("photometric", "white_balance", "pale", "defocus"):
+        for key in ("photometric", "white_balance", "pale", "dark", "defocus"):
             if not 0.0 <= float(getattr(self, key)) <= 1.0:
                 raise bad(key, "expected a value in [0, 1]")
         if self.cutmix and self.kind != "synthetic":

@@ -125,7 +125,8 @@ class RestorationDataModule(pl.LightningDataModule):
         tr = SyntheticDegradationDataset(
             train, specs, c.patch_size, c.severity, self.seed, False, cutmix=c.cutmix,
             length=c.items_per_task, augment=c.augment, photometric=c.photometric,
-            white_balance=c.white_balance, pale=c.pale, defocus=c.defocus,
+            white_balance=c.white_balance, pale=c.pale, dark=c.dark,
+            defocus=c.defocus,
         )  # fmt: skip
         va = SyntheticDegradationDataset(
             val, specs, c.val_size if c.val_mode != "full" else None, c.severity, c.val_seed,
@@ -262,7 +263,8 @@ class RestorationDataModule(pl.LightningDataModule):
         return SyntheticDegradationDataset(
             self._bank_images, dict(specs), patch_size, "random", self.seed + salt, True,
             length=items_per_task, augment="none", photometric=c.photometric,
-            white_balance=c.white_balance, pale=c.pale, defocus=c.defocus,
+            white_balance=c.white_balance, pale=c.pale, dark=c.dark,
+            defocus=c.defocus,
         )  # fmt: skip
 
     def task_spec(self, task: str) -> TaskSpec:

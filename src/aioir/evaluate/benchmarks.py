@@ -723,6 +723,12 @@ def _pale(images: torch.Tensor) -> torch.Tensor:
     return pale_rendering(images)
 
 
+def _dark(images: torch.Tensor) -> torch.Tensor:
+    from aioir.data.transforms import dark_rendering
+
+    return dark_rendering(images)
+
+
 def _defocus(images: torch.Tensor) -> torch.Tensor:
     from aioir.data.transforms import defocus_rendering
 
@@ -732,11 +738,14 @@ def _defocus(images: torch.Tensor) -> torch.Tensor:
 #: renderings of the clean photos that ``photo-tasks`` can apply first (``rendering=``): each
 #: B×3×H×W → B×3×H×W. ``pale``: bright, flat and almost grey
 #: (:func:`aioir.data.transforms.pale_rendering`, its default look), where a haze detector
-#: sees haze in a photo that has none. ``defocus``: the whole photo out of focus (a 4-px disk,
+#: sees haze in a photo that has none. ``dark``: dim and low-key (mean 0.12,
+#: :func:`aioir.data.transforms.dark_rendering`), where a low-light enhancer sees
+#: under-exposure in a night scene and brightens it. ``defocus``: the whole photo out of focus (a 4-px disk,
 #: :func:`aioir.data.transforms.defocus_rendering`), where a deblurring network sees blur in
 #: bokeh and invents detail.
 PHOTO_RENDERINGS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
     "pale": _pale,
+    "dark": _dark,
     "defocus": _defocus,
 }
 
