@@ -149,15 +149,21 @@ def test_pale_rendering_is_bright_flat_and_grey() -> None:
     assert torch.equal(pale_rendering(x), pale_rendering(x, **PALE_LOOK))
 
 
-def test_pale_jitter_renders_with_its_probability_and_draws_nothing_at_zero() -> None:
-    x = torch.rand(1, 3, 16, 16, generator=torch.Generator().manual_seed(1))
+def _assert_renders_with_its_probability(jitter, x: torch.Tensor) -> None:
+    """A clean-patch jitter: no change and no draws at probability 0, about half at 0.5."""
     gen = torch.Generator().manual_seed(5)
     state = gen.get_state()
-    assert pale_jitter(x, gen, 0.0) is x and torch.equal(gen.get_state(), state)
+    assert jitter(x, gen, 0.0) is x and torch.equal(gen.get_state(), state)
     rendered = [
-        not torch.equal(pale_jitter(x, torch.Generator().manual_seed(s), 0.5), x) for s in range(40)
+        not torch.equal(jitter(x, torch.Generator().manual_seed(s), 0.5), x) for s in range(40)
     ]
     assert 8 < sum(rendered) < 32  # about half
+
+
+def test_pale_jitter_renders_with_its_probability_and_draws_nothing_at_zero() -> None:
+    x = torch.rand(1, 3, 16, 16, generator=torch.Generator().manual_seed(1))
+    _assert_renders_with_its_probability(pale_jitter, x)
+    gen = torch.Generator().manual_seed(5)
     always = pale_jitter(x, torch.Generator().manual_seed(2), 1.0)
     assert torch.equal(always, pale_jitter(x, torch.Generator().manual_seed(2), 1.0))
     assert 0.55 <= float(always.mean()) <= 0.8 and float(always.std()) < float(x.std())
@@ -185,14 +191,8 @@ def test_defocus_rendering_blurs_by_a_disk_and_blends_by_its_mask() -> None:
 
 def test_defocus_jitter_renders_with_its_probability_whole_or_along_a_ramp() -> None:
     x = torch.rand(1, 3, 48, 48, generator=torch.Generator().manual_seed(1))
+    _assert_renders_with_its_probability(defocus_jitter, x)
     gen = torch.Generator().manual_seed(5)
-    state = gen.get_state()
-    assert defocus_jitter(x, gen, 0.0) is x and torch.equal(gen.get_state(), state)
-    rendered = [
-        not torch.equal(defocus_jitter(x, torch.Generator().manual_seed(s), 0.5), x)
-        for s in range(40)
-    ]
-    assert 8 < sum(rendered) < 32  # about half
     kinds = set()
     for s in range(20):
         y = defocus_jitter(x, torch.Generator().manual_seed(s), 1.0)
@@ -222,13 +222,8 @@ def test_dark_rendering_sets_the_mean_and_deepens_the_shadows_more() -> None:
 
 def test_dark_jitter_renders_with_its_probability_and_draws_nothing_at_zero() -> None:
     x = torch.rand(1, 3, 16, 16, generator=torch.Generator().manual_seed(3))
+    _assert_renders_with_its_probability(dark_jitter, x)
     gen = torch.Generator().manual_seed(4)
-    state = gen.get_state()
-    assert dark_jitter(x, gen, 0.0) is x and torch.equal(gen.get_state(), state)
-    rendered = [
-        not torch.equal(dark_jitter(x, torch.Generator().manual_seed(s), 0.5), x) for s in range(40)
-    ]
-    assert 8 < sum(rendered) < 32  # about half
     for s in range(10):
         y = dark_jitter(x, torch.Generator().manual_seed(s), 1.0)
         assert 0.05 - 1e-4 <= float(y.mean()) <= 0.25 + 1e-4

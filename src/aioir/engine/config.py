@@ -70,6 +70,11 @@ class ModelConfig:
     sync_codebook: bool | None = None
 
 
+#: the data options that change a clean patch before it is degraded, each in [0, 1]
+#: (:class:`~aioir.data.synthetic.SyntheticDegradationDataset`'s keywords of the same names)
+CLEAN_PATCH_JITTERS = ("photometric", "white_balance", "pale", "dark", "defocus")
+
+
 @dataclasses.dataclass
 class DataConfig:
     """Training/validation data (see :mod:`aioir.engine.datamodule`)."""
@@ -116,7 +121,7 @@ class DataConfig:
             raise bad("sampler", "expected 'task_balanced' or 'random'")
         if self.augment not in ("d8", "udair", "none"):
             raise bad("augment", "expected 'd8', 'udair' or 'none'")
-        for key in ("photometric", "white_balance", "pale", "dark", "defocus"):
+        for key in CLEAN_PATCH_JITTERS:
             if not 0.0 <= float(getattr(self, key)) <= 1.0:
                 raise bad(key, "expected a value in [0, 1]")
         if self.cutmix and self.kind != "synthetic":
@@ -131,6 +136,10 @@ class DataConfig:
             if getattr(self, key) < 1:
                 raise bad(key, "must be ≥ 1")
         return self
+
+    def clean_patch_jitters(self) -> dict[str, float]:
+        """``{option: value}`` of :data:`CLEAN_PATCH_JITTERS`, as the synthetic dataset takes them."""
+        return {key: float(getattr(self, key)) for key in CLEAN_PATCH_JITTERS}
 
     def resolved_root(self) -> Path:
         """``root``, else ``$AIOIR_DATA_ROOT`` (ConfigError if neither is set)."""

@@ -124,9 +124,7 @@ class RestorationDataModule(pl.LightningDataModule):
         self._specs = specs
         tr = SyntheticDegradationDataset(
             train, specs, c.patch_size, c.severity, self.seed, False, cutmix=c.cutmix,
-            length=c.items_per_task, augment=c.augment, photometric=c.photometric,
-            white_balance=c.white_balance, pale=c.pale, dark=c.dark,
-            defocus=c.defocus,
+            length=c.items_per_task, augment=c.augment, **c.clean_patch_jitters(),
         )  # fmt: skip
         va = SyntheticDegradationDataset(
             val, specs, c.val_size if c.val_mode != "full" else None, c.severity, c.val_seed,
@@ -262,9 +260,7 @@ class RestorationDataModule(pl.LightningDataModule):
             raise ConfigError(f"data.kind {c.kind!r}: synthetic training pairs need kind synthetic")
         return SyntheticDegradationDataset(
             self._bank_images, dict(specs), patch_size, "random", self.seed + salt, True,
-            length=items_per_task, augment="none", photometric=c.photometric,
-            white_balance=c.white_balance, pale=c.pale, dark=c.dark,
-            defocus=c.defocus,
+            length=items_per_task, augment="none", **c.clean_patch_jitters(),
         )  # fmt: skip
 
     def task_spec(self, task: str) -> TaskSpec:

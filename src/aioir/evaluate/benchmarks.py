@@ -717,22 +717,16 @@ class _PhotoCrops:
         return region, (top, left, top - t0, left - l0, self.crop, self.crop)
 
 
-def _pale(images: torch.Tensor) -> torch.Tensor:
-    from aioir.data.transforms import pale_rendering
+def _transform(name: str) -> Callable[[torch.Tensor], torch.Tensor]:
+    """``aioir.data.transforms.<name>`` at its defaults, imported on first use (the data
+    package is not needed to evaluate without a rendering)."""
 
-    return pale_rendering(images)
+    def render(images: torch.Tensor) -> torch.Tensor:
+        from aioir.data import transforms
 
+        return getattr(transforms, name)(images)
 
-def _dark(images: torch.Tensor) -> torch.Tensor:
-    from aioir.data.transforms import dark_rendering
-
-    return dark_rendering(images)
-
-
-def _defocus(images: torch.Tensor) -> torch.Tensor:
-    from aioir.data.transforms import defocus_rendering
-
-    return defocus_rendering(images)
+    return render
 
 
 #: renderings of the clean photos that ``photo-tasks`` can apply first (``rendering=``): each
@@ -740,13 +734,13 @@ def _defocus(images: torch.Tensor) -> torch.Tensor:
 #: (:func:`aioir.data.transforms.pale_rendering`, its default look), where a haze detector
 #: sees haze in a photo that has none. ``dark``: dim and low-key (mean 0.12,
 #: :func:`aioir.data.transforms.dark_rendering`), where a low-light enhancer sees
-#: under-exposure in a night scene and brightens it. ``defocus``: the whole photo out of focus (a 4-px disk,
-#: :func:`aioir.data.transforms.defocus_rendering`), where a deblurring network sees blur in
-#: bokeh and invents detail.
+#: under-exposure in a night scene and brightens it. ``defocus``: the whole photo out of
+#: focus (a 4-px disk, :func:`aioir.data.transforms.defocus_rendering`), where a deblurring
+#: network sees blur in bokeh and invents detail.
 PHOTO_RENDERINGS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
-    "pale": _pale,
-    "dark": _dark,
-    "defocus": _defocus,
+    "pale": _transform("pale_rendering"),
+    "dark": _transform("dark_rendering"),
+    "defocus": _transform("defocus_rendering"),
 }
 
 
