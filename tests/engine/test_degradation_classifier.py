@@ -42,7 +42,8 @@ def test_the_classifier_learns_to_tell_noise_and_darkness_from_clean():
 @pytest.mark.parametrize(
     ("options", "message"),
     [({"steps": 0}, "steps"), ({"min_crop": 64, "patch_size": 32}, "min_crop"),
-     ({"widths": []}, "widths"), ({"lr": 0.0}, "lr")],
+     ({"widths": []}, "widths"), ({"lr": 0.0}, "lr"),
+     ({"dark_items_per_task": -1}, "dark_items_per_task")],
 )  # fmt: skip
 def test_classifier_options_are_validated(options, message):
     with pytest.raises(ConfigError, match=message):

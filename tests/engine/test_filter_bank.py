@@ -650,7 +650,56 @@ def test_a_bagged_projected_fit_saves_an_ordinary_head_that_loads(corpus, base, 
 
 
 SMALL_CLASSIFIER = {"widths": [4, 8], "hidden": 8, "items_per_task": 6, "pale_items_per_task": 2,
+                    "dark_items_per_task": 1,
                     "patch_size": 32, "min_crop": 16, "steps": 20, "batch_size": 8}  # fmt: skip
+
+
+def test_a_parts_file_keeps_the_filters_and_the_classifier(corpus, base, tmp_path, monkeypatch):
+    """A refit with the same parts file reads its filters and classifier (neither is fitted
+    again) and gives the same model; a changed classifier option refits the classifier alone,
+    keeping the filters; a gate option changes neither part."""
+    import aioir.engine.degradation_classifier as classifier_training
+    import aioir.engine.filter_bank as engine
+    from aioir.engine.filter_bank import _parts_key, fit, read_part
+
+    parts = tmp_path / "parts.safetensors"
+    options = {"classifier": SMALL_CLASSIFIER, "parts_file": str(parts)}
+    first = fit(_config(corpus, base, filter_bank=options), tmp_path / "first")
+    for part in ("filters", "classifier"):
+        stored = read_part(
+            parts, part, _parts_key(_config(corpus, base, filter_bank=options), part)
+        )
+        assert stored is not None, part
+    fitted_filters = first.model.filter_bank.filters.clone()
+
+    def no_fitting(*args, **kwargs):
+        raise AssertionError("fitted again")
+
+    monkeypatch.setattr(engine, "fit_filters", no_fitting)
+    monkeypatch.setattr(classifier_training, "train_classifier", no_fitting)
+    gate_change = {**options, "gate_epochs": 5}
+    again = fit(_config(corpus, base, filter_bank=options), tmp_path / "again")
+    for k, v in first.model.filter_bank.state_dict().items():
+        assert torch.equal(again.model.filter_bank.state_dict()[k], v), k
+    assert again.record["classifier_training"]["read_from"] == str(parts)
+    fit(_config(corpus, base, filter_bank=gate_change), tmp_path / "gate")  # reads both parts
+    monkeypatch.undo()
+    monkeypatch.setattr(engine, "fit_filters", no_fitting)
+    other = {**options, "classifier": {**SMALL_CLASSIFIER, "steps": 5}}
+    refit = fit(_config(corpus, base, filter_bank=other), tmp_path / "other")
+    assert torch.equal(refit.model.filter_bank.filters, fitted_filters)
+    assert "read_from" not in refit.record["classifier_training"]
+    assert read_part(parts, "filters", _parts_key(_config(corpus, base, filter_bank=options),
+                                                  "filters")) is not None  # fmt: skip
+    monkeypatch.undo()
+    parts.write_bytes(b"not a safetensors file")
+    with pytest.raises(ConfigError, match="parts_file"):
+        fit(_config(corpus, base, filter_bank=options), tmp_path / "broken")
+    examples = tmp_path / "examples.safetensors"  # a broken examples file: one line too
+    examples.write_bytes(b"not a safetensors file")
+    with pytest.raises(ConfigError, match="gate_examples_file"):
+        fit(_config(corpus, base, filter_bank={"gate_examples_file": str(examples)}),
+            tmp_path / "broken-examples")  # fmt: skip
 
 
 def test_fit_config_checks_the_classifier_section(corpus, base):
@@ -690,7 +739,7 @@ def test_a_fit_with_a_classifier_saves_a_head_that_reads_it(corpus, base, tmp_pa
     assert head.classifier.classes == list(TASKS)
     record = result.record["classifier_training"]
     assert record["classes"] == list(TASKS) and 0.0 <= record["val_accuracy"] <= 1.0
-    assert record["crops"] == len(TASKS) * (6 + 2)
+    assert record["crops"] == len(TASKS) * (6 + 2 + 1)  # plain, pale, dark
     stored = read_gate_examples(examples)
     assert stored is not None and stored.input_terms_id == head.input_terms_id()
     assert stored.input_terms.shape == (len(stored.descriptors), len(TASKS))

@@ -6,7 +6,9 @@ labelled with that task — or with ``clean`` when the degradation drawn is too 
 (the input within ``clean_above`` dB PSNR of its target: a near-zero severity, which would
 otherwise teach the classifier that a clean-looking crop is as likely degraded as not);
 ``pale_items_per_task`` more per task come from the same photos rendered pale and flat (the
-data's ``pale`` option), so that a pale clean photo is learned as clean and not as haze. The
+data's ``pale`` option), so that a pale clean photo is learned as clean and not as haze, and
+``dark_items_per_task`` from them rendered dark (the ``dark`` option: night, dusk, low key), so
+that a dim clean photo is learned as clean and not as low light. The
 crops are made once and kept in memory (half precision); training draws batches from them
 with random flips, transposes and square sub-crops of ``min_crop`` … ``patch_size`` px,
 cross-entropy, AdamW (linear warm-up, cosine decay), bfloat16 on the CPU. A filter-bank fit
@@ -38,7 +40,8 @@ log = logging.getLogger(__name__)
 @dataclasses.dataclass
 class ClassifierOptions:
     """How the classifier is made: its shape (``widths``, ``hidden``), its crops
-    (``items_per_task`` plain and ``pale_items_per_task`` pale ones per task, ``patch_size``
+    (``items_per_task`` plain, ``pale_items_per_task`` pale and ``dark_items_per_task`` dark
+    ones per task, ``patch_size``
     px, seed salt ``salt``) and its training (``steps`` of ``batch_size``, peak ``lr``,
     ``weight_decay``, sub-crops from ``min_crop`` px); crops whose input is within
     ``clean_above`` dB of their target are labelled ``clean`` (``None``: never relabelled)."""
@@ -47,6 +50,7 @@ class ClassifierOptions:
     hidden: int = 96
     items_per_task: int = 2000
     pale_items_per_task: int = 1000
+    dark_items_per_task: int = 0
     patch_size: int = 128
     min_crop: int = 64
     steps: int = 8000
@@ -61,8 +65,9 @@ class ClassifierOptions:
         for key in ("hidden", "items_per_task", "patch_size", "steps", "batch_size"):
             if getattr(self, key) < 1:
                 raise ConfigError(f"{where}.{key}: must be ≥ 1")
-        if self.pale_items_per_task < 0:
-            raise ConfigError(f"{where}.pale_items_per_task: must be ≥ 0")
+        for key in ("pale_items_per_task", "dark_items_per_task"):
+            if getattr(self, key) < 0:
+                raise ConfigError(f"{where}.{key}: must be ≥ 0")
         if not self.widths or min(self.widths) < 1:
             raise ConfigError(f"{where}.widths: give positive channel counts")
         if not 1 <= self.min_crop <= self.patch_size:

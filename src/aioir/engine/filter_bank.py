@@ -56,7 +56,8 @@ __all__ = [
     "FilterBankFitConfig", "FilterBankOptions", "FitModelConfig", "FitResult",
     "FitRuntimeConfig", "FitValidationConfig", "GateExamples", "candidate_ids",
     "filter_bank_groups", "fit", "fit_filters", "fit_gate", "gate_examples",
-    "input_only_examples", "load_fit_config", "read_gate_examples", "wrap_in_filter_bank",
+    "input_only_examples", "load_fit_config", "read_gate_examples", "read_part",
+    "wrap_in_filter_bank", "write_part",
 ]  # fmt: skip
 
 log = logging.getLogger(__name__)
@@ -138,6 +139,15 @@ class FilterBankOptions:
     draws from the generator). An expert is known by its entry (path and self-ensemble), as
     the network is by its path.
 
+    ``parts_file``: a ``.safetensors`` file for the fitted filters and the degradation
+    classifier, each under the stamp of what it is fitted from (the data section, the seed and
+    its own options: the filters' ``task``, ``severity_bins``, ``taps``, ``patches`` and
+    ``patch_size``; the classifier's options); a part whose stamp matches is read instead of
+    fitted again (the filters take minutes, the classifier as long), else fitted and written
+    there. Either way the fit gives the same model: the classifier draws from a generator of
+    its own, and the filters are read only where the fit reaches them in the random state they
+    were fitted in (they keep the state fitting them left).
+
     ``extra_gate_data``: more gate crops from variants of the training data, appended to the
     gate's examples: each entry ``{data: {…}, items_per_task: N, salt: S, examples_file:
     PATH}`` draws ``N`` crops per task (default ``gate_items_per_task``) with the ``data``
@@ -182,6 +192,7 @@ class FilterBankOptions:
     routed_gate: bool = False
     experts: list[str | dict[str, Any]] = dataclasses.field(default_factory=list)
     gate_examples_file: str | None = None
+    parts_file: str | None = None
     extra_gate_data: list[dict[str, Any]] = dataclasses.field(default_factory=list)
     extra_gate_weight: float = 1.0
     gate_task_weights: dict[str, float] = dataclasses.field(default_factory=dict)
@@ -811,6 +822,85 @@ _LATER_DATA_FIELDS = ("pale", "dark", "defocus")
 _DATA_DEFAULTS = dataclasses.asdict(DataConfig())
 
 
+def _data_stamp(data: DataConfig) -> dict[str, Any]:
+    """The data section as stored files are stamped with it (the fields added after the first
+    files were written left out at their defaults, so those stamps stay valid)."""
+    stamp = dataclasses.asdict(data)
+    for name in _LATER_DATA_FIELDS:
+        if stamp[name] == _DATA_DEFAULTS[name]:
+            del stamp[name]
+    return stamp
+
+
+def _parts_key(config: FilterBankFitConfig, part: str) -> str:
+    """What a fitted part (``filters`` or ``classifier``) depends on, as canonical JSON: the
+    data, the seed and the part's own options (its stamp in ``filter_bank.parts_file``)."""
+    fb = config.filter_bank
+    if part == "filters":
+        own: Any = {k: getattr(fb, k) for k in ("task", "severity_bins", "taps", "patches",
+                                                 "patch_size")}  # fmt: skip
+    else:
+        options = config.classifier_options()
+        own = dataclasses.asdict(options) if options is not None else None
+    what = {"part": part, "data": _data_stamp(config.data), "seed": config.seed, "options": own}
+    return json.dumps(what, sort_keys=True, default=str)
+
+
+def read_part(
+    path: str | os.PathLike[str], part: str, key: str
+) -> tuple[dict[str, Tensor], dict[str, Any]] | None:
+    """The tensors of ``part`` stored in ``path`` (a ``filter_bank.parts_file``) under the
+    stamp ``key`` (their names without the part's prefix) and the record stored with them;
+    ``None`` when the file is missing or holds that part for another fit."""
+    from safetensors import SafetensorError, safe_open
+
+    path = Path(path)
+    if not path.is_file():
+        return None
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+            if meta.get(f"{part}_key") != key:
+                log.info("%s: no %s of this fit; fitting them", path, part)
+                return None
+            prefix, names = f"{part}.", f.keys()
+            tensors = {k[len(prefix) :]: f.get_tensor(k) for k in names if k.startswith(prefix)}
+            return tensors, dict(json.loads(meta.get(f"{part}_record", "{}")))
+    except (OSError, ValueError, KeyError, SafetensorError) as exc:
+        raise ConfigError(f"filter_bank.parts_file: {path}: unreadable ({exc})") from exc
+
+
+def write_part(
+    path: str | os.PathLike[str],
+    part: str,
+    key: str,
+    tensors: Mapping[str, Tensor],
+    record: Mapping[str, Any],
+) -> None:
+    """Store ``tensors`` and ``record`` as ``part`` of ``path`` under the stamp ``key``,
+    keeping the file's other parts; written atomically."""
+    from safetensors import safe_open
+    from safetensors.torch import save
+
+    from aioir.io import write_bytes_atomically
+
+    path = Path(path)
+    prefix = f"{part}."
+    kept: dict[str, Tensor] = {}
+    metadata: dict[str, str] = {}
+    if path.is_file():  # read_part has read it: it is readable
+        with safe_open(str(path), framework="pt") as f:
+            metadata = {k: v for k, v in (f.metadata() or {}).items()
+                        if not k.startswith(f"{part}_")}  # fmt: skip
+            names = f.keys()
+            kept = {k: f.get_tensor(k) for k in names if not k.startswith(prefix)}
+    kept.update({prefix + k: v.detach().cpu().contiguous() for k, v in tensors.items()})
+    metadata[f"{part}_key"] = key
+    metadata[f"{part}_record"] = json.dumps(dict(record), sort_keys=True, default=str)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_bytes_atomically(path, save(kept, metadata=metadata), overwrite=True)
+
+
 def _examples_key(config: FilterBankFitConfig) -> str:
     """What the gate examples' network terms and network/input/filter scores depend on, as
     canonical JSON (the examples file's stamp; the experts are its columns, not its stamp, and
@@ -820,15 +910,11 @@ def _examples_key(config: FilterBankFitConfig) -> str:
         if k not in GATE_ONLY_OPTIONS
         and k not in (
             "hidden", "experts", "input_statistics", "classifier", "gate_descriptor",
-            "routed_gate",
+            "routed_gate", "parts_file",
         )
     }  # fmt: skip
-    data = dataclasses.asdict(config.data)
-    for name in _LATER_DATA_FIELDS:  # at their defaults they leave older files' stamps valid
-        if data[name] == _DATA_DEFAULTS[name]:
-            del data[name]
     what = {
-        "model": dataclasses.asdict(config.model), "data": data,
+        "model": dataclasses.asdict(config.model), "data": _data_stamp(config.data),
         "seed": config.seed, "filter_bank": options, "device": config.runtime.device,
         "channels_last": config.runtime.channels_last,
     }  # fmt: skip
@@ -885,7 +971,7 @@ def read_gate_examples(path: str | os.PathLike[str], key: str | None = None) -> 
     """The examples stored at ``path`` (a ``filter_bank.gate_examples_file``) when they were
     made with ``key`` (any when ``None``); ``None`` otherwise. Files written before the columns
     were named (their stamp held the experts) are read too."""
-    from safetensors import safe_open
+    from safetensors import SafetensorError, safe_open
 
     path = Path(path)
     if not path.is_file():
@@ -915,7 +1001,7 @@ def read_gate_examples(path: str | os.PathLike[str], key: str | None = None) -> 
             return GateExamples(
                 f.get_tensor("descriptors"), columns, f.get_tensor("rng_state"), terms, terms_id
             )
-    except (OSError, ValueError, KeyError) as exc:
+    except (OSError, ValueError, KeyError, SafetensorError) as exc:
         raise ConfigError(f"filter_bank.gate_examples_file: {path}: unreadable ({exc})") from exc
 
 
@@ -1011,45 +1097,104 @@ def _all_gate_examples(
     return torch.cat([d for d, _ in parts]), torch.cat([s for _, s in parts]), extra
 
 
+def _install_filters(
+    head: FilterBankHead,
+    dm: Any,
+    groups: dict[str, TaskSpec],
+    config: FilterBankFitConfig,
+    progress: bool,
+) -> None:
+    """Install ``head``'s filters: read from ``filter_bank.parts_file`` where it holds this
+    fit's and the fit reaches them in the random state they were fitted in (the generator is
+    then left as fitting left it), else fitted (:func:`fit_filters`) and written there."""
+    fb = config.filter_bank
+    key = _parts_key(config, "filters")
+    before = torch.get_rng_state()
+    stored = read_part(fb.parts_file, "filters", key) if fb.parts_file else None
+    if stored is not None:
+        parts = stored[0]
+        if parts["weights"].shape == head.filters.shape and torch.equal(
+            parts["rng_before"], before
+        ):
+            head.set_filters(parts["weights"].to(head.filters.device))
+            torch.set_rng_state(parts["rng_after"])
+            log.info("filters: read from %s", fb.parts_file)
+            return
+        log.info("%s: filters fitted for another head or random state; fitting them", fb.parts_file)
+    fit_filters(head, dm, groups, fb, progress)
+    if fb.parts_file:
+        tensors = {
+            "weights": head.filters,
+            "rng_before": before,
+            "rng_after": torch.get_rng_state(),
+        }
+        write_part(fb.parts_file, "filters", key, tensors,
+                   {"filters": head.num_filters, "patches": fb.patches})  # fmt: skip
+
+
+def _val_accuracy(classifier: DegradationClassifier, dm: Any) -> float:
+    """The share of the data's validation crops ``classifier`` names right (logged)."""
+    from aioir.engine.degradation_classifier import classifier_accuracy
+
+    inputs, labels = [], []
+    for batch in dm.val_dataloader():
+        inputs.append(batch["input"])
+        labels.append(batch["task_id"])
+    accuracy = classifier_accuracy(classifier, torch.cat(inputs), torch.cat(labels))
+    log.info("degradation classifier: %.1f%% of the validation crops named right", 100 * accuracy)
+    return accuracy
+
+
 def _fit_classifier(
     dm: Any, config: FilterBankFitConfig, progress: bool
 ) -> tuple[DegradationClassifier | None, dict[str, Any]]:
     """The degradation classifier ``filter_bank.classifier`` asks for (``None`` and an empty
-    record when it asks for none), trained on crops of the training photos, plain and pale, in
-    a generator of its own (seeded from the fit's seed and its salt: the rest of the fit draws
-    as it would without it); its record holds its accuracy on the data's validation crops."""
+    record when it asks for none), read from ``filter_bank.parts_file`` where it holds this
+    fit's, else trained on crops of the training photos, plain, pale and dark as it asks, in a
+    generator of its own (seeded from the fit's seed and its salt: the rest of the fit draws as
+    it would without it) and written there; its record holds its accuracy on the data's
+    validation crops."""
     from aioir.engine.datamodule import RestorationDataModule
-    from aioir.engine.degradation_classifier import (
-        classifier_accuracy,
-        classifier_crops,
-        train_classifier,
-    )
+    from aioir.engine.degradation_classifier import classifier_crops, train_classifier
 
     options = config.classifier_options()
     if options is None:
         return None, {}
+    parts_file, key = config.filter_bank.parts_file, _parts_key(config, "classifier")
+    stored = read_part(parts_file, "classifier", key) if parts_file else None
+    if stored is not None:
+        weights, stored_record = stored
+        with torch.random.fork_rng(devices=[]):  # its initial weights draw; they are replaced
+            classifier = DegradationClassifier(list(dm.task_names), options.widths, options.hidden)
+        classifier.load_state_dict(weights)
+        log.info("degradation classifier: read from %s", parts_file)
+        classifier.eval().requires_grad_(False)
+        accuracy = _val_accuracy(classifier, dm)  # (and the draw its loader makes, as trained)
+        return classifier, {**stored_record, "val_accuracy": round(accuracy, 4),
+                            "read_from": parts_file}  # fmt: skip
     start = time.perf_counter()
-    pale = dataclasses.replace(config.data, pale=1.0)
-    pale_dm = RestorationDataModule(pale, pale.resolved_root(), seed=config.seed)
-    sources = [(dm, options.items_per_task), (pale_dm, options.pale_items_per_task)]
+    sources = [(dm, options.items_per_task)]
+    for rendering, items in (("pale", options.pale_items_per_task),
+                             ("dark", options.dark_items_per_task)):  # fmt: skip
+        if items > 0:  # the same photos rendered so, every crop of its own look
+            data = dataclasses.replace(config.data, **{rendering: 1.0})
+            sources.append((RestorationDataModule(data, data.resolved_root(), seed=config.seed),
+                            items))  # fmt: skip
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(config.seed + options.salt)
         inputs, labels, classes = classifier_crops(
             sources, options.patch_size, options.salt, progress, options.clean_above
         )
         classifier = train_classifier(inputs, labels, classes, options, progress)
-    val_inputs, val_labels = [], []
-    for batch in dm.val_dataloader():
-        val_inputs.append(batch["input"])
-        val_labels.append(batch["task_id"])
-    accuracy = classifier_accuracy(classifier, torch.cat(val_inputs), torch.cat(val_labels))
-    log.info("degradation classifier: %.1f%% of the validation crops named right", 100 * accuracy)
+    accuracy = _val_accuracy(classifier, dm)
     record = {
         "options": dataclasses.asdict(options), "classes": classes, "crops": len(labels),
         "crops_per_class": torch.bincount(labels, minlength=len(classes)).tolist(),
         "val_accuracy": round(accuracy, 4),
         "wall_time_s": round(time.perf_counter() - start, 2),
     }  # fmt: skip
+    if parts_file:
+        write_part(parts_file, "classifier", key, classifier.state_dict(), record)
     return classifier.requires_grad_(False), record
 
 
@@ -1117,7 +1262,7 @@ def fit(
     model.to(device)
     head = model.filter_bank
 
-    fit_filters(head, dm, groups, fb, progress)
+    _install_filters(head, dm, groups, config, progress)
     descriptors, scores, extra = _all_gate_examples(model, dm, config, progress)
     tasks = gate_example_tasks(dm.task_names, fb)
     expected = train_gate(head, descriptors, scores, fb, progress, extra, tasks)
