@@ -101,7 +101,10 @@ class FilterBankOptions:
     to its scale, so > 1 makes it trust a classifier trained on many thousands of crops more
     than the network's few hundred pooled features, fitted on its ~1,000 examples.
     ``gate_floor_weight`` λ: each candidate's score is charged λ dB more per dB it falls under
-    the input's on that example (the selection measure's floor, per example; 0: off).
+    the input's on that example (the selection measure's floor, per example; 0: off), both
+    capped at ``gate_floor_cap`` dB (default ``score_cap``: then a crop whose input is above
+    the cap charges nothing — a higher floor cap lets the gate see what it loses on a nearly
+    clean crop while its expected score stays capped).
 
     ``input_statistics``: the gate also reads the input's classical statistics (noise level,
     dark channel, exposure; :class:`~aioir.nn.filter_bank.InputStatisticsFilterBankHead`).
@@ -184,6 +187,7 @@ class FilterBankOptions:
     gate_components: int | None = None
     gate_input_weight: float = 1.0
     gate_floor_weight: float = 0.0
+    gate_floor_cap: float | None = None
     score_cap: float = 60.0
     output_margin: float = 0.0
     input_statistics: bool = False
@@ -203,7 +207,7 @@ class FilterBankOptions:
 GATE_ONLY_OPTIONS = (
     "gate_epochs", "gate_lr", "gate_weight_decay", "gate_target_weight",
     "gate_target_temperature", "gate_members", "gate_components", "gate_input_weight",
-    "gate_floor_weight", "score_cap", "output_margin", "gate_examples_file", "extra_gate_data",
+    "gate_floor_weight", "gate_floor_cap", "score_cap", "output_margin", "gate_examples_file", "extra_gate_data",
     "extra_gate_weight", "gate_task_weights", "gate_target_tasks",
 )  # fmt: skip
 
@@ -274,6 +278,8 @@ class FilterBankFitConfig:
             raise bad("filter_bank.extra_gate_weight", "must be > 0")
         if fb.gate_floor_weight < 0:
             raise bad("filter_bank.gate_floor_weight", "must be ≥ 0")
+        if fb.gate_floor_cap is not None and not fb.gate_floor_cap > 0:
+            raise bad("filter_bank.gate_floor_cap", "must be > 0 dB")
         if fb.gate_target_weight < 0:
             raise bad("filter_bank.gate_target_weight", "must be ≥ 0")
         if fb.gate_target_temperature <= 0:
@@ -700,7 +706,8 @@ def train_gate(
     ``options.gate_task_weights`` and ``options.gate_target_tasks``.
     ``options.gate_floor_weight`` λ charges every candidate λ dB more per dB it falls under the
     input (candidate 1) on that example — the selection measure's floor, per example: a gate
-    that risks a photo for a gain elsewhere is charged for the risk."""
+    that risks a photo for a gain elsewhere is charged for the risk — comparing the scores
+    capped at ``options.gate_floor_cap`` (default: the score cap)."""
     weights = scores.new_ones(len(scores))  # (all 1: fit_gate's plain mean, as before)
     weights[len(scores) - extra_examples :] = options.extra_gate_weight  # (none: an empty slice)
     covered = None
@@ -713,9 +720,11 @@ def train_gate(
         weights *= scores.new_tensor([options.gate_task_weights.get(t, 1.0) for t in example_tasks])
         if options.gate_target_tasks:
             covered = torch.tensor([t in options.gate_target_tasks for t in example_tasks])
+    floor_cap = options.score_cap if options.gate_floor_cap is None else options.gate_floor_cap
+    floored = scores.clamp(max=floor_cap)
     scores = scores.clamp(max=options.score_cap)
     if options.gate_floor_weight:
-        shortfall = (scores[:, 1:2] - scores).clamp(min=0.0)
+        shortfall = (floored[:, 1:2] - floored).clamp(min=0.0)
         scores = scores - options.gate_floor_weight * shortfall
     scores[:, 0] += options.output_margin  # the network's output: leave it only for a clear gain
     return fit_gate(
