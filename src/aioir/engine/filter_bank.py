@@ -207,8 +207,8 @@ class FilterBankOptions:
 GATE_ONLY_OPTIONS = (
     "gate_epochs", "gate_lr", "gate_weight_decay", "gate_target_weight",
     "gate_target_temperature", "gate_members", "gate_components", "gate_input_weight",
-    "gate_floor_weight", "gate_floor_cap", "score_cap", "output_margin", "gate_examples_file", "extra_gate_data",
-    "extra_gate_weight", "gate_task_weights", "gate_target_tasks",
+    "gate_floor_weight", "gate_floor_cap", "score_cap", "output_margin", "gate_examples_file",
+    "extra_gate_data", "extra_gate_weight", "gate_task_weights", "gate_target_tasks",
 )  # fmt: skip
 
 #: the keys of an ``extra_gate_data`` entry
