@@ -25,12 +25,13 @@ record) and ``val``. The config (:class:`FilterBankFitConfig`, a YAML file such 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
 import os
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -855,28 +856,36 @@ def _parts_key(config: FilterBankFitConfig, part: str) -> str:
     return json.dumps(what, sort_keys=True, default=str)
 
 
+@contextlib.contextmanager
+def _stored_file(path: Path, option: str) -> Iterator[Any]:
+    """``path`` opened with safetensors for reading; anything unreadable in it, while open, is
+    a one-line :class:`ConfigError` naming ``filter_bank.<option>``."""
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            yield f
+    except (OSError, ValueError, KeyError, SafetensorError) as exc:
+        raise ConfigError(f"filter_bank.{option}: {path}: unreadable ({exc})") from exc
+
+
 def read_part(
     path: str | os.PathLike[str], part: str, key: str
 ) -> tuple[dict[str, Tensor], dict[str, Any]] | None:
     """The tensors of ``part`` stored in ``path`` (a ``filter_bank.parts_file``) under the
     stamp ``key`` (their names without the part's prefix) and the record stored with them;
     ``None`` when the file is missing or holds that part for another fit."""
-    from safetensors import SafetensorError, safe_open
-
     path = Path(path)
     if not path.is_file():
         return None
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            meta = f.metadata() or {}
-            if meta.get(f"{part}_key") != key:
-                log.info("%s: no %s of this fit; fitting them", path, part)
-                return None
-            prefix, names = f"{part}.", f.keys()
-            tensors = {k[len(prefix) :]: f.get_tensor(k) for k in names if k.startswith(prefix)}
-            return tensors, dict(json.loads(meta.get(f"{part}_record", "{}")))
-    except (OSError, ValueError, KeyError, SafetensorError) as exc:
-        raise ConfigError(f"filter_bank.parts_file: {path}: unreadable ({exc})") from exc
+    with _stored_file(path, "parts_file") as f:
+        meta = f.metadata() or {}
+        if meta.get(f"{part}_key") != key:
+            log.info("%s: no %s of this fit; fitting them", path, part)
+            return None
+        prefix, names = f"{part}.", f.keys()
+        tensors = {k[len(prefix) :]: f.get_tensor(k) for k in names if k.startswith(prefix)}
+        return tensors, dict(json.loads(meta.get(f"{part}_record", "{}")))
 
 
 def write_part(
@@ -980,38 +989,33 @@ def read_gate_examples(path: str | os.PathLike[str], key: str | None = None) -> 
     """The examples stored at ``path`` (a ``filter_bank.gate_examples_file``) when they were
     made with ``key`` (any when ``None``); ``None`` otherwise. Files written before the columns
     were named (their stamp held the experts) are read too."""
-    from safetensors import SafetensorError, safe_open
-
     path = Path(path)
     if not path.is_file():
         return None
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            meta = f.metadata() or {}
-            stored_key = meta.get("key", "")
-            scores = f.get_tensor("scores")
-            if "candidates" in meta:
-                ids = json.loads(meta["candidates"])
-            else:  # the first format: experts inside the stamp, columns in order
-                stamp = json.loads(stored_key or "{}")
-                experts = stamp.get("filter_bank", {}).pop("experts", [])
-                stored_key = json.dumps(stamp, sort_keys=True, default=str)
-                ids = candidate_ids(scores.shape[1] - 2 - len(experts), experts)
-            if key is not None and stored_key != key:
-                log.info("%s: gate examples of another fit; computing them again", path)
-                return None
-            columns = dict(zip(ids, scores.unbind(dim=1), strict=True))
-            names = set(f.keys())
-            terms, terms_id = None, ""
-            if "input_terms" in names:
-                terms, terms_id = f.get_tensor("input_terms"), meta.get("input_terms_id", "")
-            elif "input_statistics" in names:  # files written before other input terms
-                terms, terms_id = f.get_tensor("input_statistics"), "input_statistics"
-            return GateExamples(
-                f.get_tensor("descriptors"), columns, f.get_tensor("rng_state"), terms, terms_id
-            )
-    except (OSError, ValueError, KeyError, SafetensorError) as exc:
-        raise ConfigError(f"filter_bank.gate_examples_file: {path}: unreadable ({exc})") from exc
+    with _stored_file(path, "gate_examples_file") as f:
+        meta = f.metadata() or {}
+        stored_key = meta.get("key", "")
+        scores = f.get_tensor("scores")
+        if "candidates" in meta:
+            ids = json.loads(meta["candidates"])
+        else:  # the first format: experts inside the stamp, columns in order
+            stamp = json.loads(stored_key or "{}")
+            experts = stamp.get("filter_bank", {}).pop("experts", [])
+            stored_key = json.dumps(stamp, sort_keys=True, default=str)
+            ids = candidate_ids(scores.shape[1] - 2 - len(experts), experts)
+        if key is not None and stored_key != key:
+            log.info("%s: gate examples of another fit; computing them again", path)
+            return None
+        columns = dict(zip(ids, scores.unbind(dim=1), strict=True))
+        names = set(f.keys())
+        terms, terms_id = None, ""
+        if "input_terms" in names:
+            terms, terms_id = f.get_tensor("input_terms"), meta.get("input_terms_id", "")
+        elif "input_statistics" in names:  # files written before other input terms
+            terms, terms_id = f.get_tensor("input_statistics"), "input_statistics"
+        return GateExamples(
+            f.get_tensor("descriptors"), columns, f.get_tensor("rng_state"), terms, terms_id
+        )
 
 
 def _write_examples(path: Path, key: str, ids: Sequence[str], examples: GateExamples) -> None:
@@ -1141,19 +1145,6 @@ def _install_filters(
                    {"filters": head.num_filters, "patches": fb.patches})  # fmt: skip
 
 
-def _val_accuracy(classifier: DegradationClassifier, dm: Any) -> float:
-    """The share of the data's validation crops ``classifier`` names right (logged)."""
-    from aioir.engine.degradation_classifier import classifier_accuracy
-
-    inputs, labels = [], []
-    for batch in dm.val_dataloader():
-        inputs.append(batch["input"])
-        labels.append(batch["task_id"])
-    accuracy = classifier_accuracy(classifier, torch.cat(inputs), torch.cat(labels))
-    log.info("degradation classifier: %.1f%% of the validation crops named right", 100 * accuracy)
-    return accuracy
-
-
 def _fit_classifier(
     dm: Any, config: FilterBankFitConfig, progress: bool
 ) -> tuple[DegradationClassifier | None, dict[str, Any]]:
@@ -1164,7 +1155,11 @@ def _fit_classifier(
     it would without it) and written there; its record holds its accuracy on the data's
     validation crops."""
     from aioir.engine.datamodule import RestorationDataModule
-    from aioir.engine.degradation_classifier import classifier_crops, train_classifier
+    from aioir.engine.degradation_classifier import (
+        classifier_accuracy,
+        classifier_crops,
+        train_classifier,
+    )
 
     options = config.classifier_options()
     if options is None:
@@ -1176,11 +1171,8 @@ def _fit_classifier(
         with torch.random.fork_rng(devices=[]):  # its initial weights draw; they are replaced
             classifier = DegradationClassifier(list(dm.task_names), options.widths, options.hidden)
         classifier.load_state_dict(weights)
-        log.info("degradation classifier: read from %s", parts_file)
-        classifier.eval().requires_grad_(False)
-        accuracy = _val_accuracy(classifier, dm)  # (and the draw its loader makes, as trained)
-        return classifier, {**stored_record, "val_accuracy": round(accuracy, 4),
-                            "read_from": parts_file}  # fmt: skip
+        log.info("degradation classifier: read from %s", parts_file)  # its record: same data
+        return classifier.eval().requires_grad_(False), {**stored_record, "read_from": parts_file}
     start = time.perf_counter()
     sources = [(dm, options.items_per_task)]
     for rendering, items in (("pale", options.pale_items_per_task),
@@ -1195,7 +1187,12 @@ def _fit_classifier(
             sources, options.patch_size, options.salt, progress, options.clean_above
         )
         classifier = train_classifier(inputs, labels, classes, options, progress)
-    accuracy = _val_accuracy(classifier, dm)
+    val_inputs, val_labels = [], []
+    for batch in dm.val_dataloader():
+        val_inputs.append(batch["input"])
+        val_labels.append(batch["task_id"])
+    accuracy = classifier_accuracy(classifier, torch.cat(val_inputs), torch.cat(val_labels))
+    log.info("degradation classifier: %.1f%% of the validation crops named right", 100 * accuracy)
     record = {
         "options": dataclasses.asdict(options), "classes": classes, "crops": len(labels),
         "crops_per_class": torch.bincount(labels, minlength=len(classes)).tolist(),
