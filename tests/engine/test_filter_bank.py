@@ -714,6 +714,10 @@ def test_fit_config_checks_the_classifier_section(corpus, base):
         ({"extra_gate_weight": -1.0}, "extra_gate_weight"),
         ({"gate_floor_weight": -1.0}, "gate_floor_weight"),
         ({"gate_floor_cap": 0.0}, "gate_floor_cap"),
+        ({"gate_floor_inputs": [41.0, 60.0]}, "needs gate_floor_weight"),
+        ({"gate_floor_weight": 1.0, "gate_floor_inputs": [60.0, 41.0]}, "low < high"),
+        ({"gate_mixture_weight": 1.5}, "gate_mixture_weight"),
+        ({"gate_mixture_min_input": 30.0}, "needs gate_mixture_weight"),
     ]:
         with pytest.raises(ConfigError, match=message):
             _config(corpus, base, filter_bank=bad).validate()
@@ -906,6 +910,91 @@ def test_a_floor_cap_above_the_score_cap_sees_a_loss_on_nearly_clean_crops():
 
     assert chosen() == 0
     assert chosen(gate_floor_cap=60.0) == 1
+    # the floor only where the input scores in gate_floor_inputs: 55 in [41, 60) is charged,
+    # not in [56, 60) nor in [41, 55)
+    assert chosen(gate_floor_cap=60.0, gate_floor_inputs=(41.0, 60.0)) == 1
+    assert chosen(gate_floor_cap=60.0, gate_floor_inputs=(56.0, 60.0)) == 0
+    assert chosen(gate_floor_cap=60.0, gate_floor_inputs=(41.0, 55.0)) == 0
+
+
+def test_the_mixture_score_is_a_lower_bound_on_the_mixed_images_psnr():
+    """mixture_bound: never above the PSNR of the weighted mix of the candidates, equal to it
+    (and to the expected score) when one candidate has all the weight; the expected score can
+    be far above the mix's PSNR, and choice_score blends the two."""
+    from aioir.engine.filter_bank import choice_score, mixture_bound
+    from aioir.metrics import psnr
+
+    generator = torch.Generator().manual_seed(0)
+    target = torch.rand(4, 3, 16, 16, generator=generator)
+    noise = torch.tensor([0.003, 0.01, 0.3])[None, :, None, None, None]
+    candidates = target[:, None] + noise * torch.randn(4, 3, 3, 16, 16, generator=generator)
+    scores = torch.stack([psnr(candidates[:, j], target).float() for j in range(3)], dim=1)
+    weights = torch.rand(4, 3, generator=generator).softmax(dim=1)
+    mixed = (weights[:, :, None, None, None] * candidates).sum(dim=1)
+    mixed_psnr = psnr(mixed, target).float()
+    bound = mixture_bound(weights.log(), scores)
+    assert (bound <= mixed_psnr + 1e-4).all()
+    expected = choice_score(weights, None, scores)
+    assert (expected > mixed_psnr + 3).all()
+    blend = choice_score(weights, weights.log(), scores, 0.25)
+    assert torch.allclose(blend, 0.75 * expected + 0.25 * bound)
+    one = torch.tensor([[0.0, 1.0, 0.0]]).repeat(4, 1)
+    assert torch.allclose(
+        mixture_bound(one.clamp(min=1e-30).log(), scores), scores[:, 1], atol=1e-4
+    )
+
+
+def test_the_mixture_objective_leaves_no_weight_on_a_far_off_candidate():
+    """On 100 alike examples (candidates at 45, 44, 5 and 30 dB), a gate kept soft by weight
+    decay leaves ~0.2 % on the 5-dB candidate under the expected score — 14 dB off the mix —
+    and almost none under the mixture objective."""
+    from aioir.engine.filter_bank import FilterBankOptions, mixture_bound, train_gate
+    from aioir.nn.filter_bank import DETAIL_SIGMAS, FilterBankHead
+
+    torch.manual_seed(0)
+    descriptors = torch.randn(1, 8 + 2 * (len(DETAIL_SIGMAS) + 2) + 1).repeat(100, 1)
+    scores = torch.tensor([45.0, 44.0, 5.0, 30.0]).repeat(100, 1)
+
+    def fitted(mixture_weight: float) -> torch.Tensor:
+        torch.manual_seed(0)
+        head = FilterBankHead(feature_channels=2, context_channels=2, filters=2, taps=3)
+        options = FilterBankOptions(gate_epochs=100, gate_lr=1e-2, gate_weight_decay=1.0,
+                                    gate_mixture_weight=mixture_weight)  # fmt: skip
+        train_gate(head, descriptors, scores.clone(), options)
+        with torch.no_grad():
+            return head.choose(descriptors)
+
+    expected, mixture = fitted(0.0), fitted(1.0)
+    assert expected[0, 2] > 1e-3 and mixture[0, 2] < 1e-4
+
+    def bound(w: torch.Tensor) -> float:
+        return float(mixture_bound(w.log(), scores)[0])
+
+    assert bound(mixture) > bound(expected) + 10
+
+
+def test_the_mixture_bound_only_on_examples_whose_input_is_good_enough():
+    """gate_mixture_min_input: the bound is charged only where the input scores at least that
+    much — with the input at 44 dB, 40 leaves the gate's stray weight on the 5-dB candidate
+    as the bound would, 50 as the expected score would."""
+    from aioir.engine.filter_bank import FilterBankOptions, train_gate
+    from aioir.nn.filter_bank import DETAIL_SIGMAS, FilterBankHead
+
+    torch.manual_seed(0)
+    descriptors = torch.randn(1, 8 + 2 * (len(DETAIL_SIGMAS) + 2) + 1).repeat(100, 1)
+    scores = torch.tensor([45.0, 44.0, 5.0, 30.0]).repeat(100, 1)
+
+    def stray(**options: float) -> float:
+        torch.manual_seed(0)
+        head = FilterBankHead(feature_channels=2, context_channels=2, filters=2, taps=3)
+        fitted = FilterBankOptions(gate_epochs=100, gate_lr=1e-2, gate_weight_decay=1.0,
+                                   gate_mixture_weight=1.0, **options)  # fmt: skip
+        train_gate(head, descriptors, scores.clone(), fitted)
+        with torch.no_grad():
+            return float(head.choose(descriptors)[0, 2])
+
+    assert stray(gate_mixture_min_input=40.0) < 1e-4
+    assert stray(gate_mixture_min_input=50.0) > 1e-3
 
 
 def _chosen_for_the_second_kind(descriptors, scores, options, tasks) -> int:

@@ -13,7 +13,10 @@ The restorer (a saved model, or a registered name with weights) is wrapped in a 
    kept; the descriptor normalisation is set from their statistics and the gate MLP is trained
    full-batch to maximise the expected PSNR ``Σⱼ wⱼ·PSNRⱼ`` of its per-image choice. This is a
    mixture-of-experts objective: it pushes each image's weight onto its best candidate, which an
-   L1 loss on the mixed image (tried first, in Lightning) did not do in 600 steps.
+   L1 loss on the mixed image (tried first, in Lightning) did not do in 600 steps. The head
+   returns the weighted *mix*, though, and a small weight on a far-off candidate costs the mix
+   far more than its share of the expected PSNR: ``gate_mixture_weight`` blends in a lower
+   bound on the mix's PSNR (:func:`choice_score`; run 40).
 3. **Validation** (for the record): the data's validation crops, scored per task without a
    trainer (:mod:`aioir.engine.validation`), the ``val/*`` keys a training run records.
 
@@ -29,6 +32,7 @@ import contextlib
 import dataclasses
 import json
 import logging
+import math
 import os
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -105,7 +109,16 @@ class FilterBankOptions:
     the input's on that example (the selection measure's floor, per example; 0: off), both
     capped at ``gate_floor_cap`` dB (default ``score_cap``: then a crop whose input is above
     the cap charges nothing — a higher floor cap lets the gate see what it loses on a nearly
-    clean crop while its expected score stays capped).
+    clean crop while its expected score stays capped); ``gate_floor_inputs`` ``[low, high]``
+    dB (default: every example) charges it only on the examples whose input scores in that
+    range — e.g. from the score cap to the floor cap: the nearly clean degraded crops alone,
+    where every candidate looks alike to the capped objective, and not the clean ones.
+    ``gate_mixture_weight`` α: what the gate maximises per example (:func:`choice_score`) —
+    the expected score of one candidate (α = 0, every fit before run 40), a lower bound on the
+    PSNR of the mix the head returns (α = 1), or the blend ``(1 − α)·expected + α·bound``;
+    ``gate_mixture_min_input`` (dB; default: every example): α only on the examples whose
+    input scores at least that much (elsewhere the expected score) — a stray weight on a
+    far-off candidate costs most where the input is already good.
 
     ``input_statistics``: the gate also reads the input's classical statistics (noise level,
     dark channel, exposure; :class:`~aioir.nn.filter_bank.InputStatisticsFilterBankHead`).
@@ -189,6 +202,9 @@ class FilterBankOptions:
     gate_input_weight: float = 1.0
     gate_floor_weight: float = 0.0
     gate_floor_cap: float | None = None
+    gate_floor_inputs: tuple[float, float] | None = None
+    gate_mixture_weight: float = 0.0
+    gate_mixture_min_input: float | None = None
     score_cap: float = 60.0
     output_margin: float = 0.0
     input_statistics: bool = False
@@ -208,7 +224,8 @@ class FilterBankOptions:
 GATE_ONLY_OPTIONS = (
     "gate_epochs", "gate_lr", "gate_weight_decay", "gate_target_weight",
     "gate_target_temperature", "gate_members", "gate_components", "gate_input_weight",
-    "gate_floor_weight", "gate_floor_cap", "score_cap", "output_margin", "gate_examples_file",
+    "gate_floor_weight", "gate_floor_cap", "gate_floor_inputs", "gate_mixture_weight",
+    "gate_mixture_min_input", "score_cap", "output_margin", "gate_examples_file",
     "extra_gate_data", "extra_gate_weight", "gate_task_weights", "gate_target_tasks",
 )  # fmt: skip
 
@@ -281,6 +298,16 @@ class FilterBankFitConfig:
             raise bad("filter_bank.gate_floor_weight", "must be ≥ 0")
         if fb.gate_floor_cap is not None and not fb.gate_floor_cap > 0:
             raise bad("filter_bank.gate_floor_cap", "must be > 0 dB")
+        if not 0.0 <= fb.gate_mixture_weight <= 1.0:
+            raise bad("filter_bank.gate_mixture_weight", "must lie in [0, 1]")
+        if fb.gate_mixture_min_input is not None and not fb.gate_mixture_weight:
+            raise bad("filter_bank.gate_mixture_min_input", "needs gate_mixture_weight > 0")
+        if fb.gate_floor_inputs is not None:
+            low, high = fb.gate_floor_inputs
+            if not fb.gate_floor_weight:
+                raise bad("filter_bank.gate_floor_inputs", "needs gate_floor_weight > 0")
+            if not low < high:
+                raise bad("filter_bank.gate_floor_inputs", "give [low, high] dB with low < high")
         if fb.gate_target_weight < 0:
             raise bad("filter_bank.gate_target_weight", "must be ≥ 0")
         if fb.gate_target_temperature <= 0:
@@ -522,6 +549,43 @@ def _scores(
     ], dim=1).clamp(max=cap)  # fmt: skip
 
 
+#: dB per neper of mean squared error: PSNR = −DB_PER_NEPER · ln(MSE) (+ a constant)
+DB_PER_NEPER = 10.0 / math.log(10.0)
+
+
+def mixture_bound(log_weights: Tensor, scores: Tensor) -> Tensor:
+    """A lower bound (dB) on the PSNR of the candidates mixed with weights ``exp(log_weights)``
+    (N×C), from the candidates' PSNRs ``scores`` (N×C): the PSNR of the expected squared error,
+    ``−10·log₁₀ Σⱼ wⱼ·10^(−scoreⱼ/10)`` — by Jensen's inequality never above the mixed image's
+    (its error is the weighted mean of the candidates' errors), equal to it when the errors
+    coincide or one candidate has all the weight."""
+    return -DB_PER_NEPER * torch.logsumexp(log_weights - scores / DB_PER_NEPER, dim=1)
+
+
+def choice_score(
+    weights: Tensor,
+    log_weights: Tensor | None,
+    scores: Tensor,
+    mixture_weight: float | Tensor = 0.0,
+) -> Tensor:
+    """The score (dB) of a gate's choice on each example, from its candidate ``weights`` (N×C),
+    their logarithms (needed when ``mixture_weight`` > 0) and the candidates' PSNRs ``scores``
+    (N×C): ``(1 − α)·Σⱼ wⱼ·scoreⱼ + α·``:func:`mixture_bound` with α = ``mixture_weight``
+    (one number, or one per example).
+
+    The expected score (α = 0) is right for a choice of one candidate, but the head *mixes*
+    them: a 9 % weight on a candidate 40 dB off costs the mix ~20 dB and the expected score
+    3.6. The bound (α = 1) charges it as the mix pays for it, but it is loose where the
+    candidates' errors cancel (a dehazer that overshoots mixed with one that falls short).
+    """
+    expected = (weights * scores).sum(dim=1)
+    if not bool(torch.as_tensor(mixture_weight).any()):
+        return expected
+    if log_weights is None:
+        raise ValueError("a mixture_weight > 0 needs the log weights")
+    return (1.0 - mixture_weight) * expected + mixture_weight * mixture_bound(log_weights, scores)
+
+
 def fit_gate(
     head: FilterBankHead,
     descriptors: Tensor,
@@ -537,10 +601,13 @@ def fit_gate(
     input_weight: float = 1.0,
     example_weights: Tensor | None = None,
     target_examples: Tensor | None = None,
+    mixture_weight: float | Tensor = 0.0,
 ) -> float:
     """Set the descriptor normalisation from ``descriptors``, reset the gate's last layer and
-    train the gate full-batch to maximise the mean expected score ``Σⱼ wⱼ·scoreⱼ``; returns
-    that score at the last step (with ``members`` or ``components``: of the installed gate).
+    train the gate full-batch to maximise the mean score of its choice (:func:`choice_score`
+    with ``mixture_weight``, one or per example: the expected score ``Σⱼ wⱼ·scoreⱼ`` by
+    default); returns that
+    score at the last step (with ``members`` or ``components``: of the installed gate).
 
     ``target_weight`` > 0 adds that many dB times the cross-entropy between the gate's choice and
     the soft best-candidate target ``softmax(scores / target_temperature)`` (temperature in
@@ -586,6 +653,9 @@ def fit_gate(
     # (output logit +5) is for gradient fine-tuning and would anchor this fit on the output
     head.gate[-1].reset_parameters()
     inputs = head.normalize(descriptors)
+    alpha = torch.as_tensor(mixture_weight, dtype=scores.dtype).expand(len(scores))
+    if not bool(((alpha >= 0) & (alpha <= 1)).all()):
+        raise ValueError(f"mixture_weight must lie in [0, 1], got {mixture_weight}")
     settings = (epochs, lr, weight_decay, progress, target_weight, target_temperature)
     weights = scores.new_ones(len(scores)) if example_weights is None else example_weights
     covered = (
@@ -593,9 +663,9 @@ def fit_gate(
     )
     if members == 1 and components is None:
         expected = _train_gate_mlp(
-            head, head.gate, inputs, descriptors, scores, weights, covered, *settings
+            head, head.gate, inputs, descriptors, scores, weights, covered, *settings, alpha
         )
-        log.info("filter-bank gate: expected PSNR %.2f dB on %d crops", expected, len(scores))
+        log.info("filter-bank gate: score %.2f dB on %d crops", expected, len(scores))
         return expected
     axes = None if components is None else _principal_axes(inputs, components)
     projected = inputs if axes is None else inputs @ axes
@@ -608,15 +678,17 @@ def fit_gate(
         rows = torch.randint(len(inputs), (len(inputs),)) if members > 1 else slice(None)
         _train_gate_mlp(
             head, gate, projected[rows], descriptors[rows], scores[rows], weights[rows],
-            covered[rows], *settings,
+            covered[rows], *settings, alpha[rows],
         )  # fmt: skip
         gates.append(gate)
     head.gate = _averaged_gate(gates, axes)
     with torch.no_grad():
-        per_example = (head.choose(descriptors) * scores).sum(dim=1)
+        chosen = head.choose(descriptors)
+        log_chosen = chosen.clamp(min=1e-30).log()
+        per_example = choice_score(chosen, log_chosen, scores, alpha)
         expected = float((weights * per_example).sum() / weights.sum())
     log.info(
-        "filter-bank gate (%d members, %s components): expected PSNR %.2f dB on %d crops",
+        "filter-bank gate (%d members, %s components): score %.2f dB on %d crops",
         members, components or "all", expected, len(scores),
     )  # fmt: skip
     return expected
@@ -636,12 +708,13 @@ def _train_gate_mlp(
     progress: bool,
     target_weight: float,
     target_temperature: float,
+    mixture_weight: float | Tensor = 0.0,
 ) -> float:
     """Train ``gate`` full-batch on normalised ``inputs`` (see :func:`fit_gate`), its logits
     turned into candidate weights as ``head`` turns its own (:meth:`FilterBankHead.mix`, which
     may read the raw ``descriptors``), each example counted ``example_weights`` times, the
     cross-entropy term on the examples where ``target_examples`` is 1; returns the (weighted)
-    expected score at the last step."""
+    score of its choice (:func:`choice_score` with ``mixture_weight``) at the last step."""
     optimizer = torch.optim.AdamW(gate.parameters(), lr=lr, weight_decay=weight_decay)
     targets = (scores / target_temperature).softmax(dim=1) if target_weight > 0 else None
     uniform = bool((example_weights == 1).all())
@@ -655,10 +728,11 @@ def _train_gate_mlp(
         for _ in tqdm(range(epochs), desc="fitting the gate", disable=not progress, leave=False):
             logits = gate(inputs)
             weights = head.mix(logits, descriptors)
-            expected = mean((weights * scores).sum(dim=1))
+            needs_log = bool(torch.as_tensor(mixture_weight).any()) or targets is not None
+            log_weights = head.log_mix(logits, descriptors) if needs_log else None
+            expected = mean(choice_score(weights, log_weights, scores, mixture_weight))
             loss = -expected
-            if targets is not None:
-                log_weights = head.log_mix(logits, descriptors)
+            if targets is not None and log_weights is not None:
                 cross_entropy = mean(-(targets * log_weights).sum(dim=1) * target_examples)
                 loss = loss + target_weight * cross_entropy
             optimizer.zero_grad(set_to_none=True)
@@ -708,7 +782,10 @@ def train_gate(
     ``options.gate_floor_weight`` λ charges every candidate λ dB more per dB it falls under the
     input (candidate 1) on that example — the selection measure's floor, per example: a gate
     that risks a photo for a gain elsewhere is charged for the risk — comparing the scores
-    capped at ``options.gate_floor_cap`` (default: the score cap)."""
+    capped at ``options.gate_floor_cap`` (default: the score cap), on the examples whose input
+    scores in ``options.gate_floor_inputs`` (``[low, high)`` dB; default: all).
+    ``options.gate_mixture_weight`` blends in the mix's PSNR bound (:func:`choice_score`), on
+    the examples whose input scores at least ``options.gate_mixture_min_input`` (default: all)."""
     weights = scores.new_ones(len(scores))  # (all 1: fit_gate's plain mean, as before)
     weights[len(scores) - extra_examples :] = options.extra_gate_weight  # (none: an empty slice)
     covered = None
@@ -722,17 +799,23 @@ def train_gate(
         if options.gate_target_tasks:
             covered = torch.tensor([t in options.gate_target_tasks for t in example_tasks])
     floor_cap = options.score_cap if options.gate_floor_cap is None else options.gate_floor_cap
-    floored = scores.clamp(max=floor_cap)
+    floored, input_scores = scores.clamp(max=floor_cap), scores[:, 1:2]
     scores = scores.clamp(max=options.score_cap)
     if options.gate_floor_weight:
         shortfall = (floored[:, 1:2] - floored).clamp(min=0.0)
+        if options.gate_floor_inputs is not None:
+            low, high = options.gate_floor_inputs
+            shortfall = shortfall * ((input_scores >= low) & (input_scores < high))
         scores = scores - options.gate_floor_weight * shortfall
     scores[:, 0] += options.output_margin  # the network's output: leave it only for a clear gain
+    alpha = scores.new_full((len(scores),), options.gate_mixture_weight)
+    if options.gate_mixture_min_input is not None:
+        alpha = alpha * (input_scores[:, 0] >= options.gate_mixture_min_input)
     return fit_gate(
         head, descriptors, scores, options.gate_epochs, options.gate_lr,
         options.gate_weight_decay, progress, options.gate_target_weight,
         options.gate_target_temperature, options.gate_members, options.gate_components,
-        options.gate_input_weight, weights, covered,
+        options.gate_input_weight, weights, covered, alpha,
     )  # fmt: skip
 
 
@@ -1291,7 +1374,7 @@ def fit(
         ],
         **({"classifier_training": classifier_record} if classifier_record else {}),
         "gate_examples": len(scores),
-        "gate_expected_psnr": expected,
+        "gate_expected_psnr": expected,  # (choice_score's: named before gate_mixture_weight)
         "protocol": get_protocol(config.validation.protocol).header(),
         "precision": config.validation.precision,
         "wall_time_s": round(time.perf_counter() - start, 2),
