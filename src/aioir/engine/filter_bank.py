@@ -606,8 +606,8 @@ def fit_gate(
     """Set the descriptor normalisation from ``descriptors``, reset the gate's last layer and
     train the gate full-batch to maximise the mean score of its choice (:func:`choice_score`
     with ``mixture_weight``, one or per example: the expected score ``Σⱼ wⱼ·scoreⱼ`` by
-    default); returns that
-    score at the last step (with ``members`` or ``components``: of the installed gate).
+    default); returns that score at the last step (with ``members`` or ``components``: of the
+    installed gate).
 
     ``target_weight`` > 0 adds that many dB times the cross-entropy between the gate's choice and
     the soft best-candidate target ``softmax(scores / target_temperature)`` (temperature in
@@ -724,11 +724,11 @@ def _train_gate_mlp(
         return values.mean() if uniform else (share * values).sum()
 
     expected = torch.zeros(())
+    needs_log = bool(torch.as_tensor(mixture_weight).any()) or targets is not None
     with torch.enable_grad():
         for _ in tqdm(range(epochs), desc="fitting the gate", disable=not progress, leave=False):
             logits = gate(inputs)
             weights = head.mix(logits, descriptors)
-            needs_log = bool(torch.as_tensor(mixture_weight).any()) or targets is not None
             log_weights = head.log_mix(logits, descriptors) if needs_log else None
             expected = mean(choice_score(weights, log_weights, scores, mixture_weight))
             loss = -expected
