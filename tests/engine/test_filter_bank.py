@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -944,31 +945,36 @@ def test_the_mixture_score_is_a_lower_bound_on_the_mixed_images_psnr():
     )
 
 
-def test_the_mixture_objective_leaves_no_weight_on_a_far_off_candidate():
-    """On 100 alike examples (candidates at 45, 44, 5 and 30 dB), a gate kept soft by weight
-    decay leaves ~0.2 % on the 5-dB candidate under the expected score — 14 dB off the mix —
-    and almost none under the mixture objective."""
-    from aioir.engine.filter_bank import FilterBankOptions, mixture_bound, train_gate
+#: 100 alike examples' candidate scores: output 45, input 44, a far-off 5 and a middling 30 dB
+_FAR_OFF_SCORES = torch.tensor([45.0, 44.0, 5.0, 30.0]).repeat(100, 1)
+
+
+def _soft_gate_weights(**options: Any) -> torch.Tensor:
+    """The candidate weights of a gate fitted on :data:`_FAR_OFF_SCORES` for only 100 epochs
+    under weight decay 1 (so it stays soft), with ``options``."""
+    from aioir.engine.filter_bank import FilterBankOptions, train_gate
     from aioir.nn.filter_bank import DETAIL_SIGMAS, FilterBankHead
 
     torch.manual_seed(0)
     descriptors = torch.randn(1, 8 + 2 * (len(DETAIL_SIGMAS) + 2) + 1).repeat(100, 1)
-    scores = torch.tensor([45.0, 44.0, 5.0, 30.0]).repeat(100, 1)
+    head = FilterBankHead(feature_channels=2, context_channels=2, filters=2, taps=3)
+    fitted = FilterBankOptions(gate_epochs=100, gate_lr=1e-2, gate_weight_decay=1.0, **options)
+    train_gate(head, descriptors, _FAR_OFF_SCORES.clone(), fitted)
+    with torch.no_grad():
+        return head.choose(descriptors)
 
-    def fitted(mixture_weight: float) -> torch.Tensor:
-        torch.manual_seed(0)
-        head = FilterBankHead(feature_channels=2, context_channels=2, filters=2, taps=3)
-        options = FilterBankOptions(gate_epochs=100, gate_lr=1e-2, gate_weight_decay=1.0,
-                                    gate_mixture_weight=mixture_weight)  # fmt: skip
-        train_gate(head, descriptors, scores.clone(), options)
-        with torch.no_grad():
-            return head.choose(descriptors)
 
-    expected, mixture = fitted(0.0), fitted(1.0)
+def test_the_mixture_objective_leaves_no_weight_on_a_far_off_candidate():
+    """A gate kept soft by weight decay leaves ~0.2 % on the 5-dB candidate under the expected
+    score — 14 dB off the mix — and almost none under the mixture objective."""
+    from aioir.engine.filter_bank import mixture_bound
+
+    expected = _soft_gate_weights(gate_mixture_weight=0.0)
+    mixture = _soft_gate_weights(gate_mixture_weight=1.0)
     assert expected[0, 2] > 1e-3 and mixture[0, 2] < 1e-4
 
     def bound(w: torch.Tensor) -> float:
-        return float(mixture_bound(w.log(), scores)[0])
+        return float(mixture_bound(w.log(), _FAR_OFF_SCORES)[0])
 
     assert bound(mixture) > bound(expected) + 10
 
@@ -977,24 +983,13 @@ def test_the_mixture_bound_only_on_examples_whose_input_is_good_enough():
     """gate_mixture_min_input: the bound is charged only where the input scores at least that
     much — with the input at 44 dB, 40 leaves the gate's stray weight on the 5-dB candidate
     as the bound would, 50 as the expected score would."""
-    from aioir.engine.filter_bank import FilterBankOptions, train_gate
-    from aioir.nn.filter_bank import DETAIL_SIGMAS, FilterBankHead
 
-    torch.manual_seed(0)
-    descriptors = torch.randn(1, 8 + 2 * (len(DETAIL_SIGMAS) + 2) + 1).repeat(100, 1)
-    scores = torch.tensor([45.0, 44.0, 5.0, 30.0]).repeat(100, 1)
+    def stray(min_input: float) -> float:
+        weights = _soft_gate_weights(gate_mixture_weight=1.0, gate_mixture_min_input=min_input)
+        return float(weights[0, 2])
 
-    def stray(**options: float) -> float:
-        torch.manual_seed(0)
-        head = FilterBankHead(feature_channels=2, context_channels=2, filters=2, taps=3)
-        fitted = FilterBankOptions(gate_epochs=100, gate_lr=1e-2, gate_weight_decay=1.0,
-                                   gate_mixture_weight=1.0, **options)  # fmt: skip
-        train_gate(head, descriptors, scores.clone(), fitted)
-        with torch.no_grad():
-            return float(head.choose(descriptors)[0, 2])
-
-    assert stray(gate_mixture_min_input=40.0) < 1e-4
-    assert stray(gate_mixture_min_input=50.0) > 1e-3
+    assert stray(40.0) < 1e-4
+    assert stray(50.0) > 1e-3
 
 
 def _chosen_for_the_second_kind(descriptors, scores, options, tasks) -> int:

@@ -683,8 +683,8 @@ def fit_gate(
         gates.append(gate)
     head.gate = _averaged_gate(gates, axes)
     with torch.no_grad():
-        chosen = head.choose(descriptors)
-        log_chosen = chosen.clamp(min=1e-30).log()
+        logits = head.gate(head.normalize(descriptors))  # (head.choose, with its logarithm)
+        chosen, log_chosen = head.mix(logits, descriptors), head.log_mix(logits, descriptors)
         per_example = choice_score(chosen, log_chosen, scores, alpha)
         expected = float((weights * per_example).sum() / weights.sum())
     log.info(
