@@ -2,9 +2,9 @@
 
 ``saved_models_reference.npz`` holds five 72×88 sample crops (noise, veil, dark, colour cast,
 clean) and what each saved model returned for them, recorded with the code of commit 6432404 on
-one CPU thread (the v4 candidate's, v4's and its noise expert's, added 2026-12-02/03, with
-the code of their own commits; ``v3`` holds what the shipped default returned until v4 replaced
-it). The 8-bit outputs may differ by at most one level (float summation order); the tests pin
+one CPU thread (the v4 candidate's, v4's and its noise expert's, added 2026-12-02/03, and v5's,
+2026-12-05, with the code of their own commits; ``v3`` and ``v4`` hold what the shipped default
+returned until the next version replaced it). The 8-bit outputs may differ by at most one level (float summation order); the tests pin
 one thread too, since test-time adaptation's gradient steps amplify the difference that another
 thread count's summation order makes.
 """
@@ -29,11 +29,12 @@ MODELS = {
     "v3": str(ROOT / "checkpoints" / "udair-small-v3"),
     "photos_h100": str(ROOT / "checkpoints" / "udair-small-photos-h100"),
     "v4_candidate": str(ROOT / "checkpoints" / "udair-small-v4-candidate"),
+    "v4": str(ROOT / "checkpoints" / "udair-small-v4"),
     "noise_expert_v4": str(ROOT / "checkpoints" / "noise-expert-v4"),
 }
 CASES = [("default", False), ("default", True), ("v1", False), ("v2", False), ("v2", True),
          ("v3", False), ("v3", True), ("photos_h100", False), ("v4_candidate", False),
-         ("v4_candidate", True), ("noise_expert_v4", False)]  # fmt: skip
+         ("v4_candidate", True), ("v4", False), ("v4", True), ("noise_expert_v4", False)]  # fmt: skip
 
 
 @pytest.fixture(scope="module")

@@ -196,6 +196,17 @@ def test_an_expert_is_one_more_candidate_the_gate_can_choose():
     ]  # fmt: skip
 
 
+def test_declared_memory_is_the_heads_plus_the_larger_of_network_and_expert():
+    """An expert runs after the network has returned: the larger of the two counts, not both."""
+    network = create_model("udair-tiny")
+    small, large = _expert(), _expert(seed=3)
+    small.inference_bytes_per_pixel, large.inference_bytes_per_pixel = 100, 10**5
+    head, inner = 16 * network.feature_channels, network.inference_bytes_per_pixel
+    for experts, largest in (([], inner), ([small], inner), ([small, large], 10**5)):
+        model = FilterBankRestorer(network, filters=2, taps=3, experts=experts)
+        assert model.inference_bytes_per_pixel == head + largest
+
+
 def test_experts_are_saved_as_registry_records_and_load_back_identically(tmp_path):
     model = FilterBankRestorer(create_model("udair-tiny"), filters=2, taps=3, experts=[_expert()])
     torch.manual_seed(3)

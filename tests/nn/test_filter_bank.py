@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -155,6 +157,75 @@ def test_head_returns_the_candidate_its_gate_picks(choice):
     out = head(y, x, torch.randn(2, 4, 40, 40), torch.randn(2, 5, 10, 10))
     picked = [y, x, *(apply_filter(x, head.filters[k]) for k in range(3))][choice]
     assert torch.allclose(out, picked, atol=1e-6)
+
+
+class _CountingExpert(torch.nn.Module):
+    """An expert that brightens its input and counts its calls."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls = 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.calls += 1
+        return (x + 0.3).clamp(max=1)
+
+
+def _head_with_expert(expert_logit: float) -> tuple[FilterBankHead, _CountingExpert]:
+    torch.manual_seed(0)
+    expert = _CountingExpert()
+    head = FilterBankHead(
+        feature_channels=4, context_channels=5, filters=3, taps=5, experts=[expert]
+    )
+    with torch.no_grad():
+        head.gate[-1].bias.copy_(torch.tensor([8.0, 6.0, 2.0, 2.0, 2.0, expert_logit]))
+    return head.eval(), expert
+
+
+def test_kept_candidates_leave_out_the_least_weighted_within_the_mass_for_every_image():
+    weights = torch.tensor([[0.6, 0.3995, 4e-4, 1e-4, 0.0], [0.9, 0.0996, 1e-4, 3e-4, 0.0]])
+    # ranked by their largest weight: 4 (0), 3 (3e-4), 2 (4e-4); 3 and 2 sum to 5e-4 and 4e-4
+    assert FilterBankHead.kept_candidates(weights, 1e-3) == [0, 1]
+    assert FilterBankHead.kept_candidates(weights, 4.5e-4) == [0, 1, 2]  # 2 would make 5e-4
+    assert FilterBankHead.kept_candidates(weights, 0.0) == [0, 1, 2, 3]  # a zero weight goes
+    assert FilterBankHead.kept_candidates(weights, 0.5) == [0]  # never every candidate
+
+
+def test_head_skips_a_candidate_of_negligible_weight_at_inference_only():
+    head, expert = _head_with_expert(expert_logit=-10.0)
+    x, y = _images(2), _images(2, seed=5)
+    f, c = torch.randn(2, 4, 40, 40), torch.randn(2, 5, 10, 10)
+    with torch.no_grad():
+        w = head.weights(y, x, f, c)
+        assert (w[:, 5] < 1e-7).all() and (w[:, 2:5].sum(dim=1) > 1e-3).all()
+        skipped = head(y, x, f, c)
+        assert expert.calls == 0
+        head.skip_mass = 0.0
+        every = head(y, x, f, c)
+        assert expert.calls == 1
+    # the output moves by at most the skipped weight times the candidates' spread
+    assert (skipped - every).abs().max() <= 1e-6
+    torch.testing.assert_close(head.last_weights, w)  # --explain still sees every weight
+    head.skip_mass = 1e-3
+    head(y, x, f, c)  # gradients recorded: every candidate
+    assert expert.calls == 2
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch.jit.trace's deprecation and tracer warnings
+        torch.jit.trace(head, (y, x, f, c), check_trace=False)
+    assert expert.calls == 3  # tracing records every candidate, even without gradients
+
+
+def test_head_computes_a_candidate_one_image_of_the_batch_needs(monkeypatch):
+    head, expert = _head_with_expert(expert_logit=-10.0)
+    x, y = _images(2), _images(2, seed=5)
+    f, c = torch.randn(2, 4, 40, 40), torch.randn(2, 5, 10, 10)
+    with torch.no_grad():
+        w = head.weights(y, x, f, c)
+        w[1, 5], w[1, 0] = 0.5, w[1, 0] - 0.5
+        monkeypatch.setattr(head, "weights", lambda *args: w)
+        out = head(y, x, f, c)
+    assert expert.calls == 1
+    assert (out[1] - out[0]).abs().mean() > 0.05
 
 
 def test_set_filters_checks_the_shape_and_marks_the_bank_fitted():

@@ -7,7 +7,7 @@ each expert (registered models: a ``residual-cnn-small`` denoiser, ``dark-channe
 from the restorer's refinement features and its per-image context map
 (:meth:`aioir.models.Restormer.forward_padded_with_maps`; UDAIR's degradation map). The
 restorer is not changed. Fitted by :func:`aioir.engine.filter_bank.fit` (``aioir
-fit-filter-bank``); the shipped default model (v4) is one.
+fit-filter-bank``); the shipped default model (v5) is one.
 
 Saved form (:mod:`aioir.models.wrappers`): ``"wrappers": [{"name": "filter_bank", "filters": K,
 "taps": T, "hidden": H}]`` in ``config.json``, plus ``"experts": [{"architecture", "preset",
@@ -134,15 +134,16 @@ class FilterBankRestorer(RestorerWrapper):
 
     @property
     def inference_bytes_per_pixel(self) -> int | None:
-        """The network's declared activation memory per input pixel plus the head's (about four
-        float32 copies of the features: 3,088 B/px measured for the default model, whose network
-        declares 2,610); ``None`` when the network declares none."""
+        """The head's memory per input pixel (about four float32 copies of the features) plus
+        the larger of the network's declared activation memory and its largest expert's: an
+        expert runs after the network has returned, in the memory its activations freed (v4
+        declares 2,610 + 16 × 32 = 3,122 B/px and measures 2,661; v5, with a 887-B/px expert,
+        the same and measures 2,199); ``None`` when the network declares none."""
         inner = declared_bytes_per_pixel(self.restorer)
         if inner is None:
             return None
-        # an expert runs after the network, beside the head's copies: its own activations add
-        experts = (declared_bytes_per_pixel(e) or 0 for e in self.filter_bank.experts)
-        return inner + 16 * int(self.restorer.feature_channels) + max(experts, default=0)
+        experts = [declared_bytes_per_pixel(e) or 0 for e in self.filter_bank.experts]
+        return 16 * int(self.restorer.feature_channels) + max([inner, *experts])
 
     def wrapper_options(self) -> dict[str, Any]:
         head = self.filter_bank

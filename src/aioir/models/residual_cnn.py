@@ -8,8 +8,8 @@ layers; it is left out here (with Adam and small CPU batches it only slows train
 inference model without it exports as plain convolutions), so no preset carries DnCNN's name.
 
 Why it is here: on this project's CPU a 10-layer, 48-channel stack learns blind Gaussian
-denoising an order of magnitude faster per CPU-minute than a U-Net restorer (the v4 default
-model's noise expert, :mod:`aioir.models.filter_bank`). Any input size (no padding needed).
+denoising an order of magnitude faster per CPU-minute than a U-Net restorer (the default
+model's noise expert since v4, and v5's haze expert; :mod:`aioir.models.filter_bank`). Any input size (no padding needed).
 """
 
 from __future__ import annotations

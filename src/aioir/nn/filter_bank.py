@@ -26,14 +26,23 @@ a few images, not ``K``. Pure PyTorch (padding, ``conv2d``, no FFT): CPU, ONNX a
 TorchScript keep working. The choice is a per-image decision (:mod:`aioir.nn.image_statistics`):
 the tiles of a tiled restoration share the whole image's.
 
+**Skipping.** At inference the head does not compute candidates that would barely count: the
+smallest weights, as long as together they stay within :attr:`FilterBankHead.skip_mass` (1e-3)
+for every image of the batch, are dropped and the rest renormalised — an expert at weight 1e-6
+costs nothing instead of seconds, and the output moves by at most ``skip_mass`` times the
+candidates' spread (under 1/4 of an 8-bit level for images in [0, 1]). Never while gradients
+are recorded, nor while tracing, compiling or exporting (the graph computes every candidate);
+``skip_mass = 0`` computes them all.
+
 **Experts.** The head may also hold ``E`` restorers of the input (``experts``: a CPU-fast
 denoiser trained on one task, or a classical method written as a module): each is one more
 candidate, ``eₑ(x)``, chosen by the same gate — the route by which a specialist fixes the task
 the all-in-one network is weakest at without retraining it. Their weights, if any, are the
 head's (``experts.<e>.*``), trained before the fit and frozen in it.
 
-The shipped default model (v4) is a UDAIR network with such a head, a noise expert and the dark
-channel prior (``docs/decisions.md``, "Filter bank").
+The shipped default model (v5) is a UDAIR network with such a head: a noise expert, the dark
+channel prior, a haze expert and a camera-shake expert, chosen by a gate that reads a degradation
+classifier (``docs/decisions.md``, "Filter bank").
 """
 
 from __future__ import annotations
@@ -218,6 +227,9 @@ class FilterBankHead(nn.Module):
     image_statistics = True
     #: size of :meth:`input_terms` (none here; :class:`InputStatisticsFilterBankHead` adds some)
     input_terms_size = 0
+    #: at inference, the most summed weight per image left out by not computing the least
+    #: weighted candidates (:meth:`kept_candidates`; 0: compute every one)
+    skip_mass: float = 1e-3
 
     def __init__(
         self,
@@ -381,11 +393,39 @@ class FilterBankHead(nn.Module):
         time)."""
         weights = self.weights(y, x, features, context)
         self.last_weights = weights.detach()  # the last choice, for --explain
+        if _may_skip(self.skip_mass):
+            kept = self.kept_candidates(weights, self.skip_mass)
+            if len(kept) < self.num_candidates:
+                weights = weights[:, kept] / weights[:, kept].sum(dim=1, keepdim=True)
+        else:
+            kept = list(range(self.num_candidates))
         w = weights.to(y.dtype)[:, :, None, None, None]
-        out = w[:, 0] * y
-        for j in range(1, self.num_candidates):
-            out = out + w[:, j] * self.candidate(j, y, x)
+        out = torch.zeros_like(y)
+        for i, j in enumerate(kept):
+            out = out + w[:, i] * self.candidate(j, y, x)
         return out
+
+    @staticmethod
+    def kept_candidates(weights: Tensor, skip_mass: float) -> list[int]:
+        """The candidates worth computing for a batch's ``weights`` (B×N), in order: all but
+        the least weighted ones whose summed weight stays within ``skip_mass`` for every image
+        (ranked by their largest weight in the batch)."""
+        order = weights.amax(dim=0).argsort()
+        left_out = weights[:, order].cumsum(dim=1).amax(dim=0) <= skip_mass
+        skipped = set(order[left_out].tolist())
+        return [j for j in range(weights.shape[1]) if j not in skipped]
+
+
+def _may_skip(skip_mass: float) -> bool:
+    """Whether candidates may be left out now: inference in eager mode only."""
+    return (
+        skip_mass > 0
+        and not torch.is_grad_enabled()
+        and not torch.jit.is_tracing()
+        and not torch.jit.is_scripting()
+        and not torch.onnx.is_in_onnx_export()
+        and not torch.compiler.is_compiling()
+    )
 
 
 class InputStatisticsFilterBankHead(FilterBankHead):

@@ -109,6 +109,7 @@ def test_result_keeps_format_and_equals_the_restorer(
     assert (job["width"], job["height"]) == (64, 40) and job["result_name"].endswith(source.suffix)
     assert wait_done(served, job["id"])["state"] == "done"
     data = load_image(source)
+    changes = []
     for strength in (1.0, 0.4):
         out = load_image(result(served, job["id"], strength, tmp_path, source.suffix))
         assert out.bit_depth == bit_depth and out.rgb.shape == (40, 64, 3)
@@ -120,8 +121,11 @@ def test_result_keeps_format_and_equals_the_restorer(
             expected = np.repeat((expected @ np.asarray(BT601_LUMA))[:, :, None], 3, axis=2)
         level = 1 / (2**bit_depth - 1)
         assert np.abs(out.rgb - expected).max() <= 1.01 * level
-        # the model did change the noisy photo, by the strength asked for
-        assert np.abs(out.rgb - data.rgb).mean() > strength * 0.01
+        changes.append(np.abs(out.rgb - data.rgb).mean())
+    # the model did change the noisy photo (the gray one least: v5 changes it by 0.003 on
+    # average, the colour one by 0.038), by the strength asked for
+    assert changes[0] > 0.002
+    assert changes[1] == pytest.approx(0.4 * changes[0], rel=0.05, abs=2 * level)
     status, _, body = request(served, "GET", f"/api/jobs/{job['id']}/result?strength=2")
     assert (
         status == 400 and json.loads(body)["error"] == "strength must be between 0 and 1, not 2.0"
