@@ -83,14 +83,8 @@ def test_explain_prints_the_default_models_choice_per_image(tmp_path, capsys):
     choices = [line.split(": filter bank: ")[1].split(" (classifier: ") for line in lines]
     assert all(len(parts) == 2 for parts in choices)  # the gate reads a classifier: its verdict
     names = {name.rsplit(" ", 1)[0] for choice, _ in choices for name in choice.split(", ")}
-    experts = {
-        "residual-cnn-small (self-ensemble flips)",
-        "dark-channel-prior",
-        "residual-cnn-small",
-    }
-    assert names <= {"network output", "input", "nafnet-tiny"} | experts | {
-        f"filter {k}" for k in range(1, 13)
-    }
+    experts = {"noise expert", "dark channel prior", "haze expert", "camera-shake expert"}
+    assert names <= {"network output", "input"} | experts | {f"filter {k}" for k in range(1, 13)}
 
 
 def test_one_pixel_16_bit_gray_and_alpha(tmp_path, run):

@@ -314,3 +314,16 @@ def test_pale_renders_the_clean_patch_shared_by_input_and_target(photos: list[Pa
         assert 0.5 < float(b["target"].mean()) < 0.85
     with pytest.raises(ConfigError, match="pale"):
         SyntheticDegradationDataset(photos, ["clean"], 16, pale=-0.1)
+
+
+def test_grey_makes_input_and_target_a_black_and_white_photo(photos: list[Path]) -> None:
+    plain = SyntheticDegradationDataset(photos, ["noise"], 16, seed=5, length=3)
+    grey = SyntheticDegradationDataset(photos, ["noise"], 16, seed=5, length=3, grey=1.0)
+    for i in range(len(grey)):
+        a, b = plain[i], grey[i]
+        for key in ("input", "target"):  # one value per pixel, the same in every channel
+            assert torch.equal(b[key][0], b[key][1]) and torch.equal(b[key][1], b[key][2])
+        assert not torch.equal(a["input"][0], a["input"][1])  # colour noise differs per channel
+        assert float((b["input"] - b["target"]).abs().mean()) > 0.0  # and the noise is kept
+    with pytest.raises(ConfigError, match="grey"):
+        SyntheticDegradationDataset(photos, ["noise"], 16, grey=2.0)

@@ -13,6 +13,8 @@ from aioir.data.transforms import (
     defocus_jitter,
     defocus_rendering,
     ensure_min_size,
+    grey_jitter,
+    grey_rendering,
     pale_jitter,
     pale_rendering,
     photometric_jitter,
@@ -229,3 +231,17 @@ def test_dark_jitter_renders_with_its_probability_and_draws_nothing_at_zero() ->
         assert 0.05 - 1e-4 <= float(y.mean()) <= 0.25 + 1e-4
     with pytest.raises(ValueError, match="dark strength"):
         dark_jitter(x, gen, 1.5)
+
+
+def test_grey_rendering_sets_every_channel_to_the_luma_and_the_jitter_says_so() -> None:
+    x = torch.rand(2, 3, 8, 8, generator=torch.Generator().manual_seed(6))
+    y = grey_rendering(x)
+    luma = 0.299 * x[:, 0] + 0.587 * x[:, 1] + 0.114 * x[:, 2]
+    for c in range(3):
+        torch.testing.assert_close(y[:, c], luma)
+    same, rendered = grey_jitter(x, torch.Generator().manual_seed(0), 0.0)
+    assert same is x and not rendered
+    picked = [grey_jitter(x, torch.Generator().manual_seed(s), 0.5)[1] for s in range(40)]
+    assert 5 < sum(picked) < 35
+    with pytest.raises(ValueError, match="grey strength"):
+        grey_jitter(x, torch.Generator(), 1.5)

@@ -317,7 +317,11 @@ def test_an_expert_entry_may_name_a_self_ensemble():
     assert isinstance(dcp, GeometricEnsemble) and isinstance(dcp.module, DarkChannelPrior)
     assert dcp.mode == "flips"
     assert expert_entry({"model": "m"}, "e") == ("m", None)
+    assert expert_entry({"model": "m", "label": "haze expert"}, "e") == ("m", None)
+    (labelled,) = _load_experts([{"model": "dark-channel-prior", "label": "classical dehazer"}])
+    assert labelled.aioir_label == "classical dehazer"
     for bad, message in [
+        ({"model": "m", "label": " "}, "label must be a non-empty name"),
         ({"model": "m", "self_ensemble": "x16"}, "must be one of flips, all"),
         ({"path": "m"}, "unknown key"),
         ({"self_ensemble": "all"}, "model: PATH"),

@@ -277,3 +277,17 @@ def test_the_dark_rendering_scores_against_the_photos_rendered_dim(corpus):
         assert abs(float(target.mean()) - 0.12) < 0.01  # 8-bit rounding and clipping
         assert torch.equal(clean[i].input, target) and torch.equal(lowlight[i].target, target)
         assert float(lowlight[i].input.mean()) < float(target.mean())  # darker still
+
+
+def test_the_grey_rendering_makes_target_and_degraded_input_black_and_white(corpus):
+    """``--rendering grey``: a greyscale file holds its noise grey, so the input is rendered too."""
+    bench = get_benchmark(f"photo-tasks:{corpus}:s25,clean", whole_side=32, rendering="grey")
+    noisy, clean = bench.columns(None)
+    for i in range(len(clean)):
+        for case in (noisy[i], clean[i]):
+            for image in (case.input, case.target):
+                assert torch.equal(image[0], image[1]) and torch.equal(image[1], image[2])
+        assert torch.equal(noisy[i].target, clean[i].target)
+        assert torch.equal(clean[i].input, clean[i].target)  # the clean column: exactly
+        assert float((noisy[i].input - noisy[i].target).abs().mean()) > 0.01  # noise kept
+    assert "and every degraded input after" in bench.notes()[-1]

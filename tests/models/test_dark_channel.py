@@ -99,3 +99,13 @@ def test_bad_arguments_are_refused() -> None:
         DarkChannelPrior(omega=0.0)
     with pytest.raises(ValueError, match="positive"):
         DarkChannelPrior(patch=0)
+
+
+def test_the_mild_preset_removes_part_of_the_haze() -> None:
+    mild, full = load_model("dark-channel-prior-mild"), load_model("dark-channel-prior")
+    assert mild.omega == 0.5 and full.omega == 0.95
+    hazy = _to_tensor(_hazy((64, 64), seed=3)).float()
+    with torch.no_grad():
+        change_mild = (mild(hazy) - hazy).abs().mean()
+        change_full = (full(hazy) - hazy).abs().mean()
+    assert 0.2 * change_full < change_mild < 0.8 * change_full

@@ -253,6 +253,26 @@ def test_a_self_ensembled_expert_is_saved_with_its_mode_and_averages_over_flips(
         assert torch.equal(loaded(x), model(x))
 
 
+def test_an_expert_label_names_it_in_explain_and_is_saved(tmp_path):
+    from aioir.models.filter_bank import EXPERT_LABEL
+    from aioir.nn.ensemble import GeometricEnsemble
+
+    plain, ensembled = _expert(), GeometricEnsemble(_expert(seed=3))
+    setattr(ensembled, EXPERT_LABEL, "noise expert")
+    model = FilterBankRestorer(
+        create_model("udair-tiny"), filters=2, taps=3, experts=[plain, ensembled]
+    ).eval()
+    assert model.candidate_names()[-2:] == ["residual-cnn-tiny", "noise expert"]
+    assert wrapper_specs(model)[0]["experts"][1] == {
+        "architecture": "residual-cnn", "preset": "tiny", "overrides": {},
+        "self_ensemble": "flips", "label": "noise expert",
+    }  # fmt: skip
+    save_pretrained(model, tmp_path / "m")
+    loaded = load_model(tmp_path / "m")
+    assert loaded.candidate_names() == model.candidate_names()
+    assert "label" not in wrapper_specs(loaded)[0]["experts"][0]
+
+
 def test_a_gate_reading_input_statistics_is_saved_as_such_and_loads_back_identically(tmp_path):
     from aioir.nn.filter_bank import InputStatisticsFilterBankHead
 

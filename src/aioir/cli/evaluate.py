@@ -152,7 +152,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=None,
         metavar="NAME",
         help="photo-tasks: render every clean photo so first and score against that "
-        "(pale: bright, flat, grey; dark: dim, low-key; defocus: out of focus)",
+        "(pale: bright, flat, grey; dark: dim, low-key; defocus: out of focus; grey: a "
+        "black-and-white photo, the degraded input grey too)",
     )
     p.add_argument(
         "--no-strict-counts",

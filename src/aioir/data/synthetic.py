@@ -33,6 +33,8 @@ from aioir.data.transforms import (
     dark_jitter,
     defocus_jitter,
     ensure_min_size,
+    grey_jitter,
+    grey_rendering,
     pale_jitter,
     photometric_jitter,
     random_crop_box,
@@ -182,6 +184,10 @@ class SyntheticDegradationDataset(Dataset[dict[str, Any]]):
         defocus: probability in [0, 1] that the clean patch is rendered out of focus, after
             ``dark`` (:func:`~aioir.data.transforms.defocus_jitter`; input and target share
             it): bokeh that is not blur; 0 (default) draws nothing.
+        grey: probability in [0, 1] that the patch is a black-and-white photo, last: the clean
+            patch and, after degrading, the input rendered grey
+            (:func:`~aioir.data.transforms.grey_jitter`), so noise is the same in every channel
+            as in a greyscale file; 0 (default) draws nothing.
         shared_crops: with ``deterministic``, crop every task's item of an image at the same
             place (seeded by image name and repeat only), so the columns of a benchmark show the
             same scenes; the degradations still differ per task.
@@ -206,6 +212,7 @@ class SyntheticDegradationDataset(Dataset[dict[str, Any]]):
         dark: float = 0.0,
         defocus: float = 0.0,
         shared_crops: bool = False,
+        grey: float = 0.0,
     ) -> None:
         self.paths = self._resolve_images(images)
         self.names = [p.name for p in self.paths]
@@ -238,6 +245,7 @@ class SyntheticDegradationDataset(Dataset[dict[str, Any]]):
         self.pale = _strength("pale", pale)
         self.dark = _strength("dark", dark)
         self.defocus = _strength("defocus", defocus)
+        self.grey = _strength("grey", grey)
         if shared_crops and not deterministic:
             raise ConfigError("shared_crops needs deterministic=True")
         self.shared_crops = bool(shared_crops)
@@ -397,6 +405,9 @@ class SyntheticDegradationDataset(Dataset[dict[str, Any]]):
             region = dark_jitter(region, gen, self.dark)
         if self.defocus > 0.0:
             region = defocus_jitter(region, gen, self.defocus)
+        grey = False
+        if self.grey > 0.0:
+            region, grey = grey_jitter(region, gen, self.grey)
 
         degradation = self._draw(task_id, gen)
         label_map: torch.Tensor | None = None
@@ -413,6 +424,8 @@ class SyntheticDegradationDataset(Dataset[dict[str, Any]]):
         else:
             degraded = degradation.apply(region, gen)[0]
         degraded = degraded.clamp(0.0, 1.0)
+        if grey:  # a greyscale file holds one value per pixel, whatever was added to it
+            degraded = grey_rendering(degraded)
 
         dt, dl = top - t0, left - l0
         pair = [degraded[:, dt : dt + ph, dl : dl + pw], region[0, :, dt : dt + ph, dl : dl + pw]]

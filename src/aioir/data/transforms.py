@@ -27,6 +27,8 @@ __all__ = [
     "defocus_jitter",
     "defocus_rendering",
     "ensure_min_size",
+    "grey_jitter",
+    "grey_rendering",
     "pale_jitter",
     "pale_rendering",
     "photometric_jitter",
@@ -212,6 +214,28 @@ def pale_jitter(
     return pale_rendering(
         images, saturation=0.05 + 0.45 * u[1], contrast=0.3 + 0.4 * u[2], mean=0.55 + 0.25 * u[3]
     )
+
+
+def grey_rendering(images: torch.Tensor) -> torch.Tensor:
+    """``B×3×H×W`` images as a black-and-white photo: every channel set to the BT.601 luma,
+    as a greyscale file loads (and as ``aioir restore`` hands one to a model)."""
+    weights = torch.tensor(BT601_LUMA, dtype=images.dtype, device=images.device)
+    luma = (images * weights.view(3, 1, 1)).sum(dim=-3, keepdim=True)
+    return luma.expand_as(images).contiguous()
+
+
+def grey_jitter(
+    images: torch.Tensor, generator: torch.Generator, probability: float
+) -> tuple[torch.Tensor, bool]:
+    """With ``probability``, :func:`grey_rendering` of *clean* ``B×3×H×W`` images, and whether
+    it was drawn: the caller renders the degraded image grey too, so noise, grain and the rest
+    come out as a greyscale file holds them (one value per pixel, the same in every channel),
+    which a denoiser trained on colour noise takes for texture. One draw whenever
+    ``probability`` > 0 (none at 0)."""
+    p, u = _jitter_draws(probability, generator, 1, "grey")
+    if p == 0.0 or u[0] >= p:
+        return images, False
+    return grey_rendering(images), True
 
 
 #: :func:`dark_rendering`'s default look: a dim, low-key scene (the bar's night-fog trees:

@@ -866,21 +866,30 @@ def expert_entry(item: str | Mapping[str, Any], where: str) -> tuple[str, str | 
 
     if isinstance(item, str):
         return item, None
-    unknown = sorted(set(item) - {"model", "self_ensemble"})
+    unknown = sorted(set(item) - {"model", "self_ensemble", "label"})
     if unknown:
-        raise ConfigError(f"{where}: unknown key(s) {unknown} (known: model, self_ensemble)")
-    model, mode = item.get("model"), item.get("self_ensemble")
+        raise ConfigError(f"{where}: unknown key(s) {unknown} (known: model, self_ensemble, label)")
+    model, mode, label = item.get("model"), item.get("self_ensemble"), item.get("label")
     if not isinstance(model, str) or not model:
         raise ConfigError(f"{where}: give the expert as model: PATH")
     if mode is not None and mode not in ENSEMBLE_MODES:
         raise ConfigError(f"{where}: self_ensemble must be one of {', '.join(ENSEMBLE_MODES)}")
+    if label is not None and (not isinstance(label, str) or not label.strip()):
+        raise ConfigError(f"{where}: label must be a non-empty name, e.g. 'noise expert'")
     return model, mode
+
+
+def expert_label(item: str | Mapping[str, Any]) -> str | None:
+    """The ``label`` of an entry of ``filter_bank.experts`` (what ``--explain`` calls the
+    expert; ``None``: its registered name), checked by :func:`expert_entry`."""
+    return None if isinstance(item, str) else item.get("label")
 
 
 def _load_experts(entries: Sequence[str | Mapping[str, Any]]) -> list[nn.Module]:
     """The expert models (saved models, or registered models without weights), frozen and in
     eval mode, each wrapped in its self-ensemble if its entry names one."""
     from aioir.models import RestorerWrapper, load_model, untrained_name
+    from aioir.models.filter_bank import EXPERT_LABEL
     from aioir.nn.ensemble import GeometricEnsemble
 
     experts: list[nn.Module] = []
@@ -894,8 +903,18 @@ def _load_experts(entries: Sequence[str | Mapping[str, Any]]) -> list[nn.Module]
                 f"filter_bank.experts: {path} has random weights; give a trained model's folder"
             )
         expert = expert.requires_grad_(False).eval()
-        experts.append(expert if mode is None else GeometricEnsemble(expert, mode))
+        expert = expert if mode is None else GeometricEnsemble(expert, mode)
+        if expert_label(item) is not None:
+            setattr(expert, EXPERT_LABEL, expert_label(item))
+        experts.append(expert)
     return experts
+
+
+def _expert_record(item: str | Mapping[str, Any], expert: nn.Module) -> dict[str, Any]:
+    """What the fit's record says of an expert: its entry, label and training summary."""
+    path, mode = expert_entry(item, "filter_bank.experts")
+    return {"model": path, "self_ensemble": mode, "label": expert_label(item),
+            "training": _training_summary(expert)}  # fmt: skip
 
 
 def _training_summary(model: nn.Module) -> dict[str, Any]:
@@ -911,7 +930,7 @@ def _training_summary(model: nn.Module) -> dict[str, Any]:
 
 #: data options added after gate-example files were first written (left out of the stamp at
 #: their defaults)
-_LATER_DATA_FIELDS = ("pale", "dark", "defocus")
+_LATER_DATA_FIELDS = ("pale", "dark", "defocus", "grey")
 _DATA_DEFAULTS = dataclasses.asdict(DataConfig())
 
 
@@ -1364,14 +1383,7 @@ def fit(
         "seed": config.seed,
         "filter_bank": dataclasses.asdict(fb),
         "filters": head.num_filters,
-        "experts": [
-            {"model": path, "self_ensemble": mode, "training": _training_summary(e)}
-            for (path, mode), e in zip(
-                (expert_entry(item, "filter_bank.experts") for item in fb.experts),
-                experts,
-                strict=True,
-            )
-        ],
+        "experts": [_expert_record(item, e) for item, e in zip(fb.experts, experts, strict=True)],
         **({"classifier_training": classifier_record} if classifier_record else {}),
         "gate_examples": len(scores),
         "gate_expected_psnr": expected,  # (choice_score's: named before gate_mixture_weight)

@@ -736,12 +736,17 @@ def _transform(name: str) -> Callable[[torch.Tensor], torch.Tensor]:
 #: :func:`aioir.data.transforms.dark_rendering`), where a low-light enhancer sees
 #: under-exposure in a night scene and brightens it. ``defocus``: the whole photo out of
 #: focus (a 4-px disk, :func:`aioir.data.transforms.defocus_rendering`), where a deblurring
-#: network sees blur in bokeh and invents detail.
+#: network sees blur in bokeh and invents detail. ``grey``: a black-and-white photo
+#: (:func:`aioir.data.transforms.grey_rendering`), the degraded input rendered grey too
+#: (:data:`INPUT_RENDERINGS`), so its noise is the same in every channel as in a greyscale file.
 PHOTO_RENDERINGS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
     "pale": _transform("pale_rendering"),
     "dark": _transform("dark_rendering"),
     "defocus": _transform("defocus_rendering"),
+    "grey": _transform("grey_rendering"),
 }
+#: renderings applied to the degraded input as well as to the clean photo
+INPUT_RENDERINGS = frozenset({"grey"})
 
 
 def _fit_long_side(image: torch.Tensor, side: int) -> torch.Tensor:
@@ -860,7 +865,9 @@ class PhotoTasksBenchmark(Benchmark):
                 degraded = out[0, :, dt : dt + h, dl : dl + w].contiguous()
                 meta["degradations"] = [d for d, _ in spec.degradations]
             else:
-                degraded = clean.clone()
+                return Case(spec.key, name, spec.task, clean.clone(), clean, meta)
+            if self.rendering in INPUT_RENDERINGS:  # (the clean column's input is the target)
+                degraded = PHOTO_RENDERINGS[self.rendering](degraded[None])[0]
             return Case(spec.key, name, spec.task, degraded, clean, meta)
 
         return Column(spec.key, spec.title, spec.task, len(crops), load, source=str(self.folder))
@@ -880,7 +887,9 @@ class PhotoTasksBenchmark(Benchmark):
             f"per case; Gaussian noise {'rounded to 8 bit' if noise_rounding == 'round' else 'truncated to uint8'}, "
             "seed = seed_from_name(case name, σ)",
             f"columns: {made}",
-        ] + ([f"every clean photo rendered {self.rendering!r} first (that is the target)"]
+        ] + ([f"every clean photo rendered {self.rendering!r} first (that is the target)"
+              + (", and every degraded input after" if self.rendering in INPUT_RENDERINGS
+                 else "")]
              if self.rendering else [])  # fmt: skip
 
 

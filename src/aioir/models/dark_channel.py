@@ -167,6 +167,14 @@ DARK_CHANNEL_PRESETS: dict[str, Preset] = {
         "weights; a candidate of the default model's filter-bank head)",
         inference_bytes_per_pixel=137,  # restore_large.py --bytes-per-pixel --threads 1
     ),
+    "mild": Preset(
+        {"omega": 0.5},
+        parameters=0,
+        description="dark channel prior removing about half the haze (ω 0.5: transmission ≥ "
+        "0.5, so contrast is stretched at most 2×); a cautious candidate for photos that may "
+        "be pale rather than hazy",
+        inference_bytes_per_pixel=137,
+    ),
 }
 
 register_presets("dark-channel-prior", DarkChannelPrior, DARK_CHANNEL_PRESETS)

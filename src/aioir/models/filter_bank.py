@@ -216,23 +216,34 @@ class FilterBankRestorer(RestorerWrapper):
         return unpad(self.forward_padded(xp), size)
 
 
+#: the attribute holding an expert's label (what ``--explain`` calls it: "noise expert")
+EXPERT_LABEL = "aioir_label"
+
+
 def _expert_spec(expert: nn.Module) -> dict[str, Any]:
     """The saved record of an expert: its :func:`create_model` record (and ``self_ensemble``,
-    the mode, for one run as a :class:`~aioir.nn.ensemble.GeometricEnsemble`)."""
+    the mode, for one run as a :class:`~aioir.nn.ensemble.GeometricEnsemble`; ``label``, when
+    it has one)."""
+    label = getattr(expert, EXPERT_LABEL, None)
     if isinstance(expert, GeometricEnsemble):
-        return {**_expert_spec(expert.module), "self_ensemble": expert.mode}
-    config = getattr(expert, "aioir_config", None)
-    if not isinstance(config, Mapping):
-        raise ConfigError(
-            f"a {type(expert).__name__} expert cannot be saved: build it with "
-            "aioir.models.create_model (or load_model), which records what it is"
-        )
-    return {k: config[k] for k in ("architecture", "preset", "overrides")}
+        spec = {**_expert_spec(expert.module), "self_ensemble": expert.mode}
+    else:
+        config = getattr(expert, "aioir_config", None)
+        if not isinstance(config, Mapping):
+            raise ConfigError(
+                f"a {type(expert).__name__} expert cannot be saved: build it with "
+                "aioir.models.create_model (or load_model), which records what it is"
+            )
+        spec = {k: config[k] for k in ("architecture", "preset", "overrides")}
+    return spec if label is None else {**spec, "label": label}
 
 
 def _expert_name(expert: nn.Module) -> str:
-    """An expert's registered name (its class name when it was not built by name), with its
-    self-ensemble mode if it has one."""
+    """An expert's label if it has one (:data:`EXPERT_LABEL`), else its registered name (its
+    class name when it was not built by name), with its self-ensemble mode if it has one."""
+    label = getattr(expert, EXPERT_LABEL, None)
+    if label is not None:
+        return str(label)
     if isinstance(expert, GeometricEnsemble):
         return f"{_expert_name(expert.module)} (self-ensemble {expert.mode})"
     config = getattr(expert, "aioir_config", None)
@@ -251,7 +262,10 @@ def _build_expert(spec: Mapping[str, Any]) -> nn.Module:
         ) from exc
     expert = create_model(name, **dict(spec.get("overrides") or {}))
     mode = spec.get("self_ensemble")
-    return expert if mode is None else GeometricEnsemble(expert, str(mode))
+    expert = expert if mode is None else GeometricEnsemble(expert, str(mode))
+    if spec.get("label") is not None:
+        setattr(expert, EXPERT_LABEL, str(spec["label"]))
+    return expert
 
 
 def _build_classifier(spec: Mapping[str, Any]) -> DegradationClassifier:
