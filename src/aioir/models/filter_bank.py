@@ -11,8 +11,9 @@ fit-filter-bank``); the shipped default model (v5) is one.
 
 Saved form (:mod:`aioir.models.wrappers`): ``"wrappers": [{"name": "filter_bank", "filters": K,
 "taps": T, "hidden": H}]`` in ``config.json``, plus ``"experts": [{"architecture", "preset",
-"overrides", "self_ensemble"?}, …]`` when the head has experts (``self_ensemble``: one run as
-a :class:`~aioir.nn.ensemble.GeometricEnsemble`, its weights then under ``…<e>.module.``),
+"overrides", "self_ensemble"?, "label"?}, …]`` when the head has experts (``self_ensemble``:
+one run as a :class:`~aioir.nn.ensemble.GeometricEnsemble`, its weights then under
+``…<e>.module.``; ``label``: what ``--explain`` calls it),
 ``"input_statistics": true`` when its gate reads them, ``"classifier": {"classes", "widths",
 "hidden"}`` when it reads a degradation classifier's verdict (weights
 ``filter_bank.classifier.*``), ``"gate_descriptor": "compact"`` when, of the network's terms,
