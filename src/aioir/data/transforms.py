@@ -172,10 +172,15 @@ def photometric_jitter(
     return _scale_saturation(x, saturation).clamp(0.0, 1.0)
 
 
+def _luma(x: torch.Tensor) -> torch.Tensor:
+    """The BT.601 luma of ``B×3×H×W`` images, ``B×1×H×W``."""
+    weights = torch.tensor(BT601_LUMA, dtype=x.dtype, device=x.device)
+    return (x * weights.view(3, 1, 1)).sum(dim=-3, keepdim=True)
+
+
 def _scale_saturation(x: torch.Tensor, factor: float) -> torch.Tensor:
     """``B×3×H×W`` colours moved towards (factor < 1) or away from their BT.601 luma."""
-    weights = torch.tensor(BT601_LUMA, dtype=x.dtype, device=x.device)
-    luma = (x * weights.view(3, 1, 1)).sum(dim=-3, keepdim=True)
+    luma = _luma(x)
     return luma + factor * (x - luma)
 
 
@@ -219,9 +224,7 @@ def pale_jitter(
 def grey_rendering(images: torch.Tensor) -> torch.Tensor:
     """``B×3×H×W`` images as a black-and-white photo: every channel set to the BT.601 luma,
     as a greyscale file loads (and as ``aioir restore`` hands one to a model)."""
-    weights = torch.tensor(BT601_LUMA, dtype=images.dtype, device=images.device)
-    luma = (images * weights.view(3, 1, 1)).sum(dim=-3, keepdim=True)
-    return luma.expand_as(images).contiguous()
+    return _luma(images).expand_as(images).contiguous()
 
 
 def grey_jitter(

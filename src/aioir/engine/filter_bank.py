@@ -889,7 +889,7 @@ def _load_experts(entries: Sequence[str | Mapping[str, Any]]) -> list[nn.Module]
     """The expert models (saved models, or registered models without weights), frozen and in
     eval mode, each wrapped in its self-ensemble if its entry names one."""
     from aioir.models import RestorerWrapper, load_model, untrained_name
-    from aioir.models.filter_bank import EXPERT_LABEL
+    from aioir.models.filter_bank import label_expert
     from aioir.nn.ensemble import GeometricEnsemble
 
     experts: list[nn.Module] = []
@@ -904,9 +904,7 @@ def _load_experts(entries: Sequence[str | Mapping[str, Any]]) -> list[nn.Module]
             )
         expert = expert.requires_grad_(False).eval()
         expert = expert if mode is None else GeometricEnsemble(expert, mode)
-        if expert_label(item) is not None:
-            setattr(expert, EXPERT_LABEL, expert_label(item))
-        experts.append(expert)
+        experts.append(label_expert(expert, expert_label(item)))
     return experts
 
 

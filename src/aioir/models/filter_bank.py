@@ -221,6 +221,13 @@ class FilterBankRestorer(RestorerWrapper):
 EXPERT_LABEL = "aioir_label"
 
 
+def label_expert(expert: nn.Module, label: str | None) -> nn.Module:
+    """``expert`` with ``label`` (:data:`EXPERT_LABEL`; ``None``: left as it is)."""
+    if label is not None:
+        setattr(expert, EXPERT_LABEL, str(label))
+    return expert
+
+
 def _expert_spec(expert: nn.Module) -> dict[str, Any]:
     """The saved record of an expert: its :func:`create_model` record (and ``self_ensemble``,
     the mode, for one run as a :class:`~aioir.nn.ensemble.GeometricEnsemble`; ``label``, when
@@ -264,9 +271,7 @@ def _build_expert(spec: Mapping[str, Any]) -> nn.Module:
     expert = create_model(name, **dict(spec.get("overrides") or {}))
     mode = spec.get("self_ensemble")
     expert = expert if mode is None else GeometricEnsemble(expert, str(mode))
-    if spec.get("label") is not None:
-        setattr(expert, EXPERT_LABEL, str(spec["label"]))
-    return expert
+    return label_expert(expert, spec.get("label"))
 
 
 def _build_classifier(spec: Mapping[str, Any]) -> DegradationClassifier:

@@ -396,7 +396,8 @@ class FilterBankHead(nn.Module):
         if _may_skip(self.skip_mass):
             kept = self.kept_candidates(weights, self.skip_mass)
             if len(kept) < self.num_candidates:
-                weights = weights[:, kept] / weights[:, kept].sum(dim=1, keepdim=True)
+                weights = weights[:, kept]
+                weights = weights / weights.sum(dim=1, keepdim=True)
         else:
             kept = list(range(self.num_candidates))
         w = weights.to(y.dtype)[:, :, None, None, None]
