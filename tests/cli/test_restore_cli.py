@@ -87,6 +87,25 @@ def test_explain_prints_the_default_models_choice_per_image(tmp_path, capsys):
     assert names <= {"network output", "input"} | experts | {f"filter {k}" for k in range(1, 13)}
 
 
+def test_the_default_model_can_be_told_the_task(tmp_path, capsys):
+    """--task: the default model restores the image as that degradation (its gate routed to
+    that class, not the classifier's guess) and says so; a task it does not know exits 2."""
+    a = _rgb(tmp_path / "a.png", w=40, h=32)
+    argv = ["restore", str(a), "-o", str(tmp_path / "out"), "--explain", "-q", "--overwrite"]
+    assert cli.main([*argv, "--task", "low-light"]) == 0
+    (line,) = capsys.readouterr().out.splitlines()
+    assert line.startswith(f"{a}: filter bank: ") and line.endswith(" (told: lowlight)")
+    told = load_image(tmp_path / "out" / "a.png").rgb
+    assert cli.main([*argv, "--task", "haze"]) == 0
+    assert capsys.readouterr().out.rstrip().endswith(" (told: haze)")
+    assert not np.array_equal(told, load_image(tmp_path / "out" / "a.png").rgb)
+    assert cli.main([*argv, "--task", "snow"]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and "Traceback" not in err
+    assert err.strip().endswith("knows the tasks noise, noise+jpeg, rain, haze, lowlight, blur, "
+                                "underwater, clean; not 'snow'")  # fmt: skip
+
+
 def test_one_pixel_16_bit_gray_and_alpha(tmp_path, run):
     rng = np.random.default_rng(1)
     write_image(tmp_path / "one.png", np.full((1, 1, 3), 0.5, np.float32))

@@ -4,7 +4,8 @@
 clean) and what each saved model returned for them, recorded with the code of commit 6432404 on
 one CPU thread (the v4 candidate's, v4's and its noise expert's, added 2026-12-02/03, and v5's,
 2026-12-05, with the code of their own commits; ``v3`` and ``v4`` hold what the shipped default
-returned until the next version replaced it). The 8-bit outputs may differ by at most one level (float summation order); the tests pin
+returned until the next version replaced it; ``default`` is still v5's, which v6 — v5 and a
+black-and-white twin for its noise expert — returns for these colour crops). The 8-bit outputs may differ by at most one level (float summation order); the tests pin
 one thread too, since test-time adaptation's gradient steps amplify the difference that another
 thread count's summation order makes.
 """
@@ -76,3 +77,21 @@ def test_default_model_copied_elsewhere_restores_identically(reference, tmp_path
         got = _restore(str(copy), reference["inputs"], tta)
         want = reference["default_tta" if tta else "default"]
         assert np.abs(got.astype(np.int16) - want.astype(np.int16)).max() <= 1
+
+
+def test_the_default_models_noise_expert_has_its_black_and_white_twin():
+    """v6 = v5 and a twin for its noise expert: the colour branch holds v4's noise expert, the
+    grey branch the grey-aware one (colour outputs are v5's: the recorded cases above)."""
+    from safetensors.torch import load_file
+
+    from aioir.models import load_model
+    from aioir.nn.grey_twin import GreyTwin
+
+    model = load_model("default")
+    twin = model.filter_bank.experts[0]
+    assert isinstance(twin, GreyTwin) and model.candidate_names()[-4] == "noise expert"
+    for branch, folder in ((twin.colour, "noise-expert-v4"), (twin.grey, "noise-expert-grey")):
+        weights = load_file(str(ROOT / "checkpoints" / folder / "model.safetensors"))
+        state = branch.module.state_dict()
+        assert state.keys() == weights.keys()
+        assert all(torch.equal(state[k], weights[k]) for k in state)

@@ -1073,3 +1073,29 @@ def test_task_weight_and_target_task_options_are_checked(corpus, base):
             _config(corpus, base, filter_bank=bad).validate()
     _config(corpus, base, filter_bank={"gate_task_weights": {"haze": 2},
                                        "gate_target_tasks": ["haze"]}).validate()  # fmt: skip
+
+
+def test_an_expert_entry_may_name_a_grey_twin(tmp_path):
+    """``grey_model`` runs a second expert on black-and-white images (a GreyTwin), loaded
+    without drawing from the fit's random numbers; its column id names it, others' ids stay."""
+    from aioir.engine.filter_bank import _load_experts, candidate_ids, expert_entry
+    from aioir.nn.ensemble import GeometricEnsemble
+    from aioir.nn.grey_twin import GreyTwin
+
+    colour = _saved_expert(tmp_path / "colour", seed=1)
+    grey = _saved_expert(tmp_path / "grey", seed=2)
+    entry = {"model": colour, "grey_model": grey, "self_ensemble": "flips", "label": "noise"}
+    torch.manual_seed(5)
+    _load_experts([{"model": colour}])
+    after_plain = torch.rand(3)
+    torch.manual_seed(5)
+    (twin,) = _load_experts([entry])
+    assert torch.equal(torch.rand(3), after_plain)  # the twin drew no random numbers
+    assert isinstance(twin, GreyTwin) and twin.aioir_label == "noise"
+    assert isinstance(twin.colour, GeometricEnsemble) and isinstance(twin.grey, GeometricEnsemble)
+    assert expert_entry(entry, "e") == (colour, "flips")
+    with_twin, without = candidate_ids(0, [entry]), candidate_ids(0, [{"model": colour}])
+    assert json.loads(with_twin[-1])["grey_model"] == grey
+    assert "grey_model" not in without[-1]
+    with pytest.raises(ConfigError, match="grey_model: PATH"):
+        expert_entry({"model": colour, "grey_model": ""}, "filter_bank.experts[0]")

@@ -300,3 +300,28 @@ def test_model_options_are_refused_where_they_cannot_apply():
         load_method(TinyNet().eval(), device="cpu", model_options={"task": "case"})
     with pytest.raises(ConfigError, match="apply to networks only"):
         load_method("classical:identity", model_options={"adapter_mode": "soft"})
+
+
+def test_case_task_reaches_a_wrapper_that_takes_it(clean_dir):
+    """A filter-bank head with a routed gate is told each case's task (the oracle routing)."""
+    from aioir.evaluate.benchmarks import get_benchmark
+    from aioir.models import FilterBankRestorer, create_model
+    from aioir.nn.degradation_classifier import DegradationClassifier
+
+    torch.manual_seed(0)
+    classifier = DegradationClassifier(["haze", "lowlight", "clean"], widths=(4, 6), hidden=8)
+    model = FilterBankRestorer(
+        create_model("udair-tiny"), filters=2, taps=3, classifier=classifier, routed_gate=True
+    ).eval()
+    bench = get_benchmark(f"composite:{clean_dir}:haze,lowlight+haze", crop=32)
+    method = load_method(model, device="cpu", model_options={"task": "case"})
+    told: list[list[int]] = []
+    forward = model.filter_bank.forward
+
+    def record(*args, **kwargs):
+        told.append(model.filter_bank.given_classes)
+        return forward(*args, **kwargs)
+
+    model.filter_bank.forward = record
+    evaluate(method, bench, limit=1, progress=False)
+    assert told == [[0], [0, 1]]

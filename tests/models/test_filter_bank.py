@@ -348,3 +348,107 @@ def test_classifier_options_are_checked():
         FilterBankRestorer(network, filters=2, taps=3, classifier=record, input_statistics=True)
     with pytest.raises(ConfigError, match="needs classes"):
         FilterBankRestorer(network, filters=2, taps=3, classifier={"widths": [4]})
+
+
+def _routed(classes: tuple[str, ...] = ("noise", "noise+jpeg", "haze", "lowlight", "clean")):
+    from aioir.nn.degradation_classifier import DegradationClassifier
+
+    torch.manual_seed(0)
+    classifier = DegradationClassifier(list(classes), widths=(4, 6), hidden=8)
+    model = FilterBankRestorer(
+        create_model("udair-tiny"), filters=2, taps=3, classifier=classifier, routed_gate=True
+    )
+    with torch.no_grad():
+        torch.nn.init.normal_(model.filter_bank.gate[-1].weight, std=0.5)
+        torch.nn.init.normal_(model.filter_bank.gate[-1].bias, std=2.0)
+    return model.eval()
+
+
+def test_a_task_the_user_gives_routes_the_gate_to_that_class_alone():
+    model = _routed()
+    head = model.filter_bank
+    x = torch.rand(2, 3, 16, 16)
+    with torch.no_grad():
+        blind = model(x)
+        blind_weights = head.last_weights.clone()
+    assert "(classifier: " in model.describe_decisions()[0]
+
+    model.set_inference_options(task="low-light")  # an alias of lowlight
+    assert head.given_classes == [3]
+    with torch.no_grad():
+        told = model(x)
+    assert all(line.endswith("(told: lowlight)") for line in model.describe_decisions())
+    assert not torch.allclose(told, blind)
+    # the weights are the lowlight class's gate alone: its block of the routed gate's logits
+    with torch.no_grad():
+        descriptor = head.descriptor(*model.head_inputs(x))
+        logits = head.gate(head.normalize(descriptor)).view(2, 5, -1)[:, 3]
+    assert torch.allclose(head.last_weights, logits.softmax(dim=1), atol=1e-6)
+    assert not torch.allclose(head.last_weights, blind_weights)
+
+    model.set_inference_options(task="haze+noise")  # several: equally likely
+    assert head.given_classes == [0, 2]
+    model.set_inference_options(task="noise+jpeg")  # a class whose name has a '+'
+    assert head.given_classes == [1]
+    model.set_inference_options(task=None)  # the classifier decides again
+    assert head.given_classes == []
+    with torch.no_grad():
+        assert torch.equal(model(x), blind)
+    assert "task" not in str(head.state_dict().keys())  # nothing of it is saved
+
+
+def test_a_task_the_head_cannot_take_is_a_clear_error():
+    from aioir.nn.filter_bank import ClassifierFilterBankHead
+
+    model = _routed()
+    with pytest.raises(ConfigError, match=r"knows the tasks noise, noise\+jpeg, .*; not 'snow'"):
+        model.set_inference_options(task="snow")
+    with pytest.raises(ConfigError, match="not 'haze\\+snow'"):
+        model.set_inference_options(task="haze+snow")
+    assert model.filter_bank.given_classes == []
+    with pytest.raises(ConfigError, match=r"network \(UDAIR\) takes no inference options"):
+        model.set_inference_options(task="haze", adapter_mode="soft")
+    with pytest.raises(ConfigError, match="no gate per degradation class"):
+        _wrapped().set_inference_options(task="haze")
+    unrouted = _routed()
+    unrouted.filter_bank = ClassifierFilterBankHead(
+        4, 2, 2, 3, 8, classifier=unrouted.filter_bank.classifier
+    )
+    with pytest.raises(ConfigError, match="no gate per degradation class"):
+        unrouted.set_inference_options(task="haze")
+    with pytest.raises(ValueError, match="class indices"):
+        model.filter_bank.give_classes([7])
+
+
+def test_options_go_to_the_outermost_model_that_takes_them():
+    from aioir.models.wrappers import options_taker
+
+    network = create_model("udair-tiny")
+    assert options_taker(network) is None
+    model = FilterBankRestorer(network, filters=2, taps=3)
+    assert options_taker(model) is model
+    seen: list[dict] = []
+    network.set_inference_options = lambda **options: seen.append(options)  # takes options now
+    model.set_inference_options(adapter_mode="soft")  # the head passes on what it does not use
+    assert seen == [{"adapter_mode": "soft"}]
+
+
+def test_an_expert_with_a_grey_twin_is_saved_as_such_and_loads_back_identically(tmp_path):
+    from aioir.models.filter_bank import label_expert
+    from aioir.nn.grey_twin import GreyTwin
+
+    twin = GreyTwin(_expert(), _expert(seed=3))
+    model = FilterBankRestorer(
+        create_model("udair-tiny"), filters=2, taps=3, experts=[label_expert(twin, "noise")]
+    ).eval()
+    record = wrapper_specs(model)[0]["experts"][0]
+    assert record["grey"] == {"architecture": "residual-cnn", "preset": "tiny", "overrides": {}}
+    assert record["label"] == "noise" and "label" not in record["grey"]
+    save_pretrained(model, tmp_path / "m")
+    loaded = load_model(tmp_path / "m")
+    expert = loaded.filter_bank.experts[0]
+    assert isinstance(expert, GreyTwin) and loaded.candidate_names()[-1] == "noise"
+    grey = torch.rand(1, 1, 13, 18).expand(1, 3, 13, 18)
+    with torch.no_grad():
+        assert torch.equal(expert(grey), twin.grey(grey))
+        assert not torch.equal(expert(grey), twin.colour(grey))

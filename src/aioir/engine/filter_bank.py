@@ -866,10 +866,15 @@ def expert_entry(item: str | Mapping[str, Any], where: str) -> tuple[str, str | 
 
     if isinstance(item, str):
         return item, None
-    unknown = sorted(set(item) - {"model", "self_ensemble", "label"})
+    unknown = sorted(set(item) - {"model", "self_ensemble", "label", "grey_model"})
     if unknown:
-        raise ConfigError(f"{where}: unknown key(s) {unknown} (known: model, self_ensemble, label)")
+        raise ConfigError(
+            f"{where}: unknown key(s) {unknown} (known: model, self_ensemble, label, grey_model)"
+        )
     model, mode, label = item.get("model"), item.get("self_ensemble"), item.get("label")
+    grey = item.get("grey_model")
+    if grey is not None and (not isinstance(grey, str) or not grey):
+        raise ConfigError(f"{where}: give the black-and-white twin as grey_model: PATH")
     if not isinstance(model, str) or not model:
         raise ConfigError(f"{where}: give the expert as model: PATH")
     if mode is not None and mode not in ENSEMBLE_MODES:
@@ -877,6 +882,13 @@ def expert_entry(item: str | Mapping[str, Any], where: str) -> tuple[str, str | 
     if label is not None and (not isinstance(label, str) or not label.strip()):
         raise ConfigError(f"{where}: label must be a non-empty name, e.g. 'noise expert'")
     return model, mode
+
+
+def expert_grey_model(item: str | Mapping[str, Any]) -> str | None:
+    """The ``grey_model`` of an entry of ``filter_bank.experts`` (a twin run instead on
+    black-and-white images: :class:`~aioir.nn.grey_twin.GreyTwin`; ``None``: none), checked
+    by :func:`expert_entry`."""
+    return None if isinstance(item, str) else item.get("grey_model")
 
 
 def expert_label(item: str | Mapping[str, Any]) -> str | None:
@@ -887,14 +899,14 @@ def expert_label(item: str | Mapping[str, Any]) -> str | None:
 
 def _load_experts(entries: Sequence[str | Mapping[str, Any]]) -> list[nn.Module]:
     """The expert models (saved models, or registered models without weights), frozen and in
-    eval mode, each wrapped in its self-ensemble if its entry names one."""
+    eval mode, each wrapped in its self-ensemble if its entry names one, and with its
+    black-and-white twin (:class:`~aioir.nn.grey_twin.GreyTwin`) if it names one."""
     from aioir.models import RestorerWrapper, load_model, untrained_name
     from aioir.models.filter_bank import label_expert
     from aioir.nn.ensemble import GeometricEnsemble
+    from aioir.nn.grey_twin import GreyTwin
 
-    experts: list[nn.Module] = []
-    for i, item in enumerate(entries):
-        path, mode = expert_entry(item, f"filter_bank.experts[{i}]")
+    def load(path: str, mode: str | None) -> nn.Module:
         expert = load_model(path)
         if isinstance(expert, RestorerWrapper):
             raise ConfigError(f"filter_bank.experts: {path} is a wrapped model; give a network")
@@ -903,7 +915,19 @@ def _load_experts(entries: Sequence[str | Mapping[str, Any]]) -> list[nn.Module]
                 f"filter_bank.experts: {path} has random weights; give a trained model's folder"
             )
         expert = expert.requires_grad_(False).eval()
-        expert = expert if mode is None else GeometricEnsemble(expert, mode)
+        return expert if mode is None else GeometricEnsemble(expert, mode)
+
+    experts: list[nn.Module] = []
+    for i, item in enumerate(entries):
+        path, mode = expert_entry(item, f"filter_bank.experts[{i}]")
+        expert = load(path, mode)
+        grey = expert_grey_model(item)
+        if grey is not None:
+            # building the twin draws no random numbers from the fit's stream: a fit with a
+            # twin is the fit without it on colour images (its parts file still matches)
+            with torch.random.fork_rng(devices=[]):
+                twin = load(grey, mode)
+            expert = GreyTwin(expert, twin)
         experts.append(label_expert(expert, expert_label(item)))
     return experts
 
@@ -911,14 +935,22 @@ def _load_experts(entries: Sequence[str | Mapping[str, Any]]) -> list[nn.Module]
 def _expert_record(item: str | Mapping[str, Any], expert: nn.Module) -> dict[str, Any]:
     """What the fit's record says of an expert: its entry, label and training summary."""
     path, mode = expert_entry(item, "filter_bank.experts")
-    return {"model": path, "self_ensemble": mode, "label": expert_label(item),
-            "training": _training_summary(expert)}  # fmt: skip
+    record = {"model": path, "self_ensemble": mode, "label": expert_label(item),
+              "training": _training_summary(expert)}  # fmt: skip
+    grey = expert_grey_model(item)
+    if grey is not None:
+        record["grey_model"] = grey
+    return record
 
 
 def _training_summary(model: nn.Module) -> dict[str, Any]:
-    """What an expert's saved training record says of it (description, steps, val PSNR)."""
+    """What an expert's saved training record says of it (description, steps, val PSNR; a
+    grey twin's, its colour twin's)."""
     from aioir.nn.ensemble import GeometricEnsemble
+    from aioir.nn.grey_twin import GreyTwin
 
+    if isinstance(model, GreyTwin):
+        model = model.colour
     if isinstance(model, GeometricEnsemble):
         model = model.module
     training = dict(getattr(model, "aioir_metadata", {}).get("training") or {})
@@ -1056,6 +1088,8 @@ def candidate_ids(
     for j, item in enumerate(experts):
         model, mode = expert_entry(item, "filter_bank.experts")
         entry: dict[str, Any] = {"model": model, "self_ensemble": mode}
+        if expert_grey_model(item) is not None:  # (absent otherwise: older ids stay as they were)
+            entry["grey_model"] = expert_grey_model(item)
         if weights is not None:
             entry["weights"] = weights[j]
         ids.append(json.dumps(entry, sort_keys=True))

@@ -26,8 +26,7 @@ from torch import nn
 from aioir.errors import ConfigError
 from aioir.evaluate.benchmarks import Case
 from aioir.evaluate.classical import CLASSICAL_METHODS, TASK_METHODS, get_classical
-from aioir.models.protocols import InferenceConfigurable
-from aioir.models.wrappers import unwrap
+from aioir.models.wrappers import options_taker
 
 __all__ = ["CASE_TASK", "ClassicalModel", "Method", "NetworkModel", "load_method"]
 
@@ -131,8 +130,7 @@ class NetworkModel:
             model_options=None if self.per_case else static,
             artifacts=artifacts,
         )
-        network = unwrap(self.restorer.model)
-        if self.per_case and not isinstance(network, InferenceConfigurable):
+        if self.per_case and options_taker(self.restorer.model) is None:
             raise ConfigError(
                 f"model {self.restorer.name} takes no inference options ({', '.join(options)})"
             )

@@ -11,9 +11,11 @@ fit-filter-bank``); the shipped default model (v5) is one.
 
 Saved form (:mod:`aioir.models.wrappers`): ``"wrappers": [{"name": "filter_bank", "filters": K,
 "taps": T, "hidden": H}]`` in ``config.json``, plus ``"experts": [{"architecture", "preset",
-"overrides", "self_ensemble"?, "label"?}, …]`` when the head has experts (``self_ensemble``:
-one run as a :class:`~aioir.nn.ensemble.GeometricEnsemble`, its weights then under
-``…<e>.module.``; ``label``: what ``--explain`` calls it),
+"overrides", "self_ensemble"?, "grey"?, "label"?}, …]`` when the head has experts
+(``self_ensemble``: one run as a :class:`~aioir.nn.ensemble.GeometricEnsemble`, its weights
+then under ``…<e>.module.``; ``grey``: the record of a twin run on black-and-white images, a
+:class:`~aioir.nn.grey_twin.GreyTwin`, weights under ``…<e>.colour.`` and ``…<e>.grey.``;
+``label``: what ``--explain`` calls it),
 ``"input_statistics": true`` when its gate reads them, ``"classifier": {"classes", "widths",
 "hidden"}`` when it reads a degradation classifier's verdict (weights
 ``filter_bank.classifier.*``), ``"gate_descriptor": "compact"`` when, of the network's terms,
@@ -33,6 +35,7 @@ from typing import Any
 from torch import Tensor, nn
 
 from aioir.errors import ConfigError
+from aioir.models.protocols import InferenceConfigurable
 from aioir.models.registry import create_model, registered_name
 from aioir.models.wrappers import RestorerWrapper, register_wrapper
 from aioir.nn.degradation_classifier import DegradationClassifier
@@ -45,8 +48,10 @@ from aioir.nn.filter_bank import (
     RoutedClassifierFilterBankHead,
     RoutedCompactClassifierFilterBankHead,
 )
+from aioir.nn.grey_twin import GreyTwin
 from aioir.nn.inference_memory import declared_bytes_per_pixel
 from aioir.nn.padding import pad_to_multiple, unpad
+from aioir.tasks import canonical_task
 
 __all__ = [
     "LEGACY_OVERRIDES",
@@ -176,10 +181,56 @@ class FilterBankRestorer(RestorerWrapper):
         ]
         return ["network output", "input", *filters, *experts]
 
+    def set_inference_options(self, **options: Any) -> None:
+        """``task``: the input's degradation as the user knows it — a task name (an alias such
+        as ``dehazing`` too), ``a+b`` for several, ``None`` to let the classifier decide again.
+        The head's routed gate then mixes that class's gate alone (equally, for several)
+        instead of routing by its classifier's probabilities. Every option, ``task`` too, also
+        goes to the network when it takes options (:class:`~aioir.models.protocols.
+        InferenceConfigurable`); ConfigError for a task the classifier does not know, a head
+        without a routed gate, or an option nobody takes."""
+        network = self.restorer
+        rest = {k: v for k, v in options.items() if k != "task"}
+        if isinstance(network, InferenceConfigurable):
+            network.set_inference_options(**options)
+        elif rest:
+            unused = ", ".join(sorted(rest))
+            raise ConfigError(
+                f"the network ({type(network).__name__}) takes no inference options ({unused})"
+            )
+        if "task" in options:
+            self.tell_task(options["task"])
+
+    def tell_task(self, task: str | None) -> list[str]:
+        """Tell the head the input's task (:meth:`set_inference_options`); returns the
+        classifier classes it now reads every input as (empty: the classifier decides)."""
+        head = self.filter_bank
+        if not isinstance(
+            head, RoutedClassifierFilterBankHead | RoutedCompactClassifierFilterBankHead
+        ):
+            raise ConfigError(
+                "this filter-bank head has no gate per degradation class: it cannot be told the "
+                "task"
+            )
+        classes = list(head.classifier.classes)
+        if task is None:
+            head.give_classes([])
+            return []
+        whole = canonical_task(str(task))
+        parts = [whole] if whole in classes else [canonical_task(p) for p in whole.split("+")]
+        unknown = [p for p in parts if p not in classes]
+        if unknown or not parts:
+            raise ConfigError(
+                f"the filter-bank head knows the tasks {', '.join(classes)}; not {task!r}"
+            )
+        head.give_classes([classes.index(p) for p in parts])
+        return parts
+
     def describe_decisions(self) -> list[str]:
         """Per image of the last restoration, the candidates the head chose, heaviest first
         (those of weight ≥ 0.01; :class:`~aioir.models.protocols.DecisionReporter`), and, when
-        the gate reads a degradation classifier, its two likeliest classes."""
+        the gate reads a degradation classifier, its two likeliest classes (or the task the
+        user gave, :meth:`set_inference_options`)."""
         weights = self.filter_bank.last_weights
         if weights is None:
             return []
@@ -191,7 +242,10 @@ class FilterBankRestorer(RestorerWrapper):
             order = row.argsort(descending=True, stable=True).tolist()
             kept = [f"{names[j]} {float(row[j]):.2f}" for j in order if row[j] >= 0.01]
             line = "filter bank: " + ", ".join(kept)
-            if verdicts is not None and i < len(verdicts):  # what the gate read the image as
+            given = getattr(self.filter_bank, "given_classes", [])
+            if given:  # what the user said the image is
+                line += " (told: " + ", ".join(classifier.classes[k] for k in given) + ")"
+            elif verdicts is not None and i < len(verdicts):  # what the gate read it as
                 p = verdicts[i].float().softmax(dim=0)
                 top = p.argsort(descending=True)[:2].tolist()
                 line += " (classifier: " + ", ".join(
@@ -230,10 +284,13 @@ def label_expert(expert: nn.Module, label: str | None) -> nn.Module:
 
 def _expert_spec(expert: nn.Module) -> dict[str, Any]:
     """The saved record of an expert: its :func:`create_model` record (and ``self_ensemble``,
-    the mode, for one run as a :class:`~aioir.nn.ensemble.GeometricEnsemble`; ``label``, when
+    the mode, for one run as a :class:`~aioir.nn.ensemble.GeometricEnsemble`; ``grey``, its
+    black-and-white twin's record, for a :class:`~aioir.nn.grey_twin.GreyTwin`; ``label``, when
     it has one)."""
     label = getattr(expert, EXPERT_LABEL, None)
-    if isinstance(expert, GeometricEnsemble):
+    if isinstance(expert, GreyTwin):
+        spec = {**_expert_spec(expert.colour), "grey": _expert_spec(expert.grey)}
+    elif isinstance(expert, GeometricEnsemble):
         spec = {**_expert_spec(expert.module), "self_ensemble": expert.mode}
     else:
         config = getattr(expert, "aioir_config", None)
@@ -252,6 +309,8 @@ def _expert_name(expert: nn.Module) -> str:
     label = getattr(expert, EXPERT_LABEL, None)
     if label is not None:
         return str(label)
+    if isinstance(expert, GreyTwin):
+        return f"{_expert_name(expert.colour)} (grey twin {_expert_name(expert.grey)})"
     if isinstance(expert, GeometricEnsemble):
         return f"{_expert_name(expert.module)} (self-ensemble {expert.mode})"
     config = getattr(expert, "aioir_config", None)
@@ -262,6 +321,10 @@ def _expert_name(expert: nn.Module) -> str:
 
 def _build_expert(spec: Mapping[str, Any]) -> nn.Module:
     """An expert (random weights) from its saved record (:func:`_expert_spec`)."""
+    if "grey" in spec:
+        colour = {k: v for k, v in spec.items() if k not in ("grey", "label")}
+        twin = GreyTwin(_build_expert(colour), _build_expert(spec["grey"]))
+        return label_expert(twin, spec.get("label"))
     try:
         name = registered_name(str(spec["architecture"]), str(spec.get("preset", "paper")))
     except KeyError as exc:

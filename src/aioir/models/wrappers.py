@@ -22,9 +22,12 @@ from typing import Any, ClassVar, TypeVar
 from torch import nn
 
 from aioir.errors import ConfigError
+from aioir.models.protocols import InferenceConfigurable
 from aioir.plugins import load_methods
 
-__all__ = ["RestorerWrapper", "register_wrapper", "unwrap", "wrap_model", "wrapper_specs"]
+__all__ = [
+    "RestorerWrapper", "options_taker", "register_wrapper", "unwrap", "wrap_model", "wrapper_specs",
+]  # fmt: skip
 
 W = TypeVar("W", bound="type[RestorerWrapper]")
 
@@ -82,6 +85,17 @@ def register_wrapper(name: str) -> Callable[[W], W]:
 def unwrap(model: nn.Module) -> nn.Module:
     """The innermost restorer of ``model`` (``model`` itself when it wraps nothing)."""
     while isinstance(model, RestorerWrapper):
+        model = model.restorer
+    return model
+
+
+def options_taker(model: nn.Module) -> InferenceConfigurable | None:
+    """The outermost of ``model`` and the restorers it wraps that takes inference options
+    (:class:`~aioir.models.protocols.InferenceConfigurable`; a wrapper that does passes its
+    network what it does not use), or ``None``."""
+    while not isinstance(model, InferenceConfigurable):
+        if not isinstance(model, RestorerWrapper):
+            return None
         model = model.restorer
     return model
 

@@ -62,10 +62,10 @@ from aioir.nn.image_statistics import crop_count, image_statistic, pool_crops
 from aioir.nn.padding import reflect_pad
 
 __all__ = [
-    "ClassifierFilterBankHead", "CompactClassifierFilterBankHead", "FilterBankHead",
-    "InputStatisticsFilterBankHead", "LeastSquaresFilterFit", "RoutedClassifierFilterBankHead",
-    "RoutedCompactClassifierFilterBankHead", "apply_filter", "detail_profile", "input_statistics",
-    "weights_fingerprint",
+    "GIVEN_CLASS_LOG_FLOOR", "ClassifierFilterBankHead", "CompactClassifierFilterBankHead",
+    "FilterBankHead", "InputStatisticsFilterBankHead", "LeastSquaresFilterFit",
+    "RoutedClassifierFilterBankHead", "RoutedCompactClassifierFilterBankHead", "apply_filter",
+    "detail_profile", "input_statistics", "weights_fingerprint",
 ]  # fmt: skip
 
 
@@ -445,6 +445,11 @@ class InputStatisticsFilterBankHead(FilterBankHead):
         return "input_statistics"
 
 
+#: The log-route a routed gate's :meth:`~RoutedClassifierFilterBankHead.give_classes` gives the
+#: classes the input was not said to have: their gates weigh e⁻⁴⁰ of the mix (finite: no NaN).
+GIVEN_CLASS_LOG_FLOOR = -40.0
+
+
 class ClassifierFilterBankHead(FilterBankHead):
     """A :class:`FilterBankHead` whose gate also reads what a
     :class:`~aioir.nn.degradation_classifier.DegradationClassifier` makes of the input (its
@@ -497,7 +502,11 @@ class _RoutedGate:
     the noise gate from noisy crops only, so a photo the classifier calls noisy is restored as
     noisy crops were, even where the network's features resemble another task's (a pale photo
     whose features look hazy). Which degradation it is, the classifier decides (trained on tens
-    of thousands of crops); what to do about it, the class's gate (its few hundred examples)."""
+    of thousands of crops); what to do about it, the class's gate (its few hundred examples).
+
+    A user who knows what is wrong with a photo can say so (:meth:`give_classes`): the head
+    then mixes those classes' gates alone, equally, whatever the classifier says (the gates
+    still read the classifier's verdict among their terms, as they were fitted)."""
 
     gate: nn.Sequential
     classifier: DegradationClassifier
@@ -511,10 +520,38 @@ class _RoutedGate:
         with torch.no_grad():  # every class's block starts as the single gate did
             routed.bias.copy_(last.bias.detach().repeat(self.classifier.num_classes))
         self.gate[-1] = routed
+        # the routes a user gave (give_classes), log-probabilities; empty: the classifier's
+        self.given_routes: Tensor
+        self.register_buffer("given_routes", torch.zeros(0), persistent=False)
+
+    @property
+    def given_classes(self) -> list[int]:
+        """The classes the input was said to have (:meth:`give_classes`); empty when none."""
+        if not self.given_routes.numel():
+            return []
+        return (self.given_routes > GIVEN_CLASS_LOG_FLOOR).nonzero().flatten().tolist()
+
+    def give_classes(self, classes: Sequence[int]) -> None:
+        """Route every input to the gates of ``classes`` (indices into the classifier's classes,
+        equally weighted) instead of by the classifier's probabilities; an empty sequence hands
+        the routing back to the classifier. ValueError for an index out of range."""
+        k = self.classifier.num_classes
+        wanted = sorted({int(c) for c in classes})
+        if any(not 0 <= c < k for c in wanted):
+            raise ValueError(f"class indices must be in [0, {k}), got {list(classes)}")
+        device = self.given_routes.device
+        if not wanted:
+            self.given_routes = torch.zeros(0, device=device)
+            return
+        routes = torch.full((k,), GIVEN_CLASS_LOG_FLOOR, device=device)
+        routes[wanted] = -math.log(len(wanted))
+        self.given_routes = routes
 
     def log_routes(self, descriptor: Tensor) -> Tensor:
         """``log p(c|x)`` (B×C) from raw descriptors: their last ``C`` terms (the classifier's
-        log-probabilities), normalised again."""
+        log-probabilities), normalised again — or the routes a user gave."""
+        if self.given_routes.numel():  # told, not asked
+            return self.given_routes.to(descriptor.device).expand(descriptor.shape[0], -1)
         return descriptor[:, -self.classifier.num_classes :].float().log_softmax(dim=1)
 
     def log_mix(self, logits: Tensor, descriptor: Tensor) -> Tensor:

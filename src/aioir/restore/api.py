@@ -39,8 +39,8 @@ from torch import Tensor, nn
 from aioir.color import BT601_LUMA
 from aioir.errors import ConfigError, ImageWriteError
 from aioir.io import ImageData, load_image, save_image, write_image
-from aioir.models.protocols import DecisionReporter, InferenceConfigurable
-from aioir.models.wrappers import unwrap
+from aioir.models.protocols import DecisionReporter
+from aioir.models.wrappers import options_taker, unwrap
 from aioir.nn import ensemble
 from aioir.nn.image_statistics import has_image_statistics
 from aioir.nn.memory_format import to_channels_last
@@ -286,9 +286,10 @@ class Restorer:
         strength: how much of the restoration to apply, in [0, 1]: the output is
             ``input + strength · (restored − input)`` (1, the default, is the model's output; 0
             returns the input). A user's control over a model that over-corrects a photo.
-        model_options: the network's own inference options (e.g. ``{"adapter_mode": "soft"}``),
-            given to its ``set_inference_options`` (:class:`~aioir.models.protocols.
-            InferenceConfigurable`); ConfigError for a model that takes none.
+        model_options: the model's own inference options (e.g. ``{"adapter_mode": "soft"}``,
+            ``{"task": "lowlight"}``), given to the ``set_inference_options`` of the outermost
+            of the model and the networks it wraps that has one (:class:`~aioir.models.
+            protocols.InferenceConfigurable`); ConfigError for a model that takes none.
 
     Attributes:
         on_tile: ``None`` or a callable run after each batch of tiles of a tiled pass as
@@ -378,14 +379,16 @@ class Restorer:
         )
 
     def set_model_options(self, options: Mapping[str, Any]) -> None:
-        """Apply the network's own inference options (as ``model_options`` does; e.g. per
-        image); ConfigError for a model that takes none or an invalid option."""
-        network = unwrap(self.model)
-        if not isinstance(network, InferenceConfigurable):
+        """Apply the model's own inference options (as ``model_options`` does; e.g. per
+        image) to the outermost of the model and the networks it wraps that takes them
+        (:func:`~aioir.models.wrappers.options_taker`); ConfigError for a model that takes none
+        or an invalid option."""
+        taker = options_taker(self.model)
+        if taker is None:
             raise ConfigError(
                 f"model {self.name} takes no inference options ({', '.join(sorted(options))})"
             )
-        network.set_inference_options(**options)
+        taker.set_inference_options(**options)
 
     def decisions(self) -> list[str]:
         """What the network, then its wrapper (the filter-bank head's choice), decided for the

@@ -200,3 +200,35 @@ def test_importing_the_app_imports_no_torch():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
+
+
+def test_a_photo_can_be_told_its_task(tmp_path):
+    """The page's "Problem" choice: the job carries the task, the model is told it (the
+    default model's head routes its gate to that class), an unknown task is refused at once
+    and a model that cannot be told fails the job in one line."""
+    svc = RestoreService([ModelChoice("default", "default", "default")])
+    svc.start()
+    try:
+        blind = svc.submit(upload(svc, tmp_path, "a.png", size=(48, 40)))
+        told = svc.submit(upload(svc, tmp_path, "b.png", size=(48, 40)), task="low-light")
+        assert (blind.task, told.task) == (None, "lowlight")
+        assert wait(svc, blind.id) == wait(svc, told.id) == "done"
+        assert svc.statuses([told.id])[0]["task"] == "lowlight"
+        data = load_image(told.source)
+        expected = Restorer("default", model_options={"task": "lowlight"}).restore_data(data)
+        np.testing.assert_array_equal(told.restored, expected)
+        assert not np.array_equal(told.restored, blind.restored)
+        with pytest.raises(ConfigError, match="unknown task 'snow'"):
+            svc.submit(upload(svc, tmp_path, "c.png"), task="snow")
+    finally:
+        svc.close()
+    plain = service(Blur())
+    plain.start()
+    try:
+        job = plain.submit(upload(plain, tmp_path, "d.png"), task="haze")
+        assert wait(plain, job.id) == "failed"
+        assert job.message == "d.png: model Blur takes no inference options (task)"
+    finally:
+        plain.close()
+    with pytest.raises(ConfigError, match="per photo"):
+        RestoreService([ModelChoice("b", "b", Blur())], restorer_options={"model_options": {}})

@@ -35,6 +35,7 @@ import numpy as np
 
 from aioir.errors import AioirError, ConfigError, ImageReadError
 from aioir.io import load_image, save_image, to_uint8
+from aioir.tasks import CORE_TASKS, TASKS, canonical_task
 
 __all__ = [
     "DEFAULT_MODEL_KEY",
@@ -144,6 +145,8 @@ class Job:
     bit_depth: int
     grayscale: bool
     alpha: bool
+    task: str | None = None
+    """What the user said is wrong with the photo (``None``: the model tells)."""
     state: str = "queued"
     """queued, loading (the model), restoring, done, failed or expired."""
     message: str = ""
@@ -210,12 +213,24 @@ class Job:
             "height": self.height,
             "format": self.describe(),
             "model": self.model_label,
+            "task": self.task,
             "progress": self.progress(now),
             "tiles": self._tiles() if self.steps_total > 1 else None,
             "position": position,
             "seconds": None if self.started is None else round(end - self.started, 2),
             "result_name": self.result_name,
         }
+
+
+def _task(task: str | None) -> str | None:
+    """``task`` as aioir names it (``None`` for none; ``a+b`` for several); ConfigError naming
+    the tasks when it is none of :data:`aioir.tasks.TASKS`."""
+    if task is None or not task.strip():
+        return None
+    parts = [canonical_task(part) for part in task.split("+")]
+    if not all(part in TASKS for part in parts):
+        raise ConfigError(f"unknown task {task!r} (tasks: {', '.join(CORE_TASKS)})")
+    return "+".join(parts)
 
 
 def _one_line(name: str, exc: BaseException) -> str:
@@ -284,6 +299,8 @@ class RestoreService:
         options = dict(restorer_options or {})
         if "strength" in options:
             raise ConfigError("strength is chosen on the page, not for the restorer")
+        if "model_options" in options:
+            raise ConfigError("the task is chosen on the page, per photo, not for the restorer")
         self.choices = {c.key: c for c in choices}
         self.default_key = choices[0].key
         self.restorer_options = options
@@ -298,7 +315,7 @@ class RestoreService:
         self._queue: queue.Queue[str] = queue.Queue()
         self._stop = threading.Event()
         self._current: Job | None = None
-        self._restorer: tuple[str, Any] | None = None
+        self._restorer: tuple[tuple[str, str | None], Any] | None = None
         self._seconds_per_pixel: dict[str, float] = {}
         self._workdir = Path(_make_workdir())
         self._worker = threading.Thread(target=self._work, name="aioir-serve-worker", daemon=True)
@@ -323,7 +340,7 @@ class RestoreService:
         """Load the model ``key`` (default: the first choice) now, so the first photo does not
         wait for it; raises the model's one-line error."""
         choice = self.choices[key or self.default_key]
-        self._get_restorer(choice.key, choice.spec)
+        self._get_restorer((choice.key, None), choice.spec)
 
     # ---------------------------------------------------------------- requests
     def model_list(self) -> list[dict[str, str]]:
@@ -360,13 +377,23 @@ class RestoreService:
         if path.parent.parent == self._workdir:
             shutil.rmtree(path.parent, ignore_errors=True)
 
-    def submit(self, upload: Path, *, model: str | None = None, path: str | None = None) -> Job:
+    def submit(
+        self,
+        upload: Path,
+        *,
+        model: str | None = None,
+        path: str | None = None,
+        task: str | None = None,
+    ) -> Job:
         """Queue the uploaded file ``upload`` (from :meth:`new_upload`): checked, decoded once
         (ImageReadError with the one-line message naming the file as the user named it),
-        queued. ConfigError for a bad model choice, :class:`ServiceBusy` when too many wait."""
+        queued. ``task``: what the user says is wrong with it (``aioir restore --task``; a
+        model that cannot be told fails the job in one line). ConfigError for a bad model
+        choice or an unknown task, :class:`ServiceBusy` when too many wait."""
         name = upload.name
         try:
             choice = self._choice(model, path)
+            task = _task(task)
             if self._queue.qsize() >= self.max_waiting:
                 raise ServiceBusy(f"{name}: {self.max_waiting} photos are waiting; try later")
             try:
@@ -388,6 +415,7 @@ class RestoreService:
             bit_depth=data.bit_depth,
             grayscale=data.grayscale,
             alpha=data.alpha is not None,
+            task=task,
         )
         del data
         with self._lock:
@@ -482,9 +510,10 @@ class RestoreService:
     def _restore(self, job: Job) -> None:
         try:
             job.state = "loading"
-            cached = self._restorer is not None and self._restorer[0] == job.model_key
+            key = (job.model_key, job.task)
+            cached = self._restorer is not None and self._restorer[0] == key
             job.message = "reading the photo" if cached else f"loading {job.model_label}"
-            restorer = self._get_restorer(job.model_key, job.model_spec)
+            restorer = self._get_restorer(key, job.model_spec)
             job.message = "reading the photo"
             data = load_image(job.source)
             job.steps_total = _expected_calls(restorer, job.height, job.width)
@@ -504,8 +533,9 @@ class RestoreService:
             job.state, job.message = "done", ""
             if self.log is not None:
                 self.log(
-                    f"restored {job.name} ({job.width}×{job.height}) with {job.model_label} "
-                    f"in {seconds:.1f} s"
+                    f"restored {job.name} ({job.width}×{job.height}) with {job.model_label}"
+                    + (f", told {job.task}" if job.task else "")
+                    + f" in {seconds:.1f} s"
                 )
             with self._lock:
                 self._trim()
@@ -517,14 +547,17 @@ class RestoreService:
             if self.log is not None:
                 self.log(f"failed: {job.message}")
 
-    def _get_restorer(self, key: str, spec: Any) -> Any:
-        """The cached restorer for ``key``; another key replaces it (one model in memory)."""
+    def _get_restorer(self, key: tuple[str, str | None], spec: Any) -> Any:
+        """The cached restorer for ``key`` = (model, task); another key replaces it (one model
+        in memory: a photo told another task loads the model again, in a second or two)."""
         if self._restorer is not None and self._restorer[0] == key:
             return self._restorer[1]
         from aioir.restore import Restorer
 
         self._restorer = None  # free the previous model before loading the next
-        restorer = Restorer(spec, **self.restorer_options)
+        task = key[1]
+        options = None if task is None else {"task": task}
+        restorer = Restorer(spec, **self.restorer_options, model_options=options)
         restorer.model.register_forward_pre_hook(self._before_forward)
         restorer.model.register_forward_hook(self._after_forward)
         self._restorer = (key, restorer)

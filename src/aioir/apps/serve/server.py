@@ -5,8 +5,9 @@ Routes (every answer comes from this process; the page loads nothing from anywhe
     GET    /                          the page (HTML, CSS and script inline)
     GET    /api/models                the models offered, the upload limit, the file types
     GET    /api/jobs[?ids=a,b]        the status of the jobs (state, progress, one-line message)
-    POST   /api/jobs?name=N[&model=K|&path=P]   body: the file's bytes → 202 + status, or
-                                      400 {"error": "N: <one-line problem>"}
+    POST   /api/jobs?name=N[&model=K|&path=P][&task=T]   body: the file's bytes → 202 +
+                                      status, or 400 {"error": "N: <one-line problem>"};
+                                      T: what is wrong with it (aioir restore --task)
     GET    /api/jobs/ID               one job's status
     GET    /api/jobs/ID/before.png    8-bit previews for the before/after comparison
     GET    /api/jobs/ID/after.png
@@ -282,7 +283,9 @@ class _Handler(BaseHTTPRequestHandler):
             self._error(HTTPStatus.BAD_REQUEST, f"{name}: upload failed ({exc})")
             return
         try:
-            job = service.submit(upload, model=query.get("model"), path=query.get("path"))
+            job = service.submit(
+                upload, model=query.get("model"), path=query.get("path"), task=query.get("task")
+            )
         except ServiceBusy as exc:
             self._error(HTTPStatus.SERVICE_UNAVAILABLE, str(exc))
             return

@@ -22,7 +22,8 @@ ADAPTER_MODE_HELP = {
 
 
 def add_restore_arguments(group: Any) -> None:
-    """``--adapter-mode`` and ``--task`` on ``aioir restore`` (models with task adapters)."""
+    """``--adapter-mode`` on ``aioir restore`` (models with task adapters; ``--task``, every
+    model's, names the adapter for the oracle mode and implies it)."""
     group.add_argument(
         "--adapter-mode",
         choices=tuple(ADAPTER_MODE_HELP),
@@ -30,22 +31,11 @@ def add_restore_arguments(group: Any) -> None:
         help="task adapters (ABAIR models): "
         + "; ".join(f"'{m}': {t}" for m, t in ADAPTER_MODE_HELP.items()),
     )
-    group.add_argument(
-        "--task",
-        default=None,
-        metavar="TASK",
-        help="the task whose adapter to use (implies --adapter-mode oracle), e.g. haze; "
-        "haze+rain uses both; aioir evaluate: 'case' = each case's own task",
-    )
 
 
 def restore_options(args: argparse.Namespace) -> dict[str, Any]:
-    """``adapter_mode`` / ``task`` for the model, when given."""
-    return {
-        key: value
-        for key, value in (("adapter_mode", args.adapter_mode), ("task", args.task))
-        if value is not None
-    }
+    """``adapter_mode`` for the model, when given."""
+    return {} if args.adapter_mode is None else {"adapter_mode": args.adapter_mode}
 
 
 def register(sub: argparse._SubParsersAction) -> None:
