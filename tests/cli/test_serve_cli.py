@@ -44,7 +44,7 @@ def test_serves_on_loopback_until_ctrl_c(tiny_model, tmp_path, monkeypatch, caps
     server = seen["server"]
     assert server.host == "127.0.0.1" and server.loopback
     assert list(server.service.choices) == [tiny_model, "default", "checkpoints/v9"]
-    assert server.service._restorer[0] == tiny_model  # loaded before serving
+    assert server.service._restorer[0] == (tiny_model, None)  # loaded before serving, no task
     lines = err.splitlines()
     assert lines == [f"aioir serve: serving {server.url} (Ctrl-C stops it)", "aioir serve: stopped"]
 
