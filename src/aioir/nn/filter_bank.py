@@ -58,6 +58,7 @@ from torch import Tensor, nn
 
 from aioir.nn.dark_channel import dark_channel
 from aioir.nn.degradation_classifier import DegradationClassifier
+from aioir.nn.graph_capture import capturing_graph
 from aioir.nn.image_statistics import crop_count, image_statistic, pool_crops
 from aioir.nn.padding import reflect_pad
 
@@ -419,14 +420,7 @@ class FilterBankHead(nn.Module):
 
 def _may_skip(skip_mass: float) -> bool:
     """Whether candidates may be left out now: inference in eager mode only."""
-    return (
-        skip_mass > 0
-        and not torch.is_grad_enabled()
-        and not torch.jit.is_tracing()
-        and not torch.jit.is_scripting()
-        and not torch.onnx.is_in_onnx_export()
-        and not torch.compiler.is_compiling()
-    )
+    return skip_mass > 0 and not torch.is_grad_enabled() and not capturing_graph()
 
 
 class InputStatisticsFilterBankHead(FilterBankHead):

@@ -14,6 +14,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from aioir.nn.graph_capture import capturing_graph
 from aioir.nn.inference_memory import declared_bytes_per_pixel
 
 __all__ = ["GREY_TOLERANCE", "GreyTwin", "is_grey"]
@@ -30,17 +31,6 @@ def is_grey(images: Tensor, tolerance: float = GREY_TOLERANCE) -> Tensor:
         return torch.ones(images.shape[0], dtype=torch.bool, device=images.device)
     spread = images.amax(dim=1) - images.amin(dim=1)
     return spread.flatten(1).amax(dim=1) <= tolerance
-
-
-def _eager() -> bool:
-    """Whether the images may choose the branch now (not while tracing, scripting, compiling
-    or exporting, whose graphs must hold both)."""
-    return not (
-        torch.jit.is_tracing()
-        or torch.jit.is_scripting()
-        or torch.onnx.is_in_onnx_export()
-        or torch.compiler.is_compiling()
-    )
 
 
 class GreyTwin(nn.Module):
@@ -65,7 +55,7 @@ class GreyTwin(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         grey = is_grey(x, self.tolerance)
-        if not _eager():
+        if capturing_graph():  # the graph holds both
             return torch.where(grey[:, None, None, None], self.grey(x), self.colour(x))
         if not bool(grey.any()):
             return self.colour(x)
