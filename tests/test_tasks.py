@@ -34,3 +34,10 @@ def test_benchmark_specs_accept_the_authors_task_names(tmp_path):
 
     assert get_benchmark(f"synthetic:{tmp_path}:dehazing,low-light").tasks == ("haze", "lowlight")
     assert get_benchmark(f"paired:{tmp_path}:deraining").task == "rain"
+
+
+def test_task_parts_splits_composites_into_aioir_names():
+    from aioir.tasks import task_parts
+
+    assert task_parts("haze") == ["haze"]
+    assert task_parts("dehazing+low-light") == ["haze", "lowlight"]

@@ -9,7 +9,7 @@ wherever a task is named: :func:`canonical_task` maps them to aioir's names.
 
 from __future__ import annotations
 
-__all__ = ["CORE_TASKS", "TASKS", "TASK_ALIASES", "canonical_task"]
+__all__ = ["CORE_TASKS", "TASKS", "TASK_ALIASES", "canonical_task", "task_parts"]
 
 #: The six degradation tasks aioir restores by default (the demo's and ``synthetic:DIR``'s
 #: columns), in canonical order.
@@ -41,3 +41,9 @@ def canonical_task(name: str) -> str:
     stripped; case is kept for names that are not aliases)."""
     text = name.strip()
     return TASK_ALIASES.get(text.lower(), text)
+
+
+def task_parts(name: str) -> list[str]:
+    """The tasks a composite name ``a+b`` holds, each by aioir's name (:func:`canonical_task`;
+    a plain name gives itself)."""
+    return [canonical_task(part) for part in name.split("+")]

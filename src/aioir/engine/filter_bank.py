@@ -1088,8 +1088,9 @@ def candidate_ids(
     for j, item in enumerate(experts):
         model, mode = expert_entry(item, "filter_bank.experts")
         entry: dict[str, Any] = {"model": model, "self_ensemble": mode}
-        if expert_grey_model(item) is not None:  # (absent otherwise: older ids stay as they were)
-            entry["grey_model"] = expert_grey_model(item)
+        grey = expert_grey_model(item)
+        if grey is not None:  # (absent otherwise: older ids stay as they were)
+            entry["grey_model"] = grey
         if weights is not None:
             entry["weights"] = weights[j]
         ids.append(json.dumps(entry, sort_keys=True))

@@ -51,7 +51,7 @@ from aioir.nn.filter_bank import (
 from aioir.nn.grey_twin import GreyTwin
 from aioir.nn.inference_memory import declared_bytes_per_pixel
 from aioir.nn.padding import pad_to_multiple, unpad
-from aioir.tasks import canonical_task
+from aioir.tasks import canonical_task, task_parts
 
 __all__ = [
     "LEGACY_OVERRIDES",
@@ -199,11 +199,10 @@ class FilterBankRestorer(RestorerWrapper):
                 f"the network ({type(network).__name__}) takes no inference options ({unused})"
             )
         if "task" in options:
-            self.tell_task(options["task"])
+            self._tell_task(options["task"])
 
-    def tell_task(self, task: str | None) -> list[str]:
-        """Tell the head the input's task (:meth:`set_inference_options`); returns the
-        classifier classes it now reads every input as (empty: the classifier decides)."""
+    def _tell_task(self, task: str | None) -> None:
+        """Route the head to ``task``'s classes (:meth:`set_inference_options`)."""
         head = self.filter_bank
         if not isinstance(
             head, RoutedClassifierFilterBankHead | RoutedCompactClassifierFilterBankHead
@@ -215,16 +214,15 @@ class FilterBankRestorer(RestorerWrapper):
         classes = list(head.classifier.classes)
         if task is None:
             head.give_classes([])
-            return []
-        whole = canonical_task(str(task))
-        parts = [whole] if whole in classes else [canonical_task(p) for p in whole.split("+")]
+            return
+        whole = canonical_task(str(task))  # a class may hold a '+' (noise+jpeg)
+        parts = [whole] if whole in classes else task_parts(whole)
         unknown = [p for p in parts if p not in classes]
         if unknown or not parts:
             raise ConfigError(
                 f"the filter-bank head knows the tasks {', '.join(classes)}; not {task!r}"
             )
         head.give_classes([classes.index(p) for p in parts])
-        return parts
 
     def describe_decisions(self) -> list[str]:
         """Per image of the last restoration, the candidates the head chose, heaviest first

@@ -35,7 +35,7 @@ import numpy as np
 
 from aioir.errors import AioirError, ConfigError, ImageReadError
 from aioir.io import load_image, save_image, to_uint8
-from aioir.tasks import CORE_TASKS, TASKS, canonical_task
+from aioir.tasks import CORE_TASKS, TASKS, task_parts
 
 __all__ = [
     "DEFAULT_MODEL_KEY",
@@ -227,7 +227,7 @@ def _task(task: str | None) -> str | None:
     the tasks when it is none of :data:`aioir.tasks.TASKS`."""
     if task is None or not task.strip():
         return None
-    parts = [canonical_task(part) for part in task.split("+")]
+    parts = task_parts(task)
     if not all(part in TASKS for part in parts):
         raise ConfigError(f"unknown task {task!r} (tasks: {', '.join(CORE_TASKS)})")
     return "+".join(parts)
