@@ -63,10 +63,7 @@ from aioir.engine import validation
 from aioir.engine.filter_bank import (
     GATE_ONLY_OPTIONS,
     FilterBankOptions,
-    GateExamples,
-    candidate_ids,
-    gate_example_tasks,
-    read_gate_examples,
+    saved_gate_examples,
     train_gate,
 )
 from aioir.engine.validation import PSNR_CAP
@@ -325,23 +322,6 @@ def score(head: torch.nn.Module, cases: list[CaseCache]) -> tuple[dict[str, floa
     return columns, weights
 
 
-def merge_examples(parts: list[GateExamples]) -> GateExamples:
-    """Gate examples of several files as one set, in order (the columns all share; the input
-    terms when all have the same; the first file's generator state, as a fit has it)."""
-    if len(parts) == 1:
-        return parts[0]
-    shared = [k for k in parts[0].columns if all(k in p.columns for p in parts)]
-    terms = [p.input_terms for p in parts if p.input_terms is not None]
-    same = len(terms) == len(parts) and len({p.input_terms_id for p in parts}) == 1
-    return GateExamples(
-        torch.cat([p.descriptors for p in parts]),
-        {k: torch.cat([p.columns[k] for p in parts]) for k in shared},
-        parts[0].rng_state,
-        torch.cat(terms) if same else None,
-        parts[0].input_terms_id if same else "",
-    )
-
-
 def _top_weights(weights: Tensor, names: list[str], count: int = 3) -> dict[str, float]:
     """The ``count`` heaviest candidates of a column's mean weights, by name."""
     order = weights.argsort(descending=True)[:count].tolist()
@@ -439,25 +419,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             check_model_output(Path(args.save), overwrite=False)
         except ConfigError as exc:
             parser.error(f"--save: {exc}")
-    head = model.filter_bank
-    ids = candidate_ids(head.num_filters, base.experts, head.expert_fingerprints())
-    parts = []
-    for path in args.examples:
-        part = read_gate_examples(path)
-        absent = [i for i in ids if part is None or i not in part.columns]
-        if part is None or absent:
-            parser.error(f"--examples {path}: no scores for {absent or 'any candidate'} (a fit "
-                         "of this model's config with this file as its gate_examples_file adds "
-                         "them from the crops)")  # fmt: skip
-        parts.append(part)
-    examples = merge_examples(parts)
-    extra = len(examples.descriptors) - len(parts[0].descriptors)  # extra_gate_data's, last
-    given = dataclasses.replace(base, extra_gate_data=base.extra_gate_data[: len(parts) - 1])
-    tasks = gate_example_tasks(record["data"]["tasks"], given)  # (the files given: main first)
-    if len(tasks) != len(examples.descriptors):
-        parser.error(f"--examples: {len(examples.descriptors)} examples, but the fit's tasks and "
-                     f"counts give {len(tasks)}")  # fmt: skip
-    raw_scores = torch.stack([examples.columns[i] for i in ids], dim=1)
+    try:
+        saved = saved_gate_examples(model, args.examples)
+    except ValueError as exc:
+        parser.error(f"--examples: {exc}")
+    examples, raw_scores, tasks, extra = saved.examples, saved.scores, saved.tasks, saved.extra
     names = model.candidate_names()
     network, head = unwrap(model), model.filter_bank
     experts = list(head.experts)

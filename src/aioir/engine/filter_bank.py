@@ -61,8 +61,8 @@ __all__ = [
     "FilterBankFitConfig", "FilterBankOptions", "FitModelConfig", "FitResult",
     "FitRuntimeConfig", "FitValidationConfig", "GateExamples", "candidate_ids",
     "filter_bank_groups", "fit", "fit_filters", "fit_gate", "gate_examples",
-    "input_only_examples", "load_fit_config", "read_gate_examples", "read_part",
-    "wrap_in_filter_bank", "write_part",
+    "input_only_examples", "load_fit_config", "merge_examples", "read_gate_examples",
+    "read_part", "saved_gate_examples", "wrap_in_filter_bank", "write_part",
 ]  # fmt: skip
 
 log = logging.getLogger(__name__)
@@ -1151,6 +1151,70 @@ def read_gate_examples(path: str | os.PathLike[str], key: str | None = None) -> 
         return GateExamples(
             f.get_tensor("descriptors"), columns, f.get_tensor("rng_state"), terms, terms_id
         )
+
+
+def merge_examples(parts: Sequence[GateExamples]) -> GateExamples:
+    """Gate examples of several files as one set, in order (the columns all share; the input
+    terms when all have the same; the first file's generator state, as a fit has it)."""
+    if len(parts) == 1:
+        return parts[0]
+    shared = [k for k in parts[0].columns if all(k in p.columns for p in parts)]
+    terms = [p.input_terms for p in parts if p.input_terms is not None]
+    same = len(terms) == len(parts) and len({p.input_terms_id for p in parts}) == 1
+    return GateExamples(
+        torch.cat([p.descriptors for p in parts]),
+        {k: torch.cat([p.columns[k] for p in parts]) for k in shared},
+        parts[0].rng_state,
+        torch.cat(terms) if same else None,
+        parts[0].input_terms_id if same else "",
+    )
+
+
+@dataclasses.dataclass
+class SavedGateExamples:
+    """A fitted model's gate examples read back from its files: the merged ``examples``, the
+    ``scores`` (N×C, uncapped, in the head's candidate order), each example's ``task``, how
+    many of them are ``extra`` (``extra_gate_data``'s, last) and how many each file gave."""
+
+    examples: GateExamples
+    scores: Tensor
+    tasks: list[str]
+    extra: int
+    per_file: list[int]
+
+
+def saved_gate_examples(
+    model: nn.Module, paths: Sequence[str | os.PathLike[str]]
+) -> SavedGateExamples:
+    """The gate examples of the fitted filter-bank ``model`` from its examples files (its
+    ``gate_examples_file`` first, then its ``extra_gate_data`` files as the fit lists them, or
+    the first few of them). Raises ``ValueError`` naming the file when one lacks a candidate's
+    scores or the counts do not match the fit's."""
+    record = model.aioir_metadata["filter_bank"]
+    options = FilterBankOptions(**record["filter_bank"])
+    head = model.filter_bank
+    ids = candidate_ids(head.num_filters, options.experts, head.expert_fingerprints())
+    parts = []
+    for path in paths:
+        part = read_gate_examples(path)
+        absent = [i for i in ids if part is None or i not in part.columns]
+        if part is None or absent:
+            raise ValueError(
+                f"{path}: no scores for {absent or 'any candidate'} (a fit of this model's "
+                "config with this file as its gate_examples_file adds them from the crops)"
+            )
+        parts.append(part)
+    examples = merge_examples(parts)
+    given = dataclasses.replace(options, extra_gate_data=options.extra_gate_data[: len(parts) - 1])
+    tasks = gate_example_tasks(record["data"]["tasks"], given)  # (the files given: main first)
+    if len(tasks) != len(examples.descriptors):
+        raise ValueError(
+            f"{len(examples.descriptors)} examples, but the fit's tasks and counts give "
+            f"{len(tasks)}"
+        )
+    scores = torch.stack([examples.columns[i] for i in ids], dim=1)
+    per_file = [len(p.descriptors) for p in parts]
+    return SavedGateExamples(examples, scores, tasks, len(scores) - per_file[0], per_file)
 
 
 def _write_examples(path: Path, key: str, ids: Sequence[str], examples: GateExamples) -> None:
