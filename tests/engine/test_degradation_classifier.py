@@ -43,7 +43,11 @@ def test_the_classifier_learns_to_tell_noise_and_darkness_from_clean():
     ("options", "message"),
     [({"steps": 0}, "steps"), ({"min_crop": 64, "patch_size": 32}, "min_crop"),
      ({"widths": []}, "widths"), ({"lr": 0.0}, "lr"),
-     ({"dark_items_per_task": -1}, "dark_items_per_task")],
+     ({"dark_items_per_task": -1}, "dark_items_per_task"),
+     ({"extra_crops": ["pale"]}, r"extra_crops\[0\]"),
+     ({"extra_crops": [{"data": {}, "items_per_task": 5}]}, r"extra_crops\[0\]\.data"),
+     ({"extra_crops": [{"data": {"pale": 1.0}, "items_per_task": -1}]}, "items_per_task"),
+     ({"extra_crops": [{"data": {"pale": 1.0}, "items_per_task": 5, "salt": 1}]}, "extra_crops")],
 )  # fmt: skip
 def test_classifier_options_are_validated(options, message):
     with pytest.raises(ConfigError, match=message):

@@ -707,10 +707,33 @@ def test_a_parts_file_keeps_the_filters_and_the_classifier(corpus, base, tmp_pat
             tmp_path / "broken-examples")  # fmt: skip
 
 
+def test_classifier_extra_crops_add_crops_of_other_renderings(corpus, base, tmp_path):
+    """``classifier.extra_crops`` trains the classifier on more crops, of the photos under
+    other data overrides; without any, a classifier's stamp is as before they existed (a
+    parts file written then still matches)."""
+    from aioir.engine.filter_bank import _parts_key, fit
+
+    plain = {"classifier": SMALL_CLASSIFIER}
+    soft_crops = [{"data": {"pale": 1.0, "defocus": 1.0}, "items_per_task": 3}]
+    soft = {"classifier": {**SMALL_CLASSIFIER, "extra_crops": soft_crops}}
+    assert "extra_crops" not in _parts_key(_config(corpus, base, filter_bank=plain), "classifier")
+    assert "extra_crops" in _parts_key(_config(corpus, base, filter_bank=soft), "classifier")
+    before = fit(_config(corpus, base, filter_bank=plain), tmp_path / "plain").record
+    after = fit(_config(corpus, base, filter_bank=soft), tmp_path / "soft").record
+    classes = len(before["classifier_training"]["classes"])
+    crops = [r["classifier_training"]["crops"] for r in (before, after)]
+    assert crops[1] - crops[0] == 3 * classes
+    assert after["classifier_training"]["options"]["extra_crops"] == soft_crops
+
+
 def test_fit_config_checks_the_classifier_section(corpus, base):
     for bad, message in [
         ({"classifier": {"bogus": 1}}, "filter_bank.classifier"),
         ({"classifier": {"steps": 0}}, "steps"),
+        (
+            {"classifier": {"extra_crops": [{"data": {"bogus": 1}, "items_per_task": 2}]}},
+            r"extra_crops\[0\]\.data",
+        ),
         ({"gate_descriptor": "compact"}, "compact reads a classifier"),
         ({"gate_descriptor": "half"}, "full or compact"),
         ({"classifier": {}, "input_statistics": True}, "not both"),

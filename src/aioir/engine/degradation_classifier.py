@@ -8,7 +8,9 @@ otherwise teach the classifier that a clean-looking crop is as likely degraded a
 ``pale_items_per_task`` more per task come from the same photos rendered pale and flat (the
 data's ``pale`` option), so that a pale clean photo is learned as clean and not as haze, and
 ``dark_items_per_task`` from them rendered dark (the ``dark`` option: night, dusk, low key), so
-that a dim clean photo is learned as clean and not as low light. The
+that a dim clean photo is learned as clean and not as low light; ``extra_crops`` entries
+``{data: {...}, items_per_task: N}`` add crops of the photos under any other data overrides
+(e.g. ``{pale: 1.0, defocus: 1.0}``: pale *and* soft scenes, each its own target). The
 crops are made once and kept in memory (half precision); training draws batches from them
 with random flips, transposes and square sub-crops of ``min_crop`` … ``patch_size`` px,
 cross-entropy, AdamW (linear warm-up, cosine decay), bfloat16 on the CPU. A filter-bank fit
@@ -41,10 +43,11 @@ log = logging.getLogger(__name__)
 class ClassifierOptions:
     """How the classifier is made: its shape (``widths``, ``hidden``), its crops
     (``items_per_task`` plain, ``pale_items_per_task`` pale and ``dark_items_per_task`` dark
-    ones per task, ``patch_size``
-    px, seed salt ``salt``) and its training (``steps`` of ``batch_size``, peak ``lr``,
-    ``weight_decay``, sub-crops from ``min_crop`` px); crops whose input is within
-    ``clean_above`` dB of their target are labelled ``clean`` (``None``: never relabelled)."""
+    ones per task, ``extra_crops``' ``{data: {overrides}, items_per_task: N}`` entries after
+    them, ``patch_size`` px, seed salt ``salt``) and its training (``steps`` of
+    ``batch_size``, peak ``lr``, ``weight_decay``, sub-crops from ``min_crop`` px); crops whose
+    input is within ``clean_above`` dB of their target are labelled ``clean`` (``None``: never
+    relabelled)."""
 
     widths: list[int] = dataclasses.field(default_factory=lambda: [24, 48, 96, 128])
     hidden: int = 96
@@ -59,6 +62,7 @@ class ClassifierOptions:
     weight_decay: float = 1e-4
     salt: int = 11
     clean_above: float | None = 40.0
+    extra_crops: list[dict[str, Any]] = dataclasses.field(default_factory=list)
 
     def validate(self, where: str) -> ClassifierOptions:
         """Check the values; returns ``self``."""
@@ -74,6 +78,15 @@ class ClassifierOptions:
             raise ConfigError(f"{where}.min_crop: must be in 1 … patch_size")
         if self.lr <= 0 or self.weight_decay < 0:
             raise ConfigError(f"{where}: lr must be > 0 and weight_decay ≥ 0")
+        for i, entry in enumerate(self.extra_crops):
+            key = f"{where}.extra_crops[{i}]"
+            if not isinstance(entry, dict) or set(entry) - {"data", "items_per_task"}:
+                raise ConfigError(f"{key}: expected a mapping of data and items_per_task")
+            if not isinstance(entry.get("data"), dict) or not entry["data"]:
+                raise ConfigError(f"{key}.data: give the data section's keys to override")
+            items = entry.get("items_per_task")
+            if not isinstance(items, int) or isinstance(items, bool) or items < 0:
+                raise ConfigError(f"{key}.items_per_task: must be an integer ≥ 0")
         return self
 
 

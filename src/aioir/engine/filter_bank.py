@@ -355,9 +355,16 @@ class FilterBankFitConfig:
         if not isinstance(raw, Mapping) or set(raw) - fields:
             raise ConfigError(f"{key}: expected a mapping of {', '.join(sorted(fields))}")
         try:
-            return ClassifierOptions(**raw).validate(key)
+            options = ClassifierOptions(**raw).validate(key)
         except TypeError as exc:
             raise ConfigError(f"{key}: {exc}") from exc
+        fields = {f.name for f in dataclasses.fields(DataConfig)}
+        for i, entry in enumerate(options.extra_crops):
+            at = f"{key}.extra_crops[{i}].data"
+            if set(entry["data"]) - fields:
+                raise ConfigError(f"{at}: expected data-section keys, got {entry['data']!r}")
+            dataclasses.replace(self.data, **entry["data"]).validate(at)
+        return options
 
     def extra_data(self, index: int, where: str = "config") -> tuple[DataConfig, int, int]:
         """Entry ``index`` of ``filter_bank.extra_gate_data`` as ``(data config, crops per task,
@@ -984,6 +991,8 @@ def _parts_key(config: FilterBankFitConfig, part: str) -> str:
     else:
         options = config.classifier_options()
         own = dataclasses.asdict(options) if options is not None else None
+        if own is not None and not own["extra_crops"]:
+            del own["extra_crops"]  # (none: the stamp of the classifiers fitted before it)
     what = {"part": part, "data": _data_stamp(config.data), "seed": config.seed, "options": own}
     return json.dumps(what, sort_keys=True, default=str)
 
@@ -1374,10 +1383,12 @@ def _fit_classifier(
         return classifier.eval().requires_grad_(False), {**stored_record, "read_from": parts_file}
     start = time.perf_counter()
     sources = [(dm, options.items_per_task)]
-    for rendering, items in (("pale", options.pale_items_per_task),
-                             ("dark", options.dark_items_per_task)):  # fmt: skip
+    variants = [({"pale": 1.0}, options.pale_items_per_task),
+                ({"dark": 1.0}, options.dark_items_per_task),
+                *((entry["data"], entry["items_per_task"]) for entry in options.extra_crops)]  # fmt: skip
+    for overrides, items in variants:
         if items > 0:  # the same photos rendered so, every crop of its own look
-            data = dataclasses.replace(config.data, **{rendering: 1.0})
+            data = dataclasses.replace(config.data, **overrides)
             sources.append((RestorationDataModule(data, data.resolved_root(), seed=config.seed),
                             items))  # fmt: skip
     with torch.random.fork_rng(devices=[]):
