@@ -38,8 +38,9 @@ from aioir.engine.filter_bank import (
     mixture_bound,
     saved_gate_examples,
     train_gate,
+    wrap_in_filter_bank,
 )
-from aioir.models import load_model
+from aioir.models import load_model, unwrap
 
 #: the log-probability the true-task verdict gives every other class (finite: no NaN)
 TRUE_TASK_LOG_FLOOR = -20.0
@@ -62,7 +63,8 @@ def held_out_scores(
     extra: int,
     rng_state: Tensor,
 ) -> Tensor:
-    """Fit a copy of ``head``'s gate on the even-numbered examples (``descriptors`` N×D,
+    """Fit a copy of ``head``'s gate (a head as the fit builds it, before its gate is fitted)
+    on the even-numbered examples (``descriptors`` N×D,
     uncapped ``scores`` N×C, each example's task, the last ``extra`` from extra data) as the
     fit would, and return every example's score (N, dB: the PSNR bound of the mix, capped
     scores); the odd-numbered ones are the held-out ones. The gate's reset draws from torch's
@@ -113,11 +115,18 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "--examples: not this model's classifier terms (a fit of this model adds them)"
         )
     classes = list(classifier.classes)
+    # the head as the fit builds it (its gate's first layer as initialised, not as fitted on
+    # every example, the held-out ones included)
+    initial = wrap_in_filter_bank(
+        unwrap(model), head.num_filters, head.taps, options.hidden, int(record["seed"]),
+        list(head.experts), input_statistics=options.input_statistics, classifier=classifier,
+        gate_descriptor=options.gate_descriptor, routed_gate=options.routed_gate,
+    ).filter_bank  # fmt: skip
     verdicts = {"classifier": terms, "true task": true_task_terms(saved.tasks, classes)}
     per_verdict = {
         name: held_out_scores(
-            head,
-            head.assemble(saved.examples.descriptors, given),
+            initial,
+            initial.assemble(saved.examples.descriptors, given),
             saved.scores,
             options,
             saved.tasks,
