@@ -38,9 +38,10 @@ from aioir.engine.filter_bank import (
     mixture_bound,
     saved_gate_examples,
     train_gate,
-    wrap_in_filter_bank,
+    unfitted_head,
 )
-from aioir.models import load_model, unwrap
+from aioir.io import write_bytes_atomically
+from aioir.models import load_model
 
 #: the log-probability the true-task verdict gives every other class (finite: no NaN)
 TRUE_TASK_LOG_FLOOR = -20.0
@@ -117,11 +118,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     classes = list(classifier.classes)
     # the head as the fit builds it (its gate's first layer as initialised, not as fitted on
     # every example, the held-out ones included)
-    initial = wrap_in_filter_bank(
-        unwrap(model), head.num_filters, head.taps, options.hidden, int(record["seed"]),
-        list(head.experts), input_statistics=options.input_statistics, classifier=classifier,
-        gate_descriptor=options.gate_descriptor, routed_gate=options.routed_gate,
-    ).filter_bank  # fmt: skip
+    initial = unfitted_head(model, options, int(record["seed"]))
     verdicts = {"classifier": terms, "true task": true_task_terms(saved.tasks, classes)}
     per_verdict = {
         name: held_out_scores(
@@ -163,7 +160,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
               f"{r['true task']:10.2f} {r['gap']:+6.2f}")  # fmt: skip
     out = {"model": args.model, "examples": args.examples, "rows": rows}
     if args.json:
-        Path(args.json).write_text(json.dumps(out, indent=1))
+        write_bytes_atomically(Path(args.json), json.dumps(out, indent=1).encode(), overwrite=True)
     return out
 
 

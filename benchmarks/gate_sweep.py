@@ -65,9 +65,11 @@ from aioir.engine.filter_bank import (
     FilterBankOptions,
     saved_gate_examples,
     train_gate,
+    unfitted_head,
 )
 from aioir.engine.validation import PSNR_CAP
 from aioir.evaluate.benchmarks import PhotoTasksBenchmark
+from aioir.io import write_bytes_atomically
 from aioir.metrics import psnr
 from aioir.models import load_model
 from aioir.nn.padding import pad_to_multiple
@@ -385,9 +387,6 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if args.threads:
         torch.set_num_threads(args.threads)
 
-    from aioir.engine.filter_bank import wrap_in_filter_bank
-    from aioir.models import unwrap
-
     model = load_model(args.model).eval()
     record = model.aioir_metadata["filter_bank"]
     base = FilterBankOptions(**record["filter_bank"])
@@ -425,9 +424,6 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         parser.error(f"--examples: {exc}")
     examples, raw_scores, tasks, extra = saved.examples, saved.scores, saved.tasks, saved.extra
     names = model.candidate_names()
-    network, head = unwrap(model), model.filter_bank
-    experts = list(head.experts)
-    classifier = getattr(head, "classifier", None)  # a classifier-reading head's, reused
     # every setting's gate first (small); then each set of cases is restored or read, scored by
     # every gate and let go — one set in memory at a time (a set of 38 photos is ~10 GB)
     initial_heads: dict[tuple[int, bool, str, bool], torch.nn.Module] = {}
@@ -437,13 +433,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         options = dataclasses.replace(base, **dict(zip(grid, values, strict=True)))
         shape = (options.hidden, options.input_statistics, options.gate_descriptor,
                  options.routed_gate)  # fmt: skip
-        if shape not in initial_heads:
-            initial_heads[shape] = wrap_in_filter_bank(
-                network, head.num_filters, head.taps, options.hidden, seed, experts,
-                input_statistics=options.input_statistics,
-                classifier=None if options.input_statistics else classifier,
-                gate_descriptor=options.gate_descriptor, routed_gate=options.routed_gate,
-            ).filter_bank  # fmt: skip
+        if shape not in initial_heads:  # (a classifier-reading head's classifier, reused)
+            initial_heads[shape] = unfitted_head(model, options, seed)
         trial = copy.deepcopy(initial_heads[shape])  # fit_gate sets its descriptor statistics
         terms = examples.terms_for(trial)
         if trial.input_terms_size and terms is None:
@@ -474,7 +465,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             for i, photos in enumerate(args.photos)
         ])  # fmt: skip
         inputs[name] = {c.key: float(c.input_psnr.clamp(max=PSNR_CAP).mean()) for c in cases}
-        saved[name] = score(head, cases)[0]  # the model's own gate
+        saved[name] = score(model.filter_bank, cases)[0]  # the model's own gate
         print(f"as saved ({name}): floored gain {floored_gain(saved[name], inputs[name]):+.2f} | "
               + " ".join(f"{k} {v:.2f}" for k, v in saved[name].items()))  # fmt: skip
         prefix = "" if name == "crops" else f"{name}_"
@@ -512,7 +503,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         if name != "crops":
             payload.update({f"{name}_inputs": inputs[name], f"{name}_as_saved": saved[name]})
     if args.json:  # (every setting's scores, a choice or none)
-        Path(args.json).write_text(json.dumps(payload, indent=1, default=str))
+        write_bytes_atomically(
+            Path(args.json), json.dumps(payload, indent=1, default=str).encode(), overwrite=True
+        )
     if best_index is None:
         parser.error(f"--keep-gains {args.keep_gains}: every setting gives a task up")
     if args.save:

@@ -87,3 +87,23 @@ def load_benchmark(name: str) -> ModuleType:
     sys.modules[name] = module  # as an import does (dataclasses look their module up there)
     spec.loader.exec_module(module)
     return module
+
+
+def tiny_filter_bank_fit_config(corpus: Path, base: Path, **filter_bank: object) -> dict:
+    """A tiny filter-bank fit's raw config (``aioir fit-filter-bank``) of the network saved at
+    ``base`` on ``corpus``: noise and blur, 4 gate crops per task, no validation;
+    ``filter_bank`` adds or replaces options of its ``filter_bank`` section."""
+    return {
+        "model": {"name": str(base)},
+        "data": {
+            "kind": "synthetic", "root": str(corpus), "tasks": ["noise", "blur"],
+            "patch_size": 32, "samples_per_task": 2, "items_per_task": 12, "epoch_length": 3,
+        },
+        "filter_bank": {
+            "taps": 5, "severity_bins": 2, "patches": 4, "patch_size": 24,
+            "gate_items_per_task": 4, "gate_patch_size": 32, "gate_epochs": 20, **filter_bank,
+        },
+        "validation": {"enabled": False},
+        "runtime": {"num_threads": 1, "progress_bar": False},
+        "seed": 7,
+    }  # fmt: skip

@@ -9,7 +9,7 @@ import torch
 
 from aioir.engine.config import build_config
 from aioir.engine.filter_bank import FilterBankFitConfig, FilterBankOptions, fit
-from helpers import load_benchmark, make_corpus
+from helpers import load_benchmark, make_corpus, tiny_filter_bank_fit_config
 from udair_helpers import build_tiny_udair
 
 CLASSES = ["a", "b", "c"]
@@ -61,21 +61,9 @@ def test_the_script_compares_a_fitted_models_classifier_with_the_true_task(tmp_p
     examples = tmp_path / "examples.safetensors"
     classifier = {"widths": [4, 8], "hidden": 8, "items_per_task": 6, "pale_items_per_task": 0,
                   "patch_size": 32, "min_crop": 16, "steps": 20, "batch_size": 8}  # fmt: skip
-    raw = {
-        "model": {"name": str(base)},
-        "data": {
-            "kind": "synthetic", "root": str(corpus), "tasks": ["noise", "blur"],
-            "patch_size": 32, "samples_per_task": 2, "items_per_task": 12, "epoch_length": 3,
-        },
-        "filter_bank": {
-            "taps": 5, "severity_bins": 2, "patches": 4, "patch_size": 24,
-            "gate_items_per_task": 4, "gate_patch_size": 32, "gate_epochs": 20,
-            "gate_examples_file": str(examples), "classifier": classifier, "routed_gate": True,
-        },
-        "validation": {"enabled": False},
-        "runtime": {"num_threads": 1, "progress_bar": False},
-        "seed": 7,
-    }  # fmt: skip
+    raw = tiny_filter_bank_fit_config(
+        corpus, base, gate_examples_file=str(examples), classifier=classifier, routed_gate=True
+    )
     fit(build_config(FilterBankFitConfig, raw, "test"), tmp_path / "fitted")
     oracle = load_benchmark("gate_oracle")
     argv = ["--model", str(tmp_path / "fitted"), "--examples", str(examples), "--threads", "1"]

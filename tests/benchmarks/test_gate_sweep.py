@@ -13,26 +13,8 @@ from PIL import Image
 from aioir.engine.config import build_config
 from aioir.engine.filter_bank import FilterBankFitConfig, fit
 from aioir.models import load_model
-from helpers import load_benchmark, make_corpus
+from helpers import load_benchmark, make_corpus, tiny_filter_bank_fit_config
 from udair_helpers import build_tiny_udair
-
-
-def _fit_config(corpus, base, **filter_bank) -> dict:
-    """A tiny filter-bank fit's raw config (noise and blur, 4 gate crops per task)."""
-    return {
-        "model": {"name": str(base)},
-        "data": {
-            "kind": "synthetic", "root": str(corpus), "tasks": ["noise", "blur"],
-            "patch_size": 32, "samples_per_task": 2, "items_per_task": 12, "epoch_length": 3,
-        },
-        "filter_bank": {
-            "taps": 5, "severity_bins": 2, "patches": 4, "patch_size": 24,
-            "gate_items_per_task": 4, "gate_patch_size": 32, "gate_epochs": 20, **filter_bank,
-        },
-        "validation": {"enabled": False},
-        "runtime": {"num_threads": 1, "progress_bar": False},
-        "seed": 7,
-    }  # fmt: skip
 
 
 def _one_photo(folder, seed: int):
@@ -49,7 +31,7 @@ def _fitted(tmp_path) -> tuple[dict, Path, list[str]]:
     corpus = make_corpus(tmp_path / "corpus")
     base = build_tiny_udair(tmp_path / "base")
     examples = tmp_path / "examples.safetensors"
-    raw = _fit_config(corpus, base, gate_examples_file=str(examples))
+    raw = tiny_filter_bank_fit_config(corpus, base, gate_examples_file=str(examples))
     fit(build_config(FilterBankFitConfig, raw, "test"), tmp_path / "fitted")
     photos = _one_photo(tmp_path / "photos", seed=0)
     argv = ["--model", str(tmp_path / "fitted"), "--examples", str(examples),
@@ -109,7 +91,9 @@ def test_extra_examples_files_and_rendered_photos(tmp_path):
     base = build_tiny_udair(tmp_path / "base")
     main, pale = tmp_path / "main.safetensors", tmp_path / "pale.safetensors"
     extra = {"data": {"pale": 1.0}, "items_per_task": 3, "examples_file": str(pale)}
-    raw = _fit_config(corpus, base, gate_examples_file=str(main), extra_gate_data=[extra])
+    raw = tiny_filter_bank_fit_config(
+        corpus, base, gate_examples_file=str(main), extra_gate_data=[extra]
+    )
     fit(build_config(FilterBankFitConfig, raw, "test"), tmp_path / "fitted")
     photos = _one_photo(tmp_path / "photos", seed=1)
 
@@ -145,7 +129,7 @@ def test_a_cache_takes_an_added_expert_without_running_the_network_again(tmp_pat
     corpus = make_corpus(tmp_path / "corpus")
     base = build_tiny_udair(tmp_path / "base")
     examples = tmp_path / "examples.safetensors"
-    raw = _fit_config(corpus, base, gate_examples_file=str(examples))
+    raw = tiny_filter_bank_fit_config(corpus, base, gate_examples_file=str(examples))
     fit(build_config(FilterBankFitConfig, raw, "test"), tmp_path / "plain")
     raw["filter_bank"]["experts"] = ["dark-channel-prior"]
     fit(build_config(FilterBankFitConfig, raw, "test"), tmp_path / "expert")
@@ -177,7 +161,9 @@ def test_a_cache_runs_a_changed_expert_again_without_the_network(tmp_path, capsy
 
     corpus = make_corpus(tmp_path / "corpus")
     base = build_tiny_udair(tmp_path / "base")
-    raw = _fit_config(corpus, base, gate_examples_file=str(tmp_path / "examples.safetensors"))
+    raw = tiny_filter_bank_fit_config(
+        corpus, base, gate_examples_file=str(tmp_path / "examples.safetensors")
+    )
     for seed, name in ((0, "first"), (1, "second")):
         torch.manual_seed(seed)
         expert = create_model("residual-cnn-tiny")
@@ -225,7 +211,9 @@ def test_examples_of_other_expert_weights_at_the_same_path_are_refused(tmp_path,
             expert.body[-1].weight.normal_(0, 0.1)
         save_pretrained(expert, expert_path)
         examples = str(tmp_path / f"{name}.safetensors")
-        raw = _fit_config(corpus, base, gate_examples_file=examples, experts=[str(expert_path)])
+        raw = tiny_filter_bank_fit_config(
+            corpus, base, gate_examples_file=examples, experts=[str(expert_path)]
+        )
         fit(build_config(FilterBankFitConfig, raw, "test"), tmp_path / name)
     photos = _one_photo(tmp_path / "photos", seed=3)
     sweep = load_benchmark("gate_sweep")

@@ -62,7 +62,7 @@ __all__ = [
     "FitRuntimeConfig", "FitValidationConfig", "GateExamples", "candidate_ids",
     "filter_bank_groups", "fit", "fit_filters", "fit_gate", "gate_examples",
     "input_only_examples", "load_fit_config", "merge_examples", "read_gate_examples",
-    "read_part", "saved_gate_examples", "wrap_in_filter_bank", "write_part",
+    "read_part", "saved_gate_examples", "unfitted_head", "wrap_in_filter_bank", "write_part",
 ]  # fmt: skip
 
 log = logging.getLogger(__name__)
@@ -459,6 +459,22 @@ def wrap_in_filter_bank(
             )
         model.filter_bank.gate.load_state_dict(head.gate.state_dict())
     return model
+
+
+def unfitted_head(model: FilterBankRestorer, options: FilterBankOptions, seed: int) -> nn.Module:
+    """The head a fit of ``model``'s network with ``options`` and ``seed`` starts its gate from
+    (the gate's first layer as initialised, before any example), with ``model``'s filters
+    count, taps, experts and classifier (none when ``options.input_statistics``): what a
+    gate-only refit (``benchmarks/gate_sweep.py``, ``gate_oracle.py``) trains a copy of."""
+    from aioir.models import unwrap
+
+    head = model.filter_bank
+    classifier = None if options.input_statistics else getattr(head, "classifier", None)
+    return wrap_in_filter_bank(
+        unwrap(model), head.num_filters, head.taps, options.hidden, seed, list(head.experts),
+        input_statistics=options.input_statistics, classifier=classifier,
+        gate_descriptor=options.gate_descriptor, routed_gate=options.routed_gate,
+    ).filter_bank  # fmt: skip
 
 
 def fit_filters(
