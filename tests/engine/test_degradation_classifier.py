@@ -47,7 +47,8 @@ def test_the_classifier_learns_to_tell_noise_and_darkness_from_clean():
      ({"extra_crops": ["pale"]}, r"extra_crops\[0\]"),
      ({"extra_crops": [{"data": {}, "items_per_task": 5}]}, r"extra_crops\[0\]\.data"),
      ({"extra_crops": [{"data": {"pale": 1.0}, "items_per_task": -1}]}, "items_per_task"),
-     ({"extra_crops": [{"data": {"pale": 1.0}, "items_per_task": 5, "salt": 1}]}, "extra_crops")],
+     ({"extra_crops": [{"data": {"pale": 1.0}, "items_per_task": 5, "salt": 1}]}, "extra_crops"),
+     ({"cross_fit": "yes"}, "cross_fit")],
 )  # fmt: skip
 def test_classifier_options_are_validated(options, message):
     with pytest.raises(ConfigError, match=message):
@@ -69,15 +70,26 @@ class _FakeData:
             for sigma in (1e-3, 0.2)[:items]:
                 target = torch.rand(3, patch_size, patch_size, generator=g)
                 noise = sigma * torch.randn(target.shape, generator=g)
-                out.append({"input": target + noise, "target": target, "task_id": task_id})
+                out.append({"input": target + noise, "target": target, "task_id": task_id,
+                            "name": "ab"[len(out) % 2] + ".png"})  # fmt: skip
         return out
 
 
 def test_crops_too_lightly_degraded_to_matter_are_labelled_clean():
     from aioir.engine.degradation_classifier import classifier_crops
 
-    inputs, labels, names = classifier_crops([(_FakeData(), 2)], 8, salt=0, progress=False)
+    inputs, labels, names, photos = classifier_crops([(_FakeData(), 2)], 8, salt=0,
+                                                     progress=False)  # fmt: skip
     assert names == ["noise", "clean"] and inputs.dtype == torch.float16
     assert labels.tolist() == [0, 0, 1, 1]
-    _, relabelled, _ = classifier_crops([(_FakeData(), 2)], 8, 0, False, clean_above=40.0)
+    assert photos == ["a.png", "b.png", "a.png", "b.png"]  # each crop's photo
+    _, relabelled, _, _ = classifier_crops([(_FakeData(), 2)], 8, 0, False, clean_above=40.0)
     assert relabelled.tolist() == [1, 0, 1, 1]  # σ = 0.001 (≈ 60 dB) reads as clean
+
+
+def test_photo_folds_split_the_photos_in_turn_by_name():
+    from aioir.engine.degradation_classifier import photo_folds
+
+    folds = photo_folds(["c.png", "a.png", "b.png", "a.png", "d.png", "e.png"])
+    assert folds == {"a.png": 0, "b.png": 1, "c.png": 0, "d.png": 1, "e.png": 0}
+    assert photo_folds(reversed(list(folds))) == folds  # the order given does not matter

@@ -726,6 +726,64 @@ def test_classifier_extra_crops_add_crops_of_other_renderings(corpus, base, tmp_
     assert after["classifier_training"]["options"]["extra_crops"] == soft_crops
 
 
+def test_cross_fit_fits_the_gate_on_held_out_verdicts(corpus, base, tmp_path):
+    """``classifier.cross_fit`` trains two more classifiers, each without one fold of the
+    training photos, and fits the gate on the verdicts they give the photos they did not see;
+    the head keeps the classifier a plain fit trains (the same stamp: a parts file's serves
+    both), and the held-out ones are kept in the parts file too."""
+    from aioir.engine.filter_bank import _parts_key, read_part
+
+    parts = tmp_path / "parts.safetensors"
+    plain = {"classifier": SMALL_CLASSIFIER, "parts_file": str(parts)}
+    crossed = {"classifier": {**SMALL_CLASSIFIER, "cross_fit": True}, "parts_file": str(parts)}
+    plain_config, crossed_config = (
+        _config(corpus, base, filter_bank=fb) for fb in (plain, crossed)
+    )
+    assert _parts_key(plain_config, "classifier") == _parts_key(crossed_config, "classifier")
+    first = fit(plain_config, tmp_path / "plain")
+    assert "held_out" not in first.record["classifier_training"]
+    second = fit(crossed_config, tmp_path / "crossed")
+    record = second.record["classifier_training"]
+    assert record["read_from"] == str(parts)  # the head's classifier: the plain fit's
+    heads = [r.model.filter_bank for r in (first, second)]
+    for k, v in heads[0].classifier.state_dict().items():
+        assert torch.equal(heads[1].classifier.state_dict()[k], v), k
+    assert [h["fold"] for h in record["held_out"]] == [0, 1]
+    assert [h["photos_held_out"] for h in record["held_out"]] == [2, 1]  # 3 training photos
+    for h in record["held_out"]:
+        assert 0.0 <= h["held_out_accuracy"] <= 1.0 and h["crops"] > 0
+    for part in ("held_out_classifier_0", "held_out_classifier_1"):
+        assert read_part(parts, part, _parts_key(crossed_config, part)) is not None, part
+    gates = [{k: v for k, v in h.state_dict().items() if k.startswith("gate")} for h in heads]
+    assert any(not torch.equal(gates[0][k], gates[1][k]) for k in gates[0])  # other verdicts
+
+
+def test_held_out_terms_are_the_verdicts_of_the_classifier_that_did_not_see_the_photo(
+    corpus, base, tmp_path
+):
+    from aioir.engine.filter_bank import HeldOutClassifiers, held_out_terms
+    from aioir.nn.degradation_classifier import DegradationClassifier
+
+    model = fit(_config(corpus, base, filter_bank={"classifier": SMALL_CLASSIFIER}),
+                tmp_path / "fitted").model.eval()  # fmt: skip
+    own = model.filter_bank.classifier
+    torch.manual_seed(0)
+    pair = tuple(DegradationClassifier(list(TASKS), [4, 8], 8).eval() for _ in range(2))
+    held = HeldOutClassifiers(pair, {"a.png": 0, "b.png": 1})
+    g = torch.Generator().manual_seed(1)
+    x = torch.rand(4, 3, 32, 32, generator=g)
+    loader = [{"input": x[:2], "target": x[:2]}, {"input": x[2:], "target": x[2:]}]
+    photos = ["a.png", "b.png", "b.png", "a.png"]
+    terms = held_out_terms(model, loader, photos, held, progress=False)
+    with torch.no_grad():
+        expected = [pair[0](x).log_softmax(1), pair[1](x).log_softmax(1)]
+    for i, photo in enumerate(photos):
+        assert torch.allclose(terms[i], expected[held.folds[photo]][i], atol=1e-5), i
+    assert model.filter_bank.classifier is own  # put back
+    with pytest.raises(ValueError, match=r"c\.png"):
+        held_out_terms(model, loader, ["a.png", "b.png", "c.png", "a.png"], held, progress=False)
+
+
 def test_fit_config_checks_the_classifier_section(corpus, base):
     for bad, message in [
         ({"classifier": {"bogus": 1}}, "filter_bank.classifier"),

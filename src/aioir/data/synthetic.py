@@ -364,6 +364,10 @@ class SyntheticDegradationDataset(Dataset[dict[str, Any]]):
         repeat, image_idx = divmod(j, len(self.paths))
         return task_id, image_idx, repeat
 
+    def photo_name(self, index: int) -> str:
+        """The name of the photo item ``index`` is cut from (the photo is not loaded)."""
+        return self.names[self.locate(int(index))[1]]
+
     def item_seed(self, index: int) -> int:
         """The seed of item ``index``'s generator (see the module docstring)."""
         task_id, image_idx, repeat = self.locate(index)

@@ -263,6 +263,16 @@ class RestorationDataModule(pl.LightningDataModule):
             length=items_per_task, augment="none", **c.clean_patch_jitters(),
         )  # fmt: skip
 
+    def train_photo_names(self) -> list[str]:
+        """The names of the training photos that :meth:`synthetic_pairs` cuts its crops from,
+        as its items name them (synthetic data only)."""
+        self.setup("fit")
+        if self.config.kind != "synthetic":
+            raise ConfigError(
+                f"data.kind {self.config.kind!r}: training photos need kind synthetic"
+            )
+        return [Path(p).name for p in self._bank_images]
+
     def task_spec(self, task: str) -> TaskSpec:
         """The training spec of one task (synthetic data only)."""
         self.setup("fit")

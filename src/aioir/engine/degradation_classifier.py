@@ -10,8 +10,12 @@ data's ``pale`` option), so that a pale clean photo is learned as clean and not 
 ``dark_items_per_task`` from them rendered dark (the ``dark`` option: night, dusk, low key), so
 that a dim clean photo is learned as clean and not as low light; ``extra_crops`` entries
 ``{data: {...}, items_per_task: N}`` add crops of the photos under any other data overrides
-(e.g. ``{pale: 1.0, defocus: 1.0}``: pale *and* soft scenes, each its own target). The
-crops are made once and kept in memory (half precision); training draws batches from them
+(e.g. ``{pale: 1.0, defocus: 1.0}``: pale *and* soft scenes, each its own target). With
+``cross_fit`` the fit also trains two *held-out* classifiers, each on the crops of half of
+the training photos (:func:`photo_folds`), and fits the gate on the verdicts each gives the
+other half's crops: the verdicts the shipped classifier gives a photo it never saw, so the
+gate learns how far to trust them (stacking; the head keeps the classifier trained on all
+the photos). The crops are made once and kept in memory (half precision); training draws batches from them
 with random flips, transposes and square sub-crops of ``min_crop`` … ``patch_size`` px,
 cross-entropy, AdamW (linear warm-up, cosine decay), bfloat16 on the CPU. A filter-bank fit
 trains one this way when its ``filter_bank.classifier`` is set (:mod:`aioir.engine.filter_bank`).
@@ -22,6 +26,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
+from collections.abc import Iterable
 from typing import Any
 
 import torch
@@ -34,7 +39,13 @@ from aioir.errors import ConfigError
 from aioir.metrics import psnr
 from aioir.nn.degradation_classifier import DegradationClassifier
 
-__all__ = ["ClassifierOptions", "classifier_accuracy", "classifier_crops", "train_classifier"]
+__all__ = [
+    "ClassifierOptions",
+    "classifier_accuracy",
+    "classifier_crops",
+    "photo_folds",
+    "train_classifier",
+]
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +58,7 @@ class ClassifierOptions:
     them, ``patch_size`` px, seed salt ``salt``) and its training (``steps`` of
     ``batch_size``, peak ``lr``, ``weight_decay``, sub-crops from ``min_crop`` px); crops whose
     input is within ``clean_above`` dB of their target are labelled ``clean`` (``None``: never
-    relabelled)."""
+    relabelled); ``cross_fit``: the gate reads held-out verdicts (module docstring)."""
 
     widths: list[int] = dataclasses.field(default_factory=lambda: [24, 48, 96, 128])
     hidden: int = 96
@@ -63,6 +74,7 @@ class ClassifierOptions:
     salt: int = 11
     clean_above: float | None = 40.0
     extra_crops: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    cross_fit: bool = False
 
     def validate(self, where: str) -> ClassifierOptions:
         """Check the values; returns ``self``."""
@@ -78,6 +90,8 @@ class ClassifierOptions:
             raise ConfigError(f"{where}.min_crop: must be in 1 … patch_size")
         if self.lr <= 0 or self.weight_decay < 0:
             raise ConfigError(f"{where}: lr must be > 0 and weight_decay ≥ 0")
+        if not isinstance(self.cross_fit, bool):
+            raise ConfigError(f"{where}.cross_fit: expected true or false")
         for i, entry in enumerate(self.extra_crops):
             key = f"{where}.extra_crops[{i}]"
             if not isinstance(entry, dict) or set(entry) - {"data", "items_per_task"}:
@@ -96,14 +110,15 @@ def classifier_crops(
     salt: int,
     progress: bool = True,
     clean_above: float | None = None,
-) -> tuple[Tensor, Tensor, list[str]]:
-    """Degraded crops (N×3×P×P, float16) and their task labels (N) from each ``(datamodule,
-    items per task)``, its tasks as the classes (every datamodule must have the same); with
-    ``clean_above`` (dB) and a ``clean`` task, crops whose input is at least that close to
-    their target (PSNR) are labelled ``clean``."""
+) -> tuple[Tensor, Tensor, list[str], list[str]]:
+    """Degraded crops (N×3×P×P, float16), their task labels (N), the classes (the
+    datamodules' tasks: every one must have the same) and the photo each crop was cut from
+    (N names), from each ``(datamodule, items per task)``; with ``clean_above`` (dB) and a
+    ``clean`` task, crops whose input is at least that close to their target (PSNR) are
+    labelled ``clean``."""
     names = list(datamodules[0][0].task_names)
     clean = names.index("clean") if clean_above is not None and "clean" in names else None
-    inputs, labels = [], []
+    inputs, labels, photos = [], [], []
     for i, (dm, items) in enumerate(datamodules):
         if list(dm.task_names) != names:
             raise ConfigError(f"classifier crops: tasks {dm.task_names} differ from {names}")
@@ -114,12 +129,20 @@ def classifier_crops(
         loader = DataLoader(pairs, batch_size=64, shuffle=False)
         for batch in tqdm(loader, desc="classifier crops", disable=not progress, leave=False):
             inputs.append(batch["input"].half())
+            photos += list(batch.get("name", [""] * len(batch["input"])))
             label = batch["task_id"]
             if clean is not None:
                 close = psnr(batch["input"].clamp(0, 1), batch["target"]) >= clean_above
                 label = torch.where(close, clean, label)
             labels.append(label)
-    return torch.cat(inputs), torch.cat(labels), names
+    return torch.cat(inputs), torch.cat(labels), names, photos
+
+
+def photo_folds(photos: Iterable[str]) -> dict[str, int]:
+    """Two folds of the photos, ``{name: 0 or 1}``: their sorted names taken in turn, so the
+    folds are as equal as can be and each holds every source's photos (names sort by
+    package)."""
+    return {name: i % 2 for i, name in enumerate(sorted(set(photos)))}
 
 
 def train_classifier(

@@ -1004,11 +1004,13 @@ def _parts_key(config: FilterBankFitConfig, part: str) -> str:
     if part == "filters":
         own: Any = {k: getattr(fb, k) for k in ("task", "severity_bins", "taps", "patches",
                                                  "patch_size")}  # fmt: skip
-    else:
+    else:  # the classifier or a held-out one (cross_fit says whether there are any)
         options = config.classifier_options()
         own = dataclasses.asdict(options) if options is not None else None
-        if own is not None and not own["extra_crops"]:
-            del own["extra_crops"]  # (none: the stamp of the classifiers fitted before it)
+        if own is not None:
+            del own["cross_fit"]
+            if not own["extra_crops"]:
+                del own["extra_crops"]  # (none: the stamp of the classifiers fitted before it)
     what = {"part": part, "data": _data_stamp(config.data), "seed": config.seed, "options": own}
     return json.dumps(what, sort_keys=True, default=str)
 
@@ -1304,12 +1306,17 @@ def _gate_examples(
 
 
 def _all_gate_examples(
-    model: FilterBankRestorer, dm: Any, config: FilterBankFitConfig, progress: bool
+    model: FilterBankRestorer,
+    dm: Any,
+    config: FilterBankFitConfig,
+    progress: bool,
+    held_out: HeldOutClassifiers | None = None,
 ) -> tuple[Tensor, Tensor, int]:
     """The fit's gate examples: the main crops', then each ``extra_gate_data`` entry's (each
     in its own examples file, stamped with the main key and the entry's resolved data, count
-    and salt). The random generator is left as the main examples leave it, so extra data never
-    changes the gate's initial draw."""
+    and salt); with ``held_out``, their input terms are the held-out classifiers'
+    (:func:`held_out_terms`; the files keep the head's own). The random generator is left as
+    the main examples leave it, so extra data never changes the gate's initial draw."""
     from aioir.engine.datamodule import RestorationDataModule
 
     fb = config.filter_bank
@@ -1327,8 +1334,13 @@ def _all_gate_examples(
         specs = {task: source.task_spec(task) for task in source.task_names}
         crops = source.synthetic_pairs(specs, items, fb.gate_patch_size, salt=salt)
         loader = DataLoader(crops, batch_size=16, shuffle=False)
-        parts.append(_gate_examples(model, loader, fb.experts, file, stamp_key, progress))
+        descriptors, scores = _gate_examples(model, loader, fb.experts, file, stamp_key, progress)
         states.append(torch.get_rng_state())
+        if held_out is not None:
+            photos = [crops.photo_name(i) for i in range(len(crops))]
+            terms = held_out_terms(model, loader, photos, held_out, progress)
+            descriptors = torch.cat([descriptors[:, : -terms.shape[1]], terms], dim=1)
+        parts.append((descriptors, scores))
     torch.set_rng_state(states[0])  # as the main examples left it
     extra = sum(len(s) for _, s in parts[1:])
     return torch.cat([d for d, _ in parts]), torch.cat([s for _, s in parts]), extra
@@ -1369,65 +1381,174 @@ def _install_filters(
                    {"filters": head.num_filters, "patches": fb.patches})  # fmt: skip
 
 
+@dataclasses.dataclass
+class HeldOutClassifiers:
+    """``classifier.cross_fit``'s two classifiers: ``classifiers[k]`` was trained on the
+    crops of every training photo outside fold ``k`` (``folds``: photo name → 0 or 1,
+    :func:`~aioir.engine.degradation_classifier.photo_folds`), so its verdicts on fold ``k``'s
+    photos are those of a classifier that never saw them."""
+
+    classifiers: tuple[DegradationClassifier, DegradationClassifier]
+    folds: dict[str, int]
+
+    def fold_of(self, photo: str) -> int:
+        """The fold of ``photo``; ``ValueError`` for a photo neither classifier was split on."""
+        if photo not in self.folds:
+            raise ValueError(f"photo {photo!r} is in neither fold of the held-out classifiers")
+        return self.folds[photo]
+
+
 def _fit_classifier(
     dm: Any, config: FilterBankFitConfig, progress: bool
-) -> tuple[DegradationClassifier | None, dict[str, Any]]:
+) -> tuple[DegradationClassifier | None, dict[str, Any], HeldOutClassifiers | None]:
     """The degradation classifier ``filter_bank.classifier`` asks for (``None`` and an empty
     record when it asks for none), read from ``filter_bank.parts_file`` where it holds this
     fit's, else trained on crops of the training photos, plain, pale and dark as it asks, in a
     generator of its own (seeded from the fit's seed and its salt: the rest of the fit draws as
     it would without it) and written there; its record holds its accuracy on the data's
-    validation crops."""
+    validation crops. With ``cross_fit``, also the two held-out classifiers (each read or
+    trained as the classifier is, on its photos' crops, in a generator of its own; their
+    accuracy on the other fold's crops in the record's ``held_out``); ``None`` without."""
     from aioir.engine.datamodule import RestorationDataModule
     from aioir.engine.degradation_classifier import (
         classifier_accuracy,
         classifier_crops,
+        photo_folds,
         train_classifier,
     )
 
     options = config.classifier_options()
     if options is None:
-        return None, {}
-    parts_file, key = config.filter_bank.parts_file, _parts_key(config, "classifier")
-    stored = read_part(parts_file, "classifier", key) if parts_file else None
-    if stored is not None:
-        weights, stored_record = stored
-        with torch.random.fork_rng(devices=[]):  # its initial weights draw; they are replaced
-            classifier = DegradationClassifier(list(dm.task_names), options.widths, options.hidden)
-        classifier.load_state_dict(weights)
-        log.info("degradation classifier: read from %s", parts_file)  # its record: same data
-        return classifier.eval().requires_grad_(False), {**stored_record, "read_from": parts_file}
+        return None, {}, None
+    parts_file = config.filter_bank.parts_file
+    parts = ["classifier", *(("held_out_classifier_0", "held_out_classifier_1")
+                             if options.cross_fit else ())]  # fmt: skip
+    keys = {part: _parts_key(config, part) for part in parts}
+    stored = {part: read_part(parts_file, part, keys[part]) if parts_file else None
+              for part in parts}  # fmt: skip
+    crops: tuple[Tensor, Tensor, list[str], list[str]] | None = None
     start = time.perf_counter()
-    sources = [(dm, options.items_per_task)]
-    variants = [({"pale": 1.0}, options.pale_items_per_task),
-                ({"dark": 1.0}, options.dark_items_per_task),
-                *((entry["data"], entry["items_per_task"]) for entry in options.extra_crops)]  # fmt: skip
-    for overrides, items in variants:
-        if items > 0:  # the same photos rendered so, every crop of its own look
-            data = dataclasses.replace(config.data, **overrides)
-            sources.append((RestorationDataModule(data, data.resolved_root(), seed=config.seed),
-                            items))  # fmt: skip
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(config.seed + options.salt)
-        inputs, labels, classes = classifier_crops(
-            sources, options.patch_size, options.salt, progress, options.clean_above
-        )
-        classifier = train_classifier(inputs, labels, classes, options, progress)
-    val_inputs, val_labels = [], []
-    for batch in dm.val_dataloader():
-        val_inputs.append(batch["input"])
-        val_labels.append(batch["task_id"])
-    accuracy = classifier_accuracy(classifier, torch.cat(val_inputs), torch.cat(val_labels))
-    log.info("degradation classifier: %.1f%% of the validation crops named right", 100 * accuracy)
-    record = {
-        "options": dataclasses.asdict(options), "classes": classes, "crops": len(labels),
-        "crops_per_class": torch.bincount(labels, minlength=len(classes)).tolist(),
-        "val_accuracy": round(accuracy, 4),
-        "wall_time_s": round(time.perf_counter() - start, 2),
-    }  # fmt: skip
-    if parts_file:
-        write_part(parts_file, "classifier", key, classifier.state_dict(), record)
-    return classifier.requires_grad_(False), record
+
+    def untrained() -> DegradationClassifier:
+        with torch.random.fork_rng(devices=[]):  # its initial weights draw; they are replaced
+            return DegradationClassifier(list(dm.task_names), options.widths, options.hidden)
+
+    def make_crops() -> tuple[Tensor, Tensor, list[str], list[str]]:
+        sources = [(dm, options.items_per_task)]
+        variants = [({"pale": 1.0}, options.pale_items_per_task),
+                    ({"dark": 1.0}, options.dark_items_per_task),
+                    *((entry["data"], entry["items_per_task"]) for entry in options.extra_crops)]  # fmt: skip
+        for overrides, items in variants:
+            if items > 0:  # the same photos rendered so, every crop of its own look
+                data = dataclasses.replace(config.data, **overrides)
+                sources.append((RestorationDataModule(data, data.resolved_root(), seed=config.seed),
+                                items))  # fmt: skip
+        return classifier_crops(sources, options.patch_size, options.salt, progress,
+                                options.clean_above)  # fmt: skip
+
+    main = stored["classifier"]
+    if main is not None:
+        classifier = untrained()
+        classifier.load_state_dict(main[0])
+        log.info("degradation classifier: read from %s", parts_file)  # its record: same data
+        record = {**main[1], "read_from": parts_file}
+    else:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(config.seed + options.salt)
+            crops = make_crops()
+            inputs, labels, classes, _ = crops
+            classifier = train_classifier(inputs, labels, classes, options, progress)
+        val_inputs, val_labels = [], []
+        for batch in dm.val_dataloader():
+            val_inputs.append(batch["input"])
+            val_labels.append(batch["task_id"])
+        accuracy = classifier_accuracy(classifier, torch.cat(val_inputs), torch.cat(val_labels))
+        log.info("degradation classifier: %.1f%% of the validation crops named right",
+                 100 * accuracy)  # fmt: skip
+        record = {
+            "options": dataclasses.asdict(options), "classes": classes, "crops": len(labels),
+            "crops_per_class": torch.bincount(labels, minlength=len(classes)).tolist(),
+            "val_accuracy": round(accuracy, 4),
+            "wall_time_s": round(time.perf_counter() - start, 2),
+        }  # fmt: skip
+        if parts_file:
+            write_part(parts_file, "classifier", keys["classifier"], classifier.state_dict(),
+                       record)  # fmt: skip
+    if not options.cross_fit:
+        return classifier.eval().requires_grad_(False), record, None
+
+    folds = photo_folds(dm.train_photo_names())
+    if len(set(folds.values())) < 2:
+        raise ConfigError("filter_bank.classifier.cross_fit: needs at least two training photos")
+    held_out: list[DegradationClassifier] = []
+    held_out_records: list[dict[str, Any]] = []
+    for k, part in enumerate(parts[1:]):
+        if stored[part] is not None:
+            weights, fold_record = stored[part]
+            model = untrained()
+            model.load_state_dict(weights)
+            log.info("held-out classifier %d: read from %s", k, parts_file)
+        else:
+            if crops is None:
+                with torch.random.fork_rng(devices=[]):  # the crops as the classifier's were made
+                    torch.manual_seed(config.seed + options.salt)
+                    crops = make_crops()
+            inputs, labels, classes, photos = crops
+            fold = torch.tensor([folds.get(p, -1) for p in photos])
+            if bool((fold < 0).any()):
+                raise ConfigError("filter_bank.classifier.cross_fit: a crop of a photo outside "
+                                  "the training photos")  # fmt: skip
+            seen, unseen = fold != k, fold == k
+            fold_start = time.perf_counter()
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(config.seed + options.salt + 1 + k)
+                model = train_classifier(inputs[seen], labels[seen], classes, options, progress)
+            accuracy = classifier_accuracy(model, inputs[unseen], labels[unseen])
+            log.info("held-out classifier %d: %.1f%% of the other photos' crops named right",
+                     k, 100 * accuracy)  # fmt: skip
+            fold_record = {
+                "fold": k, "photos_held_out": sum(1 for f in folds.values() if f == k),
+                "crops": int(seen.sum()), "held_out_accuracy": round(accuracy, 4),
+                "wall_time_s": round(time.perf_counter() - fold_start, 2),
+            }  # fmt: skip
+            if parts_file:
+                write_part(parts_file, part, keys[part], model.state_dict(), fold_record)
+        held_out.append(model.eval().requires_grad_(False))
+        held_out_records.append(fold_record)
+    record = {**record, "held_out": held_out_records}
+    pair = (held_out[0], held_out[1])
+    return classifier.eval().requires_grad_(False), record, HeldOutClassifiers(pair, folds)
+
+
+@torch.no_grad()
+def held_out_terms(
+    model: FilterBankRestorer,
+    loader: Any,
+    photos: Sequence[str],
+    held_out: HeldOutClassifiers,
+    progress: bool = True,
+) -> Tensor:
+    """The input terms (N×C, :meth:`FilterBankHead.input_terms`) of ``loader``'s crops as the
+    held-out classifier of each crop's photo (``photos``, one per crop) gives them: what the
+    head's own classifier would say of photos it never saw. Leaves the head's classifier and
+    the random generator as they were."""
+    head = model.filter_bank
+    folds = torch.tensor([held_out.fold_of(p) for p in photos])
+    own = head.classifier
+    classifiers = [c.to(head.filters.device) for c in held_out.classifiers]
+    per_fold: list[list[Tensor]] = [[] for _ in classifiers]
+    try:
+        with torch.random.fork_rng(devices=[]):  # (the loader's iterator draws a seed)
+            for _, padded in _crops(model, loader, "held-out verdicts", progress):
+                for terms, classifier in zip(per_fold, classifiers, strict=True):
+                    head.classifier = classifier
+                    terms.append(head.input_terms(padded).float())
+    finally:
+        head.classifier = own
+    first, second = (torch.cat(terms) for terms in per_fold)
+    if len(folds) != len(first):
+        raise ValueError(f"{len(photos)} photos for {len(first)} crops")
+    return torch.where((folds == 0)[:, None], first, second)
 
 
 def _validate(
@@ -1484,7 +1605,7 @@ def fit(
     dm.setup("fit")
     groups = filter_bank_groups(dm.task_spec(fb.task), fb.task, fb.severity_bins)
     experts = _load_experts(fb.experts)
-    classifier, classifier_record = _fit_classifier(dm, config, progress)
+    classifier, classifier_record, held_out = _fit_classifier(dm, config, progress)
     model = wrap_in_filter_bank(
         network, len(groups), fb.taps, fb.hidden, config.seed, experts, fb.input_statistics,
         classifier, fb.gate_descriptor, fb.routed_gate,
@@ -1495,7 +1616,7 @@ def fit(
     head = model.filter_bank
 
     _install_filters(head, dm, groups, config, progress)
-    descriptors, scores, extra = _all_gate_examples(model, dm, config, progress)
+    descriptors, scores, extra = _all_gate_examples(model, dm, config, progress, held_out)
     tasks = gate_example_tasks(dm.task_names, fb)
     expected = train_gate(head, descriptors, scores, fb, progress, extra, tasks)
     val = _validate(model, dm, config, device) if config.validation.enabled else None
