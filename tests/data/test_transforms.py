@@ -15,6 +15,8 @@ from aioir.data.transforms import (
     ensure_min_size,
     grey_jitter,
     grey_rendering,
+    high_key_jitter,
+    high_key_rendering,
     pale_jitter,
     pale_rendering,
     photometric_jitter,
@@ -231,6 +233,29 @@ def test_dark_jitter_renders_with_its_probability_and_draws_nothing_at_zero() ->
         assert 0.05 - 1e-4 <= float(y.mean()) <= 0.25 + 1e-4
     with pytest.raises(ValueError, match="dark strength"):
         dark_jitter(x, gen, 1.5)
+
+
+def test_high_key_rendering_brightens_the_mid_tones_and_keeps_black_and_white() -> None:
+    x = torch.rand(2, 3, 24, 24, generator=torch.Generator().manual_seed(8))
+    x[..., 0, 0], x[..., 0, 1] = 0.0, 1.0  # a black and a white pixel in every channel
+    y = high_key_rendering(x, gamma=3.0, saturation=1.0)
+    assert float(y.mean()) > float(x.mean()) + 0.2  # far brighter
+    assert float(y[..., 0, 0].max()) == 0.0 and float(y[..., 0, 1].min()) == 1.0
+    flat_x, flat_y = x.flatten(), y.flatten()
+    assert bool((flat_y[flat_x.argsort()].diff() >= 0).all())  # the tones' order kept
+    torch.testing.assert_close(high_key_rendering(x, gamma=1.0, saturation=1.0), x)
+    grey = high_key_rendering(x, gamma=1.0, saturation=0.0)
+    assert torch.allclose(grey[:, 0], grey[:, 1]) and torch.allclose(grey[:, 1], grey[:, 2])
+
+
+def test_high_key_jitter_renders_with_its_probability_and_draws_nothing_at_zero() -> None:
+    x = torch.rand(1, 3, 16, 16, generator=torch.Generator().manual_seed(9))
+    _assert_renders_with_its_probability(high_key_jitter, x)
+    for s in range(10):
+        y = high_key_jitter(x, torch.Generator().manual_seed(s), 1.0)
+        assert float(y.mean()) > float(x.mean())
+    with pytest.raises(ValueError, match="high_key strength"):
+        high_key_jitter(x, torch.Generator().manual_seed(0), 1.5)
 
 
 def test_grey_rendering_sets_every_channel_to_the_luma_and_the_jitter_says_so() -> None:

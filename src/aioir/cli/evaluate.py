@@ -153,7 +153,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="NAME",
         help="photo-tasks: render every clean photo so first and score against that "
         "(pale: bright, flat, grey; dark: dim, low-key; defocus: out of focus; grey: a "
-        "black-and-white photo, the degraded input grey too)",
+        "black-and-white photo, the degraded input grey too; high-key: bright, near-white, "
+        "its dark accents kept)",
     )
     p.add_argument(
         "--no-strict-counts",

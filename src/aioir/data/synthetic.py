@@ -35,6 +35,7 @@ from aioir.data.transforms import (
     ensure_min_size,
     grey_jitter,
     grey_rendering,
+    high_key_jitter,
     pale_jitter,
     photometric_jitter,
     random_crop_box,
@@ -184,6 +185,9 @@ class SyntheticDegradationDataset(Dataset[dict[str, Any]]):
         defocus: probability in [0, 1] that the clean patch is rendered out of focus, after
             ``dark`` (:func:`~aioir.data.transforms.defocus_jitter`; input and target share
             it): bokeh that is not blur; 0 (default) draws nothing.
+        high_key: probability in [0, 1] that the clean patch is rendered high-key, after
+            ``defocus`` (:func:`~aioir.data.transforms.high_key_jitter`; input and target share
+            it): bright, near-white scenes that are not hazy; 0 (default) draws nothing.
         grey: probability in [0, 1] that the patch is a black-and-white photo, last: the clean
             patch and, after degrading, the input rendered grey
             (:func:`~aioir.data.transforms.grey_jitter`), so noise is the same in every channel
@@ -211,6 +215,7 @@ class SyntheticDegradationDataset(Dataset[dict[str, Any]]):
         pale: float = 0.0,
         dark: float = 0.0,
         defocus: float = 0.0,
+        high_key: float = 0.0,
         shared_crops: bool = False,
         grey: float = 0.0,
     ) -> None:
@@ -245,6 +250,7 @@ class SyntheticDegradationDataset(Dataset[dict[str, Any]]):
         self.pale = _strength("pale", pale)
         self.dark = _strength("dark", dark)
         self.defocus = _strength("defocus", defocus)
+        self.high_key = _strength("high_key", high_key)
         self.grey = _strength("grey", grey)
         if shared_crops and not deterministic:
             raise ConfigError("shared_crops needs deterministic=True")
@@ -409,6 +415,8 @@ class SyntheticDegradationDataset(Dataset[dict[str, Any]]):
             region = dark_jitter(region, gen, self.dark)
         if self.defocus > 0.0:
             region = defocus_jitter(region, gen, self.defocus)
+        if self.high_key > 0.0:
+            region = high_key_jitter(region, gen, self.high_key)
         grey = False
         if self.grey > 0.0:
             region, grey = grey_jitter(region, gen, self.grey)

@@ -22,6 +22,7 @@ from aioir.geometry import apply_d8
 
 __all__ = [
     "DEFOCUS_RADIUS",
+    "HIGH_KEY_LOOK",
     "PALE_LOOK",
     "apply_d8",
     "defocus_jitter",
@@ -29,6 +30,8 @@ __all__ = [
     "ensure_min_size",
     "grey_jitter",
     "grey_rendering",
+    "high_key_jitter",
+    "high_key_rendering",
     "pale_jitter",
     "pale_rendering",
     "photometric_jitter",
@@ -219,6 +222,40 @@ def pale_jitter(
     return pale_rendering(
         images, saturation=0.05 + 0.45 * u[1], contrast=0.3 + 0.4 * u[2], mean=0.55 + 0.25 * u[3]
     )
+
+
+#: :func:`high_key_rendering`'s default look: a bright, near-white scene that keeps its
+#: darkest accents (a white object on a white wall, an over-exposed snow or studio shot)
+HIGH_KEY_LOOK = {"gamma": 3.0, "saturation": 0.3}
+
+
+def high_key_rendering(
+    images: torch.Tensor,
+    gamma: float = HIGH_KEY_LOOK["gamma"],
+    saturation: float = HIGH_KEY_LOOK["saturation"],
+) -> torch.Tensor:
+    """``B×3×H×W`` clean images rendered high-key (default: :data:`HIGH_KEY_LOOK`): colour
+    scaled towards the luma by ``saturation``, then the tone curve ``1 − (1 − x)^gamma``, which
+    lifts the mid-tones towards white and compresses the highlights but keeps black black and
+    every edge sharp; clipped to [0, 1]. A bright, washed-out photo whose target is itself —
+    pale like haze, but with the dark accents that haze would lift (the pale rendering squeezes
+    every tone about a mean; this one keeps the shadows' detail)."""
+    x = _scale_saturation(images.clamp(0.0, 1.0), saturation).clamp(0.0, 1.0)
+    return (1.0 - (1.0 - x).pow(float(gamma))).clamp(0.0, 1.0)
+
+
+def high_key_jitter(
+    images: torch.Tensor, generator: torch.Generator, probability: float
+) -> torch.Tensor:
+    """With ``probability``, :func:`high_key_rendering` of *clean* ``B×3×H×W`` images at a
+    random look (gamma ``U(2, 4)``, saturation ``U(0.1, 1)``); otherwise unchanged. Applied
+    before degrading, so input and target share it: the model meets bright, near-white scenes
+    that are their own target, and learns that brightness alone is not haze. Three draws
+    whenever ``probability`` > 0 (none at 0); one decision per call."""
+    p, u = _jitter_draws(probability, generator, 3, "high_key")
+    if p == 0.0 or u[0] >= p:
+        return images
+    return high_key_rendering(images, gamma=2.0 + 2.0 * u[1], saturation=0.1 + 0.9 * u[2])
 
 
 def grey_rendering(images: torch.Tensor) -> torch.Tensor:

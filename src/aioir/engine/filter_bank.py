@@ -983,7 +983,7 @@ def _training_summary(model: nn.Module) -> dict[str, Any]:
 
 #: data options added after gate-example files were first written (left out of the stamp at
 #: their defaults)
-_LATER_DATA_FIELDS = ("pale", "dark", "defocus", "grey")
+_LATER_DATA_FIELDS = ("pale", "dark", "defocus", "grey", "high_key")
 _DATA_DEFAULTS = dataclasses.asdict(DataConfig())
 
 

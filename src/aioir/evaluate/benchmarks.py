@@ -739,11 +739,14 @@ def _transform(name: str) -> Callable[[torch.Tensor], torch.Tensor]:
 #: network sees blur in bokeh and invents detail. ``grey``: a black-and-white photo
 #: (:func:`aioir.data.transforms.grey_rendering`), the degraded input rendered grey too
 #: (:data:`INPUT_RENDERINGS`), so its noise is the same in every channel as in a greyscale file.
+#: ``high-key``: bright and near-white with its dark accents kept
+#: (:func:`aioir.data.transforms.high_key_rendering`), where a haze detector sees haze again.
 PHOTO_RENDERINGS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
     "pale": _transform("pale_rendering"),
     "dark": _transform("dark_rendering"),
     "defocus": _transform("defocus_rendering"),
     "grey": _transform("grey_rendering"),
+    "high-key": _transform("high_key_rendering"),
 }
 #: renderings applied to the degraded input as well as to the clean photo
 INPUT_RENDERINGS = frozenset({"grey"})
