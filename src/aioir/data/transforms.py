@@ -21,10 +21,13 @@ from aioir.color import BT601_LUMA
 from aioir.geometry import apply_d8
 
 __all__ = [
+    "DARK_LOOK",
     "DEFOCUS_RADIUS",
     "HIGH_KEY_LOOK",
     "PALE_LOOK",
     "apply_d8",
+    "dark_jitter",
+    "dark_rendering",
     "defocus_jitter",
     "defocus_rendering",
     "ensure_min_size",
