@@ -1270,12 +1270,14 @@ def _gate_examples(
     file: str | None,
     key: str,
     progress: bool,
+    input_terms: Tensor | None = None,
 ) -> tuple[Tensor, Tensor]:
     """The gate examples of ``loader``'s crops (descriptors, uncapped scores in candidate
     order): read from ``file`` where it has them for ``key`` (scoring the experts it lacks a
     column for, and the head's input terms if the file lacks them, from the crops alone), else
-    computed; the file is (re)written when anything was computed. Leaves the random generator
-    as restoring every crop would."""
+    computed; the file is (re)written when anything was computed. ``input_terms`` (N×S) take
+    the place of the head's own in the descriptors (the file keeps the head's). Leaves the
+    random generator as restoring every crop would."""
     head = model.filter_bank
     ids = candidate_ids(head.num_filters, experts, head.expert_fingerprints())
     path = Path(file) if file else None
@@ -1301,7 +1303,8 @@ def _gate_examples(
         torch.set_rng_state(stored.rng_state)
     if path is not None and changed:
         _write_examples(path, key, ids, stored)
-    descriptors = head.assemble(stored.descriptors, stored.terms_for(head))
+    terms = input_terms if input_terms is not None else stored.terms_for(head)
+    descriptors = head.assemble(stored.descriptors, terms)
     return descriptors, torch.stack([stored.columns[i] for i in ids], dim=1)
 
 
@@ -1334,13 +1337,12 @@ def _all_gate_examples(
         specs = {task: source.task_spec(task) for task in source.task_names}
         crops = source.synthetic_pairs(specs, items, fb.gate_patch_size, salt=salt)
         loader = DataLoader(crops, batch_size=16, shuffle=False)
-        descriptors, scores = _gate_examples(model, loader, fb.experts, file, stamp_key, progress)
-        states.append(torch.get_rng_state())
-        if held_out is not None:
+        terms = None
+        if held_out is not None:  # (leaves the random generator as it found it)
             photos = [crops.photo_name(i) for i in range(len(crops))]
             terms = held_out_terms(model, loader, photos, held_out, progress)
-            descriptors = torch.cat([descriptors[:, : -terms.shape[1]], terms], dim=1)
-        parts.append((descriptors, scores))
+        parts.append(_gate_examples(model, loader, fb.experts, file, stamp_key, progress, terms))
+        states.append(torch.get_rng_state())
     torch.set_rng_state(states[0])  # as the main examples left it
     extra = sum(len(s) for _, s in parts[1:])
     return torch.cat([d for d, _ in parts]), torch.cat([s for _, s in parts]), extra
