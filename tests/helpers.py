@@ -107,3 +107,21 @@ def tiny_filter_bank_fit_config(corpus: Path, base: Path, **filter_bank: object)
         "runtime": {"num_threads": 1, "progress_bar": False},
         "seed": 7,
     }  # fmt: skip
+
+
+def assert_reloads_by_name(name: str, folder: Path) -> None:
+    """A registered model with random non-zero weights, saved to ``folder`` and loaded back by
+    its path, restores as the original did."""
+    import aioir
+    from aioir.models import save_pretrained
+
+    torch.manual_seed(0)
+    model = aioir.load_model(name)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.normal_(0, 0.1)
+    save_pretrained(model, folder)
+    again = aioir.load_model(str(folder))
+    x = torch.rand(1, 3, 9, 9)
+    with torch.no_grad():
+        assert torch.allclose(again(x), model(x))

@@ -8,7 +8,8 @@ import pytest
 import torch
 
 import aioir
-from aioir.models import ResidualCNN, save_pretrained
+from aioir.models import ResidualCNN
+from helpers import assert_reloads_by_name
 
 
 def test_untrained_network_is_the_identity_on_any_size() -> None:
@@ -47,16 +48,7 @@ def test_a_few_steps_reduce_a_denoising_loss() -> None:
 
 
 def test_saved_and_reloaded_by_name(tmp_path: Path) -> None:
-    torch.manual_seed(0)
-    model = aioir.load_model("residual-cnn-tiny")
-    with torch.no_grad():
-        for p in model.parameters():
-            p.normal_(0, 0.1)
-    save_pretrained(model, tmp_path / "m")
-    again = aioir.load_model(str(tmp_path / "m"))
-    x = torch.rand(1, 3, 9, 9)
-    with torch.no_grad():
-        assert torch.allclose(again(x), model(x))
+    assert_reloads_by_name("residual-cnn-tiny", tmp_path / "m")
 
 
 def test_the_signal_reaches_the_output_layer_of_the_untrained_network() -> None:

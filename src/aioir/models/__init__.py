@@ -24,6 +24,7 @@ from torch import nn
 from aioir.errors import ConfigError
 from aioir.models import dark_channel as _dark_channel  # noqa: F401  (registers presets)
 from aioir.models import nafnet as _nafnet  # noqa: F401  (registers presets)
+from aioir.models import prior_refiner as _prior_refiner  # noqa: F401  (registers presets)
 from aioir.models import residual_cnn as _residual_cnn  # noqa: F401  (registers presets)
 from aioir.models import restormer as _restormer  # noqa: F401  (registers presets)
 from aioir.models.artifacts import (
@@ -47,6 +48,7 @@ from aioir.models.checkpoints import (
 from aioir.models.dark_channel import DarkChannelPrior
 from aioir.models.filter_bank import FilterBankRestorer, reject_legacy_overrides
 from aioir.models.nafnet import NAFNet
+from aioir.models.prior_refiner import PriorRefiner
 from aioir.models.registry import (
     ModelInfo,
     create_model,
@@ -68,6 +70,7 @@ __all__ = [
     "ModelArtifact",
     "ModelInfo",
     "NAFNet",
+    "PriorRefiner",
     "ResidualCNN",
     "RestorerWrapper",
     "Restormer",

@@ -18,7 +18,34 @@ from torch import Tensor, nn
 
 from aioir.models.registry import Preset, register_presets
 
-__all__ = ["RESIDUAL_CNN_PRESETS", "ResidualCNN"]
+__all__ = ["RESIDUAL_CNN_PRESETS", "ResidualCNN", "conv_relu_stack"]
+
+
+def conv_relu_stack(
+    in_channels: int, out_channels: int, width: int, depth: int, zero_init_output: bool = True
+) -> nn.Sequential:
+    """``depth`` 3×3 convolutions (``in_channels`` → ``width`` … → ``out_channels``), ReLU
+    between them, He-initialised; the last one starts at zero when ``zero_init_output`` (a
+    residual branch that begins as nothing)."""
+    if depth < 2:
+        raise ValueError(f"depth must be at least 2, got {depth}")
+    if width < 1:
+        raise ValueError(f"width must be at least 1, got {width}")
+    layers: list[nn.Module] = [nn.Conv2d(in_channels, width, 3, padding=1), nn.ReLU(True)]
+    for _ in range(depth - 2):
+        layers += [nn.Conv2d(width, width, 3, padding=1), nn.ReLU(True)]
+    output = nn.Conv2d(width, out_channels, 3, padding=1)
+    # He initialisation for the ReLU layers: with PyTorch's default (uniform, gain 1/√3) the
+    # activations shrink ≈ 2.5× per layer, the last features barely vary and, with a zero
+    # output layer, no gradient reaches the body (2,000 steps learnt nothing)
+    for conv in layers:
+        if isinstance(conv, nn.Conv2d):
+            nn.init.kaiming_normal_(conv.weight, nonlinearity="relu")
+            nn.init.zeros_(conv.bias)
+    if zero_init_output:
+        nn.init.zeros_(output.weight)
+        nn.init.zeros_(output.bias)
+    return nn.Sequential(*layers, output)
 
 
 class ResidualCNN(nn.Module):
@@ -38,25 +65,7 @@ class ResidualCNN(nn.Module):
         self, in_channels: int = 3, width: int = 48, depth: int = 10, zero_init_output: bool = True
     ) -> None:
         super().__init__()
-        if depth < 2:
-            raise ValueError(f"depth must be at least 2, got {depth}")
-        if width < 1:
-            raise ValueError(f"width must be at least 1, got {width}")
-        layers: list[nn.Module] = [nn.Conv2d(in_channels, width, 3, padding=1), nn.ReLU(True)]
-        for _ in range(depth - 2):
-            layers += [nn.Conv2d(width, width, 3, padding=1), nn.ReLU(True)]
-        layers.append(nn.Conv2d(width, in_channels, 3, padding=1))
-        self.body = nn.Sequential(*layers)
-        # He initialisation for the ReLU layers: with PyTorch's default (uniform, gain 1/√3)
-        # the activations shrink ≈ 2.5× per layer, the last features barely vary and, with a
-        # zero output layer, no gradient reaches the body (2,000 steps learnt nothing)
-        for conv in self.body[:-1]:
-            if isinstance(conv, nn.Conv2d):
-                nn.init.kaiming_normal_(conv.weight, nonlinearity="relu")
-                nn.init.zeros_(conv.bias)
-        if zero_init_output:
-            nn.init.zeros_(self.body[-1].weight)
-            nn.init.zeros_(self.body[-1].bias)
+        self.body = conv_relu_stack(in_channels, in_channels, width, depth, zero_init_output)
 
     def forward(self, x: Tensor) -> Tensor:
         """Restore ``x`` (B×C×H×W, any size); returns the same shape."""
