@@ -4,9 +4,11 @@ A gate that reads a classifier (``filter_bank.classifier``) can only choose as w
 classifier names the degradation. This script fits the gate of a fitted model on every other
 one of its stored gate examples, exactly as the fit would (its options, its initial gate), and
 scores the choice on the examples it did not see, twice: with the classifier's verdict as
-stored, and with the **true task** in its place (log-probability 0 for the task the crop was
-degraded with, ``TRUE_TASK_LOG_FLOOR`` for the others: a classifier that is always right and
-sure). The difference, per kind of example (the main crops, then each ``extra_gate_data``
+stored, and with the **true task** in its place (its
+:func:`~aioir.nn.filter_bank.told_routes`: log-probability 0 for the task the crop was
+degraded with, ``GIVEN_CLASS_LOG_FLOOR`` for the others — a classifier that is always right
+and sure, and what a head's told gate, ``filter_bank.told_gate``, is fitted with, so the
+second column is what that gate gives on the held-out examples). The difference, per kind of example (the main crops, then each ``extra_gate_data``
 entry's) and task, is what a better classifier could give that gate; a small one says the
 misses lie elsewhere (the candidates, the descriptor's network terms).
 
@@ -42,17 +44,13 @@ from aioir.engine.filter_bank import (
 )
 from aioir.io import write_bytes_atomically
 from aioir.models import load_model
-
-#: the log-probability the true-task verdict gives every other class (finite: no NaN)
-TRUE_TASK_LOG_FLOOR = -20.0
+from aioir.nn.filter_bank import told_routes
 
 
 def true_task_terms(tasks: list[str], classes: list[str]) -> Tensor:
     """The classifier terms (N×C log-probabilities) of a classifier that names every example's
-    task and is sure of it."""
-    terms = torch.full((len(tasks), len(classes)), TRUE_TASK_LOG_FLOOR)
-    terms[torch.arange(len(tasks)), [classes.index(t) for t in tasks]] = 0.0
-    return terms
+    task and is sure of it: each example's :func:`~aioir.nn.filter_bank.told_routes`."""
+    return torch.stack([told_routes(len(classes), [classes.index(t)]) for t in tasks])
 
 
 def held_out_scores(

@@ -90,6 +90,8 @@ def wrecked(results: Sequence[dict[str, Any]]) -> list[str]:
     for r in results:
         for image in r["images"]:
             p, p0 = image["psnr"], image["input_psnr"]
+            if p is None:  # returned exactly (PSNR ∞): never a wreck
+                continue
             bad = p < CLEAN_WRECK_DB if p0 is None else p < p0 - WRECK_DB
             if bad and not math.isnan(p):
                 was = "clean" if p0 is None else f"{p0:.2f}"

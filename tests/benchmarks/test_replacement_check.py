@@ -99,3 +99,14 @@ def test_run_stops_in_one_line_when_an_evaluation_fails(tmp_path, monkeypatch):
         check.main(["--run", "runs/v9", "--results", str(tmp_path), "--photos", str(tmp_path)])
     with pytest.raises(SystemExit, match="would be named"):
         check.run_checks("runs/x", "other/x", tmp_path, tmp_path)
+
+
+def test_a_photo_returned_exactly_is_no_wreck(tmp_path):
+    """``aioir evaluate`` writes an infinite PSNR (a clean photo returned as it came, e.g. told
+    that it is clean) as null: never a wreck, while a clean photo under 30 dB still is."""
+    check = load_benchmark("replacement_check")
+    images = [{"dataset": "clean", "name": f"p{i}.png", "psnr": p, "input_psnr": None}
+              for i, p in enumerate((None, 28.0, 45.0))]  # fmt: skip
+    path = tmp_path / "r.json"
+    path.write_text(json.dumps({"results": [{"columns": [], "images": images}]}))
+    assert check.wrecked(check.read_results(path)) == ["clean/p1.png (28.00 ← clean)"]

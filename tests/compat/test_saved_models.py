@@ -5,7 +5,9 @@ clean) and what each saved model returned for them, recorded with the code of co
 one CPU thread (the v4 candidate's, v4's and its noise expert's, added 2026-12-02/03, and v5's,
 2026-12-05, with the code of their own commits; ``v3`` and ``v4`` hold what the shipped default
 returned until the next version replaced it; ``default`` is still v5's, which v6 — v5 and a
-black-and-white twin for its noise expert — returns for these colour crops). The 8-bit outputs may differ by at most one level (float summation order); the tests pin
+black-and-white twin for its noise expert — and v7 — v6 and a told gate for ``--task`` —
+return for these colour crops). The 8-bit outputs may differ by at most one level (float
+summation order); the tests pin
 one thread too, since test-time adaptation's gradient steps amplify the difference that another
 thread count's summation order makes.
 """
@@ -115,3 +117,23 @@ def test_the_default_model_denoises_a_black_and_white_photo():
         return float(-10 * np.log10(np.mean((a - clean) ** 2)))
 
     assert psnr(restored) >= psnr(noisy) + 6.0
+
+
+def test_the_default_model_has_a_told_gate_that_only_a_given_task_reads():
+    """v7 = v6 and a told gate: blind, the recorded outputs above; told that the hazy crop of
+    the reference set is hazy, the told gate chooses (a stronger dehazing than the blind
+    head's hedge: it changes the crop more)."""
+    from aioir.models import load_model
+    from aioir.nn.filter_bank import ToldGate
+
+    model = load_model("default").eval()
+    head = model.filter_bank
+    assert isinstance(head.told_gate, ToldGate)
+    with np.load(REFERENCE) as data:
+        veil = torch.from_numpy(data["inputs"][1]).permute(2, 0, 1)[None].float() / 255
+    with torch.no_grad():
+        blind = model(veil)
+        model.set_inference_options(task="haze")
+        told = model(veil)
+        model.set_inference_options(task=None)
+    assert (told - veil).abs().mean() > (blind - veil).abs().mean()

@@ -804,6 +804,7 @@ def test_fit_config_checks_the_classifier_section(corpus, base):
         ({"gate_floor_weight": 1.0, "gate_floor_inputs": [60.0, 41.0]}, "low < high"),
         ({"gate_mixture_weight": 1.5}, "gate_mixture_weight"),
         ({"gate_mixture_min_input": 30.0}, "needs gate_mixture_weight"),
+        ({"told_gate": True}, "belongs to a routed gate"),
     ]:
         with pytest.raises(ConfigError, match=message):
             _config(corpus, base, filter_bank=bad).validate()
@@ -857,6 +858,28 @@ def test_a_fit_with_a_classifier_saves_a_head_that_reads_it(corpus, base, tmp_pa
     loaded = load_model(tmp_path / "routed")
     with torch.no_grad():
         assert torch.equal(loaded(x), per_class.model(x))
+    # a told gate: the blind head is the same, the told gate is saved and used when told
+    told = fit(_config(corpus, base, filter_bank={**routed, "told_gate": True}), tmp_path / "told")
+    blind_state = per_class.model.filter_bank.state_dict()
+    told_state = told.model.filter_bank.state_dict()
+    assert sorted(k for k in told_state if k not in blind_state) == [
+        "told_gate.descriptor_mean", "told_gate.descriptor_std", "told_gate.gate.0.bias",
+        "told_gate.gate.0.weight", "told_gate.gate.2.bias", "told_gate.gate.2.weight",
+    ]  # fmt: skip
+    for k, v in blind_state.items():
+        assert torch.equal(told_state[k], v), k
+    assert "told_gate_expected_psnr" in told.record
+    assert not torch.equal(
+        told_state["told_gate.gate.2.weight"], told_state["gate.2.weight"]
+    )  # fitted on other terms
+    loaded = load_model(tmp_path / "told")
+    assert loaded.filter_bank.told_gate is not None
+    with torch.no_grad():
+        assert torch.equal(loaded(x), per_class.model(x))  # blind: as without it
+        for model in (loaded, told.model, per_class.model):
+            model.set_inference_options(task="haze")
+        assert torch.equal(loaded(x), told.model(x))
+        assert not torch.equal(loaded(x), per_class.model(x))  # told: its own gate
 
 
 def _conflicting_examples(n: int = 300) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -898,6 +921,46 @@ def test_a_routed_gate_is_fitted_through_the_classifier_mixture():
         logits = head.gate(head.normalize(descriptors)).view(len(kind), 3, 4)
     for c in range(3):
         assert logits[kind == c, c].argmax(dim=1).eq(c).float().mean() > 0.95
+
+
+def test_a_told_gate_learns_the_true_task_where_the_classifier_misleads():
+    """A third of the examples are exact copies of another class's descriptors (the
+    classifier's verdict and the network terms alike): no blind gate can tell them from the
+    originals; the told gate, fitted with each example's true task in the classifier's place,
+    picks each class's candidate when told that class — and the blind gate is left as it
+    was."""
+    import copy
+
+    from aioir.engine.filter_bank import FilterBankOptions, fit_gate, fit_told_gate
+
+    descriptors, scores, kind = _conflicting_examples()
+    index = torch.arange(len(kind))
+    copied = (index % 6 == 0) | (index % 6 == 1)  # kinds 0 and 1, each half of its examples
+    descriptors[copied] = descriptors[index[copied] + 4]  # of kinds 1 and 2: indistinguishable
+    head = _head_reading_a_classifier(routed=True)
+    initial = copy.deepcopy(head.gate)
+    fit_gate(head, descriptors, scores, epochs=300, lr=1e-2)
+    blind = {k: v.clone() for k, v in head.state_dict().items()}
+    options = FilterBankOptions(gate_epochs=300, gate_lr=1e-2, gate_weight_decay=0.0)
+    tasks = [head.classifier.classes[k] for k in kind.tolist()]
+    expected = fit_told_gate(head, initial, descriptors, scores, options, tasks)
+    assert 29.0 < expected <= 30.0
+    for k, v in head.state_dict().items():
+        assert k.startswith("told_gate.") or torch.equal(v, blind[k]), k
+    with torch.no_grad():
+        right = head.choose(descriptors).argmax(dim=1) == kind
+        assert right[copied].float().mean() < 0.75  # blind: at best one of each pair
+        told = torch.zeros(len(kind), dtype=torch.bool)
+        for c in range(3):
+            head.give_classes([c])
+            told[kind == c] = head.choose(descriptors[kind == c]).argmax(dim=1) == c
+        head.give_classes([])
+    assert told.float().mean() > 0.95 and told[copied].float().mean() > 0.95
+    with pytest.raises(ConfigError, match="among the classifier's classes"):
+        fit_told_gate(head, initial, descriptors, scores, options, ["snow"] * len(kind))
+    plain = _head_reading_a_classifier(routed=False)
+    with pytest.raises(ConfigError, match="no routed gate"):
+        fit_told_gate(plain, initial, descriptors, scores, options, tasks)
 
 
 def test_the_input_weight_scales_the_input_terms_after_normalisation():

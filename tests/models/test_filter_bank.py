@@ -343,6 +343,10 @@ def test_classifier_options_are_checked():
         FilterBankRestorer(network, filters=2, taps=3, gate_descriptor="tiny")
     with pytest.raises(ConfigError, match="routed by a classifier"):
         FilterBankRestorer(network, filters=2, taps=3, routed_gate=True)
+    with pytest.raises(ConfigError, match="told gate belongs to a routed gate"):
+        FilterBankRestorer(
+            network, filters=2, taps=3, classifier={"classes": ["a"]}, told_gate=True
+        )
     record = {"classes": ["a", "b"]}
     with pytest.raises(ConfigError, match="not both"):
         FilterBankRestorer(network, filters=2, taps=3, classifier=record, input_statistics=True)
@@ -395,6 +399,49 @@ def test_a_task_the_user_gives_routes_the_gate_to_that_class_alone():
     with torch.no_grad():
         assert torch.equal(model(x), blind)
     assert "task" not in str(head.state_dict().keys())  # nothing of it is saved
+
+
+def test_a_told_gate_chooses_when_told_and_is_saved_with_the_head(tmp_path):
+    """With a told gate the blind choice is the routed gate's as before; told, the told gate
+    chooses (here: the input, whatever the task), reading the told routes in the classifier's
+    place; saved and loaded back as such."""
+    from aioir.nn.filter_bank import ToldGate, told_routes
+
+    blind_model = _routed()
+    torch.manual_seed(0)
+    model = FilterBankRestorer(
+        create_model("udair-tiny"), filters=2, taps=3, routed_gate=True, told_gate=True,
+        classifier=blind_model.filter_bank.classifier,
+    )  # fmt: skip
+    model.load_state_dict(blind_model.state_dict(), strict=False)
+    model.eval()
+    head = model.filter_bank
+    assert isinstance(head.told_gate, ToldGate)
+    assert wrapper_specs(model)[0]["told_gate"] is True
+    assert "told_gate" not in wrapper_specs(blind_model)[0]
+    with torch.no_grad():
+        head.told_gate.gate[-1].weight.zero_()
+        head.told_gate.gate[-1].bias.copy_(torch.eye(head.num_candidates)[1].repeat(5) * 50.0)
+    x = torch.rand(2, 3, 16, 16)
+    with torch.no_grad():
+        assert torch.equal(model(x), blind_model(x))  # blind: the told gate is not read
+        model.set_inference_options(task="haze")
+        blind_model.set_inference_options(task="haze")
+        torch.testing.assert_close(model(x), x, atol=1e-5, rtol=0)  # the input, chosen
+        assert not torch.allclose(blind_model(x), x, atol=1e-3)
+        descriptor = head.descriptor(*model.head_inputs(x))
+        told = head.told_descriptor(descriptor, told_routes(5, [2]))
+    assert torch.equal(told[:, :-5], descriptor[:, :-5])
+    assert torch.equal(told[:, -5:], told_routes(5, [2]).expand(2, 5))
+    save_pretrained(model, tmp_path / "m")
+    loaded = load_model(tmp_path / "m")
+    assert isinstance(loaded.filter_bank.told_gate, ToldGate)
+    with torch.no_grad():
+        told_out = model(x)
+        model.set_inference_options(task=None)
+        assert torch.equal(loaded(x), model(x))
+        loaded.set_inference_options(task="haze")
+        assert torch.equal(loaded(x), told_out)
 
 
 def test_a_task_the_head_cannot_take_is_a_clear_error():

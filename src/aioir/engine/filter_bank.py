@@ -29,6 +29,7 @@ record) and ``val``. The config (:class:`FilterBankFitConfig`, a YAML file such 
 from __future__ import annotations
 
 import contextlib
+import copy
 import dataclasses
 import json
 import logging
@@ -52,7 +53,14 @@ from aioir.engine.degradation_classifier import ClassifierOptions
 from aioir.errors import ConfigError
 from aioir.metrics import psnr
 from aioir.nn.degradation_classifier import DegradationClassifier
-from aioir.nn.filter_bank import FilterBankHead, LeastSquaresFilterFit
+from aioir.nn.filter_bank import (
+    FilterBankHead,
+    LeastSquaresFilterFit,
+    RoutedClassifierFilterBankHead,
+    RoutedCompactClassifierFilterBankHead,
+    ToldGate,
+    told_routes,
+)
 
 if TYPE_CHECKING:
     from aioir.models import FilterBankRestorer
@@ -134,8 +142,11 @@ class FilterBankOptions:
     features. ``routed_gate: true`` (with a classifier): one gate per degradation
     class, their choices mixed by the classifier's probabilities
     (:class:`~aioir.nn.filter_bank.RoutedClassifierFilterBankHead`), so each class's gate
-    learns from the examples the classifier gives it. None of these changes the stored
-    examples.
+    learns from the examples the classifier gives it. ``told_gate: true`` (with a routed
+    gate): a second gate for inputs whose degradation the user names (``aioir restore
+    --task``), fitted on the same examples with each one's classifier verdict replaced by its
+    true task (:func:`fit_told_gate`); the blind gate is the same with or without it. None of
+    these changes the stored examples.
 
     ``experts``: saved models (folders or files, e.g. ``aioir train``'s export of a small
     denoiser) or registered models without weights (``dark-channel-prior``) that join the
@@ -211,6 +222,7 @@ class FilterBankOptions:
     classifier: dict[str, Any] | None = None
     gate_descriptor: str = "full"
     routed_gate: bool = False
+    told_gate: bool = False
     experts: list[str | dict[str, Any]] = dataclasses.field(default_factory=list)
     gate_examples_file: str | None = None
     parts_file: str | None = None
@@ -226,7 +238,7 @@ GATE_ONLY_OPTIONS = (
     "gate_target_temperature", "gate_members", "gate_components", "gate_input_weight",
     "gate_floor_weight", "gate_floor_cap", "gate_floor_inputs", "gate_mixture_weight",
     "gate_mixture_min_input", "score_cap", "output_margin", "gate_examples_file",
-    "extra_gate_data", "extra_gate_weight", "gate_task_weights", "gate_target_tasks",
+    "extra_gate_data", "extra_gate_weight", "gate_task_weights", "gate_target_tasks", "told_gate",
 )  # fmt: skip
 
 #: the keys of an ``extra_gate_data`` entry
@@ -320,6 +332,8 @@ class FilterBankFitConfig:
             raise bad("filter_bank.gate_descriptor", "compact reads a classifier: set one")
         if fb.routed_gate and fb.classifier is None:
             raise bad("filter_bank.routed_gate", "a routed gate reads a classifier: set one")
+        if fb.told_gate and not fb.routed_gate:
+            raise bad("filter_bank.told_gate", "a told gate belongs to a routed gate: set one")
         if fb.classifier is not None:
             if fb.input_statistics:
                 raise bad("filter_bank.classifier", "a gate reads input_statistics or a "
@@ -430,6 +444,7 @@ def wrap_in_filter_bank(
     classifier: nn.Module | None = None,
     gate_descriptor: str = "full",
     routed_gate: bool = False,
+    told_gate: bool = False,
 ) -> FilterBankRestorer:
     """``network`` inside a new :class:`~aioir.models.FilterBankRestorer` (with ``experts``).
 
@@ -445,6 +460,7 @@ def wrap_in_filter_bank(
     model = FilterBankRestorer(
         network, filters, taps, hidden, experts=experts, input_statistics=input_statistics,
         classifier=classifier, gate_descriptor=gate_descriptor, routed_gate=routed_gate,
+        told_gate=told_gate,
     )  # fmt: skip
     backbone = getattr(network, "backbone_options", None)
     if isinstance(network, Restormer) and backbone is not None:
@@ -474,6 +490,7 @@ def unfitted_head(model: FilterBankRestorer, options: FilterBankOptions, seed: i
         unwrap(model), head.num_filters, head.taps, options.hidden, seed, list(head.experts),
         input_statistics=options.input_statistics, classifier=classifier,
         gate_descriptor=options.gate_descriptor, routed_gate=options.routed_gate,
+        told_gate=options.told_gate,
     ).filter_bank  # fmt: skip
 
 
@@ -851,6 +868,48 @@ class FitResult:
     model: nn.Module
     record: dict[str, Any]
     val: dict[str, float] | None
+
+
+def fit_told_gate(
+    head: FilterBankHead,
+    initial_gate: nn.Module,
+    descriptors: Tensor,
+    scores: Tensor,
+    options: FilterBankOptions,
+    example_tasks: Sequence[str],
+    progress: bool = False,
+    extra_examples: int = 0,
+) -> float:
+    """Fit and install the :class:`~aioir.nn.filter_bank.ToldGate` of ``head`` (a routed
+    head): :func:`train_gate` of a copy of the head, its gate reset to ``initial_gate`` (the
+    blind gate's start), on the same examples with each one's classifier terms replaced by the
+    :func:`~aioir.nn.filter_bank.told_routes` of its task (``example_tasks``, the classifier's
+    class names), so its routing and its terms are those of a user who names the task. Draws
+    from a forked generator: the rest of the fit is the same with or without it. Returns the
+    told gate's expected score."""
+    if not isinstance(head, RoutedClassifierFilterBankHead | RoutedCompactClassifierFilterBankHead):
+        raise ConfigError("filter_bank.told_gate: the head has no routed gate")
+    classes = list(head.classifier.classes)
+    unknown = sorted({t for t in example_tasks if t not in classes})
+    if unknown or len(example_tasks) != len(scores):
+        raise ConfigError(
+            f"filter_bank.told_gate: every gate example needs a task among the classifier's "
+            f"classes ({', '.join(classes)}); got {', '.join(unknown) or 'too few tasks'}"
+        )
+    routes = torch.stack([told_routes(len(classes), [classes.index(t)]) for t in example_tasks])
+    told = head.told_descriptor(descriptors, routes)
+    trial = copy.deepcopy(head)
+    trial.gate, trial.told_gate = copy.deepcopy(initial_gate), None
+    trial.give_classes([])
+    with torch.random.fork_rng(devices=[]):
+        expected = train_gate(trial, told, scores, options, progress, extra_examples, example_tasks)
+    gate = ToldGate(trial.gate, told.shape[1]).to(trial.descriptor_mean.device)
+    with torch.no_grad():
+        gate.descriptor_mean.copy_(trial.descriptor_mean)
+        gate.descriptor_std.copy_(trial.descriptor_std)
+    head.told_gate = gate
+    log.info("filter-bank told gate: score %.2f dB on %d crops", expected, len(scores))
+    return expected
 
 
 def _device(name: str) -> torch.device:
@@ -1610,7 +1669,7 @@ def fit(
     classifier, classifier_record, held_out = _fit_classifier(dm, config, progress)
     model = wrap_in_filter_bank(
         network, len(groups), fb.taps, fb.hidden, config.seed, experts, fb.input_statistics,
-        classifier, fb.gate_descriptor, fb.routed_gate,
+        classifier, fb.gate_descriptor, fb.routed_gate, fb.told_gate,
     )  # fmt: skip
     if rt.channels_last:
         to_channels_last(model)
@@ -1620,7 +1679,13 @@ def fit(
     _install_filters(head, dm, groups, config, progress)
     descriptors, scores, extra = _all_gate_examples(model, dm, config, progress, held_out)
     tasks = gate_example_tasks(dm.task_names, fb)
+    initial_gate = copy.deepcopy(head.gate) if fb.told_gate else None
     expected = train_gate(head, descriptors, scores, fb, progress, extra, tasks)
+    told_expected = None
+    if initial_gate is not None:
+        told_expected = fit_told_gate(
+            head, initial_gate, descriptors, scores, fb, tasks, progress, extra
+        )
     val = _validate(model, dm, config, device) if config.validation.enabled else None
 
     record: dict[str, Any] = {
@@ -1634,6 +1699,7 @@ def fit(
         **({"classifier_training": classifier_record} if classifier_record else {}),
         "gate_examples": len(scores),
         "gate_expected_psnr": expected,  # (choice_score's: named before gate_mixture_weight)
+        **({"told_gate_expected_psnr": told_expected} if told_expected is not None else {}),
         "protocol": get_protocol(config.validation.protocol).header(),
         "precision": config.validation.precision,
         "wall_time_s": round(time.perf_counter() - start, 2),

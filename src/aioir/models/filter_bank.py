@@ -20,9 +20,11 @@ then under ``…<e>.module.``; ``grey``: the record of a twin run on black-and-w
 "hidden"}`` when it reads a degradation classifier's verdict (weights
 ``filter_bank.classifier.*``), ``"gate_descriptor": "compact"`` when, of the network's terms,
 it reads only the blur and change ones, and ``"routed_gate": true`` when its gate is one per
-degradation class, mixed by the classifier; weights ``restorer.*`` (the network) and
-``filter_bank.*`` (the head, its experts' under ``filter_bank.experts.<e>.``). Models saved
-before the wrapper existed (format 1) described the head as constructor arguments
+degradation class, mixed by the classifier (``"told_gate": true`` when it has a second gate
+for inputs whose degradation the user names; weights ``filter_bank.told_gate.*``); weights
+``restorer.*`` (the network) and ``filter_bank.*`` (the head, its experts' under
+``filter_bank.experts.<e>.``). Models saved before the wrapper existed (format 1) described
+the head as constructor arguments
 (``overrides: {filter_bank: K, filter_taps: T}``) with its keys beside the network's:
 :func:`legacy_wrapper_spec` and :func:`nest_legacy_state` translate them on load.
 """
@@ -91,6 +93,9 @@ class FilterBankRestorer(RestorerWrapper):
         routed_gate: with a classifier, one gate per degradation class, mixed by the
             classifier's probabilities
             (:class:`~aioir.nn.filter_bank.RoutedClassifierFilterBankHead`).
+        told_gate: with a routed gate, a second gate for inputs whose degradation the user
+            names (:class:`~aioir.nn.filter_bank.ToldGate`; ``task`` in
+            :meth:`set_inference_options`).
     """
 
     def __init__(
@@ -104,6 +109,7 @@ class FilterBankRestorer(RestorerWrapper):
         classifier: DegradationClassifier | Mapping[str, Any] | None = None,
         gate_descriptor: str = "full",
         routed_gate: bool = False,
+        told_gate: bool = False,
     ) -> None:
         if not hasattr(restorer, "forward_padded_with_maps"):
             raise ConfigError(
@@ -120,6 +126,8 @@ class FilterBankRestorer(RestorerWrapper):
             raise ConfigError("a compact gate descriptor reads a classifier: give one")
         if routed_gate and classifier is None:
             raise ConfigError("a gate routed by a classifier needs one: give it")
+        if told_gate and not routed_gate:
+            raise ConfigError("a told gate belongs to a routed gate: set routed_gate too")
         if classifier is not None and input_statistics:
             raise ConfigError("a gate reads the input's statistics or a classifier, not both")
         if classifier is not None:
@@ -131,8 +139,11 @@ class FilterBankRestorer(RestorerWrapper):
                 ("full", True): RoutedClassifierFilterBankHead,
                 ("compact", True): RoutedCompactClassifierFilterBankHead,
             }[gate_descriptor, bool(routed_gate)]
+            given: dict[str, Any] = {"classifier": classifier}
+            if told_gate:
+                given["told_gate"] = True
             self.filter_bank = head(
-                features, context, filters, taps, hidden, experts=modules, classifier=classifier
+                features, context, filters, taps, hidden, experts=modules, **given
             )
         else:
             head = InputStatisticsFilterBankHead if input_statistics else FilterBankHead
@@ -167,6 +178,8 @@ class FilterBankRestorer(RestorerWrapper):
             options["gate_descriptor"] = "compact"
         if isinstance(head, RoutedClassifierFilterBankHead | RoutedCompactClassifierFilterBankHead):
             options["routed_gate"] = True
+            if head.told_gate is not None:
+                options["told_gate"] = True
         return options
 
     def candidate_names(self) -> list[str]:

@@ -40,13 +40,14 @@ candidate, ``eₑ(x)``, chosen by the same gate — the route by which a special
 the all-in-one network is weakest at without retraining it. Their weights, if any, are the
 head's (``experts.<e>.*``), trained before the fit and frozen in it.
 
-The shipped default model (v5) is a UDAIR network with such a head: a noise expert, the dark
+The shipped default model (since v5) is a UDAIR network with such a head: a noise expert, the dark
 channel prior, a haze expert and a camera-shake expert, chosen by a gate that reads a degradation
 classifier (``docs/decisions.md``, "Filter bank").
 """
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import math
 from collections.abc import Sequence
@@ -65,8 +66,8 @@ from aioir.nn.padding import reflect_pad
 __all__ = [
     "GIVEN_CLASS_LOG_FLOOR", "ClassifierFilterBankHead", "CompactClassifierFilterBankHead",
     "FilterBankHead", "InputStatisticsFilterBankHead", "LeastSquaresFilterFit",
-    "RoutedClassifierFilterBankHead", "RoutedCompactClassifierFilterBankHead", "apply_filter",
-    "detail_profile", "input_statistics", "weights_fingerprint",
+    "RoutedClassifierFilterBankHead", "RoutedCompactClassifierFilterBankHead", "ToldGate",
+    "apply_filter", "detail_profile", "input_statistics", "told_routes", "weights_fingerprint",
 ]  # fmt: skip
 
 
@@ -487,7 +488,51 @@ class CompactClassifierFilterBankHead(ClassifierFilterBankHead):
         return super().assemble(network_terms[:, -self.kept_network_terms :], input_terms)
 
 
-class _RoutedGate:
+def told_routes(num_classes: int, classes: Sequence[int]) -> Tensor:
+    """The log-routes (``num_classes``) of an input said to have ``classes`` (indices): each of
+    them ``−log n`` (equal shares), every other class :data:`GIVEN_CLASS_LOG_FLOOR`. What a
+    routed gate mixes its class gates by when told (:meth:`_RoutedGate.give_classes`), and the
+    classifier terms its told gate is fitted and run with (:class:`ToldGate`). ValueError for
+    no class or an index out of range."""
+    wanted = sorted({int(c) for c in classes})
+    if not wanted or any(not 0 <= c < num_classes for c in wanted):
+        raise ValueError(f"class indices must be in [0, {num_classes}), got {list(classes)}")
+    routes = torch.full((num_classes,), GIVEN_CLASS_LOG_FLOOR)
+    routes[wanted] = -math.log(len(wanted))
+    return routes
+
+
+class ToldGate(nn.Module):
+    """The gate a routed head (:class:`_RoutedGate`) uses when the user names the degradation:
+    a gate of the head's shape with descriptor statistics of its own, fitted on the gate
+    examples with every example's classifier terms replaced by the :func:`told_routes` of its
+    true task (``filter_bank.told_gate``, :func:`aioir.engine.filter_bank.fit_told_gate`).
+
+    Why: the blind gate of a class learns from every example the classifier *assigns* to it —
+    the haze gate from hazy crops and from the pale clean crops that the classifier also calls
+    hazy — and hedges accordingly; told that a photo is hazy, the head should restore it as
+    hazy crops are best restored, which is what this gate learnt (from the true tasks alone).
+
+    Args:
+        gate: the MLP (``Linear → GELU → Linear``, the head gate's shape).
+        descriptor_size: the descriptor's length ``D``.
+    """
+
+    descriptor_mean: Tensor
+    descriptor_std: Tensor
+
+    def __init__(self, gate: nn.Sequential, descriptor_size: int) -> None:
+        super().__init__()
+        self.gate = gate
+        self.register_buffer("descriptor_mean", torch.zeros(descriptor_size))
+        self.register_buffer("descriptor_std", torch.ones(descriptor_size))
+
+    def forward(self, descriptor: Tensor) -> Tensor:
+        """The gate's logits for raw descriptors (B×D) whose classifier terms are told routes."""
+        return self.gate((descriptor - self.descriptor_mean) / self.descriptor_std)
+
+
+class _RoutedGate(ClassifierFilterBankHead):
     """The gate of a classifier-reading head as one gate per degradation class, mixed by the
     classifier: ``w = Σ_c p(c|x)·softmax(G_c(descriptor))``. The gate's last layer gives
     ``C × (K+E+2)`` logits, one block per class; ``p(c|x)`` are the classifier's probabilities
@@ -499,14 +544,14 @@ class _RoutedGate:
     of thousands of crops); what to do about it, the class's gate (its few hundred examples).
 
     A user who knows what is wrong with a photo can say so (:meth:`give_classes`): the head
-    then mixes those classes' gates alone, equally, whatever the classifier says (the gates
-    still read the classifier's verdict among their terms, as they were fitted)."""
+    then mixes those classes' gates alone, equally, whatever the classifier says — the blind
+    gates reading the classifier's verdict among their terms, as they were fitted, or, when
+    the head has one (``told_gate=True``), the :class:`ToldGate` fitted for being told, which
+    reads the told routes in the verdict's place."""
 
-    gate: nn.Sequential
-    classifier: DegradationClassifier
-    num_candidates: int
+    told_gate: ToldGate | None
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, told_gate: bool = False, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         last = self.gate[-1]
         routed = nn.Linear(last.in_features, self.classifier.num_classes * self.num_candidates)
@@ -517,6 +562,8 @@ class _RoutedGate:
         # the routes a user gave (give_classes), log-probabilities; empty: the classifier's
         self.given_routes: Tensor
         self.register_buffer("given_routes", torch.zeros(0), persistent=False)
+        size = int(self.descriptor_mean.numel())
+        self.told_gate = ToldGate(copy.deepcopy(self.gate), size) if told_gate else None
 
     @property
     def given_classes(self) -> list[int]:
@@ -529,17 +576,27 @@ class _RoutedGate:
         """Route every input to the gates of ``classes`` (indices into the classifier's classes,
         equally weighted) instead of by the classifier's probabilities; an empty sequence hands
         the routing back to the classifier. ValueError for an index out of range."""
-        k = self.classifier.num_classes
-        wanted = sorted({int(c) for c in classes})
-        if any(not 0 <= c < k for c in wanted):
-            raise ValueError(f"class indices must be in [0, {k}), got {list(classes)}")
         device = self.given_routes.device
-        if not wanted:
+        if not len(classes):
             self.given_routes = torch.zeros(0, device=device)
             return
-        routes = torch.full((k,), GIVEN_CLASS_LOG_FLOOR, device=device)
-        routes[wanted] = -math.log(len(wanted))
-        self.given_routes = routes
+        self.given_routes = told_routes(self.classifier.num_classes, classes).to(device)
+
+    def told_descriptor(self, descriptor: Tensor, routes: Tensor) -> Tensor:
+        """``descriptor`` (B×D, raw) with its classifier terms (the last ``C``) replaced by
+        ``routes`` (``C`` or B×C log-routes, :func:`told_routes`)."""
+        c = self.classifier.num_classes
+        given = routes.to(descriptor).expand(descriptor.shape[0], c)
+        return torch.cat([descriptor[:, :-c], given], dim=1)
+
+    def choose(self, descriptor: Tensor) -> Tensor:
+        """As :meth:`FilterBankHead.choose`; when told (:meth:`give_classes`) and the head has
+        a :class:`ToldGate`, that gate's choice for the descriptor with the told routes in the
+        classifier's place."""
+        if self.given_routes.numel() and self.told_gate is not None:
+            told = self.told_descriptor(descriptor, self.given_routes)
+            return self.mix(self.told_gate(told), told)
+        return super().choose(descriptor)
 
     def log_routes(self, descriptor: Tensor) -> Tensor:
         """``log p(c|x)`` (B×C) from raw descriptors: their last ``C`` terms (the classifier's
