@@ -872,7 +872,7 @@ class FitResult:
 
 def fit_told_gate(
     head: FilterBankHead,
-    initial_gate: nn.Module,
+    initial_gate: nn.Sequential,
     descriptors: Tensor,
     scores: Tensor,
     options: FilterBankOptions,

@@ -225,6 +225,9 @@ class FilterBankHead(nn.Module):
 
     filters: Tensor
     fitted: Tensor
+    descriptor_mean: Tensor
+    descriptor_std: Tensor
+    gate: nn.Sequential
     #: the choice is a per-image decision (:mod:`aioir.nn.image_statistics`)
     image_statistics = True
     #: size of :meth:`input_terms` (none here; :class:`InputStatisticsFilterBankHead` adds some)
