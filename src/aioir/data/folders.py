@@ -177,10 +177,10 @@ def match_pairs(
     for i in inputs:
         key = rule.input_key(i.name)
         partner = by_key.get(key) if key is not None else None
-        if not partner:
+        if key is None or not partner:
             result.unmatched_inputs.append(_rel(i, input_folder))
             continue
-        used.add(key)  # type: ignore[arg-type]  # key is not None here
+        used.add(key)
         result.pairs.append((i, partner[0]))
     if rule.one_to_one:
         result.unmatched_targets = [

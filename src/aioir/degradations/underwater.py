@@ -54,16 +54,20 @@ def residual_energy_ratio(water_type: str) -> tuple[float, float, float]:
         raise ValueError(
             f"unknown Jerlov water type {water_type!r}; expected one of {list(JERLOV_KD)}"
         ) from None
-    return tuple(math.exp(-k) for k in kd)  # type: ignore[return-value]
+    red, green, blue = kd
+    return math.exp(-red), math.exp(-green), math.exp(-blue)
 
 
 def default_background(water_type: str, level: float = 0.75) -> tuple[float, float, float]:
     """Veiling light of a water type: the colour of white light after 4 m of that water, mixed
     with 15 % grey (suspended particles scatter all wavelengths), peak scaled to ``level``."""
-    n = residual_energy_ratio(water_type)
-    c = [v**4 for v in n]
-    m = max(c)
-    return tuple(level * (0.15 + 0.85 * v / m) for v in c)  # type: ignore[return-value]
+    red, green, blue = (v**4 for v in residual_energy_ratio(water_type))
+    peak = max(red, green, blue)
+
+    def veil(v: float) -> float:
+        return level * (0.15 + 0.85 * v / peak)
+
+    return veil(red), veil(green), veil(blue)
 
 
 @register_degradation("underwater", "underwater")
@@ -114,12 +118,16 @@ class UnderwaterCast(Degradation):
         distance = (1.0 + 5.0 * s) * uniform(generator, 0.85, 1.15)
         surface = 3.0 * s * uniform(generator, 0.7, 1.0)
         base = default_background(water, uniform(generator, 0.55, 0.85))
-        background = tuple(min(max(c + uniform(generator, -0.05, 0.05), 0.0), 1.0) for c in base)
+
+        def jitter(c: float) -> float:
+            return min(max(c + uniform(generator, -0.05, 0.05), 0.0), 1.0)
+
+        red, green, blue = base
         return cls(
             water_type=water,
             distance=distance,
             surface_depth=surface,
-            background=background,  # type: ignore[arg-type]
+            background=(jitter(red), jitter(green), jitter(blue)),
         )
 
     def veiling_light(self) -> tuple[float, float, float]:

@@ -124,9 +124,9 @@ class SourceBank:
 
     def statistics(self) -> dict[str, dict[str, Tensor]] | None:
         """``{"mean": {level: …}, "cov": …, "within": …}`` or ``None``."""
-        if not self.has_statistics:
+        if self.means is None or self.covs is None or self.within is None:
             return None
-        return {"mean": self.means, "cov": self.covs, "within": self.within}  # type: ignore[dict-item]
+        return {"mean": self.means, "cov": self.covs, "within": self.within}
 
     @classmethod
     def load(cls, path: str | Path, task_names: Sequence[str] | None = None) -> SourceBank:
