@@ -1,0 +1,121 @@
+"""Is a bar column's miss the gate's or the candidates'? Per-crop candidate scores of a
+filter-bank model on ``photo-tasks`` columns.
+
+For each crop of each column, every candidate of the head (the network's output, the input, each
+filter, each expert) is scored alone, and so are the head's own mixes, blind (the classifier
+routes) and told (``--task``: the column's task, through the told gate where the head has one).
+The **oracle** is the best single candidate of each crop: what a gate that always chose right
+would reach. A goal above the oracle cannot be met by any gate over these candidates — it needs
+better candidates; a goal under it is the gate's (or the classifier's) to reach.
+
+    python benchmarks/bar_oracle.py --model default --photos data/photos1024-v4 \\
+        --columns motion-blur,haze,camera-noise --limit 12 --json oracle.json
+
+The crops are the bar's (``aioir evaluate --benchmark photo-tasks:PHOTOS --limit N``), scored
+with protocol ``clean`` (RGB PSNR, per-crop mean), the candidates clipped to [0, 1].
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from aioir.evaluate.benchmarks import get_benchmark
+from aioir.io import write_bytes_atomically
+from aioir.models import load_model
+from aioir.tasks import canonical_task
+
+
+def psnr(image: Tensor, target: Tensor) -> float:
+    """RGB PSNR (dB) of ``image`` clipped to [0, 1] against ``target`` (∞ → 100)."""
+    mse = float(((image.clamp(0.0, 1.0) - target) ** 2).mean())
+    return 100.0 if mse == 0.0 else -10.0 * float(torch.log10(torch.tensor(mse)))
+
+
+def told_class(column_task: str, classes: list[str]) -> int:
+    """The classifier class a user would name for a column of ``column_task``."""
+    task = canonical_task(column_task)
+    if task not in classes:
+        raise SystemExit(f"the head's classifier has no class for the column's task {task!r}")
+    return classes.index(task)
+
+
+@torch.no_grad()
+def column_scores(model: Any, column: Any, limit: int) -> dict[str, Any]:
+    """Scores (dB, per-crop mean) of every candidate alone, the oracle, and the head's blind
+    and told mixes on the first ``limit`` crops of ``column``."""
+    head = model.filter_bank
+    classes = list(head.classifier.classes)
+    told = told_class(column.task, classes)
+    per_crop, blind, given, inputs = [], [], [], []
+    for i in range(min(limit, column.size)):
+        case = column[i]
+        x, target = case.input[None].float(), case.target[None].float()
+        y, x_in, features, context = model.head_inputs(x)
+        candidates = [head.candidate(j, y, x_in) for j in range(head.num_candidates)]
+        per_crop.append([psnr(c, target) for c in candidates])
+        descriptor = head.descriptor(y, x_in, features, context)
+        for routes, out in (([], blind), ([told], given)):
+            head.give_classes(routes)
+            weights = head.choose(descriptor)[0]
+            out.append(psnr(sum(w * c for w, c in zip(weights, candidates, strict=True)), target))
+        head.give_classes([])
+        inputs.append(psnr(x, target))
+    scores = torch.tensor(per_crop)
+    names = model.candidate_names()
+    alone = {names[j]: round(float(scores[:, j].mean()), 2) for j in range(len(names))}
+    best = scores.argmax(dim=1)
+    return {
+        "column": column.key, "crops": len(per_crop),
+        "input": round(sum(inputs) / len(inputs), 2),
+        "oracle": round(float(scores.max(dim=1).values.mean()), 2),
+        "blind": round(sum(blind) / len(blind), 2),
+        "told": round(sum(given) / len(given), 2),
+        "told_gate": head.told_gate is not None,
+        "alone": dict(sorted(alone.items(), key=lambda kv: -kv[1])),
+        "best_on": {names[j]: int((best == j).sum()) for j in best.unique().tolist()},
+    }  # fmt: skip
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    """Score the columns; returns what ``--json`` writes."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", required=True, help="a filter-bank model (default, a folder)")
+    parser.add_argument("--photos", required=True, help="the corpus (its test split) or a folder")
+    parser.add_argument("--columns", default="motion-blur,haze,camera-noise")
+    parser.add_argument("--limit", type=int, default=12, help="crops per column (the bar's 12)")
+    parser.add_argument("--crop", type=int, default=None, help="crop side (default the bar's)")
+    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--json", default=None, help="write the result here")
+    args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    model = load_model(args.model).eval()
+    if getattr(getattr(model, "filter_bank", None), "classifier", None) is None:
+        parser.error(f"--model {args.model}: not a filter-bank model whose gate reads a classifier")
+    if not hasattr(model.filter_bank, "give_classes"):
+        parser.error(f"--model {args.model}: its head has no gate per degradation class")
+    bench = get_benchmark(f"photo-tasks:{args.photos}", crop=args.crop)
+    columns = {c.key: c for c in bench.columns(None)}
+    wanted = [k.strip() for k in args.columns.split(",") if k.strip()]
+    unknown = [k for k in wanted if k not in columns]
+    if unknown:
+        parser.error(f"--columns: unknown {', '.join(unknown)} (known: {', '.join(columns)})")
+    rows = [column_scores(model, columns[k], args.limit) for k in wanted]
+    for r in rows:
+        top = ", ".join(f"{n} {s:.2f}" for n, s in list(r["alone"].items())[:4])
+        print(f"{r['column']:14s} input {r['input']:.2f}  blind {r['blind']:.2f}  told "
+              f"{r['told']:.2f}  oracle {r['oracle']:.2f}  | alone: {top}")  # fmt: skip
+    out = {"model": args.model, "photos": args.photos, "limit": args.limit, "rows": rows}
+    if args.json:
+        write_bytes_atomically(Path(args.json), json.dumps(out, indent=1).encode(), overwrite=True)
+    return out
+
+
+if __name__ == "__main__":
+    main()

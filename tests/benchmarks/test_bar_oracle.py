@@ -1,0 +1,44 @@
+"""``benchmarks/bar_oracle.py``: per-crop candidate scores, the oracle, blind and told mixes."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from aioir.engine.config import build_config
+from aioir.engine.filter_bank import FilterBankFitConfig, fit
+from aioir.evaluate.methods import load_method
+from aioir.evaluate.runner import evaluate
+from helpers import load_benchmark, make_corpus, tiny_filter_bank_fit_config
+from udair_helpers import build_tiny_udair
+
+
+def test_the_oracle_bounds_every_candidate_and_the_blind_mix_is_what_evaluate_scores(tmp_path):
+    corpus = make_corpus(tmp_path / "corpus")
+    base = build_tiny_udair(tmp_path / "base")
+    classifier = {"widths": [4, 8], "hidden": 8, "items_per_task": 6, "pale_items_per_task": 0,
+                  "patch_size": 32, "min_crop": 16, "steps": 20, "batch_size": 8}  # fmt: skip
+    raw = tiny_filter_bank_fit_config(
+        corpus, base, classifier=classifier, routed_gate=True, told_gate=True
+    )
+    fit(build_config(FilterBankFitConfig, raw, "test"), tmp_path / "fitted")
+    oracle = load_benchmark("bar_oracle")
+    argv = ["--model", str(tmp_path / "fitted"), "--photos", str(corpus / "val"),
+            "--columns", "s25,motion-blur", "--limit", "2", "--crop", "32", "--threads", "1"]  # fmt: skip
+    out = oracle.main([*argv, "--json", str(tmp_path / "o.json")])
+    assert [(r["column"], r["crops"]) for r in out["rows"]] == [("s25", 2), ("motion-blur", 2)]
+    for row in out["rows"]:
+        assert row["told_gate"] is True
+        assert all(score <= row["oracle"] + 1e-6 for score in row["alone"].values())
+        assert sum(row["best_on"].values()) == row["crops"]
+        assert row["alone"]["input"] == pytest.approx(row["input"], abs=0.011)
+    assert json.loads((tmp_path / "o.json").read_text())["rows"] == out["rows"]
+    scored = evaluate(
+        load_method(str(tmp_path / "fitted")), f"photo-tasks:{corpus / 'val'}:s25,motion-blur",
+        crop=32, limit=2, progress=False,
+    )  # fmt: skip
+    for column, row in zip(scored.columns, out["rows"], strict=True):
+        assert column.psnr == pytest.approx(row["blind"], abs=0.011)
+    with pytest.raises(SystemExit):
+        oracle.main([*argv[:4], "--columns", "snow"])
