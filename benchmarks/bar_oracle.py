@@ -25,24 +25,19 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from aioir.errors import ConfigError
 from aioir.evaluate.benchmarks import get_benchmark
 from aioir.io import write_bytes_atomically
+from aioir.metrics import psnr
 from aioir.models import load_model
-from aioir.tasks import canonical_task
+
+#: the score of a crop returned exactly (PSNR ∞), so that means and JSON stay finite
+EXACT_DB = 100.0
 
 
-def psnr(image: Tensor, target: Tensor) -> float:
-    """RGB PSNR (dB) of ``image`` clipped to [0, 1] against ``target`` (∞ → 100)."""
-    mse = float(((image.clamp(0.0, 1.0) - target) ** 2).mean())
-    return 100.0 if mse == 0.0 else -10.0 * float(torch.log10(torch.tensor(mse)))
-
-
-def told_class(column_task: str, classes: list[str]) -> int:
-    """The classifier class a user would name for a column of ``column_task``."""
-    task = canonical_task(column_task)
-    if task not in classes:
-        raise SystemExit(f"the head's classifier has no class for the column's task {task!r}")
-    return classes.index(task)
+def score(image: Tensor, target: Tensor) -> float:
+    """RGB PSNR (dB) of ``image`` clipped to [0, 1] against ``target`` (∞ → ``EXACT_DB``)."""
+    return min(float(psnr(image.clamp(0.0, 1.0), target)[0]), EXACT_DB)
 
 
 @torch.no_grad()
@@ -50,22 +45,20 @@ def column_scores(model: Any, column: Any, limit: int) -> dict[str, Any]:
     """Scores (dB, per-crop mean) of every candidate alone, the oracle, and the head's blind
     and told mixes on the first ``limit`` crops of ``column``."""
     head = model.filter_bank
-    classes = list(head.classifier.classes)
-    told = told_class(column.task, classes)
     per_crop, blind, given, inputs = [], [], [], []
     for i in range(min(limit, column.size)):
         case = column[i]
         x, target = case.input[None].float(), case.target[None].float()
         y, x_in, features, context = model.head_inputs(x)
         candidates = [head.candidate(j, y, x_in) for j in range(head.num_candidates)]
-        per_crop.append([psnr(c, target) for c in candidates])
+        per_crop.append([score(c, target) for c in candidates])
         descriptor = head.descriptor(y, x_in, features, context)
-        for routes, out in (([], blind), ([told], given)):
-            head.give_classes(routes)
+        for task, out in ((None, blind), (column.task, given)):
+            model.set_inference_options(task=task)  # as `aioir restore --task` tells the head
             weights = head.choose(descriptor)[0]
-            out.append(psnr(sum(w * c for w, c in zip(weights, candidates, strict=True)), target))
-        head.give_classes([])
-        inputs.append(psnr(x, target))
+            out.append(score(sum(w * c for w, c in zip(weights, candidates, strict=True)), target))
+        model.set_inference_options(task=None)
+        inputs.append(score(x, target))
     scores = torch.tensor(per_crop)
     names = model.candidate_names()
     alone = {names[j]: round(float(scores[:, j].mean()), 2) for j in range(len(names))}
@@ -98,8 +91,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     model = load_model(args.model).eval()
     if getattr(getattr(model, "filter_bank", None), "classifier", None) is None:
         parser.error(f"--model {args.model}: not a filter-bank model whose gate reads a classifier")
-    if not hasattr(model.filter_bank, "give_classes"):
-        parser.error(f"--model {args.model}: its head has no gate per degradation class")
+    try:
+        model.set_inference_options(task=None)
+    except ConfigError as exc:
+        parser.error(f"--model {args.model}: {exc}")
     bench = get_benchmark(f"photo-tasks:{args.photos}", crop=args.crop)
     columns = {c.key: c for c in bench.columns(None)}
     wanted = [k.strip() for k in args.columns.split(",") if k.strip()]

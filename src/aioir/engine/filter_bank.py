@@ -1679,13 +1679,13 @@ def fit(
     _install_filters(head, dm, groups, config, progress)
     descriptors, scores, extra = _all_gate_examples(model, dm, config, progress, held_out)
     tasks = gate_example_tasks(dm.task_names, fb)
-    initial_gate = copy.deepcopy(head.gate) if fb.told_gate else None
+    initial_gate = copy.deepcopy(head.gate)  # (the told gate starts where the blind one did)
     expected = train_gate(head, descriptors, scores, fb, progress, extra, tasks)
-    told_expected = None
-    if initial_gate is not None:
-        told_expected = fit_told_gate(
-            head, initial_gate, descriptors, scores, fb, tasks, progress, extra
-        )
+    told_expected = (
+        fit_told_gate(head, initial_gate, descriptors, scores, fb, tasks, progress, extra)
+        if fb.told_gate
+        else None
+    )
     val = _validate(model, dm, config, device) if config.validation.enabled else None
 
     record: dict[str, Any] = {
