@@ -151,6 +151,30 @@ def test_raw_and_basicsr_state_dicts(tmp_path: Path) -> None:
         assert torch.equal(model.output.weight, source.output.weight), file
 
 
+def test_checkpoints_with_ema_read_as_the_ema(tmp_path: Path) -> None:
+    """Our training checkpoints (``ema_state_dict`` over the raw trainable parameters) and
+    BasicSR's (``params_ema``) read as their EMA weights unless ``ema=False``."""
+    from aioir.models.checkpoints import EMA_KEY, read_state_dict
+
+    torch.manual_seed(3)
+    raw, averaged = aioir.load_model("restormer-tiny"), aioir.load_model("restormer-tiny")
+    raw_state = {f"model.{k}": v for k, v in raw.state_dict().items()}
+    ema = {f"model.{k}": p.detach() for k, p in averaged.named_parameters() if "output" in k}
+    torch.save({"state_dict": raw_state, EMA_KEY: ema, "global_step": 5}, tmp_path / "last.ckpt")
+    model = aioir.load_model("restormer-tiny", checkpoint=tmp_path / "last.ckpt")
+    assert torch.equal(model.output.weight, averaged.output.weight)  # an EMA parameter
+    assert torch.equal(model.patch_embed.proj.weight, raw.patch_embed.proj.weight)  # not in it
+    as_raw = read_state_dict(tmp_path / "last.ckpt", ema=False)
+    assert torch.equal(as_raw["output.weight"], raw.output.weight)
+
+    basicsr = {"params": raw.state_dict(), "params_ema": averaged.state_dict()}
+    torch.save(basicsr, tmp_path / "basicsr.pth")
+    state = read_state_dict(tmp_path / "basicsr.pth")
+    assert torch.equal(state["output.weight"], averaged.output.weight)
+    state = read_state_dict(tmp_path / "basicsr.pth", ema=False)
+    assert torch.equal(state["output.weight"], raw.output.weight)
+
+
 def test_mismatched_checkpoint_names_file_and_keys(tmp_path: Path) -> None:
     state = aioir.load_model("udair-tiny").state_dict()
     state.pop("dam.gct.alpha")

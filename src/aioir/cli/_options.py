@@ -91,7 +91,12 @@ def add_model_argument(
 
 def add_checkpoint_arguments(parser: argparse.ArgumentParser) -> None:
     """``--checkpoint`` and ``--allow-untrained``: what a registered model name restores with."""
-    parser.add_argument("--checkpoint", type=Path, default=None, help="weights for a model name")
+    parser.add_argument(
+        "--checkpoint",
+        type=Path,
+        default=None,
+        help="weights for a model name (a training checkpoint gives its EMA weights)",
+    )
     add_bank_argument(parser)
     parser.add_argument(
         "--allow-untrained",

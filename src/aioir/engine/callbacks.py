@@ -14,9 +14,9 @@ import lightning.pytorch as pl
 import torch
 from torch import Tensor
 
-__all__ = ["EMA_KEY", "EMACallback"]
+from aioir.models.checkpoints import EMA_KEY
 
-EMA_KEY = "ema_state_dict"
+__all__ = ["EMA_KEY", "EMACallback"]
 
 
 class EMACallback(pl.Callback):

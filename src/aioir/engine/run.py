@@ -315,15 +315,11 @@ def _ddp_record(trainer: Any, module: Any) -> dict[str, Any]:
 
 def _load_best_model(config: TrainConfig, ckpt: dict[str, Any]) -> tuple[torch.nn.Module, bool]:
     """The network with a loaded checkpoint's weights (EMA weights when it has them)."""
-    from aioir.engine.callbacks import EMA_KEY
     from aioir.engine.module import build_model
+    from aioir.models.checkpoints import EMA_KEY, state_dict_of
 
-    state = {
-        k.removeprefix("model."): v for k, v in ckpt["state_dict"].items() if k.startswith("model.")
-    }
+    state = state_dict_of(ckpt, "the best checkpoint")
     used_ema = EMA_KEY in ckpt
-    if used_ema:
-        state.update({k.removeprefix("model."): v for k, v in ckpt[EMA_KEY].items()})
     model = build_model(dataclasses.replace(config.model, checkpoint=None, sync_codebook=False))
     model.load_state_dict(state)
     return model.eval(), used_ema

@@ -20,8 +20,12 @@ had no ``wrappers`` and described the filter bank as constructor arguments
 * raw state dicts (``.pth``/``.pt``), e.g. from the UDAIR code's ``net``;
 * PyTorch-Lightning checkpoints (``state_dict`` with the LightningModule's prefix: ``net.``
   for both PromptIR's ``PromptIRModel`` and UDAIR's ``Supervision_Train``); other entries of the
-  LightningModule (losses, …) are ignored;
-* BasicSR checkpoints (``params`` / ``params_ema``, e.g. official Restormer weights);
+  LightningModule (losses, …) are ignored. Our own training checkpoints also hold the weight EMA
+  (:data:`EMA_KEY`: the trainable parameters only); it replaces those parameters unless
+  ``ema=False``, so a ``best.ckpt`` / ``last.ckpt`` reads as the weights its run validates and
+  would export;
+* BasicSR checkpoints (``params`` / ``params_ema``; the EMA when both are present, unless
+  ``ema=False``; e.g. official Restormer weights);
 * a ``module.`` (DataParallel/DDP) prefix is stripped.
 
 Our modules use the reference attribute names where they can; an architecture whose reference
@@ -45,6 +49,7 @@ from aioir.errors import CheckpointError, ConfigError
 
 __all__ = [
     "CONFIG_NAME",
+    "EMA_KEY",
     "KEY_MAPS",
     "WEIGHTS_NAME",
     "is_pretrained_path",
@@ -53,6 +58,7 @@ __all__ = [
     "read_state_dict",
     "save_pretrained",
     "shipped_weights",
+    "state_dict_of",
     "upgrade_config",
     "upgrade_state_dict",
 ]
@@ -72,6 +78,10 @@ KEY_MAPS: dict[str, dict[str, str] | Callable[[str], str]] = {
 }
 
 _PREFIXES = ("net.", "module.", "model.")
+
+#: where our training checkpoints keep the EMA of the trainable parameters (same keys as
+#: ``state_dict``; buffers and frozen parameters only in ``state_dict``)
+EMA_KEY = "ema_state_dict"
 
 
 # ------------------------------------------------------------------------------ our format
@@ -242,16 +252,25 @@ def _torch_load(path: Path, allow_pickle: bool) -> Any:
         raise CheckpointError(f"{path}: cannot be read as a PyTorch checkpoint ({exc})") from exc
 
 
-def _unwrap(obj: Any, path: Path) -> dict[str, Tensor]:
+def _unwrap(obj: Any, path: Path, ema: bool = True) -> dict[str, Tensor]:
     if isinstance(obj, Mapping):
-        for key in ("state_dict", "params_ema", "params", "model_state_dict", "model"):
+        order = ("params_ema", "params") if ema else ("params", "params_ema")
+        for key in ("state_dict", *order, "model_state_dict", "model"):
             inner = obj.get(key)
-            if isinstance(inner, Mapping) and inner and all(isinstance(k, str) for k in inner):
-                return _unwrap(inner, path)
+            if _is_state_dict(inner):
+                state = _unwrap(inner, path)
+                averaged = obj.get(EMA_KEY)
+                if key == "state_dict" and ema and _is_state_dict(averaged):
+                    state = {**state, **averaged}  # EMA parameters over the raw ones
+                return state
         tensors = {k: v for k, v in obj.items() if isinstance(v, Tensor)}
         if tensors:
             return tensors
     raise CheckpointError(f"{path}: no state dict found (expected a mapping of tensors)")
+
+
+def _is_state_dict(obj: Any) -> bool:
+    return isinstance(obj, Mapping) and bool(obj) and all(isinstance(k, str) for k in obj)
 
 
 def _strip_prefixes(state: dict[str, Tensor]) -> dict[str, Tensor]:
@@ -262,8 +281,14 @@ def _strip_prefixes(state: dict[str, Tensor]) -> dict[str, Tensor]:
     return state
 
 
-def read_state_dict(path: str | Path, allow_pickle: bool = False) -> dict[str, Tensor]:
-    """Read the model state dict from any supported file (see module docstring), on the CPU."""
+def read_state_dict(
+    path: str | Path, allow_pickle: bool = False, *, ema: bool = True
+) -> dict[str, Tensor]:
+    """Read the model state dict from any supported file (see module docstring), on the CPU.
+
+    ``ema``: a checkpoint holding both raw and EMA weights (ours, BasicSR's) gives the EMA
+    ones; ``False`` gives the raw ones.
+    """
     p = Path(path)
     if not p.exists():
         raise CheckpointError(f"{p}: no such file or directory")
@@ -275,7 +300,13 @@ def read_state_dict(path: str | Path, allow_pickle: bool = False) -> dict[str, T
             return load_file(str(weights), device="cpu")
         except Exception as exc:
             raise CheckpointError(f"{weights}: not a readable safetensors file ({exc})") from exc
-    return _strip_prefixes(_unwrap(_torch_load(weights, allow_pickle), weights))
+    return state_dict_of(_torch_load(weights, allow_pickle), weights, ema=ema)
+
+
+def state_dict_of(obj: Any, source: str | Path, *, ema: bool = True) -> dict[str, Tensor]:
+    """The model state dict inside an already loaded checkpoint object (as
+    :func:`read_state_dict` reads a file; ``source`` names it in errors)."""
+    return _strip_prefixes(_unwrap(obj, Path(source), ema))
 
 
 # ------------------------------------------------------------------------------ loading
