@@ -11,6 +11,11 @@ better candidates; a goal under it is the gate's (or the classifier's) to reach.
     python benchmarks/bar_oracle.py --model default --photos data/photos1024-v4 \\
         --columns motion-blur,haze,camera-noise --limit 12 --json oracle.json
 
+Each column's ``per_crop`` rows (in ``--json``; printed with ``--per-crop``) say where a blind
+miss sits: the crop's input, blind, told and oracle scores, the classifier's probabilities and
+the score of each class's told choice (the head told that class, right or wrong) — what the
+blind head would give if the classifier named that class and were sure.
+
 The crops are the bar's (``aioir evaluate --benchmark photo-tasks:PHOTOS --limit N``), scored
 with protocol ``clean`` (RGB PSNR, per-crop mean), the candidates clipped to [0, 1].
 """
@@ -40,12 +45,25 @@ def score(image: Tensor, target: Tensor) -> float:
     return min(float(psnr(image.clamp(0.0, 1.0), target)[0]), EXACT_DB)
 
 
+def mix_score(
+    model: Any, descriptor: Tensor, candidates: list[Tensor], target: Tensor, task: str | None
+) -> float:
+    """The score of the head's mix for ``descriptor``, told ``task`` (``None``: blind), as
+    ``aioir restore --task`` tells it; leaves the head blind."""
+    model.set_inference_options(task=task)
+    weights = model.filter_bank.choose(descriptor)[0]
+    model.set_inference_options(task=None)
+    return score(sum(w * c for w, c in zip(weights, candidates, strict=True)), target)
+
+
 @torch.no_grad()
 def column_scores(model: Any, column: Any, limit: int) -> dict[str, Any]:
     """Scores (dB, per-crop mean) of every candidate alone, the oracle, and the head's blind
-    and told mixes on the first ``limit`` crops of ``column``."""
+    and told mixes on the first ``limit`` crops of ``column``; ``per_crop``: each crop's scores,
+    the classifier's probabilities and each class's told score."""
     head = model.filter_bank
-    per_crop, blind, given, inputs = [], [], [], []
+    classes = list(head.classifier.classes)
+    per_crop, rows = [], []
     for i in range(min(limit, column.size)):
         case = column[i]
         x, target = case.input[None].float(), case.target[None].float()
@@ -53,25 +71,33 @@ def column_scores(model: Any, column: Any, limit: int) -> dict[str, Any]:
         candidates = [head.candidate(j, y, x_in) for j in range(head.num_candidates)]
         per_crop.append([score(c, target) for c in candidates])
         descriptor = head.descriptor(y, x_in, features, context)
-        for task, out in ((None, blind), (column.task, given)):
-            model.set_inference_options(task=task)  # as `aioir restore --task` tells the head
-            weights = head.choose(descriptor)[0]
-            out.append(score(sum(w * c for w, c in zip(weights, candidates, strict=True)), target))
-        model.set_inference_options(task=None)
-        inputs.append(score(x, target))
+
+        probabilities = head.log_routes(descriptor)[0].exp()  # blind: the classifier's
+        told = {task: mix_score(model, descriptor, candidates, target, task)
+                for task in (None, column.task, *classes)}  # fmt: skip
+        rows.append({
+            "name": case.name, "input": score(x, target), "blind": told[None],
+            "told": told[column.task], "oracle": max(per_crop[-1]),
+            "probabilities": {c: round(float(p), 3) for c, p in zip(classes, probabilities)},
+            "told_as": {c: round(told[c], 2) for c in classes},
+        })  # fmt: skip
     scores = torch.tensor(per_crop)
     names = model.candidate_names()
     alone = {names[j]: round(float(scores[:, j].mean()), 2) for j in range(len(names))}
     best = scores.argmax(dim=1)
+
+    def mean(key: str) -> float:
+        return round(sum(r[key] for r in rows) / len(rows), 2)
+
     return {
-        "column": column.key, "crops": len(per_crop),
-        "input": round(sum(inputs) / len(inputs), 2),
+        "column": column.key, "crops": len(rows), "input": mean("input"),
         "oracle": round(float(scores.max(dim=1).values.mean()), 2),
-        "blind": round(sum(blind) / len(blind), 2),
-        "told": round(sum(given) / len(given), 2),
+        "blind": mean("blind"), "told": mean("told"),
         "told_gate": head.told_gate is not None,
         "alone": dict(sorted(alone.items(), key=lambda kv: -kv[1])),
         "best_on": {names[j]: int((best == j).sum()) for j in best.unique().tolist()},
+        "per_crop": [{k: round(v, 2) if isinstance(v, float) else v for k, v in r.items()}
+                     for r in rows],
     }  # fmt: skip
 
 
@@ -84,6 +110,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--limit", type=int, default=12, help="crops per column (the bar's 12)")
     parser.add_argument("--crop", type=int, default=None, help="crop side (default the bar's)")
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--per-crop", action="store_true", help="print every crop's row too")
     parser.add_argument("--json", default=None, help="write the result here")
     args = parser.parse_args(argv)
     if args.threads:
@@ -106,6 +133,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         top = ", ".join(f"{n} {s:.2f}" for n, s in list(r["alone"].items())[:4])
         print(f"{r['column']:14s} input {r['input']:.2f}  blind {r['blind']:.2f}  told "
               f"{r['told']:.2f}  oracle {r['oracle']:.2f}  | alone: {top}")  # fmt: skip
+        for c in r["per_crop"] if args.per_crop else ():
+            likely = ", ".join(f"{k} {p:.2f}" for k, p in sorted(
+                c["probabilities"].items(), key=lambda kv: -kv[1])[:3])  # fmt: skip
+            print(f"  {c['name']:40s} input {c['input']:6.2f}  blind {c['blind']:6.2f}  told "
+                  f"{c['told']:6.2f}  oracle {c['oracle']:6.2f}  | {likely}")  # fmt: skip
     out = {"model": args.model, "photos": args.photos, "limit": args.limit, "rows": rows}
     if args.json:
         write_bytes_atomically(Path(args.json), json.dumps(out, indent=1).encode(), overwrite=True)

@@ -14,7 +14,9 @@ from helpers import load_benchmark, make_corpus, tiny_filter_bank_fit_config
 from udair_helpers import build_tiny_udair
 
 
-def test_the_oracle_bounds_every_candidate_and_the_blind_mix_is_what_evaluate_scores(tmp_path):
+def test_the_oracle_bounds_every_candidate_and_the_blind_mix_is_what_evaluate_scores(
+    tmp_path, capsys
+):
     corpus = make_corpus(tmp_path / "corpus")
     base = build_tiny_udair(tmp_path / "base")
     classifier = {"widths": [4, 8], "hidden": 8, "items_per_task": 6, "pale_items_per_task": 0,
@@ -26,13 +28,24 @@ def test_the_oracle_bounds_every_candidate_and_the_blind_mix_is_what_evaluate_sc
     oracle = load_benchmark("bar_oracle")
     argv = ["--model", str(tmp_path / "fitted"), "--photos", str(corpus / "val"),
             "--columns", "s25,motion-blur", "--limit", "2", "--crop", "32", "--threads", "1"]  # fmt: skip
-    out = oracle.main([*argv, "--json", str(tmp_path / "o.json")])
+    out = oracle.main([*argv, "--per-crop", "--json", str(tmp_path / "o.json")])
+    printed = capsys.readouterr().out
     assert [(r["column"], r["crops"]) for r in out["rows"]] == [("s25", 2), ("motion-blur", 2)]
     for row in out["rows"]:
         assert row["told_gate"] is True
         assert all(score <= row["oracle"] + 1e-6 for score in row["alone"].values())
         assert sum(row["best_on"].values()) == row["crops"]
         assert row["alone"]["input"] == pytest.approx(row["input"], abs=0.011)
+        crops = row["per_crop"]
+        assert all(c["name"] in printed for c in crops)  # --per-crop prints every crop
+        assert len({c["name"] for c in crops}) == row["crops"]  # one row per crop
+        for key in ("input", "blind", "told", "oracle"):
+            assert sum(c[key] for c in crops) / len(crops) == pytest.approx(row[key], abs=0.011)
+        for crop in crops:
+            probabilities = crop["probabilities"]
+            assert set(probabilities) == set(crop["told_as"]) and len(probabilities) > 1
+            assert sum(probabilities.values()) == pytest.approx(1.0, abs=0.01)
+            assert crop["oracle"] >= crop["input"] - 0.01  # the input is a candidate
     assert json.loads((tmp_path / "o.json").read_text())["rows"] == out["rows"]
     scored = evaluate(
         load_method(str(tmp_path / "fitted")), f"photo-tasks:{corpus / 'val'}:s25,motion-blur",
