@@ -63,13 +63,13 @@ def column_scores(model: Any, column: Any, limit: int) -> dict[str, Any]:
     the classifier's probabilities and each class's told score."""
     head = model.filter_bank
     classes = list(head.classifier.classes)
-    per_crop, rows = [], []
+    candidate_scores, rows = [], []
     for i in range(min(limit, column.size)):
         case = column[i]
         x, target = case.input[None].float(), case.target[None].float()
         y, x_in, features, context = model.head_inputs(x)
         candidates = [head.candidate(j, y, x_in) for j in range(head.num_candidates)]
-        per_crop.append([score(c, target) for c in candidates])
+        candidate_scores.append([score(c, target) for c in candidates])
         descriptor = head.descriptor(y, x_in, features, context)
 
         probabilities = head.log_routes(descriptor)[0].exp()  # blind: the classifier's
@@ -77,11 +77,11 @@ def column_scores(model: Any, column: Any, limit: int) -> dict[str, Any]:
                 for task in (None, column.task, *classes)}  # fmt: skip
         rows.append({
             "name": case.name, "input": score(x, target), "blind": told[None],
-            "told": told[column.task], "oracle": max(per_crop[-1]),
+            "told": told[column.task], "oracle": max(candidate_scores[-1]),
             "probabilities": {c: round(float(p), 3) for c, p in zip(classes, probabilities)},
             "told_as": {c: round(told[c], 2) for c in classes},
         })  # fmt: skip
-    scores = torch.tensor(per_crop)
+    scores = torch.tensor(candidate_scores)
     names = model.candidate_names()
     alone = {names[j]: round(float(scores[:, j].mean()), 2) for j in range(len(names))}
     best = scores.argmax(dim=1)
@@ -91,8 +91,7 @@ def column_scores(model: Any, column: Any, limit: int) -> dict[str, Any]:
 
     return {
         "column": column.key, "crops": len(rows), "input": mean("input"),
-        "oracle": round(float(scores.max(dim=1).values.mean()), 2),
-        "blind": mean("blind"), "told": mean("told"),
+        "oracle": mean("oracle"), "blind": mean("blind"), "told": mean("told"),
         "told_gate": head.told_gate is not None,
         "alone": dict(sorted(alone.items(), key=lambda kv: -kv[1])),
         "best_on": {names[j]: int((best == j).sum()) for j in best.unique().tolist()},

@@ -89,14 +89,19 @@ def add_model_argument(
     )
 
 
-def add_checkpoint_arguments(parser: argparse.ArgumentParser) -> None:
-    """``--checkpoint`` and ``--allow-untrained``: what a registered model name restores with."""
+def add_checkpoint_argument(parser: argparse.ArgumentParser) -> None:
+    """``--checkpoint``: the weights a registered model name is loaded with."""
     parser.add_argument(
         "--checkpoint",
         type=Path,
         default=None,
         help="weights for a model name (a training checkpoint gives its EMA weights)",
     )
+
+
+def add_checkpoint_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--checkpoint`` and ``--allow-untrained``: what a registered model name restores with."""
+    add_checkpoint_argument(parser)
     add_bank_argument(parser)
     parser.add_argument(
         "--allow-untrained",

@@ -92,12 +92,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar=None,
         required=True,
     )
-    p.add_argument(
-        "--checkpoint",
-        type=Path,
-        default=None,
-        help="weights for a named model (a training checkpoint gives its EMA weights)",
-    )
+    options.add_checkpoint_argument(p)
     options.add_bank_argument(p)
     p.add_argument(
         "--benchmark",

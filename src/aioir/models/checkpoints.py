@@ -258,7 +258,7 @@ def _unwrap(obj: Any, path: Path, ema: bool = True) -> dict[str, Tensor]:
         for key in ("state_dict", *order, "model_state_dict", "model"):
             inner = obj.get(key)
             if _is_state_dict(inner):
-                state = _unwrap(inner, path)
+                state = _unwrap(inner, path, ema)
                 averaged = obj.get(EMA_KEY)
                 if key == "state_dict" and ema and _is_state_dict(averaged):
                     state = {**state, **averaged}  # EMA parameters over the raw ones
