@@ -4,7 +4,7 @@
 #
 #   run(command="bash scripts/gpu_sitting.sh 7", carry=["data/photos1024-v4"], timeout_s=600)
 #   run(command="bash scripts/gpu_sitting.sh --config configs/udair/blur-expert-gpu.yaml
-#       --init checkpoints/blur-expert-small-v1/model.safetensors 7",
+#       --init checkpoints/blur-expert-small-v2/model.safetensors 7",
 #       carry=["data/photos1024-v4"], timeout_s=600)
 #
 # (build the corpus here first: aioir data photos data/photos1024-v4 --list photos-v4
