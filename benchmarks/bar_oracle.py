@@ -73,8 +73,8 @@ def column_scores(model: Any, column: Any, limit: int) -> dict[str, Any]:
         descriptor = head.descriptor(y, x_in, features, context)
 
         probabilities = head.log_routes(descriptor)[0].exp()  # blind: the classifier's
-        told = {task: mix_score(model, descriptor, candidates, target, task)
-                for task in (None, column.task, *classes)}  # fmt: skip
+        told = {task: mix_score(model, descriptor, candidates, target, task)  # each task once
+                for task in dict.fromkeys((None, column.task, *classes))}  # fmt: skip
         rows.append({
             "name": case.name, "input": score(x, target), "blind": told[None],
             "told": told[column.task], "oracle": max(candidate_scores[-1]),

@@ -14,8 +14,7 @@
 #   --name N        the run's name (default: the config's file name): it trains in runs/N and
 #                   resumes exactly from checkpoints/N/last.ckpt when that is committed
 #   --init W        weights of a first sitting when checkpoints/N/last.ckpt is absent
-#                   (model.checkpoint; default: none for a config that names its own, else
-#                   checkpoints/default-v4-cpu when present)
+#                   (model.checkpoint; default: the config's own, none for a fresh start)
 #   --benchmark B   what the export is evaluated on (default photo-tasks:data/photos1024-v4)
 #   MINUTES         bounds the training (default 7); KEY=VALUE after it: more `aioir train --set`
 # Then the run exports its best checkpoint and evaluates it. What comes back under $OUT (at
@@ -68,8 +67,6 @@ if [ -f "$COMMITTED" ]; then
   resume=(--resume auto)
 elif [ -n "$INIT" ]; then
   overrides+=(model.checkpoint="$INIT")
-elif [ "$NAME" = default-v4-gpu ] && [ -f checkpoints/default-v4-cpu/model.safetensors ]; then
-  overrides+=(model.checkpoint=checkpoints/default-v4-cpu)
 fi
 echo "gpu_sitting: $CONFIG as $RUN, $MINUTES min, ${resume[*]:-fresh start} $(date -u +%FT%TZ)"
 "$PY" -m aioir train --config "$CONFIG" --output "$RUN" "${resume[@]}" \

@@ -82,11 +82,18 @@ def test_default_model_copied_elsewhere_restores_identically(reference, tmp_path
         assert np.abs(got.astype(np.int16) - want.astype(np.int16)).max() <= 1
 
 
+def _holds_weights_of(module: torch.nn.Module, folder: str) -> bool:
+    """Whether ``module``'s state dict is, tensor for tensor, ``checkpoints/FOLDER``'s weights."""
+    from safetensors.torch import load_file
+
+    weights = load_file(str(ROOT / "checkpoints" / folder / "model.safetensors"))
+    state = module.state_dict()
+    return state.keys() == weights.keys() and all(torch.equal(state[k], weights[k]) for k in state)
+
+
 def test_the_default_models_noise_expert_has_its_black_and_white_twin():
     """v6 = v5 and a twin for its noise expert: the colour branch holds v4's noise expert, the
     grey branch the grey-aware one (colour outputs are v5's: the recorded cases above)."""
-    from safetensors.torch import load_file
-
     from aioir.models import load_model
     from aioir.nn.grey_twin import GreyTwin
 
@@ -94,17 +101,12 @@ def test_the_default_models_noise_expert_has_its_black_and_white_twin():
     twin = model.filter_bank.experts[0]
     assert isinstance(twin, GreyTwin) and model.candidate_names()[-4] == "noise expert"
     for branch, folder in ((twin.colour, "noise-expert-v4"), (twin.grey, "noise-expert-grey")):
-        weights = load_file(str(ROOT / "checkpoints" / folder / "model.safetensors"))
-        state = branch.module.state_dict()
-        assert state.keys() == weights.keys()
-        assert all(torch.equal(state[k], weights[k]) for k in state)
+        assert _holds_weights_of(branch.module, folder)
 
 
 def test_the_default_models_camera_shake_expert_is_v8s_averaged_over_flips():
     """v8 = v7 with the camera-shake expert trained 6,000 steps more (blur-expert-v8), run over
     four flips; the recorded outputs above still hold (their crops barely weight it)."""
-    from safetensors.torch import load_file
-
     from aioir.models import load_model
     from aioir.nn.ensemble import GeometricEnsemble
 
@@ -112,10 +114,7 @@ def test_the_default_models_camera_shake_expert_is_v8s_averaged_over_flips():
     expert = model.filter_bank.experts[3]
     assert isinstance(expert, GeometricEnsemble) and expert.mode == "flips"
     assert model.candidate_names()[-1] == "camera-shake expert"
-    weights = load_file(str(ROOT / "checkpoints" / "blur-expert-v8" / "model.safetensors"))
-    state = expert.module.state_dict()
-    assert state.keys() == weights.keys()
-    assert all(torch.equal(state[k], weights[k]) for k in state)
+    assert _holds_weights_of(expert.module, "blur-expert-v8")
 
 
 def test_the_default_model_denoises_a_black_and_white_photo():
