@@ -119,6 +119,21 @@ def test_resume_is_exact(corpus, tmp_path):
                            b["state_dict"]["model.patch_embed.proj.weight"])  # fmt: skip
 
 
+def test_step_cadence_checkpoint_keeps_the_validation_of_its_step(corpus, tmp_path):
+    """The step-3 save runs before step 3's validation; the file still records it, so a run
+    resumed from it reports every validation."""
+    cadence = {"checkpoint_every_n_steps": 3}
+    part = train(tiny_config(corpus, trainer={"max_steps": 3, **cadence}), tmp_path / "run",
+                 export=False)  # fmt: skip
+    mid = _ckpt(part.last_checkpoint)
+    assert mid["global_step"] == 3
+    assert [row["step"] for row in mid["val_history"]] == [3]
+    resumed = train(tiny_config(corpus, trainer={"max_steps": 6, **cadence}), tmp_path / "run",
+                    resume="auto", export=False)  # fmt: skip
+    assert [row["step"] for row in resumed.val_history] == [3, 6]
+    assert [row["step"] for row in _ckpt(resumed.last_checkpoint)["val_history"]] == [3, 6]
+
+
 def test_last_checkpoint_follows_training_when_validation_plateaus(corpus, tmp_path, monkeypatch):
     """A run killed after a plateau resumes from its latest state, not its last improvement."""
     import lightning.pytorch as pl

@@ -1,22 +1,28 @@
-"""Lightning callbacks shared by every model: weight EMA.
+"""Lightning callbacks shared by every model: weight EMA and the latest-state checkpoint.
 
 * :class:`EMACallback` keeps an exponential moving average of the trainable parameters
   (buffers are used as they are, as BasicSR does). Validation runs on the EMA weights, so the
   best checkpoint is chosen by them; the checkpoint stores them under their own key
   ``"ema_state_dict"`` next to the raw weights, and the export uses them.
+* :class:`LatestCheckpoint` writes the latest training state (``last.ckpt``) and keeps its
+  validation record whole when it is written on a step cadence.
 """
 
 from __future__ import annotations
 
+import io
+from pathlib import Path
 from typing import Any
 
 import lightning.pytorch as pl
 import torch
+from lightning.pytorch.callbacks import ModelCheckpoint
 from torch import Tensor
 
+from aioir.io import write_bytes_atomically
 from aioir.models.checkpoints import EMA_KEY
 
-__all__ = ["EMA_KEY", "EMACallback"]
+__all__ = ["EMA_KEY", "EMACallback", "LatestCheckpoint"]
 
 
 class EMACallback(pl.Callback):
@@ -92,3 +98,38 @@ class EMACallback(pl.Callback):
         state = checkpoint.get(EMA_KEY)
         if state is not None:
             self.ema = {k.removeprefix("model."): v.float() for k, v in state.items()}
+
+
+class LatestCheckpoint(ModelCheckpoint):
+    """The latest training state, every ``every_n_train_steps`` steps or at every validation.
+
+    A step-cadence save runs when the step's batch ends, before a validation due at that step,
+    so the file would lack that validation and a run resumed from it would too. When a
+    validation ends at the step just saved, the file's ``"val_history"`` (the only entry the
+    validation changes) is rewritten to include it, atomically.
+    """
+
+    def __init__(self, dirpath: Path, filename: str, every_n_train_steps: int | None) -> None:
+        super().__init__(
+            dirpath=str(dirpath), filename=filename, monitor=None, save_top_k=1,
+            every_n_train_steps=every_n_train_steps, auto_insert_metric_name=False,
+            enable_version_counter=False,
+        )  # fmt: skip
+        self.step_cadence = every_n_train_steps
+
+    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        super().on_validation_end(trainer, pl_module)
+        step = trainer.global_step
+        if not self.step_cadence or step % self.step_cadence or trainer.sanity_checking:
+            return
+        path = Path(self.best_model_path)
+        if not trainer.is_global_zero or not path.is_file():
+            return
+        state = torch.load(path, map_location="cpu", weights_only=False)
+        history = list(getattr(pl_module, "val_history", []))
+        if state.get("global_step") != step or state.get("val_history") == history:
+            return
+        state["val_history"] = history
+        buffer = io.BytesIO()
+        torch.save(state, buffer)
+        write_bytes_atomically(path, buffer.getvalue(), overwrite=True)

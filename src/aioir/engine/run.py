@@ -98,6 +98,8 @@ def build_trainer(
     import lightning.pytorch as pl
     from lightning.pytorch.callbacks import ModelCheckpoint, TQDMProgressBar
 
+    from aioir.engine.callbacks import LatestCheckpoint
+
     t = config.trainer
     # `best` is written when a validation ends, never on the step cadence: a step-cadence save
     # runs before that step's validation and would pair step N's weights with the score of the
@@ -115,15 +117,7 @@ def build_trainer(
     # `save_last=True` on the callback above writes last.ckpt only when `best` improves, so a run
     # killed after a plateau would resume from its last improvement: the latest state gets its
     # own callback (every validation, or every `checkpoint_every_n_steps`).
-    latest = ModelCheckpoint(
-        dirpath=str(output / "checkpoints"),
-        filename=LAST_CHECKPOINT,
-        monitor=None,
-        save_top_k=1,
-        every_n_train_steps=t.checkpoint_every_n_steps,
-        auto_insert_metric_name=False,
-        enable_version_counter=False,
-    )
+    latest = LatestCheckpoint(output / "checkpoints", LAST_CHECKPOINT, t.checkpoint_every_n_steps)
     cbs: list[Any] = [best, latest, *(callbacks or [])]
     if t.progress_bar:
         cbs.append(TQDMProgressBar(refresh_rate=max(1, min(20, t.log_every_n_steps))))
