@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch.utils.data import Dataset
 
 from aioir.data.folders import PairedFolderDataset
+from aioir.data.samplers import SizedDataset
 from aioir.data.transforms import ensure_min_size, random_crop, random_flip_rotate
 from aioir.degradations import seed_from_name
 from aioir.errors import ConfigError
@@ -94,11 +95,11 @@ class PairedPatchDataset(Dataset):
 class TaskConcat(Dataset):
     """Several datasets, each one task: ``task_id``/``task`` overridden, ``task_indices`` kept."""
 
-    def __init__(self, parts: Sequence[tuple[Dataset, int, str]]) -> None:
+    def __init__(self, parts: Sequence[tuple[SizedDataset, int, str]]) -> None:
         self.parts = list(parts)
         self.offsets = [0]
         for ds, _, _ in self.parts:
-            self.offsets.append(self.offsets[-1] + len(ds))  # type: ignore[arg-type]
+            self.offsets.append(self.offsets[-1] + len(ds))
 
     def __len__(self) -> int:
         return self.offsets[-1]

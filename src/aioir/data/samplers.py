@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator, Mapping, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 from torch.utils.data import Dataset, Sampler
@@ -27,6 +27,14 @@ from aioir.degradations.base import seed_from_name
 from aioir.errors import ConfigError
 
 __all__ = ["EpochBatchSampler", "EpochIndexedDataset", "TaskBalancedBatchSampler"]
+
+
+class SizedDataset(Protocol):
+    """A map-style dataset with a length, of items read as mappings (every dataset here)."""
+
+    def __len__(self) -> int: ...
+
+    def __getitem__(self, index: int, /) -> Mapping[str, Any]: ...
 
 
 def _dist_default(num_replicas: int | None, rank: int | None) -> tuple[int, int]:
@@ -188,11 +196,11 @@ class TaskBalancedBatchSampler(Sampler[list[int]]):
 class EpochIndexedDataset(Dataset):
     """Takes ``(epoch, index)`` keys: selects the epoch, then returns ``base[index]`` + index."""
 
-    def __init__(self, base: Dataset) -> None:
+    def __init__(self, base: SizedDataset) -> None:
         self.base = base
 
     def __len__(self) -> int:
-        return len(self.base)  # type: ignore[arg-type]
+        return len(self.base)
 
     def __getitem__(self, key: tuple[int, int]) -> dict[str, Any]:
         epoch, index = key

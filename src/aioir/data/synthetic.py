@@ -241,7 +241,7 @@ class SyntheticDegradationDataset(Dataset[dict[str, Any]]):
         mode = augment if augment is not None else ("none" if deterministic else "d8")
         if mode not in ("d8", "udair", "none"):
             raise ConfigError(f"augment must be 'd8', 'udair' or 'none', got {augment!r}")
-        self.augment = mode
+        self.augment: Literal["d8", "udair", "none"] = mode
         if int(margin) < 0:
             raise ConfigError(f"margin must be ≥ 0, got {margin}")
         self.margin = int(margin)
@@ -444,7 +444,7 @@ class SyntheticDegradationDataset(Dataset[dict[str, Any]]):
         if label_map is not None:
             pair.append(label_map[dt : dt + ph, dl : dl + pw])
         if self.augment != "none":
-            pair = random_flip_rotate(pair, gen, mode=self.augment)  # type: ignore[arg-type]
+            pair = random_flip_rotate(pair, gen, mode=self.augment)
         item: dict[str, Any] = {
             "input": pair[0].contiguous(),
             "target": pair[1].contiguous(),

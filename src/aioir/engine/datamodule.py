@@ -26,7 +26,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeAlias
 
 import lightning.pytorch as pl
 import torch
@@ -49,6 +49,9 @@ __all__ = ["PROMPTIR_REPEATS", "RestorationDataModule"]
 #: PromptIR/AdaIR repeat factors per epoch (noise: per σ).
 PROMPTIR_REPEATS = {"noise": 3, "rain": 120, "haze": 1, "blur": 5, "lowlight": 20}
 
+#: What the training and validation sets are: items of known tasks, with ``task_indices``.
+TaskDataset: TypeAlias = SyntheticDegradationDataset | TaskConcat
+
 
 # ------------------------------------------------------------------------------ data module
 class RestorationDataModule(pl.LightningDataModule):
@@ -60,8 +63,8 @@ class RestorationDataModule(pl.LightningDataModule):
         if not self.root.is_dir():
             raise DatasetLayoutError(f"{self.root}: data folder does not exist (data.root)")
         self.task_names = self._task_names()
-        self.train_set: Dataset | None = None
-        self.val_set: Dataset | None = None
+        self.train_set: TaskDataset | None = None
+        self.val_set: TaskDataset | None = None
         self.batch_sampler: EpochBatchSampler | None = None
         self._pending_state: dict[str, Any] | None = None
         self._holdout_train: dict[str, Any] = {}
@@ -114,7 +117,7 @@ class RestorationDataModule(pl.LightningDataModule):
         else:
             self.train_set, self.val_set = self._promptir()
 
-    def _synthetic(self) -> tuple[Dataset, Dataset]:
+    def _synthetic(self) -> tuple[SyntheticDegradationDataset, SyntheticDegradationDataset]:
         c = self.config
         train, val = clean_photo_splits(self.root)
         if not train or not val:
@@ -145,7 +148,7 @@ class RestorationDataModule(pl.LightningDataModule):
         va = PairedPatchDataset(ds, va_idx, tid, task, c.val_size, c.val_mode, "none", c.val_seed)
         return tr, va
 
-    def _udair(self) -> tuple[Dataset, Dataset]:
+    def _udair(self) -> tuple[TaskConcat, TaskConcat]:
         c = self.config
         layout = get_layout("udair")
         train = {ds.task: ds for ds in layout.paired_datasets(self.root, "train").values()}
@@ -174,13 +177,15 @@ class RestorationDataModule(pl.LightningDataModule):
             va_parts.append((va, tid, task))
         return TaskConcat(tr_parts), TaskConcat(va_parts)
 
-    def _promptir(self) -> tuple[Dataset, Dataset]:
+    def _promptir(self) -> tuple[TaskConcat, TaskConcat]:
         c = self.config
         layout = get_layout(c.kind)
         paired = {ds.task: ds for ds in layout.paired_datasets(self.root, "train").values()}
         repeats = {**PROMPTIR_REPEATS, **c.repeats}
         tr_parts, va_parts = [], []
         for tid, task in enumerate(self.task_names):
+            tr: SyntheticDegradationDataset | PairedPatchDataset
+            va: SyntheticDegradationDataset | PairedPatchDataset
             if task == "noise":
                 clean = list_images(self.root / "Train/Denoise", recursive=True)
                 if not clean:
@@ -216,10 +221,10 @@ class RestorationDataModule(pl.LightningDataModule):
         world, rank = self._world()
         assert self.train_set is not None
         if c.sampler == "task_balanced":
-            indices = self.train_set.task_indices  # type: ignore[attr-defined]
+            indices = self.train_set.task_indices
             m = c.samples_per_task
         else:
-            indices = {0: list(range(len(self.train_set)))}  # type: ignore[arg-type]
+            indices = {0: list(range(len(self.train_set)))}
             m = c.batch_size
         sampler = TaskBalancedBatchSampler(
             indices, m, shuffle=True, seed=self.seed, num_replicas=world, rank=rank,
@@ -242,7 +247,7 @@ class RestorationDataModule(pl.LightningDataModule):
         self.setup("fit")
         world, rank = self._world()
         assert self.val_set is not None
-        shard = Subset(self.val_set, list(range(rank, len(self.val_set), world)))  # type: ignore[arg-type]
+        shard = Subset(self.val_set, list(range(rank, len(self.val_set), world)))
         bs = 1 if self.config.val_mode == "full" else self.config.val_batch_size
         return DataLoader(
             shard, batch_size=bs, shuffle=False, num_workers=self.config.num_workers,
@@ -295,9 +300,10 @@ class RestorationDataModule(pl.LightningDataModule):
             parts = []
             for tid, task in enumerate(self.task_names):
                 held = self._holdout_train[task]
+                part: SyntheticDegradationDataset | PairedPatchDataset
                 if task == "noise" and c.kind != "udair":
                     images, spec = held
-                    part: Dataset = SyntheticDegradationDataset(
+                    part = SyntheticDegradationDataset(
                         images,
                         spec,
                         patch_size,
@@ -345,8 +351,8 @@ class RestorationDataModule(pl.LightningDataModule):
             "root": str(self.root),
             "tasks": list(self.task_names),
             "patch_size": c.patch_size,
-            "train_items": len(self.train_set) if self.train_set is not None else None,  # type: ignore[arg-type]
-            "val_items": len(self.val_set) if self.val_set is not None else None,  # type: ignore[arg-type]
+            "train_items": len(self.train_set) if self.train_set is not None else None,
+            "val_items": len(self.val_set) if self.val_set is not None else None,
             "sampler": c.sampler,
             "batch_size": self.train_batch_size,
         }

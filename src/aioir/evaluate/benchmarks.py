@@ -63,7 +63,7 @@ import abc
 import dataclasses
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import torch
 
@@ -211,8 +211,14 @@ def noisy_input(clean: torch.Tensor, name: str, sigma: float, rounding: Rounding
 class Benchmark(abc.ABC):
     """A named set of columns. Subclasses are small declarative dataclasses."""
 
-    name: str
-    description: str
+    if TYPE_CHECKING:
+        # read-only here: a subclass gives each as a dataclass field (LayoutBenchmark) or as a
+        # property computed from its fields (PairedBenchmark, SyntheticBenchmark, …)
+        @property
+        def name(self) -> str: ...
+        @property
+        def description(self) -> str: ...
+
     #: the metric protocol used when none is given
     default_protocol: str = "clean"
     #: total cases the protocol expects (None: no count check)
@@ -383,8 +389,8 @@ class LayoutBenchmark(Benchmark):
             for s in self.specs
         )
         if total == "sum":
-            values = [s.expected for s in specs]
-            total = None if any(v is None for v in values) else sum(values)  # type: ignore[misc]
+            known = [s.expected for s in specs if s.expected is not None]
+            total = sum(known) if len(known) == len(specs) else None
         return dataclasses.replace(self, specs=specs, expected_total=total)
 
     def columns(self, root: Path | None, *, noise_rounding: Rounding = "round") -> list[Column]:
@@ -473,11 +479,11 @@ class PairedBenchmark(Benchmark):
     needs_root: bool = False
 
     @property
-    def name(self) -> str:  # type: ignore[override]
+    def name(self) -> str:
         return f"paired:{self.folder}" + (f":{self.task}" if self.task else "")
 
     @property
-    def description(self) -> str:  # type: ignore[override]
+    def description(self) -> str:
         return f"{self.input_dir}/ and {self.target_dir}/ under {self.folder}, paired by stem"
 
     def columns(self, root: Path | None, *, noise_rounding: Rounding = "round") -> list[Column]:
@@ -514,12 +520,12 @@ class SyntheticBenchmark(Benchmark):
     shared_crops: bool = False
 
     @property
-    def name(self) -> str:  # type: ignore[override]
+    def name(self) -> str:
         tasks = "" if self.tasks == DEFAULT_SYNTHETIC_TASKS else ":" + ",".join(self.tasks)
         return f"synthetic:{self.folder}{tasks}"
 
     @property
-    def description(self) -> str:  # type: ignore[override]
+    def description(self) -> str:
         return f"clean photos in {self.folder} degraded on the fly ({', '.join(self.tasks)})"
 
     def images(self, root: Path | None = None) -> list[Path]:
@@ -581,12 +587,12 @@ class CompositeBenchmark(SyntheticBenchmark):
     shared_crops: bool = True
 
     @property
-    def name(self) -> str:  # type: ignore[override]
+    def name(self) -> str:
         combos = "" if self.tasks == CDD11_LIKE_COMBOS else ":" + ",".join(self.tasks)
         return f"composite:{self.folder}{combos}"
 
     @property
-    def description(self) -> str:  # type: ignore[override]
+    def description(self) -> str:
         return f"composite degradations of the clean photos in {self.folder} ({len(self.tasks)} combinations)"
 
     def notes(self, noise_rounding: Rounding = "round") -> list[str]:
@@ -810,14 +816,14 @@ class PhotoTasksBenchmark(Benchmark):
             )
 
     @property
-    def name(self) -> str:  # type: ignore[override]
+    def name(self) -> str:
         every = tuple(c.key for c in PHOTO_TASK_COLUMNS)
         return f"photo-tasks:{self.folder}" + (
             "" if self.keys == every else ":" + ",".join(self.keys)
         )
 
     @property
-    def description(self) -> str:  # type: ignore[override]
+    def description(self) -> str:
         if self.whole_side:
             return (
                 f"per-task bar on the clean photos in {self.folder}, whole, long side "

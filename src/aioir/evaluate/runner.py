@@ -19,7 +19,7 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import torch
@@ -29,6 +29,9 @@ from aioir.evaluate.benchmarks import Benchmark, Case, Column, Rounding, get_ben
 from aioir.evaluate.methods import CASE_TASK, Method
 from aioir.evaluate.niqe import NIQEModel, niqe
 from aioir.evaluate.report import BenchmarkResult, ColumnSummary, ImageResult
+
+if TYPE_CHECKING:
+    from aioir.metrics import MetricProtocol
 
 __all__ = ["default_noise_rounding", "evaluate", "evaluate_many"]
 
@@ -198,7 +201,7 @@ def _run(
     method: Method,
     bench: Benchmark,
     columns: Sequence[Column],
-    proto: object,
+    proto: MetricProtocol,
     limit: int | None,
     niqe_mode: NiqeMode,
     niqe_model: NIQEModel | None,
@@ -241,9 +244,9 @@ def _run(
                 pred, degraded = _hwc(out), _hwc(case.input)
                 if case.target is not None:
                     target = _hwc(case.target)
-                    scores = proto.score(pred, target)  # type: ignore[attr-defined]
+                    scores = proto.score(pred, target)
                     row.psnr, row.ssim = scores["psnr"], scores["ssim"]
-                    base = proto.score(degraded, target)  # type: ignore[attr-defined]
+                    base = proto.score(degraded, target)
                     row.input_psnr, row.input_ssim = base["psnr"], base["ssim"]
                 if niqe_mode == "all" or (niqe_mode == "auto" and case.target is None):
                     try:
@@ -275,7 +278,7 @@ def evaluate_many(
     method: Method,
     benchmarks: Sequence[str | Benchmark],
     data_root: str | Path | None = None,
-    **kwargs: object,
+    **kwargs: Any,
 ) -> list[BenchmarkResult]:
     """:func:`evaluate` for several benchmarks with the same method and options."""
-    return [evaluate(method, b, data_root, **kwargs) for b in benchmarks]  # type: ignore[arg-type]
+    return [evaluate(method, b, data_root, **kwargs) for b in benchmarks]

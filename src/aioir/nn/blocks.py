@@ -63,7 +63,7 @@ class TransformerBlock(nn.Module):
 class BlockSequence(nn.Sequential):
     """``nn.Sequential`` whose forward threads an optional conditioning signal to every block."""
 
-    def forward(self, x: Tensor, cond: Any = None) -> Tensor:  # type: ignore[override]
+    def forward(self, x: Tensor, cond: Any = None) -> Tensor:
         if cond is None:
             for block in self:
                 x = block(x)

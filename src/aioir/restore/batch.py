@@ -35,7 +35,7 @@ import traceback
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, Protocol, TextIO
 
 from aioir.errors import AioirError, ConfigError, ImageReadError, ImageWriteError
 from aioir.io import ImageData, is_image_file, list_images, load_image
@@ -206,9 +206,6 @@ def _outputs(job: Job) -> list[Path]:
     return [t for t in (job.output, job.compare) if t is not None]
 
 
-_DONE = object()
-
-
 def prefetch(
     jobs: Sequence[Job], depth: int = 1, overwrite: bool = False
 ) -> Iterator[tuple[Job, ImageData | Exception]]:
@@ -220,7 +217,7 @@ def prefetch(
     ``overwrite``), are passed through as errors without decoding. Stopping the iteration early
     stops the thread.
     """
-    q: queue.Queue[object] = queue.Queue()
+    q: queue.Queue[tuple[Job, ImageData | Exception] | None] = queue.Queue()  # None: done
     slots = threading.Semaphore(max(1, depth))
     stop = threading.Event()
 
@@ -246,17 +243,17 @@ def prefetch(
             if stop.is_set():
                 return
             q.put((job, load(job)))
-        q.put(_DONE)
+        q.put(None)
 
     thread = threading.Thread(target=work, name="aioir-prefetch", daemon=True)
     thread.start()
     try:
         while True:
             item = q.get()
-            if item is _DONE:
+            if item is None:
                 return
             slots.release()  # the worker may decode the next image while this one is used
-            yield item  # type: ignore[misc]
+            yield item
     finally:
         stop.set()
         thread.join(timeout=5)
@@ -312,8 +309,23 @@ def _tile_bar(restorer: Any, stream: TextIO, enabled: bool) -> Iterator[Callable
         restorer.on_tile = previous
 
 
+class FileRestorer(Protocol):
+    """What :func:`run_batch` needs of its restorer (a :class:`~aioir.restore.Restorer` is one)."""
+
+    def restore_file(
+        self,
+        path: str | os.PathLike[str],
+        out_path: str | os.PathLike[str],
+        /,
+        *,
+        overwrite: bool = ...,
+        compare_path: str | os.PathLike[str] | None = ...,
+        data: ImageData | None = ...,
+    ) -> Path: ...
+
+
 def run_batch(
-    restorer: object,
+    restorer: FileRestorer,
     jobs: Sequence[Job],
     *,
     overwrite: bool = False,
@@ -367,7 +379,7 @@ def run_batch(
                 if isinstance(loaded, BaseException):
                     raise loaded
                 written.append(
-                    restorer.restore_file(  # type: ignore[attr-defined]
+                    restorer.restore_file(
                         job.source,
                         job.output,
                         overwrite=overwrite,

@@ -214,11 +214,12 @@ def embeddings_from_source(
     items: list[tuple[Tensor, str, str]] = []
     if text.startswith("synthetic:"):
         from aioir.data.synthetic import SyntheticDegradationDataset
-        from aioir.evaluate.benchmarks import get_benchmark
+        from aioir.evaluate.benchmarks import SyntheticBenchmark, get_benchmark
 
         bench = get_benchmark(text)
-        paths = bench.images()  # type: ignore[attr-defined]
-        tasks = list(bench.tasks)  # type: ignore[attr-defined]
+        assert isinstance(bench, SyntheticBenchmark)  # what a ``synthetic:`` spec gives
+        paths = bench.images()
+        tasks = list(bench.tasks)
         ds = SyntheticDegradationDataset(
             paths, tasks, patch_size=crop, severity=severity, seed=seed, deterministic=True,
             length=len(paths) * max(1, crops_per_image),

@@ -54,7 +54,8 @@ class DemoImage:
 
     def score(self, column: str) -> Score | None:
         """The score of ``column`` (one of :data:`COLUMNS`)."""
-        return getattr(self, column)  # type: ignore[no-any-return]
+        score: Score | None = getattr(self, column)
+        return score
 
 
 @dataclasses.dataclass
