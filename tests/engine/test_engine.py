@@ -132,6 +132,9 @@ def test_step_cadence_checkpoint_keeps_the_validation_of_its_step(corpus, tmp_pa
                     resume="auto", export=False)  # fmt: skip
     assert [row["step"] for row in resumed.val_history] == [3, 6]
     assert [row["step"] for row in _ckpt(resumed.last_checkpoint)["val_history"]] == [3, 6]
+    # the record names the run's own files relative to the run folder, not this machine's paths
+    assert resumed.record["resumed_from"] == "checkpoints/last.ckpt"
+    assert resumed.record["best_checkpoint"] == "checkpoints/best.ckpt"
 
 
 def test_last_checkpoint_follows_training_when_validation_plateaus(corpus, tmp_path, monkeypatch):

@@ -237,10 +237,10 @@ def train(
         "steps": int(trainer.global_step),
         "epochs": int(trainer.current_epoch),
         "wall_time_s": round(wall, 2),
-        "resumed_from": str(ckpt_path) if ckpt_path else None,
+        "resumed_from": _in_run(ckpt_path, output) if ckpt_path else None,
         "protocol": module.protocol.header(),
         "val_history": module.val_history,
-        "best_checkpoint": str(best) if best else None,
+        "best_checkpoint": _in_run(best, output) if best else None,
         "monitor": ckpt_cb.monitor if ckpt_cb else None,
         "best_val_score": float(ckpt_cb.best_model_score)
         if ckpt_cb and ckpt_cb.best_model_score is not None
@@ -262,6 +262,16 @@ def train(
     return TrainResult(
         output, best, last, export_dir, int(trainer.global_step), module.val_history, record
     )
+
+
+def _in_run(path: Path | str, output: Path) -> str:
+    """``path`` as the record names it: relative to the run folder when inside it (a record
+    that travels with its weights names no machine's folders), else as given."""
+    path = Path(path)
+    try:
+        return path.resolve().relative_to(output.resolve()).as_posix()
+    except ValueError:
+        return str(path)
 
 
 def _close_distributed(trainer: Any) -> None:
@@ -336,7 +346,7 @@ def export_run(
     export_dir = output / "export"
     ckpt = torch.load(checkpoint, map_location="cpu", weights_only=False)
     model, used_ema = _load_best_model(config, ckpt)
-    record["exported_checkpoint"] = str(checkpoint)
+    record["exported_checkpoint"] = _in_run(checkpoint, output)
     record["exported_ema"] = used_ema
     for extra in extras:
         extra.export(model, ckpt, record)
