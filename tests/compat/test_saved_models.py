@@ -6,8 +6,8 @@ one CPU thread (the v4 candidate's, v4's and its noise expert's, added 2026-12-0
 2026-12-05, with the code of their own commits; ``v3`` and ``v4`` hold what the shipped default
 returned until the next version replaced it; ``default`` is still v5's, which v6 — v5 and a
 black-and-white twin for its noise expert — v7 — v6 and a told gate for ``--task`` — and
-v8 — v7 with its camera-shake expert retrained and run over flips — and v9 — v8 with a wider
-camera-shake expert — return for these colour crops, v8 and v9 within the one level below). The 8-bit outputs may differ by at most one level (float
+v8 — v7 with its camera-shake expert retrained and run over flips — return for these colour
+crops, v8 within the one level below). The 8-bit outputs may differ by at most one level (float
 summation order); the tests pin
 one thread too, since test-time adaptation's gradient steps amplify the difference that another
 thread count's summation order makes.
@@ -104,8 +104,8 @@ def test_the_default_models_noise_expert_has_its_black_and_white_twin():
         assert _holds_weights_of(branch.module, folder)
 
 
-def test_the_default_models_camera_shake_expert_is_the_wide_one_averaged_over_flips():
-    """v9 = v8 with the wider camera-shake expert (nafnet-small, blur-expert-small-v3), run over
+def test_the_default_models_camera_shake_expert_is_v8s_averaged_over_flips():
+    """v8 = v7 with the camera-shake expert trained 6,000 steps more (blur-expert-v8), run over
     four flips; the recorded outputs above still hold (their crops barely weight it)."""
     from aioir.models import load_model
     from aioir.nn.ensemble import GeometricEnsemble
@@ -114,7 +114,7 @@ def test_the_default_models_camera_shake_expert_is_the_wide_one_averaged_over_fl
     expert = model.filter_bank.experts[3]
     assert isinstance(expert, GeometricEnsemble) and expert.mode == "flips"
     assert model.candidate_names()[-1] == "camera-shake expert"
-    assert _holds_weights_of(expert.module, "blur-expert-small-v3")
+    assert _holds_weights_of(expert.module, "blur-expert-v8")
 
 
 def test_the_default_model_denoises_a_black_and_white_photo():
