@@ -1243,3 +1243,24 @@ def test_an_expert_entry_may_name_a_grey_twin(tmp_path):
     assert "grey_model" not in without[-1]
     with pytest.raises(ConfigError, match="grey_model: PATH"):
         expert_entry({"model": colour, "grey_model": ""}, "filter_bank.experts[0]")
+
+
+def test_an_expert_entry_may_store_its_weights_in_half_precision(tmp_path):
+    """``storage: float16``: the fit loads the expert with its weights rounded to half
+    precision (what ships), records it, and its column id names the rounded weights."""
+    from aioir.engine.filter_bank import _expert_record, _load_experts, expert_entry
+    from aioir.models.checkpoints import STORAGE_DTYPE
+
+    path = _saved_expert(tmp_path / "e", seed=1)
+    entry = {"model": path, "storage": "float16", "label": "shake"}
+    (plain,) = _load_experts([{"model": path}])
+    (half,) = _load_experts([entry])
+    assert getattr(half, STORAGE_DTYPE) == "float16" and half.aioir_label == "shake"
+    for p, q in zip(plain.parameters(), half.parameters(), strict=True):
+        assert q.dtype == torch.float32
+        assert torch.equal(q, p.half().float())
+    assert any(not torch.equal(p, q) for p, q in zip(plain.parameters(), half.parameters()))
+    assert expert_entry(entry, "e") == (path, None)
+    assert _expert_record(entry, half)["storage"] == "float16"
+    with pytest.raises(ConfigError, match="storage must be one of"):
+        expert_entry({"model": path, "storage": "int8"}, "filter_bank.experts[0]")

@@ -499,3 +499,34 @@ def test_an_expert_with_a_grey_twin_is_saved_as_such_and_loads_back_identically(
     with torch.no_grad():
         assert torch.equal(expert(grey), twin.grey(grey))
         assert not torch.equal(expert(grey), twin.colour(grey))
+
+
+def test_an_expert_stored_in_half_precision_is_saved_so_and_loads_back_in_float32(tmp_path):
+    """Only that expert's tensors are half precision in the file; loaded back, the model runs
+    in float32 with those weights, and saving it again keeps the storage."""
+    from safetensors.torch import load_file
+
+    from aioir.models.checkpoints import STORAGE_DTYPE
+    from aioir.models.filter_bank import store_expert_as
+
+    full, half = _expert(seed=2), store_expert_as(_expert(seed=3), "float16")
+    model = FilterBankRestorer(
+        create_model("udair-tiny"), filters=2, taps=3, experts=[full, half]
+    ).eval()
+    weights = save_pretrained(model, tmp_path / "m")
+    dtypes = {k: v.dtype for k, v in load_file(str(weights)).items()}
+    prefix = "filter_bank.experts.1."
+    assert {d for k, d in dtypes.items() if k.startswith(prefix)} == {torch.float16}
+    assert torch.float16 not in {d for k, d in dtypes.items() if not k.startswith(prefix)}
+    assert wrapper_specs(model)[0]["experts"][1]["storage"] == "float16"
+    loaded = load_model(tmp_path / "m")
+    expert = loaded.filter_bank.experts[1]
+    assert getattr(expert, STORAGE_DTYPE) == "float16"
+    for p, q in zip(half.parameters(), expert.parameters(), strict=True):
+        assert q.dtype == torch.float32 and torch.equal(q, p.half().float())
+    for p, q in zip(full.parameters(), loaded.filter_bank.experts[0].parameters(), strict=True):
+        assert torch.equal(p, q)
+    again = save_pretrained(loaded, tmp_path / "again")
+    assert again.stat().st_size == weights.stat().st_size
+    with pytest.raises(ConfigError, match="storage must be one of"):
+        store_expert_as(_expert(), "int4")

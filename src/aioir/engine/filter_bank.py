@@ -52,6 +52,7 @@ from aioir.engine.config import DataConfig, build_config, read_yaml
 from aioir.engine.degradation_classifier import ClassifierOptions
 from aioir.errors import ConfigError
 from aioir.metrics import psnr
+from aioir.models.checkpoints import STORAGE_DTYPES
 from aioir.nn.degradation_classifier import DegradationClassifier
 from aioir.nn.filter_bank import (
     FilterBankHead,
@@ -152,7 +153,10 @@ class FilterBankOptions:
     denoiser) or registered models without weights (``dark-channel-prior``) that join the
     candidates, frozen (:class:`~aioir.nn.filter_bank.FilterBankHead`); an entry ``{model:
     PATH, self_ensemble: flips}`` runs that expert as a geometric self-ensemble
-    (:class:`~aioir.nn.ensemble.GeometricEnsemble`, ``flips`` or ``all``).
+    (:class:`~aioir.nn.ensemble.GeometricEnsemble`, ``flips`` or ``all``); ``storage:
+    float16`` saves that expert's weights in half precision (half its share of the file): its
+    weights are rounded to that dtype when loaded for the fit, so the fit scores and gates the
+    expert that ships.
 
     ``gate_examples_file``: a ``.safetensors`` file for the gate examples (descriptors and
     uncapped candidate scores, one column per candidate). When it holds the examples of the
@@ -948,11 +952,15 @@ def expert_entry(item: str | Mapping[str, Any], where: str) -> tuple[str, str | 
 
     if isinstance(item, str):
         return item, None
-    unknown = sorted(set(item) - {"model", "self_ensemble", "label", "grey_model"})
+    unknown = sorted(set(item) - {"model", "self_ensemble", "label", "grey_model", "storage"})
     if unknown:
         raise ConfigError(
-            f"{where}: unknown key(s) {unknown} (known: model, self_ensemble, label, grey_model)"
+            f"{where}: unknown key(s) {unknown} "
+            "(known: model, self_ensemble, label, grey_model, storage)"
         )
+    storage = item.get("storage")
+    if storage is not None and storage not in STORAGE_DTYPES:
+        raise ConfigError(f"{where}: storage must be one of {', '.join(STORAGE_DTYPES)}")
     model, mode, label = item.get("model"), item.get("self_ensemble"), item.get("label")
     grey = item.get("grey_model")
     if grey is not None and (not isinstance(grey, str) or not grey):
@@ -973,6 +981,22 @@ def expert_grey_model(item: str | Mapping[str, Any]) -> str | None:
     return None if isinstance(item, str) else item.get("grey_model")
 
 
+def expert_storage(item: str | Mapping[str, Any]) -> str | None:
+    """The ``storage`` of an entry of ``filter_bank.experts`` (the dtype its weights are saved
+    and fitted in; ``None``: the model's own), checked by :func:`expert_entry`."""
+    return None if isinstance(item, str) else item.get("storage")
+
+
+def _round_weights(expert: nn.Module, storage: str) -> None:
+    """Round ``expert``'s floating-point weights and buffers through ``storage``'s dtype, in
+    place: what they will be once saved in it and loaded back."""
+    dtype = STORAGE_DTYPES[storage]
+    with torch.no_grad():
+        for tensor in [*expert.parameters(), *expert.buffers()]:
+            if tensor.is_floating_point():
+                tensor.copy_(tensor.to(dtype))
+
+
 def expert_label(item: str | Mapping[str, Any]) -> str | None:
     """The ``label`` of an entry of ``filter_bank.experts`` (what ``--explain`` calls the
     expert; ``None``: its registered name), checked by :func:`expert_entry`."""
@@ -984,7 +1008,7 @@ def _load_experts(entries: Sequence[str | Mapping[str, Any]]) -> list[nn.Module]
     eval mode, each wrapped in its self-ensemble if its entry names one, and with its
     black-and-white twin (:class:`~aioir.nn.grey_twin.GreyTwin`) if it names one."""
     from aioir.models import RestorerWrapper, load_model, untrained_name
-    from aioir.models.filter_bank import label_expert
+    from aioir.models.filter_bank import label_expert, store_expert_as
     from aioir.nn.ensemble import GeometricEnsemble
     from aioir.nn.grey_twin import GreyTwin
 
@@ -1010,6 +1034,10 @@ def _load_experts(entries: Sequence[str | Mapping[str, Any]]) -> list[nn.Module]
             with torch.random.fork_rng(devices=[]):
                 twin = load(grey, mode)
             expert = GreyTwin(expert, twin)
+        storage = expert_storage(item)
+        if storage is not None:
+            _round_weights(expert, storage)
+            store_expert_as(expert, storage)
         experts.append(label_expert(expert, expert_label(item)))
     return experts
 
@@ -1022,6 +1050,9 @@ def _expert_record(item: str | Mapping[str, Any], expert: nn.Module) -> dict[str
     grey = expert_grey_model(item)
     if grey is not None:
         record["grey_model"] = grey
+    storage = expert_storage(item)
+    if storage is not None:
+        record["storage"] = storage
     return record
 
 

@@ -51,6 +51,8 @@ __all__ = [
     "CONFIG_NAME",
     "EMA_KEY",
     "KEY_MAPS",
+    "STORAGE_DTYPE",
+    "STORAGE_DTYPES",
     "WEIGHTS_NAME",
     "is_pretrained_path",
     "load_state_dict_into",
@@ -67,6 +69,11 @@ WEIGHTS_NAME = "model.safetensors"
 CONFIG_NAME = "config.json"
 #: 2: ``wrappers`` (the filter bank is a wrapper, no longer constructor arguments)
 FORMAT_VERSION = 2
+#: a module attribute naming the dtype (a key of :data:`STORAGE_DTYPES`) in which
+#: :func:`save_pretrained` stores that module's floating-point tensors; loading casts them back
+#: to the module's own dtype (``load_state_dict`` copies), so only the file shrinks
+STORAGE_DTYPE = "aioir_storage_dtype"
+STORAGE_DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16}
 
 #: Explicit key renames per architecture, applied before loading: a dict ``old key → new key``
 #: or a function ``old key → new key`` (identity on our own keys) that a method package
@@ -85,6 +92,26 @@ EMA_KEY = "ema_state_dict"
 
 
 # ------------------------------------------------------------------------------ our format
+def _stored_tensors(model: nn.Module) -> dict[str, Tensor]:
+    """``model``'s state dict as it is written: on the CPU, contiguous, and the floating-point
+    tensors of each submodule that names a :data:`STORAGE_DTYPE` in that dtype."""
+    tensors = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    for prefix, module in model.named_modules():
+        name = getattr(module, STORAGE_DTYPE, None)
+        if name is None:
+            continue
+        if name not in STORAGE_DTYPES:
+            raise ConfigError(
+                f"{prefix or 'model'}: storage dtype {name!r} is not one of "
+                f"{', '.join(STORAGE_DTYPES)}"
+            )
+        head = f"{prefix}." if prefix else ""
+        for key, value in tensors.items():
+            if key.startswith(head) and value.is_floating_point():
+                tensors[key] = value.to(STORAGE_DTYPES[name])
+    return tensors
+
+
 def save_pretrained(
     model: nn.Module, path: str | Path, metadata: Mapping[str, Any] | None = None
 ) -> Path:
@@ -117,7 +144,7 @@ def save_pretrained(
         text = json.dumps(config, indent=2, sort_keys=True)
     except TypeError as exc:
         raise ConfigError(f"config/metadata must be JSON-serialisable: {exc}") from exc
-    tensors = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    tensors = _stored_tensors(model)
     path = Path(path)
     weights = path if path.suffix == ".safetensors" else path / WEIGHTS_NAME
     # atomic, and with the usual permissions (safetensors' own writer creates 0600 files)

@@ -37,6 +37,7 @@ from typing import Any
 from torch import Tensor, nn
 
 from aioir.errors import ConfigError
+from aioir.models.checkpoints import STORAGE_DTYPE, STORAGE_DTYPES
 from aioir.models.protocols import InferenceConfigurable
 from aioir.models.registry import create_model, registered_name
 from aioir.models.wrappers import RestorerWrapper, register_wrapper
@@ -293,12 +294,26 @@ def label_expert(expert: nn.Module, label: str | None) -> nn.Module:
     return expert
 
 
+def store_expert_as(expert: nn.Module, storage: str | None) -> nn.Module:
+    """``expert`` with its weights saved in ``storage`` (a key of
+    :data:`~aioir.models.checkpoints.STORAGE_DTYPES`, e.g. ``"float16"``: half the file; it runs
+    in its own dtype after loading); ``None``: left as it is."""
+    if storage is not None:
+        if storage not in STORAGE_DTYPES:
+            raise ConfigError(
+                f"an expert's storage must be one of {', '.join(STORAGE_DTYPES)}: got {storage!r}"
+            )
+        setattr(expert, STORAGE_DTYPE, str(storage))
+    return expert
+
+
 def _expert_spec(expert: nn.Module) -> dict[str, Any]:
     """The saved record of an expert: its :func:`create_model` record (and ``self_ensemble``,
     the mode, for one run as a :class:`~aioir.nn.ensemble.GeometricEnsemble`; ``grey``, its
     black-and-white twin's record, for a :class:`~aioir.nn.grey_twin.GreyTwin`; ``label``, when
-    it has one)."""
+    it has one; ``storage``, the dtype its weights are saved in, when not the default)."""
     label = getattr(expert, EXPERT_LABEL, None)
+    storage = getattr(expert, STORAGE_DTYPE, None)
     if isinstance(expert, GreyTwin):
         spec = {**_expert_spec(expert.colour), "grey": _expert_spec(expert.grey)}
     elif isinstance(expert, GeometricEnsemble):
@@ -311,6 +326,8 @@ def _expert_spec(expert: nn.Module) -> dict[str, Any]:
                 "aioir.models.create_model (or load_model), which records what it is"
             )
         spec = {k: config[k] for k in ("architecture", "preset", "overrides")}
+    if storage is not None:
+        spec["storage"] = storage
     return spec if label is None else {**spec, "label": label}
 
 
@@ -332,6 +349,9 @@ def _expert_name(expert: nn.Module) -> str:
 
 def _build_expert(spec: Mapping[str, Any]) -> nn.Module:
     """An expert (random weights) from its saved record (:func:`_expert_spec`)."""
+    if "storage" in spec:
+        inner = _build_expert({k: v for k, v in spec.items() if k != "storage"})
+        return store_expert_as(inner, spec["storage"])
     if "grey" in spec:
         colour = {k: v for k, v in spec.items() if k not in ("grey", "label")}
         twin = GreyTwin(_build_expert(colour), _build_expert(spec["grey"]))
