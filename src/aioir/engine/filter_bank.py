@@ -987,16 +987,6 @@ def expert_storage(item: str | Mapping[str, Any]) -> str | None:
     return None if isinstance(item, str) else item.get("storage")
 
 
-def _round_weights(expert: nn.Module, storage: str) -> None:
-    """Round ``expert``'s floating-point weights and buffers through ``storage``'s dtype, in
-    place: what they will be once saved in it and loaded back."""
-    dtype = STORAGE_DTYPES[storage]
-    with torch.no_grad():
-        for tensor in [*expert.parameters(), *expert.buffers()]:
-            if tensor.is_floating_point():
-                tensor.copy_(tensor.to(dtype))
-
-
 def expert_label(item: str | Mapping[str, Any]) -> str | None:
     """The ``label`` of an entry of ``filter_bank.experts`` (what ``--explain`` calls the
     expert; ``None``: its registered name), checked by :func:`expert_entry`."""
@@ -1034,10 +1024,7 @@ def _load_experts(entries: Sequence[str | Mapping[str, Any]]) -> list[nn.Module]
             with torch.random.fork_rng(devices=[]):
                 twin = load(grey, mode)
             expert = GreyTwin(expert, twin)
-        storage = expert_storage(item)
-        if storage is not None:
-            _round_weights(expert, storage)
-            store_expert_as(expert, storage)
+        expert = store_expert_as(expert, expert_storage(item))  # rounded: what ships
         experts.append(label_expert(expert, expert_label(item)))
     return experts
 

@@ -34,6 +34,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import torch
 from torch import Tensor, nn
 
 from aioir.errors import ConfigError
@@ -297,13 +298,20 @@ def label_expert(expert: nn.Module, label: str | None) -> nn.Module:
 def store_expert_as(expert: nn.Module, storage: str | None) -> nn.Module:
     """``expert`` with its weights saved in ``storage`` (a key of
     :data:`~aioir.models.checkpoints.STORAGE_DTYPES`, e.g. ``"float16"``: half the file; it runs
-    in its own dtype after loading); ``None``: left as it is."""
-    if storage is not None:
-        if storage not in STORAGE_DTYPES:
-            raise ConfigError(
-                f"an expert's storage must be one of {', '.join(STORAGE_DTYPES)}: got {storage!r}"
-            )
-        setattr(expert, STORAGE_DTYPE, str(storage))
+    in its own dtype after loading), its floating-point weights and buffers rounded through that
+    dtype in place — what they are once saved and loaded back, so a fit measures the expert that
+    ships; ``None``: left as it is."""
+    if storage is None:
+        return expert
+    if storage not in STORAGE_DTYPES:
+        raise ConfigError(
+            f"an expert's storage must be one of {', '.join(STORAGE_DTYPES)}: got {storage!r}"
+        )
+    with torch.no_grad():
+        for tensor in [*expert.parameters(), *expert.buffers()]:
+            if tensor.is_floating_point():
+                tensor.copy_(tensor.to(STORAGE_DTYPES[storage]))
+    setattr(expert, STORAGE_DTYPE, str(storage))
     return expert
 
 
