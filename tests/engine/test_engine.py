@@ -64,6 +64,41 @@ def test_config_errors_name_file_and_key(tmp_path):
     assert cfg.trainer.max_steps == 7 and cfg.data.patch_size == 48
 
 
+def test_a_config_starts_from_its_base(tmp_path):
+    """``base:`` reads another file (relative to this one) and merges this one over it:
+    sections key by key, lists and plain values replaced whole."""
+    (tmp_path / "runs").mkdir()
+    (tmp_path / "base.yaml").write_text(
+        "model: {name: udair-tiny}\n"
+        "data: {patch_size: 48, samples_per_task: 3, tasks: {noise: {}, haze: {}}}\n"
+        "losses: {l1: 1.0}\ntrainer: {max_steps: 5, num_threads: 1}\n"
+    )
+    child = tmp_path / "runs" / "child.yaml"
+    child.write_text("base: ../base.yaml\ndata: {patch_size: 32, tasks: {rain: {}}}\n"
+                     "trainer: {max_steps: 9}\n")  # fmt: skip
+    cfg = load_config(child, ["trainer.num_threads=2"])
+    assert cfg.model.name == "udair-tiny" and cfg.losses == {"l1": 1.0}
+    assert (cfg.data.patch_size, cfg.data.samples_per_task) == (32, 3)
+    assert list(cfg.data.tasks) == ["noise", "haze", "rain"]  # a section: merged
+    assert (cfg.trainer.max_steps, cfg.trainer.num_threads) == (9, 2)
+
+    grandchild = tmp_path / "grandchild.yaml"
+    grandchild.write_text("base: runs/child.yaml\ntrainer: {max_steps: 2}\n")
+    cfg = load_config(grandchild)
+    assert (cfg.data.patch_size, cfg.trainer.max_steps) == (32, 2)
+
+    (tmp_path / "loop.yaml").write_text("base: loop2.yaml\n")
+    (tmp_path / "loop2.yaml").write_text("base: loop.yaml\n")
+    with pytest.raises(ConfigError, match=r"loop2\.yaml: base: loop\.yaml names a file already"):
+        load_config(tmp_path / "loop.yaml")
+    (tmp_path / "orphan.yaml").write_text("base: missing.yaml\n")
+    with pytest.raises(ConfigError, match=r"missing\.yaml: config file not found \(the base of"):
+        load_config(tmp_path / "orphan.yaml")
+    (tmp_path / "odd.yaml").write_text("base: [a.yaml]\n")
+    with pytest.raises(ConfigError, match=r"odd\.yaml: base: expected the path"):
+        load_config(tmp_path / "odd.yaml")
+
+
 #: The shipped configs that are filter-bank fits (``aioir fit-filter-bank``), not trainings.
 def test_shipped_configs_load():
     from aioir.engine.filter_bank import load_fit_config

@@ -37,6 +37,7 @@ __all__ = [
     "config_from_dict",
     "config_to_dict",
     "load_config",
+    "merge_sections",
     "read_yaml",
 ]
 
@@ -407,19 +408,50 @@ def config_from_dict(
 
 
 def read_yaml(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """The mapping in a YAML config file (ConfigError when missing or not valid YAML)."""
+    """The mapping in a YAML config file (ConfigError when missing or not valid YAML).
+
+    A file may start from another: ``base: OTHER.yaml`` (a path relative to this file's
+    folder) reads that file first (its own ``base`` too) and merges this one over it — a
+    section is merged key by key, any other value (lists included) replaced whole. So a run's
+    config names only what it changes."""
+    return _read_yaml(Path(path), ())
+
+
+def _read_yaml(path: Path, seen: tuple[Path, ...]) -> dict[str, Any]:
+    """:func:`read_yaml` with the chain of files that named ``path`` as their base."""
     import yaml
 
-    p = Path(path)
-    if not p.is_file():
-        raise ConfigError(f"{p}: config file not found")
+    if not path.is_file():
+        where = f" (the base of {seen[-1]})" if seen else ""
+        raise ConfigError(f"{path}: config file not found{where}")
     try:
-        raw = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{p}: not valid YAML ({exc})") from None
+        raise ConfigError(f"{path}: not valid YAML ({exc})") from None
     if not isinstance(raw, dict):
-        raise ConfigError(f"{p}: expected a mapping of sections, got {type(raw).__name__}")
-    return raw
+        raise ConfigError(f"{path}: expected a mapping of sections, got {type(raw).__name__}")
+    if "base" not in raw:
+        return raw
+    base = raw.pop("base")
+    if not isinstance(base, str) or not base:
+        raise ConfigError(f"{path}: base: expected the path of another config file, got {base!r}")
+    base_path = path.parent / base
+    if base_path.resolve() in {p.resolve() for p in (*seen, path)}:
+        raise ConfigError(f"{path}: base: {base} names a file already in its chain of bases")
+    return merge_sections(_read_yaml(base_path, (*seen, path)), raw)
+
+
+def merge_sections(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    """``over`` merged into a copy of ``base``: mappings key by key (recursively), any other
+    value of ``over`` (a list, a number, ``null``) in place of ``base``'s."""
+    merged = dict(base)
+    for key, value in over.items():
+        below = merged.get(key)
+        if isinstance(value, Mapping) and isinstance(below, Mapping):
+            merged[key] = merge_sections(below, value)
+        else:
+            merged[key] = value
+    return merged
 
 
 def build_config(
