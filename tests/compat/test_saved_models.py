@@ -6,10 +6,10 @@ one CPU thread (the v4 candidate's, v4's and its noise expert's, added 2026-12-0
 2026-12-05, with the code of their own commits; ``v3`` and ``v4`` hold what the shipped default
 returned until the next version replaced it; ``default`` is still v5's, which v6 — v5 and a
 black-and-white twin for its noise expert — v7 — v6 and a told gate for ``--task`` — and
-v8 — v7 with its camera-shake expert retrained and run over flips — return for these colour
-crops, v8 within the one level below). The 8-bit outputs may differ by at most one level (float
-summation order); the tests pin
-one thread too, since test-time adaptation's gradient steps amplify the difference that another
+v8 — v7 with its camera-shake expert retrained and run over flips — and v9 — v8 with a wider
+camera-shake expert stored in half precision — return for these colour crops, v8 and v9 within
+the one level below). The 8-bit outputs may differ by at most one level (float summation order);
+the tests pin one thread too, since test-time adaptation's gradient steps amplify the difference that another
 thread count's summation order makes.
 """
 
@@ -82,11 +82,16 @@ def test_default_model_copied_elsewhere_restores_identically(reference, tmp_path
         assert np.abs(got.astype(np.int16) - want.astype(np.int16)).max() <= 1
 
 
-def _holds_weights_of(module: torch.nn.Module, folder: str) -> bool:
-    """Whether ``module``'s state dict is, tensor for tensor, ``checkpoints/FOLDER``'s weights."""
+def _holds_weights_of(
+    module: torch.nn.Module, folder: str, storage: torch.dtype | None = None
+) -> bool:
+    """Whether ``module``'s state dict is, tensor for tensor, ``checkpoints/FOLDER``'s weights
+    (rounded through ``storage`` first, for an expert saved in another dtype)."""
     from safetensors.torch import load_file
 
     weights = load_file(str(ROOT / "checkpoints" / folder / "model.safetensors"))
+    if storage is not None:
+        weights = {k: v.to(storage).to(v.dtype) for k, v in weights.items()}
     state = module.state_dict()
     return state.keys() == weights.keys() and all(torch.equal(state[k], weights[k]) for k in state)
 
@@ -104,9 +109,12 @@ def test_the_default_models_noise_expert_has_its_black_and_white_twin():
         assert _holds_weights_of(branch.module, folder)
 
 
-def test_the_default_models_camera_shake_expert_is_v8s_averaged_over_flips():
-    """v8 = v7 with the camera-shake expert trained 6,000 steps more (blur-expert-v8), run over
-    four flips; the recorded outputs above still hold (their crops barely weight it)."""
+def test_the_default_models_camera_shake_expert_is_the_wide_one_averaged_over_flips():
+    """v9 = v8 with the wider camera-shake expert (nafnet-small, blur-expert-small-v3) stored in
+    half precision, run over four flips; the recorded outputs above still hold (their crops
+    barely weight it)."""
+    from safetensors.torch import load_file
+
     from aioir.models import load_model
     from aioir.nn.ensemble import GeometricEnsemble
 
@@ -114,7 +122,10 @@ def test_the_default_models_camera_shake_expert_is_v8s_averaged_over_flips():
     expert = model.filter_bank.experts[3]
     assert isinstance(expert, GeometricEnsemble) and expert.mode == "flips"
     assert model.candidate_names()[-1] == "camera-shake expert"
-    assert _holds_weights_of(expert.module, "blur-expert-v8")
+    assert _holds_weights_of(expert.module, "blur-expert-small-v3", storage=torch.float16)
+    saved = load_file(str(ROOT / "src/aioir/weights/default/model.safetensors"))
+    stored = {v.dtype for k, v in saved.items() if ".experts.3." in k}  # as the file holds them
+    assert stored == {torch.float16}
 
 
 def test_the_default_model_denoises_a_black_and_white_photo():
