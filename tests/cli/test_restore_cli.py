@@ -55,6 +55,35 @@ def test_restores_files_and_keeps_the_size(tmp_path, run):
     assert load_image(tmp_path / "out" / "b.png").rgb.shape == (7, 9, 3)
 
 
+def test_one_input_may_be_written_to_an_image_file(tmp_path, run):
+    """``-o fixed.jpg`` for one input writes that file (JPEG, as its suffix says), and its
+    comparison beside it; it is not overwritten unless asked; several inputs are a usage error
+    (nothing written); an existing folder named like an image stays a folder."""
+    a = _rgb(tmp_path / "a.png")
+    target = tmp_path / "results" / "fixed.jpg"
+    code, err = run(str(a), "-o", str(target), "--compare")
+    assert code == 0, err
+    with Image.open(target) as im:
+        assert (im.format, im.size) == ("JPEG", (12, 10))
+    assert load_image(tmp_path / "results" / "fixed_compare.png").rgb.shape[0] == 10
+    assert sorted(p.name for p in target.parent.iterdir()) == ["fixed.jpg", "fixed_compare.png"]
+
+    code, err = run(str(a), "-o", str(target))
+    assert code == 1 and len(_failure_lines(err)) == 1 and "--overwrite" in err
+    assert run(str(a), "-o", str(target), "--overwrite")[0] == 0
+
+    b = _rgb(tmp_path / "b.png", seed=1)
+    code, err = run(str(a), str(b), "-o", str(tmp_path / "two.png"))
+    assert code == 2 and "Traceback" not in err
+    assert err.strip().endswith("two.png: an image file as the output takes one input image, "
+                                "not 2; give an output folder")  # fmt: skip
+    assert not (tmp_path / "two.png").exists()
+
+    (tmp_path / "folder.png").mkdir()
+    assert run(str(a), "-o", str(tmp_path / "folder.png"))[0] == 0
+    assert (tmp_path / "folder.png" / "a.png").is_file()
+
+
 def test_output_folder_defaults_to_restored_in_the_working_directory(tmp_path, run, monkeypatch):
     _rgb(tmp_path / "a.png")
     monkeypatch.chdir(tmp_path)

@@ -18,7 +18,9 @@ from aioir.cli._types import positive_int, unit_float
 _HELP = "restore image files or folders with a trained model"
 _DESCRIPTION = """\
 Restore images (noise, rain, haze, low light, blur, underwater colour cast) and write
-OUTPUT/<name>.png for each input, keeping bit depth, alpha and grayscale. INPUT may be files,
+OUTPUT/<name>.png for each input, keeping bit depth, alpha and grayscale; for one input, OUTPUT
+may be the image file to write instead (fixed.png, fixed.jpg: the format follows its suffix;
+an existing folder is always the folder). INPUT may be files,
 folders (with --recursive, their sub-folders too; the sub-folder layout is kept) or glob
 patterns. Existing outputs are left alone: an input whose output exists fails, unless
 --overwrite (replace it) or --skip-existing (skip it: a re-run resumes an interrupted one) is
@@ -30,22 +32,29 @@ exit status: 0 all restored (or skipped), 1 some inputs failed (one line each on
 
 def _restore(args: argparse.Namespace) -> int:
     from aioir.errors import AioirError
-    from aioir.restore.batch import check_output_folder, collect_inputs, plan_jobs, run_batch
+    from aioir.restore.batch import (
+        check_output_folder,
+        collect_inputs,
+        output_is_file,
+        plan_jobs,
+        run_batch,
+    )
 
     debug = bool(getattr(args, "debug", False))
     try:
         items = collect_inputs(args.inputs, recursive=args.recursive, exclude=args.output)
     except AioirError as exc:
         return options.fail("restore", str(exc), 2)
-    if args.output.exists() and not args.output.is_dir():
+    one_file = output_is_file(args.output)
+    if args.output.exists() and not args.output.is_dir() and not one_file:
         return options.fail("restore", f"{args.output}: exists and is not a folder", 2)
     if args.overwrite and args.skip_existing:
         return options.fail("restore", "--overwrite and --skip-existing exclude each other", 2)
     try:  # before loading the model and restoring anything
-        check_output_folder(args.output)
+        jobs = plan_jobs(items, args.output, compare=args.compare)
+        check_output_folder(args.output.parent if one_file else args.output)
     except AioirError as exc:
         return options.fail("restore", str(exc), 2)
-    jobs = plan_jobs(items, args.output, compare=args.compare)
 
     from aioir.restore.api import Restorer
 
@@ -92,7 +101,8 @@ def _restore(args: argparse.Namespace) -> int:
         return options.fail("restore", str(exc), 2)
     if not args.quiet or result.failures:
         todo = len(jobs) - len(result.skipped)
-        summary = f"restored {len(result.written)} of {todo} images into {args.output}"
+        where = "as" if one_file else "into"
+        summary = f"restored {len(result.written)} of {todo} images {where} {args.output}"
         if result.skipped:
             summary += f"; skipped {len(result.skipped)} whose output exists (--skip-existing)"
         options.say("restore", summary)
@@ -104,7 +114,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = options.add_command(sub, "restore", _restore, _HELP, _DESCRIPTION)
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders or globs")
     options.add_output_argument(
-        p, "DIR", "output folder (default: ./restored)", default=Path("restored")
+        p,
+        "PATH",
+        "output folder (default: ./restored), or for one input the image file to write "
+        "(e.g. fixed.jpg)",
+        default=Path("restored"),
     )
     options.add_model_argument(p)
     options.add_checkpoint_arguments(p)

@@ -8,7 +8,10 @@ match at least one image, otherwise :class:`~aioir.errors.ConfigError` (a usage 
 missing path, a pattern that matches nothing, a folder without images. A file named explicitly
 is always attempted, whatever its suffix (it then fails if it is not an image).
 
-**Output names** are ``<output>/<stem>.png``; for images found inside a folder argument the
+**Output names** are ``<output>/<stem>.png``; ``output`` may instead name one image file
+(:func:`output_is_file`: a supported image suffix, e.g. ``fixed.jpg``, and not an existing
+folder) when the inputs are one image — it is written there, in the format its suffix names
+(the comparison image beside it as ``<its stem>_compare.png``). For images found inside a folder argument the
 sub-folder path below that folder is kept (``<output>/<sub>/<stem>.png``), so recursive trees
 do not collide. When two inputs still map to the same output (``a/x.jpg`` and ``b/x.png`` given
 as files, or ``x.jpg`` and ``x.png`` in one folder), the first keeps the name and the others fail
@@ -45,6 +48,7 @@ __all__ = [
     "Job",
     "check_output_folder",
     "collect_inputs",
+    "output_is_file",
     "plan_jobs",
     "prefetch",
     "run_batch",
@@ -133,10 +137,30 @@ def collect_inputs(
     return found
 
 
+def output_is_file(output: str | os.PathLike[str]) -> bool:
+    """Whether ``output`` names one image file to write (a supported image suffix, and not an
+    existing folder) rather than the output folder."""
+    path = Path(output)
+    return is_image_file(path) and not path.is_dir()
+
+
 def plan_jobs(
     items: Sequence[tuple[Path, Path]], output: str | os.PathLike[str], compare: bool = False
 ) -> list[Job]:
-    """Output paths for each input; later inputs colliding with an earlier name get an error."""
+    """Output paths for each input; later inputs colliding with an earlier name get an error.
+
+    ``output`` is the output folder, or one image file for a single input (see
+    :func:`output_is_file`; :class:`~aioir.errors.ConfigError` when there are several)."""
+    if output_is_file(output):
+        target = Path(output)
+        sources = list(dict.fromkeys(source.resolve() for source, _ in items))
+        if len(sources) != 1:
+            raise ConfigError(
+                f"{target}: an image file as the output takes one input image, not "
+                f"{len(sources)}; give an output folder"
+            )
+        side = target.with_name(target.stem + "_compare.png") if compare else None
+        return [Job(items[0][0], target, side)]
     out_dir = Path(output)
     claimed: dict[str, Path] = {}
     seen: set[Path] = set()
