@@ -1481,39 +1481,62 @@ def _fit_classifier(
     dm: Any, config: FilterBankFitConfig, progress: bool
 ) -> tuple[DegradationClassifier | None, dict[str, Any], HeldOutClassifiers | None]:
     """The degradation classifier ``filter_bank.classifier`` asks for (``None`` and an empty
-    record when it asks for none), read from ``filter_bank.parts_file`` where it holds this
-    fit's, else trained on crops of the training photos, plain, pale and dark as it asks, in a
-    generator of its own (seeded from the fit's seed and its salt: the rest of the fit draws as
-    it would without it) and written there; its record holds its accuracy on the data's
-    validation crops. With ``cross_fit``, also the two held-out classifiers (each read or
-    trained as the classifier is, on its photos' crops, in a generator of its own; their
-    accuracy on the other fold's crops in the record's ``held_out``); ``None`` without."""
-    from aioir.engine.datamodule import RestorationDataModule
-    from aioir.engine.degradation_classifier import (
-        classifier_accuracy,
-        classifier_crops,
-        photo_folds,
-        train_classifier,
-    )
-
+    record when it asks for none) and its record, read from ``filter_bank.parts_file`` where it
+    holds this fit's, else trained and written there (:class:`_ClassifierParts`). With
+    ``cross_fit``, also the two held-out classifiers (their records in the record's
+    ``held_out``); ``None`` without."""
     options = config.classifier_options()
     if options is None:
         return None, {}, None
-    parts_file = config.filter_bank.parts_file
-    parts = ["classifier", *(("held_out_classifier_0", "held_out_classifier_1")
-                             if options.cross_fit else ())]  # fmt: skip
-    keys = {part: _parts_key(config, part) for part in parts}
-    stored = {part: read_part(parts_file, part, keys[part]) if parts_file else None
-              for part in parts}  # fmt: skip
-    crops: tuple[Tensor, Tensor, list[str], list[str]] | None = None
-    start = time.perf_counter()
+    parts = _ClassifierParts(dm, config, options, progress)
+    classifier, record = parts.head_classifier()
+    if not options.cross_fit:
+        return classifier, record, None
+    held_out, held_out_records = parts.held_out_classifiers()
+    return classifier, {**record, "held_out": held_out_records}, held_out
 
-    def untrained() -> DegradationClassifier:
+
+class _ClassifierParts:
+    """The fit's degradation classifiers: the head's and ``cross_fit``'s held-out pair.
+
+    Each is read from ``filter_bank.parts_file`` where that holds this fit's (its stamp:
+    :func:`_parts_key`), else trained and written there. They train on crops of the training
+    photos, plain, pale, dark and ``extra_crops`` as the options ask, drawn once, in a
+    generator of their own (seeded from the fit's seed and the classifier's salt; the rest of
+    the fit draws as it would without them); the head's classifier trains in that generator
+    right after its crops, each held-out one in its own (salt + 1 + fold), on the crops of the
+    photos outside its fold."""
+
+    def __init__(
+        self, dm: Any, config: FilterBankFitConfig, options: ClassifierOptions, progress: bool
+    ) -> None:
+        self.dm, self.config, self.options, self.progress = dm, config, options, progress
+        self.parts_file = config.filter_bank.parts_file
+        self._crops: tuple[Tensor, Tensor, list[str], list[str]] | None = None
+
+    def _stored(self, part: str) -> tuple[dict[str, Tensor], dict[str, Any]] | None:
+        if not self.parts_file:
+            return None
+        return read_part(self.parts_file, part, _parts_key(self.config, part))
+
+    def _keep(self, part: str, model: DegradationClassifier, record: dict[str, Any]) -> None:
+        if self.parts_file:
+            key = _parts_key(self.config, part)
+            write_part(self.parts_file, part, key, model.state_dict(), record)
+
+    def _untrained(self) -> DegradationClassifier:
         with torch.random.fork_rng(devices=[]):  # its initial weights draw; they are replaced
-            return DegradationClassifier(list(dm.task_names), options.widths, options.hidden)
+            return DegradationClassifier(
+                list(self.dm.task_names), self.options.widths, self.options.hidden
+            )
 
-    def make_crops() -> tuple[Tensor, Tensor, list[str], list[str]]:
-        sources = [(dm, options.items_per_task)]
+    def _draw_crops(self) -> tuple[Tensor, Tensor, list[str], list[str]]:
+        """The training crops (inputs, labels, classes, photos), from the global generator."""
+        from aioir.engine.datamodule import RestorationDataModule
+        from aioir.engine.degradation_classifier import classifier_crops
+
+        options, config = self.options, self.config
+        sources = [(self.dm, options.items_per_task)]
         variants = [({"pale": 1.0}, options.pale_items_per_task),
                     ({"dark": 1.0}, options.dark_items_per_task),
                     *((entry["data"], entry["items_per_task"]) for entry in options.extra_crops)]  # fmt: skip
@@ -1522,81 +1545,101 @@ def _fit_classifier(
                 data = dataclasses.replace(config.data, **overrides)
                 sources.append((RestorationDataModule(data, data.resolved_root(), seed=config.seed),
                                 items))  # fmt: skip
-        return classifier_crops(sources, options.patch_size, options.salt, progress,
-                                options.clean_above)  # fmt: skip
+        self._crops = classifier_crops(sources, options.patch_size, options.salt, self.progress,
+                                       options.clean_above)  # fmt: skip
+        return self._crops
 
-    main = stored["classifier"]
-    if main is not None:
-        classifier = untrained()
-        classifier.load_state_dict(main[0])
-        log.info("degradation classifier: read from %s", parts_file)  # its record: same data
-        record = {**main[1], "read_from": parts_file}
-    else:
+    def _training_crops(self) -> tuple[Tensor, Tensor, list[str], list[str]]:
+        """The training crops, drawn (in their own generator) if the head's classifier did not
+        draw them."""
+        if self._crops is None:
+            with torch.random.fork_rng(devices=[]):  # the crops as the classifier's were made
+                torch.manual_seed(self.config.seed + self.options.salt)
+                self._draw_crops()
+        assert self._crops is not None
+        return self._crops
+
+    def head_classifier(self) -> tuple[DegradationClassifier, dict[str, Any]]:
+        """The head's classifier and its record (its accuracy on the data's validation crops)."""
+        from aioir.engine.degradation_classifier import classifier_accuracy, train_classifier
+
+        stored = self._stored("classifier")
+        if stored is not None:
+            classifier = self._untrained()
+            classifier.load_state_dict(stored[0])
+            log.info("degradation classifier: read from %s", self.parts_file)  # same data
+            record = {**stored[1], "read_from": self.parts_file}
+            return classifier.eval().requires_grad_(False), record
+        start = time.perf_counter()
         with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(config.seed + options.salt)
-            crops = make_crops()
-            inputs, labels, classes, _ = crops
-            classifier = train_classifier(inputs, labels, classes, options, progress)
+            torch.manual_seed(self.config.seed + self.options.salt)
+            inputs, labels, classes, _ = self._draw_crops()
+            classifier = train_classifier(inputs, labels, classes, self.options, self.progress)
         val_inputs, val_labels = [], []
-        for batch in dm.val_dataloader():
+        for batch in self.dm.val_dataloader():
             val_inputs.append(batch["input"])
             val_labels.append(batch["task_id"])
         accuracy = classifier_accuracy(classifier, torch.cat(val_inputs), torch.cat(val_labels))
         log.info("degradation classifier: %.1f%% of the validation crops named right",
                  100 * accuracy)  # fmt: skip
         record = {
-            "options": dataclasses.asdict(options), "classes": classes, "crops": len(labels),
+            "options": dataclasses.asdict(self.options), "classes": classes, "crops": len(labels),
             "crops_per_class": torch.bincount(labels, minlength=len(classes)).tolist(),
             "val_accuracy": round(accuracy, 4),
             "wall_time_s": round(time.perf_counter() - start, 2),
         }  # fmt: skip
-        if parts_file:
-            write_part(parts_file, "classifier", keys["classifier"], classifier.state_dict(),
-                       record)  # fmt: skip
-    if not options.cross_fit:
-        return classifier.eval().requires_grad_(False), record, None
+        self._keep("classifier", classifier, record)
+        return classifier.eval().requires_grad_(False), record
 
-    folds = photo_folds(dm.train_photo_names())
-    if len(set(folds.values())) < 2:
-        raise ConfigError("filter_bank.classifier.cross_fit: needs at least two training photos")
-    held_out: list[DegradationClassifier] = []
-    held_out_records: list[dict[str, Any]] = []
-    for k, part in enumerate(parts[1:]):
-        if stored[part] is not None:
-            weights, fold_record = stored[part]
-            model = untrained()
-            model.load_state_dict(weights)
-            log.info("held-out classifier %d: read from %s", k, parts_file)
-        else:
-            if crops is None:
-                with torch.random.fork_rng(devices=[]):  # the crops as the classifier's were made
-                    torch.manual_seed(config.seed + options.salt)
-                    crops = make_crops()
-            inputs, labels, classes, photos = crops
+    def held_out_classifiers(self) -> tuple[HeldOutClassifiers, list[dict[str, Any]]]:
+        """``cross_fit``'s two classifiers and their records (each one's accuracy on the crops
+        of the fold it did not see)."""
+        from aioir.engine.degradation_classifier import (
+            classifier_accuracy,
+            photo_folds,
+            train_classifier,
+        )
+
+        folds = photo_folds(self.dm.train_photo_names())
+        if len(set(folds.values())) < 2:
+            raise ConfigError(
+                "filter_bank.classifier.cross_fit: needs at least two training photos"
+            )
+        models: list[DegradationClassifier] = []
+        records: list[dict[str, Any]] = []
+        for k in range(2):
+            part = f"held_out_classifier_{k}"
+            stored = self._stored(part)
+            if stored is not None:
+                model = self._untrained()
+                model.load_state_dict(stored[0])
+                log.info("held-out classifier %d: read from %s", k, self.parts_file)
+                models.append(model.eval().requires_grad_(False))
+                records.append(stored[1])
+                continue
+            inputs, labels, classes, photos = self._training_crops()
             fold = torch.tensor([folds.get(p, -1) for p in photos])
             if bool((fold < 0).any()):
                 raise ConfigError("filter_bank.classifier.cross_fit: a crop of a photo outside "
                                   "the training photos")  # fmt: skip
             seen, unseen = fold != k, fold == k
-            fold_start = time.perf_counter()
+            start = time.perf_counter()
             with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(config.seed + options.salt + 1 + k)
-                model = train_classifier(inputs[seen], labels[seen], classes, options, progress)
+                torch.manual_seed(self.config.seed + self.options.salt + 1 + k)
+                model = train_classifier(inputs[seen], labels[seen], classes, self.options,
+                                         self.progress)  # fmt: skip
             accuracy = classifier_accuracy(model, inputs[unseen], labels[unseen])
             log.info("held-out classifier %d: %.1f%% of the other photos' crops named right",
                      k, 100 * accuracy)  # fmt: skip
-            fold_record = {
+            record = {
                 "fold": k, "photos_held_out": sum(1 for f in folds.values() if f == k),
                 "crops": int(seen.sum()), "held_out_accuracy": round(accuracy, 4),
-                "wall_time_s": round(time.perf_counter() - fold_start, 2),
+                "wall_time_s": round(time.perf_counter() - start, 2),
             }  # fmt: skip
-            if parts_file:
-                write_part(parts_file, part, keys[part], model.state_dict(), fold_record)
-        held_out.append(model.eval().requires_grad_(False))
-        held_out_records.append(fold_record)
-    record = {**record, "held_out": held_out_records}
-    pair = (held_out[0], held_out[1])
-    return classifier.eval().requires_grad_(False), record, HeldOutClassifiers(pair, folds)
+            self._keep(part, model, record)
+            models.append(model.eval().requires_grad_(False))
+            records.append(record)
+        return HeldOutClassifiers((models[0], models[1]), folds), records
 
 
 @torch.no_grad()
