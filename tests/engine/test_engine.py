@@ -99,6 +99,19 @@ def test_a_config_starts_from_its_base(tmp_path):
         load_config(tmp_path / "odd.yaml")
 
 
+def test_a_model_name_override_is_noted_in_the_description():
+    """A recipe trained with another network (``--set model.name=…``) says so in its
+    description, unless the description is overridden too."""
+    recipe = Path(__file__).parents[2] / "configs/udair/blur-expert.yaml"
+    written = load_config(recipe).description
+    assert written.startswith("nafnet-tiny ")
+    other = load_config(recipe, ["model.name=nafnet-small"]).description
+    assert other == f"{written} [model.name set to nafnet-small]"
+    own = load_config(recipe, ["model.name=nafnet-small", "description=wide blur expert"])
+    assert own.description == "wide blur expert"
+    assert load_config(recipe, ["trainer.max_steps=3"]).description == written
+
+
 #: The shipped configs that are filter-bank fits (``aioir fit-filter-bank``), not trainings.
 def test_shipped_configs_load():
     from aioir.engine.filter_bank import load_fit_config

@@ -389,7 +389,11 @@ def apply_overrides(raw: dict[str, Any], overrides: Sequence[str]) -> dict[str, 
 def config_from_dict(
     raw: Mapping[str, Any], where: str = "config", overrides: Sequence[str] = ()
 ) -> TrainConfig:
-    """Build and validate a :class:`TrainConfig` from a mapping (+ ``--set`` overrides)."""
+    """Build and validate a :class:`TrainConfig` from a mapping (+ ``--set`` overrides).
+
+    A ``model.name`` override without a ``description`` one appends ``[model.name set to
+    NAME]`` to the description, so a recipe run with another network does not export the
+    recipe's wording for it (the description names the model in ``aioir models``)."""
     import copy
 
     from aioir.engine.extras import list_training_extras
@@ -404,6 +408,10 @@ def config_from_dict(
         )
     config = _build(TrainConfig, data, where, "", more_keys=list(extras))
     config.extras = extras
+    overridden = {item.partition("=")[0].strip() for item in overrides}
+    if config.description and "model.name" in overridden and "description" not in overridden:
+        # the recipe's description names the network it was written for: say which one ran
+        config.description += f" [model.name set to {config.model.name}]"
     return config.validate(where)
 
 
