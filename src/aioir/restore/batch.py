@@ -11,9 +11,9 @@ is always attempted, whatever its suffix (it then fails if it is not an image).
 **Output names** are ``<output>/<stem>.png``; ``output`` may instead name one image file
 (:func:`output_is_file`: a supported image suffix, e.g. ``fixed.jpg``, and not an existing
 folder) when the inputs are one image — it is written there, in the format its suffix names
-(the comparison image beside it as ``<its stem>_compare.png``). For images found inside a folder argument the
-sub-folder path below that folder is kept (``<output>/<sub>/<stem>.png``), so recursive trees
-do not collide. When two inputs still map to the same output (``a/x.jpg`` and ``b/x.png`` given
+(the comparison image beside it as ``<its stem>_compare.png``). For images found inside a
+folder argument the sub-folder path below that folder is kept (``<output>/<sub>/<stem>.png``),
+so recursive trees do not collide. When two inputs still map to the same output (``a/x.jpg`` and ``b/x.png`` given
 as files, or ``x.jpg`` and ``x.png`` in one folder), the first keeps the name and the others fail
 with a one-line reason naming the winner; nothing is renamed behind the user's back. The same
 file given twice is restored once.
