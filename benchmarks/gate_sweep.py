@@ -542,7 +542,9 @@ def save_chosen(
 ) -> None:
     """Write ``model`` with the chosen setting's gate ``head`` to ``folder``: the record's
     ``filter_bank`` options and expected score as that setting's, its ``val`` dropped (another
-    gate's), the sweep's settings and scores under ``gate_sweep``."""
+    gate's), the sweep's settings and scores under ``gate_sweep``. The sweep fits blind gates
+    only: a told gate (``--task``) is the model's own, fitted with its own options, and the
+    record says so (``gate_sweep.told_gate``)."""
     from aioir.models import save_model
 
     metadata = copy.deepcopy(model.aioir_metadata)
@@ -554,6 +556,12 @@ def save_chosen(
         "setting": chosen["setting"], "choice": chosen["choice"],
         **{k: v for k, v in chosen.items() if k.endswith("floored_gain")},
     }  # fmt: skip
+    if getattr(model.filter_bank, "told_gate", None) is not None:
+        own = model.aioir_metadata["filter_bank"]["filter_bank"]  # the options it was fitted with
+        record["gate_sweep"]["told_gate"] = {
+            "kept_from": payload["model"],
+            "fitted_with": {k: own.get(k) for k in chosen["setting"]},
+        }
     metadata["val"] = None
     # the sweep's heads were built fresh: the model's fitted filters (and all but the gate) go in
     fitted = model.filter_bank.state_dict()

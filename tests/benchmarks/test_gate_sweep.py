@@ -245,6 +245,33 @@ def test_save_writes_the_model_a_fit_with_the_chosen_setting_gives(tmp_path):
         sweep.main([*argv, "--grid", "gate_epochs=20", "--save", str(tmp_path / "chosen")])
 
 
+def test_a_saved_sweep_keeps_the_models_told_gate_and_says_so(tmp_path):
+    """The sweep refits blind gates only: the saved model keeps the fit's told gate, and its
+    record names the model and options that gate was fitted with."""
+    corpus = make_corpus(tmp_path / "corpus")
+    base = build_tiny_udair(tmp_path / "base")
+    examples = tmp_path / "examples.safetensors"
+    classifier = {"widths": [4, 8], "hidden": 8, "items_per_task": 6, "pale_items_per_task": 0,
+                  "patch_size": 32, "min_crop": 16, "steps": 10, "batch_size": 8}  # fmt: skip
+    raw = tiny_filter_bank_fit_config(corpus, base, gate_examples_file=str(examples),
+                                      classifier=classifier, routed_gate=True, told_gate=True)  # fmt: skip
+    fitted = fit(build_config(FilterBankFitConfig, raw, "test"), tmp_path / "fitted").model
+    photos = _one_photo(tmp_path / "photos", seed=0)
+    argv = ["--model", str(tmp_path / "fitted"), "--examples", str(examples),
+            "--photos", str(photos), "--limit", "1", "--threads", "1"]  # fmt: skip
+    load_benchmark("gate_sweep").main(
+        [*argv, "--grid", "gate_epochs=40", "--save", str(tmp_path / "chosen")]
+    )
+    saved = load_model(tmp_path / "chosen")
+    told = {k: v for k, v in fitted.filter_bank.state_dict().items() if k.startswith("told_gate.")}
+    assert told
+    for k, v in told.items():
+        assert torch.equal(saved.filter_bank.state_dict()[k], v), k
+    sweep = saved.aioir_metadata["filter_bank"]["gate_sweep"]
+    assert sweep["told_gate"] == {"kept_from": str(tmp_path / "fitted"),
+                                  "fitted_with": {"gate_epochs": 20}}  # fmt: skip
+
+
 def test_several_photo_folders_are_scored_as_one_set(tmp_path):
     argv = _fitted(tmp_path)[2]
     other = _one_photo(tmp_path / "other", seed=3)
