@@ -303,16 +303,22 @@ def store_expert_as(expert: nn.Module, storage: str | None) -> nn.Module:
     ships; ``None``: left as it is."""
     if storage is None:
         return expert
-    if storage not in STORAGE_DTYPES:
-        raise ConfigError(
-            f"an expert's storage must be one of {', '.join(STORAGE_DTYPES)}: got {storage!r}"
-        )
+    _mark_storage(expert, storage)
     with torch.no_grad():
         for tensor in [*expert.parameters(), *expert.buffers()]:
             if tensor.is_floating_point():
                 tensor.copy_(tensor.to(STORAGE_DTYPES[storage]))
-    setattr(expert, STORAGE_DTYPE, str(storage))
     return expert
+
+
+def _mark_storage(expert: nn.Module, storage: str) -> None:
+    """Name ``storage`` as the dtype :func:`~aioir.models.checkpoints.save_pretrained` writes
+    ``expert``'s weights in (its weights left as they are)."""
+    if storage not in STORAGE_DTYPES:
+        raise ConfigError(
+            f"an expert's storage must be one of {', '.join(STORAGE_DTYPES)}: got {storage!r}"
+        )
+    setattr(expert, STORAGE_DTYPE, str(storage))
 
 
 def _expert_spec(expert: nn.Module) -> dict[str, Any]:
@@ -357,9 +363,10 @@ def _expert_name(expert: nn.Module) -> str:
 
 def _build_expert(spec: Mapping[str, Any]) -> nn.Module:
     """An expert (random weights) from its saved record (:func:`_expert_spec`)."""
-    if "storage" in spec:
-        inner = _build_expert({k: v for k, v in spec.items() if k != "storage"})
-        return store_expert_as(inner, spec["storage"])
+    if "storage" in spec:  # its saved weights replace the random ones: marked, not rounded
+        expert = _build_expert({k: v for k, v in spec.items() if k != "storage"})
+        _mark_storage(expert, spec["storage"])
+        return expert
     if "grey" in spec:
         colour = {k: v for k, v in spec.items() if k not in ("grey", "label")}
         twin = GreyTwin(_build_expert(colour), _build_expert(spec["grey"]))
