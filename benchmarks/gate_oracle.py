@@ -17,9 +17,11 @@ misses lie elsewhere (the candidates, the descriptor's network terms).
         --examples runs/v14-pale-examples.safetensors \\
         --examples runs/v14-dark-examples.safetensors --json oracle.json
 
-Scores are the PSNR bound of the mix the gate returns
-(:func:`aioir.engine.filter_bank.mixture_bound`: the PSNR of the weighted mean squared error,
-never above the mix's own), candidates capped at the fit's ``score_cap``. Examples, not photos:
+Scores are the PSNR of the mix the gate returns: exact where the examples files hold the Gram
+matrices of the candidates' errors (:func:`aioir.engine.filter_bank.mixture_psnr`, floored at
+the fit's ``score_cap``), else its bound (:func:`aioir.engine.filter_bank.mixture_bound`: the
+PSNR of the weighted mean squared error, never above the mix's own), candidates capped at the
+fit's ``score_cap``. Examples, not photos:
 use it to decide where to work, and judge a changed model on photos (``gate_sweep.py``, the
 replacement check).
 """
@@ -38,6 +40,7 @@ from torch import Tensor
 from aioir.engine.filter_bank import (
     FilterBankOptions,
     mixture_bound,
+    mixture_psnr,
     saved_gate_examples,
     train_gate,
     unfitted_head,
@@ -61,12 +64,14 @@ def held_out_scores(
     tasks: list[str],
     extra: int,
     rng_state: Tensor,
+    gram: Tensor | None = None,
 ) -> Tensor:
     """Fit a copy of ``head``'s gate (a head as the fit builds it, before its gate is fitted)
     on the even-numbered examples (``descriptors`` N×D,
     uncapped ``scores`` N×C, each example's task, the last ``extra`` from extra data) as the
-    fit would, and return every example's score (N, dB: the PSNR bound of the mix, capped
-    scores); the odd-numbered ones are the held-out ones. The gate's reset draws from torch's
+    fit would, and return every example's score (N, dB: the PSNR of the mix, exact with the
+    examples' Gram matrices ``gram``, else its bound; capped); the odd-numbered ones are the
+    held-out ones. The gate's reset draws from torch's
     generator, set to ``rng_state`` first (the stored examples' state: as the fit draws)."""
     trial = copy.deepcopy(head)
     train = torch.arange(len(scores)) % 2 == 0
@@ -76,10 +81,13 @@ def held_out_scores(
         trial, descriptors[train], scores[train].clone(), options,
         extra_examples=int(train[first_extra:].sum()),
         example_tasks=[t for t, keep in zip(tasks, train.tolist(), strict=True) if keep],
+        gram=None if gram is None else gram[train],
     )  # fmt: skip
     with torch.no_grad():
         logits = trial.gate(trial.normalize(descriptors))
         log_weights = trial.log_mix(logits, descriptors)
+    if gram is not None:
+        return mixture_psnr(log_weights.exp(), gram, options.score_cap)
     return mixture_bound(log_weights, scores.clamp(max=options.score_cap))
 
 
@@ -108,6 +116,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         saved = saved_gate_examples(model, args.examples)
     except ValueError as exc:
         parser.error(f"--examples: {exc}")
+    if options.needs_gram and saved.gram is None:
+        parser.error("--examples: no Gram matrices of these candidates (gate_mixture_score: exact)")
     terms = saved.examples.terms_for(head)
     if terms is None:
         parser.error(
@@ -127,6 +137,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             saved.tasks,
             saved.extra,
             saved.examples.rng_state,
+            saved.gram,
         )
         for name, given in verdicts.items()
     }

@@ -442,9 +442,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                          "input statistics or classifier adds them to its file)")  # fmt: skip
         descriptors = trial.assemble(examples.descriptors, terms)
         torch.set_rng_state(examples.rng_state)  # as the fit has it after the examples
+        if options.needs_gram and saved.gram is None:
+            parser.error("--examples: no Gram matrices of these candidates (gate_mixture_score: "
+                         "exact; a fit of the model's config with gate_mixture_score: exact adds "
+                         "them)")  # fmt: skip
         expected = train_gate(
-            trial, descriptors, raw_scores, options, extra_examples=extra, example_tasks=tasks
-        )
+            trial, descriptors, raw_scores, options, extra_examples=extra, example_tasks=tasks,
+            gram=saved.gram,
+        )  # fmt: skip
         trials.append(trial)
         results.append({"setting": {k: getattr(options, k) for k in grid},
                         "train_expected": expected})  # fmt: skip

@@ -804,6 +804,10 @@ def test_fit_config_checks_the_classifier_section(corpus, base):
         ({"gate_floor_weight": 1.0, "gate_floor_inputs": [60.0, 41.0]}, "low < high"),
         ({"gate_mixture_weight": 1.5}, "gate_mixture_weight"),
         ({"gate_mixture_min_input": 30.0}, "needs gate_mixture_weight"),
+        ({"gate_mixture_score": "jensen"}, "bound or exact"),
+        ({"gate_mixture_weight": 1.0, "gate_mixture_cap": 60.0}, "needs gate_mixture_score"),
+        ({"gate_exact_tasks": ["haze"]}, "needs gate_mixture_weight"),
+        ({"gate_mixture_weight": 1.0, "gate_exact_tasks": ["fog"]}, "no task 'fog'"),
         ({"told_gate": True}, "belongs to a routed gate"),
     ]:
         with pytest.raises(ConfigError, match=message):
@@ -1091,6 +1095,180 @@ def test_the_mixture_score_is_a_lower_bound_on_the_mixed_images_psnr():
     assert torch.allclose(
         mixture_bound(one.clamp(min=1e-30).log(), scores), scores[:, 1], atol=1e-4
     )
+
+
+def test_the_exact_mixture_psnr_is_the_mixed_images_psnr():
+    """error_gram + mixture_psnr: the PSNR of the weighted mix itself, never under the bound,
+    far above it where two candidates' errors cancel; choice_score with the Gram matrices
+    scores a choice of one candidate as its (adjusted) score and caps the mix."""
+    from aioir.engine.filter_bank import choice_score, error_gram, mixture_bound, mixture_psnr
+    from aioir.metrics import psnr
+
+    generator = torch.Generator().manual_seed(0)
+    target = torch.rand(4, 3, 16, 16, generator=generator) * 0.5 + 0.25
+    shift = 0.05 * torch.randn(4, 3, 16, 16, generator=generator)
+    candidates = [target + shift, target - shift, target + 0.01 * torch.randn_like(target)]
+    gram = error_gram(candidates, target)
+    assert gram.shape == (4, 3, 3) and gram.dtype == torch.float64
+    scores = torch.stack([psnr(c, target) for c in candidates], dim=1).float()
+    own = -10 * gram.diagonal(dim1=1, dim2=2).log10()
+    assert torch.allclose(own.float(), scores, atol=1e-3)
+    weights = torch.rand(4, 3, generator=generator).softmax(dim=1)
+    mixed = sum(weights[:, j, None, None, None] * candidates[j] for j in range(3))
+    exact = mixture_psnr(weights, gram)
+    assert torch.allclose(exact, psnr(mixed, target).float(), atol=1e-3)
+    assert (mixture_bound(weights.log(), scores) <= exact + 1e-4).all()
+    halves = torch.tensor([[0.5, 0.5, 0.0]]).repeat(4, 1)  # the errors cancel exactly
+    assert torch.allclose(mixture_psnr(halves, gram, cap=41.0), torch.tensor(41.0))
+    assert (mixture_bound(halves.log(), scores) < 30).all()
+    # α = 1: the exact mix; a one-hot choice scores its score, margins and charges included
+    assert torch.allclose(choice_score(weights, None, scores, 1.0, gram), exact, atol=1e-3)
+    adjusted = scores.clone()
+    adjusted[:, 0] += 2.0
+    first = torch.tensor([[1.0, 0.0, 0.0]]).repeat(4, 1)
+    got = choice_score(first, None, adjusted, 1.0, gram, score_cap=60.0)
+    assert torch.allclose(got, adjusted[:, 0], atol=1e-3)
+    # exact on the first two examples, the bound on the others
+    which = torch.tensor([True, True, False, False])
+    some = choice_score(weights, weights.log(), scores, 1.0, gram, exact=which)
+    assert torch.allclose(some[:2], exact[:2], atol=1e-3)
+    assert torch.allclose(some[2:], mixture_bound(weights.log(), scores)[2:])
+
+
+def test_the_exact_objective_mixes_candidates_whose_errors_cancel():
+    """Two candidates at 30 dB whose errors are opposite and a third at 35 dB: the bound (and
+    the expected score) choose the third, the exact PSNR an even mix of the two, which reaches
+    the 41-dB cap; fitting it without the Gram matrices is an error."""
+    from aioir.engine.filter_bank import FilterBankOptions, mixture_psnr, train_gate
+    from aioir.nn.filter_bank import DETAIL_SIGMAS, FilterBankHead
+
+    mse = [10.0 ** (-30 / 10), 10.0 ** (-35 / 10)]
+    one = torch.tensor([[mse[0], -mse[0], 0.0], [-mse[0], mse[0], 0.0], [0.0, 0.0, mse[1]]])
+    gram = torch.zeros(100, 5, 5, dtype=torch.float64)  # output, input, and the three
+    gram[:, 0, 0] = gram[:, 1, 1] = 10.0 ** (-20 / 10)
+    gram[:, 2:, 2:] = one
+    scores = (-10 * gram.diagonal(dim1=1, dim2=2).log10()).float()
+
+    def weights(**options: Any) -> torch.Tensor:
+        torch.manual_seed(0)
+        descriptors = torch.randn(1, 8 + 2 * (len(DETAIL_SIGMAS) + 2) + 1).repeat(100, 1)
+        head = FilterBankHead(feature_channels=2, context_channels=2, filters=3, taps=3)
+        fitted = FilterBankOptions(gate_epochs=300, gate_lr=1e-2, score_cap=41.0, **options)
+        train_gate(head, descriptors, scores.clone(), fitted, gram=gram)
+        with torch.no_grad():
+            return head.choose(descriptors)[0]
+
+    bound = weights(gate_mixture_weight=1.0)
+    assert bound.argmax() == 4
+    exact = weights(gate_mixture_weight=1.0, gate_mixture_score="exact")
+    assert exact[2] > 0.2 and exact[3] > 0.2
+
+    def mix(w: torch.Tensor) -> float:
+        return float(mixture_psnr(w[None], gram[:1], cap=41.0))
+
+    assert mix(bound) < 36.0 and mix(exact) > 40.9
+    options = FilterBankOptions(gate_mixture_weight=1.0, gate_mixture_score="exact")
+    head = FilterBankHead(feature_channels=2, context_channels=2, filters=3, taps=3)
+    descriptors = torch.randn(100, 8 + 2 * (len(DETAIL_SIGMAS) + 2) + 1)
+    with pytest.raises(ValueError, match="Gram matrices"):
+        train_gate(head, descriptors, scores.clone(), options)
+
+    # gate_exact_tasks: task "a"'s examples scored exactly (mixed), task "b"'s by the bound
+    torch.manual_seed(0)
+    kinds = torch.randn(2, descriptors.shape[1]) * 3
+    descriptors = kinds.repeat_interleave(50, dim=0)
+    tasks = ["a"] * 50 + ["b"] * 50
+    options = FilterBankOptions(gate_epochs=300, gate_lr=1e-2, score_cap=41.0,
+                                gate_mixture_weight=1.0, gate_exact_tasks=["a"])  # fmt: skip
+    train_gate(head, descriptors, scores.clone(), options, example_tasks=tasks, gram=gram)
+    with torch.no_grad():
+        chosen = head.choose(descriptors)
+    assert mix(chosen[0]) > 40.9 and chosen[-1].argmax() == 4
+
+
+def test_a_higher_cap_on_the_exact_mix_charges_stray_weights_on_nearly_clean_crops():
+    """On a nearly clean crop (input 55 dB, output 45, a 30-dB candidate; errors unrelated) a
+    5 % weight on the 30-dB candidate leaves the mix above 41 dB, so under the 41-dB cap the
+    exact objective does not charge it; capped at 60 dB (``gate_mixture_cap``) it does, and a
+    soft gate keeps far less of it."""
+    from aioir.engine.filter_bank import FilterBankOptions, train_gate
+    from aioir.nn.filter_bank import DETAIL_SIGMAS, FilterBankHead
+
+    gram = torch.zeros(100, 4, 4, dtype=torch.float64)  # output, input, filter 1, filter 2
+    for j, db in enumerate([45.0, 55.0, 30.0, 30.0]):
+        gram[:, j, j] = 10.0 ** (-db / 10)
+    scores = (-10 * gram.diagonal(dim1=1, dim2=2).log10()).float()
+
+    def stray(**options: Any) -> float:
+        torch.manual_seed(0)
+        descriptors = torch.randn(1, 8 + 2 * (len(DETAIL_SIGMAS) + 2) + 1).repeat(100, 1)
+        head = FilterBankHead(feature_channels=2, context_channels=2, filters=2, taps=3)
+        fitted = FilterBankOptions(
+            gate_epochs=100, gate_lr=1e-2, gate_weight_decay=1.0, score_cap=41.0,
+            gate_mixture_weight=1.0, gate_mixture_score="exact", **options,
+        )  # fmt: skip
+        train_gate(head, descriptors, scores.clone(), fitted, gram=gram)
+        with torch.no_grad():
+            return float(head.choose(descriptors)[0, 2:].sum())
+
+    assert stray() > 10 * stray(gate_mixture_cap=60.0)
+
+
+def test_the_examples_keep_their_gram_matrices(corpus, base, tmp_path, monkeypatch):
+    """A fit stores each example's Gram matrix of its candidates' errors (the diagonal is the
+    scores); a file without them serves a bound fit but is restored again for an exact one,
+    which then gives the fresh fit's gate; a column scored later from the crops alone has no
+    Gram entries, so an exact fit with that expert restores the crops again too."""
+    import aioir.engine.filter_bank as engine
+    from aioir.engine.filter_bank import _examples_key, _write_examples, read_gate_examples
+
+    cache, fresh = tmp_path / "examples.safetensors", tmp_path / "fresh.safetensors"
+    off = {"validation": {"enabled": False}}
+    exact = {"gate_mixture_weight": 1.0, "gate_mixture_score": "exact"}
+
+    def config(file: Path, **options: Any) -> FilterBankFitConfig:
+        return _config(corpus, base, filter_bank={"gate_examples_file": str(file), **options},
+                       **off)  # fmt: skip
+
+    fit(config(cache), tmp_path / "first")
+    key = _examples_key(config(cache))
+    stored = read_gate_examples(cache, key)
+    assert stored is not None and stored.gram is not None
+    assert stored.gram_ids == list(stored.columns)
+    diagonal = -10 * stored.gram.diagonal(dim1=1, dim2=2).log10()
+    columns = torch.stack(list(stored.columns.values()), dim=1)
+    finite = columns.isfinite()
+    assert torch.allclose(diagonal[finite].float(), columns[finite].float(), atol=1e-3)
+    # the same file without its Gram matrices (as files before them were)
+    stored.gram, stored.gram_ids = None, []
+    _write_examples(cache, key, list(stored.columns), stored)
+    calls = []
+    restore = engine.gate_examples
+
+    def counted(*args, **kwargs):
+        calls.append(1)
+        return restore(*args, **kwargs)
+
+    monkeypatch.setattr(engine, "gate_examples", counted)
+    fit(config(cache), tmp_path / "bound")
+    assert calls == []
+    again = fit(config(cache, **exact), tmp_path / "exact").model.filter_bank
+    assert calls == [1]
+    assert read_gate_examples(cache, key).gram is not None
+    new = fit(config(fresh, **exact), tmp_path / "fresh").model.filter_bank
+    old_state, new_state = again.state_dict(), new.state_dict()
+    assert [k for k, v in old_state.items() if not torch.equal(v, new_state[k])] == []
+    # an exact fit reads the file it wrote without restoring anything
+    calls.clear()
+    fit(config(cache, **exact), tmp_path / "exact-again")
+    assert calls == []
+    # an expert scored from the crops alone has no Gram entries: an exact fit restores again
+    expert = {"experts": [_saved_expert(tmp_path / "expert", 5)]}
+    fit(config(cache, **expert), tmp_path / "with-expert")
+    assert calls == []
+    assert read_gate_examples(cache).gram_for(list(read_gate_examples(cache).columns)) is None
+    fit(config(cache, **expert, **exact), tmp_path / "with-expert-exact")
+    assert calls == [1]
 
 
 #: 100 alike examples' candidate scores: output 45, input 44, a far-off 5 and a middling 30 dB

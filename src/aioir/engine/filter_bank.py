@@ -127,7 +127,16 @@ class FilterBankOptions:
     PSNR of the mix the head returns (α = 1), or the blend ``(1 − α)·expected + α·bound``;
     ``gate_mixture_min_input`` (dB; default: every example): α only on the examples whose
     input scores at least that much (elsewhere the expected score) — a stray weight on a
-    far-off candidate costs most where the input is already good.
+    far-off candidate costs most where the input is already good. ``gate_mixture_score``:
+    what α blends in — ``bound`` (Jensen's lower bound from the candidates' scores alone, runs
+    40–60) or ``exact`` (the mix's own PSNR from the Gram matrix of the candidates' errors,
+    :func:`mixture_psnr`; examples files written before run 61 lack it and are made again),
+    its PSNR capped at ``gate_mixture_cap`` dB (default ``score_cap``; with exact scores only):
+    a stray weight on a nearly clean crop costs the mix little under a 41-dB cap and a few dB
+    over it. ``gate_exact_tasks``: the examples of these tasks are charged the exact PSNR
+    (with α = ``gate_mixture_weight``, whatever their input scores), the others as
+    ``gate_mixture_score`` and ``gate_mixture_min_input`` say — where a mix pays (a dark crop
+    brightened by two candidates) and where it misleads (run 61) differ by task.
 
     ``input_statistics``: the gate also reads the input's classical statistics (noise level,
     dark channel, exposure; :class:`~aioir.nn.filter_bank.InputStatisticsFilterBankHead`).
@@ -220,6 +229,9 @@ class FilterBankOptions:
     gate_floor_inputs: tuple[float, float] | None = None
     gate_mixture_weight: float = 0.0
     gate_mixture_min_input: float | None = None
+    gate_mixture_score: str = "bound"
+    gate_mixture_cap: float | None = None
+    gate_exact_tasks: list[str] = dataclasses.field(default_factory=list)
     score_cap: float = 60.0
     output_margin: float = 0.0
     input_statistics: bool = False
@@ -235,13 +247,20 @@ class FilterBankOptions:
     gate_task_weights: dict[str, float] = dataclasses.field(default_factory=dict)
     gate_target_tasks: list[str] = dataclasses.field(default_factory=list)
 
+    @property
+    def needs_gram(self) -> bool:
+        """Whether the gate's objective reads the Gram matrices of the candidates' errors."""
+        exact = self.gate_mixture_score == "exact" or bool(self.gate_exact_tasks)
+        return self.gate_mixture_weight > 0 and exact
+
 
 #: FilterBankOptions fields that change only the gate's training, not its examples
 GATE_ONLY_OPTIONS = (
     "gate_epochs", "gate_lr", "gate_weight_decay", "gate_target_weight",
     "gate_target_temperature", "gate_members", "gate_components", "gate_input_weight",
     "gate_floor_weight", "gate_floor_cap", "gate_floor_inputs", "gate_mixture_weight",
-    "gate_mixture_min_input", "score_cap", "output_margin", "gate_examples_file",
+    "gate_mixture_min_input", "gate_mixture_score", "gate_mixture_cap", "gate_exact_tasks",
+    "score_cap", "output_margin", "gate_examples_file",
     "extra_gate_data", "extra_gate_weight", "gate_task_weights", "gate_target_tasks", "told_gate",
 )  # fmt: skip
 
@@ -318,6 +337,13 @@ class FilterBankFitConfig:
             raise bad("filter_bank.gate_mixture_weight", "must lie in [0, 1]")
         if fb.gate_mixture_min_input is not None and not fb.gate_mixture_weight:
             raise bad("filter_bank.gate_mixture_min_input", "needs gate_mixture_weight > 0")
+        if fb.gate_mixture_score not in ("bound", "exact"):
+            raise bad("filter_bank.gate_mixture_score", "must be bound or exact")
+        if fb.gate_mixture_cap is not None and not fb.needs_gram:
+            raise bad("filter_bank.gate_mixture_cap", "caps the exact score: needs "
+                      "gate_mixture_score: exact or gate_exact_tasks")  # fmt: skip
+        if fb.gate_exact_tasks and not fb.gate_mixture_weight:
+            raise bad("filter_bank.gate_exact_tasks", "needs gate_mixture_weight > 0")
         if fb.gate_floor_inputs is not None:
             low, high = fb.gate_floor_inputs
             if not fb.gate_floor_weight:
@@ -349,7 +375,8 @@ class FilterBankFitConfig:
             self.extra_data(i, where)
         tasks = set(gate_example_tasks(parse_task_specs(self.data.tasks), fb))
         for key, named in (("gate_task_weights", fb.gate_task_weights),
-                           ("gate_target_tasks", fb.gate_target_tasks)):  # fmt: skip
+                           ("gate_target_tasks", fb.gate_target_tasks),
+                           ("gate_exact_tasks", fb.gate_exact_tasks)):  # fmt: skip
             for task in set(named) - tasks:
                 raise bad(f"filter_bank.{key}", f"no task {task!r} in the gate's examples "
                           f"(have {', '.join(sorted(tasks))})")  # fmt: skip
@@ -524,18 +551,32 @@ def gate_examples(
     loader: Any,
     score_cap: float,
     progress: bool = True,
-) -> tuple[Tensor, Tensor | None, Tensor]:
+) -> tuple[Tensor, Tensor | None, Tensor, Tensor]:
     """The network terms of the descriptors (N×D, :meth:`FilterBankHead.network_terms`), their
-    input terms (N×S, ``None`` when the head reads none) and the candidate PSNRs (N×(K+E+2),
-    capped) of ``loader``'s crops; :meth:`FilterBankHead.assemble` makes the descriptors."""
-    network, inputs, scores = [], [], []
+    input terms (N×S, ``None`` when the head reads none), the candidate PSNRs (N×C, C =
+    K+E+2, capped) and the Gram matrices of the candidates' errors (N×C×C, :func:`error_gram`)
+    of ``loader``'s crops; :meth:`FilterBankHead.assemble` makes the descriptors."""
+    network, inputs, scores, grams = [], [], [], []
     for target, padded in _crops(model, loader, "filter-bank gate examples", progress):
         y, x, features, context = model.head_inputs(padded)
         network.append(head.network_terms(y, x, features, context).float())
         if head.input_terms_size:
             inputs.append(head.input_terms(x).float())
-        scores.append(_scores(head, range(head.num_candidates), y, x, target, score_cap))
-    return torch.cat(network), torch.cat(inputs) if inputs else None, torch.cat(scores)
+        restored = [_candidate(head, j, y, x, target) for j in range(head.num_candidates)]
+        scores.append(torch.stack([psnr(c, target) for c in restored], dim=1).clamp(max=score_cap))
+        grams.append(error_gram(restored, target))
+    inputs_or_none = torch.cat(inputs) if inputs else None
+    return torch.cat(network), inputs_or_none, torch.cat(scores), torch.cat(grams)
+
+
+def error_gram(candidates: Sequence[Tensor], target: Tensor) -> Tensor:
+    """``G[b, j, k]``: the mean over pixels and channels of candidate ``j``'s error times
+    candidate ``k``'s on image ``b`` (B×C×C, float64), for C candidates (each B×3×H×W) against
+    ``target``. The diagonal is each candidate's mean squared error, and the weighted mix
+    ``Σⱼ wⱼ·candidateⱼ`` (weights summing to 1) has the mean squared error ``wᵀ·G·w``
+    exactly: what :func:`mixture_psnr` scores."""
+    errors = torch.stack([(c - target).flatten(1) for c in candidates], dim=1).float()
+    return torch.bmm(errors, errors.transpose(1, 2)).double() / errors.shape[2]
 
 
 @torch.no_grad()
@@ -585,12 +626,16 @@ def _scores(
     cap: float,
 ) -> Tensor:
     """PSNR of each of ``candidates`` against ``target`` (B×len), capped at ``cap``."""
-    h, w = target.shape[-2:]
     if not len(candidates):
         return target.new_zeros(target.shape[0], 0)
-    return torch.stack([
-        psnr(head.candidate(j, y, x)[..., :h, :w].float().clamp(0, 1), target) for j in candidates
-    ], dim=1).clamp(max=cap)  # fmt: skip
+    restored = (_candidate(head, j, y, x, target) for j in candidates)
+    return torch.stack([psnr(c, target) for c in restored], dim=1).clamp(max=cap)
+
+
+def _candidate(head: FilterBankHead, j: int, y: Tensor, x: Tensor, target: Tensor) -> Tensor:
+    """Candidate ``j`` as scored: cropped to ``target``'s size, float, clamped to [0, 1]."""
+    h, w = target.shape[-2:]
+    return head.candidate(j, y, x)[..., :h, :w].float().clamp(0, 1)
 
 
 #: dB per neper of mean squared error: PSNR = −DB_PER_NEPER · ln(MSE) (+ a constant)
@@ -606,28 +651,59 @@ def mixture_bound(log_weights: Tensor, scores: Tensor) -> Tensor:
     return -DB_PER_NEPER * torch.logsumexp(log_weights - scores / DB_PER_NEPER, dim=1)
 
 
+def mixture_psnr(weights: Tensor, gram: Tensor, cap: float = math.inf) -> Tensor:
+    """The PSNR (dB) of the candidates mixed with ``weights`` (N×C, each row summing to 1),
+    from the Gram matrices of their errors ``gram`` (N×C×C, :func:`error_gram`): the mix's
+    mean squared error is ``wᵀ·G·w``, so this is exact, not a bound. ``cap`` (dB) floors that
+    error as a capped score caps the PSNR (no gradient above it)."""
+    mse = torch.einsum("nj,njk,nk->n", weights, gram.to(weights.dtype), weights)
+    return -DB_PER_NEPER * mse.clamp(min=10.0 ** (-cap / 10.0)).log()
+
+
 def choice_score(
     weights: Tensor,
     log_weights: Tensor | None,
     scores: Tensor,
     mixture_weight: float | Tensor = 0.0,
+    gram: Tensor | None = None,
+    score_cap: float = math.inf,
+    mixture_cap: float | None = None,
+    exact: Tensor | None = None,
 ) -> Tensor:
     """The score (dB) of a gate's choice on each example, from its candidate ``weights`` (N×C),
-    their logarithms (needed when ``mixture_weight`` > 0) and the candidates' PSNRs ``scores``
-    (N×C): ``(1 − α)·Σⱼ wⱼ·scoreⱼ + α·``:func:`mixture_bound` with α = ``mixture_weight``
-    (one number, or one per example).
+    their logarithms (needed when ``mixture_weight`` > 0 without ``gram``) and the candidates'
+    PSNRs ``scores`` (N×C): ``(1 − α)·Σⱼ wⱼ·scoreⱼ + α·mix`` with α = ``mixture_weight`` (one
+    number, or one per example) and ``mix`` the mix's PSNR: :func:`mixture_bound` of the
+    scores, or with ``gram`` (N×C×C) the exact :func:`mixture_psnr` (capped at
+    ``mixture_cap``, default ``score_cap``) plus ``Σⱼ wⱼ·(scoreⱼ − PSNRⱼ)``, what the scores
+    add to the candidates' PSNRs capped at ``score_cap`` (an output margin, a floor's
+    charge), so that with the same cap a choice of one candidate scores its score either way.
+    ``exact`` (N, bool; with ``gram``): the examples scored exactly, the bound on the others
+    (default: every example exactly).
 
     The expected score (α = 0) is right for a choice of one candidate, but the head *mixes*
     them: a 9 % weight on a candidate 40 dB off costs the mix ~20 dB and the expected score
-    3.6. The bound (α = 1) charges it as the mix pays for it, but it is loose where the
-    candidates' errors cancel (a dehazer that overshoots mixed with one that falls short).
+    3.6. The bound charges it as the mix pays for it, but it is loose where the candidates'
+    errors cancel (a dehazer that overshoots mixed with one that falls short); the exact PSNR
+    is neither.
     """
     expected = (weights * scores).sum(dim=1)
     if not bool(torch.as_tensor(mixture_weight).any()):
         return expected
-    if log_weights is None:
-        raise ValueError("a mixture_weight > 0 needs the log weights")
-    return (1.0 - mixture_weight) * expected + mixture_weight * mixture_bound(log_weights, scores)
+    if gram is not None:
+        own = -DB_PER_NEPER * gram.diagonal(dim1=1, dim2=2).to(scores.dtype).log()
+        added = scores - own.clamp(max=score_cap)
+        cap = score_cap if mixture_cap is None else mixture_cap
+        mix = mixture_psnr(weights, gram, cap) + (weights * added).sum(dim=1)
+        if exact is not None and not bool(exact.all()):
+            if log_weights is None:
+                raise ValueError("examples scored by the bound need the log weights")
+            mix = torch.where(exact, mix, mixture_bound(log_weights, scores))
+    elif log_weights is None:
+        raise ValueError("a mixture_weight > 0 needs the log weights (or the Gram matrices)")
+    else:
+        mix = mixture_bound(log_weights, scores)
+    return (1.0 - mixture_weight) * expected + mixture_weight * mix
 
 
 def fit_gate(
@@ -646,12 +722,16 @@ def fit_gate(
     example_weights: Tensor | None = None,
     target_examples: Tensor | None = None,
     mixture_weight: float | Tensor = 0.0,
+    gram: Tensor | None = None,
+    score_cap: float = math.inf,
+    mixture_cap: float | None = None,
+    exact_examples: Tensor | None = None,
 ) -> float:
     """Set the descriptor normalisation from ``descriptors``, reset the gate's last layer and
     train the gate full-batch to maximise the mean score of its choice (:func:`choice_score`
-    with ``mixture_weight``, one or per example: the expected score ``Σⱼ wⱼ·scoreⱼ`` by
-    default); returns that score at the last step (with ``members`` or ``components``: of the
-    installed gate).
+    with ``mixture_weight``, one or per example, and the Gram matrices ``gram``, ``score_cap``,
+    ``mixture_cap`` and ``exact_examples`` when given: the expected score ``Σⱼ wⱼ·scoreⱼ`` by default); returns that
+    score at the last step (with ``members`` or ``components``: of the installed gate).
 
     ``target_weight`` > 0 adds that many dB times the cross-entropy between the gate's choice and
     the soft best-candidate target ``softmax(scores / target_temperature)`` (temperature in
@@ -700,15 +780,17 @@ def fit_gate(
     alpha = torch.as_tensor(mixture_weight, dtype=scores.dtype).expand(len(scores))
     if not bool(((alpha >= 0) & (alpha <= 1)).all()):
         raise ValueError(f"mixture_weight must lie in [0, 1], got {mixture_weight}")
-    settings = (epochs, lr, weight_decay, progress, target_weight, target_temperature)
+    settings = (epochs, lr, weight_decay, progress, target_weight, target_temperature, score_cap,
+                mixture_cap)  # fmt: skip
     weights = scores.new_ones(len(scores)) if example_weights is None else example_weights
     covered = (
         scores.new_ones(len(scores)) if target_examples is None else target_examples.to(scores)
     )
     if members == 1 and components is None:
         expected = _train_gate_mlp(
-            head, head.gate, inputs, descriptors, scores, weights, covered, *settings, alpha
-        )
+            head, head.gate, inputs, descriptors, scores, weights, covered, *settings, alpha, gram,
+            exact_examples,
+        )  # fmt: skip
         log.info("filter-bank gate: score %.2f dB on %d crops", expected, len(scores))
         return expected
     axes = None if components is None else _principal_axes(inputs, components)
@@ -722,14 +804,17 @@ def fit_gate(
         rows = torch.randint(len(inputs), (len(inputs),)) if members > 1 else slice(None)
         _train_gate_mlp(
             head, gate, projected[rows], descriptors[rows], scores[rows], weights[rows],
-            covered[rows], *settings, alpha[rows],
+            covered[rows], *settings, alpha[rows], None if gram is None else gram[rows],
+            None if exact_examples is None else exact_examples[rows],
         )  # fmt: skip
         gates.append(gate)
     head.gate = _averaged_gate(gates, axes)
     with torch.no_grad():
         logits = head.gate(head.normalize(descriptors))  # (head.choose, with its logarithm)
         chosen, log_chosen = head.mix(logits, descriptors), head.log_mix(logits, descriptors)
-        per_example = choice_score(chosen, log_chosen, scores, alpha)
+        per_example = choice_score(
+            chosen, log_chosen, scores, alpha, gram, score_cap, mixture_cap, exact_examples
+        )
         expected = float((weights * per_example).sum() / weights.sum())
     log.info(
         "filter-bank gate (%d members, %s components): score %.2f dB on %d crops",
@@ -752,13 +837,18 @@ def _train_gate_mlp(
     progress: bool,
     target_weight: float,
     target_temperature: float,
+    score_cap: float = math.inf,
+    mixture_cap: float | None = None,
     mixture_weight: float | Tensor = 0.0,
+    gram: Tensor | None = None,
+    exact_examples: Tensor | None = None,
 ) -> float:
     """Train ``gate`` full-batch on normalised ``inputs`` (see :func:`fit_gate`), its logits
     turned into candidate weights as ``head`` turns its own (:meth:`FilterBankHead.mix`, which
     may read the raw ``descriptors``), each example counted ``example_weights`` times, the
     cross-entropy term on the examples where ``target_examples`` is 1; returns the (weighted)
-    score of its choice (:func:`choice_score` with ``mixture_weight``) at the last step."""
+    score of its choice (:func:`choice_score` with ``mixture_weight``, ``gram``, ``score_cap``,
+    ``mixture_cap`` and ``exact_examples``) at the last step."""
     optimizer = torch.optim.AdamW(gate.parameters(), lr=lr, weight_decay=weight_decay)
     targets = (scores / target_temperature).softmax(dim=1) if target_weight > 0 else None
     uniform = bool((example_weights == 1).all())
@@ -768,13 +858,20 @@ def _train_gate_mlp(
         return values.mean() if uniform else (share * values).sum()
 
     expected = torch.zeros(())
-    needs_log = bool(torch.as_tensor(mixture_weight).any()) or targets is not None
+    all_exact = gram is not None and (exact_examples is None or bool(exact_examples.all()))
+    needs_log = (bool(torch.as_tensor(mixture_weight).any()) and not all_exact) or (
+        targets is not None
+    )
     with torch.enable_grad():
         for _ in tqdm(range(epochs), desc="fitting the gate", disable=not progress, leave=False):
             logits = gate(inputs)
             weights = head.mix(logits, descriptors)
             log_weights = head.log_mix(logits, descriptors) if needs_log else None
-            expected = mean(choice_score(weights, log_weights, scores, mixture_weight))
+            per_example = choice_score(
+                weights, log_weights, scores, mixture_weight, gram, score_cap, mixture_cap,
+                exact_examples,
+            )  # fmt: skip
+            expected = mean(per_example)
             loss = -expected
             if targets is not None and log_weights is not None:
                 cross_entropy = mean(-(targets * log_weights).sum(dim=1) * target_examples)
@@ -817,8 +914,10 @@ def train_gate(
     progress: bool = False,
     extra_examples: int = 0,
     example_tasks: Sequence[str] | None = None,
+    gram: Tensor | None = None,
 ) -> float:
-    """:func:`fit_gate` on gate examples as :func:`gate_examples` made them (uncapped scores),
+    """:func:`fit_gate` on gate examples as :func:`gate_examples` made them (uncapped scores,
+    and their Gram matrices ``gram``, which ``gate_mixture_score: exact`` needs),
     with ``options``' cap, output margin and gate settings; returns the expected score. The last
     ``extra_examples`` are ``extra_gate_data``'s, counted ``options.extra_gate_weight`` times.
     ``example_tasks`` (each example's task, :func:`gate_example_tasks`) is needed by
@@ -829,14 +928,17 @@ def train_gate(
     capped at ``options.gate_floor_cap`` (default: the score cap), on the examples whose input
     scores in ``options.gate_floor_inputs`` (``[low, high)`` dB; default: all).
     ``options.gate_mixture_weight`` blends in the mix's PSNR bound (:func:`choice_score`), on
-    the examples whose input scores at least ``options.gate_mixture_min_input`` (default: all)."""
+    the examples whose input scores at least ``options.gate_mixture_min_input`` (default: all);
+    ``options.gate_mixture_score`` says which (Jensen's bound, or the exact PSNR);
+    ``options.gate_exact_tasks``' examples are charged the exact PSNR whatever their input."""
     weights = scores.new_ones(len(scores))  # (all 1: fit_gate's plain mean, as before)
     weights[len(scores) - extra_examples :] = options.extra_gate_weight  # (none: an empty slice)
     covered = None
-    if options.gate_task_weights or options.gate_target_tasks:
+    if options.gate_task_weights or options.gate_target_tasks or options.gate_exact_tasks:
         if example_tasks is None or len(example_tasks) != len(scores):
             raise ValueError(
-                f"gate_task_weights and gate_target_tasks need each of the {len(scores)} "
+                f"gate_task_weights, gate_target_tasks and gate_exact_tasks need each of the "
+                f"{len(scores)} "
                 f"examples' task, got {None if example_tasks is None else len(example_tasks)}"
             )
         weights *= scores.new_tensor([options.gate_task_weights.get(t, 1.0) for t in example_tasks])
@@ -855,11 +957,21 @@ def train_gate(
     alpha = scores.new_full((len(scores),), options.gate_mixture_weight)
     if options.gate_mixture_min_input is not None:
         alpha = alpha * (input_scores[:, 0] >= options.gate_mixture_min_input)
+    exact = None
+    if options.gate_exact_tasks and example_tasks is not None:
+        named = torch.tensor([t in options.gate_exact_tasks for t in example_tasks])
+        alpha = torch.where(named, options.gate_mixture_weight, alpha)
+        exact = named | (options.gate_mixture_score == "exact")
+    if options.needs_gram and gram is None:
+        raise ValueError(
+            "gate_mixture_score: exact and gate_exact_tasks need the gate examples' Gram matrices"
+        )
     return fit_gate(
         head, descriptors, scores, options.gate_epochs, options.gate_lr,
         options.gate_weight_decay, progress, options.gate_target_weight,
         options.gate_target_temperature, options.gate_members, options.gate_components,
         options.gate_input_weight, weights, covered, alpha,
+        gram if options.needs_gram else None, options.score_cap, options.gate_mixture_cap, exact,
     )  # fmt: skip
 
 
@@ -883,6 +995,7 @@ def fit_told_gate(
     example_tasks: Sequence[str],
     progress: bool = False,
     extra_examples: int = 0,
+    gram: Tensor | None = None,
 ) -> float:
     """Fit and install the :class:`~aioir.nn.filter_bank.ToldGate` of ``head`` (a routed
     head): :func:`train_gate` of a copy of the head, its gate reset to ``initial_gate`` (the
@@ -906,7 +1019,9 @@ def fit_told_gate(
     trial.gate, trial.told_gate = copy.deepcopy(initial_gate), None
     trial.give_classes([])
     with torch.random.fork_rng(devices=[]):
-        expected = train_gate(trial, told, scores, options, progress, extra_examples, example_tasks)
+        expected = train_gate(
+            trial, told, scores, options, progress, extra_examples, example_tasks, gram
+        )
     gate = ToldGate(trial.gate, told.shape[1]).to(trial.descriptor_mean.device)
     with torch.no_grad():
         gate.descriptor_mean.copy_(trial.descriptor_mean)
@@ -1209,19 +1324,31 @@ class GateExamples:
     head reads input terms has computed them, the crops' input terms (N×S,
     :meth:`FilterBankHead.input_terms`) and what they are
     (:meth:`FilterBankHead.input_terms_id`: ``input_statistics``, or a classifier's
-    fingerprint)."""
+    fingerprint), and the Gram matrices of the candidates' errors (N×G×G,
+    :func:`error_gram`) of the candidates ``gram_ids`` (those of the fit that restored the
+    crops; a column scored later from the crops alone has none)."""
 
     descriptors: Tensor
     columns: dict[str, Tensor]
     rng_state: Tensor
     input_terms: Tensor | None = None
     input_terms_id: str = ""
+    gram: Tensor | None = None
+    gram_ids: list[str] = dataclasses.field(default_factory=list)
 
     def terms_for(self, head: FilterBankHead) -> Tensor | None:
         """The stored input terms if they are ``head``'s (``None`` otherwise)."""
         if self.input_terms is None or self.input_terms_id != head.input_terms_id():
             return None
         return self.input_terms
+
+    def gram_for(self, ids: Sequence[str]) -> Tensor | None:
+        """The Gram matrices of the candidates ``ids``, in that order (N×len×len), or ``None``
+        when the stored ones lack any of them."""
+        if self.gram is None or not set(ids) <= set(self.gram_ids):
+            return None
+        rows = torch.tensor([self.gram_ids.index(i) for i in ids])
+        return self.gram[:, rows][:, :, rows]
 
 
 def read_gate_examples(path: str | os.PathLike[str], key: str | None = None) -> GateExamples | None:
@@ -1252,25 +1379,34 @@ def read_gate_examples(path: str | os.PathLike[str], key: str | None = None) -> 
             terms, terms_id = f.get_tensor("input_terms"), meta.get("input_terms_id", "")
         elif "input_statistics" in names:  # files written before other input terms
             terms, terms_id = f.get_tensor("input_statistics"), "input_statistics"
+        gram, gram_ids = None, []
+        if "gram" in names:  # (files written before run 61 have none)
+            gram, gram_ids = f.get_tensor("gram"), json.loads(meta["gram_candidates"])
         return GateExamples(
-            f.get_tensor("descriptors"), columns, f.get_tensor("rng_state"), terms, terms_id
-        )
+            f.get_tensor("descriptors"), columns, f.get_tensor("rng_state"), terms, terms_id,
+            gram, gram_ids,
+        )  # fmt: skip
 
 
 def merge_examples(parts: Sequence[GateExamples]) -> GateExamples:
     """Gate examples of several files as one set, in order (the columns all share; the input
-    terms when all have the same; the first file's generator state, as a fit has it)."""
+    terms when all have the same; the Gram matrices of the candidates all have; the first
+    file's generator state, as a fit has it)."""
     if len(parts) == 1:
         return parts[0]
     shared = [k for k in parts[0].columns if all(k in p.columns for p in parts)]
     terms = [p.input_terms for p in parts if p.input_terms is not None]
     same = len(terms) == len(parts) and len({p.input_terms_id for p in parts}) == 1
+    gram_ids = [k for k in parts[0].gram_ids if all(k in p.gram_ids for p in parts)]
+    grams = [p.gram_for(gram_ids) for p in parts] if gram_ids else []
     return GateExamples(
         torch.cat([p.descriptors for p in parts]),
         {k: torch.cat([p.columns[k] for p in parts]) for k in shared},
         parts[0].rng_state,
         torch.cat(terms) if same else None,
         parts[0].input_terms_id if same else "",
+        torch.cat([g for g in grams if g is not None]) if gram_ids else None,
+        gram_ids,
     )
 
 
@@ -1278,13 +1414,16 @@ def merge_examples(parts: Sequence[GateExamples]) -> GateExamples:
 class SavedGateExamples:
     """A fitted model's gate examples read back from its files: the merged ``examples``, the
     ``scores`` (N×C, uncapped, in the head's candidate order), each example's ``task``, how
-    many of them are ``extra`` (``extra_gate_data``'s, last) and how many each file gave."""
+    many of them are ``extra`` (``extra_gate_data``'s, last), how many each file gave and the
+    Gram matrices of the candidates' errors (N×C×C, in that order; ``None`` when a file lacks
+    them)."""
 
     examples: GateExamples
     scores: Tensor
     tasks: list[str]
     extra: int
     per_file: list[int]
+    gram: Tensor | None = None
 
 
 def saved_gate_examples(
@@ -1318,7 +1457,8 @@ def saved_gate_examples(
         )
     scores = torch.stack([examples.columns[i] for i in ids], dim=1)
     per_file = [len(p.descriptors) for p in parts]
-    return SavedGateExamples(examples, scores, tasks, len(scores) - per_file[0], per_file)
+    extra = len(scores) - per_file[0]
+    return SavedGateExamples(examples, scores, tasks, extra, per_file, examples.gram_for(ids))
 
 
 def _write_examples(path: Path, key: str, ids: Sequence[str], examples: GateExamples) -> None:
@@ -1335,6 +1475,9 @@ def _write_examples(path: Path, key: str, ids: Sequence[str], examples: GateExam
     if examples.input_terms is not None:
         tensors["input_terms"] = examples.input_terms
         metadata["input_terms_id"] = examples.input_terms_id
+    if examples.gram is not None:
+        tensors["gram"] = examples.gram
+        metadata["gram_candidates"] = json.dumps(examples.gram_ids)
     payload = save({k: v.contiguous() for k, v in tensors.items()}, metadata=metadata)
     path.parent.mkdir(parents=True, exist_ok=True)
     write_bytes_atomically(path, payload, overwrite=True)
@@ -1348,22 +1491,28 @@ def _gate_examples(
     key: str,
     progress: bool,
     input_terms: Tensor | None = None,
-) -> tuple[Tensor, Tensor]:
+    need_gram: bool = False,
+) -> tuple[Tensor, Tensor, Tensor | None]:
     """The gate examples of ``loader``'s crops (descriptors, uncapped scores in candidate
-    order): read from ``file`` where it has them for ``key`` (scoring the experts it lacks a
-    column for, and the head's input terms if the file lacks them, from the crops alone), else
-    computed; the file is (re)written when anything was computed. ``input_terms`` (N×S) take
-    the place of the head's own in the descriptors (the file keeps the head's). Leaves the
-    random generator as restoring every crop would."""
+    order, the Gram matrices of the candidates' errors or ``None``): read from ``file`` where
+    it has them for ``key`` (scoring the experts it lacks a column for, and the head's input
+    terms if the file lacks them, from the crops alone), else computed; the file is (re)written
+    when anything was computed. ``need_gram``: a file without the Gram matrices of every
+    candidate does not serve, the crops are restored again. ``input_terms`` (N×S) take the
+    place of the head's own in the descriptors (the file keeps the head's). Leaves the random
+    generator as restoring every crop would."""
     head = model.filter_bank
     ids = candidate_ids(head.num_filters, experts, head.expert_fingerprints())
     path = Path(file) if file else None
     stored = read_gate_examples(path, key) if path is not None else None
+    if stored is not None and need_gram and stored.gram_for(ids) is None:
+        log.info("%s: no Gram matrices of these candidates; restoring the crops again", path)
+        stored = None
     if stored is None:
-        network, terms, scores = gate_examples(model, head, loader, float("inf"), progress)
+        network, terms, scores, gram = gate_examples(model, head, loader, float("inf"), progress)
         columns = dict(zip(ids, scores.unbind(dim=1), strict=True))
         stored = GateExamples(network, columns, torch.get_rng_state(), terms,
-                              head.input_terms_id())  # fmt: skip
+                              head.input_terms_id(), gram, list(ids))  # fmt: skip
         changed = True
     else:
         missing = [j for j, i in enumerate(ids) if i not in stored.columns]
@@ -1382,7 +1531,7 @@ def _gate_examples(
         _write_examples(path, key, ids, stored)
     terms = input_terms if input_terms is not None else stored.terms_for(head)
     descriptors = head.assemble(stored.descriptors, terms)
-    return descriptors, torch.stack([stored.columns[i] for i in ids], dim=1)
+    return descriptors, torch.stack([stored.columns[i] for i in ids], dim=1), stored.gram_for(ids)
 
 
 def _all_gate_examples(
@@ -1391,8 +1540,9 @@ def _all_gate_examples(
     config: FilterBankFitConfig,
     progress: bool,
     held_out: HeldOutClassifiers | None = None,
-) -> tuple[Tensor, Tensor, int]:
-    """The fit's gate examples: the main crops', then each ``extra_gate_data`` entry's (each
+) -> tuple[Tensor, Tensor, Tensor | None, int]:
+    """The fit's gate examples (descriptors, uncapped scores, the Gram matrices when every
+    file has them, how many are extra): the main crops', then each ``extra_gate_data`` entry's (each
     in its own examples file, stamped with the main key and the entry's resolved data, count
     and salt); with ``held_out``, their input terms are the held-out classifiers'
     (:func:`held_out_terms`; the files keep the head's own). The random generator is left as
@@ -1418,11 +1568,14 @@ def _all_gate_examples(
         if held_out is not None:  # (leaves the random generator as it found it)
             photos = [crops.photo_name(i) for i in range(len(crops))]
             terms = held_out_terms(model, loader, photos, held_out, progress)
-        parts.append(_gate_examples(model, loader, fb.experts, file, stamp_key, progress, terms))
+        parts.append(_gate_examples(model, loader, fb.experts, file, stamp_key, progress, terms,
+                                    fb.needs_gram))  # fmt: skip
         states.append(torch.get_rng_state())
     torch.set_rng_state(states[0])  # as the main examples left it
-    extra = sum(len(s) for _, s in parts[1:])
-    return torch.cat([d for d, _ in parts]), torch.cat([s for _, s in parts]), extra
+    extra = sum(len(s) for _, s, _ in parts[1:])
+    grams = [g for _, _, g in parts]
+    gram = torch.cat(grams) if all(g is not None for g in grams) else None
+    return torch.cat([d for d, _, _ in parts]), torch.cat([s for _, s, _ in parts]), gram, extra
 
 
 def _install_filters(
@@ -1738,12 +1891,12 @@ def fit(
     head = model.filter_bank
 
     _install_filters(head, dm, groups, config, progress)
-    descriptors, scores, extra = _all_gate_examples(model, dm, config, progress, held_out)
+    descriptors, scores, gram, extra = _all_gate_examples(model, dm, config, progress, held_out)
     tasks = gate_example_tasks(dm.task_names, fb)
     initial_gate = copy.deepcopy(head.gate)  # (the told gate starts where the blind one did)
-    expected = train_gate(head, descriptors, scores, fb, progress, extra, tasks)
+    expected = train_gate(head, descriptors, scores, fb, progress, extra, tasks, gram)
     told_expected = (
-        fit_told_gate(head, initial_gate, descriptors, scores, fb, tasks, progress, extra)
+        fit_told_gate(head, initial_gate, descriptors, scores, fb, tasks, progress, extra, gram)
         if fb.told_gate
         else None
     )
