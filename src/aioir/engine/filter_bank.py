@@ -730,8 +730,9 @@ def fit_gate(
     """Set the descriptor normalisation from ``descriptors``, reset the gate's last layer and
     train the gate full-batch to maximise the mean score of its choice (:func:`choice_score`
     with ``mixture_weight``, one or per example, and the Gram matrices ``gram``, ``score_cap``,
-    ``mixture_cap`` and ``exact_examples`` when given: the expected score ``Σⱼ wⱼ·scoreⱼ`` by default); returns that
-    score at the last step (with ``members`` or ``components``: of the installed gate).
+    ``mixture_cap`` and ``exact_examples`` when given: the expected score ``Σⱼ wⱼ·scoreⱼ`` by
+    default); returns that score at the last step (with ``members`` or ``components``: of the
+    installed gate).
 
     ``target_weight`` > 0 adds that many dB times the cross-entropy between the gate's choice and
     the soft best-candidate target ``softmax(scores / target_temperature)`` (temperature in
