@@ -563,7 +563,7 @@ def gate_examples(
         if head.input_terms_size:
             inputs.append(head.input_terms(x).float())
         restored = [_candidate(head, j, y, x, target) for j in range(head.num_candidates)]
-        scores.append(torch.stack([psnr(c, target) for c in restored], dim=1).clamp(max=score_cap))
+        scores.append(_scores(restored, target, score_cap))
         grams.append(error_gram(restored, target))
     inputs_or_none = torch.cat(inputs) if inputs else None
     return torch.cat(network), inputs_or_none, torch.cat(scores), torch.cat(grams)
@@ -597,7 +597,8 @@ def input_only_examples(
     terms, scores = [], []
     for target, padded in _crops(model, loader, "input-only gate examples", progress):
         terms.append(head.input_terms(padded).float())
-        scores.append(_scores(head, candidates, padded, padded, target, float("inf")))
+        restored = (_candidate(head, j, padded, padded, target) for j in candidates)
+        scores.append(_scores(restored, target, float("inf")))  # (one candidate at a time)
     return torch.cat(terms), torch.cat(scores)
 
 
@@ -617,19 +618,13 @@ def _crops(model: FilterBankRestorer, loader: Any, desc: str, progress: bool) ->
         model.train(was_training)
 
 
-def _scores(
-    head: FilterBankHead,
-    candidates: Sequence[int],
-    y: Tensor,
-    x: Tensor,
-    target: Tensor,
-    cap: float,
-) -> Tensor:
-    """PSNR of each of ``candidates`` against ``target`` (B×len), capped at ``cap``."""
-    if not len(candidates):
+def _scores(restored: Iterable[Tensor], target: Tensor, cap: float) -> Tensor:
+    """PSNR of each restored candidate (:func:`_candidate`) against ``target`` (B×len),
+    capped at ``cap``."""
+    columns = [psnr(c, target) for c in restored]
+    if not columns:
         return target.new_zeros(target.shape[0], 0)
-    restored = (_candidate(head, j, y, x, target) for j in candidates)
-    return torch.stack([psnr(c, target) for c in restored], dim=1).clamp(max=cap)
+    return torch.stack(columns, dim=1).clamp(max=cap)
 
 
 def _candidate(head: FilterBankHead, j: int, y: Tensor, x: Tensor, target: Tensor) -> Tensor:
