@@ -301,6 +301,20 @@ def test_high_key_renders_the_clean_patch_bright_for_input_and_target(photos: li
         SyntheticDegradationDataset(photos, ["clean"], 16, high_key=1.5)
 
 
+def test_low_key_renders_the_clean_patch_dark_for_input_and_target(photos: list[Path]) -> None:
+    plain = SyntheticDegradationDataset(photos, ["clean", "noise"], 16, seed=5, length=4)
+    dark = SyntheticDegradationDataset(
+        photos, ["clean", "noise"], 16, seed=5, length=4, low_key=1.0
+    )
+    for i in range(len(plain)):
+        a, b = plain[i], dark[i]
+        assert float(b["target"].mean()) < float(a["target"].mean())
+        if b["task"] == "clean":
+            torch.testing.assert_close(b["input"], b["target"], atol=0, rtol=0)
+    with pytest.raises(ConfigError, match="low_key"):
+        SyntheticDegradationDataset(photos, ["clean"], 16, low_key=1.5)
+
+
 def test_dark_renders_the_clean_patch_dim_for_input_and_target(photos: list[Path]) -> None:
     plain = SyntheticDegradationDataset(photos, ["clean", "noise"], 16, seed=4, length=4)
     dark = SyntheticDegradationDataset(photos, ["clean", "noise"], 16, seed=4, length=4, dark=1.0)

@@ -17,6 +17,8 @@ from aioir.data.transforms import (
     grey_rendering,
     high_key_jitter,
     high_key_rendering,
+    low_key_jitter,
+    low_key_rendering,
     pale_jitter,
     pale_rendering,
     photometric_jitter,
@@ -256,6 +258,29 @@ def test_high_key_jitter_renders_with_its_probability_and_draws_nothing_at_zero(
         assert float(y.mean()) > float(x.mean())
     with pytest.raises(ValueError, match="high_key strength"):
         high_key_jitter(x, torch.Generator().manual_seed(0), 1.5)
+
+
+def test_low_key_rendering_darkens_the_mid_tones_and_keeps_the_highlights() -> None:
+    """Unlike the dark rendering (and under-exposure), which scales the highlights down too."""
+    x = torch.rand(2, 3, 24, 24, generator=torch.Generator().manual_seed(8))
+    x[..., 0, 0], x[..., 0, 1] = 0.0, 1.0  # a black and a white pixel in every channel
+    y = low_key_rendering(x, gamma=3.0)
+    assert float(y.mean()) < float(x.mean()) - 0.2  # far darker
+    assert float(y[..., 0, 0].max()) == 0.0 and float(y[..., 0, 1].min()) == 1.0
+    assert float(dark_rendering(x).amax()) < 0.9  # (what the low-key look keeps)
+    flat_x, flat_y = x.flatten(), y.flatten()
+    assert bool((flat_y[flat_x.argsort()].diff() >= 0).all())  # the tones' order kept
+    torch.testing.assert_close(low_key_rendering(x, gamma=1.0), x)
+
+
+def test_low_key_jitter_renders_with_its_probability_and_draws_nothing_at_zero() -> None:
+    x = torch.rand(1, 3, 16, 16, generator=torch.Generator().manual_seed(9))
+    _assert_renders_with_its_probability(low_key_jitter, x)
+    for s in range(10):
+        y = low_key_jitter(x, torch.Generator().manual_seed(s), 1.0)
+        assert float(y.mean()) < float(x.mean()) and float(y.amax()) > 0.9 * float(x.amax()) ** 4
+    with pytest.raises(ValueError, match="low_key strength"):
+        low_key_jitter(x, torch.Generator().manual_seed(0), 1.5)
 
 
 def test_grey_rendering_sets_every_channel_to_the_luma_and_the_jitter_says_so() -> None:

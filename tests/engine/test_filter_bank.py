@@ -10,6 +10,7 @@ once in float32 (``a``) and once as v3 was fitted, channels-last with bfloat16 v
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -808,6 +809,11 @@ def test_fit_config_checks_the_classifier_section(corpus, base):
         ({"gate_mixture_weight": 1.0, "gate_mixture_cap": 60.0}, "needs gate_mixture_score"),
         ({"gate_exact_tasks": ["haze"]}, "needs gate_mixture_weight"),
         ({"gate_mixture_weight": 1.0, "gate_exact_tasks": ["fog"]}, "no task 'fog'"),
+        ({"gate_mixture_weight": 1.0, "gate_exact_weight": 0.5}, "name those tasks"),
+        (
+            {"gate_mixture_weight": 1.0, "gate_exact_tasks": ["haze"], "gate_exact_weight": 0.0},
+            "gate_exact_weight",
+        ),
         ({"told_gate": True}, "belongs to a routed gate"),
     ]:
         with pytest.raises(ConfigError, match=message):
@@ -1184,6 +1190,13 @@ def test_the_exact_objective_mixes_candidates_whose_errors_cancel():
     with torch.no_grad():
         chosen = head.choose(descriptors)
     assert mix(chosen[0]) > 40.9 and chosen[-1].argmax() == 4
+    # gate_exact_weight: a small α for the named tasks' exact term — the expected score
+    # (30 dB for the even mix, 35 for the third candidate) outweighs the mix's 41 dB there
+    options = dataclasses.replace(options, gate_exact_weight=0.05)
+    train_gate(head, descriptors, scores.clone(), options, example_tasks=tasks, gram=gram)
+    with torch.no_grad():
+        chosen = head.choose(descriptors)
+    assert chosen[0].argmax() == 4 and chosen[-1].argmax() == 4
 
 
 def test_a_higher_cap_on_the_exact_mix_charges_stray_weights_on_nearly_clean_crops():

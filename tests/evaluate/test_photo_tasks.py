@@ -291,6 +291,20 @@ def test_the_high_key_rendering_scores_against_the_photos_rendered_bright(corpus
         assert torch.equal(clean[i].input, target) and torch.equal(haze[i].target, target)
 
 
+def test_the_low_key_rendering_scores_against_the_photos_rendered_dark(corpus):
+    """``--rendering low-key``: every clean target is the photo with its mid-tones sunk."""
+    plain = get_benchmark(f"photo-tasks:{corpus}:clean", whole_side=32)
+    bench = get_benchmark(
+        f"photo-tasks:{corpus}:clean,lowlight", whole_side=32, rendering="low-key"
+    )
+    (before,) = plain.columns(None)
+    clean, lowlight = bench.columns(None)
+    for i in range(len(clean)):
+        target = clean[i].target
+        assert float(target.mean()) < float(before[i].target.mean()) - 0.05
+        assert torch.equal(clean[i].input, target) and torch.equal(lowlight[i].target, target)
+
+
 def test_the_grey_rendering_makes_target_and_degraded_input_black_and_white(corpus):
     """``--rendering grey``: a greyscale file holds its noise grey, so the input is rendered too."""
     bench = get_benchmark(f"photo-tasks:{corpus}:s25,clean", whole_side=32, rendering="grey")

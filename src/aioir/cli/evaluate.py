@@ -154,7 +154,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="photo-tasks: render every clean photo so first and score against that "
         "(pale: bright, flat, grey; dark: dim, low-key; defocus: out of focus; grey: a "
         "black-and-white photo, the degraded input grey too; high-key: bright, near-white, "
-        "its dark accents kept)",
+        "its dark accents kept; low-key: dark, its highlights kept)",
     )
     p.add_argument(
         "--no-strict-counts",

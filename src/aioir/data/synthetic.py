@@ -36,6 +36,7 @@ from aioir.data.transforms import (
     grey_jitter,
     grey_rendering,
     high_key_jitter,
+    low_key_jitter,
     pale_jitter,
     photometric_jitter,
     random_crop_box,
@@ -188,6 +189,10 @@ class SyntheticDegradationDataset(Dataset[dict[str, Any]]):
         high_key: probability in [0, 1] that the clean patch is rendered high-key, after
             ``defocus`` (:func:`~aioir.data.transforms.high_key_jitter`; input and target share
             it): bright, near-white scenes that are not hazy; 0 (default) draws nothing.
+        low_key: probability in [0, 1] that the clean patch is rendered low-key, after
+            ``high_key`` (:func:`~aioir.data.transforms.low_key_jitter`; input and target share
+            it): dark scenes with bright accents that are not under-exposed; 0 (default) draws
+            nothing.
         grey: probability in [0, 1] that the patch is a black-and-white photo, last: the clean
             patch and, after degrading, the input rendered grey
             (:func:`~aioir.data.transforms.grey_jitter`), so noise is the same in every channel
@@ -216,6 +221,7 @@ class SyntheticDegradationDataset(Dataset[dict[str, Any]]):
         dark: float = 0.0,
         defocus: float = 0.0,
         high_key: float = 0.0,
+        low_key: float = 0.0,
         shared_crops: bool = False,
         grey: float = 0.0,
     ) -> None:
@@ -251,6 +257,7 @@ class SyntheticDegradationDataset(Dataset[dict[str, Any]]):
         self.dark = _strength("dark", dark)
         self.defocus = _strength("defocus", defocus)
         self.high_key = _strength("high_key", high_key)
+        self.low_key = _strength("low_key", low_key)
         self.grey = _strength("grey", grey)
         if shared_crops and not deterministic:
             raise ConfigError("shared_crops needs deterministic=True")
@@ -417,6 +424,8 @@ class SyntheticDegradationDataset(Dataset[dict[str, Any]]):
             region = defocus_jitter(region, gen, self.defocus)
         if self.high_key > 0.0:
             region = high_key_jitter(region, gen, self.high_key)
+        if self.low_key > 0.0:
+            region = low_key_jitter(region, gen, self.low_key)
         grey = False
         if self.grey > 0.0:
             region, grey = grey_jitter(region, gen, self.grey)

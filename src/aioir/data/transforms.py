@@ -35,6 +35,8 @@ __all__ = [
     "grey_rendering",
     "high_key_jitter",
     "high_key_rendering",
+    "low_key_jitter",
+    "low_key_rendering",
     "pale_jitter",
     "pale_rendering",
     "photometric_jitter",
@@ -279,6 +281,35 @@ def grey_jitter(
     if p == 0.0 or u[0] >= p:
         return images, False
     return grey_rendering(images), True
+
+
+#: :func:`low_key_rendering`'s default look: a dark scene exposed for its highlights
+#: (the bar's dark wallpaper: mean 0.09, its brightest percent above 0.46)
+LOW_KEY_LOOK = {"gamma": 3.0}
+
+
+def low_key_rendering(images: torch.Tensor, gamma: float = LOW_KEY_LOOK["gamma"]) -> torch.Tensor:
+    """``B×3×H×W`` clean images rendered low-key (default: :data:`LOW_KEY_LOOK`): the tone
+    curve ``x^gamma``, which sinks the mid-tones towards black but keeps white white (the
+    mirror of :func:`high_key_rendering`); clipped to [0, 1]. A night or low-key photo exposed
+    for its highlights, whose target is itself — dark like under-exposure, but with the
+    highlights that under-exposure would have dimmed (:func:`dark_rendering` scales them down
+    with the rest, as under-exposure does)."""
+    return images.clamp(0.0, 1.0).pow(float(gamma))
+
+
+def low_key_jitter(
+    images: torch.Tensor, generator: torch.Generator, probability: float
+) -> torch.Tensor:
+    """With ``probability``, :func:`low_key_rendering` of *clean* ``B×3×H×W`` images at a
+    random look (gamma ``U(2, 4)``); otherwise unchanged. Applied before degrading, so input
+    and target share it: the model meets dark scenes with bright accents that are their own
+    target, and learns that a dark photo with highlights is not under-exposed. Two draws
+    whenever ``probability`` > 0 (none at 0); one decision per call."""
+    p, u = _jitter_draws(probability, generator, 2, "low_key")
+    if p == 0.0 or u[0] >= p:
+        return images
+    return low_key_rendering(images, gamma=2.0 + 2.0 * u[1])
 
 
 #: :func:`dark_rendering`'s default look: a dim, low-key scene (the bar's night-fog trees:

@@ -74,7 +74,7 @@ class ModelConfig:
 #: the data options that change a clean patch before it is degraded, each in [0, 1]
 #: (:class:`~aioir.data.synthetic.SyntheticDegradationDataset`'s keywords of the same names)
 CLEAN_PATCH_JITTERS = (
-    "photometric", "white_balance", "pale", "dark", "defocus", "high_key", "grey",
+    "photometric", "white_balance", "pale", "dark", "defocus", "high_key", "low_key", "grey",
 )  # fmt: skip
 
 
@@ -99,6 +99,7 @@ class DataConfig:
     dark: float = 0.0  # synthetic data: probability of a dark, low-key rendering of the patch
     defocus: float = 0.0  # synthetic data: probability of an out-of-focus rendering of the patch
     high_key: float = 0.0  # synthetic data: probability of a bright, near-white rendering
+    low_key: float = 0.0  # synthetic data: probability of a dark rendering, highlights kept
     grey: float = 0.0  # synthetic data: probability of a black-and-white patch (input and target)
     #: synthetic training data: degradation CutMix (regions of other tasks pasted into each
     #: patch; the batch carries ``label_map``, 0 = clean, task id + 1 elsewhere)

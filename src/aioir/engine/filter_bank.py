@@ -134,7 +134,8 @@ class FilterBankOptions:
     its PSNR capped at ``gate_mixture_cap`` dB (default ``score_cap``; with exact scores only):
     a stray weight on a nearly clean crop costs the mix little under a 41-dB cap and a few dB
     over it. ``gate_exact_tasks``: the examples of these tasks are charged the exact PSNR
-    (with α = ``gate_mixture_weight``, whatever their input scores), the others as
+    (with α = ``gate_exact_weight``, default ``gate_mixture_weight``, whatever their input
+    scores), the others as
     ``gate_mixture_score`` and ``gate_mixture_min_input`` say — where a mix pays (a dark crop
     brightened by two candidates) and where it misleads (run 61) differ by task.
 
@@ -232,6 +233,7 @@ class FilterBankOptions:
     gate_mixture_score: str = "bound"
     gate_mixture_cap: float | None = None
     gate_exact_tasks: list[str] = dataclasses.field(default_factory=list)
+    gate_exact_weight: float | None = None
     score_cap: float = 60.0
     output_margin: float = 0.0
     input_statistics: bool = False
@@ -260,6 +262,7 @@ GATE_ONLY_OPTIONS = (
     "gate_target_temperature", "gate_members", "gate_components", "gate_input_weight",
     "gate_floor_weight", "gate_floor_cap", "gate_floor_inputs", "gate_mixture_weight",
     "gate_mixture_min_input", "gate_mixture_score", "gate_mixture_cap", "gate_exact_tasks",
+    "gate_exact_weight",
     "score_cap", "output_margin", "gate_examples_file",
     "extra_gate_data", "extra_gate_weight", "gate_task_weights", "gate_target_tasks", "told_gate",
 )  # fmt: skip
@@ -344,6 +347,12 @@ class FilterBankFitConfig:
                       "gate_mixture_score: exact or gate_exact_tasks")  # fmt: skip
         if fb.gate_exact_tasks and not fb.gate_mixture_weight:
             raise bad("filter_bank.gate_exact_tasks", "needs gate_mixture_weight > 0")
+        if fb.gate_exact_weight is not None:
+            if not fb.gate_exact_tasks:
+                raise bad("filter_bank.gate_exact_weight", "weighs gate_exact_tasks' exact "
+                          "term: name those tasks")  # fmt: skip
+            if not 0.0 < fb.gate_exact_weight <= 1.0:
+                raise bad("filter_bank.gate_exact_weight", "must lie in (0, 1]")
         if fb.gate_floor_inputs is not None:
             low, high = fb.gate_floor_inputs
             if not fb.gate_floor_weight:
@@ -926,7 +935,8 @@ def train_gate(
     ``options.gate_mixture_weight`` blends in the mix's PSNR bound (:func:`choice_score`), on
     the examples whose input scores at least ``options.gate_mixture_min_input`` (default: all);
     ``options.gate_mixture_score`` says which (Jensen's bound, or the exact PSNR);
-    ``options.gate_exact_tasks``' examples are charged the exact PSNR whatever their input."""
+    ``options.gate_exact_tasks``' examples are charged the exact PSNR whatever their input,
+    blended in with α = ``options.gate_exact_weight`` (default: the mixture weight)."""
     weights = scores.new_ones(len(scores))  # (all 1: fit_gate's plain mean, as before)
     weights[len(scores) - extra_examples :] = options.extra_gate_weight  # (none: an empty slice)
     covered = None
@@ -956,7 +966,10 @@ def train_gate(
     exact = None
     if options.gate_exact_tasks and example_tasks is not None:
         named = torch.tensor([t in options.gate_exact_tasks for t in example_tasks])
-        alpha = torch.where(named, options.gate_mixture_weight, alpha)
+        exact_alpha = options.gate_exact_weight
+        if exact_alpha is None:
+            exact_alpha = options.gate_mixture_weight
+        alpha = torch.where(named, exact_alpha, alpha)
         exact = named | (options.gate_mixture_score == "exact")
     if options.needs_gram and gram is None:
         raise ValueError(
@@ -1171,7 +1184,7 @@ def _training_summary(model: nn.Module) -> dict[str, Any]:
 
 #: data options added after gate-example files were first written (left out of the stamp at
 #: their defaults)
-_LATER_DATA_FIELDS = ("pale", "dark", "defocus", "grey", "high_key")
+_LATER_DATA_FIELDS = ("pale", "dark", "defocus", "grey", "high_key", "low_key")
 _DATA_DEFAULTS = dataclasses.asdict(DataConfig())
 
 

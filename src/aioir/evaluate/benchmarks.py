@@ -747,12 +747,15 @@ def _transform(name: str) -> Callable[[torch.Tensor], torch.Tensor]:
 #: (:data:`INPUT_RENDERINGS`), so its noise is the same in every channel as in a greyscale file.
 #: ``high-key``: bright and near-white with its dark accents kept
 #: (:func:`aioir.data.transforms.high_key_rendering`), where a haze detector sees haze again.
+#: ``low-key``: dark with its highlights kept (:func:`aioir.data.transforms.low_key_rendering`),
+#: a night scene exposed for its lights, where a low-light enhancer brightens it again.
 PHOTO_RENDERINGS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
     "pale": _transform("pale_rendering"),
     "dark": _transform("dark_rendering"),
     "defocus": _transform("defocus_rendering"),
     "grey": _transform("grey_rendering"),
     "high-key": _transform("high_key_rendering"),
+    "low-key": _transform("low_key_rendering"),
 }
 #: renderings applied to the degraded input as well as to the clean photo
 INPUT_RENDERINGS = frozenset({"grey"})
