@@ -152,7 +152,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=None,
         metavar="NAME",
         help="photo-tasks: render every clean photo so first and score against that "
-        "(pale: bright, flat, grey; dark: dim, low-key; defocus: out of focus; grey: a "
+        "(pale: bright, flat, grey; dark: dim, exposure scaled down; defocus: out of focus; grey: a "
         "black-and-white photo, the degraded input grey too; high-key: bright, near-white, "
         "its dark accents kept; low-key: dark, its highlights kept)",
     )

@@ -312,7 +312,7 @@ def low_key_jitter(
     return low_key_rendering(images, gamma=2.0 + 2.0 * u[1])
 
 
-#: :func:`dark_rendering`'s default look: a dim, low-key scene (the bar's night-fog trees:
+#: :func:`dark_rendering`'s default look: a dim scene (the bar's night-fog trees:
 #: mean 0.17; its dark wallpaper: 0.09)
 DARK_LOOK = {"mean": 0.12, "gamma": 1.5}
 
@@ -322,7 +322,7 @@ def dark_rendering(
 ) -> torch.Tensor:
     """``B×3×H×W`` clean images rendered dark: a gamma curve ``x^gamma`` (shadows deepen more
     than highlights), then every image's exposure scaled so its mean is ``mean``; clipped to
-    [0, 1]. A night, dusk or low-key photo whose target is itself — the look that a low-light
+    [0, 1]. A night or dusk photo whose target is itself — the look that a low-light
     enhancer mistakes for under-exposure and brightens."""
     x = images.clamp(0.0, 1.0).pow(float(gamma))
     level = x.mean(dim=(-3, -2, -1), keepdim=True).clamp_min(1e-6)

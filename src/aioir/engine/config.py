@@ -96,7 +96,7 @@ class DataConfig:
     photometric: float = 0.0  # synthetic data: exposure/contrast/saturation jitter (0–1)
     white_balance: float = 0.0  # synthetic data: colour temperature/tint jitter (0–1)
     pale: float = 0.0  # synthetic data: probability of a pale, flat rendering of the clean patch
-    dark: float = 0.0  # synthetic data: probability of a dark, low-key rendering of the patch
+    dark: float = 0.0  # synthetic data: probability of a dim rendering of the patch
     defocus: float = 0.0  # synthetic data: probability of an out-of-focus rendering of the patch
     high_key: float = 0.0  # synthetic data: probability of a bright, near-white rendering
     low_key: float = 0.0  # synthetic data: probability of a dark rendering, highlights kept

@@ -7,7 +7,7 @@ labelled with that task — or with ``clean`` when the degradation drawn is too 
 otherwise teach the classifier that a clean-looking crop is as likely degraded as not);
 ``pale_items_per_task`` more per task come from the same photos rendered pale and flat (the
 data's ``pale`` option), so that a pale clean photo is learned as clean and not as haze, and
-``dark_items_per_task`` from them rendered dark (the ``dark`` option: night, dusk, low key), so
+``dark_items_per_task`` from them rendered dark (the ``dark`` option: night, dusk), so
 that a dim clean photo is learned as clean and not as low light; ``extra_crops`` entries
 ``{data: {...}, items_per_task: N}`` add crops of the photos under any other data overrides
 (e.g. ``{pale: 1.0, defocus: 1.0}``: pale *and* soft scenes, each its own target). With

@@ -135,9 +135,9 @@ class FilterBankOptions:
     a stray weight on a nearly clean crop costs the mix little under a 41-dB cap and a few dB
     over it. ``gate_exact_tasks``: the examples of these tasks are charged the exact PSNR
     (with α = ``gate_exact_weight``, default ``gate_mixture_weight``, whatever their input
-    scores), the others as
-    ``gate_mixture_score`` and ``gate_mixture_min_input`` say — where a mix pays (a dark crop
-    brightened by two candidates) and where it misleads (run 61) differ by task.
+    scores), the others as ``gate_mixture_score`` and ``gate_mixture_min_input`` say — where a
+    mix pays (a dark crop brightened by two candidates) and where it misleads (run 61) differ
+    by task.
 
     ``input_statistics``: the gate also reads the input's classical statistics (noise level,
     dark channel, exposure; :class:`~aioir.nn.filter_bank.InputStatisticsFilterBankHead`).

@@ -738,7 +738,7 @@ def _transform(name: str) -> Callable[[torch.Tensor], torch.Tensor]:
 #: renderings of the clean photos that ``photo-tasks`` can apply first (``rendering=``): each
 #: B×3×H×W → B×3×H×W. ``pale``: bright, flat and almost grey
 #: (:func:`aioir.data.transforms.pale_rendering`, its default look), where a haze detector
-#: sees haze in a photo that has none. ``dark``: dim and low-key (mean 0.12,
+#: sees haze in a photo that has none. ``dark``: dim, its exposure scaled down (mean 0.12,
 #: :func:`aioir.data.transforms.dark_rendering`), where a low-light enhancer sees
 #: under-exposure in a night scene and brightens it. ``defocus``: the whole photo out of
 #: focus (a 4-px disk, :func:`aioir.data.transforms.defocus_rendering`), where a deblurring
