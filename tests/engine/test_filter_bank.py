@@ -810,6 +810,7 @@ def test_fit_config_checks_the_classifier_section(corpus, base):
         ({"gate_exact_tasks": ["haze"]}, "needs gate_mixture_weight"),
         ({"gate_mixture_weight": 1.0, "gate_exact_tasks": ["fog"]}, "no task 'fog'"),
         ({"gate_mixture_weight": 1.0, "gate_exact_weight": 0.5}, "name those tasks"),
+        ({"gate_seed": -1}, "gate_seed"),
         (
             {"gate_mixture_weight": 1.0, "gate_exact_tasks": ["haze"], "gate_exact_weight": 0.0},
             "gate_exact_weight",
@@ -1455,3 +1456,27 @@ def test_an_expert_entry_may_store_its_weights_in_half_precision(tmp_path):
     assert _expert_record(entry, half)["storage"] == "float16"
     with pytest.raises(ConfigError, match="storage must be one of"):
         expert_entry({"model": path, "storage": "int8"}, "filter_bank.experts[0]")
+
+
+def test_reseed_gate_draws_the_first_layer_from_its_own_seed():
+    """``gate_seed``: the gate's random start drawn again — the same seed the same start, another
+    seed another; the last layer stays at zero and the global generator is not drawn from."""
+    from aioir.engine.filter_bank import reseed_gate
+    from aioir.nn.filter_bank import FilterBankHead
+
+    def head() -> FilterBankHead:
+        return FilterBankHead(feature_channels=2, context_channels=2, filters=3, taps=3)
+
+    a, b, c = head(), head(), head()
+    torch.manual_seed(0)
+    state = torch.get_rng_state()
+    reseed_gate(a, 1)
+    reseed_gate(b, 1)
+    reseed_gate(c, 2)
+    assert torch.equal(torch.get_rng_state(), state)
+    assert torch.equal(a.gate[0].weight, b.gate[0].weight)
+    assert torch.equal(a.gate[0].bias, b.gate[0].bias)
+    assert not torch.equal(a.gate[0].weight, c.gate[0].weight)
+    bound = 1.0 / a.gate[0].in_features ** 0.5
+    assert float(a.gate[0].weight.abs().max()) <= bound
+    assert not a.gate[-1].weight.any()

@@ -71,7 +71,7 @@ __all__ = [
     "FitRuntimeConfig", "FitValidationConfig", "GateExamples", "candidate_ids",
     "filter_bank_groups", "fit", "fit_filters", "fit_gate", "gate_examples",
     "input_only_examples", "load_fit_config", "merge_examples", "read_gate_examples",
-    "read_part", "saved_gate_examples", "unfitted_head", "wrap_in_filter_bank", "write_part",
+    "read_part", "reseed_gate", "saved_gate_examples", "unfitted_head", "wrap_in_filter_bank", "write_part",
 ]  # fmt: skip
 
 log = logging.getLogger(__name__)
@@ -137,7 +137,9 @@ class FilterBankOptions:
     (with α = ``gate_exact_weight``, default ``gate_mixture_weight``, whatever their input
     scores), the others as ``gate_mixture_score`` and ``gate_mixture_min_input`` say — where a
     mix pays (a dark crop brightened by two candidates) and where it misleads (run 61) differ
-    by task.
+    by task. ``gate_seed``: the gate's first layer drawn again from this seed
+    (:func:`reseed_gate`; default: as the fit's seed left it) — the same examples fitted from
+    another start, to see how far the fit alone moves a score.
 
     ``input_statistics``: the gate also reads the input's classical statistics (noise level,
     dark channel, exposure; :class:`~aioir.nn.filter_bank.InputStatisticsFilterBankHead`).
@@ -234,6 +236,7 @@ class FilterBankOptions:
     gate_mixture_cap: float | None = None
     gate_exact_tasks: list[str] = dataclasses.field(default_factory=list)
     gate_exact_weight: float | None = None
+    gate_seed: int | None = None
     score_cap: float = 60.0
     output_margin: float = 0.0
     input_statistics: bool = False
@@ -262,7 +265,7 @@ GATE_ONLY_OPTIONS = (
     "gate_target_temperature", "gate_members", "gate_components", "gate_input_weight",
     "gate_floor_weight", "gate_floor_cap", "gate_floor_inputs", "gate_mixture_weight",
     "gate_mixture_min_input", "gate_mixture_score", "gate_mixture_cap", "gate_exact_tasks",
-    "gate_exact_weight",
+    "gate_exact_weight", "gate_seed",
     "score_cap", "output_margin", "gate_examples_file",
     "extra_gate_data", "extra_gate_weight", "gate_task_weights", "gate_target_tasks", "told_gate",
 )  # fmt: skip
@@ -353,6 +356,8 @@ class FilterBankFitConfig:
                           "term: name those tasks")  # fmt: skip
             if not 0.0 < fb.gate_exact_weight <= 1.0:
                 raise bad("filter_bank.gate_exact_weight", "must lie in (0, 1]")
+        if fb.gate_seed is not None and (not isinstance(fb.gate_seed, int) or fb.gate_seed < 0):
+            raise bad("filter_bank.gate_seed", "must be an integer ≥ 0")
         if fb.gate_floor_inputs is not None:
             low, high = fb.gate_floor_inputs
             if not fb.gate_floor_weight:
@@ -517,6 +522,20 @@ def wrap_in_filter_bank(
     return model
 
 
+def reseed_gate(head: nn.Module, seed: int) -> None:
+    """Draw ``head``'s gate's first layer again (PyTorch's default ``nn.Linear`` range,
+    ``U(±1/√fan_in)``) from a generator of its own seeded with ``seed``; the global generator
+    is left alone. The gate's last layer starts at zero (a routed gate's too), so the first
+    is the whole of its random start."""
+    first = head.gate[0]
+    generator = torch.Generator().manual_seed(int(seed))
+    bound = 1.0 / math.sqrt(first.in_features)
+    with torch.no_grad():
+        for tensor in (first.weight, first.bias):
+            drawn = torch.empty(tensor.shape).uniform_(-bound, bound, generator=generator)
+            tensor.copy_(drawn)
+
+
 def unfitted_head(model: FilterBankRestorer, options: FilterBankOptions, seed: int) -> nn.Module:
     """The head a fit of ``model``'s network with ``options`` and ``seed`` starts its gate from
     (the gate's first layer as initialised, before any example), with ``model``'s filters
@@ -526,12 +545,15 @@ def unfitted_head(model: FilterBankRestorer, options: FilterBankOptions, seed: i
 
     head = model.filter_bank
     classifier = None if options.input_statistics else getattr(head, "classifier", None)
-    return wrap_in_filter_bank(
+    unfitted = wrap_in_filter_bank(
         unwrap(model), head.num_filters, head.taps, options.hidden, seed, list(head.experts),
         input_statistics=options.input_statistics, classifier=classifier,
         gate_descriptor=options.gate_descriptor, routed_gate=options.routed_gate,
         told_gate=options.told_gate,
     ).filter_bank  # fmt: skip
+    if options.gate_seed is not None:
+        reseed_gate(unfitted, options.gate_seed)
+    return unfitted
 
 
 def fit_filters(
@@ -1898,6 +1920,8 @@ def fit(
         to_channels_last(model)
     model.to(device)
     head = model.filter_bank
+    if fb.gate_seed is not None:
+        reseed_gate(head, fb.gate_seed)
 
     _install_filters(head, dm, groups, config, progress)
     descriptors, scores, gram, extra = _all_gate_examples(model, dm, config, progress, held_out)
