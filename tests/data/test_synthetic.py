@@ -287,32 +287,22 @@ def test_defocus_renders_the_clean_patch_out_of_focus_for_input_and_target(
         SyntheticDegradationDataset(photos, ["clean"], 16, defocus=1.5)
 
 
-def test_high_key_renders_the_clean_patch_bright_for_input_and_target(photos: list[Path]) -> None:
+@pytest.mark.parametrize("option, brighter", [("high_key", True), ("low_key", False)])
+def test_a_key_rendering_changes_the_clean_patch_for_input_and_target(
+    photos: list[Path], option: str, brighter: bool
+) -> None:
+    """high_key renders the clean patch bright, low_key dark; input and target share it."""
     plain = SyntheticDegradationDataset(photos, ["clean", "noise"], 16, seed=5, length=4)
-    bright = SyntheticDegradationDataset(
-        photos, ["clean", "noise"], 16, seed=5, length=4, high_key=1.0
+    keyed = SyntheticDegradationDataset(
+        photos, ["clean", "noise"], 16, seed=5, length=4, **{option: 1.0}
     )
     for i in range(len(plain)):
-        a, b = plain[i], bright[i]
-        assert float(b["target"].mean()) > float(a["target"].mean())
+        a, b = plain[i], keyed[i]
+        assert (float(b["target"].mean()) > float(a["target"].mean())) == brighter
         if b["task"] == "clean":
             torch.testing.assert_close(b["input"], b["target"], atol=0, rtol=0)
-    with pytest.raises(ConfigError, match="high_key"):
-        SyntheticDegradationDataset(photos, ["clean"], 16, high_key=1.5)
-
-
-def test_low_key_renders_the_clean_patch_dark_for_input_and_target(photos: list[Path]) -> None:
-    plain = SyntheticDegradationDataset(photos, ["clean", "noise"], 16, seed=5, length=4)
-    dark = SyntheticDegradationDataset(
-        photos, ["clean", "noise"], 16, seed=5, length=4, low_key=1.0
-    )
-    for i in range(len(plain)):
-        a, b = plain[i], dark[i]
-        assert float(b["target"].mean()) < float(a["target"].mean())
-        if b["task"] == "clean":
-            torch.testing.assert_close(b["input"], b["target"], atol=0, rtol=0)
-    with pytest.raises(ConfigError, match="low_key"):
-        SyntheticDegradationDataset(photos, ["clean"], 16, low_key=1.5)
+    with pytest.raises(ConfigError, match=option):
+        SyntheticDegradationDataset(photos, ["clean"], 16, **{option: 1.5})
 
 
 def test_dark_renders_the_clean_patch_dim_for_input_and_target(photos: list[Path]) -> None:

@@ -966,8 +966,7 @@ def train_gate(
         if example_tasks is None or len(example_tasks) != len(scores):
             raise ValueError(
                 f"gate_task_weights, gate_target_tasks and gate_exact_tasks need each of the "
-                f"{len(scores)} "
-                f"examples' task, got {None if example_tasks is None else len(example_tasks)}"
+                f"{len(scores)} examples' task, got {None if example_tasks is None else len(example_tasks)}"
             )
         weights *= scores.new_tensor([options.gate_task_weights.get(t, 1.0) for t in example_tasks])
         if options.gate_target_tasks:
@@ -989,9 +988,9 @@ def train_gate(
     if options.gate_exact_tasks and example_tasks is not None:
         named = torch.tensor([t in options.gate_exact_tasks for t in example_tasks])
         exact_alpha = options.gate_exact_weight
-        if exact_alpha is None:
-            exact_alpha = options.gate_mixture_weight
-        alpha = torch.where(named, exact_alpha, alpha)
+        alpha = torch.where(
+            named, options.gate_mixture_weight if exact_alpha is None else exact_alpha, alpha
+        )
         exact = named | (options.gate_mixture_score == "exact")
     if options.needs_gram and gram is None:
         raise ValueError(
