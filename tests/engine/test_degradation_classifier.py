@@ -48,7 +48,8 @@ def test_the_classifier_learns_to_tell_noise_and_darkness_from_clean():
      ({"extra_crops": [{"data": {}, "items_per_task": 5}]}, r"extra_crops\[0\]\.data"),
      ({"extra_crops": [{"data": {"pale": 1.0}, "items_per_task": -1}]}, "items_per_task"),
      ({"extra_crops": [{"data": {"pale": 1.0}, "items_per_task": 5, "salt": 1}]}, "extra_crops"),
-     ({"cross_fit": "yes"}, "cross_fit")],
+     ({"cross_fit": "yes"}, "cross_fit"), ({"highlight_powers": [8, -1]}, "highlight_powers"),
+     ({"highlight_powers": [True]}, "highlight_powers")],
 )  # fmt: skip
 def test_classifier_options_are_validated(options, message):
     with pytest.raises(ConfigError, match=message):
@@ -58,7 +59,8 @@ def test_classifier_options_are_validated(options, message):
 class _FakeData:
     """A datamodule stand-in: for each task, one crop degraded a little and one a lot."""
 
-    task_names = ("noise", "clean")
+    def __init__(self, task_names: tuple[str, ...] = ("noise", "clean")) -> None:
+        self.task_names = task_names
 
     def task_spec(self, task: str) -> str:
         return task
@@ -66,12 +68,12 @@ class _FakeData:
     def synthetic_pairs(self, specs, items, patch_size, salt):
         g = torch.Generator().manual_seed(salt)
         out = []
-        for task_id, _ in enumerate(specs):
+        for task_id, task in enumerate(specs):
             for sigma in (1e-3, 0.2)[:items]:
                 target = torch.rand(3, patch_size, patch_size, generator=g)
                 noise = sigma * torch.randn(target.shape, generator=g)
                 out.append({"input": target + noise, "target": target, "task_id": task_id,
-                            "name": "ab"[len(out) % 2] + ".png"})  # fmt: skip
+                            "task": task, "name": "ab"[len(out) % 2] + ".png"})  # fmt: skip
         return out
 
 
@@ -85,6 +87,18 @@ def test_crops_too_lightly_degraded_to_matter_are_labelled_clean():
     assert photos == ["a.png", "b.png", "a.png", "b.png"]  # each crop's photo
     _, relabelled, _, _ = classifier_crops([(_FakeData(), 2)], 8, 0, False, clean_above=40.0)
     assert relabelled.tolist() == [1, 0, 1, 1]  # σ = 0.001 (≈ 60 dB) reads as clean
+
+
+def test_crops_of_some_tasks_only_are_labelled_by_task_name():
+    """A later source may cut crops of some of the tasks (e.g. dark scenes, noisy or clean,
+    but not under-exposed): each is labelled by its task's place among the first's."""
+    from aioir.engine.degradation_classifier import classifier_crops
+
+    sources = [(_FakeData(), 1), (_FakeData(("clean",)), 2)]
+    _, labels, names, _ = classifier_crops(sources, 8, salt=0, progress=False)
+    assert names == ["noise", "clean"] and labels.tolist() == [0, 1, 1, 1]
+    with pytest.raises(ConfigError, match="not among"):
+        classifier_crops([(_FakeData(), 1), (_FakeData(("rain",)), 1)], 8, 0, False)
 
 
 def test_photo_folds_split_the_photos_in_turn_by_name():

@@ -727,6 +727,30 @@ def test_classifier_extra_crops_add_crops_of_other_renderings(corpus, base, tmp_
     assert after["classifier_training"]["options"]["extra_crops"] == soft_crops
 
 
+def test_a_classifier_reading_highlights_is_fitted_saved_and_loaded_as_such(corpus, base, tmp_path):
+    """``classifier.highlight_powers`` makes the head's classifier the highlight variant, saved
+    with its powers; without them a classifier's stamp is as before they existed."""
+    from aioir.engine.filter_bank import _parts_key
+    from aioir.nn.degradation_classifier import HighlightDegradationClassifier
+
+    plain = {"classifier": SMALL_CLASSIFIER}
+    lit = {"classifier": {**SMALL_CLASSIFIER, "highlight_powers": [8, 128]}}
+    assert "highlight_powers" not in _parts_key(
+        _config(corpus, base, filter_bank=plain), "classifier"
+    )
+    assert "highlight_powers" in _parts_key(_config(corpus, base, filter_bank=lit), "classifier")
+    fit(_config(corpus, base, filter_bank=lit), tmp_path / "lit")
+    spec = json.loads((tmp_path / "lit" / "config.json").read_text())
+    assert "highlight_powers" in json.dumps(spec)
+    loaded = load_model(tmp_path / "lit")
+    classifier = loaded.filter_bank.classifier
+    assert isinstance(classifier, HighlightDegradationClassifier)
+    assert classifier.highlight_powers == [8.0, 128.0]
+    with pytest.raises(ConfigError, match="highlight_powers"):
+        _config(corpus, base, filter_bank={"classifier": {**SMALL_CLASSIFIER,
+                                                          "highlight_powers": [0]}})  # fmt: skip
+
+
 def test_cross_fit_fits_the_gate_on_held_out_verdicts(corpus, base, tmp_path):
     """``classifier.cross_fit`` trains two more classifiers, each without one fold of the
     training photos, and fits the gate on the verdicts they give the photos they did not see;

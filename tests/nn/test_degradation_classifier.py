@@ -5,7 +5,12 @@ from __future__ import annotations
 import pytest
 import torch
 
-from aioir.nn.degradation_classifier import DegradationClassifier
+from aioir.nn.degradation_classifier import (
+    DegradationClassifier,
+    HighlightDegradationClassifier,
+    degradation_classifier,
+    highlight_terms,
+)
 from aioir.nn.image_statistics import recording, replaying
 
 CLASSES = ["noise", "haze", "clean"]
@@ -65,3 +70,58 @@ def test_bad_arguments_are_refused():
         DegradationClassifier(["only"])
     with pytest.raises(ValueError, match="widths"):
         DegradationClassifier(CLASSES, widths=(4, 0))
+
+
+def test_highlight_terms_are_log_power_means_of_the_brightest_channel():
+    x = torch.zeros(1, 3, 4, 4)
+    x[0, 1, 0, 0] = 0.8  # one bright pixel, in green
+    x[0, 0] = 0.2  # a dim red everywhere
+    terms = highlight_terms(x, [1.0, 64.0])
+    m = x.amax(dim=1)
+    torch.testing.assert_close(terms[0, 0], m.mean().log())
+    torch.testing.assert_close(terms[0, 1], m.pow(64).mean().log() / 64)
+    assert terms[0, 1] > terms[0, 0]  # the large power reads the highlight, not the mean
+    assert torch.exp(terms[0, 1]) == pytest.approx(0.8 * (1 / 16) ** (1 / 64), rel=1e-4)
+
+
+def test_one_bright_beam_moves_the_highlight_terms_far_more_than_the_stage_means():
+    """Why the variant: a dark scene with a thin bright beam and the same scene darkened
+    have nearly the same stage statistics, but highlights far apart."""
+    torch.manual_seed(0)
+    model = HighlightDegradationClassifier(CLASSES, widths=(4, 6), hidden=8, highlight_powers=[128])
+    dark = torch.full((1, 3, 32, 32), 0.08)
+    beam = dark.clone()
+    beam[..., 16, :] = 0.84
+    with torch.no_grad():
+        a, b = model.pooled(dark), model.pooled(beam)
+    assert a.shape == (1, 2 * (4 + 6) + 1)
+    assert float(b[0, -1] - a[0, -1]) > 1.5  # log 0.84·(1/32)^(1/128) − log 0.08
+    torch.testing.assert_close(a[:, :-1], DegradationClassifier.pooled(model, dark))
+
+
+def test_the_highlight_variant_is_rebuilt_from_its_record():
+    torch.manual_seed(0)
+    model = degradation_classifier(CLASSES, (4, 6), 8, highlight_powers=[8, 32])
+    assert isinstance(model, HighlightDegradationClassifier)
+    record = model.record()
+    assert record == {"classes": CLASSES, "widths": [4, 6], "hidden": 8,
+                      "highlight_powers": [8.0, 32.0]}  # fmt: skip
+    again = degradation_classifier(**record)
+    again.load_state_dict(model.state_dict())
+    x = torch.rand(2, 3, 16, 16)
+    with torch.no_grad():
+        torch.testing.assert_close(again(x), model(x))
+    plain = degradation_classifier(CLASSES, (4, 6), 8)
+    assert type(plain) is DegradationClassifier and "highlight_powers" not in plain.record()
+    with pytest.raises(ValueError, match="highlight_powers"):
+        HighlightDegradationClassifier(CLASSES, highlight_powers=[8, 0])
+
+
+def test_the_highlight_terms_of_a_tiled_image_are_its_whole_images():
+    torch.manual_seed(0)
+    image = torch.rand(1, 3, 16, 32)
+    crops = torch.cat([image[..., :16], image[..., 16:]])  # 2 crops of one image, crop-major
+    with recording(crops=2):
+        tiled = highlight_terms(crops, [8.0, 128.0])
+    torch.testing.assert_close(tiled[0], highlight_terms(image, [8.0, 128.0])[0])
+    assert torch.equal(tiled[0], tiled[1])

@@ -114,6 +114,10 @@ def test_pool_crops_is_the_identity_outside_a_crop_recording():
         assert crop_count() == 3
         torch.testing.assert_close(pool_crops(t), t.mean(0).repeat(3, 1))
         torch.testing.assert_close(pool_crops(t, "sum"), t.sum(0).repeat(3, 1))
+        logs = pool_crops(t, "logmeanexp")  # the log of the mean of the crops' means
+        torch.testing.assert_close(logs, t.exp().mean(0).log().repeat(3, 1))
+        with pytest.raises(ValueError, match="logmeanexp"):
+            pool_crops(t, "max")
     with pytest.raises(ValueError, match="crops"), recording(crops=0):
         pass
 

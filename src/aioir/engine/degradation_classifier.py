@@ -37,7 +37,7 @@ from tqdm.auto import tqdm
 
 from aioir.errors import ConfigError
 from aioir.metrics import psnr
-from aioir.nn.degradation_classifier import DegradationClassifier
+from aioir.nn.degradation_classifier import DegradationClassifier, degradation_classifier
 
 __all__ = [
     "ClassifierOptions",
@@ -52,7 +52,9 @@ log = logging.getLogger(__name__)
 
 @dataclasses.dataclass
 class ClassifierOptions:
-    """How the classifier is made: its shape (``widths``, ``hidden``), its crops
+    """How the classifier is made: its shape (``widths``, ``hidden``; ``highlight_powers``: a
+    :class:`~aioir.nn.degradation_classifier.HighlightDegradationClassifier` reading the input's
+    highlights at these powers), its crops
     (``items_per_task`` plain, ``pale_items_per_task`` pale and ``dark_items_per_task`` dark
     ones per task, ``extra_crops``' ``{data: {overrides}, items_per_task: N}`` entries after
     them, ``patch_size`` px, seed salt ``salt``) and its training (``steps`` of
@@ -62,6 +64,7 @@ class ClassifierOptions:
 
     widths: list[int] = dataclasses.field(default_factory=lambda: [24, 48, 96, 128])
     hidden: int = 96
+    highlight_powers: list[float] = dataclasses.field(default_factory=list)
     items_per_task: int = 2000
     pale_items_per_task: int = 1000
     dark_items_per_task: int = 0
@@ -86,6 +89,9 @@ class ClassifierOptions:
                 raise ConfigError(f"{where}.{key}: must be ≥ 0")
         if not self.widths or min(self.widths) < 1:
             raise ConfigError(f"{where}.widths: give positive channel counts")
+        if any(not isinstance(p, int | float) or isinstance(p, bool) or p <= 0
+               for p in self.highlight_powers):  # fmt: skip
+            raise ConfigError(f"{where}.highlight_powers: give positive powers (e.g. [8, 32, 128])")
         if not 1 <= self.min_crop <= self.patch_size:
             raise ConfigError(f"{where}.min_crop: must be in 1 … patch_size")
         if self.lr <= 0 or self.weight_decay < 0:
@@ -111,26 +117,26 @@ def classifier_crops(
     progress: bool = True,
     clean_above: float | None = None,
 ) -> tuple[Tensor, Tensor, list[str], list[str]]:
-    """Degraded crops (N×3×P×P, float16), their task labels (N), the classes (the
-    datamodules' tasks: every one must have the same) and the photo each crop was cut from
-    (N names), from each ``(datamodule, items per task)``; with ``clean_above`` (dB) and a
-    ``clean`` task, crops whose input is at least that close to their target (PSNR) are
-    labelled ``clean``."""
+    """Degraded crops (N×3×P×P, float16), their task labels (N), the classes (the first
+    datamodule's tasks; each other one's must be among them: crops of some tasks only) and the
+    photo each crop was cut from (N names), from each ``(datamodule, items per task)``; with
+    ``clean_above`` (dB) and a ``clean`` task, crops whose input is at least that close to
+    their target (PSNR) are labelled ``clean``."""
     names = list(datamodules[0][0].task_names)
     clean = names.index("clean") if clean_above is not None and "clean" in names else None
     inputs, labels, photos = [], [], []
     for i, (dm, items) in enumerate(datamodules):
-        if list(dm.task_names) != names:
-            raise ConfigError(f"classifier crops: tasks {dm.task_names} differ from {names}")
+        if set(dm.task_names) - set(names):
+            raise ConfigError(f"classifier crops: tasks {dm.task_names} are not among {names}")
         if items < 1:
             continue
-        specs = {task: dm.task_spec(task) for task in names}
+        specs = {task: dm.task_spec(task) for task in dm.task_names}
         pairs = dm.synthetic_pairs(specs, items, patch_size, salt=salt + i)
         loader = DataLoader(pairs, batch_size=64, shuffle=False)
         for batch in tqdm(loader, desc="classifier crops", disable=not progress, leave=False):
             inputs.append(batch["input"].half())
             photos += list(batch.get("name", [""] * len(batch["input"])))
-            label = batch["task_id"]
+            label = torch.tensor([names.index(task) for task in batch["task"]])
             if clean is not None:
                 close = psnr(batch["input"].clamp(0, 1), batch["target"]) >= clean_above
                 label = torch.where(close, clean, label)
@@ -154,7 +160,9 @@ def train_classifier(
 ) -> DegradationClassifier:
     """A classifier trained on ``inputs`` (N×3×P×P) and ``labels`` (N) as ``options`` say
     (module docstring); draws from torch's global generator. Returned in eval mode."""
-    model = DegradationClassifier(classes, options.widths, options.hidden)
+    model = degradation_classifier(
+        classes, options.widths, options.hidden, options.highlight_powers
+    )
     optimizer = torch.optim.AdamW(model.parameters(), lr=options.lr,
                                   weight_decay=options.weight_decay)  # fmt: skip
     warmup = max(1, round(0.05 * options.steps))

@@ -53,7 +53,7 @@ from aioir.engine.degradation_classifier import ClassifierOptions
 from aioir.errors import ConfigError
 from aioir.metrics import psnr
 from aioir.models.checkpoints import STORAGE_DTYPES
-from aioir.nn.degradation_classifier import DegradationClassifier
+from aioir.nn.degradation_classifier import DegradationClassifier, degradation_classifier
 from aioir.nn.filter_bank import (
     FilterBankHead,
     LeastSquaresFilterFit,
@@ -1231,8 +1231,9 @@ def _parts_key(config: FilterBankFitConfig, part: str) -> str:
         own = dataclasses.asdict(options) if options is not None else None
         if own is not None:
             del own["cross_fit"]
-            if not own["extra_crops"]:
-                del own["extra_crops"]  # (none: the stamp of the classifiers fitted before it)
+            for key in ("extra_crops", "highlight_powers"):
+                if not own[key]:
+                    del own[key]  # (none: the stamp of the classifiers fitted before either)
     what = {"part": part, "data": _data_stamp(config.data), "seed": config.seed, "options": own}
     return json.dumps(what, sort_keys=True, default=str)
 
@@ -1709,8 +1710,11 @@ class _ClassifierParts:
 
     def _untrained(self) -> DegradationClassifier:
         with torch.random.fork_rng(devices=[]):  # its initial weights draw; they are replaced
-            return DegradationClassifier(
-                list(self.dm.task_names), self.options.widths, self.options.hidden
+            return degradation_classifier(
+                list(self.dm.task_names),
+                self.options.widths,
+                self.options.hidden,
+                self.options.highlight_powers,
             )
 
     def _draw_crops(self) -> tuple[Tensor, Tensor, list[str], list[str]]:

@@ -17,7 +17,7 @@ then under ``…<e>.module.``; ``grey``: the record of a twin run on black-and-w
 :class:`~aioir.nn.grey_twin.GreyTwin`, weights under ``…<e>.colour.`` and ``…<e>.grey.``;
 ``label``: what ``--explain`` calls it),
 ``"input_statistics": true`` when its gate reads them, ``"classifier": {"classes", "widths",
-"hidden"}`` when it reads a degradation classifier's verdict (weights
+"hidden"}`` (and ``"highlight_powers"`` when it reads the input's highlights) when it reads a degradation classifier's verdict (weights
 ``filter_bank.classifier.*``), ``"gate_descriptor": "compact"`` when, of the network's terms,
 it reads only the blur and change ones, and ``"routed_gate": true`` when its gate is one per
 degradation class, mixed by the classifier (``"told_gate": true`` when it has a second gate
@@ -42,7 +42,7 @@ from aioir.models.checkpoints import STORAGE_DTYPE, STORAGE_DTYPES
 from aioir.models.protocols import InferenceConfigurable
 from aioir.models.registry import create_model, registered_name
 from aioir.models.wrappers import RestorerWrapper, register_wrapper
-from aioir.nn.degradation_classifier import DegradationClassifier
+from aioir.nn.degradation_classifier import DegradationClassifier, degradation_classifier
 from aioir.nn.ensemble import GeometricEnsemble
 from aioir.nn.filter_bank import (
     ClassifierFilterBankHead,
@@ -88,7 +88,8 @@ class FilterBankRestorer(RestorerWrapper):
             dark channel, exposure: :class:`~aioir.nn.filter_bank.InputStatisticsFilterBankHead`).
         classifier: the gate also reads a degradation classifier's verdict on the input
             (:class:`~aioir.nn.filter_bank.ClassifierFilterBankHead`): the module, or its saved
-            record ``{"classes", "widths", "hidden"}`` (random weights until loaded).
+            record ``{"classes", "widths", "hidden"[, "highlight_powers"]}`` (random weights
+            until loaded).
         gate_descriptor: ``"full"`` (every descriptor term) or, with a classifier,
             ``"compact"``: the classifier and the blur and change terms only
             (:class:`~aioir.nn.filter_bank.CompactClassifierFilterBankHead`).
@@ -175,7 +176,7 @@ class FilterBankRestorer(RestorerWrapper):
             options["input_statistics"] = True
         if isinstance(head, ClassifierFilterBankHead):
             c = head.classifier
-            options["classifier"] = {"classes": c.classes, "widths": c.widths, "hidden": c.hidden}
+            options["classifier"] = c.record()
         if isinstance(head, CompactClassifierFilterBankHead):
             options["gate_descriptor"] = "compact"
         if isinstance(head, RoutedClassifierFilterBankHead | RoutedCompactClassifierFilterBankHead):
@@ -385,14 +386,15 @@ def _build_expert(spec: Mapping[str, Any]) -> nn.Module:
 
 def _build_classifier(spec: Mapping[str, Any]) -> DegradationClassifier:
     """A degradation classifier (random weights) from its saved record."""
-    unknown = sorted(set(spec) - {"classes", "widths", "hidden"})
+    optional = ("widths", "hidden", "highlight_powers")
+    unknown = sorted(set(spec) - {"classes", *optional})
     if unknown or "classes" not in spec:
         raise ConfigError(
-            f"a filter-bank classifier needs classes (and optionally widths, hidden): got "
-            f"{dict(spec)}"
+            f"a filter-bank classifier needs classes (and optionally {', '.join(optional)}): "
+            f"got {dict(spec)}"
         )
-    options = {k: spec[k] for k in ("widths", "hidden") if k in spec}
-    return DegradationClassifier(list(spec["classes"]), **options)
+    options = {k: spec[k] for k in optional if k in spec}
+    return degradation_classifier(list(spec["classes"]), **options)
 
 
 def legacy_wrapper_spec(overrides: dict[str, Any]) -> dict[str, Any] | None:

@@ -13,18 +13,31 @@ synthesis), many thousands of them in minutes on a CPU — far more examples tha
 on restored crops ever sees — and so is a descriptor that generalises where features of a
 restoration network, trained for something else, may not
 (:mod:`aioir.engine.degradation_classifier`).
+
+:class:`HighlightDegradationClassifier` also reads the input's highlights
+(:func:`highlight_terms`): a stage's mean and energy dilute a few bright pixels into the whole
+image, so a dark scene with one bright beam reads as under-exposed, while synthetic low light
+scales every highlight down (a dark photo whose brightest pixels are near white was not
+under-exposed).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import Tensor, nn
 
 from aioir.nn.image_statistics import image_statistic, pool_crops
 
-__all__ = ["DegradationClassifier"]
+__all__ = [
+    "DegradationClassifier",
+    "HighlightDegradationClassifier",
+    "degradation_classifier",
+    "highlight_terms",
+]
 
 
 class DegradationClassifier(nn.Module):
@@ -55,10 +68,16 @@ class DegradationClassifier(nn.Module):
                                         nn.GELU()))  # fmt: skip
             channels = width
         self.stages = nn.ModuleList(stages)
+        terms = 2 * sum(widths) + self.extra_terms
         self.head = nn.Sequential(
-            nn.Linear(2 * sum(widths), hidden), nn.GELU(), nn.Linear(hidden, len(self.classes))
+            nn.Linear(terms, hidden), nn.GELU(), nn.Linear(hidden, len(self.classes))
         )
         self.last_logits: Tensor | None = None
+
+    @property
+    def extra_terms(self) -> int:
+        """Pooled terms a variant adds after the stages' (:meth:`pooled`)."""
+        return 0
 
     @property
     def num_classes(self) -> int:
@@ -72,6 +91,10 @@ class DegradationClassifier(nn.Module):
     @property
     def hidden(self) -> int:
         return int(self.head[0].out_features)
+
+    def record(self) -> dict[str, Any]:
+        """What :func:`degradation_classifier` rebuilds it from (its weights aside)."""
+        return {"classes": list(self.classes), "widths": self.widths, "hidden": self.hidden}
 
     def pooled(self, x: Tensor) -> Tensor:
         """The per-image statistics the head reads, B×2·Σwidths: each stage's mean activation
@@ -95,3 +118,60 @@ class DegradationClassifier(nn.Module):
             return logits
 
         return image_statistic(self, x.shape[0], compute)
+
+
+def highlight_terms(x: Tensor, powers: Sequence[float]) -> Tensor:
+    """B×len(powers): ``log(mean(m^p)) / p`` of each image's brightest channel ``m`` (a power
+    mean on a log scale: near ``log max m`` for a large ``p`` — how bright its highlights are
+    — and near the log of the mean for a small one), pooled over the crops of a tiled image.
+    Computed in the log domain (``0.08^128`` underflows float32); ``m`` is floored at 1/1024."""
+    with torch.autocast(x.device.type, enabled=False):
+        m = x.float().amax(dim=1).clamp(1.0 / 1024, 1.0).flatten(1).log()
+        log_means = torch.stack(
+            [torch.logsumexp(float(p) * m, dim=1) - math.log(m.shape[1]) for p in powers], dim=1
+        )
+        scale = torch.tensor([float(p) for p in powers], device=x.device)
+        return pool_crops(log_means, reduce="logmeanexp") / scale
+
+
+class HighlightDegradationClassifier(DegradationClassifier):
+    """A :class:`DegradationClassifier` whose head also reads :func:`highlight_terms` at
+    ``highlight_powers`` (module docstring)."""
+
+    def __init__(
+        self,
+        classes: Sequence[str],
+        widths: Sequence[int] = (24, 48, 96, 128),
+        hidden: int = 96,
+        highlight_powers: Sequence[float] = (8.0, 32.0, 128.0),
+    ) -> None:
+        if not highlight_powers or min(highlight_powers) <= 0:
+            raise ValueError(f"highlight_powers must be positive, got {list(highlight_powers)}")
+        # the head's size depends on them: set before the base class sizes it
+        self.highlight_powers = [float(p) for p in highlight_powers]
+        super().__init__(classes, widths, hidden)
+
+    @property
+    def extra_terms(self) -> int:
+        return len(self.highlight_powers)
+
+    def record(self) -> dict[str, Any]:
+        return {**super().record(), "highlight_powers": list(self.highlight_powers)}
+
+    def pooled(self, x: Tensor) -> Tensor:
+        """The stages' statistics, then :func:`highlight_terms`."""
+        return torch.cat([super().pooled(x), highlight_terms(x, self.highlight_powers)], dim=1)
+
+
+def degradation_classifier(
+    classes: Sequence[str],
+    widths: Sequence[int] = (24, 48, 96, 128),
+    hidden: int = 96,
+    highlight_powers: Sequence[float] = (),
+) -> DegradationClassifier:
+    """The classifier these describe (random weights): a
+    :class:`HighlightDegradationClassifier` when ``highlight_powers`` are given (the keys of
+    :meth:`DegradationClassifier.record`)."""
+    if highlight_powers:
+        return HighlightDegradationClassifier(classes, widths, hidden, highlight_powers)
+    return DegradationClassifier(classes, widths, hidden)

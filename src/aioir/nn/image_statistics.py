@@ -26,9 +26,11 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
+import torch
 from torch import Tensor, nn
 
 __all__ = [
@@ -102,20 +104,24 @@ def crop_count() -> int:
 def pool_crops(values: Tensor, reduce: str = "mean") -> Tensor:
     """Per-sample spatial means (or sums) → the same over all crops of each image.
 
-    ``values`` (``K·B×…``) holds one mean (``reduce="mean"``) or sum (``"sum"``) over the pixels
-    of each sample; the result has the same shape, each crop holding its image's pooled value
-    (the mean of the crops' means — they have equal sizes — or the sum of their sums). The
-    identity unless a :func:`recording` with ``crops > 1`` is in progress.
+    ``values`` (``K·B×…``) holds one mean (``reduce="mean"``), sum (``"sum"``) or log of a
+    mean (``"logmeanexp"``) over the pixels of each sample; the result has the same shape, each
+    crop holding its image's pooled value (the mean of the crops' means — they have equal sizes
+    —, the sum of their sums, or the log of the mean of their means). The identity unless a
+    :func:`recording` with ``crops > 1`` is in progress.
     """
     crops = crop_count()
     if crops == 1:
         return values
-    if reduce not in ("mean", "sum"):
-        raise ValueError(f"reduce must be 'mean' or 'sum', not {reduce!r}")
+    if reduce not in ("mean", "sum", "logmeanexp"):
+        raise ValueError(f"reduce must be 'mean', 'sum' or 'logmeanexp', not {reduce!r}")
     if values.shape[0] % crops:
         raise RuntimeError(f"a batch of {values.shape[0]} is not {crops} crops per image")
     grouped = values.reshape(crops, values.shape[0] // crops, *values.shape[1:])
-    pooled = grouped.sum(0) if reduce == "sum" else grouped.mean(0)
+    if reduce == "logmeanexp":
+        pooled = torch.logsumexp(grouped, dim=0) - math.log(crops)
+    else:
+        pooled = grouped.sum(0) if reduce == "sum" else grouped.mean(0)
     return pooled.repeat(crops, *([1] * (values.ndim - 1)))
 
 
