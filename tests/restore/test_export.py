@@ -101,11 +101,15 @@ def _saved_model_exports_identically(wrapped: nn.Module, tmp_path) -> None:
 
 
 @pytest.mark.filterwarnings("ignore")
-def test_a_gate_routed_by_a_classifier_exports_to_onnx_and_torchscript(tmp_path):
-    from aioir.nn.degradation_classifier import DegradationClassifier
+@pytest.mark.parametrize("highlight_powers", [(), (8.0, 128.0)])
+def test_a_gate_routed_by_a_classifier_exports_to_onnx_and_torchscript(tmp_path, highlight_powers):
+    """The classifier too, plain or reading the input's highlights (log-domain power means)."""
+    from aioir.nn.degradation_classifier import degradation_classifier
 
     torch.manual_seed(0)
-    classifier = DegradationClassifier(["noise", "haze", "clean"], widths=(4, 6), hidden=8)
+    classifier = degradation_classifier(
+        ["noise", "haze", "clean"], widths=(4, 6), hidden=8, highlight_powers=highlight_powers
+    )
     wrapped = FilterBankRestorer(
         load_model("udair-tiny"), filters=3, taps=5, classifier=classifier, routed_gate=True
     )
