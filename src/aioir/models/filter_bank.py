@@ -17,8 +17,9 @@ then under ``…<e>.module.``; ``grey``: the record of a twin run on black-and-w
 :class:`~aioir.nn.grey_twin.GreyTwin`, weights under ``…<e>.colour.`` and ``…<e>.grey.``;
 ``label``: what ``--explain`` calls it),
 ``"input_statistics": true`` when its gate reads them, ``"classifier": {"classes", "widths",
-"hidden"}`` (and ``"highlight_powers"`` when it reads the input's highlights) when it reads a degradation classifier's verdict (weights
-``filter_bank.classifier.*``), ``"gate_descriptor": "compact"`` when, of the network's terms,
+"hidden"}`` (and ``"highlight_powers"`` when it reads the input's highlights) when it reads
+a degradation classifier's verdict (weights ``filter_bank.classifier.*``),
+``"gate_descriptor": "compact"`` when, of the network's terms,
 it reads only the blur and change ones, and ``"routed_gate": true`` when its gate is one per
 degradation class, mixed by the classifier (``"told_gate": true`` when it has a second gate
 for inputs whose degradation the user names; weights ``filter_bank.told_gate.*``); weights
