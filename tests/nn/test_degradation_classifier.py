@@ -85,8 +85,9 @@ def test_highlight_terms_are_log_power_means_of_the_brightest_channel():
 
 
 def test_one_bright_beam_moves_the_highlight_terms_far_more_than_the_stage_means():
-    """Why the variant: a dark scene with a thin bright beam and the same scene darkened
-    have nearly the same stage statistics, but highlights far apart."""
+    """Why the variant: one thin bright row in a dark scene moves the p = 128 term by nearly
+    the log of its brightness over the scene's (computed without underflow: 0.08^128 is 0 in
+    float32); the stage statistics before it are the base class's."""
     torch.manual_seed(0)
     model = HighlightDegradationClassifier(CLASSES, widths=(4, 6), hidden=8, highlight_powers=[128])
     dark = torch.full((1, 3, 32, 32), 0.08)
