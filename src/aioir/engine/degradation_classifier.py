@@ -37,7 +37,12 @@ from tqdm.auto import tqdm
 
 from aioir.errors import ConfigError
 from aioir.metrics import psnr
-from aioir.nn.degradation_classifier import DegradationClassifier, degradation_classifier
+from aioir.nn.degradation_classifier import (
+    DEFAULT_HIDDEN,
+    DEFAULT_WIDTHS,
+    DegradationClassifier,
+    degradation_classifier,
+)
 
 __all__ = [
     "ClassifierOptions",
@@ -62,8 +67,8 @@ class ClassifierOptions:
     input is within ``clean_above`` dB of their target are labelled ``clean`` (``None``: never
     relabelled); ``cross_fit``: the gate reads held-out verdicts (module docstring)."""
 
-    widths: list[int] = dataclasses.field(default_factory=lambda: [24, 48, 96, 128])
-    hidden: int = 96
+    widths: list[int] = dataclasses.field(default_factory=lambda: list(DEFAULT_WIDTHS))
+    hidden: int = DEFAULT_HIDDEN
     highlight_powers: list[float] = dataclasses.field(default_factory=list)
     items_per_task: int = 2000
     pale_items_per_task: int = 1000

@@ -490,6 +490,7 @@ def wrap_in_filter_bank(
     gate_descriptor: str = "full",
     routed_gate: bool = False,
     told_gate: bool = False,
+    gate_seed: int | None = None,
 ) -> FilterBankRestorer:
     """``network`` inside a new :class:`~aioir.models.FilterBankRestorer` (with ``experts``).
 
@@ -498,7 +499,8 @@ def wrap_in_filter_bank(
     U-Net: drawn from the generator seeded with ``seed`` once that U-Net's initialisation has
     been drawn, so a fit reproduces the models fitted then (v3 and v4) exactly. The global
     generator advances as if the head had been built here. Other backbones (NAFNet) keep the
-    head's own initialisation.
+    head's own initialisation. A ``gate_seed`` draws the gate's first layer again from that
+    seed instead (:func:`reseed_gate`).
     """
     from aioir.models import FilterBankRestorer, Restormer
 
@@ -519,6 +521,8 @@ def wrap_in_filter_bank(
                 *channels, filters, taps, hidden, experts=stand_ins, **extra
             )
         model.filter_bank.gate.load_state_dict(head.gate.state_dict())
+    if gate_seed is not None:
+        reseed_gate(model.filter_bank, gate_seed)
     return model
 
 
@@ -545,15 +549,12 @@ def unfitted_head(model: FilterBankRestorer, options: FilterBankOptions, seed: i
 
     head = model.filter_bank
     classifier = None if options.input_statistics else getattr(head, "classifier", None)
-    unfitted = wrap_in_filter_bank(
+    return wrap_in_filter_bank(
         unwrap(model), head.num_filters, head.taps, options.hidden, seed, list(head.experts),
         input_statistics=options.input_statistics, classifier=classifier,
         gate_descriptor=options.gate_descriptor, routed_gate=options.routed_gate,
-        told_gate=options.told_gate,
+        told_gate=options.told_gate, gate_seed=options.gate_seed,
     ).filter_bank  # fmt: skip
-    if options.gate_seed is not None:
-        reseed_gate(unfitted, options.gate_seed)
-    return unfitted
 
 
 def fit_filters(
@@ -1917,14 +1918,12 @@ def fit(
     classifier, classifier_record, held_out = _fit_classifier(dm, config, progress)
     model = wrap_in_filter_bank(
         network, len(groups), fb.taps, fb.hidden, config.seed, experts, fb.input_statistics,
-        classifier, fb.gate_descriptor, fb.routed_gate, fb.told_gate,
+        classifier, fb.gate_descriptor, fb.routed_gate, fb.told_gate, fb.gate_seed,
     )  # fmt: skip
     if rt.channels_last:
         to_channels_last(model)
     model.to(device)
     head = model.filter_bank
-    if fb.gate_seed is not None:
-        reseed_gate(head, fb.gate_seed)
 
     _install_filters(head, dm, groups, config, progress)
     descriptors, scores, gram, extra = _all_gate_examples(model, dm, config, progress, held_out)

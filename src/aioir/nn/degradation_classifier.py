@@ -33,11 +33,16 @@ from torch import Tensor, nn
 from aioir.nn.image_statistics import image_statistic, pool_crops
 
 __all__ = [
+    "DEFAULT_HIDDEN",
+    "DEFAULT_WIDTHS",
     "DegradationClassifier",
     "HighlightDegradationClassifier",
     "degradation_classifier",
     "highlight_terms",
 ]
+
+#: a classifier's default stage widths and MLP width
+DEFAULT_WIDTHS, DEFAULT_HIDDEN = (24, 48, 96, 128), 96
 
 
 class DegradationClassifier(nn.Module):
@@ -54,7 +59,10 @@ class DegradationClassifier(nn.Module):
     image_statistics = True
 
     def __init__(
-        self, classes: Sequence[str], widths: Sequence[int] = (24, 48, 96, 128), hidden: int = 96
+        self,
+        classes: Sequence[str],
+        widths: Sequence[int] = DEFAULT_WIDTHS,
+        hidden: int = DEFAULT_HIDDEN,
     ) -> None:
         super().__init__()
         if len(classes) < 2:
@@ -141,8 +149,8 @@ class HighlightDegradationClassifier(DegradationClassifier):
     def __init__(
         self,
         classes: Sequence[str],
-        widths: Sequence[int] = (24, 48, 96, 128),
-        hidden: int = 96,
+        widths: Sequence[int] = DEFAULT_WIDTHS,
+        hidden: int = DEFAULT_HIDDEN,
         highlight_powers: Sequence[float] = (8.0, 32.0, 128.0),
     ) -> None:
         if not highlight_powers or min(highlight_powers) <= 0:
@@ -165,8 +173,8 @@ class HighlightDegradationClassifier(DegradationClassifier):
 
 def degradation_classifier(
     classes: Sequence[str],
-    widths: Sequence[int] = (24, 48, 96, 128),
-    hidden: int = 96,
+    widths: Sequence[int] = DEFAULT_WIDTHS,
+    hidden: int = DEFAULT_HIDDEN,
     highlight_powers: Sequence[float] = (),
 ) -> DegradationClassifier:
     """The classifier these describe (random weights): a
