@@ -24,11 +24,12 @@ def _toy(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     return x.half(), labels
 
 
-def test_the_classifier_learns_to_tell_noise_and_darkness_from_clean():
+@pytest.mark.parametrize("precision", ["bf16-mixed", "32"])
+def test_the_classifier_learns_to_tell_noise_and_darkness_from_clean(precision):
     torch.manual_seed(0)
     inputs, labels = _toy(90, seed=0)
     options = ClassifierOptions(widths=[4, 8], hidden=16, patch_size=16, min_crop=12,
-                                steps=200, batch_size=16, lr=1e-2)  # fmt: skip
+                                steps=200, batch_size=16, lr=1e-2, precision=precision)  # fmt: skip
     model = train_classifier(inputs, labels, ["clean", "noise", "dark"], options, progress=False)
     assert not model.training
     held_out, truth = _toy(60, seed=1)
@@ -49,7 +50,10 @@ def test_the_classifier_learns_to_tell_noise_and_darkness_from_clean():
      ({"extra_crops": [{"data": {"pale": 1.0}, "items_per_task": -1}]}, "items_per_task"),
      ({"extra_crops": [{"data": {"pale": 1.0}, "items_per_task": 5, "salt": 1}]}, "extra_crops"),
      ({"cross_fit": "yes"}, "cross_fit"), ({"highlight_powers": [8, -1]}, "highlight_powers"),
-     ({"highlight_powers": [True]}, "highlight_powers")],
+     ({"highlight_powers": [True]}, "highlight_powers"),
+     ({"shadow_powers": [8]}, "shadow_powers"),
+     ({"highlight_powers": [8], "shadow_powers": [0]}, "shadow_powers"),
+     ({"precision": "bf16"}, "precision")],
 )  # fmt: skip
 def test_classifier_options_are_validated(options, message):
     with pytest.raises(ConfigError, match=message):

@@ -735,9 +735,8 @@ def test_a_classifier_reading_highlights_is_fitted_saved_and_loaded_as_such(corp
 
     plain = {"classifier": SMALL_CLASSIFIER}
     lit = {"classifier": {**SMALL_CLASSIFIER, "highlight_powers": [8, 128]}}
-    assert "highlight_powers" not in _parts_key(
-        _config(corpus, base, filter_bank=plain), "classifier"
-    )
+    plain_key = _parts_key(_config(corpus, base, filter_bank=plain), "classifier")
+    assert "highlight_powers" not in plain_key and "precision" not in plain_key
     assert "highlight_powers" in _parts_key(_config(corpus, base, filter_bank=lit), "classifier")
     fit(_config(corpus, base, filter_bank=lit), tmp_path / "lit")
     spec = json.loads((tmp_path / "lit" / "config.json").read_text())
@@ -749,6 +748,26 @@ def test_a_classifier_reading_highlights_is_fitted_saved_and_loaded_as_such(corp
     with pytest.raises(ConfigError, match="highlight_powers"):
         _config(corpus, base, filter_bank={"classifier": {**SMALL_CLASSIFIER,
                                                           "highlight_powers": [0]}})  # fmt: skip
+
+
+def test_a_classifier_reading_shadows_is_fitted_saved_and_loaded_as_such(corpus, base, tmp_path):
+    """``classifier.shadow_powers`` (with highlight powers) makes the head's classifier the
+    shadow-and-highlight variant, stamped and saved with its powers; alone, a config error.
+    Trained in float32 (``precision: "32"``), which its stamp records."""
+    from aioir.engine.filter_bank import _parts_key
+    from aioir.nn.degradation_classifier import ShadowHighlightDegradationClassifier
+
+    lit = {"highlight_powers": [8], "shadow_powers": [8, 128], "precision": "32"}
+    config = _config(corpus, base, filter_bank={"classifier": {**SMALL_CLASSIFIER, **lit}})
+    assert "shadow_powers" in _parts_key(config, "classifier")
+    assert "precision" in _parts_key(config, "classifier")  # (absent at the default, bf16-mixed)
+    fit(config, tmp_path / "shade")
+    classifier = load_model(tmp_path / "shade").filter_bank.classifier
+    assert isinstance(classifier, ShadowHighlightDegradationClassifier)
+    assert classifier.shadow_powers == [8.0, 128.0]
+    with pytest.raises(ConfigError, match="shadow_powers"):
+        _config(corpus, base, filter_bank={"classifier": {**SMALL_CLASSIFIER,
+                                                          "shadow_powers": [8]}})  # fmt: skip
 
 
 def test_cross_fit_fits_the_gate_on_held_out_verdicts(corpus, base, tmp_path):

@@ -8,8 +8,10 @@ import torch
 from aioir.nn.degradation_classifier import (
     DegradationClassifier,
     HighlightDegradationClassifier,
+    ShadowHighlightDegradationClassifier,
     degradation_classifier,
     highlight_terms,
+    shadow_terms,
 )
 from aioir.nn.image_statistics import recording, replaying
 
@@ -116,6 +118,43 @@ def test_the_highlight_variant_is_rebuilt_from_its_record():
     assert type(plain) is DegradationClassifier and "highlight_powers" not in plain.record()
     with pytest.raises(ValueError, match="highlight_powers"):
         HighlightDegradationClassifier(CLASSES, highlight_powers=[8, 0])
+
+
+def test_black_accents_keep_the_shadow_terms_where_haze_lifts_them():
+    """Why the shadow variant: a bright scene with a few black pixels (a white clock's hands)
+    reads near-black shadows at p = 128; the same scene hazed (every pixel moved towards a
+    bright airlight) reads them lifted, though its mean changes little."""
+    torch.manual_seed(0)
+    model = ShadowHighlightDegradationClassifier(
+        CLASSES, widths=(4, 6), hidden=8, highlight_powers=[8], shadow_powers=[128]
+    )
+    bright = torch.full((1, 3, 32, 32), 0.8)
+    bright[..., 16, 4:12] = 0.02
+    hazy = 0.75 * bright + 0.25 * 0.9
+    with torch.no_grad():
+        a, b = model.pooled(bright), model.pooled(hazy)
+    assert a.shape == (1, 2 * (4 + 6) + 2)
+    assert float(a[0, -1] - b[0, -1]) > 0.2  # log(1 − 0.02·…) against log(1 − 0.24)
+    torch.testing.assert_close(a[:, :-1], HighlightDegradationClassifier.pooled(model, bright))
+    torch.testing.assert_close(shadow_terms(bright, [8.0]), highlight_terms(1.0 - bright, [8.0]))
+
+
+def test_the_shadow_variant_is_rebuilt_from_its_record():
+    torch.manual_seed(0)
+    model = degradation_classifier(CLASSES, (4, 6), 8, highlight_powers=[8], shadow_powers=[32])
+    assert isinstance(model, ShadowHighlightDegradationClassifier)
+    record = model.record()
+    assert record == {"classes": CLASSES, "widths": [4, 6], "hidden": 8,
+                      "highlight_powers": [8.0], "shadow_powers": [32.0]}  # fmt: skip
+    again = degradation_classifier(**record)
+    again.load_state_dict(model.state_dict())
+    x = torch.rand(2, 3, 16, 16)
+    with torch.no_grad():
+        torch.testing.assert_close(again(x), model(x))
+    with pytest.raises(ValueError, match="shadow_powers"):
+        degradation_classifier(CLASSES, shadow_powers=[8])  # without highlight_powers
+    with pytest.raises(ValueError, match="shadow_powers"):
+        ShadowHighlightDegradationClassifier(CLASSES, shadow_powers=[-1])
 
 
 def test_the_highlight_terms_of_a_tiled_image_are_its_whole_images():

@@ -101,15 +101,16 @@ def _saved_model_exports_identically(wrapped: nn.Module, tmp_path) -> None:
 
 
 @pytest.mark.filterwarnings("ignore")
-@pytest.mark.parametrize("highlight_powers", [(), (8.0, 128.0)])
-def test_a_gate_routed_by_a_classifier_exports_to_onnx_and_torchscript(tmp_path, highlight_powers):
-    """The classifier too, plain or reading the input's highlights (log-domain power means)."""
+@pytest.mark.parametrize("powers", [{}, {"highlight_powers": (8.0, 128.0)},
+                                    {"highlight_powers": (8.0,), "shadow_powers": (128.0,)}])  # fmt: skip
+def test_a_gate_routed_by_a_classifier_exports_to_onnx_and_torchscript(tmp_path, powers):
+    """The classifier too, plain or reading the input's highlights (and shadows: log-domain
+    power means)."""
     from aioir.nn.degradation_classifier import degradation_classifier
 
     torch.manual_seed(0)
-    classifier = degradation_classifier(
-        ["noise", "haze", "clean"], widths=(4, 6), hidden=8, highlight_powers=highlight_powers
-    )
+    classifier = degradation_classifier(["noise", "haze", "clean"], widths=(4, 6), hidden=8,
+                                        **powers)  # fmt: skip
     wrapped = FilterBankRestorer(
         load_model("udair-tiny"), filters=3, taps=5, classifier=classifier, routed_gate=True
     )

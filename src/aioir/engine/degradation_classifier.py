@@ -17,7 +17,9 @@ other half's crops: the verdicts the shipped classifier gives a photo it never s
 gate learns how far to trust them (stacking; the head keeps the classifier trained on all
 the photos). The crops are made once and kept in memory (half precision); training draws batches from them
 with random flips, transposes and square sub-crops of ``min_crop`` … ``patch_size`` px,
-cross-entropy, AdamW (linear warm-up, cosine decay), bfloat16 on the CPU. A filter-bank fit
+cross-entropy, AdamW (linear warm-up, cosine decay), under bfloat16 autocast by default
+(``precision: bf16-mixed``; ``"32"``: float32, several times faster on a CPU without native
+bfloat16, such as one with AVX2 only, where bfloat16 is emulated). A filter-bank fit
 trains one this way when its ``filter_bank.classifier`` is set (:mod:`aioir.engine.filter_bank`).
 """
 
@@ -59,17 +61,21 @@ log = logging.getLogger(__name__)
 class ClassifierOptions:
     """How the classifier is made: its shape (``widths``, ``hidden``; ``highlight_powers``: a
     :class:`~aioir.nn.degradation_classifier.HighlightDegradationClassifier` reading the input's
-    highlights at these powers), its crops
+    highlights at these powers; ``shadow_powers``, with them: a
+    :class:`~aioir.nn.degradation_classifier.ShadowHighlightDegradationClassifier` reading its
+    shadows too), its crops
     (``items_per_task`` plain, ``pale_items_per_task`` pale and ``dark_items_per_task`` dark
     ones per task, ``extra_crops``' ``{data: {overrides}, items_per_task: N}`` entries after
     them, ``patch_size`` px, seed salt ``salt``) and its training (``steps`` of
-    ``batch_size``, peak ``lr``, ``weight_decay``, sub-crops from ``min_crop`` px); crops whose
+    ``batch_size``, peak ``lr``, ``weight_decay``, sub-crops from ``min_crop`` px, at
+    ``precision`` ``bf16-mixed`` or ``32``); crops whose
     input is within ``clean_above`` dB of their target are labelled ``clean`` (``None``: never
     relabelled); ``cross_fit``: the gate reads held-out verdicts (module docstring)."""
 
     widths: list[int] = dataclasses.field(default_factory=lambda: list(DEFAULT_WIDTHS))
     hidden: int = DEFAULT_HIDDEN
     highlight_powers: list[float] = dataclasses.field(default_factory=list)
+    shadow_powers: list[float] = dataclasses.field(default_factory=list)
     items_per_task: int = 2000
     pale_items_per_task: int = 1000
     dark_items_per_task: int = 0
@@ -83,6 +89,7 @@ class ClassifierOptions:
     clean_above: float | None = 40.0
     extra_crops: list[dict[str, Any]] = dataclasses.field(default_factory=list)
     cross_fit: bool = False
+    precision: str = "bf16-mixed"
 
     def validate(self, where: str) -> ClassifierOptions:
         """Check the values; returns ``self``."""
@@ -94,13 +101,18 @@ class ClassifierOptions:
                 raise ConfigError(f"{where}.{key}: must be ≥ 0")
         if not self.widths or min(self.widths) < 1:
             raise ConfigError(f"{where}.widths: give positive channel counts")
-        if any(not isinstance(p, int | float) or isinstance(p, bool) or p <= 0
-               for p in self.highlight_powers):  # fmt: skip
-            raise ConfigError(f"{where}.highlight_powers: give positive powers (e.g. [8, 32, 128])")
+        for key in ("highlight_powers", "shadow_powers"):
+            if any(not isinstance(p, int | float) or isinstance(p, bool) or p <= 0
+                   for p in getattr(self, key)):  # fmt: skip
+                raise ConfigError(f"{where}.{key}: give positive powers (e.g. [8, 32, 128])")
+        if self.shadow_powers and not self.highlight_powers:
+            raise ConfigError(f"{where}.shadow_powers: give highlight_powers too (read together)")
         if not 1 <= self.min_crop <= self.patch_size:
             raise ConfigError(f"{where}.min_crop: must be in 1 … patch_size")
         if self.lr <= 0 or self.weight_decay < 0:
             raise ConfigError(f"{where}: lr must be > 0 and weight_decay ≥ 0")
+        if self.precision not in ("bf16-mixed", "32"):
+            raise ConfigError(f"{where}.precision: expected bf16-mixed or 32")
         if not isinstance(self.cross_fit, bool):
             raise ConfigError(f"{where}.cross_fit: expected true or false")
         for i, entry in enumerate(self.extra_crops):
@@ -166,7 +178,7 @@ def train_classifier(
     """A classifier trained on ``inputs`` (N×3×P×P) and ``labels`` (N) as ``options`` say
     (module docstring); draws from torch's global generator. Returned in eval mode."""
     model = degradation_classifier(
-        classes, options.widths, options.hidden, options.highlight_powers
+        classes, options.widths, options.hidden, options.highlight_powers, options.shadow_powers
     )
     optimizer = torch.optim.AdamW(model.parameters(), lr=options.lr,
                                   weight_decay=options.weight_decay)  # fmt: skip
@@ -178,7 +190,7 @@ def train_classifier(
         return 0.5 * (1.0 + math.cos(math.pi * (step - warmup) / max(1, options.steps - warmup)))
 
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
-    side = inputs.shape[-1]
+    side, bf16 = inputs.shape[-1], options.precision == "bf16-mixed"
     model.train()
     bar = tqdm(range(options.steps), desc="training the classifier", disable=not progress,
                leave=False)  # fmt: skip
@@ -193,7 +205,7 @@ def train_classifier(
         crop = int(torch.randint(options.min_crop, side + 1, ()))
         top, left = torch.randint(0, side - crop + 1, (2,)).tolist()
         x = x[..., top : top + crop, left : left + crop]
-        with torch.autocast("cpu", dtype=torch.bfloat16):
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
             logits = model(x)
         loss = F.cross_entropy(logits.float(), labels[rows])
         optimizer.zero_grad(set_to_none=True)

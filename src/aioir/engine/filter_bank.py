@@ -1232,9 +1232,11 @@ def _parts_key(config: FilterBankFitConfig, part: str) -> str:
         own = dataclasses.asdict(options) if options is not None else None
         if own is not None:
             del own["cross_fit"]
-            for key in ("extra_crops", "highlight_powers"):
+            for key in ("extra_crops", "highlight_powers", "shadow_powers"):
                 if not own[key]:
-                    del own[key]  # (none: the stamp of the classifiers fitted before either)
+                    del own[key]  # (none: the stamp of the classifiers fitted before any)
+            if own["precision"] == "bf16-mixed":
+                del own["precision"]  # (the default: as before the option existed)
     what = {"part": part, "data": _data_stamp(config.data), "seed": config.seed, "options": own}
     return json.dumps(what, sort_keys=True, default=str)
 
@@ -1716,6 +1718,7 @@ class _ClassifierParts:
                 self.options.widths,
                 self.options.hidden,
                 self.options.highlight_powers,
+                self.options.shadow_powers,
             )
 
     def _draw_crops(self) -> tuple[Tensor, Tensor, list[str], list[str]]:

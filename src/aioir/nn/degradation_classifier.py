@@ -18,7 +18,9 @@ restoration network, trained for something else, may not
 (:func:`highlight_terms`): a stage's mean and energy dilute a few bright pixels into the whole
 image, so a dark scene with one bright beam reads as under-exposed, while synthetic low light
 scales every highlight down (a dark photo whose brightest pixels are near white was not
-under-exposed).
+under-exposed). :class:`ShadowHighlightDegradationClassifier` reads its shadows too
+(:func:`shadow_terms`), the mirror cue for bright scenes: haze lifts every shadow towards the
+airlight, so a bright photo whose darkest pixels are near black was not hazy.
 """
 
 from __future__ import annotations
@@ -37,8 +39,10 @@ __all__ = [
     "DEFAULT_WIDTHS",
     "DegradationClassifier",
     "HighlightDegradationClassifier",
+    "ShadowHighlightDegradationClassifier",
     "degradation_classifier",
     "highlight_terms",
+    "shadow_terms",
 ]
 
 #: a classifier's default stage widths and MLP width
@@ -142,6 +146,20 @@ def highlight_terms(x: Tensor, powers: Sequence[float]) -> Tensor:
         return pool_crops(log_means, reduce="logmeanexp") / scale
 
 
+def shadow_terms(x: Tensor, powers: Sequence[float]) -> Tensor:
+    """B×len(powers): :func:`highlight_terms` of the negative ``1 − x`` — the power means of
+    ``1 − d``, with ``d`` each pixel's darkest channel: near ``log(1 − min d)`` for a large
+    ``p`` (how black its shadows are; haze lifts them to the airlight's share), pooled over the
+    crops of a tiled image towards its darkest crop."""
+    return highlight_terms(1.0 - x, powers)
+
+
+def _positive_powers(name: str, powers: Sequence[float]) -> list[float]:
+    if not powers or min(powers) <= 0:
+        raise ValueError(f"{name} must be positive, got {list(powers)}")
+    return [float(p) for p in powers]
+
+
 class HighlightDegradationClassifier(DegradationClassifier):
     """A :class:`DegradationClassifier` whose head also reads :func:`highlight_terms` at
     ``highlight_powers`` (module docstring)."""
@@ -153,10 +171,8 @@ class HighlightDegradationClassifier(DegradationClassifier):
         hidden: int = DEFAULT_HIDDEN,
         highlight_powers: Sequence[float] = (8.0, 32.0, 128.0),
     ) -> None:
-        if not highlight_powers or min(highlight_powers) <= 0:
-            raise ValueError(f"highlight_powers must be positive, got {list(highlight_powers)}")
         # the head's size depends on them: set before the base class sizes it
-        self.highlight_powers = [float(p) for p in highlight_powers]
+        self.highlight_powers = _positive_powers("highlight_powers", highlight_powers)
         super().__init__(classes, widths, hidden)
 
     @property
@@ -171,15 +187,50 @@ class HighlightDegradationClassifier(DegradationClassifier):
         return torch.cat([super().pooled(x), highlight_terms(x, self.highlight_powers)], dim=1)
 
 
+class ShadowHighlightDegradationClassifier(HighlightDegradationClassifier):
+    """A :class:`HighlightDegradationClassifier` whose head also reads :func:`shadow_terms` at
+    ``shadow_powers`` (module docstring)."""
+
+    def __init__(
+        self,
+        classes: Sequence[str],
+        widths: Sequence[int] = DEFAULT_WIDTHS,
+        hidden: int = DEFAULT_HIDDEN,
+        highlight_powers: Sequence[float] = (8.0, 32.0, 128.0),
+        shadow_powers: Sequence[float] = (8.0, 32.0, 128.0),
+    ) -> None:
+        self.shadow_powers = _positive_powers("shadow_powers", shadow_powers)
+        super().__init__(classes, widths, hidden, highlight_powers)
+
+    @property
+    def extra_terms(self) -> int:
+        return super().extra_terms + len(self.shadow_powers)
+
+    def record(self) -> dict[str, Any]:
+        return {**super().record(), "shadow_powers": list(self.shadow_powers)}
+
+    def pooled(self, x: Tensor) -> Tensor:
+        """The stages' statistics, :func:`highlight_terms`, then :func:`shadow_terms`."""
+        return torch.cat([super().pooled(x), shadow_terms(x, self.shadow_powers)], dim=1)
+
+
 def degradation_classifier(
     classes: Sequence[str],
     widths: Sequence[int] = DEFAULT_WIDTHS,
     hidden: int = DEFAULT_HIDDEN,
     highlight_powers: Sequence[float] = (),
+    shadow_powers: Sequence[float] = (),
 ) -> DegradationClassifier:
     """The classifier these describe (random weights): a
-    :class:`HighlightDegradationClassifier` when ``highlight_powers`` are given (the keys of
+    :class:`HighlightDegradationClassifier` when ``highlight_powers`` are given, a
+    :class:`ShadowHighlightDegradationClassifier` when ``shadow_powers`` are too (the keys of
     :meth:`DegradationClassifier.record`)."""
+    if shadow_powers:
+        if not highlight_powers:
+            raise ValueError("shadow_powers come with highlight_powers (a classifier reads both)")
+        return ShadowHighlightDegradationClassifier(
+            classes, widths, hidden, highlight_powers, shadow_powers
+        )
     if highlight_powers:
         return HighlightDegradationClassifier(classes, widths, hidden, highlight_powers)
     return DegradationClassifier(classes, widths, hidden)
