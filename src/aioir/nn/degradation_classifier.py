@@ -36,6 +36,7 @@ from aioir.nn.image_statistics import image_statistic, pool_crops
 
 __all__ = [
     "DEFAULT_HIDDEN",
+    "DEFAULT_POWERS",
     "DEFAULT_WIDTHS",
     "DegradationClassifier",
     "HighlightDegradationClassifier",
@@ -47,6 +48,9 @@ __all__ = [
 
 #: a classifier's default stage widths and MLP width
 DEFAULT_WIDTHS, DEFAULT_HIDDEN = (24, 48, 96, 128), 96
+#: the tone variants' default powers (the highlight and shadow terms'): a mean, a soft and a
+#: near-hard extreme
+DEFAULT_POWERS = (8.0, 32.0, 128.0)
 
 
 class DegradationClassifier(nn.Module):
@@ -155,6 +159,7 @@ def shadow_terms(x: Tensor, powers: Sequence[float]) -> Tensor:
 
 
 def _positive_powers(name: str, powers: Sequence[float]) -> list[float]:
+    """``powers`` as floats; a ``ValueError`` naming ``name`` when empty or not all positive."""
     if not powers or min(powers) <= 0:
         raise ValueError(f"{name} must be positive, got {list(powers)}")
     return [float(p) for p in powers]
@@ -169,7 +174,7 @@ class HighlightDegradationClassifier(DegradationClassifier):
         classes: Sequence[str],
         widths: Sequence[int] = DEFAULT_WIDTHS,
         hidden: int = DEFAULT_HIDDEN,
-        highlight_powers: Sequence[float] = (8.0, 32.0, 128.0),
+        highlight_powers: Sequence[float] = DEFAULT_POWERS,
     ) -> None:
         # the head's size depends on them: set before the base class sizes it
         self.highlight_powers = _positive_powers("highlight_powers", highlight_powers)
@@ -196,8 +201,8 @@ class ShadowHighlightDegradationClassifier(HighlightDegradationClassifier):
         classes: Sequence[str],
         widths: Sequence[int] = DEFAULT_WIDTHS,
         hidden: int = DEFAULT_HIDDEN,
-        highlight_powers: Sequence[float] = (8.0, 32.0, 128.0),
-        shadow_powers: Sequence[float] = (8.0, 32.0, 128.0),
+        highlight_powers: Sequence[float] = DEFAULT_POWERS,
+        shadow_powers: Sequence[float] = DEFAULT_POWERS,
     ) -> None:
         self.shadow_powers = _positive_powers("shadow_powers", shadow_powers)
         super().__init__(classes, widths, hidden, highlight_powers)
