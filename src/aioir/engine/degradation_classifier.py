@@ -37,6 +37,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
+from aioir.engine.config import PLAIN_LOOP_PRECISIONS
 from aioir.errors import ConfigError
 from aioir.metrics import psnr
 from aioir.nn.degradation_classifier import (
@@ -111,8 +112,8 @@ class ClassifierOptions:
             raise ConfigError(f"{where}.min_crop: must be in 1 … patch_size")
         if self.lr <= 0 or self.weight_decay < 0:
             raise ConfigError(f"{where}: lr must be > 0 and weight_decay ≥ 0")
-        if self.precision not in ("bf16-mixed", "32"):
-            raise ConfigError(f"{where}.precision: expected bf16-mixed or 32")
+        if self.precision not in PLAIN_LOOP_PRECISIONS:
+            raise ConfigError(f"{where}.precision: expected {' or '.join(PLAIN_LOOP_PRECISIONS)}")
         if not isinstance(self.cross_fit, bool):
             raise ConfigError(f"{where}.cross_fit: expected true or false")
         for i, entry in enumerate(self.extra_crops):

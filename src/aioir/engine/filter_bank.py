@@ -48,7 +48,7 @@ from tqdm.auto import tqdm
 from aioir.data.synthetic import TaskSpec
 from aioir.data.task_specs import parse_task_specs
 from aioir.degradations import available_degradations
-from aioir.engine.config import DataConfig, build_config, read_yaml
+from aioir.engine.config import PLAIN_LOOP_PRECISIONS, DataConfig, build_config, read_yaml
 from aioir.engine.degradation_classifier import ClassifierOptions
 from aioir.errors import ConfigError
 from aioir.metrics import psnr
@@ -398,8 +398,8 @@ class FilterBankFitConfig:
             if not isinstance(weight, int | float) or not weight > 0:
                 raise bad(f"filter_bank.gate_task_weights.{task}", "must be a number > 0")
         get_protocol(self.validation.protocol)
-        if self.validation.precision not in ("32", "bf16-mixed"):
-            raise bad("validation.precision", "expected 32 or bf16-mixed")
+        if self.validation.precision not in PLAIN_LOOP_PRECISIONS:
+            raise bad("validation.precision", f"expected {' or '.join(PLAIN_LOOP_PRECISIONS)}")
         if self.runtime.device not in ("cpu", "cuda", "auto"):
             raise bad("runtime.device", "expected cpu, cuda or auto")
         return self
