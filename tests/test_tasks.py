@@ -41,3 +41,12 @@ def test_task_parts_splits_composites_into_aioir_names():
 
     assert task_parts("haze") == ["haze"]
     assert task_parts("dehazing+low-light") == ["haze", "lowlight"]
+
+
+def test_split_composite_keeps_the_parts_as_written():
+    from aioir.data.synthetic import COMPOSITE_SEPARATOR as data_separator
+    from aioir.tasks import COMPOSITE_SEPARATOR, split_composite
+
+    assert split_composite("haze") == ["haze"]
+    assert split_composite("dehazing+low-light") == ["dehazing", "low-light"]  # no aliases
+    assert data_separator is COMPOSITE_SEPARATOR  # one separator for every layer

@@ -9,7 +9,15 @@ wherever a task is named: :func:`canonical_task` maps them to aioir's names.
 
 from __future__ import annotations
 
-__all__ = ["CORE_TASKS", "TASKS", "TASK_ALIASES", "canonical_task", "task_parts"]
+__all__ = [
+    "COMPOSITE_SEPARATOR",
+    "CORE_TASKS",
+    "TASKS",
+    "TASK_ALIASES",
+    "canonical_task",
+    "split_composite",
+    "task_parts",
+]
 
 #: The six degradation tasks aioir restores by default (the demo's and ``synthetic:DIR``'s
 #: columns), in canonical order.
@@ -43,7 +51,16 @@ def canonical_task(name: str) -> str:
     return TASK_ALIASES.get(text.lower(), text)
 
 
+#: Joins the component tasks of a composite task name: ``haze+rain`` (both at once).
+COMPOSITE_SEPARATOR = "+"
+
+
+def split_composite(name: str) -> list[str]:
+    """The parts of a composite task name ``a+b`` as written (a plain name gives itself)."""
+    return name.split(COMPOSITE_SEPARATOR)
+
+
 def task_parts(name: str) -> list[str]:
     """The tasks a composite name ``a+b`` holds, each by aioir's name (:func:`canonical_task`;
     a plain name gives itself)."""
-    return [canonical_task(part) for part in name.split("+")]
+    return [canonical_task(part) for part in split_composite(name)]

@@ -56,7 +56,7 @@ from aioir.degradations import (
 )
 from aioir.degradations.base import uniform
 from aioir.errors import ConfigError, DatasetLayoutError
-from aioir.tasks import TASKS, canonical_task
+from aioir.tasks import COMPOSITE_SEPARATOR, TASKS, canonical_task
 
 __all__ = [
     "COMPOSITE_SEPARATOR",
@@ -94,10 +94,6 @@ class TaskSpec:
 
     degradations: Sequence[str | DegradationFactory] = ()
     severity: Severity | None = None
-
-
-#: Joins the component tasks of a composite task name: ``haze+rain``.
-COMPOSITE_SEPARATOR = "+"
 
 
 def composite_parts(task: str) -> tuple[str, ...]:

@@ -35,7 +35,7 @@ import numpy as np
 
 from aioir.errors import AioirError, ConfigError, ImageReadError
 from aioir.io import load_image, save_image, to_uint8
-from aioir.tasks import CORE_TASKS, TASKS, task_parts
+from aioir.tasks import COMPOSITE_SEPARATOR, CORE_TASKS, TASKS, task_parts
 
 __all__ = [
     "DEFAULT_MODEL_KEY",
@@ -230,7 +230,7 @@ def _task(task: str | None) -> str | None:
     parts = task_parts(task)
     if not all(part in TASKS for part in parts):
         raise ConfigError(f"unknown task {task!r} (tasks: {', '.join(CORE_TASKS)})")
-    return "+".join(parts)
+    return COMPOSITE_SEPARATOR.join(parts)
 
 
 def _one_line(name: str, exc: BaseException) -> str:

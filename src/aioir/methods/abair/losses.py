@@ -16,6 +16,7 @@ from torch import Tensor
 
 from aioir.errors import ConfigError
 from aioir.losses.composite import LossInputs, LossTerm, register_loss
+from aioir.tasks import COMPOSITE_SEPARATOR, split_composite
 
 __all__ = ["EstimatorLoss", "SegmentationLoss", "task_targets"]
 
@@ -52,12 +53,12 @@ def task_targets(
     """Class indices (``B``, single labels) or multi-hot rows (``B×K``) of ``batch_tasks``."""
     rows = []
     for name in batch_tasks:
-        if not multi and "+" in name:
+        if not multi and COMPOSITE_SEPARATOR in name:
             raise ConfigError(
                 f"losses.abair_estimator: composite task {name!r} needs mode: multi "
                 "(sigmoid + BCE on multi-hot labels)"
             )
-        parts = name.split("+") if multi else [name]
+        parts = split_composite(name) if multi else [name]
         unknown = [p for p in parts if p not in model_tasks]
         if unknown:
             raise ConfigError(

@@ -47,6 +47,7 @@ from aioir.nn.blocks import BlockSequence, TransformerBlock
 from aioir.nn.gates import SpatialGate
 from aioir.nn.image_statistics import crop_count, image_statistic, pool_crops
 from aioir.nn.padding import pad_to_multiple, unpad
+from aioir.tasks import split_composite
 
 __all__ = [
     "ABAIR",
@@ -270,7 +271,7 @@ class ABAIR(PromptIR):
         """``1×K`` adapter weights selecting ``task``; a composite ``a+b`` selects each of its
         tasks with weight 1 (multi-hot: the oracle of a composite degradation)."""
         w = torch.zeros(1, self.num_tasks)
-        for part in task.split("+"):
+        for part in split_composite(task):
             w[0, self.task_index(part)] = 1.0
         return w
 

@@ -38,6 +38,7 @@ from aioir.errors import ConfigError
 from aioir.methods.abair.model import ABAIR
 from aioir.models.wrappers import unwrap
 from aioir.nn.adapters import mark_only_lora_trainable
+from aioir.tasks import split_composite
 
 __all__ = ["ABAIR_EXTRA", "PHASES", "ABAIRTrainingConfig", "ABAIRTrainingExtra", "copy_from_saved"]
 
@@ -128,7 +129,7 @@ class ABAIRTrainingExtra(TrainingExtra):
         data_tasks = list(ctx.task_names)
         if self.phase == "pretrain":
             return
-        unknown = [p for t in data_tasks for p in t.split("+") if p not in model.tasks]
+        unknown = [p for t in data_tasks for p in split_composite(t) if p not in model.tasks]
         if unknown:
             raise ConfigError(
                 f"abair.phase: data task {unknown[0]!r} has no adapter "
@@ -136,7 +137,7 @@ class ABAIRTrainingExtra(TrainingExtra):
             )
         if self.phase == "adapters":
             train = section.train_tasks if section.train_tasks is not None else data_tasks
-            parts = dict.fromkeys(p for t in train for p in t.split("+"))
+            parts = dict.fromkeys(p for t in train for p in split_composite(t))
             mark_only_lora_trainable(model, [model.task_index(t) for t in parts])
             from aioir.methods.abair.callbacks import OracleAdapterWeights
 
