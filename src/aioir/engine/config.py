@@ -225,7 +225,7 @@ class EMAConfig:
 
 #: The validation scores that can pick the best checkpoint (``validation.monitor``).
 VAL_MONITORS = ("psnr", "ssim", "min_gain", "mean_gain", "floored_gain")
-#: the precisions of the fits run outside Lightning (a head's classifier and its validation):
+#: The precisions of the fits run outside Lightning (a head's classifier and its validation):
 #: float32, or bfloat16 autocast (emulated, several times slower, on CPUs without native bf16)
 PLAIN_LOOP_PRECISIONS = ("bf16-mixed", "32")
 
