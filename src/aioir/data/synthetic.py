@@ -56,7 +56,7 @@ from aioir.degradations import (
 )
 from aioir.degradations.base import uniform
 from aioir.errors import ConfigError, DatasetLayoutError
-from aioir.tasks import COMPOSITE_SEPARATOR, TASKS, canonical_task
+from aioir.tasks import COMPOSITE_SEPARATOR, TASKS, canonical_task, split_composite
 
 __all__ = [
     "COMPOSITE_SEPARATOR",
@@ -101,7 +101,7 @@ def composite_parts(task: str) -> tuple[str, ...]:
     "haze")``); ``()`` for a plain task. ConfigError for an empty or repeated part."""
     if COMPOSITE_SEPARATOR not in task:
         return ()
-    parts = tuple(p.strip() for p in task.split(COMPOSITE_SEPARATOR))
+    parts = tuple(p.strip() for p in split_composite(task))
     if any(not p for p in parts):
         raise ConfigError(f"tasks: composite task {task!r} has an empty component")
     if len(set(parts)) != len(parts):
