@@ -1186,6 +1186,35 @@ def test_the_exact_mixture_psnr_is_the_mixed_images_psnr():
     assert torch.allclose(some[2:], mixture_bound(weights.log(), scores)[2:])
 
 
+def test_choice_scoring_is_choice_score_with_its_settings_and_picks_rows():
+    """ChoiceScoring scores as choice_score with its settings; per_example spells α out (and
+    refuses one outside [0, 1]); rows indexes every per-example setting, as a bagged gate's
+    bootstrap resample needs; needs_log_weights says whether the bound is in play."""
+    from aioir.engine.filter_bank import ChoiceScoring, choice_score
+
+    generator = torch.Generator().manual_seed(0)
+    scores = 20 + 10 * torch.rand(5, 3, generator=generator)
+    weights = torch.rand(5, 3, generator=generator).softmax(dim=1)
+    errors = torch.randn(5, 3, 8, generator=generator) * 0.05
+    gram = (errors @ errors.transpose(1, 2)).double() / 8
+    exact = torch.tensor([True, False, True, False, True])
+    scoring = ChoiceScoring(0.5, gram, 41.0, 45.0, exact).per_example(5, scores.dtype)
+    alpha = scoring.mixture_weight
+    assert isinstance(alpha, torch.Tensor) and alpha.shape == (5,) and bool((alpha == 0.5).all())
+    got = scoring(weights, weights.log(), scores)
+    assert torch.equal(got, choice_score(weights, weights.log(), scores, 0.5, gram, 41.0, 45.0,
+                                         exact))  # fmt: skip
+    rows = torch.tensor([4, 0, 0])
+    picked = scoring.rows(rows)
+    assert torch.equal(picked.exact, exact[rows]) and torch.equal(picked.gram, gram[rows])
+    assert torch.allclose(picked(weights[rows], weights[rows].log(), scores[rows]), got[rows])
+    assert scoring.needs_log_weights  # (two examples by the bound)
+    assert not ChoiceScoring(1.0, gram).needs_log_weights  # every example exact
+    assert not ChoiceScoring().needs_log_weights  # the expected score
+    with pytest.raises(ValueError, match="mixture_weight"):
+        ChoiceScoring(1.5).per_example(5, scores.dtype)
+
+
 def test_the_exact_objective_mixes_candidates_whose_errors_cancel():
     """Two candidates at 30 dB whose errors are opposite and a third at 35 dB: the bound (and
     the expected score) choose the third, the exact PSNR an even mix of the two, which reaches

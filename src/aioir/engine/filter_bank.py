@@ -67,7 +67,7 @@ if TYPE_CHECKING:
     from aioir.models import FilterBankRestorer
 
 __all__ = [
-    "FilterBankFitConfig", "FilterBankOptions", "FitModelConfig", "FitResult",
+    "ChoiceScoring", "FilterBankFitConfig", "FilterBankOptions", "FitModelConfig", "FitResult",
     "FitRuntimeConfig", "FitValidationConfig", "GateExamples", "candidate_ids",
     "filter_bank_groups", "fit", "fit_filters", "fit_gate", "gate_examples",
     "input_only_examples", "load_fit_config", "merge_examples", "read_gate_examples",
@@ -733,6 +733,50 @@ def choice_score(
     return (1.0 - mixture_weight) * expected + mixture_weight * mix
 
 
+@dataclasses.dataclass(frozen=True)
+class ChoiceScoring:
+    """How :func:`fit_gate` scores a gate's choice on its examples: :func:`choice_score` with
+    these settings — ``mixture_weight`` α (one number, or one per example), the examples' Gram
+    matrices ``gram`` (N×C×C) for the exact mix, ``score_cap``, ``mixture_cap`` and ``exact``
+    (N, bool: the examples scored exactly). The default is the expected score."""
+
+    mixture_weight: float | Tensor = 0.0
+    gram: Tensor | None = None
+    score_cap: float = math.inf
+    mixture_cap: float | None = None
+    exact: Tensor | None = None
+
+    def __call__(self, weights: Tensor, log_weights: Tensor | None, scores: Tensor) -> Tensor:
+        """Each example's score of the choice ``weights`` (log weights as :func:`choice_score`
+        needs them)."""
+        return choice_score(weights, log_weights, scores, self.mixture_weight, self.gram,
+                            self.score_cap, self.mixture_cap, self.exact)  # fmt: skip
+
+    @property
+    def needs_log_weights(self) -> bool:
+        """Whether some example is scored by the bound, which reads the log weights."""
+        all_exact = self.gram is not None and (self.exact is None or bool(self.exact.all()))
+        return bool(torch.as_tensor(self.mixture_weight).any()) and not all_exact
+
+    def per_example(self, n: int, dtype: torch.dtype) -> ChoiceScoring:
+        """These settings with α spelt out per example (``n`` of them); raises ``ValueError``
+        when an α lies outside [0, 1]."""
+        alpha = torch.as_tensor(self.mixture_weight, dtype=dtype).expand(n)
+        if not bool(((alpha >= 0) & (alpha <= 1)).all()):
+            raise ValueError(f"mixture_weight must lie in [0, 1], got {self.mixture_weight}")
+        return dataclasses.replace(self, mixture_weight=alpha)
+
+    def rows(self, index: Tensor) -> ChoiceScoring:
+        """These settings for the examples ``index`` picks (the per-example ones indexed)."""
+        alpha = self.mixture_weight
+        return dataclasses.replace(
+            self,
+            mixture_weight=alpha[index] if isinstance(alpha, Tensor) else alpha,
+            gram=None if self.gram is None else self.gram[index],
+            exact=None if self.exact is None else self.exact[index],
+        )
+
+
 def fit_gate(
     head: FilterBankHead,
     descriptors: Tensor,
@@ -748,18 +792,12 @@ def fit_gate(
     input_weight: float = 1.0,
     example_weights: Tensor | None = None,
     target_examples: Tensor | None = None,
-    mixture_weight: float | Tensor = 0.0,
-    gram: Tensor | None = None,
-    score_cap: float = math.inf,
-    mixture_cap: float | None = None,
-    exact_examples: Tensor | None = None,
+    scoring: ChoiceScoring | None = None,
 ) -> float:
     """Set the descriptor normalisation from ``descriptors``, reset the gate's last layer and
-    train the gate full-batch to maximise the mean score of its choice (:func:`choice_score`
-    with ``mixture_weight``, one or per example, and the Gram matrices ``gram``, ``score_cap``,
-    ``mixture_cap`` and ``exact_examples`` when given: the expected score ``Σⱼ wⱼ·scoreⱼ`` by
-    default); returns that score at the last step (with ``members`` or ``components``: of the
-    installed gate).
+    train the gate full-batch to maximise the mean score of its choice, as ``scoring`` scores it
+    (:class:`ChoiceScoring`; by default the expected score ``Σⱼ wⱼ·scoreⱼ``); returns that
+    score at the last step (with ``members`` or ``components``: of the installed gate).
 
     ``target_weight`` > 0 adds that many dB times the cross-entropy between the gate's choice and
     the soft best-candidate target ``softmax(scores / target_temperature)`` (temperature in
@@ -805,20 +843,16 @@ def fit_gate(
     # (output logit +5) is for gradient fine-tuning and would anchor this fit on the output
     head.gate[-1].reset_parameters()
     inputs = head.normalize(descriptors)
-    alpha = torch.as_tensor(mixture_weight, dtype=scores.dtype).expand(len(scores))
-    if not bool(((alpha >= 0) & (alpha <= 1)).all()):
-        raise ValueError(f"mixture_weight must lie in [0, 1], got {mixture_weight}")
-    settings = (epochs, lr, weight_decay, progress, target_weight, target_temperature, score_cap,
-                mixture_cap)  # fmt: skip
+    scoring = (scoring or ChoiceScoring()).per_example(len(scores), scores.dtype)
+    settings = (epochs, lr, weight_decay, progress, target_weight, target_temperature)
     weights = scores.new_ones(len(scores)) if example_weights is None else example_weights
     covered = (
         scores.new_ones(len(scores)) if target_examples is None else target_examples.to(scores)
     )
     if members == 1 and components is None:
         expected = _train_gate_mlp(
-            head, head.gate, inputs, descriptors, scores, weights, covered, *settings, alpha, gram,
-            exact_examples,
-        )  # fmt: skip
+            head, head.gate, inputs, descriptors, scores, weights, covered, *settings, scoring
+        )
         log.info("filter-bank gate: score %.2f dB on %d crops", expected, len(scores))
         return expected
     axes = None if components is None else _principal_axes(inputs, components)
@@ -832,17 +866,14 @@ def fit_gate(
         rows = torch.randint(len(inputs), (len(inputs),)) if members > 1 else slice(None)
         _train_gate_mlp(
             head, gate, projected[rows], descriptors[rows], scores[rows], weights[rows],
-            covered[rows], *settings, alpha[rows], None if gram is None else gram[rows],
-            None if exact_examples is None else exact_examples[rows],
+            covered[rows], *settings, scoring.rows(rows),
         )  # fmt: skip
         gates.append(gate)
     head.gate = _averaged_gate(gates, axes)
     with torch.no_grad():
         logits = head.gate(head.normalize(descriptors))  # (head.choose, with its logarithm)
         chosen, log_chosen = head.mix(logits, descriptors), head.log_mix(logits, descriptors)
-        per_example = choice_score(
-            chosen, log_chosen, scores, alpha, gram, score_cap, mixture_cap, exact_examples
-        )
+        per_example = scoring(chosen, log_chosen, scores)
         expected = float((weights * per_example).sum() / weights.sum())
     log.info(
         "filter-bank gate (%d members, %s components): score %.2f dB on %d crops",
@@ -865,18 +896,13 @@ def _train_gate_mlp(
     progress: bool,
     target_weight: float,
     target_temperature: float,
-    score_cap: float = math.inf,
-    mixture_cap: float | None = None,
-    mixture_weight: float | Tensor = 0.0,
-    gram: Tensor | None = None,
-    exact_examples: Tensor | None = None,
+    scoring: ChoiceScoring,
 ) -> float:
     """Train ``gate`` full-batch on normalised ``inputs`` (see :func:`fit_gate`), its logits
     turned into candidate weights as ``head`` turns its own (:meth:`FilterBankHead.mix`, which
     may read the raw ``descriptors``), each example counted ``example_weights`` times, the
     cross-entropy term on the examples where ``target_examples`` is 1; returns the (weighted)
-    score of its choice (:func:`choice_score` with ``mixture_weight``, ``gram``, ``score_cap``,
-    ``mixture_cap`` and ``exact_examples``) at the last step."""
+    score of its choice as ``scoring`` scores it at the last step."""
     optimizer = torch.optim.AdamW(gate.parameters(), lr=lr, weight_decay=weight_decay)
     targets = (scores / target_temperature).softmax(dim=1) if target_weight > 0 else None
     uniform = bool((example_weights == 1).all())
@@ -886,19 +912,13 @@ def _train_gate_mlp(
         return values.mean() if uniform else (share * values).sum()
 
     expected = torch.zeros(())
-    all_exact = gram is not None and (exact_examples is None or bool(exact_examples.all()))
-    needs_log = (bool(torch.as_tensor(mixture_weight).any()) and not all_exact) or (
-        targets is not None
-    )
+    needs_log = scoring.needs_log_weights or targets is not None
     with torch.enable_grad():
         for _ in tqdm(range(epochs), desc="fitting the gate", disable=not progress, leave=False):
             logits = gate(inputs)
             weights = head.mix(logits, descriptors)
             log_weights = head.log_mix(logits, descriptors) if needs_log else None
-            per_example = choice_score(
-                weights, log_weights, scores, mixture_weight, gram, score_cap, mixture_cap,
-                exact_examples,
-            )  # fmt: skip
+            per_example = scoring(weights, log_weights, scores)
             expected = mean(per_example)
             loss = -expected
             if targets is not None and log_weights is not None:
@@ -997,12 +1017,13 @@ def train_gate(
         raise ValueError(
             "gate_mixture_score: exact and gate_exact_tasks need the gate examples' Gram matrices"
         )
+    scoring = ChoiceScoring(alpha, gram if options.needs_gram else None, options.score_cap,
+                            options.gate_mixture_cap, exact)  # fmt: skip
     return fit_gate(
         head, descriptors, scores, options.gate_epochs, options.gate_lr,
         options.gate_weight_decay, progress, options.gate_target_weight,
         options.gate_target_temperature, options.gate_members, options.gate_components,
-        options.gate_input_weight, weights, covered, alpha,
-        gram if options.needs_gram else None, options.score_cap, options.gate_mixture_cap, exact,
+        options.gate_input_weight, weights, covered, scoring,
     )  # fmt: skip
 
 
