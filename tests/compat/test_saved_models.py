@@ -4,11 +4,10 @@
 clean) and what each saved model returned for them, recorded with the code of commit 6432404 on
 one CPU thread (the v4 candidate's, v4's and its noise expert's, added 2026-12-02/03, and v5's,
 2026-12-05, with the code of their own commits; ``v3`` and ``v4`` hold what the shipped default
-returned until the next version replaced it; ``default`` is still v5's, which v6 — v5 and a
-black-and-white twin for its noise expert — v7 — v6 and a told gate for ``--task`` — and
-v8 — v7 with its camera-shake expert retrained and run over flips — and v9 — v8 with a wider
-camera-shake expert stored in half precision — return for these colour crops, v8 and v9 within
-the one level below). The 8-bit outputs may differ by at most one level (float summation order);
+returned until the next version replaced it; ``default`` is v10's, recorded 2026-12-07 with
+the code of its own commit — v10's classifier and gate are new, so its outputs are not v9's,
+which were v5's to within one level). The 8-bit outputs may differ by at most one level (float
+summation order);
 the tests pin one thread too, since test-time adaptation's gradient steps amplify the difference that another
 thread count's summation order makes.
 """
@@ -111,8 +110,7 @@ def test_the_default_models_noise_expert_has_its_black_and_white_twin():
 
 def test_the_default_models_camera_shake_expert_is_the_wide_one_averaged_over_flips():
     """v9 = v8 with the wider camera-shake expert (nafnet-small, blur-expert-small-v3) stored in
-    half precision, run over four flips; the recorded outputs above still hold (their crops
-    barely weight it)."""
+    half precision, run over four flips; v10 keeps it (its classifier and gate are new)."""
     from safetensors.torch import load_file
 
     from aioir.models import load_model
