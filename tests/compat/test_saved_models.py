@@ -7,9 +7,8 @@ one CPU thread (the v4 candidate's, v4's and its noise expert's, added 2026-12-0
 returned until the next version replaced it; ``default`` is v10's, recorded 2026-12-07 with
 the code of its own commit — v10's classifier and gate are new, so its outputs are not v9's,
 which were v5's to within one level). The 8-bit outputs may differ by at most one level (float
-summation order);
-the tests pin one thread too, since test-time adaptation's gradient steps amplify the difference that another
-thread count's summation order makes.
+summation order); the tests pin one thread too, since test-time adaptation's gradient steps
+amplify the difference that another thread count's summation order makes.
 """
 
 from __future__ import annotations

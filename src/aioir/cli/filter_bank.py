@@ -16,8 +16,8 @@ base model's source bank and metadata, the fit's record and val scores). Saved m
 in filter_bank.experts (e.g. a small trained denoiser) join the candidates, frozen. See
 configs/udair/filter-bank-v46-shadow-highlight-15k-cross-fit.yaml, which rebuilds the shipped
 default model (v10; a config may name a base config it extends),
-configs/udair/filter-bank-v28-wide-shake-expert.yaml (v9), configs/udair/filter-bank-v4.yaml (v4) and
-configs/udair/filter-bank.yaml (v3, from v2).
+configs/udair/filter-bank-v28-wide-shake-expert.yaml (v9), configs/udair/filter-bank-v4.yaml
+(v4) and configs/udair/filter-bank.yaml (v3, from v2).
 
 example:
   aioir fit-filter-bank --config configs/udair/filter-bank-v46-shadow-highlight-15k-cross-fit.yaml \\
