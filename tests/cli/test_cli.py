@@ -102,7 +102,7 @@ def test_models_lists_the_default_model_first(capsys):
     """issue 22, 6: `--model default` is the model most people use; `aioir models` lists it."""
     assert cli.main(["models"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[1].split()[:4] == ["default", "udair", "small", "5,497,294"]
+    assert lines[1].split()[:4] == ["default", "udair", "small", "5,498,334"]
     assert "shipped default model" in lines[1]
 
 

@@ -4,9 +4,9 @@
 clean) and what each saved model returned for them, recorded with the code of commit 6432404 on
 one CPU thread (the v4 candidate's, v4's and its noise expert's, added 2026-12-02/03, and v5's,
 2026-12-05, with the code of their own commits; ``v3`` and ``v4`` hold what the shipped default
-returned until the next version replaced it; ``default`` is v10's, recorded 2026-12-07 with
-the code of its own commit — v10's classifier and gate are new, so its outputs are not v9's,
-which were v5's to within one level). The 8-bit outputs may differ by at most one level (float
+returned until the next version replaced it; ``default`` is v11's, recorded 2026-12-07 with
+the code of its own commit — within one level of v10's, whose classifier and gate were new, so
+its outputs are not v9's, which were v5's to within one level). The 8-bit outputs may differ by at most one level (float
 summation order); the tests pin one thread too, since test-time adaptation's gradient steps
 amplify the difference that another thread count's summation order makes.
 """
@@ -102,14 +102,16 @@ def test_the_default_models_noise_expert_has_its_black_and_white_twin():
 
     model = load_model("default")
     twin = model.filter_bank.experts[0]
-    assert isinstance(twin, GreyTwin) and model.candidate_names()[-4] == "noise expert"
+    experts = model.candidate_names()[-model.filter_bank.num_experts :]
+    assert isinstance(twin, GreyTwin) and experts[0] == "noise expert"
     for branch, folder in ((twin.colour, "noise-expert-v4"), (twin.grey, "noise-expert-grey")):
         assert _holds_weights_of(branch.module, folder)
 
 
 def test_the_default_models_camera_shake_expert_is_the_wide_one_averaged_over_flips():
     """v9 = v8 with the wider camera-shake expert (nafnet-small, blur-expert-small-v3) stored in
-    half precision, run over four flips; v10 keeps it (its classifier and gate are new)."""
+    half precision, run over four flips; v10 and v11 keep it (v10's classifier and gate are new;
+    v11 adds a fifth expert after it, the brightening gamma, and fine-tunes the gates)."""
     from safetensors.torch import load_file
 
     from aioir.models import load_model
@@ -118,7 +120,7 @@ def test_the_default_models_camera_shake_expert_is_the_wide_one_averaged_over_fl
     model = load_model("default")
     expert = model.filter_bank.experts[3]
     assert isinstance(expert, GeometricEnsemble) and expert.mode == "flips"
-    assert model.candidate_names()[-1] == "camera-shake expert"
+    assert model.candidate_names()[-model.filter_bank.num_experts + 3] == "camera-shake expert"
     assert _holds_weights_of(expert.module, "blur-expert-small-v3", storage=torch.float16)
     saved = load_file(str(ROOT / "src/aioir/weights/default/model.safetensors"))
     stored = {v.dtype for k, v in saved.items() if ".experts.3." in k}  # as the file holds them
@@ -163,3 +165,13 @@ def test_the_default_model_has_a_told_gate_that_only_a_given_task_reads():
         told = model(veil)
         model.set_inference_options(task=None)
     assert (told - veil).abs().mean() > (blind - veil).abs().mean()
+
+
+def test_the_default_models_fifth_expert_is_the_brightening_gamma():
+    """v11 = v10 and an adaptive gamma that only brightens, last among the experts."""
+    from aioir.models import AdaptiveGamma, load_model
+
+    model = load_model("default")
+    gamma = model.filter_bank.experts[4]
+    assert isinstance(gamma, AdaptiveGamma) and gamma.brighten_only and gamma.target == 0.5
+    assert model.candidate_names()[-1] == "brightening gamma"

@@ -1553,3 +1553,52 @@ def test_reseed_gate_draws_the_first_layer_from_its_own_seed():
     bound = 1.0 / a.gate[0].in_features ** 0.5
     assert float(a.gate[0].weight.abs().max()) <= bound
     assert not a.gate[-1].weight.any()
+
+
+def test_a_gate_started_from_a_saved_head_keeps_its_choices_and_reaches_a_new_candidate(
+    corpus, base, tmp_path
+):
+    from aioir.engine.filter_bank import candidate_keys, start_gates_from, wrap_in_filter_bank
+
+    off = {"enabled": False}
+    first = fit(_config(corpus, base, filter_bank={"experts": ["dark-channel-prior"]},
+                        validation=off), tmp_path / "first")  # fmt: skip
+    # a second expert, the gate started from the first fit's and (lr ≈ 0) left there
+    sections = {"experts": ["dark-channel-prior", "adaptive-gamma-brighten"],
+                "gate_start": str(tmp_path / "first"), "gate_lr": 1e-12}  # fmt: skip
+    second = fit(_config(corpus, base, filter_bank=sections, validation=off), tmp_path / "second")
+    old, new = first.model.filter_bank, second.model.filter_bank
+    assert candidate_keys(new)[: old.num_candidates] == candidate_keys(old)
+    z = torch.randn(6, old.gate[0].in_features)
+    with torch.no_grad():
+        logits_old, logits_new = old.gate(z), new.gate(z)
+    torch.testing.assert_close(logits_new[:, : old.num_candidates], logits_old)
+    # the new candidate's row: zero weights and the mean bias, moved by the fit (reachable)
+    assert 0 < new.gate[-1].weight[-1].abs().max() < 1e-9
+    assert float(new.gate[-1].bias[-1]) == pytest.approx(float(old.gate[-1].bias.mean()), abs=1e-6)
+    # a routed head: every route's block mapped, the told gate's too
+    from aioir.nn.degradation_classifier import DegradationClassifier
+
+    classifier = DegradationClassifier(["a", "b", "c"], widths=(4,), hidden=4)
+    experts = [load_model("dark-channel-prior"), load_model("adaptive-gamma-brighten")]
+    heads = [
+        wrap_in_filter_bank(load_model(base), 2, 3, 8, seed=s, experts=experts[: 1 + s],
+                            classifier=classifier, routed_gate=True, told_gate=True).filter_bank
+        for s in (0, 1)
+    ]  # fmt: skip
+    with torch.no_grad():
+        for gate in (heads[0].gate, heads[0].told_gate.gate):
+            gate[-1].weight.normal_()
+    told_start = start_gates_from(heads[1], heads[0])
+    z = torch.randn(4, heads[0].gate[0].in_features)
+    with torch.no_grad():
+        for was, now in ((heads[0].gate, heads[1].gate), (heads[0].told_gate.gate, told_start)):
+            torch.testing.assert_close(now(z).view(4, 3, 6)[..., :5], was(z).view(4, 3, 5))
+    # what cannot start from it
+    with pytest.raises(ConfigError, match="is not this fit's"):
+        start_gates_from(heads[1], old)
+    with pytest.raises(ConfigError, match="gate_start"):
+        _config(corpus, base, filter_bank={**sections, "gate_seed": 3})
+    with pytest.raises(ConfigError, match="not a filter-bank model"):
+        fit(_config(corpus, base, filter_bank={**sections, "gate_start": str(base)},
+                    validation=off), tmp_path / "third")  # fmt: skip

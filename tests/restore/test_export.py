@@ -76,8 +76,13 @@ def test_onnx_registered_tiny_models(tmp_path, name):
 @pytest.mark.filterwarnings("ignore")
 def test_filter_bank_model_exports_to_onnx_and_torchscript(tmp_path):
     torch.manual_seed(0)
-    # the default model's kind of experts: a CNN averaged over flips, the dark channel prior
-    experts = [GeometricEnsemble(load_model("residual-cnn-tiny")), load_model("dark-channel-prior")]
+    # the default model's kind of experts: a CNN averaged over flips, the dark channel prior,
+    # an adaptive gamma (a per-image exponent)
+    experts = [
+        GeometricEnsemble(load_model("residual-cnn-tiny")),
+        load_model("dark-channel-prior"),
+        load_model("adaptive-gamma-brighten"),
+    ]
     wrapped = FilterBankRestorer(load_model("udair-tiny"), filters=3, taps=5, experts=experts)
     with torch.no_grad():  # a gate that mixes all candidates, so every path is exercised
         nn.init.normal_(wrapped.filter_bank.gate[-1].weight, std=0.5)

@@ -68,10 +68,11 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ChoiceScoring", "FilterBankFitConfig", "FilterBankOptions", "FitModelConfig", "FitResult",
-    "FitRuntimeConfig", "FitValidationConfig", "GateExamples", "candidate_ids",
+    "FitRuntimeConfig", "FitValidationConfig", "GateExamples", "candidate_ids", "candidate_keys",
     "filter_bank_groups", "fit", "fit_filters", "fit_gate", "gate_examples",
     "input_only_examples", "load_fit_config", "merge_examples", "read_gate_examples",
-    "read_part", "reseed_gate", "saved_gate_examples", "unfitted_head", "wrap_in_filter_bank", "write_part",
+    "read_part", "reseed_gate", "saved_gate_examples", "start_gates_from", "unfitted_head",
+    "wrap_in_filter_bank", "write_part",
 ]  # fmt: skip
 
 log = logging.getLogger(__name__)
@@ -139,7 +140,12 @@ class FilterBankOptions:
     mix pays (a dark crop brightened by two candidates) and where it misleads (run 61) differ
     by task. ``gate_seed``: the gate's first layer drawn again from this seed
     (:func:`reseed_gate`; default: as the fit's seed left it) — the same examples fitted from
-    another start, to see how far the fit alone moves a score.
+    another start, to see how far the fit alone moves a score. ``gate_start``: a saved
+    filter-bank model (its folder) whose gates the fit starts from instead
+    (:func:`start_gates_from`): its first layers, and its last layers' rows for the candidates
+    both heads have; a new candidate starts unused but reachable — so a candidate added to a
+    shipped head is fitted as a change to that head's choices, not as a new gate whose
+    random start alone moves photos it never touches (run 67).
 
     ``input_statistics``: the gate also reads the input's classical statistics (noise level,
     dark channel, exposure; :class:`~aioir.nn.filter_bank.InputStatisticsFilterBankHead`).
@@ -237,6 +243,7 @@ class FilterBankOptions:
     gate_exact_tasks: list[str] = dataclasses.field(default_factory=list)
     gate_exact_weight: float | None = None
     gate_seed: int | None = None
+    gate_start: str | None = None
     score_cap: float = 60.0
     output_margin: float = 0.0
     input_statistics: bool = False
@@ -265,7 +272,7 @@ GATE_ONLY_OPTIONS = (
     "gate_target_temperature", "gate_members", "gate_components", "gate_input_weight",
     "gate_floor_weight", "gate_floor_cap", "gate_floor_inputs", "gate_mixture_weight",
     "gate_mixture_min_input", "gate_mixture_score", "gate_mixture_cap", "gate_exact_tasks",
-    "gate_exact_weight", "gate_seed",
+    "gate_exact_weight", "gate_seed", "gate_start",
     "score_cap", "output_margin", "gate_examples_file",
     "extra_gate_data", "extra_gate_weight", "gate_task_weights", "gate_target_tasks", "told_gate",
 )  # fmt: skip
@@ -358,6 +365,12 @@ class FilterBankFitConfig:
                 raise bad("filter_bank.gate_exact_weight", "must lie in (0, 1]")
         if fb.gate_seed is not None and (not isinstance(fb.gate_seed, int) or fb.gate_seed < 0):
             raise bad("filter_bank.gate_seed", "must be an integer ≥ 0")
+        if fb.gate_start is not None:
+            if fb.gate_seed is not None or fb.gate_members != 1 or fb.gate_components:
+                raise bad("filter_bank.gate_start", "starts the gate from a saved one: leave "
+                          "gate_seed, gate_members and gate_components at their defaults")  # fmt: skip
+            if not Path(fb.gate_start).is_dir():
+                raise bad("filter_bank.gate_start", f"{fb.gate_start}: no saved-model folder")
         if fb.gate_floor_inputs is not None:
             low, high = fb.gate_floor_inputs
             if not fb.gate_floor_weight:
@@ -538,6 +551,73 @@ def reseed_gate(head: nn.Module, seed: int) -> None:
         for tensor in (first.weight, first.bias):
             drawn = torch.empty(tensor.shape).uniform_(-bound, bound, generator=generator)
             tensor.copy_(drawn)
+
+
+def candidate_keys(head: FilterBankHead) -> list[str]:
+    """What each candidate of ``head`` is, comparable across heads: ``output``, ``input``,
+    ``filter k`` (by position: filters fitted on the same groups) and each expert's
+    :func:`~aioir.models.filter_bank.expert_identity` (its record and weights)."""
+    from aioir.models.filter_bank import expert_identity
+
+    keys = ["output", "input", *(f"filter {k}" for k in range(1, head.num_filters + 1))]
+    return keys + [expert_identity(e) for e in head.experts]
+
+
+def start_gates_from(head: FilterBankHead, start: FilterBankHead) -> nn.Sequential:
+    """Set ``head``'s gate to ``start``'s (``filter_bank.gate_start``): the first layer as it is,
+    the last layer's rows (one block of candidates per route) taken from ``start``'s rows for
+    the same candidates (:func:`candidate_keys`); a candidate ``start`` lacks gets a row of zero
+    weights and its block's mean bias — unused where the others are sure, reachable by the fit.
+    Returns the told gate's start: ``start``'s told gate mapped the same way when both heads
+    have one, else a copy of the new blind gate. ConfigError when the heads' gates differ in
+    kind or shape (descriptor, width, routes)."""
+    new, old = candidate_keys(head), candidate_keys(start)
+    same_kind = type(head) is type(start)
+    same_shape = same_kind and head.gate[0].weight.shape == start.gate[0].weight.shape
+    routes_new = head.gate[-1].out_features // len(new)
+    routes_old = start.gate[-1].out_features // len(old)
+    if not same_shape or routes_new != routes_old:
+        raise ConfigError(
+            f"filter_bank.gate_start: its head ({type(start).__name__}, gate "
+            f"{tuple(start.gate[0].weight.shape)}, {routes_old} routes) is not this fit's "
+            f"({type(head).__name__}, gate {tuple(head.gate[0].weight.shape)}, {routes_new} "
+            "routes)"
+        )
+    rows = [old.index(k) if k in old else None for k in new]
+
+    def mapped(gate: nn.Sequential, into: nn.Sequential) -> nn.Sequential:
+        into = copy.deepcopy(into)
+        into[0].load_state_dict(gate[0].state_dict())
+        weight = gate[-1].weight.detach().view(routes_old, len(old), -1)
+        bias = gate[-1].bias.detach().view(routes_old, len(old))
+        out_w = weight.new_zeros(routes_new, len(new), weight.shape[-1])
+        out_b = bias.mean(dim=1, keepdim=True).repeat(1, len(new))
+        for j, i in enumerate(rows):
+            if i is not None:
+                out_w[:, j], out_b[:, j] = weight[:, i], bias[:, i]
+        with torch.no_grad():
+            into[-1].weight.copy_(out_w.flatten(0, 1))
+            into[-1].bias.copy_(out_b.flatten())
+        return into
+
+    head.gate = mapped(start.gate, head.gate)
+    told_new, told_old = getattr(head, "told_gate", None), getattr(start, "told_gate", None)
+    if told_new is not None and told_old is not None:
+        return mapped(told_old.gate, head.gate)
+    return copy.deepcopy(head.gate)
+
+
+def _saved_head(path: str) -> FilterBankHead:
+    """The filter-bank head of the saved model at ``path`` (``filter_bank.gate_start``)."""
+    from aioir.models import FilterBankRestorer, load_model
+
+    try:
+        model = load_model(path)
+    except (ConfigError, OSError) as exc:
+        raise ConfigError(f"filter_bank.gate_start: {exc}") from None
+    if not isinstance(model, FilterBankRestorer):
+        raise ConfigError(f"filter_bank.gate_start: {path} is not a filter-bank model")
+    return model.filter_bank
 
 
 def unfitted_head(model: FilterBankRestorer, options: FilterBankOptions, seed: int) -> nn.Module:
@@ -793,9 +873,11 @@ def fit_gate(
     example_weights: Tensor | None = None,
     target_examples: Tensor | None = None,
     scoring: ChoiceScoring | None = None,
+    keep_last: bool = False,
 ) -> float:
-    """Set the descriptor normalisation from ``descriptors``, reset the gate's last layer and
-    train the gate full-batch to maximise the mean score of its choice, as ``scoring`` scores it
+    """Set the descriptor normalisation from ``descriptors``, reset the gate's last layer (unless
+    ``keep_last``: a gate started from a saved one, :func:`start_gates_from`) and train the
+    gate full-batch to maximise the mean score of its choice, as ``scoring`` scores it
     (:class:`ChoiceScoring`; by default the expected score ``Σⱼ wⱼ·scoreⱼ``); returns that
     score at the last step (with ``members`` or ``components``: of the installed gate).
 
@@ -841,7 +923,8 @@ def fit_gate(
             head.descriptor_std[-head.input_terms_size :] /= input_weight
     # start from an unbiased choice: the head's "stay close to the network" initialisation
     # (output logit +5) is for gradient fine-tuning and would anchor this fit on the output
-    head.gate[-1].reset_parameters()
+    if not keep_last:
+        head.gate[-1].reset_parameters()
     inputs = head.normalize(descriptors)
     scoring = (scoring or ChoiceScoring()).per_example(len(scores), scores.dtype)
     settings = (epochs, lr, weight_decay, progress, target_weight, target_temperature)
@@ -1023,7 +1106,7 @@ def train_gate(
         head, descriptors, scores, options.gate_epochs, options.gate_lr,
         options.gate_weight_decay, progress, options.gate_target_weight,
         options.gate_target_temperature, options.gate_members, options.gate_components,
-        options.gate_input_weight, weights, covered, scoring,
+        options.gate_input_weight, weights, covered, scoring, options.gate_start is not None,
     )  # fmt: skip
 
 
@@ -1953,6 +2036,8 @@ def fit(
     descriptors, scores, gram, extra = _all_gate_examples(model, dm, config, progress, held_out)
     tasks = gate_example_tasks(dm.task_names, fb)
     initial_gate = copy.deepcopy(head.gate)  # (the told gate starts where the blind one did)
+    if fb.gate_start is not None:
+        initial_gate = start_gates_from(head, _saved_head(fb.gate_start))
     expected = train_gate(head, descriptors, scores, fb, progress, extra, tasks, gram)
     told_expected = (
         fit_told_gate(head, initial_gate, descriptors, scores, fb, tasks, progress, extra, gram)

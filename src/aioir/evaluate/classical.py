@@ -196,14 +196,18 @@ def adaptive_gamma(image: np.ndarray, target: float = 0.5, eps: float = 1e-3) ->
 
     A dark image (μ < 0.5) gets γ < 1 and brightens; a mid-grey one (μ = 0.5) is left as it is.
     The rule is ImageMagick's ``-auto-gamma`` (which fits each channel separately); one exponent
-    for all channels keeps the hue of the image.
+    for all channels keeps the hue of the image. The algorithm is
+    :class:`aioir.models.AdaptiveGamma`, run here in float64 on an H×W×3 array.
     """
+    import torch
+
+    from aioir.models.exposure import AdaptiveGamma
+
+    model = AdaptiveGamma(target, eps)
     img = np.clip(np.asarray(image, dtype=np.float64), 0.0, 1.0)
-    if not 0.0 < target < 1.0:
-        raise ValueError(f"target mean must lie in (0, 1), got {target}")
-    mean = float(np.clip((img @ np.array(BT601_LUMA)).mean(), eps, 1.0 - eps))
-    gamma = np.log(target) / np.log(mean)
-    return np.clip(img**gamma, 0.0, 1.0)
+    with torch.no_grad():
+        out = model(torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1)))[None])
+    return out[0].numpy().transpose(1, 2, 0)
 
 
 # --------------------------------------------------------------------------- underwater

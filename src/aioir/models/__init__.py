@@ -23,6 +23,7 @@ from torch import nn
 
 from aioir.errors import ConfigError
 from aioir.models import dark_channel as _dark_channel  # noqa: F401  (registers presets)
+from aioir.models import exposure as _exposure  # noqa: F401  (registers presets)
 from aioir.models import nafnet as _nafnet  # noqa: F401  (registers presets)
 from aioir.models import prior_refiner as _prior_refiner  # noqa: F401  (registers presets)
 from aioir.models import residual_cnn as _residual_cnn  # noqa: F401  (registers presets)
@@ -46,6 +47,7 @@ from aioir.models.checkpoints import (
     upgrade_state_dict,
 )
 from aioir.models.dark_channel import DarkChannelPrior
+from aioir.models.exposure import AdaptiveGamma
 from aioir.models.filter_bank import FilterBankRestorer, reject_legacy_overrides
 from aioir.models.nafnet import NAFNet
 from aioir.models.prior_refiner import PriorRefiner
@@ -65,6 +67,7 @@ from aioir.models.restormer import Restormer
 from aioir.models.wrappers import RestorerWrapper, unwrap, wrap_model
 
 __all__ = [
+    "AdaptiveGamma",
     "DarkChannelPrior",
     "FilterBankRestorer",
     "ModelArtifact",

@@ -33,6 +33,7 @@ the head as constructor arguments
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -53,6 +54,7 @@ from aioir.nn.filter_bank import (
     InputStatisticsFilterBankHead,
     RoutedClassifierFilterBankHead,
     RoutedCompactClassifierFilterBankHead,
+    weights_fingerprint,
 )
 from aioir.nn.grey_twin import GreyTwin
 from aioir.nn.inference_memory import declared_bytes_per_pixel
@@ -62,6 +64,7 @@ from aioir.tasks import canonical_task, task_parts
 __all__ = [
     "LEGACY_OVERRIDES",
     "FilterBankRestorer",
+    "expert_identity",
     "legacy_wrapper_spec",
     "nest_legacy_state",
     "reject_legacy_overrides",
@@ -346,6 +349,14 @@ def _expert_spec(expert: nn.Module) -> dict[str, Any]:
     if storage is not None:
         spec["storage"] = storage
     return spec if label is None else {**spec, "label": label}
+
+
+def expert_identity(expert: nn.Module) -> str:
+    """What an expert is, as canonical JSON: its saved record without its label or storage
+    dtype (:func:`_expert_spec`) and its weights' fingerprint — equal for the same expert in
+    two heads, whatever it is called there."""
+    spec = {k: v for k, v in _expert_spec(expert).items() if k not in ("label", "storage")}
+    return json.dumps({**spec, "weights": weights_fingerprint(expert)}, sort_keys=True)
 
 
 def _expert_name(expert: nn.Module) -> str:
