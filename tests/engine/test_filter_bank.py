@@ -1599,6 +1599,9 @@ def test_a_gate_started_from_a_saved_head_keeps_its_choices_and_reaches_a_new_ca
         start_gates_from(heads[1], old)
     with pytest.raises(ConfigError, match="gate_start"):
         _config(corpus, base, filter_bank={**sections, "gate_seed": 3})
+    with pytest.raises(ConfigError, match="no saved-model folder"):
+        fit(_config(corpus, base, filter_bank={**sections, "gate_start": str(tmp_path / "none")},
+                    validation=off), tmp_path / "fourth")  # fmt: skip
     with pytest.raises(ConfigError, match="not a filter-bank model"):
         fit(_config(corpus, base, filter_bank={**sections, "gate_start": str(base)},
                     validation=off), tmp_path / "third")  # fmt: skip

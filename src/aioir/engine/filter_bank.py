@@ -365,12 +365,10 @@ class FilterBankFitConfig:
                 raise bad("filter_bank.gate_exact_weight", "must lie in (0, 1]")
         if fb.gate_seed is not None and (not isinstance(fb.gate_seed, int) or fb.gate_seed < 0):
             raise bad("filter_bank.gate_seed", "must be an integer ≥ 0")
-        if fb.gate_start is not None:
-            if fb.gate_seed is not None or fb.gate_members != 1 or fb.gate_components:
-                raise bad("filter_bank.gate_start", "starts the gate from a saved one: leave "
-                          "gate_seed, gate_members and gate_components at their defaults")  # fmt: skip
-            if not Path(fb.gate_start).is_dir():
-                raise bad("filter_bank.gate_start", f"{fb.gate_start}: no saved-model folder")
+        starts_elsewhere = fb.gate_seed is not None or fb.gate_members != 1 or fb.gate_components
+        if fb.gate_start is not None and starts_elsewhere:
+            raise bad("filter_bank.gate_start", "starts the gate from a saved one: leave "
+                      "gate_seed, gate_members and gate_components at their defaults")  # fmt: skip
         if fb.gate_floor_inputs is not None:
             low, high = fb.gate_floor_inputs
             if not fb.gate_floor_weight:
@@ -611,6 +609,8 @@ def _saved_head(path: str) -> FilterBankHead:
     """The filter-bank head of the saved model at ``path`` (``filter_bank.gate_start``)."""
     from aioir.models import FilterBankRestorer, load_model
 
+    if not Path(path).is_dir():
+        raise ConfigError(f"filter_bank.gate_start: {path}: no saved-model folder")
     try:
         model = load_model(path)
     except (ConfigError, OSError) as exc:
