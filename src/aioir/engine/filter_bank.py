@@ -1106,7 +1106,8 @@ def train_gate(
         head, descriptors, scores, options.gate_epochs, options.gate_lr,
         options.gate_weight_decay, progress, options.gate_target_weight,
         options.gate_target_temperature, options.gate_members, options.gate_components,
-        options.gate_input_weight, weights, covered, scoring, options.gate_start is not None,
+        options.gate_input_weight, weights, covered, scoring,
+        keep_last=options.gate_start is not None,
     )  # fmt: skip
 
 
@@ -2035,9 +2036,11 @@ def fit(
     _install_filters(head, dm, groups, config, progress)
     descriptors, scores, gram, extra = _all_gate_examples(model, dm, config, progress, held_out)
     tasks = gate_example_tasks(dm.task_names, fb)
-    initial_gate = copy.deepcopy(head.gate)  # (the told gate starts where the blind one did)
+    # the told gate starts where the blind one did: a saved head's (gate_start) or this one's
     if fb.gate_start is not None:
         initial_gate = start_gates_from(head, _saved_head(fb.gate_start))
+    else:
+        initial_gate = copy.deepcopy(head.gate)
     expected = train_gate(head, descriptors, scores, fb, progress, extra, tasks, gram)
     told_expected = (
         fit_told_gate(head, initial_gate, descriptors, scores, fb, tasks, progress, extra, gram)
