@@ -53,6 +53,9 @@ def test_the_classifier_learns_to_tell_noise_and_darkness_from_clean(precision):
      ({"highlight_powers": [True]}, "highlight_powers"),
      ({"shadow_powers": [8]}, "shadow_powers"),
      ({"highlight_powers": [8], "shadow_powers": [0]}, "shadow_powers"),
+     ({"highlight_powers": [8], "shadow_powers": [8], "shadow_bands": 1}, "shadow_bands"),
+     ({"highlight_powers": [8], "shadow_powers": [8], "shadow_bands": True}, "shadow_bands"),
+     ({"highlight_powers": [8], "shadow_bands": 3}, "shadow_bands"),
      ({"precision": "bf16"}, "precision")],
 )  # fmt: skip
 def test_classifier_options_are_validated(options, message):

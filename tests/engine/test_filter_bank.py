@@ -753,19 +753,24 @@ def test_a_classifier_reading_highlights_is_fitted_saved_and_loaded_as_such(corp
 
 def test_a_classifier_reading_shadows_is_fitted_saved_and_loaded_as_such(corpus, base, tmp_path):
     """``classifier.shadow_powers`` (with highlight powers) makes the head's classifier the
-    shadow-and-highlight variant, stamped and saved with its powers; alone, a config error.
-    Trained in float32 (``precision: "32"``), which its stamp records."""
+    shadow-and-highlight variant, and ``shadow_bands`` its banded subclass, stamped and saved
+    with both; alone, a config error. Trained in float32 (``precision: "32"``), which its stamp
+    records. Without bands a classifier's stamp is as before they existed."""
     from aioir.engine.filter_bank import _parts_key
-    from aioir.nn.degradation_classifier import ShadowHighlightDegradationClassifier
+    from aioir.nn.degradation_classifier import BandedShadowHighlightDegradationClassifier
 
     lit = {"highlight_powers": [8], "shadow_powers": [8, 128], "precision": "32"}
-    config = _config(corpus, base, filter_bank={"classifier": {**SMALL_CLASSIFIER, **lit}})
-    assert "shadow_powers" in _parts_key(config, "classifier")
-    assert "precision" in _parts_key(config, "classifier")  # (absent at the default, bf16-mixed)
+    unbanded = _config(corpus, base, filter_bank={"classifier": {**SMALL_CLASSIFIER, **lit}})
+    assert "shadow_powers" in _parts_key(unbanded, "classifier")
+    assert "shadow_bands" not in _parts_key(unbanded, "classifier")
+    assert "precision" in _parts_key(unbanded, "classifier")  # (absent at the default, bf16-mixed)
+    banded = {**SMALL_CLASSIFIER, **lit, "shadow_bands": 2}
+    config = _config(corpus, base, filter_bank={"classifier": banded})
+    assert "shadow_bands" in _parts_key(config, "classifier")
     fit(config, tmp_path / "shade")
     classifier = load_model(tmp_path / "shade").filter_bank.classifier
-    assert isinstance(classifier, ShadowHighlightDegradationClassifier)
-    assert classifier.shadow_powers == [8.0, 128.0]
+    assert isinstance(classifier, BandedShadowHighlightDegradationClassifier)
+    assert classifier.shadow_powers == [8.0, 128.0] and classifier.shadow_bands == 2
     with pytest.raises(ConfigError, match="shadow_powers"):
         _config(corpus, base, filter_bank={"classifier": {**SMALL_CLASSIFIER,
                                                           "shadow_powers": [8]}})  # fmt: skip
@@ -843,6 +848,14 @@ def test_fit_config_checks_the_classifier_section(corpus, base):
         ({"routed_gate": True}, "routed gate reads a classifier"),
         ({"classifier": {}, "gate_input_weight": 0.0}, "gate_input_weight"),
         ({"extra_gate_weight": -1.0}, "extra_gate_weight"),
+        (
+            {"extra_gate_data": [{"data": {"pale": 1.0}, "weight": 0.0}]},
+            r"extra_gate_data\[0\]\.weight",
+        ),
+        (
+            {"extra_gate_data": [{"data": {"pale": 1.0}, "weight": True}]},
+            r"extra_gate_data\[0\]\.weight",
+        ),
         ({"gate_floor_weight": -1.0}, "gate_floor_weight"),
         ({"gate_floor_cap": 0.0}, "gate_floor_cap"),
         ({"gate_floor_inputs": [41.0, 60.0]}, "needs gate_floor_weight"),
@@ -1065,6 +1078,43 @@ def test_extra_examples_count_as_often_as_the_extra_gate_weight_says():
 
     assert chosen(1.0) == 0
     assert chosen(10.0) == 1
+
+
+def test_an_extra_entry_s_own_weight_replaces_the_extra_gate_weight_for_its_examples():
+    """Two entries of 25 examples each: an entry's ``weight`` counts its examples that many
+    times, the other keeps ``extra_gate_weight``; given to every entry, the fit is the one
+    ``extra_gate_weight`` gives, tensor for tensor. An entry that names its tasks counts
+    those; one that does not, the main tasks."""
+    from aioir.engine.filter_bank import FilterBankOptions, extra_example_weights, train_gate
+    from aioir.nn.filter_bank import FilterBankHead
+
+    descriptors, scores = _two_kinds_alike()  # 200 main examples, then 50 extra
+    two = [{"data": {"pale": 1.0}, "items_per_task": 25},
+           {"data": {"dark": 1.0, "tasks": {"noise": {}}}, "items_per_task": 25}]  # fmt: skip
+    options = FilterBankOptions(gate_items_per_task=200, extra_gate_data=[
+        {**two[0], "items_per_task": 25}, {**two[1], "weight": 4.0}])  # fmt: skip
+    options.extra_gate_data[0]["data"]["tasks"] = {"clean": {}}
+    weights = extra_example_weights(options, 50, 200)
+    assert weights.tolist() == [1.0] * 25 + [4.0] * 25
+    with pytest.raises(ValueError, match="extra gate examples"):
+        extra_example_weights(options, 49, 200)
+    main_tasks = FilterBankOptions(gate_items_per_task=100, extra_gate_data=[
+        {"data": {"pale": 1.0}, "items_per_task": 25, "weight": 2.0}])  # fmt: skip
+    assert extra_example_weights(main_tasks, 50, 200).tolist() == [2.0] * 50  # 2 main tasks
+
+    def fitted(**kwargs: object) -> dict[str, torch.Tensor]:
+        torch.manual_seed(0)
+        head = FilterBankHead(feature_channels=2, context_channels=2, filters=2, taps=3)
+        fit = FilterBankOptions(gate_epochs=50, gate_lr=1e-2, gate_items_per_task=200, **kwargs)
+        train_gate(head, descriptors, scores.clone(), fit, extra_examples=50)
+        return head.gate.state_dict()
+
+    one = [{**e, "data": {**e["data"], "tasks": {"clean": {}}}} for e in two]
+    by_entry = fitted(extra_gate_data=[{**e, "weight": 10.0} for e in one])
+    by_option = fitted(extra_gate_data=one, extra_gate_weight=10.0)
+    for key, value in by_option.items():
+        assert torch.equal(by_entry[key], value), key
+    assert not torch.equal(fitted(extra_gate_data=one)["2.weight"], by_option["2.weight"])
 
 
 def test_the_floor_weight_charges_a_candidate_for_the_photos_it_wrecks():

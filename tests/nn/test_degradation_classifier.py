@@ -6,9 +6,11 @@ import pytest
 import torch
 
 from aioir.nn.degradation_classifier import (
+    BandedShadowHighlightDegradationClassifier,
     DegradationClassifier,
     HighlightDegradationClassifier,
     ShadowHighlightDegradationClassifier,
+    banded_shadow_terms,
     degradation_classifier,
     highlight_terms,
     shadow_terms,
@@ -165,3 +167,60 @@ def test_the_highlight_terms_of_a_tiled_image_are_its_whole_images():
         tiled = highlight_terms(crops, [8.0, 128.0])
     torch.testing.assert_close(tiled[0], highlight_terms(image, [8.0, 128.0])[0])
     assert torch.equal(tiled[0], tiled[1])
+
+
+def test_banded_shadow_terms_are_each_bands_shadow_terms_top_to_bottom():
+    torch.manual_seed(0)
+    image = torch.rand(2, 3, 10, 8)
+    terms = banded_shadow_terms(image, [8.0, 128.0], bands=3)  # rows 0–3, 4–6, 7–9
+    assert terms.shape == (2, 3 * 2)
+    for k, (top, bottom) in enumerate([(0, 4), (4, 7), (7, 10)]):
+        torch.testing.assert_close(
+            terms[:, 2 * k : 2 * k + 2], shadow_terms(image[..., top:bottom, :], [8.0, 128.0])
+        )
+    with pytest.raises(ValueError, match="bands"):
+        banded_shadow_terms(image[..., :2, :], [8.0], bands=3)
+
+
+def test_haze_that_grows_with_depth_lifts_the_top_bands_shadows_an_even_pale_look_does_not():
+    """Why the banded variant: a scene hazed more at the top (its far field) than at the bottom
+    and the same scene rendered pale and flat (lifted evenly) can have the same image-wide
+    shadow terms; the bands' differ — the hazy one's bottom band keeps near-black shadows."""
+    torch.manual_seed(0)
+    scene = torch.rand(1, 3, 48, 48) * 0.6
+    scene[..., ::6, ::6] = 0.0  # dark accents everywhere
+    rows = torch.linspace(0.0, 1.0, 48).view(1, 1, 48, 1)
+    transmission = 1.0 - 0.8 * (1.0 - rows)  # 0.2 at the top, 1 at the bottom
+    hazy = scene * transmission + 0.9 * (1.0 - transmission)
+    pale = scene * 0.5 + 0.9 * 0.5
+    model = BandedShadowHighlightDegradationClassifier(
+        CLASSES, widths=(4,), hidden=8, highlight_powers=[8], shadow_powers=[128], shadow_bands=3
+    )
+    with torch.no_grad():
+        h, p = model.pooled(hazy)[0, -3:], model.pooled(pale)[0, -3:]
+    assert float(h[2]) > -0.1  # the bottom band's darkest pixels are near black
+    assert float(h[2] - h[0]) > 0.5  # and the top band's lifted far more
+    assert float((p[2] - p[0]).abs()) < 0.01  # evenly lifted
+
+
+def test_the_banded_variant_is_rebuilt_from_its_record():
+    torch.manual_seed(0)
+    model = degradation_classifier(
+        CLASSES, (4, 6), 8, highlight_powers=[8], shadow_powers=[32], shadow_bands=3
+    )
+    assert isinstance(model, BandedShadowHighlightDegradationClassifier)
+    record = model.record()
+    assert record == {"classes": CLASSES, "widths": [4, 6], "hidden": 8,
+                      "highlight_powers": [8.0], "shadow_powers": [32.0],
+                      "shadow_bands": 3}  # fmt: skip
+    again = degradation_classifier(**record)
+    again.load_state_dict(model.state_dict())
+    x = torch.rand(2, 3, 16, 16)
+    with torch.no_grad():
+        torch.testing.assert_close(again(x), model(x))
+        assert model.pooled(x).shape == (2, 2 * (4 + 6) + 1 + 1 + 3)
+    with pytest.raises(ValueError, match="shadow_bands"):
+        degradation_classifier(CLASSES, highlight_powers=[8], shadow_bands=3)  # no shadow powers
+    for bad in (1, True, 2.5):
+        with pytest.raises(ValueError, match="shadow_bands"):
+            BandedShadowHighlightDegradationClassifier(CLASSES, shadow_bands=bad)

@@ -107,10 +107,12 @@ def _saved_model_exports_identically(wrapped: nn.Module, tmp_path) -> None:
 
 @pytest.mark.filterwarnings("ignore")
 @pytest.mark.parametrize("powers", [{}, {"highlight_powers": (8.0, 128.0)},
-                                    {"highlight_powers": (8.0,), "shadow_powers": (128.0,)}])  # fmt: skip
+                                    {"highlight_powers": (8.0,), "shadow_powers": (128.0,)},
+                                    {"highlight_powers": (8.0,), "shadow_powers": (128.0,),
+                                     "shadow_bands": 3}])  # fmt: skip
 def test_a_gate_routed_by_a_classifier_exports_to_onnx_and_torchscript(tmp_path, powers):
     """The classifier too, plain or reading the input's highlights (and shadows: log-domain
-    power means)."""
+    power means; and the shadows of horizontal bands, whose edges follow the input's height)."""
     from aioir.nn.degradation_classifier import degradation_classifier
 
     torch.manual_seed(0)

@@ -64,7 +64,9 @@ class ClassifierOptions:
     :class:`~aioir.nn.degradation_classifier.HighlightDegradationClassifier` reading the input's
     highlights at these powers; ``shadow_powers``, with them: a
     :class:`~aioir.nn.degradation_classifier.ShadowHighlightDegradationClassifier` reading its
-    shadows too), its crops
+    shadows too; ``shadow_bands`` ≥ 2, with both: a
+    :class:`~aioir.nn.degradation_classifier.BandedShadowHighlightDegradationClassifier`
+    reading the shadows of that many horizontal bands as well), its crops
     (``items_per_task`` plain, ``pale_items_per_task`` pale and ``dark_items_per_task`` dark
     ones per task, ``extra_crops``' ``{data: {overrides}, items_per_task: N}`` entries after
     them, ``patch_size`` px, seed salt ``salt``) and its training (``steps`` of
@@ -77,6 +79,7 @@ class ClassifierOptions:
     hidden: int = DEFAULT_HIDDEN
     highlight_powers: list[float] = dataclasses.field(default_factory=list)
     shadow_powers: list[float] = dataclasses.field(default_factory=list)
+    shadow_bands: int = 0
     items_per_task: int = 2000
     pale_items_per_task: int = 1000
     dark_items_per_task: int = 0
@@ -108,6 +111,11 @@ class ClassifierOptions:
                 raise ConfigError(f"{where}.{key}: give positive powers (e.g. [8, 32, 128])")
         if self.shadow_powers and not self.highlight_powers:
             raise ConfigError(f"{where}.shadow_powers: give highlight_powers too (read together)")
+        bands = self.shadow_bands
+        if isinstance(bands, bool) or not isinstance(bands, int) or bands < 0 or bands == 1:
+            raise ConfigError(f"{where}.shadow_bands: expected 0 (none) or an integer ≥ 2")
+        if bands and not self.shadow_powers:
+            raise ConfigError(f"{where}.shadow_bands: give shadow_powers too (the bands' powers)")
         if not 1 <= self.min_crop <= self.patch_size:
             raise ConfigError(f"{where}.min_crop: must be in 1 … patch_size")
         if self.lr <= 0 or self.weight_decay < 0:
@@ -179,7 +187,12 @@ def train_classifier(
     """A classifier trained on ``inputs`` (N×3×P×P) and ``labels`` (N) as ``options`` say
     (module docstring); draws from torch's global generator. Returned in eval mode."""
     model = degradation_classifier(
-        classes, options.widths, options.hidden, options.highlight_powers, options.shadow_powers
+        classes,
+        options.widths,
+        options.hidden,
+        options.highlight_powers,
+        options.shadow_powers,
+        shadow_bands=options.shadow_bands,
     )
     optimizer = torch.optim.AdamW(model.parameters(), lr=options.lr,
                                   weight_decay=options.weight_decay)  # fmt: skip

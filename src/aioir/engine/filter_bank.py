@@ -207,7 +207,9 @@ class FilterBankOptions:
     ``gate_examples_file`` keeps the main ones. The filters are fitted on the main data alone.
     ``extra_gate_weight``: how much each extra example counts in the gate's objective against
     a main one (a few hundred pale crops beside a thousand main ones: > 1 makes the gate care
-    about that kind as much as the main mix).
+    about that kind as much as the main mix); an entry's own ``weight`` replaces it for that
+    entry's examples (sets of examples that pull the gate opposite ways — dark scenes meant
+    dark against under-exposed ones — balanced without drawing new crops).
 
     Per task (the names of ``data.tasks``): ``gate_task_weights`` ``{task: w}`` counts every
     example of that task, main or extra, ``w`` times more (on top of ``extra_gate_weight``) —
@@ -278,7 +280,7 @@ GATE_ONLY_OPTIONS = (
 )  # fmt: skip
 
 #: the keys of an ``extra_gate_data`` entry
-EXTRA_GATE_DATA_KEYS = ("data", "items_per_task", "salt", "examples_file")
+EXTRA_GATE_DATA_KEYS = ("data", "items_per_task", "salt", "examples_file", "weight")
 
 
 @dataclasses.dataclass
@@ -454,6 +456,9 @@ class FilterBankFitConfig:
         items = int(entry.get("items_per_task", self.filter_bank.gate_items_per_task))
         if items < 1:
             raise ConfigError(f"{key}.items_per_task: must be ≥ 1")
+        weight = entry.get("weight", 1.0)
+        if isinstance(weight, bool) or not isinstance(weight, int | float) or not weight > 0:
+            raise ConfigError(f"{key}.weight: must be a number > 0")
         return data, items, int(entry.get("salt", 5 + index))
 
 
@@ -469,6 +474,26 @@ def gate_example_tasks(tasks: Iterable[str], options: FilterBankOptions) -> list
         items = int(entry.get("items_per_task", options.gate_items_per_task))
         out += [t for t in entry_tasks for _ in range(items)]
     return out
+
+
+def extra_example_weights(options: FilterBankOptions, extra_examples: int, main: int) -> Tensor:
+    """How much each of the last ``extra_examples`` gate examples (``extra_gate_data``'s, in
+    order) counts: its entry's ``weight``, else ``options.extra_gate_weight``. ``main``: the
+    number of main examples (``gate_items_per_task`` of each of ``data.tasks``), from which an
+    entry that keeps ``data.tasks`` takes its task count."""
+    tasks, rest = divmod(main, options.gate_items_per_task)
+    weights = []
+    for entry in options.extra_gate_data:
+        overrides = entry.get("data") or {}
+        count = len(parse_task_specs(overrides["tasks"])) if "tasks" in overrides else tasks
+        items = int(entry.get("items_per_task", options.gate_items_per_task))
+        weights += [float(entry.get("weight", options.extra_gate_weight))] * (count * items)
+    if rest or len(weights) != extra_examples:
+        raise ValueError(
+            f"{extra_examples} extra gate examples after {main} main ones, but extra_gate_data "
+            f"gives {len(weights)}"
+        )
+    return torch.tensor(weights)
 
 
 def load_fit_config(
@@ -1050,7 +1075,8 @@ def train_gate(
     """:func:`fit_gate` on gate examples as :func:`gate_examples` made them (uncapped scores,
     and their Gram matrices ``gram``, which ``gate_mixture_score: exact`` needs),
     with ``options``' cap, output margin and gate settings; returns the expected score. The last
-    ``extra_examples`` are ``extra_gate_data``'s, counted ``options.extra_gate_weight`` times.
+    ``extra_examples`` are ``extra_gate_data``'s, counted ``options.extra_gate_weight`` times
+    (an entry's own ``weight`` for its examples, :func:`extra_example_weights`).
     ``example_tasks`` (each example's task, :func:`gate_example_tasks`) is needed by
     ``options.gate_task_weights`` and ``options.gate_target_tasks``.
     ``options.gate_floor_weight`` λ charges every candidate λ dB more per dB it falls under the
@@ -1064,7 +1090,11 @@ def train_gate(
     ``options.gate_exact_tasks``' examples are charged the exact PSNR whatever their input,
     blended in with α = ``options.gate_exact_weight`` (default: the mixture weight)."""
     weights = scores.new_ones(len(scores))  # (all 1: fit_gate's plain mean, as before)
-    weights[len(scores) - extra_examples :] = options.extra_gate_weight  # (none: an empty slice)
+    if extra_examples and any("weight" in entry for entry in options.extra_gate_data):
+        main = len(scores) - extra_examples
+        weights[main:] = extra_example_weights(options, extra_examples, main).to(weights)
+    else:
+        weights[len(scores) - extra_examples :] = options.extra_gate_weight  # (none: empty)
     covered = None
     if options.gate_task_weights or options.gate_target_tasks or options.gate_exact_tasks:
         if example_tasks is None or len(example_tasks) != len(scores):
@@ -1337,7 +1367,7 @@ def _parts_key(config: FilterBankFitConfig, part: str) -> str:
         own = dataclasses.asdict(options) if options is not None else None
         if own is not None:
             del own["cross_fit"]
-            for key in ("extra_crops", "highlight_powers", "shadow_powers"):
+            for key in ("extra_crops", "highlight_powers", "shadow_powers", "shadow_bands"):
                 if not own[key]:
                     del own[key]  # (none: the stamp of the classifiers fitted before any)
             if own["precision"] == "bf16-mixed":
@@ -1824,6 +1854,7 @@ class _ClassifierParts:
                 self.options.hidden,
                 self.options.highlight_powers,
                 self.options.shadow_powers,
+                shadow_bands=self.options.shadow_bands,
             )
 
     def _draw_crops(self) -> tuple[Tensor, Tensor, list[str], list[str]]:

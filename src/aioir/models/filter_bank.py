@@ -18,7 +18,7 @@ then under ``…<e>.module.``; ``grey``: the record of a twin run on black-and-w
 ``label``: what ``--explain`` calls it),
 ``"input_statistics": true`` when its gate reads them, ``"classifier": {"classes", "widths",
 "hidden"}`` (and ``"highlight_powers"`` when it reads the input's highlights, with
-``"shadow_powers"`` when its shadows too) when it reads
+``"shadow_powers"`` when its shadows too, ``"shadow_bands"`` when its bands' shadows as well) when it reads
 a degradation classifier's verdict (weights ``filter_bank.classifier.*``),
 ``"gate_descriptor": "compact"`` when, of the network's terms,
 it reads only the blur and change ones, and ``"routed_gate": true`` when its gate is one per
@@ -93,8 +93,8 @@ class FilterBankRestorer(RestorerWrapper):
             dark channel, exposure: :class:`~aioir.nn.filter_bank.InputStatisticsFilterBankHead`).
         classifier: the gate also reads a degradation classifier's verdict on the input
             (:class:`~aioir.nn.filter_bank.ClassifierFilterBankHead`): the module, or its saved
-            record ``{"classes", "widths", "hidden"[, "highlight_powers"[, "shadow_powers"]]}``
-            (random weights until loaded).
+            record ``{"classes", "widths", "hidden"[, "highlight_powers"[, "shadow_powers"[,
+            "shadow_bands"]]]}`` (random weights until loaded).
         gate_descriptor: ``"full"`` (every descriptor term) or, with a classifier,
             ``"compact"``: the classifier and the blur and change terms only
             (:class:`~aioir.nn.filter_bank.CompactClassifierFilterBankHead`).
@@ -399,7 +399,7 @@ def _build_expert(spec: Mapping[str, Any]) -> nn.Module:
 
 def _build_classifier(spec: Mapping[str, Any]) -> DegradationClassifier:
     """A degradation classifier (random weights) from its saved record."""
-    optional = ("widths", "hidden", "highlight_powers", "shadow_powers")
+    optional = ("widths", "hidden", "highlight_powers", "shadow_powers", "shadow_bands")
     unknown = sorted(set(spec) - {"classes", *optional})
     if unknown or "classes" not in spec:
         raise ConfigError(

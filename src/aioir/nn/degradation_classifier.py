@@ -21,6 +21,11 @@ scales every highlight down (a dark photo whose brightest pixels are near white 
 under-exposed). :class:`ShadowHighlightDegradationClassifier` reads its shadows too
 (:func:`shadow_terms`), the mirror cue for bright scenes: haze lifts every shadow towards the
 airlight, so a bright photo whose darkest pixels are near black was not hazy.
+:class:`BandedShadowHighlightDegradationClassifier` reads the shadows of horizontal bands
+as well (:func:`banded_shadow_terms`): haze grows with depth, and the far field of an outdoor
+photo is its upper part, so a hazy photo's shadows are lifted more at the top than at the
+bottom, while a pale or overcast scene that is its own target is lifted evenly — the one cue
+that tells them apart which the image-wide statistics pool away.
 """
 
 from __future__ import annotations
@@ -38,9 +43,11 @@ __all__ = [
     "DEFAULT_HIDDEN",
     "DEFAULT_POWERS",
     "DEFAULT_WIDTHS",
+    "BandedShadowHighlightDegradationClassifier",
     "DegradationClassifier",
     "HighlightDegradationClassifier",
     "ShadowHighlightDegradationClassifier",
+    "banded_shadow_terms",
     "degradation_classifier",
     "highlight_terms",
     "shadow_terms",
@@ -158,6 +165,28 @@ def shadow_terms(x: Tensor, powers: Sequence[float]) -> Tensor:
     return highlight_terms(1.0 - x, powers)
 
 
+def banded_shadow_terms(x: Tensor, powers: Sequence[float], bands: int) -> Tensor:
+    """B×(bands·len(powers)): :func:`shadow_terms` of each of ``bands`` horizontal bands, top
+    to bottom (band-major; row ``r`` of ``H`` is in band ``⌊r·bands/H⌋``), each pooled over the
+    crops of a tiled image as :func:`shadow_terms` is. The bands are masks computed from the
+    input's height, so a traced export follows the height it is given. Needs ``H ≥ bands``."""
+    if isinstance(x.shape[-2], int) and x.shape[-2] < bands:
+        raise ValueError(f"an image {x.shape[-2]} px high has fewer rows than {bands} bands")
+    with torch.autocast(x.device.type, enabled=False):
+        m = (1.0 - x.float()).amax(dim=1).clamp(1.0 / 1024, 1.0).log()  # B×H×W
+        ones_down, ones_across = torch.ones_like(m[0, :, 0]), torch.ones_like(m[0, 0, :])
+        band = torch.floor((ones_down.cumsum(0) - 1.0) * bands / ones_down.sum())  # H
+        log_means = []
+        for k in range(bands):
+            inside = band == k
+            log_count = (inside.float().sum() * ones_across.sum()).log()
+            for p in powers:
+                scaled = torch.where(inside[None, :, None], float(p) * m, float("-inf"))
+                log_means.append(torch.logsumexp(scaled.flatten(1), dim=1) - log_count)
+        scale = torch.tensor([float(p) for p in powers] * bands, device=x.device)
+        return pool_crops(torch.stack(log_means, dim=1), reduce="logmeanexp") / scale
+
+
 def _positive_powers(name: str, powers: Sequence[float]) -> list[float]:
     """``powers`` as floats; a ``ValueError`` naming ``name`` when empty or not all positive."""
     if not powers or min(powers) <= 0:
@@ -219,17 +248,57 @@ class ShadowHighlightDegradationClassifier(HighlightDegradationClassifier):
         return torch.cat([super().pooled(x), shadow_terms(x, self.shadow_powers)], dim=1)
 
 
+class BandedShadowHighlightDegradationClassifier(ShadowHighlightDegradationClassifier):
+    """A :class:`ShadowHighlightDegradationClassifier` whose head also reads the shadows of
+    ``shadow_bands`` horizontal bands (:func:`banded_shadow_terms`, at ``shadow_powers``;
+    module docstring)."""
+
+    def __init__(
+        self,
+        classes: Sequence[str],
+        widths: Sequence[int] = DEFAULT_WIDTHS,
+        hidden: int = DEFAULT_HIDDEN,
+        highlight_powers: Sequence[float] = DEFAULT_POWERS,
+        shadow_powers: Sequence[float] = DEFAULT_POWERS,
+        shadow_bands: int = 3,
+    ) -> None:
+        if isinstance(shadow_bands, bool) or not isinstance(shadow_bands, int) or shadow_bands < 2:
+            raise ValueError(f"shadow_bands must be an integer ≥ 2, got {shadow_bands!r}")
+        self.shadow_bands = shadow_bands
+        super().__init__(classes, widths, hidden, highlight_powers, shadow_powers)
+
+    @property
+    def extra_terms(self) -> int:
+        return super().extra_terms + self.shadow_bands * len(self.shadow_powers)
+
+    def record(self) -> dict[str, Any]:
+        return {**super().record(), "shadow_bands": self.shadow_bands}
+
+    def pooled(self, x: Tensor) -> Tensor:
+        """The image-wide statistics, then :func:`banded_shadow_terms`."""
+        bands = banded_shadow_terms(x, self.shadow_powers, self.shadow_bands)
+        return torch.cat([super().pooled(x), bands], dim=1)
+
+
 def degradation_classifier(
     classes: Sequence[str],
     widths: Sequence[int] = DEFAULT_WIDTHS,
     hidden: int = DEFAULT_HIDDEN,
     highlight_powers: Sequence[float] = (),
     shadow_powers: Sequence[float] = (),
+    shadow_bands: int = 0,
 ) -> DegradationClassifier:
     """The classifier these describe (random weights): a
     :class:`HighlightDegradationClassifier` when ``highlight_powers`` are given, a
-    :class:`ShadowHighlightDegradationClassifier` when ``shadow_powers`` are too (the keys of
-    :meth:`DegradationClassifier.record`)."""
+    :class:`ShadowHighlightDegradationClassifier` when ``shadow_powers`` are too, a
+    :class:`BandedShadowHighlightDegradationClassifier` when ``shadow_bands`` is also ≥ 2 (the
+    keys of :meth:`DegradationClassifier.record`)."""
+    if shadow_bands:
+        if not shadow_powers:
+            raise ValueError("shadow_bands come with shadow_powers (the bands' powers)")
+        return BandedShadowHighlightDegradationClassifier(
+            classes, widths, hidden, highlight_powers, shadow_powers, shadow_bands
+        )
     if shadow_powers:
         if not highlight_powers:
             raise ValueError("shadow_powers come with highlight_powers (a classifier reads both)")
