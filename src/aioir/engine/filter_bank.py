@@ -468,12 +468,24 @@ def gate_example_tasks(tasks: Iterable[str], options: FilterBankOptions) -> list
     ``items_per_task`` of each of its tasks (its ``data.tasks`` if it overrides them)."""
     names = list(tasks)
     out = [t for t in names for _ in range(options.gate_items_per_task)]
+    for _, entry_tasks, items in _extra_entries(names, options):
+        out += [t for t in entry_tasks for _ in range(items)]
+    return out
+
+
+def _extra_entries(
+    names: Sequence[str], options: FilterBankOptions
+) -> Iterator[tuple[Mapping[str, Any], list[str], int]]:
+    """Each ``extra_gate_data`` entry with its tasks (its ``data.tasks``, else ``names``) and
+    its crops per task."""
     for entry in options.extra_gate_data:
         overrides = entry.get("data") or {}
         entry_tasks = list(parse_task_specs(overrides["tasks"])) if "tasks" in overrides else names
-        items = int(entry.get("items_per_task", options.gate_items_per_task))
-        out += [t for t in entry_tasks for _ in range(items)]
-    return out
+        yield (
+            entry,
+            list(entry_tasks),
+            int(entry.get("items_per_task", options.gate_items_per_task)),
+        )
 
 
 def extra_example_weights(options: FilterBankOptions, extra_examples: int, main: int) -> Tensor:
@@ -483,11 +495,9 @@ def extra_example_weights(options: FilterBankOptions, extra_examples: int, main:
     entry that keeps ``data.tasks`` takes its task count."""
     tasks, rest = divmod(main, options.gate_items_per_task)
     weights = []
-    for entry in options.extra_gate_data:
-        overrides = entry.get("data") or {}
-        count = len(parse_task_specs(overrides["tasks"])) if "tasks" in overrides else tasks
-        items = int(entry.get("items_per_task", options.gate_items_per_task))
-        weights += [float(entry.get("weight", options.extra_gate_weight))] * (count * items)
+    for entry, entry_tasks, items in _extra_entries([""] * tasks, options):
+        weight = float(entry.get("weight", options.extra_gate_weight))
+        weights += [weight] * (len(entry_tasks) * items)
     if rest or len(weights) != extra_examples:
         raise ValueError(
             f"{extra_examples} extra gate examples after {main} main ones, but extra_gate_data "

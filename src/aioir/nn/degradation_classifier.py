@@ -143,18 +143,43 @@ class DegradationClassifier(nn.Module):
         return image_statistic(self, x.shape[0], compute)
 
 
+def _log_power_means(
+    log_m: Tensor, powers: Sequence[float], rows: Tensor | None = None
+) -> list[Tensor]:
+    """``log(mean(m^p))`` per image (B) for each of ``powers``, from ``log m`` (B×H×W), over
+    every pixel or over the rows where ``rows`` (H, bool) is true; in the log domain."""
+    if rows is None:
+        flat, log_count = log_m.flatten(1), math.log(log_m.shape[1] * log_m.shape[2])
+        return [torch.logsumexp(float(p) * flat, dim=1) - log_count for p in powers]
+    log_count = (rows.float().sum() * torch.ones_like(log_m[0, 0, :]).sum()).log()
+    inside = rows[None, :, None]
+    return [
+        torch.logsumexp(torch.where(inside, float(p) * log_m, float("-inf")).flatten(1), dim=1)
+        - log_count
+        for p in powers
+    ]
+
+
+def _log_brightest(x: Tensor) -> Tensor:
+    """``log m`` (B×H×W) of each pixel's brightest channel ``m``, floored at 1/1024."""
+    return x.float().amax(dim=1).clamp(1.0 / 1024, 1.0).log()
+
+
+def _pooled_power_means(log_means: list[Tensor], powers: Sequence[float]) -> Tensor:
+    """The log power means (one B tensor per term, cycling through ``powers``) stacked to
+    B×terms, pooled over the crops of a tiled image and divided by their powers."""
+    scale = torch.tensor([float(p) for p in powers], device=log_means[0].device)
+    stacked = torch.stack(log_means, dim=1)
+    return pool_crops(stacked, reduce="logmeanexp") / scale.repeat(len(log_means) // len(powers))
+
+
 def highlight_terms(x: Tensor, powers: Sequence[float]) -> Tensor:
     """B×len(powers): ``log(mean(m^p)) / p`` of each image's brightest channel ``m`` (a power
     mean on a log scale: near ``log max m`` for a large ``p`` — how bright its highlights are
     — and near the log of the mean for a small one), pooled over the crops of a tiled image.
     Computed in the log domain (``0.08^128`` underflows float32); ``m`` is floored at 1/1024."""
     with torch.autocast(x.device.type, enabled=False):
-        m = x.float().amax(dim=1).clamp(1.0 / 1024, 1.0).flatten(1).log()
-        log_means = torch.stack(
-            [torch.logsumexp(float(p) * m, dim=1) - math.log(m.shape[1]) for p in powers], dim=1
-        )
-        scale = torch.tensor([float(p) for p in powers], device=x.device)
-        return pool_crops(log_means, reduce="logmeanexp") / scale
+        return _pooled_power_means(_log_power_means(_log_brightest(x), powers), powers)
 
 
 def shadow_terms(x: Tensor, powers: Sequence[float]) -> Tensor:
@@ -173,18 +198,11 @@ def banded_shadow_terms(x: Tensor, powers: Sequence[float], bands: int) -> Tenso
     if isinstance(x.shape[-2], int) and x.shape[-2] < bands:
         raise ValueError(f"an image {x.shape[-2]} px high has fewer rows than {bands} bands")
     with torch.autocast(x.device.type, enabled=False):
-        m = (1.0 - x.float()).amax(dim=1).clamp(1.0 / 1024, 1.0).log()  # B×H×W
-        ones_down, ones_across = torch.ones_like(m[0, :, 0]), torch.ones_like(m[0, 0, :])
+        log_m = _log_brightest(1.0 - x)  # B×H×W
+        ones_down = torch.ones_like(log_m[0, :, 0])
         band = torch.floor((ones_down.cumsum(0) - 1.0) * bands / ones_down.sum())  # H
-        log_means = []
-        for k in range(bands):
-            inside = band == k
-            log_count = (inside.float().sum() * ones_across.sum()).log()
-            for p in powers:
-                scaled = torch.where(inside[None, :, None], float(p) * m, float("-inf"))
-                log_means.append(torch.logsumexp(scaled.flatten(1), dim=1) - log_count)
-        scale = torch.tensor([float(p) for p in powers] * bands, device=x.device)
-        return pool_crops(torch.stack(log_means, dim=1), reduce="logmeanexp") / scale
+        log_means = [t for k in range(bands) for t in _log_power_means(log_m, powers, band == k)]
+        return _pooled_power_means(log_means, powers)
 
 
 def _positive_powers(name: str, powers: Sequence[float]) -> list[float]:
