@@ -16,6 +16,10 @@ miss sits: the crop's input, blind, told and oracle scores, the classifier's pro
 the score of each class's told choice (the head told that class, right or wrong) — what the
 blind head would give if the classifier named that class and were sure.
 
+**Hinted** is what a user gets who follows the head's hint (``aioir restore`` prints it; the
+model's ``suggested_task()``): blind, or told the task the hint names where it gives one (right
+or wrong); ``hint`` in a crop's row is that task.
+
 The crops are the bar's (``aioir evaluate --benchmark photo-tasks:PHOTOS --limit N``), scored
 with protocol ``clean`` (RGB PSNR, per-crop mean), the candidates clipped to [0, 1].
 """
@@ -59,8 +63,9 @@ def mix_score(
 @torch.no_grad()
 def column_scores(model: Any, column: Any, limit: int) -> dict[str, Any]:
     """Scores (dB, per-crop mean) of every candidate alone, the oracle, and the head's blind
-    and told mixes on the first ``limit`` crops of ``column``; ``per_crop``: each crop's scores,
-    the classifier's probabilities and each class's told score."""
+    and told mixes on the first ``limit`` crops of ``column`` and the blind one with its hint
+    followed; ``per_crop``: each crop's scores, hint, the classifier's probabilities and each
+    class's told score."""
     head = model.filter_bank
     classes = list(head.classifier.classes)
     candidate_scores, rows = [], []
@@ -70,7 +75,9 @@ def column_scores(model: Any, column: Any, limit: int) -> dict[str, Any]:
         y, x_in, features, context = model.head_inputs(x)
         candidates = [head.candidate(j, y, x_in) for j in range(head.num_candidates)]
         candidate_scores.append([score(c, target) for c in candidates])
-        descriptor = head.descriptor(y, x_in, features, context)
+        head.weights(y, x_in, features, context)  # (the blind choice: its hint reads it)
+        descriptor = head.last_descriptor
+        hint = model.suggested_task()
 
         probabilities = head.log_routes(descriptor)[0].exp()  # blind: the classifier's
         told = {task: mix_score(model, descriptor, candidates, target, task)  # each task once
@@ -78,6 +85,8 @@ def column_scores(model: Any, column: Any, limit: int) -> dict[str, Any]:
         rows.append({
             "name": case.name, "input": score(x, target), "blind": told[None],
             "told": told[column.task], "oracle": max(candidate_scores[-1]),
+            "hint": hint.task if hint else None,
+            "hinted": told[hint.task] if hint else told[None],
             "probabilities": {c: round(float(p), 3) for c, p in zip(classes, probabilities)},
             "told_as": {c: round(told[c], 2) for c in classes},
         })  # fmt: skip
@@ -92,6 +101,7 @@ def column_scores(model: Any, column: Any, limit: int) -> dict[str, Any]:
     return {
         "column": column.key, "crops": len(rows), "input": mean("input"),
         "oracle": mean("oracle"), "blind": mean("blind"), "told": mean("told"),
+        "hinted": mean("hinted"), "hints": sum(r["hint"] is not None for r in rows),
         "told_gate": head.told_gate is not None,
         "alone": dict(sorted(alone.items(), key=lambda kv: -kv[1])),
         "best_on": {names[j]: int((best == j).sum()) for j in best.unique().tolist()},
@@ -130,13 +140,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     rows = [column_scores(model, columns[k], args.limit) for k in wanted]
     for r in rows:
         top = ", ".join(f"{n} {s:.2f}" for n, s in list(r["alone"].items())[:4])
-        print(f"{r['column']:14s} input {r['input']:.2f}  blind {r['blind']:.2f}  told "
-              f"{r['told']:.2f}  oracle {r['oracle']:.2f}  | alone: {top}")  # fmt: skip
+        print(f"{r['column']:14s} input {r['input']:.2f}  blind {r['blind']:.2f}  hinted "
+              f"{r['hinted']:.2f} ({r['hints']} hints)  told {r['told']:.2f}  oracle "
+              f"{r['oracle']:.2f}  | alone: {top}")  # fmt: skip
         for c in r["per_crop"] if args.per_crop else ():
             likely = ", ".join(f"{k} {p:.2f}" for k, p in sorted(
                 c["probabilities"].items(), key=lambda kv: -kv[1])[:3])  # fmt: skip
+            hint = f"  hint {c['hint']}" if c["hint"] else ""
             print(f"  {c['name']:40s} input {c['input']:6.2f}  blind {c['blind']:6.2f}  told "
-                  f"{c['told']:6.2f}  oracle {c['oracle']:6.2f}  | {likely}")  # fmt: skip
+                  f"{c['told']:6.2f}  oracle {c['oracle']:6.2f}  | {likely}{hint}")  # fmt: skip
     out = {"model": args.model, "photos": args.photos, "limit": args.limit, "rows": rows}
     if args.json:
         write_bytes_atomically(Path(args.json), json.dumps(out, indent=1).encode(), overwrite=True)

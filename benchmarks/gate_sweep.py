@@ -81,6 +81,7 @@ SWEEPABLE = (
     "input_statistics",
     "gate_descriptor",
     "routed_gate",
+    "gate_statistics",
 )
 
 #: photo renderings a sweep can also score, whole (``--pale``, ``--dark``, ``--defocus``), each

@@ -125,3 +125,25 @@ def assert_reloads_by_name(name: str, folder: Path) -> None:
     x = torch.rand(1, 3, 9, 9)
     with torch.no_grad():
         assert torch.allclose(again(x), model(x))
+
+
+def hinting_filter_bank(haze: float = 0.9):
+    """A tiny routed filter-bank model with a told gate whose classifier reads every input as
+    haze with probability ``haze`` (the rest clean), whose blind gates return
+    the input and whose told gate picks filter 1: a model that holds back on what it read, so
+    it hints (``suggested_task``)."""
+    from aioir.models import FilterBankRestorer, create_model
+
+    torch.manual_seed(0)
+    model = FilterBankRestorer(
+        create_model("udair-tiny"), filters=2, taps=3, routed_gate=True, told_gate=True,
+        classifier={"classes": ["noise", "haze", "clean"], "widths": [4], "hidden": 4},
+    )  # fmt: skip
+    head, j = model.filter_bank, model.filter_bank.num_candidates
+    with torch.no_grad():
+        head.classifier.head[-1].weight.zero_()
+        head.classifier.head[-1].bias.copy_(torch.tensor([1e-4, haze, 1.0 - haze - 1e-4]).log())
+        for gate, pick in ((head.gate, 1), (head.told_gate.gate, 2)):
+            gate[-1].weight.zero_()
+            gate[-1].bias.copy_(torch.eye(j)[pick].repeat(3) * 50.0)
+    return model.eval()

@@ -1,4 +1,5 @@
-"""``benchmarks/bar_oracle.py``: per-crop candidate scores, the oracle, blind and told mixes."""
+"""``benchmarks/bar_oracle.py``: per-crop candidate scores, the oracle, blind and told mixes,
+and the blind one with its hint followed."""
 
 from __future__ import annotations
 
@@ -39,9 +40,12 @@ def test_the_oracle_bounds_every_candidate_and_the_blind_mix_is_what_evaluate_sc
         crops = row["per_crop"]
         assert all(c["name"] in printed for c in crops)  # --per-crop prints every crop
         assert len({c["name"] for c in crops}) == row["crops"]  # one row per crop
-        for key in ("input", "blind", "told", "oracle"):
+        for key in ("input", "blind", "told", "oracle", "hinted"):
             assert sum(c[key] for c in crops) / len(crops) == pytest.approx(row[key], abs=0.011)
-        for crop in crops:
+        assert row["hints"] == sum(c["hint"] is not None for c in crops)
+        for crop in crops:  # hinted: told the hinted task where there is a hint, else blind
+            hinted = crop["told_as"][crop["hint"]] if crop["hint"] else crop["blind"]
+            assert crop["hinted"] == pytest.approx(hinted, abs=0.011)
             probabilities = crop["probabilities"]
             assert set(probabilities) == set(crop["told_as"]) and len(probabilities) > 1
             assert sum(probabilities.values()) == pytest.approx(1.0, abs=0.01)

@@ -12,6 +12,7 @@ from PIL import Image
 from aioir import cli
 from aioir.io import load_image, write_image
 from aioir.models import load_model, save_pretrained
+from helpers import hinting_filter_bank
 
 
 @pytest.fixture(scope="module")
@@ -516,3 +517,18 @@ def test_skip_existing_resumes_without_failures(tmp_path, model_path, capsys):
     assert capsys.readouterr().err == ""
     assert cli.main([*argv, "--skip-existing", "--overwrite"]) == 2
     assert "exclude each other" in capsys.readouterr().err
+
+
+def test_an_image_the_model_held_back_on_gets_a_hint_naming_the_task(tmp_path, capsys):
+    """A model that read haze and returned the image as it came (its told choice differs)
+    says so on stderr, with the --task that restores it as haze; not with -q, nor when told."""
+    save_pretrained(hinting_filter_bank(), tmp_path / "hinting")
+    a = _rgb(tmp_path / "a.png", w=40, h=32)
+    argv = ["restore", str(a), "-o", str(tmp_path / "out"), "--model", str(tmp_path / "hinting")]
+    assert cli.main(argv) == 0
+    err = capsys.readouterr().err
+    assert (f"aioir restore: {a}: looks like haze (0.90) but was restored cautiously; if it is "
+            "haze, --task haze restores it as such") in err  # fmt: skip
+    for extra in (["-q"], ["--task", "haze"]):
+        assert cli.main([*argv, "--overwrite", *extra]) == 0
+        assert "looks like" not in capsys.readouterr().err

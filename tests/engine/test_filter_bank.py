@@ -1644,6 +1644,19 @@ def test_a_gate_started_from_a_saved_head_keeps_its_choices_and_reaches_a_new_ca
     with torch.no_grad():
         for was, now in ((heads[0].gate, heads[1].gate), (heads[0].told_gate.gate, told_start)):
             torch.testing.assert_close(now(z).view(4, 3, 6)[..., :5], was(z).view(4, 3, 5))
+    # a head that reads the input's statistics too: zero weight on them, as it chose
+    from aioir.nn.filter_bank import GATE_STATISTICS
+
+    read = wrap_in_filter_bank(load_model(base), 2, 3, 8, seed=2, experts=experts,
+                               classifier=classifier, routed_gate=True, told_gate=True,
+                               gate_statistics=True).filter_bank  # fmt: skip
+    told_start = start_gates_from(read, heads[0])
+    widened = torch.cat([z[:, :-3], torch.randn(4, len(GATE_STATISTICS)), z[:, -3:]], dim=1)
+    with torch.no_grad():
+        for was, now in ((heads[0].gate, read.gate), (heads[0].told_gate.gate, told_start)):
+            torch.testing.assert_close(now(widened).view(4, 3, 6)[..., :5], was(z).view(4, 3, 5))
+    with pytest.raises(ConfigError, match="is not this fit's"):  # and not the other way round
+        start_gates_from(heads[1], read)
     # what cannot start from it
     with pytest.raises(ConfigError, match="is not this fit's"):
         start_gates_from(heads[1], old)

@@ -18,6 +18,7 @@ from aioir.models import (
     unwrap,
 )
 from aioir.models.wrappers import wrap_model, wrapper_specs
+from helpers import hinting_filter_bank
 
 
 def _wrapped(name: str = "udair-tiny", filters: int = 3) -> FilterBankRestorer:
@@ -291,10 +292,10 @@ def test_a_gate_reading_input_statistics_is_saved_as_such_and_loads_back_identic
         assert torch.equal(loaded(x), model(x))
 
 
-@pytest.mark.parametrize("routed", [False, True])
+@pytest.mark.parametrize("gate", ["single", "routed", "routed, statistics"])
 @pytest.mark.parametrize("gate_descriptor", ["full", "compact"])
 def test_a_gate_reading_a_classifier_is_saved_as_such_and_loads_back_identically(
-    tmp_path, gate_descriptor, routed
+    tmp_path, gate_descriptor, gate
 ):
     from aioir.nn.degradation_classifier import DegradationClassifier
     from aioir.nn.filter_bank import (
@@ -302,13 +303,16 @@ def test_a_gate_reading_a_classifier_is_saved_as_such_and_loads_back_identically
         CompactClassifierFilterBankHead,
         RoutedClassifierFilterBankHead,
         RoutedCompactClassifierFilterBankHead,
+        StatisticsRoutedClassifierFilterBankHead,
+        StatisticsRoutedCompactClassifierFilterBankHead,
     )
 
+    routed, statistics = gate != "single", gate.endswith("statistics")
     torch.manual_seed(0)
     classifier = DegradationClassifier(["noise", "haze", "clean"], widths=(4, 6), hidden=8)
     model = FilterBankRestorer(
         create_model("udair-tiny"), filters=2, taps=3, classifier=classifier,
-        gate_descriptor=gate_descriptor, routed_gate=routed,
+        gate_descriptor=gate_descriptor, routed_gate=routed, gate_statistics=statistics,
     )  # fmt: skip
     with torch.no_grad():
         torch.nn.init.normal_(model.filter_bank.gate[-1].weight, std=0.5)
@@ -317,14 +321,17 @@ def test_a_gate_reading_a_classifier_is_saved_as_such_and_loads_back_identically
                                   "hidden": 8}  # fmt: skip
     assert spec.get("gate_descriptor", "full") == gate_descriptor
     assert spec.get("routed_gate", False) is routed
+    assert spec.get("gate_statistics", False) is statistics
     save_pretrained(model.eval(), tmp_path / "m")
     loaded = load_model(tmp_path / "m")
     kind = {
-        ("full", False): ClassifierFilterBankHead,
-        ("compact", False): CompactClassifierFilterBankHead,
-        ("full", True): RoutedClassifierFilterBankHead,
-        ("compact", True): RoutedCompactClassifierFilterBankHead,
-    }[gate_descriptor, routed]
+        ("full", "single"): ClassifierFilterBankHead,
+        ("compact", "single"): CompactClassifierFilterBankHead,
+        ("full", "routed"): RoutedClassifierFilterBankHead,
+        ("compact", "routed"): RoutedCompactClassifierFilterBankHead,
+        ("full", "routed, statistics"): StatisticsRoutedClassifierFilterBankHead,
+        ("compact", "routed, statistics"): StatisticsRoutedCompactClassifierFilterBankHead,
+    }[gate_descriptor, gate]
     assert type(loaded.filter_bank) is kind
     x = torch.rand(2, 3, 13, 18)
     with torch.no_grad():
@@ -343,6 +350,10 @@ def test_classifier_options_are_checked():
         FilterBankRestorer(network, filters=2, taps=3, gate_descriptor="tiny")
     with pytest.raises(ConfigError, match="routed by a classifier"):
         FilterBankRestorer(network, filters=2, taps=3, routed_gate=True)
+    with pytest.raises(ConfigError, match="statistics belong to a routed gate"):
+        FilterBankRestorer(
+            network, filters=2, taps=3, classifier={"classes": ["a", "b"]}, gate_statistics=True
+        )
     with pytest.raises(ConfigError, match="told gate belongs to a routed gate"):
         FilterBankRestorer(
             network, filters=2, taps=3, classifier={"classes": ["a"]}, told_gate=True
@@ -530,3 +541,41 @@ def test_an_expert_stored_in_half_precision_is_saved_so_and_loads_back_in_float3
     assert again.stat().st_size == weights.stat().st_size
     with pytest.raises(ConfigError, match="storage must be one of"):
         store_expert_as(_expert(), "int4")
+
+
+def test_a_head_that_held_back_on_a_degradation_it_read_suggests_telling_it():
+    """:meth:`FilterBankRestorer.suggested_task`: read as haze (0.9), returned as it came,
+    while told haze the head would restore it — the hint names haze, how sure the classifier
+    was and how much of the choice telling it moves; none before a restoration, when told,
+    when the told choice is the blind one, for a class under the least probability, and for a
+    head without a routed gate."""
+    from aioir.models.filter_bank import SUGGEST_MIN_PROBABILITY
+    from aioir.models.protocols import TaskSuggester
+
+    model = hinting_filter_bank()
+    head = model.filter_bank
+    assert isinstance(model, TaskSuggester) and model.suggested_task() is None
+    x = torch.rand(2, 3, 16, 16)
+    with torch.no_grad():
+        model(x)
+    hint = model.suggested_task()
+    assert hint is not None and hint.task == "haze"
+    assert hint.probability == pytest.approx(0.9, abs=1e-3) and hint.change == pytest.approx(1.0)
+    assert head.given_classes == []  # asking left it blind
+    model.set_inference_options(task="haze")
+    with torch.no_grad():
+        model(x)
+    assert model.suggested_task() is None  # told already
+    model.set_inference_options(task=None)
+    with torch.no_grad():  # told, the same choice as blind: nothing to suggest
+        head.told_gate.gate[-1].bias.copy_(head.gate[-1].bias[: head.num_candidates].repeat(3))
+        model(x)
+    assert model.suggested_task() is None
+    hinting = hinting_filter_bank(haze=SUGGEST_MIN_PROBABILITY - 0.05)  # too unsure: no hint
+    with torch.no_grad():
+        hinting(x)
+    assert hinting.suggested_task() is None
+    unrouted = _wrapped()
+    with torch.no_grad():
+        unrouted(x)
+    assert unrouted.suggested_task() is None

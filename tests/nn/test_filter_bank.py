@@ -10,12 +10,14 @@ import torch.nn.functional as F
 
 from aioir.nn.filter_bank import (
     DETAIL_SIGMAS,
+    GATE_STATISTICS,
     INPUT_STATISTICS,
     FilterBankHead,
     InputStatisticsFilterBankHead,
     LeastSquaresFilterFit,
     apply_filter,
     detail_profile,
+    gate_statistics,
     input_statistics,
 )
 
@@ -378,3 +380,52 @@ def test_a_routed_gate_mixes_each_class_choice_by_the_classifier_probabilities()
     compact = RoutedCompactClassifierFilterBankHead(4, 5, 2, 3, classifier=classifier)
     assert compact.gate[-1].out_features == 3 * j
     assert compact.gate[0].in_features == 2 * (len(DETAIL_SIGMAS) + 2) + 1 + 3
+
+
+def test_gate_statistics_read_where_the_shadows_are_lifted():
+    """The input statistics, then the shadow terms of three bands, top to bottom: haze that
+    grows towards the top lifts the top band's shadows more than the bottom's; an even lift
+    (a pale scene) lifts them alike."""
+    x = _images(2, size=60)
+    base = gate_statistics(x)
+    assert base.shape == (2, len(GATE_STATISTICS)) == (2, len(INPUT_STATISTICS) + 6)
+    assert torch.equal(base[:, : len(INPUT_STATISTICS)], input_statistics(x))
+    rows = torch.linspace(1.0, 0.0, 60).view(1, 1, 60, 1)  # the airlight's share, top to bottom
+    hazy = gate_statistics(x * (1 - 0.8 * rows) + 0.8 * rows * 0.9)
+    pale = gate_statistics(0.6 * x + 0.4 * 0.9)
+    top, bottom = len(INPUT_STATISTICS) + 1, len(INPUT_STATISTICS) + 5  # power 32, bands 1 and 3
+
+    def lifted(t: torch.Tensor, column: int) -> torch.Tensor:  # shadows less black than x's
+        return base[:, column] - t[:, column]
+
+    assert (lifted(hazy, top) > lifted(hazy, bottom) + 0.2).all()
+    assert (lifted(pale, top) - lifted(pale, bottom)).abs().max() < 0.1
+
+
+def test_a_gate_reading_statistics_reads_them_before_the_classifier_verdict():
+    """:class:`StatisticsRoutedClassifierFilterBankHead`: the routed head's descriptor with
+    :func:`gate_statistics` before the classifier's terms, which still route it; its input
+    terms are named as such."""
+    from aioir.nn.degradation_classifier import DegradationClassifier
+    from aioir.nn.filter_bank import (
+        RoutedClassifierFilterBankHead,
+        StatisticsRoutedClassifierFilterBankHead,
+    )
+
+    torch.manual_seed(0)
+    classifier = DegradationClassifier(["noise", "haze", "clean"], widths=(4, 6), hidden=8)
+    routed = RoutedClassifierFilterBankHead(4, 5, 2, 3, classifier=classifier).eval()
+    head = StatisticsRoutedClassifierFilterBankHead(4, 5, 2, 3, classifier=classifier).eval()
+    x, y = _images(2), _images(2, seed=5)
+    f, c = torch.randn(2, 4, 40, 40), torch.randn(2, 5, 10, 10)
+    s = len(GATE_STATISTICS)
+    with torch.no_grad():
+        plain, d = routed.descriptor(y, x, f, c), head.descriptor(y, x, f, c)
+    assert head.input_terms_size == s + 3 and d.shape == (2, plain.shape[1] + s)
+    assert head.gate[0].in_features == routed.gate[0].in_features + s
+    assert torch.equal(d[:, : -(s + 3)], plain[:, :-3]) and torch.equal(d[:, -3:], plain[:, -3:])
+    torch.testing.assert_close(d[:, -(s + 3) : -3], gate_statistics(x))
+    torch.testing.assert_close(head.log_routes(d), routed.log_routes(plain))
+    assert head.input_terms_id() == "gate_statistics+" + routed.input_terms_id()
+    with torch.no_grad():
+        assert head(y, x, f, c).shape == x.shape

@@ -109,17 +109,25 @@ def _saved_model_exports_identically(wrapped: nn.Module, tmp_path) -> None:
 @pytest.mark.parametrize("powers", [{}, {"highlight_powers": (8.0, 128.0)},
                                     {"highlight_powers": (8.0,), "shadow_powers": (128.0,)},
                                     {"highlight_powers": (8.0,), "shadow_powers": (128.0,),
-                                     "shadow_bands": 3}])  # fmt: skip
+                                     "shadow_bands": 3},
+                                    {"gate_statistics": True}])  # fmt: skip
 def test_a_gate_routed_by_a_classifier_exports_to_onnx_and_torchscript(tmp_path, powers):
     """The classifier too, plain or reading the input's highlights (and shadows: log-domain
-    power means; and the shadows of horizontal bands, whose edges follow the input's height)."""
+    power means; and the shadows of horizontal bands, whose edges follow the input's height);
+    and gates that read the input's statistics and its bands' shadows themselves."""
     from aioir.nn.degradation_classifier import degradation_classifier
 
     torch.manual_seed(0)
+    statistics = bool(powers.pop("gate_statistics", False)) if powers else False
     classifier = degradation_classifier(["noise", "haze", "clean"], widths=(4, 6), hidden=8,
                                         **powers)  # fmt: skip
     wrapped = FilterBankRestorer(
-        load_model("udair-tiny"), filters=3, taps=5, classifier=classifier, routed_gate=True
+        load_model("udair-tiny"),
+        filters=3,
+        taps=5,
+        classifier=classifier,
+        routed_gate=True,
+        gate_statistics=statistics,
     )
     with torch.no_grad():  # every class's gate mixes all candidates
         nn.init.normal_(wrapped.filter_bank.gate[-1].weight, std=0.5)

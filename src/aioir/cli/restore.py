@@ -7,13 +7,18 @@ error (an input that matches no image, bad option values, a model that cannot be
 from __future__ import annotations
 
 import argparse
+import sys
 import traceback
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from aioir.cli import _options as options
 from aioir.cli._model_options import add_model_option_arguments, model_options_from_args
 from aioir.cli._tta import add_tta_arguments
 from aioir.cli._types import positive_int, unit_float
+
+if TYPE_CHECKING:
+    from aioir.models.protocols import TaskSuggestion
 
 _HELP = "restore image files or folders with a trained model"
 _DESCRIPTION = """\
@@ -25,6 +30,10 @@ folders (with --recursive, their sub-folders too; the sub-folder layout is kept)
 patterns. Existing outputs are left alone: an input whose output exists fails, unless
 --overwrite (replace it) or --skip-existing (skip it: a re-run resumes an interrupted one) is
 given. The output folder is checked for writing before the first image.
+
+A model that restores blind and cautiously where unsure (the default model) says so on stderr
+for an image it read as degraded but held back on, with the --task that would restore it as
+such (not with --quiet).
 
 exit status: 0 all restored (or skipped), 1 some inputs failed (one line each on stderr),
 2 usage error (also: an output folder that cannot be written)"""
@@ -56,6 +65,8 @@ def _restore(args: argparse.Namespace) -> int:
     except AioirError as exc:
         return options.fail("restore", str(exc), 2)
 
+    from tqdm import tqdm
+
     from aioir.restore.api import Restorer
 
     if args.threads is not None:
@@ -83,9 +94,13 @@ def _restore(args: argparse.Namespace) -> int:
             2,
         )
 
-    def explain(source: Path) -> None:
-        for line in restorer.decisions() or ["the model reports no decisions"]:
-            print(f"{source}: {line}", flush=True)
+    def after_image(source: Path) -> None:
+        if args.explain:
+            for line in restorer.decisions() or ["the model reports no decisions"]:
+                print(f"{source}: {line}", flush=True)
+        hint = None if args.quiet else restorer.suggested_task()
+        if hint is not None:  # (under the progress bar, not through it)
+            tqdm.write(f"aioir restore: {hint_line(source, hint)}", file=sys.stderr)
 
     try:
         result = run_batch(
@@ -95,7 +110,7 @@ def _restore(args: argparse.Namespace) -> int:
             skip_existing=args.skip_existing,
             progress=False if args.quiet else None,
             debug=debug,
-            on_image=explain if args.explain else None,
+            on_image=after_image,
         )
     except AioirError as exc:  # an output sub-folder that cannot be written (before any image)
         return options.fail("restore", str(exc), 2)
@@ -107,6 +122,15 @@ def _restore(args: argparse.Namespace) -> int:
             summary += f"; skipped {len(result.skipped)} whose output exists (--skip-existing)"
         options.say("restore", summary)
     return result.exit_status
+
+
+def hint_line(source: Path, hint: TaskSuggestion) -> str:
+    """The hint printed after an image the model held back on (``aioir restore``, not with
+    ``--quiet``): what it read, how sure it was, and the flag that restores it as such."""
+    return (
+        f"{source}: looks like {hint.task} ({hint.probability:.2f}) but was restored "
+        f"cautiously; if it is {hint.task}, --task {hint.task} restores it as such"
+    )
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -164,8 +164,13 @@ class FilterBankOptions:
     learns from the examples the classifier gives it. ``told_gate: true`` (with a routed
     gate): a second gate for inputs whose degradation the user names (``aioir restore
     --task``), fitted on the same examples with each one's classifier verdict replaced by its
-    true task (:func:`fit_told_gate`); the blind gate is the same with or without it. None of
-    these changes the stored examples.
+    true task (:func:`fit_told_gate`); the blind gate is the same with or without it.
+    ``gate_statistics: true`` (with a routed gate): its gates also read the input's classical
+    statistics and the shadows of three horizontal bands before the classifier's verdict
+    (:class:`~aioir.nn.filter_bank.StatisticsRoutedClassifierFilterBankHead`; computed from
+    the crops alone), so a class's gate can weigh what it does by what the input shows; with
+    ``gate_start`` a head without them, the gates start as that head's with zero weight on
+    the new terms. None of these changes the stored examples.
 
     ``experts``: saved models (folders or files, e.g. ``aioir train``'s export of a small
     denoiser) or registered models without weights (``dark-channel-prior``) that join the
@@ -253,6 +258,7 @@ class FilterBankOptions:
     gate_descriptor: str = "full"
     routed_gate: bool = False
     told_gate: bool = False
+    gate_statistics: bool = False
     experts: list[str | dict[str, Any]] = dataclasses.field(default_factory=list)
     gate_examples_file: str | None = None
     parts_file: str | None = None
@@ -391,6 +397,8 @@ class FilterBankFitConfig:
             raise bad("filter_bank.routed_gate", "a routed gate reads a classifier: set one")
         if fb.told_gate and not fb.routed_gate:
             raise bad("filter_bank.told_gate", "a told gate belongs to a routed gate: set one")
+        if fb.gate_statistics and not fb.routed_gate:
+            raise bad("filter_bank.gate_statistics", "they belong to a routed gate: set one")
         if fb.classifier is not None:
             if fb.input_statistics:
                 raise bad("filter_bank.classifier", "a gate reads input_statistics or a "
@@ -537,6 +545,7 @@ def wrap_in_filter_bank(
     routed_gate: bool = False,
     told_gate: bool = False,
     gate_seed: int | None = None,
+    gate_statistics: bool = False,
 ) -> FilterBankRestorer:
     """``network`` inside a new :class:`~aioir.models.FilterBankRestorer` (with ``experts``).
 
@@ -553,7 +562,7 @@ def wrap_in_filter_bank(
     model = FilterBankRestorer(
         network, filters, taps, hidden, experts=experts, input_statistics=input_statistics,
         classifier=classifier, gate_descriptor=gate_descriptor, routed_gate=routed_gate,
-        told_gate=told_gate,
+        told_gate=told_gate, gate_statistics=gate_statistics,
     )  # fmt: skip
     backbone = getattr(network, "backbone_options", None)
     if isinstance(network, Restormer) and backbone is not None:
@@ -603,10 +612,13 @@ def start_gates_from(head: FilterBankHead, start: FilterBankHead) -> nn.Sequenti
     weights and its block's mean bias — unused where the others are sure, reachable by the fit.
     Returns the told gate's start: ``start``'s told gate mapped the same way when both heads
     have one, else a copy of the new blind gate. ConfigError when the heads' gates differ in
-    kind or shape (descriptor, width, routes)."""
+    kind or shape (descriptor, width, routes). A head that reads statistics ``start``'s lacks
+    (:func:`added_statistics`) starts with zero weight on them: as ``start`` chose."""
     new, old = candidate_keys(head), candidate_keys(start)
-    same_kind = type(head) is type(start)
-    same_shape = same_kind and head.gate[0].weight.shape == start.gate[0].weight.shape
+    added = added_statistics(head, start)
+    same_kind = type(head) is type(start) or added > 0
+    width = start.gate[0].weight.shape[1] + added
+    same_shape = same_kind and head.gate[0].weight.shape == (start.gate[0].weight.shape[0], width)
     routes_new = head.gate[-1].out_features // len(new)
     routes_old = start.gate[-1].out_features // len(old)
     if not same_shape or routes_new != routes_old:
@@ -620,7 +632,7 @@ def start_gates_from(head: FilterBankHead, start: FilterBankHead) -> nn.Sequenti
 
     def mapped(gate: nn.Sequential, into: nn.Sequential) -> nn.Sequential:
         into = copy.deepcopy(into)
-        into[0].load_state_dict(gate[0].state_dict())
+        into[0].load_state_dict(_widened(gate[0], added, head))
         weight = gate[-1].weight.detach().view(routes_old, len(old), -1)
         bias = gate[-1].bias.detach().view(routes_old, len(old))
         out_w = weight.new_zeros(routes_new, len(new), weight.shape[-1])
@@ -638,6 +650,29 @@ def start_gates_from(head: FilterBankHead, start: FilterBankHead) -> nn.Sequenti
     if told_new is not None and told_old is not None:
         return mapped(told_old.gate, head.gate)
     return copy.deepcopy(head.gate)
+
+
+def added_statistics(head: FilterBankHead, start: FilterBankHead) -> int:
+    """How many statistics terms ``head``'s descriptor reads that ``start``'s lacks, where
+    ``head`` is ``start``'s kind with :class:`~aioir.nn.filter_bank._GateStatistics` added
+    (a statistics-reading variant of a head that reads none); 0 otherwise."""
+    terms = int(getattr(head, "statistics_terms", 0))
+    if not terms or getattr(start, "statistics_terms", 0):
+        return 0
+    return terms if isinstance(head, type(start)) else 0
+
+
+def _widened(first: nn.Module, added: int, head: FilterBankHead) -> dict[str, Tensor]:
+    """The state of a gate's first layer (``first``) with ``added`` zero input columns where
+    ``head``'s statistics terms sit: just before its classifier's ``C`` terms (the last)."""
+    state = {k: v.detach().clone() for k, v in first.state_dict().items()}
+    if not added:
+        return state
+    weight = state["weight"]
+    c = head.classifier.num_classes
+    zeros = weight.new_zeros(weight.shape[0], added)
+    state["weight"] = torch.cat([weight[:, :-c], zeros, weight[:, -c:]], dim=1)
+    return state
 
 
 def _saved_head(path: str) -> FilterBankHead:
@@ -669,6 +704,7 @@ def unfitted_head(model: FilterBankRestorer, options: FilterBankOptions, seed: i
         input_statistics=options.input_statistics, classifier=classifier,
         gate_descriptor=options.gate_descriptor, routed_gate=options.routed_gate,
         told_gate=options.told_gate, gate_seed=options.gate_seed,
+        gate_statistics=options.gate_statistics,
     ).filter_bank  # fmt: skip
 
 
@@ -1458,7 +1494,7 @@ def _examples_key(config: FilterBankFitConfig) -> str:
         if k not in GATE_ONLY_OPTIONS
         and k not in (
             "hidden", "experts", "input_statistics", "classifier", "gate_descriptor",
-            "routed_gate", "parts_file",
+            "routed_gate", "gate_statistics", "parts_file",
         )
     }  # fmt: skip
     what = {
@@ -2068,6 +2104,7 @@ def fit(
     model = wrap_in_filter_bank(
         network, len(groups), fb.taps, fb.hidden, config.seed, experts, fb.input_statistics,
         classifier, fb.gate_descriptor, fb.routed_gate, fb.told_gate, fb.gate_seed,
+        fb.gate_statistics,
     )  # fmt: skip
     if rt.channels_last:
         to_channels_last(model)

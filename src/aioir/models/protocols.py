@@ -4,7 +4,8 @@ Shared code asks for a capability, never for a method: ``aioir embed`` / ``aioir
 work with any model that is a :class:`DegradationEmbedder` (UDAIR's codebook embedding today;
 ABAIR's and Perceive-IR's degradation features can offer the same); ``aioir restore`` passes
 a model's own options (``--adapter-mode`` …) to an :class:`InferenceConfigurable` and prints an
-:class:`DecisionReporter`'s per-image decisions (``--explain``); :func:`aioir.restore.resolve_model`
+:class:`DecisionReporter`'s per-image decisions (``--explain``) and a :class:`TaskSuggester`'s
+hint that ``--task`` would restore an image it held back on; :func:`aioir.restore.resolve_model`
 has an :class:`ExternalWeightsUser` load the frozen networks it runs with before the first image.
 """
 
@@ -21,6 +22,8 @@ __all__ = [
     "DegradationEmbedding",
     "ExternalWeightsUser",
     "InferenceConfigurable",
+    "TaskSuggester",
+    "TaskSuggestion",
 ]
 
 
@@ -75,4 +78,31 @@ class ExternalWeightsUser(Protocol):
 
     def load_external_weights(self) -> None:
         """Load it now (an :class:`aioir.AioirError` naming the option to set when it cannot)."""
+        ...
+
+
+@dataclass(frozen=True)
+class TaskSuggestion:
+    """A degradation the model read in an image and would restore differently if told it.
+
+    Attributes:
+        task: the task name to tell it (``--task``).
+        probability: how likely the model read it to be (0–1).
+        change: how much telling it would change what the model does (0: nothing, 1: all of
+            it; for a mix of candidates, the share of the weight that moves).
+    """
+
+    task: str
+    probability: float
+    change: float
+
+
+@runtime_checkable
+class TaskSuggester(Protocol):
+    """A model that restores blind, cautiously where it is unsure what is wrong, and can say
+    after a restoration which task, if the user told it, would change its choice."""
+
+    def suggested_task(self) -> TaskSuggestion | None:
+        """For the first image of the last restoration, the likeliest degradation whose
+        ``--task`` would change the result much, or ``None``."""
         ...

@@ -58,16 +58,19 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from aioir.nn.dark_channel import dark_channel
-from aioir.nn.degradation_classifier import DegradationClassifier
+from aioir.nn.degradation_classifier import DegradationClassifier, banded_shadow_terms
 from aioir.nn.graph_capture import capturing_graph
 from aioir.nn.image_statistics import crop_count, image_statistic, pool_crops
 from aioir.nn.padding import reflect_pad
 
 __all__ = [
-    "GIVEN_CLASS_LOG_FLOOR", "ClassifierFilterBankHead", "CompactClassifierFilterBankHead",
-    "FilterBankHead", "InputStatisticsFilterBankHead", "LeastSquaresFilterFit",
-    "RoutedClassifierFilterBankHead", "RoutedCompactClassifierFilterBankHead", "ToldGate",
-    "apply_filter", "detail_profile", "input_statistics", "told_routes", "weights_fingerprint",
+    "GATE_STATISTICS", "GIVEN_CLASS_LOG_FLOOR", "ClassifierFilterBankHead",
+    "CompactClassifierFilterBankHead", "FilterBankHead", "InputStatisticsFilterBankHead",
+    "LeastSquaresFilterFit",
+    "RoutedClassifierFilterBankHead", "RoutedCompactClassifierFilterBankHead",
+    "StatisticsRoutedClassifierFilterBankHead", "StatisticsRoutedCompactClassifierFilterBankHead",
+    "ToldGate", "apply_filter", "detail_profile", "gate_statistics", "input_statistics",
+    "told_routes", "weights_fingerprint",
 ]  # fmt: skip
 
 
@@ -191,6 +194,26 @@ def input_statistics(images: Tensor) -> Tensor:
     ], dim=1)  # fmt: skip
 
 
+#: the banded shadow terms :func:`gate_statistics` adds: their powers and bands
+GATE_SHADOW_POWERS, GATE_SHADOW_BANDS = (8.0, 32.0), 3
+#: What :func:`gate_statistics` returns, in order.
+GATE_STATISTICS: tuple[str, ...] = INPUT_STATISTICS + tuple(
+    f"shadows p{p:g}, band {b + 1} of {GATE_SHADOW_BANDS}"
+    for b in range(GATE_SHADOW_BANDS)
+    for p in GATE_SHADOW_POWERS
+)
+
+
+def gate_statistics(images: Tensor) -> Tensor:
+    """B×16 (:data:`GATE_STATISTICS`): :func:`input_statistics` and the shadow terms of three
+    horizontal bands, top to bottom
+    (:func:`~aioir.nn.degradation_classifier.banded_shadow_terms`, powers 8 and 32: how black
+    each band's shadows are). What a statistics-reading gate reads of the input besides its
+    classifier's verdict (:class:`StatisticsRoutedClassifierFilterBankHead`)."""
+    banded = banded_shadow_terms(images, GATE_SHADOW_POWERS, GATE_SHADOW_BANDS)
+    return torch.cat([input_statistics(images), banded], dim=1)
+
+
 def _mean_std(t: Tensor) -> tuple[Tensor, Tensor]:
     """Per-channel mean and (Bessel-corrected) standard deviation over the pixels of B×C×H×W,
     over all crops of an image while recording crops (:mod:`aioir.nn.image_statistics`)."""
@@ -265,6 +288,8 @@ class FilterBankHead(nn.Module):
         )
         self.experts = nn.ModuleList(experts)
         self.last_weights: Tensor | None = None
+        #: the raw descriptors of the last choice (:meth:`weights`), for a told re-choice
+        self.last_descriptor: Tensor | None = None
         nn.init.zeros_(self.gate[-1].weight)
         with torch.no_grad():
             self.gate[-1].bias.zero_()
@@ -355,7 +380,9 @@ class FilterBankHead(nn.Module):
         1 … E."""
 
         def choose() -> Tensor:
-            return self.choose(self.descriptor(y, x, features, context))
+            descriptor = self.descriptor(y, x, features, context)
+            self.last_descriptor = descriptor.detach()
+            return self.choose(descriptor)
 
         return image_statistic(self, y.shape[0], choose)
 
@@ -459,9 +486,12 @@ class ClassifierFilterBankHead(FilterBankHead):
     Args: as :class:`FilterBankHead`, and ``classifier``.
     """
 
+    #: input terms read before the classifier's (none here: :class:`_GateStatistics` adds some)
+    statistics_terms = 0
+
     def __init__(self, *args: Any, classifier: DegradationClassifier, **kwargs: Any) -> None:
         # the descriptor's size depends on it: set before the base class sizes the gate
-        self.__dict__["input_terms_size"] = classifier.num_classes
+        self.__dict__["input_terms_size"] = self.statistics_terms + classifier.num_classes
         super().__init__(*args, **kwargs)
         self.classifier = classifier
 
@@ -585,6 +615,16 @@ class _RoutedGate(ClassifierFilterBankHead):
             return
         self.given_routes = told_routes(self.classifier.num_classes, classes).to(device)
 
+    def told_choice(self, descriptor: Tensor, classes: Sequence[int]) -> Tensor:
+        """The candidate weights (B×(K+E+2)) the head would give raw ``descriptor`` if told
+        ``classes`` (:meth:`give_classes`), whatever it was told now (which it keeps)."""
+        given = self.given_routes
+        try:
+            self.give_classes(classes)
+            return self.choose(descriptor)
+        finally:
+            self.given_routes = given
+
     def told_descriptor(self, descriptor: Tensor, routes: Tensor) -> Tensor:
         """``descriptor`` (B×D, raw) with its classifier terms (the last ``C``) replaced by
         ``routes`` (``C`` or B×C log-routes, :func:`told_routes`)."""
@@ -625,6 +665,38 @@ class RoutedClassifierFilterBankHead(_RoutedGate, ClassifierFilterBankHead):
 
 class RoutedCompactClassifierFilterBankHead(_RoutedGate, CompactClassifierFilterBankHead):
     """A :class:`CompactClassifierFilterBankHead` with a routed gate (:class:`_RoutedGate`)."""
+
+
+class _GateStatistics(ClassifierFilterBankHead):
+    """A classifier-reading head whose gate also reads :func:`gate_statistics` of the input,
+    before the classifier's terms (which stay last: a routed gate reads its routes there).
+
+    Why: a class's gate learns what to do from the examples its classifier sends it, and
+    reads them through the network's terms and the verdict alone — a pale clean crop and a
+    hazy one that the classifier reads alike look alike to it, so the haze gate hedges on
+    both. The dark channel, exposure and the shadows of horizontal bands (haze grows towards
+    the far field, at the top; a pale scene is lifted evenly) let the gate weigh what it
+    does by what the input shows, without changing the verdict that routes it."""
+
+    statistics_terms = len(GATE_STATISTICS)
+
+    def input_terms(self, x: Tensor) -> Tensor:
+        return torch.cat([gate_statistics(x), super().input_terms(x)], dim=1)
+
+    def input_terms_id(self) -> str:
+        return f"gate_statistics+{super().input_terms_id()}"
+
+
+class StatisticsRoutedClassifierFilterBankHead(_GateStatistics, RoutedClassifierFilterBankHead):
+    """A :class:`RoutedClassifierFilterBankHead` whose gates also read the input's
+    statistics (:class:`_GateStatistics`). Same arguments."""
+
+
+class StatisticsRoutedCompactClassifierFilterBankHead(
+    _GateStatistics, RoutedCompactClassifierFilterBankHead
+):
+    """A :class:`RoutedCompactClassifierFilterBankHead` whose gates also read the input's
+    statistics (:class:`_GateStatistics`). Same arguments."""
 
 
 class LeastSquaresFilterFit:

@@ -39,7 +39,7 @@ from torch import Tensor, nn
 from aioir.color import BT601_LUMA
 from aioir.errors import ConfigError, ImageWriteError
 from aioir.io import ImageData, load_image, save_image, write_image
-from aioir.models.protocols import DecisionReporter
+from aioir.models.protocols import DecisionReporter, TaskSuggester, TaskSuggestion
 from aioir.models.wrappers import options_taker, unwrap
 from aioir.nn import ensemble
 from aioir.nn.image_statistics import has_image_statistics
@@ -400,6 +400,16 @@ class Restorer:
             if isinstance(model, DecisionReporter):
                 lines += model.describe_decisions()
         return lines
+
+    def suggested_task(self) -> TaskSuggestion | None:
+        """The model's hint after the last restoration: a degradation it read in the first
+        image and held back on, which ``task`` (``--task``) would restore as such
+        (:class:`~aioir.models.protocols.TaskSuggester`); ``None`` when it gives none or
+        cannot."""
+        for model in dict.fromkeys([self.model, unwrap(self.model)]):  # wrapper, then network
+            if isinstance(model, TaskSuggester):
+                return model.suggested_task()
+        return None
 
     # ---------------------------------------------------------------- core
     @contextlib.contextmanager

@@ -20,6 +20,7 @@ from aioir.errors import ConfigError, ImageReadError
 from aioir.io import load_image
 from aioir.restore import Restorer
 from aioir.restore.tiling import tile_starts
+from helpers import hinting_filter_bank
 from serve_helpers import sample, write_sample
 
 
@@ -232,3 +233,19 @@ def test_a_photo_can_be_told_its_task(tmp_path):
         plain.close()
     with pytest.raises(ConfigError, match="per photo"):
         RestoreService([ModelChoice("b", "b", Blur())], restorer_options={"model_options": {}})
+
+
+def test_a_photo_the_model_held_back_on_carries_its_hint(tmp_path):
+    """A photo the model read as hazy but returned as it came (told haze it would not): its
+    status names the task to choose as "Problem"; told that task, none."""
+    svc = RestoreService([ModelChoice("hinting", "hinting", hinting_filter_bank())])
+    svc.start()
+    try:
+        blind = svc.submit(upload(svc, tmp_path, "a.png", size=(48, 40)))
+        told = svc.submit(upload(svc, tmp_path, "b.png", size=(48, 40)), task="haze")
+        assert wait(svc, blind.id) == wait(svc, told.id) == "done"
+        statuses = svc.statuses([blind.id, told.id])
+        assert statuses[0]["hint"] == {"task": "haze", "probability": 0.9}
+        assert statuses[1]["hint"] is None
+    finally:
+        svc.close()

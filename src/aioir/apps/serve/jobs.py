@@ -147,6 +147,9 @@ class Job:
     alpha: bool
     task: str | None = None
     """What the user said is wrong with the photo (``None``: the model tells)."""
+    hint: dict[str, Any] | None = None
+    """After a blind restore, the degradation the model read but held back on
+    (``{"task", "probability"}``, :meth:`aioir.restore.Restorer.suggested_task`), else ``None``."""
     state: str = "queued"
     """queued, loading (the model), restoring, done, failed or expired."""
     message: str = ""
@@ -214,6 +217,7 @@ class Job:
             "format": self.describe(),
             "model": self.model_label,
             "task": self.task,
+            "hint": self.hint,
             "progress": self.progress(now),
             "tiles": self._tiles() if self.steps_total > 1 else None,
             "position": position,
@@ -526,6 +530,12 @@ class RestoreService:
             job.state, job.message = "restoring", ""
             restored = restorer.restore_data(data)
             seconds = time.monotonic() - job.started
+            suggestion = restorer.suggested_task()
+            if suggestion is not None:
+                job.hint = {
+                    "task": suggestion.task,
+                    "probability": round(suggestion.probability, 2),
+                }
             job.previews = {"before": _preview_png(data.rgb), "after": _preview_png(restored)}
             job.restored = restored
             self._seconds_per_pixel[job.model_key] = seconds / max(1, pixels)
