@@ -392,3 +392,31 @@ def test_help_of_the_callable_package_shows_the_restore_function_first():
     page = pydoc.render_doc(aioir.restore, renderer=pydoc.plaintext)
     description = page.split("DESCRIPTION", 1)[1]
     assert description.index("Restore one image") < description.index("The package")
+
+
+def test_the_hint_is_the_models_for_the_image_as_it_is():
+    """:meth:`Restorer.suggested_task`: the model's hint after its first pass over the image —
+    the image as it is, not a flipped copy of a self-ensemble's later passes — kept until the
+    next restoration; ``None`` for a model that gives none."""
+    from aioir.models.protocols import TaskSuggestion
+    from helpers import hinting_filter_bank
+
+    model = hinting_filter_bank()
+    hints = iter([TaskSuggestion("haze", 0.9, 1.0), TaskSuggestion("rain", 0.6, 0.8)])
+    calls = []
+
+    def suggested_task() -> TaskSuggestion | None:
+        calls.append(1)
+        return next(hints)
+
+    model.suggested_task = suggested_task  # the first call's hint, then another
+    r = Restorer(model, device="cpu", self_ensemble="flips")
+    assert r.suggested_task() is None  # nothing restored yet
+    r.restore_tensor(torch.rand(1, 3, 16, 16))
+    assert r.suggested_task() == TaskSuggestion("haze", 0.9, 1.0) and len(calls) == 1
+    r.restore_tensor(torch.rand(1, 3, 16, 16))
+    assert r.suggested_task() == TaskSuggestion("rain", 0.6, 0.8) and len(calls) == 2
+    plain = Restorer(hinting_filter_bank(), device="cpu")
+    plain.restore_tensor(torch.rand(1, 3, 16, 16))
+    assert plain.suggested_task() is not None and plain.suggested_task().task == "haze"
+    assert Restorer(Darken(), device="cpu").suggested_task() is None

@@ -370,6 +370,7 @@ class Restorer:
         else:
             self.adapter = tta
         self._task_adapters: dict[str, TestTimeAdapter] = {}
+        self._hint: TaskSuggestion | None = None
 
     def __repr__(self) -> str:
         return (
@@ -405,8 +406,12 @@ class Restorer:
         """The model's hint after the last restoration: a degradation it read in the first
         image and held back on, which ``task`` (``--task``) would restore as such
         (:class:`~aioir.models.protocols.TaskSuggester`); ``None`` when it gives none or
-        cannot."""
-        for model in dict.fromkeys([self.model, unwrap(self.model)]):  # wrapper, then network
+        cannot. Under a self-ensemble, the hint of its first pass (the image as it is)."""
+        return self._hint
+
+    def _model_hint(self) -> TaskSuggestion | None:
+        """The model's own hint for its last forward (the wrapper's, else the network's)."""
+        for model in dict.fromkeys([self.model, unwrap(self.model)]):
             if isinstance(model, TaskSuggester):
                 return model.suggested_task()
         return None
@@ -443,10 +448,21 @@ class Restorer:
         )
 
     def _run(self, x: Tensor) -> Tensor:
-        """Padded or tiled restoration (self-ensembled if asked); float32 on ``x``'s device."""
+        """Padded or tiled restoration (self-ensembled if asked); float32 on ``x``'s device.
+        Keeps the model's hint for the image as it is (the first pass of a self-ensemble)."""
+        passes = 0
+
+        def forward(t: Tensor) -> Tensor:
+            nonlocal passes
+            out = self._forward(t)
+            if passes == 0:
+                self._hint = self._model_hint()
+            passes += 1
+            return out
+
         if self.self_ensemble is not None:
-            return ensemble.self_ensemble(self._forward, x, self.self_ensemble)
-        return self._forward(x)
+            return ensemble.self_ensemble(forward, x, self.self_ensemble)
+        return forward(x)
 
     def _forward(self, x: Tensor) -> Tensor:
         """One padded or tiled pass under inference mode; float32 on ``x``'s device."""
