@@ -28,7 +28,7 @@ class Asymmetric(nn.Module):
         return self.conv(x)
 
 
-@pytest.mark.parametrize(("tile", "mode"), [(0, "all"), (8, "all"), (0, "flips")])
+@pytest.mark.parametrize(("tile", "mode"), [(0, "all"), (8, "all"), (0, "flips"), (8, "mirror")])
 def test_restorer_self_ensemble_pads_tiles_and_averages(tile, mode):
     g = torch.Generator().manual_seed(1)
     x = torch.rand(1, 3, 13, 10, generator=g) * 0.2
@@ -53,3 +53,12 @@ def test_restorer_self_ensemble_values():
     assert Restorer(model, device="cpu", self_ensemble=None).self_ensemble is None
     with pytest.raises(ConfigError, match="flips, all"):
         Restorer(model, device="cpu", self_ensemble="x16")
+
+
+def test_mirror_keeps_up_up():
+    """``mirror``: the input and its left–right mirror image, no element that turns the image
+    upside down (the first, as every mode's, the image as it is)."""
+    x = torch.arange(12.0).view(1, 1, 3, 4)
+    seen = [apply_d8(x, k) for k in ENSEMBLE_MODES["mirror"]]
+    assert torch.equal(seen[0], x) and torch.equal(seen[1], x.flip(-1))
+    assert all(ENSEMBLE_MODES[m][0] == 0 for m in ENSEMBLE_MODES)

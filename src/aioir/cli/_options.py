@@ -200,16 +200,17 @@ def add_device_argument(parser: argparse.ArgumentParser) -> None:
 
 
 def add_self_ensemble_argument(parser: argparse.ArgumentParser) -> None:
-    """``--self-ensemble [flips|all]`` (:mod:`aioir.nn.ensemble`); bare = ``flips``."""
+    """``--self-ensemble [flips|mirror|all]`` (:mod:`aioir.nn.ensemble`); bare = ``flips``."""
     parser.add_argument(
         "--self-ensemble",
         nargs="?",
         const="flips",
         default=None,
-        choices=("flips", "all"),
-        metavar="flips|all",
-        help="average each output over flips of its input (4× slower), or 'all' 8 "
-        "flips/rotations (8×; turns rain streaks sideways)",
+        choices=("flips", "mirror", "all"),
+        metavar="flips|mirror|all",
+        help="average each output over flips of its input (4× slower), 'mirror' the input and "
+        "its left–right mirror image (2×; up stays up: the default model's choice for hazy "
+        "photos), or 'all' 8 flips/rotations (8×; turns rain streaks sideways)",
     )
 
 

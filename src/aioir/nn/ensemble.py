@@ -11,6 +11,10 @@ up–down flips, half turn): degradations with an orientation, such as near-vert
 streaks, stay as the network saw them in training — these four are also the group UDAIR's
 training augmentation draws from. On the default model the quarter turns cost 3.8 dB on rain
 (streaks turned sideways), so ``flips`` is the mode the command line uses when none is named.
+Mode ``mirror`` keeps up up as well (identity and the left–right flip, twice the cost): what
+grows with depth grows towards the top of most photos (haze), and the default model's
+classifier reads a hazy photo turned upside down as clean — under ``flips`` it loses 1.8 dB of
+haze on the bar, under ``mirror`` none, and gains on rain, low light and underwater (run 70).
 
 :class:`GeometricEnsemble` wraps one module the same way (a filter-bank expert); the
 restorer's ``self_ensemble`` option (:class:`aioir.restore.Restorer`) wraps the whole model.
@@ -31,6 +35,7 @@ __all__ = ["ENSEMBLE_MODES", "GeometricEnsemble", "self_ensemble"]
 ENSEMBLE_MODES: dict[str, tuple[int, ...]] = {
     "flips": (0, 2, 4, 6),  # identity, half turn, left–right flip, up–down flip
     "all": tuple(range(D8_SIZE)),
+    "mirror": (0, 4),  # identity, left–right flip: up stays up
 }
 
 
