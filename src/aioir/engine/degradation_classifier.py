@@ -28,7 +28,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import torch
@@ -53,6 +53,7 @@ __all__ = [
     "classifier_crops",
     "photo_folds",
     "train_classifier",
+    "untrained_classifier",
 ]
 
 log = logging.getLogger(__name__)
@@ -177,6 +178,17 @@ def photo_folds(photos: Iterable[str]) -> dict[str, int]:
     return {name: i % 2 for i, name in enumerate(sorted(set(photos)))}
 
 
+def untrained_classifier(
+    classes: Sequence[str], options: ClassifierOptions
+) -> DegradationClassifier:
+    """The classifier ``options`` describe for ``classes``, its weights as initialised (drawn
+    from torch's global generator)."""
+    return degradation_classifier(
+        list(classes), options.widths, options.hidden, options.highlight_powers,
+        options.shadow_powers, shadow_bands=options.shadow_bands,
+    )  # fmt: skip
+
+
 def train_classifier(
     inputs: Tensor,
     labels: Tensor,
@@ -186,14 +198,7 @@ def train_classifier(
 ) -> DegradationClassifier:
     """A classifier trained on ``inputs`` (N×3×P×P) and ``labels`` (N) as ``options`` say
     (module docstring); draws from torch's global generator. Returned in eval mode."""
-    model = degradation_classifier(
-        classes,
-        options.widths,
-        options.hidden,
-        options.highlight_powers,
-        options.shadow_powers,
-        shadow_bands=options.shadow_bands,
-    )
+    model = untrained_classifier(classes, options)
     optimizer = torch.optim.AdamW(model.parameters(), lr=options.lr,
                                   weight_decay=options.weight_decay)  # fmt: skip
     warmup = max(1, round(0.05 * options.steps))

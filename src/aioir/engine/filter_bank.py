@@ -49,16 +49,15 @@ from aioir.data.synthetic import TaskSpec
 from aioir.data.task_specs import parse_task_specs
 from aioir.degradations import available_degradations
 from aioir.engine.config import PLAIN_LOOP_PRECISIONS, DataConfig, build_config, read_yaml
-from aioir.engine.degradation_classifier import ClassifierOptions
+from aioir.engine.degradation_classifier import ClassifierOptions, untrained_classifier
 from aioir.errors import ConfigError
 from aioir.metrics import psnr
 from aioir.models.checkpoints import STORAGE_DTYPES
-from aioir.nn.degradation_classifier import DegradationClassifier, degradation_classifier
+from aioir.nn.degradation_classifier import DegradationClassifier
 from aioir.nn.filter_bank import (
+    ROUTED_HEADS,
     FilterBankHead,
     LeastSquaresFilterFit,
-    RoutedClassifierFilterBankHead,
-    RoutedCompactClassifierFilterBankHead,
     ToldGate,
     told_routes,
 )
@@ -1216,7 +1215,7 @@ def fit_told_gate(
     class names), so its routing and its terms are those of a user who names the task. Draws
     from a forked generator: the rest of the fit is the same with or without it. Returns the
     told gate's expected score."""
-    if not isinstance(head, RoutedClassifierFilterBankHead | RoutedCompactClassifierFilterBankHead):
+    if not isinstance(head, ROUTED_HEADS):
         raise ConfigError("filter_bank.told_gate: the head has no routed gate")
     classes = list(head.classifier.classes)
     unknown = sorted({t for t in example_tasks if t not in classes})
@@ -1894,14 +1893,7 @@ class _ClassifierParts:
 
     def _untrained(self) -> DegradationClassifier:
         with torch.random.fork_rng(devices=[]):  # its initial weights draw; they are replaced
-            return degradation_classifier(
-                list(self.dm.task_names),
-                self.options.widths,
-                self.options.hidden,
-                self.options.highlight_powers,
-                self.options.shadow_powers,
-                shadow_bands=self.options.shadow_bands,
-            )
+            return untrained_classifier(self.dm.task_names, self.options)
 
     def _draw_crops(self) -> tuple[Tensor, Tensor, list[str], list[str]]:
         """The training crops (inputs, labels, classes, photos), from the global generator."""

@@ -49,6 +49,7 @@ from aioir.models.wrappers import RestorerWrapper, register_wrapper
 from aioir.nn.degradation_classifier import DegradationClassifier, degradation_classifier
 from aioir.nn.ensemble import GeometricEnsemble
 from aioir.nn.filter_bank import (
+    ROUTED_HEADS,
     ClassifierFilterBankHead,
     CompactClassifierFilterBankHead,
     FilterBankHead,
@@ -195,7 +196,7 @@ class FilterBankRestorer(RestorerWrapper):
             options["classifier"] = c.record()
         if isinstance(head, CompactClassifierFilterBankHead):
             options["gate_descriptor"] = "compact"
-        if isinstance(head, RoutedClassifierFilterBankHead | RoutedCompactClassifierFilterBankHead):
+        if isinstance(head, ROUTED_HEADS):
             options["routed_gate"] = True
             if head.statistics_terms:
                 options["gate_statistics"] = True
@@ -238,9 +239,7 @@ class FilterBankRestorer(RestorerWrapper):
     def _tell_task(self, task: str | None) -> None:
         """Route the head to ``task``'s classes (:meth:`set_inference_options`)."""
         head = self.filter_bank
-        if not isinstance(
-            head, RoutedClassifierFilterBankHead | RoutedCompactClassifierFilterBankHead
-        ):
+        if not isinstance(head, ROUTED_HEADS):
             raise ConfigError(
                 "this filter-bank head has no gate per degradation class: it cannot be told the "
                 "task"
@@ -296,13 +295,7 @@ class FilterBankRestorer(RestorerWrapper):
         for a head without a routed gate, or before any restoration. The first image's."""
         head = self.filter_bank
         descriptor = head.last_descriptor
-        if (
-            not isinstance(
-                head, RoutedClassifierFilterBankHead | RoutedCompactClassifierFilterBankHead
-            )
-            or descriptor is None
-            or head.given_classes
-        ):
+        if not isinstance(head, ROUTED_HEADS) or descriptor is None or head.given_classes:
             return None
         descriptor = descriptor[:1]
         with torch.no_grad():

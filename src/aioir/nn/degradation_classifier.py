@@ -269,21 +269,13 @@ class ShadowHighlightDegradationClassifier(HighlightDegradationClassifier):
 class BandedShadowHighlightDegradationClassifier(ShadowHighlightDegradationClassifier):
     """A :class:`ShadowHighlightDegradationClassifier` whose head also reads the shadows of
     ``shadow_bands`` horizontal bands (:func:`banded_shadow_terms`, at ``shadow_powers``;
-    module docstring)."""
+    module docstring). Arguments: the parent's, and ``shadow_bands`` (keyword)."""
 
-    def __init__(
-        self,
-        classes: Sequence[str],
-        widths: Sequence[int] = DEFAULT_WIDTHS,
-        hidden: int = DEFAULT_HIDDEN,
-        highlight_powers: Sequence[float] = DEFAULT_POWERS,
-        shadow_powers: Sequence[float] = DEFAULT_POWERS,
-        shadow_bands: int = 3,
-    ) -> None:
+    def __init__(self, *args: Any, shadow_bands: int = 3, **kwargs: Any) -> None:
         if isinstance(shadow_bands, bool) or not isinstance(shadow_bands, int) or shadow_bands < 2:
             raise ValueError(f"shadow_bands must be an integer ≥ 2, got {shadow_bands!r}")
         self.shadow_bands = shadow_bands
-        super().__init__(classes, widths, hidden, highlight_powers, shadow_powers)
+        super().__init__(*args, **kwargs)
 
     @property
     def extra_terms(self) -> int:
@@ -315,7 +307,7 @@ def degradation_classifier(
         if not shadow_powers:
             raise ValueError("shadow_bands come with shadow_powers (the bands' powers)")
         return BandedShadowHighlightDegradationClassifier(
-            classes, widths, hidden, highlight_powers, shadow_powers, shadow_bands
+            classes, widths, hidden, highlight_powers, shadow_powers, shadow_bands=shadow_bands
         )
     if shadow_powers:
         if not highlight_powers:

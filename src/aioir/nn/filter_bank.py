@@ -64,7 +64,7 @@ from aioir.nn.image_statistics import crop_count, image_statistic, pool_crops
 from aioir.nn.padding import reflect_pad
 
 __all__ = [
-    "GATE_STATISTICS", "GIVEN_CLASS_LOG_FLOOR", "ClassifierFilterBankHead",
+    "GATE_STATISTICS", "GIVEN_CLASS_LOG_FLOOR", "ROUTED_HEADS", "ClassifierFilterBankHead",
     "CompactClassifierFilterBankHead", "FilterBankHead", "InputStatisticsFilterBankHead",
     "LeastSquaresFilterFit",
     "RoutedClassifierFilterBankHead", "RoutedCompactClassifierFilterBankHead",
@@ -665,6 +665,13 @@ class RoutedClassifierFilterBankHead(_RoutedGate, ClassifierFilterBankHead):
 
 class RoutedCompactClassifierFilterBankHead(_RoutedGate, CompactClassifierFilterBankHead):
     """A :class:`CompactClassifierFilterBankHead` with a routed gate (:class:`_RoutedGate`)."""
+
+
+#: The heads whose gate is one per degradation class (their statistics-reading subclasses
+#: too): what ``isinstance`` asks of a head that is told a task, fits a told gate or hints.
+ROUTED_HEADS: tuple[
+    type[RoutedClassifierFilterBankHead], type[RoutedCompactClassifierFilterBankHead]
+] = (RoutedClassifierFilterBankHead, RoutedCompactClassifierFilterBankHead)
 
 
 class _GateStatistics(ClassifierFilterBankHead):
