@@ -127,23 +127,27 @@ def assert_reloads_by_name(name: str, folder: Path) -> None:
         assert torch.allclose(again(x), model(x))
 
 
-def hinting_filter_bank(haze: float = 0.9):
+def hinting_filter_bank(haze: float = 0.9, read: str = "haze"):
     """A tiny routed filter-bank model with a told gate whose classifier reads every input as
-    haze with probability ``haze`` (the rest clean), whose blind gates return
-    the input and whose told gate picks filter 1: a model that holds back on what it read, so
-    it hints (``suggested_task``)."""
+    ``read`` (haze, rain or noise) with probability ``haze`` (the rest clean), whose blind
+    gates return the input and whose told gate picks the network's output: a model that holds
+    back on what it read, so it hints (``suggested_task``)."""
     from aioir.models import FilterBankRestorer, create_model
 
+    classes = ["noise", "rain", "haze", "clean"]
     torch.manual_seed(0)
     model = FilterBankRestorer(
         create_model("udair-tiny"), filters=2, taps=3, routed_gate=True, told_gate=True,
-        classifier={"classes": ["noise", "haze", "clean"], "widths": [4], "hidden": 4},
+        classifier={"classes": classes, "widths": [4], "hidden": 4},
     )  # fmt: skip
     head, j = model.filter_bank, model.filter_bank.num_candidates
+    p = torch.full((len(classes),), 1e-4)
+    p[classes.index(read)] = haze
+    p[-1] = 1.0 - float(p[:-1].sum())
     with torch.no_grad():
         head.classifier.head[-1].weight.zero_()
-        head.classifier.head[-1].bias.copy_(torch.tensor([1e-4, haze, 1.0 - haze - 1e-4]).log())
-        for gate, pick in ((head.gate, 1), (head.told_gate.gate, 2)):
+        head.classifier.head[-1].bias.copy_(p.log())
+        for gate, pick in ((head.gate, 1), (head.told_gate.gate, 0)):
             gate[-1].weight.zero_()
-            gate[-1].bias.copy_(torch.eye(j)[pick].repeat(3) * 50.0)
+            gate[-1].bias.copy_(torch.eye(j)[pick].repeat(len(classes)) * 50.0)
     return model.eval()

@@ -532,3 +532,34 @@ def test_an_image_the_model_held_back_on_gets_a_hint_naming_the_task(tmp_path, c
     for extra in (["-q"], ["--task", "haze"]):
         assert cli.main([*argv, "--overwrite", *extra]) == 0
         assert "looks like" not in capsys.readouterr().err
+
+
+def test_follow_hint_writes_the_hinted_restoration(tmp_path, capsys):
+    """``--follow-hint``: the image the model hinted on is written as ``--task haze`` writes it,
+    and stderr says so; with ``--task`` it is a one-line usage error."""
+    save_pretrained(hinting_filter_bank(), tmp_path / "hinting")
+    a = _rgb(tmp_path / "a.png", w=40, h=32)
+    argv = ["restore", str(a), "--model", str(tmp_path / "hinting")]
+    assert cli.main([*argv, "-o", str(tmp_path / "told"), "--task", "haze"]) == 0
+    assert cli.main([*argv, "-o", str(tmp_path / "blind")]) == 0
+    capsys.readouterr()
+    assert cli.main([*argv, "-o", str(tmp_path / "followed"), "--follow-hint"]) == 0
+    err = capsys.readouterr().err
+    assert f"aioir restore: {a}: looks like haze (0.90): restored as haze (--follow-hint)" in err
+    assert "cautiously" not in err
+    followed = load_image(tmp_path / "followed" / "a.png").rgb
+    assert np.array_equal(followed, load_image(tmp_path / "told" / "a.png").rgb)
+    assert not np.array_equal(followed, load_image(tmp_path / "blind" / "a.png").rgb)
+    folder = tmp_path / "folder"
+    for seed, name in enumerate(("b.png", "c.png")):
+        _rgb(folder / name, w=40, h=32, seed=seed)
+    folder_argv = ["restore", str(folder), "--model", str(tmp_path / "hinting")]
+    assert cli.main([*folder_argv, "-o", str(tmp_path / "f1")]) == 0
+    assert ("restored 2 of 2 images into " + str(tmp_path / "f1") + "; 2 photos held back on "
+            "(haze 2): --follow-hint restores them as such") in capsys.readouterr().err  # fmt: skip
+    assert cli.main([*folder_argv, "-o", str(tmp_path / "f2"), "--follow-hint"]) == 0
+    assert "; 2 photos restored again as their hint (haze 2)" in capsys.readouterr().err
+    assert cli.main([*argv, "-o", str(tmp_path / "x"), "--follow-hint", "--task", "haze"]) == 2
+    err = capsys.readouterr().err
+    assert "error: the task is given: there is no hint to follow" in err
+    assert "Traceback" not in err and not (tmp_path / "x").exists()

@@ -302,6 +302,35 @@ def test_model_options_are_refused_where_they_cannot_apply():
         load_method("classical:identity", model_options={"adapter_mode": "soft"})
 
 
+def test_follow_hint_scores_the_hinted_restoration_and_notes_it(clean_dir):
+    """``follow_hint``: each image the model hinted on is scored as restored told the hinted
+    task (the note names it, the settings record it); refused by classical methods and with
+    the task given."""
+    from aioir.evaluate.benchmarks import get_benchmark
+    from helpers import hinting_filter_bank
+
+    bench = get_benchmark(f"synthetic:{clean_dir}:haze", crop=32)
+    told = evaluate(
+        load_method(hinting_filter_bank(), device="cpu", model_options={"task": "haze"}),
+        bench,
+        progress=False,
+    )
+    followed = evaluate(
+        load_method(hinting_filter_bank(), device="cpu", follow_hint=True), bench, progress=False
+    )
+    blind = evaluate(load_method(hinting_filter_bank(), device="cpu"), bench, progress=False)
+    (t,), (f,), (b,) = told.columns, followed.columns, blind.columns
+    assert f.psnr == pytest.approx(t.psnr) and f.psnr != pytest.approx(b.psnr)
+    assert [r.note for r in followed.images] == ["followed its hint: haze"] * 3
+    assert f.notes == ["followed its hint: haze"] and b.notes == []
+    assert followed.settings["follow_hint"] is True and "follow_hint" not in blind.settings
+    with pytest.raises(ConfigError, match="networks only"):
+        load_method("classical:dcp", follow_hint=True)
+    with pytest.raises(ConfigError, match="task is given"):
+        load_method(hinting_filter_bank(), device="cpu", follow_hint=True,
+                    model_options={"task": "case"})  # fmt: skip
+
+
 def test_case_task_reaches_a_wrapper_that_takes_it(clean_dir):
     """A filter-bank head with a routed gate is told each case's task (the oracle routing)."""
     from aioir.evaluate.benchmarks import get_benchmark

@@ -547,8 +547,8 @@ def test_a_head_that_held_back_on_a_degradation_it_read_suggests_telling_it():
     """:meth:`FilterBankRestorer.suggested_task`: read as haze (0.9), returned as it came,
     while told haze the head would restore it — the hint names haze, how sure the classifier
     was and how much of the choice telling it moves; none before a restoration, when told,
-    when the told choice is the blind one, for a class under the least probability, and for a
-    head without a routed gate."""
+    when the told choice is the blind one, for a class under the least probability, for rain
+    (never suggested) and for a head without a routed gate."""
     from aioir.models.filter_bank import SUGGEST_MIN_PROBABILITY
     from aioir.models.protocols import TaskSuggester
 
@@ -568,13 +568,19 @@ def test_a_head_that_held_back_on_a_degradation_it_read_suggests_telling_it():
     assert model.suggested_task() is None  # told already
     model.set_inference_options(task=None)
     with torch.no_grad():  # told, the same choice as blind: nothing to suggest
-        head.told_gate.gate[-1].bias.copy_(head.gate[-1].bias[: head.num_candidates].repeat(3))
+        head.told_gate.gate[-1].bias.copy_(head.gate[-1].bias[: head.num_candidates].repeat(4))
         model(x)
     assert model.suggested_task() is None
     hinting = hinting_filter_bank(haze=SUGGEST_MIN_PROBABILITY - 0.05)  # too unsure: no hint
     with torch.no_grad():
         hinting(x)
     assert hinting.suggested_task() is None
+    for read, hinted in (("noise", "noise"), ("rain", None)):  # rain is never suggested
+        model = hinting_filter_bank(read=read)
+        with torch.no_grad():
+            model(x)
+        hint = model.suggested_task()
+        assert (hint and hint.task) == hinted
     unrouted = _wrapped()
     with torch.no_grad():
         unrouted(x)

@@ -420,3 +420,41 @@ def test_the_hint_is_the_models_for_the_image_as_it_is():
     plain.restore_tensor(torch.rand(1, 3, 16, 16))
     assert plain.suggested_task() is not None and plain.suggested_task().task == "haze"
     assert Restorer(Darken(), device="cpu").suggested_task() is None
+
+
+def test_follow_hint_restores_a_hinted_image_again_as_told():
+    """``follow_hint``: an image the model hinted on comes back as the model told the hinted
+    task restores it (:meth:`Restorer.followed_hint` names it; the hint stays readable); an
+    image without a hint comes back blind; a batch is followed image by image; the model is
+    blind again afterwards."""
+    from helpers import hinting_filter_bank
+
+    x = torch.rand(2, 3, 16, 16)
+    blind = Restorer(hinting_filter_bank(), device="cpu").restore_tensor(x)
+    told = Restorer(
+        hinting_filter_bank(), device="cpu", model_options={"task": "haze"}
+    ).restore_tensor(x)
+    assert not torch.allclose(blind, told)  # the told gate picks another candidate
+    r = Restorer(hinting_filter_bank(), device="cpu", follow_hint=True)
+    assert "follow_hint=True" in repr(r) and r.followed_hint() is None
+    out = r.restore_tensor(x)
+    torch.testing.assert_close(out, told)
+    assert r.followed_hint() is not None and r.followed_hint().task == "haze"
+    assert r.suggested_task() == r.followed_hint()
+    assert r.model.filter_bank.given_classes == []  # blind again
+
+    unsure = Restorer(hinting_filter_bank(haze=0.45), device="cpu", follow_hint=True)
+    torch.testing.assert_close(unsure.restore_tensor(x), blind)  # no hint, nothing followed
+    assert unsure.followed_hint() is None and unsure.suggested_task() is None
+
+
+def test_follow_hint_is_refused_where_there_is_no_hint_to_follow():
+    """A model that gives no hints, or one told its task, refuses ``follow_hint``."""
+    from helpers import hinting_filter_bank
+
+    with pytest.raises(ConfigError, match="gives no hints"):
+        Restorer(Darken(), device="cpu", follow_hint=True)
+    with pytest.raises(ConfigError, match="task is given"):
+        Restorer(
+            hinting_filter_bank(), device="cpu", follow_hint=True, model_options={"task": "haze"}
+        )

@@ -8,7 +8,7 @@ from torch import nn
 
 from aioir.errors import ConfigError
 from aioir.geometry import apply_d8, invert_d8
-from aioir.nn.ensemble import ENSEMBLE_MODES
+from aioir.nn.ensemble import ENSEMBLE_MODES, preferred_mode
 from aioir.restore.api import Restorer
 
 
@@ -53,6 +53,23 @@ def test_restorer_self_ensemble_values():
     assert Restorer(model, device="cpu", self_ensemble=None).self_ensemble is None
     with pytest.raises(ConfigError, match="flips, all"):
         Restorer(model, device="cpu", self_ensemble="x16")
+
+
+def test_a_bare_self_ensemble_is_the_models_own_mode():
+    """``self_ensemble=True`` (a bare ``--self-ensemble``): ``mirror`` for a filter-bank head
+    whose classifier reads the photo upright (the default model's kind), ``flips`` for a head
+    without one and for any other model."""
+    from aioir.models import FilterBankRestorer, create_model
+    from helpers import hinting_filter_bank
+
+    assert preferred_mode(hinting_filter_bank()) == "mirror"
+    assert Restorer(hinting_filter_bank(), device="cpu", self_ensemble=True).self_ensemble == (
+        "mirror"
+    )
+    plain_head = FilterBankRestorer(create_model("udair-tiny"), filters=2, taps=3)
+    assert preferred_mode(plain_head) == "flips" and preferred_mode(Asymmetric()) == "flips"
+    named = Restorer(hinting_filter_bank(), device="cpu", self_ensemble="flips")
+    assert named.self_ensemble == "flips"  # a named mode is kept
 
 
 def test_mirror_keeps_up_up():

@@ -24,6 +24,7 @@ __all__ = [
     "add_command_group",
     "add_debug_everywhere",
     "add_device_argument",
+    "add_follow_hint_argument",
     "add_model_argument",
     "add_no_progress_argument",
     "add_output_argument",
@@ -200,17 +201,31 @@ def add_device_argument(parser: argparse.ArgumentParser) -> None:
 
 
 def add_self_ensemble_argument(parser: argparse.ArgumentParser) -> None:
-    """``--self-ensemble [flips|mirror|all]`` (:mod:`aioir.nn.ensemble`); bare = ``flips``."""
+    """``--self-ensemble [flips|mirror|all]`` (:mod:`aioir.nn.ensemble`); bare = the model's
+    own mode (``True``: :func:`~aioir.nn.ensemble.preferred_mode`)."""
     parser.add_argument(
         "--self-ensemble",
         nargs="?",
-        const="flips",
+        const=True,
         default=None,
         choices=("flips", "mirror", "all"),
         metavar="flips|mirror|all",
-        help="average each output over flips of its input (4× slower), 'mirror' the input and "
-        "its left–right mirror image (2×; up stays up: the default model's choice for hazy "
-        "photos), or 'all' 8 flips/rotations (8×; turns rain streaks sideways)",
+        help="average each output over flipped copies of its input: 'flips' (4× slower), "
+        "'mirror' the input and its left–right mirror image (2×; up stays up), or 'all' 8 "
+        "flips/rotations (8×; turns rain streaks sideways); bare: the model's own mode "
+        "('mirror' for the default model, which reads hazy photos upright; else 'flips')",
+    )
+
+
+def add_follow_hint_argument(parser: argparse.ArgumentParser) -> None:
+    """``--follow-hint`` (``Restorer(follow_hint=True)``)."""
+    parser.add_argument(
+        "--follow-hint",
+        action="store_true",
+        help="when the model reads a degradation in a photo but restores it cautiously (the "
+        "hint it would print), restore that photo again as the hinted task and keep that "
+        "(a second restoration for hinted photos only; helps most photos, costs pale and "
+        "near-white scenes that it takes for haze)",
     )
 
 
@@ -249,7 +264,7 @@ def refuse_existing(path: Path, overwrite: bool, *, empty_folder_ok: bool = Fals
 def restoration_keywords(args: argparse.Namespace) -> dict[str, Any]:
     """What ``aioir restore`` and ``aioir evaluate`` pass alike to ``Restorer`` / ``load_method``:
     ``checkpoint``, ``device``, ``tile``, ``precision``, ``tta``, ``self_ensemble``,
-    ``allow_untrained``, ``artifacts`` (``--bank``)."""
+    ``allow_untrained``, ``artifacts`` (``--bank``), ``follow_hint``."""
     return {
         "checkpoint": args.checkpoint,
         "device": args.device,
@@ -259,6 +274,7 @@ def restoration_keywords(args: argparse.Namespace) -> dict[str, Any]:
         "self_ensemble": args.self_ensemble,
         "allow_untrained": args.allow_untrained,
         "artifacts": model_files(args),
+        "follow_hint": args.follow_hint,
     }
 
 

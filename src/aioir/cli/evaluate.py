@@ -109,6 +109,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     add_tta_arguments(p)
     options.add_self_ensemble_argument(p)
+    options.add_follow_hint_argument(p)
     p.add_argument(
         "--tile", type=int, default=None, help="restore in N×N tiles (default: one full pass)"
     )

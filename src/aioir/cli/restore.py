@@ -33,7 +33,8 @@ given. The output folder is checked for writing before the first image.
 
 A model that restores blind and cautiously where unsure (the default model) says so on stderr
 for an image it read as degraded but held back on, with the --task that would restore it as
-such (not with --quiet).
+such (not with --quiet); --follow-hint restores such an image again as the hinted task and
+writes that instead.
 
 exit status: 0 all restored (or skipped), 1 some inputs failed (one line each on stderr),
 2 usage error (also: an output folder that cannot be written)"""
@@ -94,13 +95,20 @@ def _restore(args: argparse.Namespace) -> int:
             2,
         )
 
+    hinted: dict[str, int] = {}  # task → photos hinted (followed or not)
+
     def after_image(source: Path) -> None:
         if args.explain:
             for line in restorer.decisions() or ["the model reports no decisions"]:
                 print(f"{source}: {line}", flush=True)
-        hint = None if args.quiet else restorer.suggested_task()
-        if hint is not None:  # (under the progress bar, not through it)
-            tqdm.write(f"aioir restore: {hint_line(source, hint)}", file=sys.stderr)
+        hint = restorer.suggested_task()
+        if hint is None:
+            return
+        hinted[hint.task] = hinted.get(hint.task, 0) + 1
+        if not args.quiet:  # (under the progress bar, not through it)
+            followed = restorer.followed_hint() is not None
+            line = followed_line(source, hint) if followed else hint_line(source, hint)
+            tqdm.write(f"aioir restore: {line}", file=sys.stderr)
 
     try:
         result = run_batch(
@@ -120,6 +128,8 @@ def _restore(args: argparse.Namespace) -> int:
         summary = f"restored {len(result.written)} of {todo} images {where} {args.output}"
         if result.skipped:
             summary += f"; skipped {len(result.skipped)} whose output exists (--skip-existing)"
+        if hinted and not one_file:
+            summary += "; " + hint_summary(hinted, followed=args.follow_hint)
         options.say("restore", summary)
     return result.exit_status
 
@@ -130,6 +140,25 @@ def hint_line(source: Path, hint: TaskSuggestion) -> str:
     return (
         f"{source}: looks like {hint.task} ({hint.probability:.2f}) but was restored "
         f"cautiously; if it is {hint.task}, --task {hint.task} restores it as such"
+    )
+
+
+def hint_summary(hinted: dict[str, int], *, followed: bool) -> str:
+    """The batch summary's note on hinted photos: how many, per task, and whether they were
+    restored as such (``--follow-hint``)."""
+    count = sum(hinted.values())
+    tasks = ", ".join(f"{task} {n}" for task, n in sorted(hinted.items(), key=lambda t: -t[1]))
+    photos = "photo" if count == 1 else "photos"
+    if followed:
+        return f"{count} {photos} restored again as their hint ({tasks})"
+    return f"{count} {photos} held back on ({tasks}): --follow-hint restores them as such"
+
+
+def followed_line(source: Path, hint: TaskSuggestion) -> str:
+    """The line printed after an image restored again as its hint (``--follow-hint``)."""
+    return (
+        f"{source}: looks like {hint.task} ({hint.probability:.2f}): restored as "
+        f"{hint.task} (--follow-hint)"
     )
 
 
@@ -149,6 +178,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_tta_arguments(p)
     add_model_option_arguments(p)
     options.add_self_ensemble_argument(p)
+    options.add_follow_hint_argument(p)
     p.add_argument(
         "--strength",
         type=unit_float,

@@ -94,6 +94,8 @@ class NetworkModel:
     ``self_ensemble`` (``"flips"`` or ``"all"``) averages over flips/rotations (the papers' "+").
     ``model_options`` go to the network's ``set_inference_options`` (e.g. ``{"adapter_mode":
     "onehot"}``); values equal to :data:`CASE_TASK` are replaced by each case's task.
+    ``follow_hint`` restores a hinted image again told the hinted task (:class:`~aioir.restore.
+    Restorer`); the image's note then names it.
     """
 
     def __init__(
@@ -110,11 +112,14 @@ class NetworkModel:
         allow_untrained: bool = False,
         model_options: Mapping[str, Any] | None = None,
         artifacts: Mapping[str, str | os.PathLike[str] | None] | None = None,
+        follow_hint: bool = False,
     ) -> None:
         from aioir.restore.api import Restorer
 
         options = dict(model_options or {})
         self.per_case = sorted(k for k, v in options.items() if v == CASE_TASK)
+        if follow_hint and options.get("task"):
+            raise ConfigError("the task is given: there is no hint to follow")
         static = {k: v for k, v in options.items() if k not in self.per_case}
         self.restorer = Restorer(
             model,
@@ -129,6 +134,7 @@ class NetworkModel:
             # with per-case options, everything is set together before each case
             model_options=None if self.per_case else static,
             artifacts=artifacts,
+            follow_hint=follow_hint,
         )
         if self.per_case and options_taker(self.restorer.model) is None:
             raise ConfigError(
@@ -151,6 +157,8 @@ class NetworkModel:
         }
         if options:
             self._settings["model_options"] = options
+        if follow_hint:
+            self._settings["follow_hint"] = True
 
     def restore(self, image: torch.Tensor, case: Case) -> tuple[torch.Tensor, str]:
         """One padded (or tiled) forward pass of the network, after setting the per-case model
@@ -166,7 +174,9 @@ class NetworkModel:
                     )
                 self.restorer.set_model_options(wanted)
                 self._current = wanted
-        return self.restorer.restore_tensor(image[None], task=case.task or None)[0].cpu(), ""
+        out = self.restorer.restore_tensor(image[None], task=case.task or None)[0].cpu()
+        followed = self.restorer.followed_hint()
+        return out, "" if followed is None else f"followed its hint: {followed.task}"
 
     def settings(self) -> dict[str, Any]:
         """Device, tiling, precision, TTA and checkpoint."""
@@ -185,6 +195,7 @@ def load_method(
     allow_untrained: bool = False,
     model_options: Mapping[str, Any] | None = None,
     artifacts: Mapping[str, str | os.PathLike[str] | None] | None = None,
+    follow_hint: bool = False,
 ) -> Method:
     """``--model`` → a :class:`Method` (see the module docstring)."""
     text = spec if isinstance(spec, nn.Module) else str(spec)
@@ -194,10 +205,12 @@ def load_method(
             or tta
             or tile
             or self_ensemble
+            or follow_hint
             or any((artifacts or {}).values())
         ):
             raise ConfigError(
-                f"{text}: --checkpoint, --tta, --tile and --self-ensemble apply to networks only"
+                f"{text}: --checkpoint, --tta, --tile, --self-ensemble and --follow-hint apply "
+                "to networks only"
             )
         if model_options:
             raise ConfigError(
@@ -215,4 +228,5 @@ def load_method(
         allow_untrained=allow_untrained,
         model_options=model_options,
         artifacts=artifacts,
+        follow_hint=follow_hint,
     )

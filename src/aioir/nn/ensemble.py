@@ -10,11 +10,15 @@ Mode ``flips`` uses only the four elements that keep the image axes (identity, l
 up–down flips, half turn): degradations with an orientation, such as near-vertical rain
 streaks, stay as the network saw them in training — these four are also the group UDAIR's
 training augmentation draws from. On the default model the quarter turns cost 3.8 dB on rain
-(streaks turned sideways), so ``flips`` is the mode the command line uses when none is named.
-Mode ``mirror`` keeps up up as well (identity and the left–right flip, twice the cost): what
-grows with depth grows towards the top of most photos (haze), and the default model's
-classifier reads a hazy photo turned upside down as clean — under ``flips`` it loses 1.8 dB of
-haze on the bar, under ``mirror`` none, and gains on rain, low light and underwater (run 70).
+(streaks turned sideways). Mode ``mirror`` keeps up up as well (identity and the left–right
+flip, twice the cost): what grows with depth grows towards the top of most photos (haze), and
+the default model's classifier reads a hazy photo turned upside down as clean — under ``flips``
+it loses 1.8 dB of haze on the bar, under ``mirror`` none, and gains on rain, low light and
+underwater (run 70).
+
+When no mode is named (``self_ensemble=True``, a bare ``--self-ensemble``) the model's own is
+used (:func:`preferred_mode`): a model that reads its input's orientation says ``mirror`` (its
+``self_ensemble_mode``, as the filter-bank head with a classifier does), any other ``flips``.
 
 :class:`GeometricEnsemble` wraps one module the same way (a filter-bank expert); the
 restorer's ``self_ensemble`` option (:class:`aioir.restore.Restorer`) wraps the whole model.
@@ -29,7 +33,7 @@ from torch import Tensor, nn
 from aioir.geometry import D8_SIZE, apply_d8, invert_d8
 from aioir.nn.inference_memory import declared_bytes_per_pixel
 
-__all__ = ["ENSEMBLE_MODES", "GeometricEnsemble", "self_ensemble"]
+__all__ = ["ENSEMBLE_MODES", "GeometricEnsemble", "preferred_mode", "self_ensemble"]
 
 #: Self-ensemble modes → the D8 elements they average (numbered as :mod:`aioir.geometry`).
 ENSEMBLE_MODES: dict[str, tuple[int, ...]] = {
@@ -37,6 +41,13 @@ ENSEMBLE_MODES: dict[str, tuple[int, ...]] = {
     "all": tuple(range(D8_SIZE)),
     "mirror": (0, 4),  # identity, left–right flip: up stays up
 }
+
+
+def preferred_mode(model: nn.Module) -> str:
+    """The self-ensemble mode for ``model`` when none is named: its ``self_ensemble_mode``
+    (one of :data:`ENSEMBLE_MODES`) where it declares one, else ``flips``."""
+    mode = getattr(model, "self_ensemble_mode", None)
+    return mode if mode in ENSEMBLE_MODES else "flips"
 
 
 def self_ensemble(forward: Callable[[Tensor], Tensor], x: Tensor, mode: str = "all") -> Tensor:

@@ -279,7 +279,14 @@ class Restorer:
         tta: ``True`` to use the model's registered test-time adapter (ConfigError when it has
             none), or a :class:`~aioir.restore.adaptation.TestTimeAdapter` to use.
         self_ensemble: average over flips/rotations of the input (:mod:`aioir.nn.ensemble`):
-            ``"flips"`` (or ``True``; 4 passes, orientation kept) or ``"all"`` (8 passes).
+            ``"flips"`` (4 passes, orientation kept), ``"mirror"`` (2 passes, up kept),
+            ``"all"`` (8 passes) or ``True``, the model's own mode (``mirror`` for the default
+            model, else ``flips``: :func:`~aioir.nn.ensemble.preferred_mode`).
+        follow_hint: when the model hints after an image (:meth:`suggested_task`: a degradation
+            it read but restored cautiously), restore that image again told the hinted task
+            and return that (:meth:`followed_hint` says which). Hinted images cost a second
+            restoration; a model that gives no hints, or one told its task
+            (``model_options={"task": …}``), refuses it (ConfigError).
         allow_untrained: allow a registered name without weights (random weights; tests only).
         artifacts: files attached to the model (``{"bank": PATH}``: UDAIR's source bank, e.g.
             the authors' ``source_domain_distrib.pth`` beside their checkpoint).
@@ -314,6 +321,7 @@ class Restorer:
         strength: float = 1.0,
         artifacts: Mapping[str, str | os.PathLike[str] | None] | None = None,
         model_options: Mapping[str, Any] | None = None,
+        follow_hint: bool = False,
     ) -> None:
         if not 0.0 <= strength <= 1.0:  # also refuses NaN
             raise ConfigError(f"strength must be between 0 and 1, not {strength}")
@@ -354,7 +362,8 @@ class Restorer:
         self.bytes_per_pixel = model_bytes_per_pixel(self.model)
         # whether tiles must share per-image decisions (aioir.nn.image_statistics)
         self.image_statistics = has_image_statistics(self.model)
-        mode = "flips" if self_ensemble is True else (self_ensemble or None)
+        mode = ensemble.preferred_mode(self.model) if self_ensemble is True else self_ensemble
+        mode = mode or None
         if mode is not None and mode not in ensemble.ENSEMBLE_MODES:
             raise ConfigError(
                 f"self-ensemble must be one of {', '.join(ensemble.ENSEMBLE_MODES)}, not {mode!r}"
@@ -371,12 +380,20 @@ class Restorer:
             self.adapter = tta
         self._task_adapters: dict[str, TestTimeAdapter] = {}
         self._hint: TaskSuggestion | None = None
+        self._followed: TaskSuggestion | None = None
+        self.follow_hint = bool(follow_hint)
+        if self.follow_hint:
+            if self._hint_giver() is None:
+                raise ConfigError(f"model {self.name} gives no hints: there is none to follow")
+            if model_options and model_options.get("task"):
+                raise ConfigError("the task is given: there is no hint to follow")
 
     def __repr__(self) -> str:
         return (
             f"Restorer(model={self.name!r}, device={str(self.device)!r}, tile={self.tile}, "
             f"precision={str(self.dtype).removeprefix('torch.')!r}, tta={self.adapter is not None}, "
-            f"self_ensemble={self.self_ensemble!r}, strength={self.strength:g})"
+            f"self_ensemble={self.self_ensemble!r}, strength={self.strength:g}"
+            + (", follow_hint=True)" if self.follow_hint else ")")
         )
 
     def set_model_options(self, options: Mapping[str, Any]) -> None:
@@ -406,15 +423,26 @@ class Restorer:
         """The model's hint after the last restoration: a degradation it read in the first
         image and held back on, which ``task`` (``--task``) would restore as such
         (:class:`~aioir.models.protocols.TaskSuggester`); ``None`` when it gives none or
-        cannot. Under a self-ensemble, the hint of its first pass (the image as it is)."""
+        cannot. Under a self-ensemble, the hint of its first pass (the image as it is); with
+        ``follow_hint``, the hint of the blind restoration, followed or not."""
         return self._hint
 
-    def _model_hint(self) -> TaskSuggestion | None:
-        """The model's own hint for its last forward (the wrapper's, else the network's)."""
+    def followed_hint(self) -> TaskSuggestion | None:
+        """The hint the last restoration followed (``follow_hint``: its first image was
+        restored again, told ``task``), else ``None``."""
+        return self._followed
+
+    def _hint_giver(self) -> TaskSuggester | None:
+        """The model that gives hints: the wrapper, else the network; ``None`` when neither."""
         for model in dict.fromkeys([self.model, unwrap(self.model)]):
             if isinstance(model, TaskSuggester):
-                return model.suggested_task()
+                return model
         return None
+
+    def _model_hint(self) -> TaskSuggestion | None:
+        """The model's own hint for its last forward."""
+        giver = self._hint_giver()
+        return None if giver is None else giver.suggested_task()
 
     # ---------------------------------------------------------------- core
     @contextlib.contextmanager
@@ -449,7 +477,32 @@ class Restorer:
 
     def _run(self, x: Tensor) -> Tensor:
         """Padded or tiled restoration (self-ensembled if asked); float32 on ``x``'s device.
-        Keeps the model's hint for the image as it is (the first pass of a self-ensemble)."""
+        Keeps the model's hint for the image as it is (the first pass of a self-ensemble) and,
+        with ``follow_hint``, restores a hinted image again told the hinted task (one image at
+        a time: a hint is one image's)."""
+        if not self.follow_hint:
+            return self._run_blind(x)
+        if x.shape[0] > 1:
+            outs, kept = [], (self._hint, self._followed)
+            for i in range(x.shape[0]):
+                outs.append(self._run(x[i : i + 1]))
+                if i == 0:
+                    kept = (self._hint, self._followed)
+            self._hint, self._followed = kept  # the first image's, as for one pass
+            return torch.cat(outs)
+        out = self._run_blind(x)
+        hint, self._followed = self._hint, None
+        if hint is not None:
+            self.set_model_options({"task": hint.task})
+            try:
+                out = self._run_blind(x)
+            finally:
+                self.set_model_options({"task": None})
+            self._hint, self._followed = hint, hint
+        return out
+
+    def _run_blind(self, x: Tensor) -> Tensor:
+        """:meth:`_run` as the model is set (blind, or told by ``model_options``)."""
         passes = 0
 
         def forward(t: Tensor) -> Tensor:

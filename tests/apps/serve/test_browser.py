@@ -145,3 +145,48 @@ def _cli_message(path: Path) -> str:
     except ImageReadError as exc:
         return str(exc).replace(str(path), path.name)
     raise AssertionError(f"{path} loaded")
+
+
+def test_the_hints_button_restores_the_photo_again_as_the_hinted_task(browser, tmp_path):
+    """A photo the model held back on gets a "Restore as haze" button; clicking it restores the
+    same photo again on a new card, told haze, as ``Restorer(task="haze")`` does."""
+    from aioir.apps.serve import ModelChoice, make_server
+    from helpers import hinting_filter_bank
+
+    server = make_server([ModelChoice("hinting", "hinting", hinting_filter_bank())], port=0)
+    server.start()
+    try:
+        photo = write_sample(tmp_path / "in" / "wine.png", sample("wine", (64, 48)))
+        downloads = tmp_path / "downloads"
+        downloads.mkdir()
+        browser.call(
+            "Browser.setDownloadBehavior",
+            {"behavior": "allowAndName", "downloadPath": str(downloads), "eventsEnabled": True},
+        )
+        page = browser.new_page()
+        page.call("Page.enable")
+        page.call("Page.navigate", {"url": server.url})
+        page.wait_for("document.body && document.body.dataset.ready === '1'", timeout=15)
+        page.set_files("#files", [photo])
+        page.wait_for(f"(s => s.length === 1 && s[0] === 'done')({CARD_STATES})", timeout=60)
+        button = "document.querySelector('.card button.follow')"
+        assert page.evaluate(f"{button}.hidden") is False
+        assert page.evaluate(f"{button}.textContent") == "Restore as haze"
+        assert "restored cautiously" in page.evaluate("document.querySelector('.card .status')"
+                                                      ".textContent")  # fmt: skip
+
+        page.evaluate(f"{button}.click()")
+        page.wait_for(f"(s => s.length === 2 && s[1] === 'done')({CARD_STATES})", timeout=60)
+        assert page.evaluate(f"{button}.disabled") is True
+        second = "document.querySelectorAll('.card')[1]"
+        assert page.evaluate(f"{second}.querySelector('.name').textContent") == "wine.png as haze"
+        assert page.evaluate(f"{second}.querySelector('.meta').textContent").endswith("told: haze")
+        assert page.evaluate(f"{second}.querySelector('button.follow').hidden") is True
+        _, saved = _download(browser, page, 1, downloads)
+        told = Restorer(hinting_filter_bank(), model_options={"task": "haze"})
+        expected = told.restore_data(load_image(photo))
+        assert np.abs(load_image(saved).rgb - expected).max() <= 1.01 / 255
+        blind = Restorer(hinting_filter_bank()).restore_data(load_image(photo))
+        assert np.abs(blind - expected).mean() > 0.01  # the told restoration is another one
+    finally:
+        server.close()
