@@ -16,12 +16,16 @@ miss sits: the crop's input, blind, told and oracle scores, the classifier's pro
 the score of each class's told choice (the head told that class, right or wrong) — what the
 blind head would give if the classifier named that class and were sure.
 
-**Hinted** is what a user gets who follows the head's hint (``aioir restore`` prints it; the
-model's ``suggested_task()``): blind, or told the task the hint names where it gives one (right
-or wrong); ``hint`` in a crop's row is that task.
+**Hinted** is what a user gets who follows the head's hint (``aioir restore --follow-hint``;
+the model's ``suggested_task()``): blind, or told the task the hint names where it gives one
+(right or wrong); ``hint`` in a crop's row is that task, and ``changes`` how much of the head's
+choice telling each class would move (what the hint rule reads), so another hint rule can be
+scored from the JSON without restoring again.
 
-The crops are the bar's (``aioir evaluate --benchmark photo-tasks:PHOTOS --limit N``), scored
-with protocol ``clean`` (RGB PSNR, per-crop mean), the candidates clipped to [0, 1].
+The crops are the bar's (``aioir evaluate --benchmark photo-tasks:PHOTOS --limit N``), or with
+``--whole-side`` / ``--rendering`` the photos whole, as ``aioir evaluate`` takes them (the val
+sets: ``--photos runs/val-photos --whole-side 384 --rendering pale``), scored with protocol
+``clean`` (RGB PSNR, per-crop mean), the candidates clipped to [0, 1].
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ from aioir.evaluate.benchmarks import get_benchmark
 from aioir.io import write_bytes_atomically
 from aioir.metrics import psnr
 from aioir.models import load_model
+from aioir.nn.padding import pad_to_multiple, unpad
 
 #: the score of a crop returned exactly (PSNR ∞), so that means and JSON stay finite
 EXACT_DB = 100.0
@@ -72,14 +77,18 @@ def column_scores(model: Any, column: Any, limit: int) -> dict[str, Any]:
     for i in range(min(limit, column.size)):
         case = column[i]
         x, target = case.input[None].float(), case.target[None].float()
-        y, x_in, features, context = model.head_inputs(x)
-        candidates = [head.candidate(j, y, x_in) for j in range(head.num_candidates)]
+        padded, size = pad_to_multiple(x, model.size_multiple)  # as the model's forward pads
+        y, x_in, features, context = model.head_inputs(padded)
+        candidates = [unpad(head.candidate(j, y, x_in), size) for j in range(head.num_candidates)]
         candidate_scores.append([score(c, target) for c in candidates])
         head.weights(y, x_in, features, context)  # (the blind choice: its hint reads it)
         descriptor = head.last_descriptor
         hint = model.suggested_task()
 
         probabilities = head.log_routes(descriptor)[0].exp()  # blind: the classifier's
+        blind = head.choose(descriptor)[0]
+        changes = {c: 0.5 * float((head.told_choice(descriptor, [k])[0] - blind).abs().sum())
+                   for k, c in enumerate(classes)}  # fmt: skip
         told = {task: mix_score(model, descriptor, candidates, target, task)  # each task once
                 for task in dict.fromkeys((None, column.task, *classes))}  # fmt: skip
         rows.append({
@@ -89,6 +98,7 @@ def column_scores(model: Any, column: Any, limit: int) -> dict[str, Any]:
             "hinted": told[hint.task] if hint else told[None],
             "probabilities": {c: round(float(p), 3) for c, p in zip(classes, probabilities)},
             "told_as": {c: round(told[c], 2) for c in classes},
+            "changes": {c: round(v, 3) for c, v in changes.items()},
         })  # fmt: skip
     scores = torch.tensor(candidate_scores)
     names = model.candidate_names()
@@ -118,6 +128,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--columns", default="motion-blur,haze,camera-noise")
     parser.add_argument("--limit", type=int, default=12, help="crops per column (the bar's 12)")
     parser.add_argument("--crop", type=int, default=None, help="crop side (default the bar's)")
+    parser.add_argument("--whole-side", type=int, default=None, help="whole photos, long side N")
+    parser.add_argument("--rendering", default=None, help="the clean photos rendered (pale, …)")
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--per-crop", action="store_true", help="print every crop's row too")
     parser.add_argument("--json", default=None, help="write the result here")
@@ -131,7 +143,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         model.set_inference_options(task=None)
     except ConfigError as exc:
         parser.error(f"--model {args.model}: {exc}")
-    bench = get_benchmark(f"photo-tasks:{args.photos}", crop=args.crop)
+    try:
+        bench = get_benchmark(
+            f"photo-tasks:{args.photos}",
+            crop=args.crop,
+            whole_side=args.whole_side,
+            rendering=args.rendering,
+        )
+    except ConfigError as exc:
+        parser.error(str(exc))
     columns = {c.key: c for c in bench.columns(None)}
     wanted = [k.strip() for k in args.columns.split(",") if k.strip()]
     unknown = [k for k in wanted if k not in columns]
@@ -149,7 +169,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             hint = f"  hint {c['hint']}" if c["hint"] else ""
             print(f"  {c['name']:40s} input {c['input']:6.2f}  blind {c['blind']:6.2f}  told "
                   f"{c['told']:6.2f}  oracle {c['oracle']:6.2f}  | {likely}{hint}")  # fmt: skip
-    out = {"model": args.model, "photos": args.photos, "limit": args.limit, "rows": rows}
+    out = {"model": args.model, "photos": args.photos, "limit": args.limit,
+           "whole_side": args.whole_side, "rendering": args.rendering, "rows": rows}  # fmt: skip
     if args.json:
         write_bytes_atomically(Path(args.json), json.dumps(out, indent=1).encode(), overwrite=True)
     return out

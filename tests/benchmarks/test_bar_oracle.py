@@ -9,6 +9,7 @@ import pytest
 
 from aioir.engine.config import build_config
 from aioir.engine.filter_bank import FilterBankFitConfig, fit
+from aioir.evaluate.benchmarks import get_benchmark
 from aioir.evaluate.methods import load_method
 from aioir.evaluate.runner import evaluate
 from helpers import load_benchmark, make_corpus, tiny_filter_bank_fit_config
@@ -59,3 +60,20 @@ def test_the_oracle_bounds_every_candidate_and_the_blind_mix_is_what_evaluate_sc
         assert column.psnr == pytest.approx(row["blind"], abs=0.011)
     with pytest.raises(SystemExit):
         oracle.main([*argv[:4], "--columns", "snow"])
+
+    # whole photos (sides not multiples of the model's), as `aioir evaluate --whole-side` scores
+    # them; each crop's `changes` is what the hint rule reads
+    from aioir.models.filter_bank import SUGGEST_MIN_CHANGE, SUGGEST_MIN_PROBABILITY
+
+    whole = oracle.main([*argv[:6], "--limit", "2", "--whole-side", "36", "--threads", "1"])
+    assert whole["whole_side"] == 36 and whole["rendering"] is None
+    bench = get_benchmark(f"photo-tasks:{corpus / 'val'}:s25,motion-blur", whole_side=36)
+    scored = evaluate(load_method(str(tmp_path / "fitted")), bench, limit=2, progress=False)
+    for column, row in zip(scored.columns, whole["rows"], strict=True):
+        assert column.psnr == pytest.approx(row["blind"], abs=0.011)
+        for crop in row["per_crop"]:
+            assert set(crop["changes"]) == set(crop["probabilities"])
+            assert all(0.0 <= v <= 1.0 + 1e-6 for v in crop["changes"].values())
+            if crop["hint"]:
+                assert crop["probabilities"][crop["hint"]] >= SUGGEST_MIN_PROBABILITY - 0.001
+                assert crop["changes"][crop["hint"]] >= SUGGEST_MIN_CHANGE - 0.001
