@@ -16,9 +16,9 @@ miss sits: the crop's input, blind, told and oracle scores, the classifier's pro
 the score of each class's told choice (the head told that class, right or wrong) — what the
 blind head would give if the classifier named that class and were sure.
 
-**Hinted** is what a user gets who follows the head's hint (``aioir restore --follow-hint``;
-the model's ``suggested_task()``): blind, or told the task the hint names where it gives one
-(right or wrong); ``hint`` in a crop's row is that task, and ``changes`` how much of the head's
+**Hinted** is what ``aioir restore --follow-hint`` gives: blind, or told the task the head's
+hint names (the model's ``suggested_task()``) where it gives one it is sure of (right or
+wrong); ``hint`` in a crop's row is that task (sure or not: ``hint_sure``), and ``changes`` how much of the head's
 choice telling each class would move (what the hint rule reads), so another hint rule can be
 scored from the JSON without restoring again.
 
@@ -94,8 +94,8 @@ def column_scores(model: Any, column: Any, limit: int) -> dict[str, Any]:
         rows.append({
             "name": case.name, "input": score(x, target), "blind": told[None],
             "told": told[column.task], "oracle": max(candidate_scores[-1]),
-            "hint": hint.task if hint else None,
-            "hinted": told[hint.task] if hint else told[None],
+            "hint": hint.task if hint else None, "hint_sure": bool(hint and hint.sure),
+            "hinted": told[hint.task] if hint and hint.sure else told[None],
             "probabilities": {c: round(float(p), 3) for c, p in zip(classes, probabilities)},
             "told_as": {c: round(told[c], 2) for c in classes},
             "changes": {c: round(v, 3) for c, v in changes.items()},
@@ -112,6 +112,7 @@ def column_scores(model: Any, column: Any, limit: int) -> dict[str, Any]:
         "column": column.key, "crops": len(rows), "input": mean("input"),
         "oracle": mean("oracle"), "blind": mean("blind"), "told": mean("told"),
         "hinted": mean("hinted"), "hints": sum(r["hint"] is not None for r in rows),
+        "followed": sum(r["hint_sure"] for r in rows),
         "told_gate": head.told_gate is not None,
         "alone": dict(sorted(alone.items(), key=lambda kv: -kv[1])),
         "best_on": {names[j]: int((best == j).sum()) for j in best.unique().tolist()},
@@ -161,7 +162,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     for r in rows:
         top = ", ".join(f"{n} {s:.2f}" for n, s in list(r["alone"].items())[:4])
         print(f"{r['column']:14s} input {r['input']:.2f}  blind {r['blind']:.2f}  hinted "
-              f"{r['hinted']:.2f} ({r['hints']} hints)  told {r['told']:.2f}  oracle "
+              f"{r['hinted']:.2f} ({r['hints']} hints, {r['followed']} followed)  told "
+              f"{r['told']:.2f}  oracle "
               f"{r['oracle']:.2f}  | alone: {top}")  # fmt: skip
         for c in r["per_crop"] if args.per_crop else ():
             likely = ", ".join(f"{k} {p:.2f}" for k, p in sorted(

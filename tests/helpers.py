@@ -127,7 +127,7 @@ def assert_reloads_by_name(name: str, folder: Path) -> None:
         assert torch.allclose(again(x), model(x))
 
 
-def hinting_filter_bank(haze: float = 0.9, read: str = "haze"):
+def hinting_filter_bank(haze: float = 0.95, read: str = "haze"):
     """A tiny routed filter-bank model with a told gate whose classifier reads every input as
     ``read`` (haze, rain or noise) with probability ``haze`` (the rest clean), whose blind
     gates return the input and whose told gate picks the network's output: a model that holds

@@ -44,8 +44,10 @@ def test_the_oracle_bounds_every_candidate_and_the_blind_mix_is_what_evaluate_sc
         for key in ("input", "blind", "told", "oracle", "hinted"):
             assert sum(c[key] for c in crops) / len(crops) == pytest.approx(row[key], abs=0.011)
         assert row["hints"] == sum(c["hint"] is not None for c in crops)
-        for crop in crops:  # hinted: told the hinted task where there is a hint, else blind
-            hinted = crop["told_as"][crop["hint"]] if crop["hint"] else crop["blind"]
+        assert row["followed"] == sum(c["hint_sure"] for c in crops) <= row["hints"]
+        for crop in crops:  # hinted: told the hinted task where a hint is sure, else blind
+            sure = crop["hint"] and crop["hint_sure"]
+            hinted = crop["told_as"][crop["hint"]] if sure else crop["blind"]
             assert crop["hinted"] == pytest.approx(hinted, abs=0.011)
             probabilities = crop["probabilities"]
             assert set(probabilities) == set(crop["told_as"]) and len(probabilities) > 1

@@ -527,7 +527,7 @@ def test_an_image_the_model_held_back_on_gets_a_hint_naming_the_task(tmp_path, c
     argv = ["restore", str(a), "-o", str(tmp_path / "out"), "--model", str(tmp_path / "hinting")]
     assert cli.main(argv) == 0
     err = capsys.readouterr().err
-    assert (f"aioir restore: {a}: looks like haze (0.90) but was restored cautiously; if it is "
+    assert (f"aioir restore: {a}: looks like haze (0.95) but was restored cautiously; if it is "
             "haze, --task haze restores it as such") in err  # fmt: skip
     for extra in (["-q"], ["--task", "haze"]):
         assert cli.main([*argv, "--overwrite", *extra]) == 0
@@ -545,7 +545,7 @@ def test_follow_hint_writes_the_hinted_restoration(tmp_path, capsys):
     capsys.readouterr()
     assert cli.main([*argv, "-o", str(tmp_path / "followed"), "--follow-hint"]) == 0
     err = capsys.readouterr().err
-    assert f"aioir restore: {a}: looks like haze (0.90): restored as haze (--follow-hint)" in err
+    assert f"aioir restore: {a}: looks like haze (0.95): restored as haze (--follow-hint)" in err
     assert "cautiously" not in err
     followed = load_image(tmp_path / "followed" / "a.png").rgb
     assert np.array_equal(followed, load_image(tmp_path / "told" / "a.png").rgb)
@@ -555,10 +555,17 @@ def test_follow_hint_writes_the_hinted_restoration(tmp_path, capsys):
         _rgb(folder / name, w=40, h=32, seed=seed)
     folder_argv = ["restore", str(folder), "--model", str(tmp_path / "hinting")]
     assert cli.main([*folder_argv, "-o", str(tmp_path / "f1")]) == 0
-    assert ("restored 2 of 2 images into " + str(tmp_path / "f1") + "; 2 photos held back on "
-            "(haze 2): --follow-hint restores them as such") in capsys.readouterr().err  # fmt: skip
+    assert ("restored 2 of 2 images into " + str(tmp_path / "f1") + "; 2 photos (haze 2) "
+            "held back on: see the hints above (--task)") in capsys.readouterr().err  # fmt: skip
     assert cli.main([*folder_argv, "-o", str(tmp_path / "f2"), "--follow-hint"]) == 0
-    assert "; 2 photos restored again as their hint (haze 2)" in capsys.readouterr().err
+    assert "; 2 photos (haze 2) restored again as their hint\n" in capsys.readouterr().err
+    # a hint the model is not sure of is printed, not followed
+    from aioir.models.filter_bank import FOLLOW_MIN_PROBABILITY
+
+    save_pretrained(hinting_filter_bank(haze=FOLLOW_MIN_PROBABILITY - 0.1), tmp_path / "shy")
+    shy = ["restore", str(a), "--model", str(tmp_path / "shy"), "--follow-hint"]
+    assert cli.main([*shy, "-o", str(tmp_path / "shy-out")]) == 0
+    assert "but was restored cautiously; if it is haze" in capsys.readouterr().err
     assert cli.main([*argv, "-o", str(tmp_path / "x"), "--follow-hint", "--task", "haze"]) == 2
     err = capsys.readouterr().err
     assert "error: the task is given: there is no hint to follow" in err

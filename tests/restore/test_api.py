@@ -440,12 +440,22 @@ def test_follow_hint_restores_a_hinted_image_again_as_told():
     out = r.restore_tensor(x)
     torch.testing.assert_close(out, told)
     assert r.followed_hint() is not None and r.followed_hint().task == "haze"
+    assert r.followed_hint().sure
     assert r.suggested_task() == r.followed_hint()
     assert r.model.filter_bank.given_classes == []  # blind again
 
     unsure = Restorer(hinting_filter_bank(haze=0.45), device="cpu", follow_hint=True)
     torch.testing.assert_close(unsure.restore_tensor(x), blind)  # no hint, nothing followed
     assert unsure.followed_hint() is None and unsure.suggested_task() is None
+    # a hint the model is not sure of is given, not followed
+    from aioir.models.filter_bank import FOLLOW_MIN_PROBABILITY
+
+    shy = Restorer(
+        hinting_filter_bank(haze=FOLLOW_MIN_PROBABILITY - 0.05), device="cpu", follow_hint=True
+    )
+    torch.testing.assert_close(shy.restore_tensor(x), blind)
+    assert shy.suggested_task() is not None and not shy.suggested_task().sure
+    assert shy.followed_hint() is None
 
 
 def test_follow_hint_is_refused_where_there_is_no_hint_to_follow():

@@ -223,9 +223,9 @@ def add_follow_hint_argument(parser: argparse.ArgumentParser) -> None:
         "--follow-hint",
         action="store_true",
         help="when the model reads a degradation in a photo but restores it cautiously (the "
-        "hint it would print), restore that photo again as the hinted task and keep that "
-        "(a second restoration for hinted photos only; helps most photos, costs pale and "
-        "near-white scenes that it takes for haze)",
+        "hint it prints) and is sure of it, restore that photo again as the hinted task and "
+        "keep that (a second restoration for those photos only); the hints it is less sure "
+        "of are printed as before",
     )
 
 

@@ -34,7 +34,7 @@ given. The output folder is checked for writing before the first image.
 A model that restores blind and cautiously where unsure (the default model) says so on stderr
 for an image it read as degraded but held back on, with the --task that would restore it as
 such (not with --quiet); --follow-hint restores such an image again as the hinted task and
-writes that instead.
+writes that instead, where the model is sure enough of the hint to follow it unseen.
 
 exit status: 0 all restored (or skipped), 1 some inputs failed (one line each on stderr),
 2 usage error (also: an output folder that cannot be written)"""
@@ -95,7 +95,8 @@ def _restore(args: argparse.Namespace) -> int:
             2,
         )
 
-    hinted: dict[str, int] = {}  # task → photos hinted (followed or not)
+    followed: dict[str, int] = {}  # task → photos restored again as their hint
+    held: dict[str, int] = {}  # task → photos hinted on and left as restored blind
 
     def after_image(source: Path) -> None:
         if args.explain:
@@ -104,10 +105,11 @@ def _restore(args: argparse.Namespace) -> int:
         hint = restorer.suggested_task()
         if hint is None:
             return
-        hinted[hint.task] = hinted.get(hint.task, 0) + 1
+        was_followed = restorer.followed_hint() is not None
+        tally = followed if was_followed else held
+        tally[hint.task] = tally.get(hint.task, 0) + 1
         if not args.quiet:  # (under the progress bar, not through it)
-            followed = restorer.followed_hint() is not None
-            line = followed_line(source, hint) if followed else hint_line(source, hint)
+            line = followed_line(source, hint) if was_followed else hint_line(source, hint)
             tqdm.write(f"aioir restore: {line}", file=sys.stderr)
 
     try:
@@ -128,8 +130,8 @@ def _restore(args: argparse.Namespace) -> int:
         summary = f"restored {len(result.written)} of {todo} images {where} {args.output}"
         if result.skipped:
             summary += f"; skipped {len(result.skipped)} whose output exists (--skip-existing)"
-        if hinted and not one_file:
-            summary += "; " + hint_summary(hinted, followed=args.follow_hint)
+        if (followed or held) and not one_file:
+            summary += "; " + hint_summary(followed, held)
         options.say("restore", summary)
     return result.exit_status
 
@@ -143,15 +145,19 @@ def hint_line(source: Path, hint: TaskSuggestion) -> str:
     )
 
 
-def hint_summary(hinted: dict[str, int], *, followed: bool) -> str:
-    """The batch summary's note on hinted photos: how many, per task, and whether they were
-    restored as such (``--follow-hint``)."""
-    count = sum(hinted.values())
-    tasks = ", ".join(f"{task} {n}" for task, n in sorted(hinted.items(), key=lambda t: -t[1]))
-    photos = "photo" if count == 1 else "photos"
-    if followed:
-        return f"{count} {photos} restored again as their hint ({tasks})"
-    return f"{count} {photos} held back on ({tasks}): --follow-hint restores them as such"
+def hint_summary(followed: dict[str, int], held: dict[str, int]) -> str:
+    """The batch summary's note on hinted photos, per task: those restored again as their hint
+    (``--follow-hint``) and those left as restored blind."""
+
+    def photos(counts: dict[str, int]) -> str:
+        n = sum(counts.values())
+        tasks = ", ".join(f"{t} {k}" for t, k in sorted(counts.items(), key=lambda tk: -tk[1]))
+        return f"{n} {'photo' if n == 1 else 'photos'} ({tasks})"
+
+    parts = [f"{photos(followed)} restored again as their hint"] if followed else []
+    if held:
+        parts.append(f"{photos(held)} held back on: see the hints above (--task)")
+    return "; ".join(parts)
 
 
 def followed_line(source: Path, hint: TaskSuggestion) -> str:

@@ -299,7 +299,8 @@ class FilterBankRestorer(RestorerWrapper):
         :data:`SUGGEST_MIN_PROBABILITY`, the likeliest whose told choice
         (:meth:`~aioir.nn.filter_bank.RoutedClassifierFilterBankHead.told_choice`) moves at
         least :data:`SUGGEST_MIN_CHANGE` of the candidates' weight — a photo read as hazy that
-        the head, unsure, left nearly as it was. ``None`` when told, when no class qualifies,
+        the head, unsure, left nearly as it was; ``sure`` from :data:`FOLLOW_MIN_PROBABILITY`
+        up. ``None`` when told, when no class qualifies,
         for a head without a routed gate, or before any restoration. The first image's."""
         head = self.filter_bank
         descriptor = head.last_descriptor
@@ -317,7 +318,8 @@ class FilterBankRestorer(RestorerWrapper):
                     continue
                 change = 0.5 * float((head.told_choice(descriptor, [k])[0] - blind).abs().sum())
                 if change >= SUGGEST_MIN_CHANGE:
-                    return TaskSuggestion(name, float(p[k]), change)
+                    sure = float(p[k]) >= FOLLOW_MIN_PROBABILITY
+                    return TaskSuggestion(name, float(p[k]), change, sure)
         return None
 
     def head_inputs(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
@@ -342,6 +344,13 @@ class FilterBankRestorer(RestorerWrapper):
 #: photos (crops, and whole rendered pale, high-key and dark), every hint followed: the best or
 #: tied of a 5 × 7 grid on all four (the bar only reports)
 SUGGEST_MIN_PROBABILITY, SUGGEST_MIN_CHANGE = 0.5, 0.7
+
+#: the least probability of a hint that may be followed unseen (``TaskSuggestion.sure``;
+#: ``aioir restore --follow-hint``). Chosen in run 71 on the val photos from every image's told
+#: scores (``benchmarks/bar_oracle.py``, ``benchmarks/hint_sweep.py``, 0.5–0.95): the best mean
+#: floored gain over the five val sets (crops, whole, dark, pale, high-key), each within 0.02 dB
+#: of the blind restoration or above it; from 0.5 on, pale and high-key scenes lose 4 dB
+FOLLOW_MIN_PROBABILITY = 0.9
 
 #: the classes a hint never names: ``clean`` (nothing to restore) and ``rain``: on the val
 #: photos (run 71, every hint followed through ``aioir evaluate --follow-hint``) each of its

@@ -90,11 +90,15 @@ class TaskSuggestion:
         probability: how likely the model read it to be (0–1).
         change: how much telling it would change what the model does (0: nothing, 1: all of
             it; for a mix of candidates, the share of the weight that moves).
+        sure: whether the model is sure enough for the hint to be followed unseen
+            (``aioir restore --follow-hint`` follows only these; the others are for a user to
+            look at the photo and decide).
     """
 
     task: str
     probability: float
     change: float
+    sure: bool = False
 
 
 @runtime_checkable

@@ -283,10 +283,11 @@ class Restorer:
             ``"all"`` (8 passes) or ``True``, the model's own mode (``mirror`` for the default
             model, else ``flips``: :func:`~aioir.nn.ensemble.preferred_mode`).
         follow_hint: when the model hints after an image (:meth:`suggested_task`: a degradation
-            it read but restored cautiously), restore that image again told the hinted task
-            and return that (:meth:`followed_hint` says which). Hinted images cost a second
-            restoration; a model that gives no hints, or one told its task
-            (``model_options={"task": …}``), refuses it (ConfigError).
+            it read but restored cautiously) and is sure of it (``TaskSuggestion.sure``),
+            restore that image again told the hinted task and return that
+            (:meth:`followed_hint` says which). Those images cost a second restoration; a model
+            that gives no hints, or one told its task (``model_options={"task": …}``), refuses
+            it (ConfigError).
         allow_untrained: allow a registered name without weights (random weights; tests only).
         artifacts: files attached to the model (``{"bank": PATH}``: UDAIR's source bank, e.g.
             the authors' ``source_domain_distrib.pth`` beside their checkpoint).
@@ -428,8 +429,8 @@ class Restorer:
         return self._hint
 
     def followed_hint(self) -> TaskSuggestion | None:
-        """The hint the last restoration followed (``follow_hint``: its first image was
-        restored again, told ``task``), else ``None``."""
+        """The hint the last restoration followed (``follow_hint``, a hint the model is sure
+        of: its first image was restored again, told ``task``), else ``None``."""
         return self._followed
 
     def _hint_giver(self) -> TaskSuggester | None:
@@ -492,7 +493,7 @@ class Restorer:
             return torch.cat(outs)
         out = self._run_blind(x)
         hint, self._followed = self._hint, None
-        if hint is not None:
+        if hint is not None and hint.sure:
             self.set_model_options({"task": hint.task})
             try:
                 out = self._run_blind(x)

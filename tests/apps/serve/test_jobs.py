@@ -245,7 +245,7 @@ def test_a_photo_the_model_held_back_on_carries_its_hint(tmp_path):
         told = svc.submit(upload(svc, tmp_path, "b.png", size=(48, 40)), task="haze")
         assert wait(svc, blind.id) == wait(svc, told.id) == "done"
         statuses = svc.statuses([blind.id, told.id])
-        assert statuses[0]["hint"] == {"task": "haze", "probability": 0.9}
+        assert statuses[0]["hint"] == {"task": "haze", "probability": 0.95}
         assert statuses[1]["hint"] is None
     finally:
         svc.close()
