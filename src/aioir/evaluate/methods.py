@@ -91,7 +91,8 @@ class NetworkModel:
     ``tile=0`` (the default here) restores each image in one padded pass, as the papers do;
     ``tile=N`` uses N×N tiles with overlap blending. ``precision`` defaults to fp32 so numbers
     do not depend on autocast. ``tta`` runs the model's registered test-time adaptation;
-    ``self_ensemble`` (``"flips"`` or ``"all"``) averages over flips/rotations (the papers' "+").
+    ``self_ensemble`` (``"flips"``, ``"mirror"``, ``"all"`` or ``True``, the model's own mode)
+    averages over flips/rotations (the papers' "+").
     ``model_options`` go to the network's ``set_inference_options`` (e.g. ``{"adapter_mode":
     "onehot"}``); values equal to :data:`CASE_TASK` are replaced by each case's task.
     ``follow_hint`` restores a hinted image again told the hinted task (:class:`~aioir.restore.
