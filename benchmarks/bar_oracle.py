@@ -86,9 +86,7 @@ def column_scores(model: Any, column: Any, limit: int) -> dict[str, Any]:
         hint = model.suggested_task()
 
         probabilities = head.log_routes(descriptor)[0].exp()  # blind: the classifier's
-        blind = head.choose(descriptor)[0]
-        changes = {c: 0.5 * float((head.told_choice(descriptor, [k])[0] - blind).abs().sum())
-                   for k, c in enumerate(classes)}  # fmt: skip
+        changes = dict(zip(classes, head.told_changes(descriptor)[0].tolist(), strict=True))
         told = {task: mix_score(model, descriptor, candidates, target, task)  # each task once
                 for task in dict.fromkeys((None, column.task, *classes))}  # fmt: skip
         rows.append({

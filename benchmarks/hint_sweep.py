@@ -35,6 +35,7 @@ from aioir.models.filter_bank import (
     NEVER_SUGGESTED,
     SUGGEST_MIN_CHANGE,
     SUGGEST_MIN_PROBABILITY,
+    hint_for,
 )
 
 
@@ -48,13 +49,10 @@ class HintRule:
 
     def hint(self, crop: dict[str, Any]) -> str | None:
         """The class this rule names for one ``bar_oracle`` crop row, or ``None``."""
-        ranked = sorted(crop["probabilities"].items(), key=lambda kv: -kv[1])
-        for name, p in ranked:
-            if p < self.min_probability:
-                break
-            if name not in self.never and crop["changes"][name] >= self.min_change:
-                return name
-        return None
+        return hint_for(
+            crop["probabilities"], crop["changes"], min_probability=self.min_probability,
+            min_change=self.min_change, never=self.never,
+        )  # fmt: skip
 
     def label(self) -> str:
         never = ",".join(sorted(self.never))

@@ -119,7 +119,7 @@ class NetworkModel:
 
         options = dict(model_options or {})
         self.per_case = sorted(k for k, v in options.items() if v == CASE_TASK)
-        if follow_hint and options.get("task"):
+        if follow_hint and "task" in self.per_case:  # (a fixed task: the Restorer refuses)
             raise ConfigError("the task is given: there is no hint to follow")
         static = {k: v for k, v in options.items() if k not in self.per_case}
         self.restorer = Restorer(

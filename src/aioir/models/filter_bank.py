@@ -35,7 +35,7 @@ the head as constructor arguments
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 import torch
@@ -69,6 +69,7 @@ __all__ = [
     "LEGACY_OVERRIDES",
     "FilterBankRestorer",
     "expert_identity",
+    "hint_for",
     "legacy_wrapper_spec",
     "nest_legacy_state",
     "reject_legacy_overrides",
@@ -307,20 +308,14 @@ class FilterBankRestorer(RestorerWrapper):
         if not isinstance(head, ROUTED_HEADS) or descriptor is None or head.given_classes:
             return None
         descriptor = descriptor[:1]
+        classes = head.classifier.classes
         with torch.no_grad():
-            blind = head.choose(descriptor)[0]
-            p = head.log_routes(descriptor)[0].exp()
-            for k in p.argsort(descending=True).tolist():
-                name = head.classifier.classes[k]
-                if float(p[k]) < SUGGEST_MIN_PROBABILITY:
-                    break
-                if name in NEVER_SUGGESTED:
-                    continue
-                change = 0.5 * float((head.told_choice(descriptor, [k])[0] - blind).abs().sum())
-                if change >= SUGGEST_MIN_CHANGE:
-                    sure = float(p[k]) >= FOLLOW_MIN_PROBABILITY
-                    return TaskSuggestion(name, float(p[k]), change, sure)
-        return None
+            p = dict(zip(classes, head.log_routes(descriptor)[0].exp().tolist(), strict=True))
+            change = dict(zip(classes, head.told_changes(descriptor)[0].tolist(), strict=True))
+        task = hint_for(p, change)
+        if task is None:
+            return None
+        return TaskSuggestion(task, p[task], change[task], p[task] >= FOLLOW_MIN_PROBABILITY)
 
     def head_inputs(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         """What the head chooses from for ``x`` (sides multiples of :attr:`size_multiple`):
@@ -357,6 +352,26 @@ FOLLOW_MIN_PROBABILITY = 0.9
 #: hints was on a pale photo, every one lost when followed (26.2 → 14.1 dB at worst), while the
 #: blind rain column stays far over its goal
 NEVER_SUGGESTED = frozenset({"clean", "rain"})
+
+
+def hint_for(
+    probabilities: Mapping[str, float],
+    changes: Mapping[str, float],
+    *,
+    min_probability: float = SUGGEST_MIN_PROBABILITY,
+    min_change: float = SUGGEST_MIN_CHANGE,
+    never: Collection[str] = NEVER_SUGGESTED,
+) -> str | None:
+    """The hint rule (:meth:`FilterBankRestorer.suggested_task`; ``benchmarks/hint_sweep.py``
+    tries others): of the classes not in ``never`` given at least ``min_probability``, the
+    likeliest whose told choice moves at least ``min_change`` (``changes``); else ``None``."""
+    for name, p in sorted(probabilities.items(), key=lambda kv: -kv[1]):
+        if p < min_probability:
+            break
+        if name not in never and changes[name] >= min_change:
+            return name
+    return None
+
 
 #: the attribute holding an expert's label (what ``--explain`` calls it: "noise expert")
 EXPERT_LABEL = "aioir_label"

@@ -625,6 +625,15 @@ class _RoutedGate(ClassifierFilterBankHead):
         finally:
             self.given_routes = given
 
+    def told_changes(self, descriptor: Tensor) -> Tensor:
+        """B×C: for each class, the share of the candidates' weight (0–1) that telling it
+        (:meth:`told_choice`) moves from the head's present choice for raw ``descriptor``."""
+        now = self.choose(descriptor)
+        return torch.stack([
+            0.5 * (self.told_choice(descriptor, [k]) - now).abs().sum(dim=1)
+            for k in range(self.classifier.num_classes)
+        ], dim=1)  # fmt: skip
+
     def told_descriptor(self, descriptor: Tensor, routes: Tensor) -> Tensor:
         """``descriptor`` (B×D, raw) with its classifier terms (the last ``C``) replaced by
         ``routes`` (``C`` or B×C log-routes, :func:`told_routes`)."""
