@@ -70,7 +70,7 @@ __all__ = [
     "FitRuntimeConfig", "FitValidationConfig", "GateExamples", "candidate_ids", "candidate_keys",
     "filter_bank_groups", "fit", "fit_filters", "fit_gate", "gate_examples",
     "input_only_examples", "load_fit_config", "merge_examples", "read_gate_examples",
-    "read_part", "reseed_gate", "saved_gate_examples", "start_gates_from", "unfitted_head",
+    "read_part", "reseed_gate", "saved_gate_examples", "start_gates_from", "stored_classifier", "unfitted_head",
     "wrap_in_filter_bank", "write_part",
 ]  # fmt: skip
 
@@ -1482,6 +1482,28 @@ def write_part(
     metadata[f"{part}_record"] = json.dumps(dict(record), sort_keys=True, default=str)
     path.parent.mkdir(parents=True, exist_ok=True)
     write_bytes_atomically(path, save(kept, metadata=metadata), overwrite=True)
+
+
+def stored_classifier(
+    path: str | os.PathLike[str], part: str = "classifier"
+) -> tuple[DegradationClassifier, dict[str, Any]]:
+    """The degradation classifier stored as ``part`` of the parts file ``path`` by whichever fit
+    wrote it (built from the options in its record, whatever the fit's stamp), in eval mode,
+    and that record. ``ConfigError`` when the file holds no such classifier."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: no such parts file")
+    with _stored_file(path, "parts_file") as f:
+        record = dict(json.loads((f.metadata() or {}).get(f"{part}_record", "{}")))
+        if "options" not in record or "classes" not in record:
+            raise ConfigError(f"{path}: holds no {part} with its options (a fit's 'classifier')")
+        prefix, names = f"{part}.", f.keys()
+        tensors = {k[len(prefix) :]: f.get_tensor(k) for k in names if k.startswith(prefix)}
+    options = ClassifierOptions(**record["options"])
+    with torch.random.fork_rng(devices=[]):  # its initial weights draw; they are replaced
+        classifier = untrained_classifier(record["classes"], options)
+    classifier.load_state_dict(tensors)
+    return classifier.eval().requires_grad_(False), record
 
 
 def _examples_key(config: FilterBankFitConfig) -> str:
