@@ -1668,3 +1668,24 @@ def test_a_gate_started_from_a_saved_head_keeps_its_choices_and_reaches_a_new_ca
     with pytest.raises(ConfigError, match="not a filter-bank model"):
         fit(_config(corpus, base, filter_bank={**sections, "gate_start": str(base)},
                     validation=off), tmp_path / "third")  # fmt: skip
+
+
+def test_the_committed_30k_classifiers_are_what_the_v12_candidate_reads():
+    """``checkpoints/classifier-30k`` holds the three classifiers of the v57 config's fit, stamped
+    so that the fit reads them instead of training them again (run 72)."""
+    from safetensors import safe_open
+
+    from aioir.engine.filter_bank import _parts_key, load_fit_config, stored_classifier
+
+    root = Path(__file__).parents[2]
+    parts = root / "checkpoints" / "classifier-30k" / "parts.safetensors"
+    config = load_fit_config(
+        root / "configs" / "udair" / "filter-bank-v57-classifier-30k-from-v11.yaml",
+        ["data.root=data/photos1024-v4"],
+    )
+    with safe_open(str(parts), framework="pt") as f:
+        stamps = f.metadata()
+    for part in ("classifier", "held_out_classifier_0", "held_out_classifier_1"):
+        assert stamps[f"{part}_key"] == _parts_key(config, part)
+    classifier, record = stored_classifier(parts)
+    assert record["options"]["steps"] == 30000 and len(classifier.classes) == 8
