@@ -1435,17 +1435,19 @@ def _stored_file(path: Path, option: str) -> Iterator[Any]:
 
 
 def read_part(
-    path: str | os.PathLike[str], part: str, key: str
+    path: str | os.PathLike[str], part: str, key: str | None
 ) -> tuple[dict[str, Tensor], dict[str, Any]] | None:
     """The tensors of ``part`` stored in ``path`` (a ``filter_bank.parts_file``) under the
     stamp ``key`` (their names without the part's prefix) and the record stored with them;
-    ``None`` when the file is missing or holds that part for another fit."""
+    ``None`` when the file is missing or holds that part for another fit (``key=None``: for
+    any fit, ``None`` only when it holds no such part)."""
     path = Path(path)
     if not path.is_file():
         return None
     with _stored_file(path, "parts_file") as f:
         meta = f.metadata() or {}
-        if meta.get(f"{part}_key") != key:
+        stamp = meta.get(f"{part}_key")
+        if stamp is None or (key is not None and stamp != key):
             log.info("%s: no %s of this fit; fitting them", path, part)
             return None
         prefix, names = f"{part}.", f.keys()
@@ -1490,20 +1492,25 @@ def stored_classifier(
     """The degradation classifier stored as ``part`` of the parts file ``path`` by whichever fit
     wrote it (built from the options in its record, whatever the fit's stamp), in eval mode,
     and that record. ``ConfigError`` when the file holds no such classifier."""
-    path = Path(path)
-    if not path.is_file():
+    if not Path(path).is_file():
         raise ConfigError(f"{path}: no such parts file")
-    with _stored_file(path, "parts_file") as f:
-        record = dict(json.loads((f.metadata() or {}).get(f"{part}_record", "{}")))
-        if "options" not in record or "classes" not in record:
-            raise ConfigError(f"{path}: holds no {part} with its options (a fit's 'classifier')")
-        prefix, names = f"{part}.", f.keys()
-        tensors = {k[len(prefix) :]: f.get_tensor(k) for k in names if k.startswith(prefix)}
+    stored = read_part(path, part, None)
+    if stored is None or not {"options", "classes"} <= set(stored[1]):
+        raise ConfigError(f"{path}: holds no {part} with its options (a fit's 'classifier')")
+    tensors, record = stored
     options = ClassifierOptions(**record["options"])
+    return _loaded_classifier(record["classes"], options, tensors), record
+
+
+def _loaded_classifier(
+    classes: Sequence[str], options: ClassifierOptions, state: Mapping[str, Tensor]
+) -> DegradationClassifier:
+    """The classifier ``options`` describe for ``classes`` with the weights ``state``, in eval
+    mode and frozen (its initial weights drawn aside: the global generator is left as it was)."""
     with torch.random.fork_rng(devices=[]):  # its initial weights draw; they are replaced
-        classifier = untrained_classifier(record["classes"], options)
-    classifier.load_state_dict(tensors)
-    return classifier.eval().requires_grad_(False), record
+        classifier = untrained_classifier(list(classes), options)
+    classifier.load_state_dict(state)
+    return classifier.eval().requires_grad_(False)
 
 
 def _examples_key(config: FilterBankFitConfig) -> str:
@@ -1913,10 +1920,6 @@ class _ClassifierParts:
             key = _parts_key(self.config, part)
             write_part(self.parts_file, part, key, model.state_dict(), record)
 
-    def _untrained(self) -> DegradationClassifier:
-        with torch.random.fork_rng(devices=[]):  # its initial weights draw; they are replaced
-            return untrained_classifier(self.dm.task_names, self.options)
-
     def _draw_crops(self) -> tuple[Tensor, Tensor, list[str], list[str]]:
         """The training crops (inputs, labels, classes, photos), from the global generator."""
         from aioir.engine.datamodule import RestorationDataModule
@@ -1952,11 +1955,9 @@ class _ClassifierParts:
 
         stored = self._stored("classifier")
         if stored is not None:
-            classifier = self._untrained()
-            classifier.load_state_dict(stored[0])
+            classifier = _loaded_classifier(self.dm.task_names, self.options, stored[0])
             log.info("degradation classifier: read from %s", self.parts_file)  # same data
-            record = {**stored[1], "read_from": self.parts_file}
-            return classifier.eval().requires_grad_(False), record
+            return classifier, {**stored[1], "read_from": self.parts_file}
         start = time.perf_counter()
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.config.seed + self.options.salt)
@@ -1998,10 +1999,8 @@ class _ClassifierParts:
             part = f"held_out_classifier_{k}"
             stored = self._stored(part)
             if stored is not None:
-                model = self._untrained()
-                model.load_state_dict(stored[0])
                 log.info("held-out classifier %d: read from %s", k, self.parts_file)
-                models.append(model.eval().requires_grad_(False))
+                models.append(_loaded_classifier(self.dm.task_names, self.options, stored[0]))
                 records.append(stored[1])
                 continue
             inputs, labels, classes, photos = self._training_crops()
