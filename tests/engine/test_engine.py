@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from aioir.engine.config import config_from_dict, load_config
+from aioir.engine.config import config_from_dict, load_config, load_yaml
 from aioir.engine.run import train
 from aioir.errors import ConfigError, DatasetLayoutError
 from aioir.methods.udair.bank_accumulation import (
@@ -62,6 +62,19 @@ def test_config_errors_name_file_and_key(tmp_path):
             load_config(ok, [f"data.{key}=1.5"])
     cfg = load_config(ok, ["trainer.max_steps=7", "data.patch_size=48", "losses={l1: 1.0}"])
     assert cfg.trainer.max_steps == 7 and cfg.data.patch_size == 48
+
+
+def test_numbers_read_as_yaml_1_2(tmp_path):
+    """``1e-3`` (no dot) is a float in a file and in ``--set``, as YAML 1.2 reads it; PyYAML's
+    YAML 1.1 reads it as a string, which a float option then refused."""
+    ok = tmp_path / "ok.yaml"
+    ok.write_text("trainer: {max_steps: 1}\noptimizer: {lr: 2e-4}\n")
+    assert load_config(ok).optimizer.lr == pytest.approx(2e-4)
+    cfg = load_config(ok, ["optimizer.lr=1e-3", "optimizer.weight_decay=-1.5E+0"])
+    assert cfg.optimizer.lr == pytest.approx(1e-3) and cfg.optimizer.weight_decay == -1.5
+    assert load_yaml("[1e3, 1e, 1.2.3, .5, 7]") == [1000.0, "1e", "1.2.3", 0.5, 7]
+    with pytest.raises(ConfigError, match="wrong type"):
+        load_config(ok, ["trainer.max_steps=1e3"])
 
 
 def test_a_config_starts_from_its_base(tmp_path):

@@ -13,6 +13,7 @@ the returned :class:`TrainConfig`.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import types
 import typing
@@ -365,6 +366,37 @@ def _build(cls: type, raw: Any, where: str, prefix: str, more_keys: Sequence[str
     return cls(**kwargs)
 
 
+#: YAML 1.2's floats: PyYAML (YAML 1.1) reads ``1e-3`` -- no dot -- as a string
+_YAML12_FLOAT = r"""^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"""
+
+
+@functools.cache
+def _yaml_loader() -> type:
+    """A safe YAML loader that reads numbers as YAML 1.2 does (``1e-3`` is a float)."""
+    import re
+
+    import yaml
+
+    class Loader(yaml.SafeLoader):
+        pass
+
+    Loader.yaml_implicit_resolvers = {
+        first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:float"]
+        for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+    }
+    Loader.add_implicit_resolver(
+        "tag:yaml.org,2002:float", re.compile(_YAML12_FLOAT), list("-+0123456789.")
+    )
+    return Loader
+
+
+def load_yaml(text: str) -> Any:
+    """Parse YAML text safely, numbers as YAML 1.2 reads them (``lr: 1e-3`` is a float)."""
+    import yaml
+
+    return yaml.load(text, Loader=_yaml_loader())  # a SafeLoader subclass: safe
+
+
 def apply_overrides(raw: dict[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
     """Apply ``key.path=value`` strings (values parsed as YAML) to a nested mapping, in place."""
     import yaml
@@ -374,7 +406,7 @@ def apply_overrides(raw: dict[str, Any], overrides: Sequence[str]) -> dict[str, 
         if not sep or not key.strip():
             raise ConfigError(f"--set {item!r}: expected key.path=value")
         try:
-            value = yaml.safe_load(text) if text.strip() else None
+            value = load_yaml(text) if text.strip() else None
         except yaml.YAMLError as exc:
             raise ConfigError(f"--set {item!r}: value is not valid YAML ({exc})") from None
         node = raw
@@ -437,7 +469,7 @@ def _read_yaml(path: Path, seen: tuple[Path, ...]) -> dict[str, Any]:
         where = f" (the base of {seen[-1]})" if seen else ""
         raise ConfigError(f"{path}: config file not found{where}")
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        raw = load_yaml(path.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML ({exc})") from None
     if not isinstance(raw, dict):
