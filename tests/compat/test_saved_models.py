@@ -4,9 +4,9 @@
 clean) and what each saved model returned for them, recorded with the code of commit 6432404 on
 one CPU thread (the v4 candidate's, v4's and its noise expert's, added 2026-12-02/03, and v5's,
 2026-12-05, with the code of their own commits; ``v3`` and ``v4`` hold what the shipped default
-returned until the next version replaced it; ``default`` is v11's, recorded 2026-12-07 with
-the code of its own commit — within one level of v10's, whose classifier and gate were new, so
-its outputs are not v9's, which were v5's to within one level). The 8-bit outputs may differ by at most one level (float
+returned until the next version replaced it; ``default`` is v12's, recorded 2026-12-08 with
+the code of its own commit — its classifier and gates are new, up to 22 levels from v11's, which
+were v10's to within one level). The 8-bit outputs may differ by at most one level (float
 summation order); the tests pin one thread too, since test-time adaptation's gradient steps
 amplify the difference that another thread count's summation order makes.
 """

@@ -14,8 +14,9 @@ training crops, then the per-image gate on restored ones; validate the result on
 validation crops and write a saved-model folder (weights, config.json listing the wrapper, the
 base model's source bank and metadata, the fit's record and val scores). Saved models listed
 in filter_bank.experts (e.g. a small trained denoiser) join the candidates, frozen. See
-configs/udair/filter-bank-v50-brightening-gamma-from-v10-slow.yaml, which rebuilds the shipped
-default model (v11, its gates started from v10's; a config may name a base config it extends),
+configs/udair/filter-bank-v57-classifier-30k-from-v11.yaml, which rebuilds the shipped
+default model (v12, its gates started from v11's; a config may name a base config it extends),
+configs/udair/filter-bank-v50-brightening-gamma-from-v10-slow.yaml (v11),
 configs/udair/filter-bank-v46-shadow-highlight-15k-cross-fit.yaml (v10),
 configs/udair/filter-bank-v28-wide-shake-expert.yaml (v9), configs/udair/filter-bank-v4.yaml
 (v4) and configs/udair/filter-bank.yaml (v3, from v2).
@@ -23,8 +24,8 @@ configs/udair/filter-bank-v28-wide-shake-expert.yaml (v9), configs/udair/filter-
 example:
   aioir fit-filter-bank --config configs/udair/filter-bank-v46-shadow-highlight-15k-cross-fit.yaml \\
       --output runs/v10 --set data.root=data/photos1024-v4
-  aioir fit-filter-bank --config configs/udair/filter-bank-v50-brightening-gamma-from-v10-slow.yaml \\
-      --output models/v11 --set data.root=data/photos1024-v4
+  aioir fit-filter-bank --config configs/udair/filter-bank-v57-classifier-30k-from-v11.yaml \\
+      --output models/v12 --set data.root=data/photos1024-v4
 
 exit status: 0 written, 1 failed (bad config, model or data; output exists), 2 usage error"""
 
