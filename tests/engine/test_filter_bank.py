@@ -1670,9 +1670,9 @@ def test_a_gate_started_from_a_saved_head_keeps_its_choices_and_reaches_a_new_ca
                     validation=off), tmp_path / "third")  # fmt: skip
 
 
-def test_the_committed_30k_classifiers_are_what_the_v12_candidate_reads():
-    """``checkpoints/classifier-30k`` holds the three classifiers of the v57 config's fit, stamped
-    so that the fit reads them instead of training them again (run 72)."""
+def test_the_committed_30k_classifiers_are_what_v12s_fit_reads():
+    """``checkpoints/classifier-30k`` holds the three classifiers of the v57 config's fit (v12's),
+    stamped so that the fit reads them instead of training them again (runs 72-73)."""
     from safetensors import safe_open
 
     from aioir.engine.filter_bank import _parts_key, load_fit_config, stored_classifier
